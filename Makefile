@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# dstrace: BPF object -> skeleton -> user space, libbpf-bootstrap style.
+#   make            build ./dstrace
+#   make SAN=1      build ./dstrace-san (AddressSanitizer + UBSan)
+#   make run        install missing dependencies, build, run dstrace (ARGS="...")
+#   make test       install missing dependencies, build, run every test
+#   make deps       install missing build and test dependencies (Debian 12)
+#   V=1             show the commands
+
+OUTPUT_BASE := .output
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+CLANG ?= clang
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+CC ?= cc
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+ifeq ($(SAN),1)
+OUTPUT := $(OUTPUT_BASE)/san
+APP := dstrace-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+OUTPUT := $(OUTPUT_BASE)/rel
+APP := dstrace
+SAN_FLAGS :=
+endif
+BPF_OUT := $(OUTPUT_BASE)/bpf
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 $(SAN_FLAGS)
+CPPFLAGS += -Iinclude -I$(BPF_OUT) -Iuser -DDSTRACE_VERSION='"$(VERSION)"'
+LDFLAGS += $(SAN_FLAGS)
+LDLIBS += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
+	-Iinclude -I$(BPF_OUT) -Ibpf
+
+BPF_SRCS := bpf/dstrace.bpf.c
+BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
+USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c
+USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
+USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all clean deps run test test-unit test-e2e san
+
+all: $(APP)
+
+# vmlinux.h: from the running kernel's BTF when it has one, else the checked-in fallback.
+$(BPF_OUT)/vmlinux.h: | $(BPF_OUT)
+	$(call msg,GEN,$@)
+	$(Q)if [ -r /sys/kernel/btf/vmlinux ]; then \
+		$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@; \
+	else \
+		cp vmlinux/vmlinux_$(shell uname -m).h $@; \
+	fi
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_OUT)/vmlinux.h | $(BPF_OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp && rm -f $@.tmp
+
+$(BPF_OUT)/%.skel.h: $(BPF_OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
+
+$(OUTPUT)/backend.o: $(BPF_OUT)/dstrace.skel.h
+$(OUTPUT)/%.o: user/%.c $(wildcard user/*.h) include/dstrace.h | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(APP): $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT) $(BPF_OUT):
+	$(Q)mkdir -p $@
+
+san:
+	$(Q)$(MAKE) --no-print-directory SAN=1
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	./dstrace $(ARGS)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory SAN=1
+	$(Q)tests/run.sh
+
+test-unit:
+	$(Q)$(MAKE) --no-print-directory SAN=1
+	$(Q)tests/run.sh unit
+
+clean:
+	$(call msg,CLEAN,)
+	$(Q)rm -rf $(OUTPUT_BASE) dstrace dstrace-san tests/unit/.output tests/progs/.output

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * One handler per mapping path. A backend's attach wrappers find the socket, the peer and
+ * the result the way their hook allows, then call one of these; everything that turns kernel
+ * state into a dstrace event or a counter lives here, so every backend reports the same.
+ */
+#ifndef DSTRACE_PATHS_BPF_H
+#define DSTRACE_PATHS_BPF_H
+
+#include "maps.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define TCP_ESTABLISHED 1
+#define MSG_PEEK 2
+#define EISCONN 106
+#define EALREADY 114
+#define EINPROGRESS 115
+
+static __always_inline void counter_add(__u32 idx, __u64 val)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		*c += val; /* per-CPU slot */
+}
+
+static __always_inline bool in6_is_v4mapped(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
+}
+
+/* Does the user's filter let this through? (-p, -c, -P, --tcp/--udp, -e) */
+static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __u16 lport,
+					   __u16 rport)
+{
+	if (!(filter_events & DSTRACE_EVMASK(kind)) || !(filter_protos & DSTRACE_PROTOMASK(proto)))
+		return false;
+	if (filter_port && lport != filter_port && rport != filter_port)
+		return false;
+	if (filter_pid_enabled && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	if (filter_comm_enabled) {
+		char comm[DSTRACE_COMM_LEN];
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		for (int i = 0; i < DSTRACE_COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	return true;
+}
+
+/* Add to the current process's totals. A full table is counted, not hidden. */
+static __always_inline void proc_account(__u32 tgid, __u8 kind, bool failed, __u64 bytes)
+{
+	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
+
+	if (!st) {
+		struct dstrace_proc_stats init = {};
+
+		init.uid = (__u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(init.comm, sizeof(init.comm));
+		if (bpf_map_update_elem(&proc_stats, &tgid, &init, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
+			counter_add(DSTRACE_CNT_PROC_FULL, 1);
+			return;
+		}
+		st = bpf_map_lookup_elem(&proc_stats, &tgid);
+		if (!st)
+			return;
+	}
+	if (failed)
+		__sync_fetch_and_add(&st->failed, 1);
+	else if (kind < DSTRACE_EV_MAX)
+		__sync_fetch_and_add(&st->counts[kind], 1);
+	if (bytes)
+		__sync_fetch_and_add(&st->bytes, bytes);
+}
+
+/* Write one event; a full ring buffer is counted as lost. */
+static __always_inline void emit_event(struct sock *sk, __u64 cookie, __u8 kind, __u8 proto,
+				       __u32 raddr, __u16 rport, int ret, bool have_local)
+{
+	struct dstrace_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!e) {
+		counter_add(DSTRACE_CNT_LOST, 1);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->sock_cookie = cookie;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->raddr = raddr;
+	e->rport = rport;
+	e->ret = ret;
+	e->kind = kind;
+	e->proto = proto;
+	e->pad = 0;
+	if (have_local) {
+		e->laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		e->flags = DSTRACE_F_HAVE_LOCAL;
+	} else {
+		e->laddr = 0;
+		e->lport = 0;
+		e->flags = 0;
+	}
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	counter_add(DSTRACE_CNT_EVENTS, 1);
+}
+
+static __always_inline bool sk_is_inet6(struct sock *sk, __u16 *protocol)
+{
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET6)
+		return false;
+	*protocol = BPF_CORE_READ(sk, sk_protocol);
+	return *protocol == IPPROTO_TCP || *protocol == IPPROTO_UDP;
+}
+
+/* The socket's connected peer, if it is IPv4-mapped. */
+static __always_inline bool sk_mapped_peer(struct sock *sk, __u32 *raddr, __u16 *rport)
+{
+	__u32 daddr6[4];
+
+	BPF_CORE_READ_INTO(&daddr6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	if (!in6_is_v4mapped(daddr6))
+		return false;
+	*raddr = daddr6[3];
+	*rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return true;
+}
+
+static __always_inline bool sk_is_v6only(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_ipv6only);
+}
+
+/*
+ * Path 1: connect() of an AF_INET6 socket to an IPv4-mapped address (TCP falls to
+ * tcp_v4_connect, UDP to __ip4_datagram_connect), after the call returned.
+ */
+static __always_inline void handle_connect_done(struct sock *sk, __u64 cookie, __u32 daddr,
+						__u16 dport, int ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u16 protocol;
+	__u8 proto;
+
+	if (!sk || !sk_is_inet6(sk, &protocol))
+		return;
+	/* A repeated connect() on a socket already connecting is not a new attempt. */
+	if (ret == -EALREADY || ret == -EISCONN)
+		return;
+	if (ret == -EINPROGRESS)
+		ret = 0;
+	proto = protocol == IPPROTO_TCP ? DSTRACE_PROTO_TCP : DSTRACE_PROTO_UDP;
+	if (!dstrace_wanted(DSTRACE_EV_CONNECT, proto, tgid,
+			    ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num), dport))
+		return;
+	proc_account(tgid, DSTRACE_EV_CONNECT, ret < 0, 0);
+	emit_event(sk, cookie, DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
+}
+
+/* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it. */
+static __always_inline void handle_accept_done(struct sock *sk, __u64 cookie)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u16 protocol, rport;
+	__u32 raddr;
+
+	if (!sk || !sk_is_inet6(sk, &protocol) || protocol != IPPROTO_TCP)
+		return;
+	if (!sk_mapped_peer(sk, &raddr, &rport))
+		return;
+	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid,
+			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
+		return;
+	proc_account(tgid, DSTRACE_EV_ACCEPT, false, 0);
+	emit_event(sk, cookie, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
+}
+
+/*
+ * Paths 3 and 4: one UDP datagram sent to, or received from, an IPv4 peer on an AF_INET6
+ * socket. Every datagram is counted here; only the first of a flow becomes an event.
+ * ret is the payload length, or a negative errno for a send that failed.
+ */
+static __always_inline void handle_udp_datagram(struct sock *sk, __u64 cookie, __u8 kind,
+						__u32 raddr, __u16 rport, int ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	struct udp_flow_key key = {};
+	struct udp_flow_val *flow;
+
+	if (!dstrace_wanted(kind, DSTRACE_PROTO_UDP, tgid, lport, rport))
+		return;
+	if (ret < 0) {
+		proc_account(tgid, kind, true, 0);
+		emit_event(sk, cookie, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
+		return;
+	}
+	proc_account(tgid, kind, false, ret);
+
+	key.cookie = cookie;
+	key.pid = tgid;
+	key.raddr = raddr;
+	key.rport = rport;
+	key.kind = kind;
+	flow = bpf_map_lookup_elem(&udp_flows, &key);
+	if (!flow) {
+		struct udp_flow_val init = { .datagrams = 1, .bytes = ret };
+
+		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
+			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
+			emit_event(sk, cookie, kind, DSTRACE_PROTO_UDP, raddr, rport, 0, true);
+			return;
+		}
+		flow = bpf_map_lookup_elem(&udp_flows, &key); /* another CPU won the race */
+		if (!flow)
+			return;
+	}
+	__sync_fetch_and_add(&flow->datagrams, 1);
+	__sync_fetch_and_add(&flow->bytes, ret);
+}
+
+#endif /* DSTRACE_PATHS_BPF_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Types shared by the BPF programs and user space. Plain fixed-width types only:
+ * this header is included both with vmlinux.h (BPF side) and with libc headers.
+ */
+#ifndef DSTRACE_H
+#define DSTRACE_H
+
+#define DSTRACE_COMM_LEN 16
+#define DSTRACE_MAX_PIDS 64 /* distinct -p/--pid values */
+
+/* What the kernel did for an AF_INET6 socket with an IPv4-mapped peer. */
+enum dstrace_event_kind {
+	DSTRACE_EV_CONNECT = 0, /* connect() to ::ffff:a.b.c.d (TCP or UDP) */
+	DSTRACE_EV_ACCEPT = 1,	/* IPv4 client accepted by an AF_INET6 listener */
+	DSTRACE_EV_SEND = 2,	/* first UDP datagram of a flow sent to a mapped peer */
+	DSTRACE_EV_RECV = 3,	/* first UDP datagram of a flow received from an IPv4 peer */
+	DSTRACE_EV_MAX = 4,
+};
+
+enum dstrace_proto {
+	DSTRACE_PROTO_TCP = 0,
+	DSTRACE_PROTO_UDP = 1,
+};
+
+/* Bits of the in-kernel event and protocol filters. */
+#define DSTRACE_EVMASK(kind) (1u << (kind))
+#define DSTRACE_EVMASK_ALL 0xfu
+#define DSTRACE_PROTOMASK(proto) (1u << (proto))
+#define DSTRACE_PROTOMASK_ALL 0x3u
+
+/* Event flags. */
+#define DSTRACE_F_HAVE_LOCAL 0x1 /* laddr/lport were assigned by the kernel */
+
+/* One record in the ring buffer. Addresses are the IPv4 addresses on the wire, in network
+ * byte order; ports are in host byte order. */
+struct dstrace_event {
+	unsigned long long ts_ns; /* CLOCK_BOOTTIME */
+	unsigned long long cgroup_id;
+	unsigned long long sock_cookie; /* 0 where the backend cannot tell */
+	unsigned int pid;
+	unsigned int tid;
+	unsigned int uid;
+	unsigned int netns;
+	unsigned int laddr;
+	unsigned int raddr;
+	unsigned short lport;
+	unsigned short rport;
+	int ret; /* 0 or a negative errno */
+	unsigned char kind; /* enum dstrace_event_kind */
+	unsigned char proto; /* enum dstrace_proto */
+	unsigned char flags;
+	unsigned char pad;
+	char comm[DSTRACE_COMM_LEN];
+};
+
+/* Per-process counters, aggregated in the kernel (map proc_stats, key: tgid). */
+struct dstrace_proc_stats {
+	unsigned long long counts[DSTRACE_EV_MAX]; /* connections (TCP/UDP connect, accept), datagrams (send, recv) */
+	unsigned long long failed;
+	unsigned long long bytes; /* UDP payload bytes sent and received */
+	unsigned int uid;
+	unsigned int pad;
+	char comm[DSTRACE_COMM_LEN];
+};
+
+/* Global counters (map counters, index). */
+enum dstrace_counter {
+	DSTRACE_CNT_EVENTS = 0,	  /* events written to the ring buffer */
+	DSTRACE_CNT_LOST = 1,	  /* events the ring buffer had no room for */
+	DSTRACE_CNT_PROC_FULL = 2, /* per-process updates dropped: proc_stats full */
+	DSTRACE_CNT_FLOW_NEW = 3, /* UDP flows inserted (evictions = inserted - present) */
+	DSTRACE_CNT_MAX = 4,
+};
+
+#endif /* DSTRACE_H */

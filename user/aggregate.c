@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdlib.h>
+#include <string.h>
+#include "aggregate.h"
+
+void proc_table__init(struct proc_table *t)
+{
+	memset(t, 0, sizeof(*t));
+}
+
+void proc_table__free(struct proc_table *t)
+{
+	for (uint32_t i = 0; i < t->nprocs; i++)
+		free(t->procs[i].peers);
+	free(t->procs);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Index of pid, or where it would be inserted. */
+static uint32_t proc_table__find(const struct proc_table *t, uint32_t pid)
+{
+	uint32_t lo = 0, hi = t->nprocs;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (t->procs[mid].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
+{
+	uint32_t i = proc_table__find(t, pid);
+
+	if (i < t->nprocs && t->procs[i].pid == pid)
+		return &t->procs[i];
+	if (t->nprocs == PROC_TABLE_MAX) {
+		t->dropped++;
+		return NULL;
+	}
+	if (t->nprocs == t->cap) {
+		uint32_t cap = t->cap ? t->cap * 2 : 64;
+		struct proc_entry *procs = realloc(t->procs, cap * sizeof(*procs));
+
+		if (!procs)
+			return NULL;
+		t->procs = procs;
+		t->cap = cap;
+	}
+	memmove(&t->procs[i + 1], &t->procs[i], (t->nprocs - i) * sizeof(*t->procs));
+	memset(&t->procs[i], 0, sizeof(t->procs[i]));
+	t->procs[i].pid = pid;
+	t->nprocs++;
+	return &t->procs[i];
+}
+
+static uint32_t hash32(uint32_t x)
+{
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	return x;
+}
+
+static bool peers_insert(uint32_t *slots, uint32_t cap, uint32_t addr)
+{
+	for (uint32_t i = hash32(addr) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+		if (slots[i] == addr)
+			return false;
+		if (!slots[i]) {
+			slots[i] = addr;
+			return true;
+		}
+	}
+}
+
+/* Add a remote address to the set; the set stays at most half full. */
+static int proc_entry__add_peer(struct proc_entry *p, uint32_t addr)
+{
+	if (!addr) {
+		p->peer_zero = true;
+		return 0;
+	}
+	if (p->npeers + 1 > p->peers_cap / 2) {
+		uint32_t cap = p->peers_cap ? p->peers_cap * 2 : 16;
+		uint32_t *slots;
+
+		if (p->npeers >= PROC_PEERS_MAX) {
+			/* Still counted exactly if already present. */
+			for (uint32_t i = hash32(addr) & (p->peers_cap - 1); p->peers[i];
+			     i = (i + 1) & (p->peers_cap - 1)) {
+				if (p->peers[i] == addr)
+					return 0;
+			}
+			p->peers_full = true;
+			return 0;
+		}
+		slots = calloc(cap, sizeof(*slots));
+		if (!slots)
+			return -1;
+		for (uint32_t i = 0; i < p->peers_cap; i++) {
+			if (p->peers[i])
+				peers_insert(slots, cap, p->peers[i]);
+		}
+		free(p->peers);
+		p->peers = slots;
+		p->peers_cap = cap;
+	}
+	if (peers_insert(p->peers, p->peers_cap, addr))
+		p->npeers++;
+	return 0;
+}
+
+uint32_t proc_entry__peers(const struct proc_entry *p)
+{
+	return p->npeers + (p->peer_zero ? 1 : 0);
+}
+
+static void copy_comm(char *dst, const char *src)
+{
+	memcpy(dst, src, DSTRACE_COMM_LEN);
+	dst[DSTRACE_COMM_LEN - 1] = '\0';
+}
+
+int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
+{
+	struct proc_entry *p = proc_table__get(t, e->pid);
+
+	if (!p)
+		return -1;
+	if (!p->comm[0])
+		copy_comm(p->comm, e->comm);
+	if (!p->uid)
+		p->uid = e->uid;
+	return proc_entry__add_peer(p, e->raddr);
+}
+
+int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	struct proc_entry *p = proc_table__get(t, pid);
+
+	if (!p)
+		return -1;
+	copy_comm(p->comm, st->comm);
+	p->uid = st->uid;
+	memcpy(p->counts, st->counts, sizeof(p->counts));
+	p->failed = st->failed;
+	p->bytes = st->bytes;
+	return 0;
+}

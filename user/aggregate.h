@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The per-process table: counters summed in the kernel (proc_stats) merged with the set of
+ * distinct remote IPv4 addresses seen in events. Bounded: at most PROC_TABLE_MAX processes
+ * and PROC_PEERS_MAX peers each; what does not fit is counted in the table.
+ */
+#ifndef DSTRACE_AGGREGATE_H
+#define DSTRACE_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "dstrace.h"
+
+#define PROC_TABLE_MAX 16384
+#define PROC_PEERS_MAX 4096
+
+struct proc_entry {
+	uint32_t pid;
+	uint32_t uid;
+	char comm[DSTRACE_COMM_LEN];
+	uint64_t counts[DSTRACE_EV_MAX];
+	uint64_t failed;
+	uint64_t bytes;
+	/* distinct remote IPv4 addresses: open addressing, 0 is the empty slot and
+	 * 0.0.0.0 is tracked apart */
+	uint32_t *peers;
+	uint32_t peers_cap;
+	uint32_t npeers;
+	bool peer_zero;
+	bool peers_full; /* PROC_PEERS_MAX reached: npeers is a lower bound */
+};
+
+struct proc_table {
+	struct proc_entry *procs; /* sorted by pid */
+	uint32_t nprocs;
+	uint32_t cap;
+	uint64_t dropped; /* processes that did not fit */
+};
+
+struct run_stats {
+	const char *backend;
+	uint64_t events; /* events received */
+	uint64_t lost;	 /* events the kernel could not queue */
+	uint64_t proc_full; /* per-process updates the kernel table had no room for */
+	double duration_s;
+};
+
+void proc_table__init(struct proc_table *t);
+void proc_table__free(struct proc_table *t);
+/* Find or add; NULL when the table is full (counted in t->dropped) or out of memory. */
+struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid);
+/* An event arrived: remember its peer. */
+int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e);
+/* The kernel's totals for one process replace ours. */
+int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st);
+uint32_t proc_entry__peers(const struct proc_entry *p);
+
+#endif /* DSTRACE_AGGREGATE_H */

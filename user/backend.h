@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Opening, configuring, loading and attaching the BPF side for one backend. */
+#ifndef DSTRACE_BACKEND_H
+#define DSTRACE_BACKEND_H
+
+#include <stdint.h>
+#include "aggregate.h"
+#include "options.h"
+
+struct dstrace_backend;
+
+/* Load and attach the backend env asks for ("auto" tries each in order of preference).
+ * On failure returns a negative errno and has printed one line saying what failed. */
+int dstrace_backend__new(const struct env *env, struct dstrace_backend **out);
+void dstrace_backend__free(struct dstrace_backend *b);
+const char *dstrace_backend__name(const struct dstrace_backend *b);
+int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b);
+/* Sum of the per-CPU global counters. */
+int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX]);
+/* Copy the kernel's per-process totals into t. */
+int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t);
+
+#endif /* DSTRACE_BACKEND_H */

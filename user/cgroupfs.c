@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cgroupfs.h"
+
+#define CGROUP2_FALLBACK "/run/dstrace/cgroup2"
+
+/* mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+int dstrace_parse_cgroup2_mount(const char *text, char *path, size_t size)
+{
+	const char *line = text;
+	int found = -ENOENT;
+
+	while (line && *line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char buf[4096], root[1024], mnt[1024];
+		char *sep;
+
+		if (len < sizeof(buf)) {
+			memcpy(buf, line, len);
+			buf[len] = '\0';
+			sep = strstr(buf, " - ");
+			if (sep && !strncmp(sep + 3, "cgroup2 ", 8) &&
+			    sscanf(buf, "%*s %*s %*s %1023s %1023s", root, mnt) == 2 &&
+			    !strcmp(root, "/") && strlen(mnt) < size) {
+				/* prefer the unified-only layout's /sys/fs/cgroup */
+				if (found || !strcmp(mnt, "/sys/fs/cgroup")) {
+					strcpy(path, mnt);
+					found = 0;
+				}
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return found;
+}
+
+int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size)
+{
+	FILE *f = fopen(mountinfo, "r");
+	char *text = NULL;
+	size_t cap = 0, len = 0;
+	int err;
+
+	if (!f)
+		return -errno;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			char *t = realloc(text, cap = cap ? cap * 2 : 65536);
+
+			if (!t) {
+				free(text);
+				fclose(f);
+				return -ENOMEM;
+			}
+			text = t;
+		}
+		size_t n = fread(text + len, 1, cap - len - 1, f);
+
+		if (!n)
+			break;
+		len += n;
+	}
+	fclose(f);
+	text[len] = '\0';
+	err = dstrace_parse_cgroup2_mount(text, path, size);
+	free(text);
+	if (!err)
+		return 0;
+
+	/* No cgroup v2 anywhere (a v1-only host): mount our own view of the hierarchy. */
+	if (mkdir("/run/dstrace", 0700) && errno != EEXIST)
+		return -errno;
+	if (mkdir(CGROUP2_FALLBACK, 0700) && errno != EEXIST)
+		return -errno;
+	if (mount("cgroup2", CGROUP2_FALLBACK, "cgroup2", 0, NULL) && errno != EBUSY)
+		return -errno;
+	if (strlen(CGROUP2_FALLBACK) >= size)
+		return -ENAMETOOLONG;
+	strcpy(path, CGROUP2_FALLBACK);
+	return 0;
+}
+
+int dstrace_ensure_tracefs(void)
+{
+	if (!access("/sys/kernel/tracing/events", F_OK) ||
+	    !access("/sys/kernel/debug/tracing/events", F_OK))
+		return 0;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		return -errno;
+	return 0;
+}

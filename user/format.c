@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "format.h"
+
+static const char *const event_names[DSTRACE_EV_MAX] = { "connect", "accept", "send", "recv" };
+
+const char *dstrace_event_name(unsigned int kind)
+{
+	return kind < DSTRACE_EV_MAX ? event_names[kind] : "unknown";
+}
+
+const char *dstrace_proto_name(unsigned int proto)
+{
+	return proto == DSTRACE_PROTO_TCP ? "tcp" : proto == DSTRACE_PROTO_UDP ? "udp" : "unknown";
+}
+
+const char *dstrace_errno_name(int negative_errno, char *buf, size_t size)
+{
+	const char *name = strerrorname_np(-negative_errno);
+
+	if (name)
+		return name;
+	snprintf(buf, size, "E%d", -negative_errno);
+	return buf;
+}
+
+void dstrace_format_ts(uint64_t realtime_ns, char *buf, size_t size)
+{
+	time_t sec = realtime_ns / 1000000000ull;
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned int)(realtime_ns % 1000000000ull / 1000));
+}
+
+static void format_ipv4(uint32_t addr, char *buf, size_t size)
+{
+	struct in_addr in = { .s_addr = addr };
+
+	if (!inet_ntop(AF_INET, &in, buf, size))
+		snprintf(buf, size, "?");
+}
+
+void dstrace_format_mapped(uint32_t addr, uint16_t port, char *buf, size_t size)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	format_ipv4(addr, ip, sizeof(ip));
+	snprintf(buf, size, "::ffff:%s:%u", ip, port);
+}
+
+void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (size < 3) {
+		if (size)
+			buf[0] = '\0';
+		return;
+	}
+	buf[o++] = '"';
+	for (size_t i = 0; i < maxlen && s[i]; i++) {
+		unsigned char c = s[i];
+		char esc[8];
+		size_t n;
+
+		if (c == '"' || c == '\\')
+			n = snprintf(esc, sizeof(esc), "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			/* comm is bytes, not UTF-8: escape everything outside printable ASCII */
+			n = snprintf(esc, sizeof(esc), "\\u%04x", c);
+		else
+			n = snprintf(esc, sizeof(esc), "%c", c);
+		if (o + n + 2 > size)
+			break;
+		memcpy(buf + o, esc, n);
+		o += n;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+}
+
+static int clamp(int n, size_t size)
+{
+	if (n < 0)
+		return 0;
+	return (size_t)n >= size ? (int)size - 1 : n;
+}
+
+int dstrace_format_event_header(char *buf, size_t size)
+{
+	return clamp(snprintf(buf, size, "%-8s %-7s %-16s %-7s %-5s %-28s %-28s %s", "TIME", "PID",
+			      "COMM", "EVENT", "PROTO", "LOCAL", "REMOTE", "RESULT"),
+		     size);
+}
+
+int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
+			      size_t size)
+{
+	char ts[16], local[48], remote[48], comm[DSTRACE_COMM_LEN], ebuf[16];
+	time_t sec = realtime_ns / 1000000000ull;
+	struct tm tm;
+
+	localtime_r(&sec, &tm);
+	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+	if (e->flags & DSTRACE_F_HAVE_LOCAL)
+		dstrace_format_mapped(e->laddr, e->lport, local, sizeof(local));
+	else
+		snprintf(local, sizeof(local), "-");
+	dstrace_format_mapped(e->raddr, e->rport, remote, sizeof(remote));
+	memcpy(comm, e->comm, sizeof(comm));
+	comm[sizeof(comm) - 1] = '\0';
+	return clamp(snprintf(buf, size, "%-8s %-7u %-16s %-7s %-5s %-28s %-28s %s", ts, e->pid,
+			      comm, dstrace_event_name(e->kind), dstrace_proto_name(e->proto),
+			      local, remote,
+			      e->ret ? dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)) : "ok"),
+		     size);
+}
+
+int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
+			      size_t size)
+{
+	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], laddr[24], raddr[INET_ADDRSTRLEN],
+		lport[8], err[32], ebuf[16];
+
+	dstrace_format_ts(realtime_ns, ts, sizeof(ts));
+	dstrace_json_string(e->comm, DSTRACE_COMM_LEN, comm, sizeof(comm));
+	if (e->flags & DSTRACE_F_HAVE_LOCAL) {
+		char ip[INET_ADDRSTRLEN];
+
+		format_ipv4(e->laddr, ip, sizeof(ip));
+		snprintf(laddr, sizeof(laddr), "\"%s\"", ip);
+		snprintf(lport, sizeof(lport), "%u", e->lport);
+	} else {
+		snprintf(laddr, sizeof(laddr), "null");
+		snprintf(lport, sizeof(lport), "null");
+	}
+	format_ipv4(e->raddr, raddr, sizeof(raddr));
+	if (e->ret)
+		snprintf(err, sizeof(err), "\"%s\"", dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)));
+	else
+		snprintf(err, sizeof(err), "null");
+	return clamp(snprintf(buf, size,
+			      "{\"type\":\"event\",\"ts\":\"%s\",\"event\":\"%s\",\"proto\":\"%s\","
+			      "\"pid\":%u,\"tid\":%u,\"comm\":%s,\"uid\":%u,\"netns\":%u,"
+			      "\"cgroup\":%llu,\"laddr\":%s,\"lport\":%s,\"raddr\":\"%s\","
+			      "\"rport\":%u,\"ret\":%d,\"error\":%s}",
+			      ts, dstrace_event_name(e->kind), dstrace_proto_name(e->proto), e->pid,
+			      e->tid, comm, e->uid, e->netns, e->cgroup_id, laddr, lport, raddr,
+			      e->rport, e->ret, err),
+		     size);
+}
+
+int dstrace_format_proc_header(char *buf, size_t size)
+{
+	return clamp(snprintf(buf, size, "%-7s %-16s %8s %8s %10s %10s %7s %6s %12s", "PID",
+			      "COMM", "CONNECT", "ACCEPT", "SEND", "RECV", "FAILED", "PEERS",
+			      "BYTES"),
+		     size);
+}
+
+int dstrace_format_proc_text(const struct proc_entry *p, char *buf, size_t size)
+{
+	char comm[DSTRACE_COMM_LEN];
+
+	memcpy(comm, p->comm, sizeof(comm));
+	comm[sizeof(comm) - 1] = '\0';
+	return clamp(snprintf(buf, size,
+			      "%-7u %-16s %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10" PRIu64
+			      " %7" PRIu64 " %6u %12" PRIu64,
+			      p->pid, comm, p->counts[DSTRACE_EV_CONNECT],
+			      p->counts[DSTRACE_EV_ACCEPT], p->counts[DSTRACE_EV_SEND],
+			      p->counts[DSTRACE_EV_RECV], p->failed, proc_entry__peers(p),
+			      p->bytes),
+		     size);
+}
+
+int dstrace_format_proc_json(const struct proc_entry *p, char *buf, size_t size)
+{
+	char comm[DSTRACE_COMM_LEN * 6 + 3];
+
+	dstrace_json_string(p->comm, DSTRACE_COMM_LEN, comm, sizeof(comm));
+	return clamp(snprintf(buf, size,
+			      "{\"type\":\"process\",\"pid\":%u,\"comm\":%s,\"connect\":%" PRIu64
+			      ",\"accept\":%" PRIu64 ",\"send\":%" PRIu64 ",\"recv\":%" PRIu64
+			      ",\"failed\":%" PRIu64 ",\"peers\":%u,\"bytes\":%" PRIu64 "}",
+			      p->pid, comm, p->counts[DSTRACE_EV_CONNECT],
+			      p->counts[DSTRACE_EV_ACCEPT], p->counts[DSTRACE_EV_SEND],
+			      p->counts[DSTRACE_EV_RECV], p->failed, proc_entry__peers(p),
+			      p->bytes),
+		     size);
+}
+
+int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
+{
+	return clamp(snprintf(buf, size,
+			      "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s)",
+			      s->events, s->lost, s->duration_s, s->backend),
+		     size);
+}
+
+int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
+{
+	return clamp(snprintf(buf, size,
+			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
+			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f}",
+			      s->backend, s->events, s->lost, s->duration_s),
+		     size);
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Command line: argp filling one struct env; every value is range-checked here. */
+#include <argp.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include "options.h"
+
+const char *argp_program_version = "dstrace " DSTRACE_VERSION;
+const char *argp_program_bug_address = NULL;
+
+static const char doc[] =
+	"Report IPv4 traffic carried by AF_INET6 sockets through IPv4-mapped addresses "
+	"(::ffff:a.b.c.d), per process.\n"
+	"\n"
+	"Each line is one mapped connect, accept, or the first datagram of a UDP flow sent or "
+	"received; every datagram and byte is counted in the kernel for the per-process table "
+	"printed at the end.\n"
+	"\n"
+	"EXAMPLES:\n"
+	"    dstrace                  # trace until Ctrl-C, then print the per-process table\n"
+	"    dstrace -d 60 -j -o m.jsonl  # one minute of JSON Lines into m.jsonl\n"
+	"    dstrace -i 10            # the per-process table every 10 seconds, no event lines\n"
+	"    dstrace -c nginx -e accept   # IPv4 clients accepted by nginx on IPv6 listeners\n"
+	"    dstrace -p 1234 -p 5678  # only these processes\n"
+	"    dstrace --udp -P 53      # mapped DNS traffic (UDP, either port 53)\n";
+
+enum {
+	OPT_TCP = 0x100,
+	OPT_UDP,
+	OPT_BACKEND,
+	OPT_RINGBUF_KB,
+};
+
+static const struct argp_option opts[] = {
+	{ "json", 'j', NULL, 0, "JSON Lines output", 0 },
+	{ "interval", 'i', "SECONDS", 0, "No event lines; print the per-process table every SECONDS", 0 },
+	{ "duration", 'd', "SECONDS", 0, "Stop after SECONDS", 0 },
+	{ "pid", 'p', "PID", 0, "Only this process (repeatable)", 0 },
+	{ "comm", 'c', "NAME", 0, "Only processes whose command name is NAME", 0 },
+	{ "port", 'P', "PORT", 0, "Only traffic with PORT at either end", 0 },
+	{ "tcp", OPT_TCP, NULL, 0, "Only TCP", 0 },
+	{ "udp", OPT_UDP, NULL, 0, "Only UDP", 0 },
+	{ "events", 'e', "LIST", 0, "Only these events: comma-separated connect,accept,send,recv", 0 },
+	{ "output", 'o', "FILE", 0, "Write to FILE instead of standard output", 0 },
+	{ "backend", OPT_BACKEND, "NAME", 0, "auto (default) or tracepoint", 0 },
+	{ "ringbuf-kb", OPT_RINGBUF_KB, "KB", 0,
+	  "Ring buffer size in KiB, a power of two from 4 to 1048576 (default 1024)", 0 },
+	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
+	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
+	{},
+};
+
+static const char *const event_names[DSTRACE_EV_MAX] = { "connect", "accept", "send", "recv" };
+
+int dstrace_parse_events(const char *list, unsigned int *mask)
+{
+	const char *p = list;
+
+	*mask = 0;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		int kind;
+
+		for (kind = 0; kind < DSTRACE_EV_MAX; kind++) {
+			if (strlen(event_names[kind]) == len && !strncmp(p, event_names[kind], len))
+				break;
+		}
+		if (kind == DSTRACE_EV_MAX)
+			return -1;
+		*mask |= DSTRACE_EVMASK(kind);
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return *mask ? 0 : -1;
+}
+
+const char *dstrace_backend_name(enum dstrace_backend_kind kind)
+{
+	switch (kind) {
+	case DSTRACE_BACKEND_AUTO:
+		return "auto";
+	case DSTRACE_BACKEND_TRACEPOINT:
+		return "tracepoint";
+	}
+	return "?";
+}
+
+/* Whole decimal number in [min, max]; 0 on success. */
+static int parse_ulong(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!arg || !*arg || *arg == '-' || *arg == '+')
+		return -1;
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+#define FAIL(state, ...)                                    \
+	do {                                                \
+		argp_failure(state, 2, 0, __VA_ARGS__);     \
+		return EINVAL;                              \
+	} while (0)
+
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct env *env = state->input;
+	unsigned long v;
+
+	switch (key) {
+	case 'j':
+		env->json = true;
+		break;
+	case 'v':
+		env->verbose = true;
+		break;
+	case 'i':
+		if (parse_ulong(arg, 1, 86400, &v))
+			FAIL(state, "invalid --interval '%s': expected seconds from 1 to 86400", arg);
+		env->interval_s = v;
+		break;
+	case 'd':
+		if (parse_ulong(arg, 1, 31 * 86400, &v))
+			FAIL(state, "invalid --duration '%s': expected seconds from 1 to 2678400", arg);
+		env->duration_s = v;
+		break;
+	case 'p':
+		if (parse_ulong(arg, 1, INT_MAX, &v))
+			FAIL(state, "invalid --pid '%s': expected a process id", arg);
+		if (env->npids == DSTRACE_MAX_PIDS)
+			FAIL(state, "too many --pid options: at most %d", DSTRACE_MAX_PIDS);
+		env->pids[env->npids++] = v;
+		break;
+	case 'c':
+		if (!*arg || strlen(arg) >= DSTRACE_COMM_LEN)
+			FAIL(state, "invalid --comm '%s': expected 1 to %d characters", arg,
+			     DSTRACE_COMM_LEN - 1);
+		strncpy(env->comm, arg, sizeof(env->comm) - 1);
+		break;
+	case 'P':
+		if (parse_ulong(arg, 1, 65535, &v))
+			FAIL(state, "invalid --port '%s': expected a port from 1 to 65535", arg);
+		env->port = v;
+		break;
+	case OPT_TCP:
+		env->protos |= DSTRACE_PROTOMASK(DSTRACE_PROTO_TCP);
+		break;
+	case OPT_UDP:
+		env->protos |= DSTRACE_PROTOMASK(DSTRACE_PROTO_UDP);
+		break;
+	case 'e':
+		if (dstrace_parse_events(arg, &env->events))
+			FAIL(state, "invalid --events '%s': expected a list of connect,accept,send,recv",
+			     arg);
+		break;
+	case 'o':
+		if (!*arg)
+			FAIL(state, "invalid --output '': expected a file name");
+		env->output = arg;
+		break;
+	case OPT_BACKEND:
+		if (!strcmp(arg, "auto"))
+			env->backend = DSTRACE_BACKEND_AUTO;
+		else if (!strcmp(arg, "tracepoint"))
+			env->backend = DSTRACE_BACKEND_TRACEPOINT;
+		else
+			FAIL(state, "invalid --backend '%s': expected auto or tracepoint", arg);
+		break;
+	case OPT_RINGBUF_KB:
+		if (parse_ulong(arg, 4, 1048576, &v) || (v & (v - 1)))
+			FAIL(state, "invalid --ringbuf-kb '%s': expected a power of two from 4 to 1048576",
+			     arg);
+		env->ringbuf_kb = v;
+		break;
+	case 'h':
+		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
+		break;
+	case ARGP_KEY_ARG:
+		FAIL(state, "unexpected argument '%s'", arg);
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static const struct argp argp = { opts, parse_opt, NULL, doc, NULL, NULL, NULL };
+
+int dstrace_parse_args(int argc, char **argv, struct env *env, bool exit_on_error)
+{
+	int err;
+
+	memset(env, 0, sizeof(*env));
+	env->ringbuf_kb = DSTRACE_DEFAULT_RINGBUF_KB;
+	argp_err_exit_status = 2;
+	err = argp_parse(&argp, argc, argv, exit_on_error ? 0 : ARGP_NO_EXIT, NULL, env);
+	if (err)
+		return err;
+	if (!env->protos)
+		env->protos = DSTRACE_PROTOMASK_ALL;
+	if (!env->events)
+		env->events = DSTRACE_EVMASK_ALL;
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef DSTRACE_OPTIONS_H
+#define DSTRACE_OPTIONS_H
+
+#include <stdbool.h>
+#include "dstrace.h"
+
+enum dstrace_backend_kind {
+	DSTRACE_BACKEND_AUTO = 0,
+	DSTRACE_BACKEND_TRACEPOINT,
+};
+
+/* Everything the command line says. Filled by dstrace_parse_args(). */
+struct env {
+	bool json;
+	bool verbose;
+	unsigned int interval_s; /* 0: per-event lines */
+	unsigned int duration_s; /* 0: until a signal */
+	unsigned int pids[DSTRACE_MAX_PIDS];
+	unsigned int npids;
+	char comm[DSTRACE_COMM_LEN];
+	unsigned short port;
+	unsigned int protos; /* DSTRACE_PROTOMASK bits */
+	unsigned int events; /* DSTRACE_EVMASK bits */
+	const char *output;
+	enum dstrace_backend_kind backend;
+	unsigned int ringbuf_kb;
+};
+
+#define DSTRACE_DEFAULT_RINGBUF_KB 1024
+
+/* Parse argv into env. Returns 0, or non-zero after printing one line to stderr.
+ * With exit_on_error (the real program), usage errors and --help/--version exit directly
+ * (status 2 for errors); unit tests pass false and get the status back. */
+int dstrace_parse_args(int argc, char **argv, struct env *env, bool exit_on_error);
+
+/* "connect,accept" -> mask; -1 on an unknown name. */
+int dstrace_parse_events(const char *list, unsigned int *mask);
+
+const char *dstrace_backend_name(enum dstrace_backend_kind kind);
+
+#endif /* DSTRACE_OPTIONS_H */
