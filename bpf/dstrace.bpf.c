@@ -45,33 +45,45 @@ static __always_inline struct sock *sk_from_fd(int fd)
 	return sock ? BPF_CORE_READ(sock, sk) : NULL;
 }
 
-/* A user sockaddr that leads an AF_INET6 socket to IPv4: ::ffff:a.b.c.d, or a plain
- * sockaddr_in (which udpv6_sendmsg and ip6_datagram_connect also accept). */
-static __always_inline bool user_sockaddr_v4(const void *uaddr, __u32 addrlen, __u32 *addr,
-					     __u16 *port)
+enum user_sockaddr_verdict {
+	SA_OTHER = 0, /* native IPv6, another family, too short */
+	SA_V4 = 1,    /* leads an AF_INET6 socket to IPv4 */
+	SA_UNREADABLE = 2,
+};
+
+/* Classify a user sockaddr: ::ffff:a.b.c.d, or a plain sockaddr_in (which udpv6_sendmsg
+ * and ip6_datagram_connect also accept), takes an AF_INET6 socket to IPv4. */
+static __always_inline int user_sockaddr_classify(const void *uaddr, __u32 addrlen, __u32 *addr,
+						  __u16 *port)
 {
 	struct sockaddr_in6 sa = {};
 
 	if (!uaddr || addrlen < sizeof(struct sockaddr_in))
-		return false;
+		return SA_OTHER;
 	if (bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), uaddr))
-		return false;
+		return SA_UNREADABLE;
 	if (sa.sin6_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
 
 		*addr = sin->sin_addr.s_addr;
 		*port = bpf_ntohs(sin->sin_port);
-		return true;
+		return SA_V4;
 	}
 	if (sa.sin6_family != AF_INET6 || addrlen < sizeof(struct sockaddr_in6))
-		return false;
+		return SA_OTHER;
 	if (bpf_probe_read_user(&sa, sizeof(sa), uaddr))
-		return false;
+		return SA_UNREADABLE;
 	if (!in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
-		return false;
+		return SA_OTHER;
 	*addr = sa.sin6_addr.in6_u.u6_addr32[3];
 	*port = bpf_ntohs(sa.sin6_port);
-	return true;
+	return SA_V4;
+}
+
+static __always_inline bool user_sockaddr_v4(const void *uaddr, __u32 addrlen, __u32 *addr,
+					     __u16 *port)
+{
+	return user_sockaddr_classify(uaddr, addrlen, addr, port) == SA_V4;
 }
 
 /* ---- path 1: connect ---- */
@@ -81,10 +93,18 @@ int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args args = { .fd = (int)ctx->args[0] };
+	int verdict;
 
-	if (!user_sockaddr_v4((const void *)ctx->args[1], (__u32)ctx->args[2], &args.daddr,
-			      &args.dport))
+	verdict = user_sockaddr_classify((const void *)ctx->args[1], (__u32)ctx->args[2],
+					 &args.daddr, &args.dport);
+	if (verdict == SA_OTHER)
 		return 0;
+	if (verdict == SA_UNREADABLE) {
+		/* Paged out: the kernel copies it in during the call; read it at exit. */
+		args.unread = 1;
+		args.uaddr = ctx->args[1];
+		args.addrlen = (__u32)ctx->args[2];
+	}
 	bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY);
 	return 0;
 }
@@ -97,7 +117,9 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 	if (!args)
 		return 0;
-	handle_connect_done(sk_from_fd(args->fd), 0, args->daddr, args->dport, (int)ctx->ret);
+	if (!args->unread || user_sockaddr_v4((const void *)args->uaddr, args->addrlen,
+					      &args->daddr, &args->dport))
+		handle_connect_done(sk_from_fd(args->fd), args->daddr, args->dport, (int)ctx->ret);
 	bpf_map_delete_elem(&connect_stash, &tid);
 	return 0;
 }
@@ -107,7 +129,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret >= 0)
-		handle_accept_done(sk_from_fd((int)ctx->ret), 0);
+		handle_accept_done(sk_from_fd((int)ctx->ret));
 	return 0;
 }
 
@@ -237,7 +259,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	} else {
 		return 0;
 	}
-	handle_udp_datagram(sk, bpf_get_socket_cookie(sk), DSTRACE_EV_SEND, raddr, rport, ret);
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, raddr, rport, ret);
 	return 0;
 }
 
@@ -294,6 +316,6 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 	/* A peek leaves the datagram queued: it is counted when it is read. */
 	if (ret < 0 || (flags & MSG_PEEK))
 		return 0;
-	handle_udp_datagram(sk, bpf_get_socket_cookie(sk), DSTRACE_EV_RECV, raddr, rport, ret);
+	handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret);
 	return 0;
 }

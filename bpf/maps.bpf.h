@@ -45,7 +45,7 @@ struct {
 
 /* UDP flows seen so far: one event per new (process, socket, peer, direction). */
 struct udp_flow_key {
-	__u64 cookie;
+	__u64 sock_ino;
 	__u32 pid;
 	__u32 raddr;
 	__u16 rport;
@@ -67,9 +67,12 @@ struct {
 
 /* connect(): the destination from syscall entry, per thread, until syscall exit. */
 struct connect_args {
+	__u64 uaddr;	 /* user sockaddr, when it could not be read at entry */
 	__s32 fd;
+	__u32 addrlen;
 	__u32 daddr;
 	__u16 dport;
+	__u8 unread;
 };
 
 struct {

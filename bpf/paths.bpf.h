@@ -83,8 +83,15 @@ static __always_inline void proc_account(__u32 tgid, __u8 kind, bool failed, __u
 		__sync_fetch_and_add(&st->bytes, bytes);
 }
 
+/* The socket's inode number: unique among live sockets and never reused soon, unlike the
+ * struct sock address, and readable by every kind of BPF program. */
+static __always_inline __u64 sk_ino(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+}
+
 /* Write one event; a full ring buffer is counted as lost. */
-static __always_inline void emit_event(struct sock *sk, __u64 cookie, __u8 kind, __u8 proto,
+static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
 				       __u32 raddr, __u16 rport, int ret, bool have_local)
 {
 	struct dstrace_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -96,7 +103,7 @@ static __always_inline void emit_event(struct sock *sk, __u64 cookie, __u8 kind,
 	}
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->sock_cookie = cookie;
+	e->sock_ino = ino;
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	e->uid = (__u32)bpf_get_current_uid_gid();
@@ -107,9 +114,9 @@ static __always_inline void emit_event(struct sock *sk, __u64 cookie, __u8 kind,
 	e->kind = kind;
 	e->proto = proto;
 	e->pad = 0;
-	if (have_local) {
+	/* A connection refused before we looked has already given its port back. */
+	if (have_local && (e->lport = BPF_CORE_READ(sk, __sk_common.skc_num))) {
 		e->laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 		e->flags = DSTRACE_F_HAVE_LOCAL;
 	} else {
 		e->laddr = 0;
@@ -151,8 +158,8 @@ static __always_inline bool sk_is_v6only(struct sock *sk)
  * Path 1: connect() of an AF_INET6 socket to an IPv4-mapped address (TCP falls to
  * tcp_v4_connect, UDP to __ip4_datagram_connect), after the call returned.
  */
-static __always_inline void handle_connect_done(struct sock *sk, __u64 cookie, __u32 daddr,
-						__u16 dport, int ret)
+static __always_inline void handle_connect_done(struct sock *sk, __u32 daddr, __u16 dport,
+						int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 protocol;
@@ -170,11 +177,11 @@ static __always_inline void handle_connect_done(struct sock *sk, __u64 cookie, _
 			    ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num), dport))
 		return;
 	proc_account(tgid, DSTRACE_EV_CONNECT, ret < 0, 0);
-	emit_event(sk, cookie, DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
+	emit_event(sk, sk_ino(sk), DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
 }
 
 /* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it. */
-static __always_inline void handle_accept_done(struct sock *sk, __u64 cookie)
+static __always_inline void handle_accept_done(struct sock *sk)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 protocol, rport;
@@ -188,7 +195,7 @@ static __always_inline void handle_accept_done(struct sock *sk, __u64 cookie)
 			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
 		return;
 	proc_account(tgid, DSTRACE_EV_ACCEPT, false, 0);
-	emit_event(sk, cookie, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
+	emit_event(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
 }
 
 /*
@@ -196,24 +203,26 @@ static __always_inline void handle_accept_done(struct sock *sk, __u64 cookie)
  * socket. Every datagram is counted here; only the first of a flow becomes an event.
  * ret is the payload length, or a negative errno for a send that failed.
  */
-static __always_inline void handle_udp_datagram(struct sock *sk, __u64 cookie, __u8 kind,
-						__u32 raddr, __u16 rport, int ret)
+static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u32 raddr,
+						__u16 rport, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	struct udp_flow_key key = {};
 	struct udp_flow_val *flow;
+	__u64 ino;
 
 	if (!dstrace_wanted(kind, DSTRACE_PROTO_UDP, tgid, lport, rport))
 		return;
+	ino = sk_ino(sk);
 	if (ret < 0) {
 		proc_account(tgid, kind, true, 0);
-		emit_event(sk, cookie, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
+		emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
 		return;
 	}
 	proc_account(tgid, kind, false, ret);
 
-	key.cookie = cookie;
+	key.sock_ino = ino;
 	key.pid = tgid;
 	key.raddr = raddr;
 	key.rport = rport;
@@ -224,7 +233,7 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u64 cookie, _
 
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
-			emit_event(sk, cookie, kind, DSTRACE_PROTO_UDP, raddr, rport, 0, true);
+			emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, 0, true);
 			return;
 		}
 		flow = bpf_map_lookup_elem(&udp_flows, &key); /* another CPU won the race */

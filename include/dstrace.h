@@ -37,7 +37,7 @@ enum dstrace_proto {
 struct dstrace_event {
 	unsigned long long ts_ns; /* CLOCK_BOOTTIME */
 	unsigned long long cgroup_id;
-	unsigned long long sock_cookie; /* 0 where the backend cannot tell */
+	unsigned long long sock_ino; /* inode of the socket (socket:[N] in /proc/PID/fd), 0 if none */
 	unsigned int pid;
 	unsigned int tid;
 	unsigned int uid;

@@ -110,7 +110,9 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 
 	localtime_r(&sec, &tm);
 	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
-	if (e->flags & DSTRACE_F_HAVE_LOCAL)
+	if ((e->flags & DSTRACE_F_HAVE_LOCAL) && !e->laddr)
+		snprintf(local, sizeof(local), "*:%u", e->lport); /* wildcard, as ss(8) shows it */
+	else if (e->flags & DSTRACE_F_HAVE_LOCAL)
 		dstrace_format_mapped(e->laddr, e->lport, local, sizeof(local));
 	else
 		snprintf(local, sizeof(local), "-");

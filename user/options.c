@@ -17,14 +17,14 @@ static const char doc[] =
 	"Each line is one mapped connect, accept, or the first datagram of a UDP flow sent or "
 	"received; every datagram and byte is counted in the kernel for the per-process table "
 	"printed at the end.\n"
-	"\n"
+	"\v"
 	"EXAMPLES:\n"
-	"    dstrace                  # trace until Ctrl-C, then print the per-process table\n"
-	"    dstrace -d 60 -j -o m.jsonl  # one minute of JSON Lines into m.jsonl\n"
-	"    dstrace -i 10            # the per-process table every 10 seconds, no event lines\n"
-	"    dstrace -c nginx -e accept   # IPv4 clients accepted by nginx on IPv6 listeners\n"
-	"    dstrace -p 1234 -p 5678  # only these processes\n"
-	"    dstrace --udp -P 53      # mapped DNS traffic (UDP, either port 53)\n";
+	"  dstrace                    # until Ctrl-C, then the per-process table\n"
+	"  dstrace -d 60 -j -o m.json # one minute of JSON Lines into m.json\n"
+	"  dstrace -i 10              # per-process table every 10 s, no events\n"
+	"  dstrace -c nginx -e accept # IPv4 clients nginx accepts on [::]\n"
+	"  dstrace -p 1234 -p 5678    # only these processes\n"
+	"  dstrace --udp -P 53        # mapped DNS: UDP with port 53 at either end\n";
 
 enum {
 	OPT_TCP = 0x100,
