@@ -154,6 +154,53 @@ static __always_inline bool sk_is_v6only(struct sock *sk)
 	return BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_ipv6only);
 }
 
+enum sockaddr_verdict {
+	SA_OTHER = 0, /* native IPv6, another family, too short */
+	SA_V4 = 1,    /* leads an AF_INET6 socket to IPv4 */
+	SA_UNREADABLE = 2,
+};
+
+static __always_inline long read_mem(void *dst, __u32 size, const void *src, bool user)
+{
+	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
+}
+
+/* Does this sockaddr take an AF_INET6 socket to IPv4? ::ffff:a.b.c.d does, and so does a
+ * plain sockaddr_in, which udpv6_sendmsg and ip6_datagram_connect also accept.
+ * user: the address is still in user memory (syscall tracepoints). */
+static __always_inline int sockaddr_classify(const void *uaddr, __u32 addrlen, bool user,
+					     __u32 *addr, __u16 *port)
+{
+	struct sockaddr_in6 sa = {};
+
+	if (!uaddr || addrlen < sizeof(struct sockaddr_in))
+		return SA_OTHER;
+	if (read_mem(&sa, sizeof(struct sockaddr_in), uaddr, user))
+		return SA_UNREADABLE;
+	if (sa.sin6_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
+
+		*addr = sin->sin_addr.s_addr;
+		*port = bpf_ntohs(sin->sin_port);
+		return SA_V4;
+	}
+	if (sa.sin6_family != AF_INET6 || addrlen < sizeof(struct sockaddr_in6))
+		return SA_OTHER;
+	if (read_mem(&sa, sizeof(sa), uaddr, user))
+		return SA_UNREADABLE;
+	if (!in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
+		return SA_OTHER;
+	*addr = sa.sin6_addr.in6_u.u6_addr32[3];
+	*port = bpf_ntohs(sa.sin6_port);
+	return SA_V4;
+}
+
+static __always_inline bool sockaddr_v4(const void *uaddr, __u32 addrlen, bool user, __u32 *addr,
+					__u16 *port)
+{
+	return sockaddr_classify(uaddr, addrlen, user, addr, port) == SA_V4;
+}
+
 /*
  * Path 1: connect() of an AF_INET6 socket to an IPv4-mapped address (TCP falls to
  * tcp_v4_connect, UDP to __ip4_datagram_connect), after the call returned.
@@ -242,6 +289,63 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 	}
 	__sync_fetch_and_add(&flow->datagrams, 1);
 	__sync_fetch_and_add(&flow->bytes, ret);
+}
+
+/*
+ * The fentry and kprobe backends see the kernel functions' own arguments; these turn them
+ * into the handlers' inputs.
+ */
+
+/* tcp_v6_connect() and __ip6_datagram_connect(sk, uaddr, addr_len) returned ret. */
+static __always_inline void on_connect_fn(struct sock *sk, const void *uaddr, int addr_len,
+					  int ret)
+{
+	__u32 daddr;
+	__u16 dport;
+
+	if (sockaddr_v4(uaddr, addr_len, false, &daddr, &dport))
+		handle_connect_done(sk, daddr, dport, ret);
+}
+
+static __always_inline bool sk_is_udp6(struct sock *sk)
+{
+	__u16 protocol;
+
+	return sk_is_inet6(sk, &protocol) && protocol == IPPROTO_UDP;
+}
+
+/* The peer udpv6_sendmsg() sends msg to, if it is IPv4: the address in msg_name (read before
+ * the call, or after it, when udpv6_sendmsg has restored it), else the connected peer. */
+static __always_inline bool udp6_send_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
+					   __u16 *port)
+{
+	void *name;
+
+	if (!sk_is_udp6(sk))
+		return false;
+	name = BPF_CORE_READ(msg, msg_name);
+	if (name)
+		return sockaddr_v4(name, BPF_CORE_READ(msg, msg_namelen), false, addr, port);
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED)
+		return false;
+	return sk_mapped_peer(sk, addr, port);
+}
+
+/* The source of the datagram udpv6_recvmsg() returned, if it is IPv4: ::ffff:a.b.c.d in
+ * msg_name when the caller asked for it, else the connected peer. */
+static __always_inline bool udp6_recv_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
+					   __u16 *port)
+{
+	void *name;
+
+	if (!sk_is_udp6(sk))
+		return false;
+	name = BPF_CORE_READ(msg, msg_name);
+	if (name)
+		return sockaddr_v4(name, sizeof(struct sockaddr_in6), false, addr, port);
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED)
+		return false;
+	return sk_mapped_peer(sk, addr, port);
 }
 
 #endif /* DSTRACE_PATHS_BPF_H */

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
 #include "cgroupfs.h"
 #include "dstrace.skel.h"
 
 #define MAX_LINKS 32
+#define WHY_LEN 256
 
 struct dstrace_backend {
 	struct dstrace *skel;
@@ -19,38 +22,28 @@ struct dstrace_backend {
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 	int cgroup_fd;
+	char why[WHY_LEN]; /* why the last attempt failed */
 };
 
-/* Which backend each BPF program belongs to. */
-struct prog_owner {
-	const char *name;
-	enum dstrace_backend_kind kind;
+/* Order in which "auto" tries the backends: the most direct hooks first. */
+static const enum dstrace_backend_kind auto_order[] = {
+	DSTRACE_BACKEND_FENTRY,
+	DSTRACE_BACKEND_KPROBE,
+	DSTRACE_BACKEND_TRACEPOINT,
 };
 
-static const struct prog_owner prog_owners[] = {
-	{ "tp_enter_connect", DSTRACE_BACKEND_TRACEPOINT },
-	{ "tp_exit_connect", DSTRACE_BACKEND_TRACEPOINT },
-	{ "tp_exit_accept", DSTRACE_BACKEND_TRACEPOINT },
-	{ "tp_exit_accept4", DSTRACE_BACKEND_TRACEPOINT },
-	{ "cg_sendmsg4", DSTRACE_BACKEND_TRACEPOINT },
-	{ "cg_sendmsg6", DSTRACE_BACKEND_TRACEPOINT },
-	{ "tp_send_length", DSTRACE_BACKEND_TRACEPOINT },
-	{ "cg_recvmsg6", DSTRACE_BACKEND_TRACEPOINT },
-	{ "tp_recv_length", DSTRACE_BACKEND_TRACEPOINT },
-};
-
-/* Order in which "auto" tries the backends. */
-static const enum dstrace_backend_kind auto_order[] = { DSTRACE_BACKEND_TRACEPOINT };
-
+/* A program belongs to the backend its name's prefix says (see bpf/dstrace.bpf.c). */
 static int owner_of(const char *prog_name, enum dstrace_backend_kind *kind)
 {
-	for (size_t i = 0; i < sizeof(prog_owners) / sizeof(prog_owners[0]); i++) {
-		if (!strcmp(prog_owners[i].name, prog_name)) {
-			*kind = prog_owners[i].kind;
-			return 0;
-		}
-	}
-	return -ENOENT;
+	if (!strncmp(prog_name, "fx_", 3))
+		*kind = DSTRACE_BACKEND_FENTRY;
+	else if (!strncmp(prog_name, "kp_", 3))
+		*kind = DSTRACE_BACKEND_KPROBE;
+	else if (!strncmp(prog_name, "tp_", 3) || !strncmp(prog_name, "cg_", 3))
+		*kind = DSTRACE_BACKEND_TRACEPOINT;
+	else
+		return -ENOENT;
+	return 0;
 }
 
 static bool is_cgroup_prog(const struct bpf_program *prog)
@@ -66,6 +59,63 @@ static bool is_cgroup_prog(const struct bpf_program *prog)
 	}
 }
 
+static int fail(struct dstrace_backend *b, int err, const char *fmt, ...)
+{
+	int n = snprintf(b->why, sizeof(b->why), "backend %s: ", dstrace_backend_name(b->kind));
+	va_list ap;
+
+	if (n < 0 || (size_t)n >= sizeof(b->why))
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(b->why + n, sizeof(b->why) - n, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static bool vmlinux_has_type(const char *name, __u32 kind)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!btf)
+		return true; /* cannot tell: let the load decide */
+	found = btf__find_by_name_kind(btf, name, kind) >= 0;
+	btf__free(btf);
+	return found;
+}
+
+/* What a backend needs from the kernel, checked before loading so the error can say it. */
+static int precheck(struct dstrace_backend *b)
+{
+	int err;
+
+	switch (b->kind) {
+	case DSTRACE_BACKEND_KPROBE:
+		/* perf's kprobe PMU, or the tracefs interface libbpf falls back to */
+		dstrace_ensure_tracefs();
+		if (access("/sys/bus/event_source/devices/kprobe/type", F_OK) &&
+		    access("/sys/kernel/tracing/kprobe_events", F_OK) &&
+		    access("/sys/kernel/debug/tracing/kprobe_events", F_OK))
+			return fail(b, -EOPNOTSUPP, "this kernel has no kprobes (CONFIG_KPROBES)");
+		return 0;
+	case DSTRACE_BACKEND_TRACEPOINT:
+		err = dstrace_ensure_tracefs();
+		if (err)
+			return fail(b, err, "cannot mount tracefs on /sys/kernel/tracing: %s",
+				    strerror(-err));
+		if (access("/sys/kernel/tracing/events/syscalls/sys_enter_connect", F_OK) &&
+		    access("/sys/kernel/debug/tracing/events/syscalls/sys_enter_connect", F_OK))
+			return fail(b, -EOPNOTSUPP,
+				    "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
+		if (!vmlinux_has_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
+			return fail(b, -EOPNOTSUPP,
+				    "this kernel has no sock:sock_send_length tracepoint (Linux 6.3+)");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static void backend_detach(struct dstrace_backend *b)
 {
 	while (b->nlinks > 0)
@@ -77,8 +127,9 @@ static void backend_detach(struct dstrace_backend *b)
 	b->skel = NULL;
 }
 
-static int configure(struct dstrace *skel, const struct env *env, enum dstrace_backend_kind kind)
+static int configure(struct dstrace_backend *b, const struct env *env)
 {
+	struct dstrace *skel = b->skel;
 	struct bpf_program *prog;
 	int err;
 
@@ -91,135 +142,138 @@ static int configure(struct dstrace *skel, const struct env *env, enum dstrace_b
 
 	err = bpf_map__set_max_entries(skel->maps.events, env->ringbuf_kb * 1024);
 	if (err)
-		return err;
+		return fail(b, err, "cannot size the ring buffer: %s", strerror(-err));
 
 	bpf_object__for_each_program(prog, skel->obj) {
 		enum dstrace_backend_kind owner;
 
-		if (owner_of(bpf_program__name(prog), &owner)) {
-			fprintf(stderr, "dstrace: internal error: BPF program %s has no backend\n",
-				bpf_program__name(prog));
-			return -EINVAL;
-		}
-		bpf_program__set_autoload(prog, owner == kind);
+		if (owner_of(bpf_program__name(prog), &owner))
+			return fail(b, -EINVAL, "internal error: program %s has no backend",
+				    bpf_program__name(prog));
+		bpf_program__set_autoload(prog, owner == b->kind);
 	}
 	return 0;
 }
 
-/* After load, before attach: maps user space fills. */
-static int populate(struct dstrace *skel, const struct env *env)
+/* After load, before attach: the maps user space fills. */
+static int populate(struct dstrace_backend *b, const struct env *env)
 {
-	int fd = bpf_map__fd(skel->maps.pid_filter);
+	int fd = bpf_map__fd(b->skel->maps.pid_filter);
 	__u8 one = 1;
 
 	for (unsigned int i = 0; i < env->npids; i++) {
 		if (bpf_map_update_elem(fd, &env->pids[i], &one, BPF_ANY))
-			return -errno;
+			return fail(b, -errno, "cannot set the pid filter: %s", strerror(errno));
 	}
 	return 0;
 }
 
-static int attach(struct dstrace_backend *b, const char **what)
+static int open_cgroup_root(struct dstrace_backend *b)
 {
-	struct bpf_program *prog;
-	char cgroup_path[512];
+	char path[512];
 	int err;
 
-	*what = "tracefs";
-	err = dstrace_ensure_tracefs();
+	if (b->cgroup_fd >= 0)
+		return 0;
+	err = dstrace_find_cgroup2("/proc/self/mountinfo", path, sizeof(path));
 	if (err)
-		return err;
+		return fail(b, err, "no cgroup v2 hierarchy to attach to: %s", strerror(-err));
+	b->cgroup_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->cgroup_fd < 0)
+		return fail(b, -errno, "cannot open %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int attach(struct dstrace_backend *b)
+{
+	struct bpf_program *prog;
+	int err;
 
 	bpf_object__for_each_program(prog, b->skel->obj) {
 		struct bpf_link *link;
 
 		if (!bpf_program__autoload(prog))
 			continue;
-		*what = bpf_program__name(prog);
 		if (b->nlinks == MAX_LINKS)
-			return -E2BIG;
+			return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
 		if (is_cgroup_prog(prog)) {
-			if (b->cgroup_fd < 0) {
-				*what = "cgroup v2 hierarchy";
-				err = dstrace_find_cgroup2("/proc/self/mountinfo", cgroup_path,
-							   sizeof(cgroup_path));
-				if (err)
-					return err;
-				b->cgroup_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-				if (b->cgroup_fd < 0)
-					return -errno;
-				*what = bpf_program__name(prog);
-			}
+			err = open_cgroup_root(b);
+			if (err)
+				return err;
 			link = bpf_program__attach_cgroup(prog, b->cgroup_fd);
 		} else {
 			link = bpf_program__attach(prog);
 		}
 		if (!link)
-			return -errno;
+			return fail(b, -errno, "failed to attach %s: %s", bpf_program__name(prog),
+				    strerror(errno));
 		b->links[b->nlinks++] = link;
 	}
 	return 0;
 }
 
-/* Open, configure, load and attach one backend. */
+/* Open, configure, load and attach one backend; on failure b->why says what failed. */
 static int backend_try(struct dstrace_backend *b, const struct env *env,
-		       enum dstrace_backend_kind kind, bool quiet)
+		       enum dstrace_backend_kind kind)
 {
-	const char *verb = "open", *what = "BPF object";
 	int err;
 
 	b->kind = kind;
+	b->why[0] = '\0';
+	err = precheck(b);
+	if (err)
+		return err;
 	b->skel = dstrace__open();
 	if (!b->skel) {
-		err = -errno;
-		goto fail;
+		err = fail(b, -errno, "failed to open the BPF object: %s", strerror(errno));
+		goto out;
 	}
-	verb = "configure";
-	err = configure(b->skel, env, kind);
+	err = configure(b, env);
 	if (err)
-		goto fail;
-	verb = "load";
-	what = "BPF programs";
+		goto out;
 	err = dstrace__load(b->skel);
+	if (err) {
+		fail(b, err, "failed to load BPF programs: %s%s", strerror(-err),
+		     kind == DSTRACE_BACKEND_FENTRY && err == -EPERM ?
+			     " (this kernel refuses fentry programs)" :
+			     "");
+		goto out;
+	}
+	err = populate(b, env);
 	if (err)
-		goto fail;
-	verb = "set up";
-	what = "filters";
-	err = populate(b->skel, env);
+		goto out;
+	err = attach(b);
+out:
 	if (err)
-		goto fail;
-	verb = "attach";
-	err = attach(b, &what);
-	if (err)
-		goto fail;
-	return 0;
-fail:
-	if (!quiet)
-		fprintf(stderr, "dstrace: backend %s: failed to %s %s: %s\n",
-			dstrace_backend_name(kind), verb, what, strerror(-err));
-	backend_detach(b);
+		backend_detach(b);
 	return err;
 }
 
 int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 {
 	struct dstrace_backend *b = calloc(1, sizeof(*b));
+	char reasons[3 * (WHY_LEN + 4)] = "";
 	int err = -ENOENT;
 
 	if (!b)
 		return -ENOMEM;
 	b->cgroup_fd = -1;
 	if (env->backend != DSTRACE_BACKEND_AUTO) {
-		err = backend_try(b, env, env->backend, false);
+		err = backend_try(b, env, env->backend);
+		if (err)
+			fprintf(stderr, "dstrace: %s\n", b->why);
 	} else {
-		size_t n = sizeof(auto_order) / sizeof(auto_order[0]);
-
-		for (size_t i = 0; i < n; i++) {
-			/* The last candidate reports why it failed; earlier ones only in -v. */
-			err = backend_try(b, env, auto_order[i], i + 1 < n && !env->verbose);
+		for (size_t i = 0; i < sizeof(auto_order) / sizeof(auto_order[0]); i++) {
+			err = backend_try(b, env, auto_order[i]);
 			if (!err)
 				break;
+			if (env->verbose)
+				fprintf(stderr, "dstrace: %s; trying the next backend\n", b->why);
+			strncat(reasons, "; ", sizeof(reasons) - strlen(reasons) - 1);
+			strncat(reasons, b->why, sizeof(reasons) - strlen(reasons) - 1);
 		}
+		if (err)
+			fprintf(stderr, "dstrace: no backend works on this kernel%s\n", reasons);
 	}
 	if (err) {
 		free(b);
@@ -274,17 +328,16 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t)
 {
 	int fd = bpf_map__fd(b->skel->maps.proc_stats);
+	struct dstrace_proc_stats st;
 	uint32_t key, next;
 	uint32_t *prev = NULL;
-	struct dstrace_proc_stats st;
 
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &st))
 			continue; /* gone meanwhile */
-		if (proc_table__set_stats(t, key, &st))
-			continue; /* counted in t->dropped */
+		proc_table__set_stats(t, key, &st); /* a full table counts it in t->dropped */
 	}
 	return 0;
 }

@@ -44,7 +44,9 @@ static const struct argp_option opts[] = {
 	{ "udp", OPT_UDP, NULL, 0, "Only UDP", 0 },
 	{ "events", 'e', "LIST", 0, "Only these events: comma-separated connect,accept,send,recv", 0 },
 	{ "output", 'o', "FILE", 0, "Write to FILE instead of standard output", 0 },
-	{ "backend", OPT_BACKEND, "NAME", 0, "auto (default) or tracepoint", 0 },
+	{ "backend", OPT_BACKEND, "NAME", 0,
+	  "auto (default: the first of fentry, kprobe, tracepoint that works), fentry, kprobe or "
+	  "tracepoint", 0 },
 	{ "ringbuf-kb", OPT_RINGBUF_KB, "KB", 0,
 	  "Ring buffer size in KiB, a power of two from 4 to 1048576 (default 1024)", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
@@ -77,15 +79,27 @@ int dstrace_parse_events(const char *list, unsigned int *mask)
 	return *mask ? 0 : -1;
 }
 
+static const char *const backend_names[DSTRACE_BACKEND_MAX] = {
+	[DSTRACE_BACKEND_AUTO] = "auto",
+	[DSTRACE_BACKEND_FENTRY] = "fentry",
+	[DSTRACE_BACKEND_KPROBE] = "kprobe",
+	[DSTRACE_BACKEND_TRACEPOINT] = "tracepoint",
+};
+
 const char *dstrace_backend_name(enum dstrace_backend_kind kind)
 {
-	switch (kind) {
-	case DSTRACE_BACKEND_AUTO:
-		return "auto";
-	case DSTRACE_BACKEND_TRACEPOINT:
-		return "tracepoint";
+	return kind < DSTRACE_BACKEND_MAX ? backend_names[kind] : "?";
+}
+
+int dstrace_backend_parse(const char *name, enum dstrace_backend_kind *kind)
+{
+	for (int i = 0; i < DSTRACE_BACKEND_MAX; i++) {
+		if (!strcmp(name, backend_names[i])) {
+			*kind = i;
+			return 0;
+		}
 	}
-	return "?";
+	return -1;
 }
 
 /* Whole decimal number in [min, max]; 0 on success. */
@@ -167,12 +181,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		env->output = arg;
 		break;
 	case OPT_BACKEND:
-		if (!strcmp(arg, "auto"))
-			env->backend = DSTRACE_BACKEND_AUTO;
-		else if (!strcmp(arg, "tracepoint"))
-			env->backend = DSTRACE_BACKEND_TRACEPOINT;
-		else
-			FAIL(state, "invalid --backend '%s': expected auto or tracepoint", arg);
+		if (dstrace_backend_parse(arg, &env->backend))
+			FAIL(state,
+			     "invalid --backend '%s': expected auto, fentry, kprobe or tracepoint",
+			     arg);
 		break;
 	case OPT_RINGBUF_KB:
 		if (parse_ulong(arg, 4, 1048576, &v) || (v & (v - 1)))

@@ -7,7 +7,10 @@
 
 enum dstrace_backend_kind {
 	DSTRACE_BACKEND_AUTO = 0,
+	DSTRACE_BACKEND_FENTRY,
+	DSTRACE_BACKEND_KPROBE,
 	DSTRACE_BACKEND_TRACEPOINT,
+	DSTRACE_BACKEND_MAX,
 };
 
 /* Everything the command line says. Filled by dstrace_parse_args(). */
@@ -38,5 +41,7 @@ int dstrace_parse_args(int argc, char **argv, struct env *env, bool exit_on_erro
 int dstrace_parse_events(const char *list, unsigned int *mask);
 
 const char *dstrace_backend_name(enum dstrace_backend_kind kind);
+/* 0 and *kind set, or -1 for an unknown name. */
+int dstrace_backend_parse(const char *name, enum dstrace_backend_kind *kind);
 
 #endif /* DSTRACE_OPTIONS_H */

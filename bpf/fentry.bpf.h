@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Backend "fentry": fexit programs on the kernel's own mapping functions (BTF trampolines).
+ * fexit sees the arguments and the result together, so each path is one program.
+ */
+#ifndef DSTRACE_FENTRY_BPF_H
+#define DSTRACE_FENTRY_BPF_H
+
+#include "paths.bpf.h"
+
+/* Mapped destination: tcp_v6_connect() hands over to tcp_v4_connect() (not traced: its
+ * nested call would count the same connection twice). */
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(fx_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	on_connect_fn(sk, uaddr, addr_len, ret);
+	return 0;
+}
+
+/* UDP connect(): ip6_datagram_connect() and, since 6.13, udpv6_connect() both call it. */
+SEC("fexit/__ip6_datagram_connect")
+int BPF_PROG(fx_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len,
+	     int ret)
+{
+	on_connect_fn(sk, uaddr, addr_len, ret);
+	return 0;
+}
+
+/* The accepted child; its arguments changed in 6.10 (struct proto_accept_arg), so only the
+ * first one and the return value, which bpf_get_func_ret finds for either, are used. */
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
+{
+	__u64 newsk = 0;
+
+	if (!bpf_get_func_ret(ctx, &newsk) && newsk)
+		handle_accept_done((struct sock *)newsk);
+	return 0;
+}
+
+SEC("fexit/udpv6_sendmsg")
+int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
+{
+	__u32 raddr;
+	__u16 rport;
+
+	if (udp6_send_peer(sk, msg, &raddr, &rport))
+		handle_udp_datagram(sk, DSTRACE_EV_SEND, raddr, rport, ret);
+	return 0;
+}
+
+SEC("fexit/udpv6_recvmsg")
+int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	__u32 raddr;
+	__u16 rport;
+
+	/* A peek leaves the datagram queued: it is counted when it is read. */
+	if (ret < 0 || (flags & MSG_PEEK))
+		return 0;
+	if (udp6_recv_peer(sk, msg, &raddr, &rport))
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret);
+	return 0;
+}
+
+#endif /* DSTRACE_FENTRY_BPF_H */

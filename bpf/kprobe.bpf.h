@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Backend "kprobe": the same functions as the fentry backend, for kernels without BTF
+ * trampolines. The kprobe keeps what the return probe needs, per thread and function.
+ */
+#ifndef DSTRACE_KPROBE_BPF_H
+#define DSTRACE_KPROBE_BPF_H
+
+#include "paths.bpf.h"
+
+enum kcall_fn {
+	KCALL_TCP_CONNECT = 1,
+	KCALL_UDP_CONNECT,
+	KCALL_UDP_SEND,
+	KCALL_UDP_RECV,
+};
+
+struct kcall {
+	__u64 sk;
+	__u64 msg;
+	__u32 daddr;
+	__u16 dport;
+	__u16 pad;
+	__s32 flags;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64); /* fn << 32 | tid */
+	__type(value, struct kcall);
+} kprobe_calls SEC(".maps");
+
+static __always_inline __u64 kcall_key(enum kcall_fn fn)
+{
+	return (__u64)fn << 32 | (__u32)bpf_get_current_pid_tgid();
+}
+
+static __always_inline void kcall_save(enum kcall_fn fn, struct kcall *call)
+{
+	__u64 key = kcall_key(fn);
+
+	bpf_map_update_elem(&kprobe_calls, &key, call, BPF_ANY);
+}
+
+/* The saved call, removed from the map into *call; false if there is none. */
+static __always_inline bool kcall_take(enum kcall_fn fn, struct kcall *call)
+{
+	__u64 key = kcall_key(fn);
+	struct kcall *saved = bpf_map_lookup_elem(&kprobe_calls, &key);
+
+	if (!saved)
+		return false;
+	*call = *saved;
+	bpf_map_delete_elem(&kprobe_calls, &key);
+	return true;
+}
+
+static __always_inline void kcall_connect_entry(enum kcall_fn fn, struct sock *sk,
+						const void *uaddr, int addr_len)
+{
+	struct kcall call = { .sk = (__u64)sk };
+
+	if (sockaddr_v4(uaddr, addr_len, false, &call.daddr, &call.dport))
+		kcall_save(fn, &call);
+}
+
+static __always_inline void kcall_connect_return(enum kcall_fn fn, int ret)
+{
+	struct kcall call;
+
+	if (kcall_take(fn, &call))
+		handle_connect_done((struct sock *)call.sk, call.daddr, call.dport, ret);
+}
+
+SEC("kprobe/tcp_v6_connect")
+int BPF_KPROBE(kp_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
+{
+	kcall_connect_entry(KCALL_TCP_CONNECT, sk, uaddr, addr_len);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v6_connect")
+int BPF_KRETPROBE(kp_tcp_v6_connect_ret, int ret)
+{
+	kcall_connect_return(KCALL_TCP_CONNECT, ret);
+	return 0;
+}
+
+SEC("kprobe/__ip6_datagram_connect")
+int BPF_KPROBE(kp_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
+{
+	kcall_connect_entry(KCALL_UDP_CONNECT, sk, uaddr, addr_len);
+	return 0;
+}
+
+SEC("kretprobe/__ip6_datagram_connect")
+int BPF_KRETPROBE(kp_ip6_datagram_connect_ret, int ret)
+{
+	kcall_connect_return(KCALL_UDP_CONNECT, ret);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(kp_inet_csk_accept_ret, struct sock *newsk)
+{
+	if (newsk)
+		handle_accept_done(newsk);
+	return 0;
+}
+
+SEC("kprobe/udpv6_sendmsg")
+int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
+{
+	struct kcall call = { .sk = (__u64)sk };
+
+	if (udp6_send_peer(sk, msg, &call.daddr, &call.dport))
+		kcall_save(KCALL_UDP_SEND, &call);
+	return 0;
+}
+
+SEC("kretprobe/udpv6_sendmsg")
+int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
+{
+	struct kcall call;
+
+	if (kcall_take(KCALL_UDP_SEND, &call))
+		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_SEND, call.daddr, call.dport,
+				    ret);
+	return 0;
+}
+
+/* udpv6_recvmsg(sk, msg, len, flags, addr_len) since 5.19. */
+SEC("kprobe/udpv6_recvmsg")
+int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
+{
+	struct kcall call = { .sk = (__u64)sk, .msg = (__u64)msg, .flags = flags };
+
+	if (sk_is_udp6(sk))
+		kcall_save(KCALL_UDP_RECV, &call);
+	return 0;
+}
+
+SEC("kretprobe/udpv6_recvmsg")
+int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
+{
+	struct kcall call;
+	__u32 raddr;
+	__u16 rport;
+
+	if (!kcall_take(KCALL_UDP_RECV, &call) || ret < 0 || (call.flags & MSG_PEEK))
+		return 0;
+	if (udp6_recv_peer((struct sock *)call.sk, (struct msghdr *)call.msg, &raddr, &rport))
+		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, raddr, rport, ret);
+	return 0;
+}
+
+#endif /* DSTRACE_KPROBE_BPF_H */
