@@ -81,7 +81,7 @@ static bool peers_insert(uint32_t *slots, uint32_t cap, uint32_t addr)
 }
 
 /* Add a remote address to the set; the set stays at most half full. */
-static int proc_entry__add_peer(struct proc_entry *p, uint32_t addr)
+static int proc_entry__add_peer(struct proc_table *t, struct proc_entry *p, uint32_t addr)
 {
 	if (!addr) {
 		p->peer_zero = true;
@@ -98,6 +98,8 @@ static int proc_entry__add_peer(struct proc_entry *p, uint32_t addr)
 				if (p->peers[i] == addr)
 					return 0;
 			}
+			if (!p->peers_full)
+				t->peers_capped++;
 			p->peers_full = true;
 			return 0;
 		}
@@ -138,7 +140,7 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 		copy_comm(p->comm, e->comm);
 	if (!p->uid)
 		p->uid = e->uid;
-	return proc_entry__add_peer(p, e->raddr);
+	return proc_entry__add_peer(t, p, e->raddr);
 }
 
 int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st)

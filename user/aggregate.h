@@ -2,7 +2,8 @@
 /*
  * The per-process table: counters summed in the kernel (proc_stats) merged with the set of
  * distinct remote IPv4 addresses seen in events. Bounded: at most PROC_TABLE_MAX processes
- * and PROC_PEERS_MAX peers each; what does not fit is counted in the table.
+ * and PROC_PEERS_MAX distinct peers each (0.0.0.0 is kept apart, so the count can be one
+ * more); what does not fit is counted in the table.
  */
 #ifndef DSTRACE_AGGREGATE_H
 #define DSTRACE_AGGREGATE_H
@@ -27,7 +28,7 @@ struct proc_entry {
 	uint32_t peers_cap;
 	uint32_t npeers;
 	bool peer_zero;
-	bool peers_full; /* PROC_PEERS_MAX reached: npeers is a lower bound */
+	bool peers_full; /* PROC_PEERS_MAX reached: the count is a lower bound */
 };
 
 struct proc_table {
@@ -35,6 +36,7 @@ struct proc_table {
 	uint32_t nprocs;
 	uint32_t cap;
 	uint64_t dropped; /* processes that did not fit */
+	uint32_t peers_capped; /* processes whose peer count reached PROC_PEERS_MAX */
 };
 
 struct run_stats {

@@ -10,6 +10,23 @@
 
 #define CGROUP2_FALLBACK "/run/dstrace/cgroup2"
 
+/* mountinfo writes space, tab, newline and backslash in paths as \ooo (proc(5)). */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
 /* mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER */
 int dstrace_parse_cgroup2_mount(const char *text, char *path, size_t size)
 {
@@ -19,7 +36,7 @@ int dstrace_parse_cgroup2_mount(const char *text, char *path, size_t size)
 	while (line && *line) {
 		const char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		char buf[4096], root[1024], mnt[1024];
+		char buf[4096], root[4096], mnt[4096];
 		char *sep;
 
 		if (len < sizeof(buf)) {
@@ -27,8 +44,8 @@ int dstrace_parse_cgroup2_mount(const char *text, char *path, size_t size)
 			buf[len] = '\0';
 			sep = strstr(buf, " - ");
 			if (sep && !strncmp(sep + 3, "cgroup2 ", 8) &&
-			    sscanf(buf, "%*s %*s %*s %1023s %1023s", root, mnt) == 2 &&
-			    !strcmp(root, "/") && strlen(mnt) < size) {
+			    sscanf(buf, "%*s %*s %*s %4095s %4095s", root, mnt) == 2 &&
+			    !strcmp(root, "/") && (unescape_octal(mnt), strlen(mnt) < size)) {
 				/* prefer the unified-only layout's /sys/fs/cgroup */
 				if (found || !strcmp(mnt, "/sys/fs/cgroup")) {
 					strcpy(path, mnt);

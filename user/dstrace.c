@@ -244,6 +244,10 @@ int main(int argc, char **argv)
 				"the per-process counts are complete, the event list is not: "
 				"raise --ringbuf-kb\n",
 			(unsigned long long)stats.lost);
+	if (r.procs.peers_capped)
+		fprintf(stderr, "dstrace: warning: %u processes reached %d distinct peers; their "
+				"PEERS count is a lower bound\n",
+			r.procs.peers_capped, PROC_PEERS_MAX);
 	if (stats.proc_full || r.procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "
 				"not counted\n",

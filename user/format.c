@@ -87,9 +87,21 @@ void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
+/* comm for a text column: bytes outside printable ASCII become '?', so a process name
+ * cannot forge lines or terminal escapes. */
+static void printable_comm(const char *src, char *dst)
+{
+	for (int i = 0; i < DSTRACE_COMM_LEN; i++) {
+		unsigned char c = src[i];
+
+		dst[i] = (c && (c < 0x20 || c >= 0x7f)) ? '?' : (char)c;
+	}
+	dst[DSTRACE_COMM_LEN - 1] = '\0';
+}
+
 static int clamp(int n, size_t size)
 {
-	if (n < 0)
+	if (n < 0 || !size)
 		return 0;
 	return (size_t)n >= size ? (int)size - 1 : n;
 }
@@ -117,8 +129,7 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 	else
 		snprintf(local, sizeof(local), "-");
 	dstrace_format_mapped(e->raddr, e->rport, remote, sizeof(remote));
-	memcpy(comm, e->comm, sizeof(comm));
-	comm[sizeof(comm) - 1] = '\0';
+	printable_comm(e->comm, comm);
 	return clamp(snprintf(buf, size, "%-8s %-7u %-16s %-7s %-5s %-28s %-28s %s", ts, e->pid,
 			      comm, dstrace_event_name(e->kind), dstrace_proto_name(e->proto),
 			      local, remote,
@@ -172,8 +183,7 @@ int dstrace_format_proc_text(const struct proc_entry *p, char *buf, size_t size)
 {
 	char comm[DSTRACE_COMM_LEN];
 
-	memcpy(comm, p->comm, sizeof(comm));
-	comm[sizeof(comm) - 1] = '\0';
+	printable_comm(p->comm, comm);
 	return clamp(snprintf(buf, size,
 			      "%-7u %-16s %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10" PRIu64
 			      " %7" PRIu64 " %6u %12" PRIu64,

@@ -108,7 +108,7 @@ static int parse_ulong(const char *arg, unsigned long min, unsigned long max, un
 	char *end;
 	unsigned long v;
 
-	if (!arg || !*arg || *arg == '-' || *arg == '+')
+	if (!arg || *arg < '0' || *arg > '9') /* no sign, no leading space */
 		return -1;
 	errno = 0;
 	v = strtoul(arg, &end, 10);
