@@ -64,4 +64,20 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	return 0;
 }
 
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(fx_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
+	return 0;
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	if (!(flags & MSG_PEEK))
+		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
+	return 0;
+}
+
 #endif /* DSTRACE_FENTRY_BPF_H */

@@ -13,6 +13,8 @@ enum kcall_fn {
 	KCALL_UDP_CONNECT,
 	KCALL_UDP_SEND,
 	KCALL_UDP_RECV,
+	KCALL_TCP_SEND,
+	KCALL_TCP_RECV,
 };
 
 struct kcall {
@@ -152,6 +154,45 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 		return 0;
 	if (udp6_recv_peer((struct sock *)call.sk, (struct msghdr *)call.msg, &raddr, &rport))
 		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, raddr, rport, ret);
+	return 0;
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk)
+{
+	struct kcall call = { .sk = (__u64)sk };
+
+	kcall_save(KCALL_TCP_SEND, &call);
+	return 0;
+}
+
+SEC("kretprobe/tcp_sendmsg")
+int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
+{
+	struct kcall call;
+
+	if (kcall_take(KCALL_TCP_SEND, &call))
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret);
+	return 0;
+}
+
+/* tcp_recvmsg(sk, msg, len, flags, addr_len) since 5.19. */
+SEC("kprobe/tcp_recvmsg")
+int BPF_KPROBE(kp_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
+{
+	struct kcall call = { .sk = (__u64)sk, .flags = flags };
+
+	kcall_save(KCALL_TCP_RECV, &call);
+	return 0;
+}
+
+SEC("kretprobe/tcp_recvmsg")
+int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
+{
+	struct kcall call;
+
+	if (kcall_take(KCALL_TCP_RECV, &call) && !(call.flags & MSG_PEEK))
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, ret);
 	return 0;
 }
 

@@ -44,25 +44,11 @@ struct {
 } proc_stats SEC(".maps");
 
 /* UDP flows seen so far: one event per new (process, socket, peer, direction). */
-struct udp_flow_key {
-	__u64 sock_ino;
-	__u32 pid;
-	__u32 raddr;
-	__u16 rport;
-	__u8 kind;
-	__u8 pad;
-};
-
-struct udp_flow_val {
-	__u64 datagrams;
-	__u64 bytes;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct udp_flow_key);
-	__type(value, struct udp_flow_val);
+	__type(key, struct dstrace_flow_key);
+	__type(value, struct dstrace_flow_val);
 } udp_flows SEC(".maps");
 
 /* connect(): the destination from syscall entry, per thread, until syscall exit. */

@@ -56,31 +56,50 @@ static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __
 	return true;
 }
 
-/* Add to the current process's totals. A full table is counted, not hidden. */
-static __always_inline void proc_account(__u32 tgid, __u8 kind, bool failed, __u64 bytes)
+/* The current process's totals, created on first use. A full table is counted, not hidden. */
+static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
+	struct task_struct *task;
 
-	if (!st) {
+	if (st)
+		return st;
+	{
 		struct dstrace_proc_stats init = {};
 
 		init.uid = (__u32)bpf_get_current_uid_gid();
+		init.cgroup_id = bpf_get_current_cgroup_id();
+		init.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		init.first_ns = bpf_ktime_get_boot_ns();
 		bpf_get_current_comm(init.comm, sizeof(init.comm));
+		/* Kept for processes gone before user space can read /proc/PID/exe. */
+		task = (struct task_struct *)bpf_get_current_task();
+		bpf_probe_read_kernel_str(init.exe, sizeof(init.exe),
+					  BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name));
 		if (bpf_map_update_elem(&proc_stats, &tgid, &init, BPF_NOEXIST) &&
 		    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
 			counter_add(DSTRACE_CNT_PROC_FULL, 1);
-			return;
+			return NULL;
 		}
-		st = bpf_map_lookup_elem(&proc_stats, &tgid);
-		if (!st)
-			return;
 	}
+	return bpf_map_lookup_elem(&proc_stats, &tgid);
+}
+
+/* Count one connection, datagram or failure (and its payload bytes) for the process. */
+static __always_inline void proc_account(struct sock *sk, __u32 tgid, __u8 kind, __u8 proto,
+					 bool failed, __u64 bytes)
+{
+	struct dstrace_proc_stats *st = proc_entry(sk, tgid);
+
+	if (!st || kind >= DSTRACE_EV_MAX || proto >= DSTRACE_PROTO_MAX)
+		return;
+	st->last_ns = bpf_ktime_get_boot_ns();
 	if (failed)
 		__sync_fetch_and_add(&st->failed, 1);
-	else if (kind < DSTRACE_EV_MAX)
-		__sync_fetch_and_add(&st->counts[kind], 1);
+	else
+		__sync_fetch_and_add(&st->counts[kind][proto], 1);
 	if (bytes)
-		__sync_fetch_and_add(&st->bytes, bytes);
+		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][proto], bytes);
 }
 
 /* The socket's inode number: unique among live sockets and never reused soon, unlike the
@@ -223,7 +242,7 @@ static __always_inline void handle_connect_done(struct sock *sk, __u32 daddr, __
 	if (!dstrace_wanted(DSTRACE_EV_CONNECT, proto, tgid,
 			    ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num), dport))
 		return;
-	proc_account(tgid, DSTRACE_EV_CONNECT, ret < 0, 0);
+	proc_account(sk, tgid, DSTRACE_EV_CONNECT, proto, ret < 0, 0);
 	emit_event(sk, sk_ino(sk), DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
 }
 
@@ -241,7 +260,7 @@ static __always_inline void handle_accept_done(struct sock *sk)
 	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid,
 			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
 		return;
-	proc_account(tgid, DSTRACE_EV_ACCEPT, false, 0);
+	proc_account(sk, tgid, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false, 0);
 	emit_event(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
 }
 
@@ -255,19 +274,19 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	struct udp_flow_key key = {};
-	struct udp_flow_val *flow;
+	struct dstrace_flow_key key = {};
+	struct dstrace_flow_val *flow;
 	__u64 ino;
 
 	if (!dstrace_wanted(kind, DSTRACE_PROTO_UDP, tgid, lport, rport))
 		return;
 	ino = sk_ino(sk);
 	if (ret < 0) {
-		proc_account(tgid, kind, true, 0);
+		proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, true, 0);
 		emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
 		return;
 	}
-	proc_account(tgid, kind, false, ret);
+	proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, false, ret);
 
 	key.sock_ino = ino;
 	key.pid = tgid;
@@ -276,7 +295,7 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 	key.kind = kind;
 	flow = bpf_map_lookup_elem(&udp_flows, &key);
 	if (!flow) {
-		struct udp_flow_val init = { .datagrams = 1, .bytes = ret };
+		struct dstrace_flow_val init = { .datagrams = 1, .bytes = ret, .lport = lport };
 
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
@@ -289,6 +308,33 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 	}
 	__sync_fetch_and_add(&flow->datagrams, 1);
 	__sync_fetch_and_add(&flow->bytes, ret);
+}
+
+/*
+ * Payload bytes sent or received (ret of tcp_sendmsg/tcp_recvmsg, or of the socket layer) on
+ * a TCP connection of an AF_INET6 socket with an IPv4 peer. Only counted: a connection is
+ * reported once, by its connect or accept.
+ */
+static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u16 protocol, rport;
+	__u32 raddr;
+
+	if (ret <= 0 || !sk_is_inet6(sk, &protocol) || protocol != IPPROTO_TCP ||
+	    !sk_mapped_peer(sk, &raddr, &rport))
+		return;
+	if (!dstrace_wanted(kind, DSTRACE_PROTO_TCP, tgid, BPF_CORE_READ(sk, __sk_common.skc_num),
+			    rport))
+		return;
+	{
+		struct dstrace_proc_stats *st = proc_entry(sk, tgid);
+
+		if (!st)
+			return;
+		st->last_ns = bpf_ktime_get_boot_ns();
+		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][DSTRACE_PROTO_TCP], ret);
+	}
 }
 
 /*

@@ -6,6 +6,7 @@
  *   accept   syscalls:sys_exit_accept{,4}, socket found from the returned fd
  *   send     cgroup/sendmsg4 (mapped peer, AF_INET6 socket) + tp_btf/sock_send_length
  *   recv     cgroup/recvmsg6 (mapped source) + tp_btf/sock_recv_length
+ *   TCP bytes tp_btf/sock_{send,recv}_length on connections with a mapped peer
  */
 #ifndef DSTRACE_TRACEPOINT_BPF_H
 #define DSTRACE_TRACEPOINT_BPF_H
@@ -194,8 +195,12 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	__u16 protocol, rport;
 	__u32 raddr;
 
-	if (!sk_is_inet6(sk, &protocol) || protocol != IPPROTO_UDP)
+	if (!sk_is_inet6(sk, &protocol))
 		return 0;
+	if (protocol == IPPROTO_TCP) {
+		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
+		return 0;
+	}
 	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	if (s && s->send.valid && s->send.tid == tid) {
 		s->send.valid = 0;
@@ -253,8 +258,13 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 	__u16 protocol, rport;
 	__u32 raddr;
 
-	if (!sk_is_inet6(sk, &protocol) || protocol != IPPROTO_UDP)
+	if (!sk_is_inet6(sk, &protocol))
 		return 0;
+	if (protocol == IPPROTO_TCP) {
+		if (!(flags & MSG_PEEK))
+			handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
+		return 0;
+	}
 	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	if (s && s->recv.valid && s->recv.tid == tid) {
 		s->recv.valid = 0;

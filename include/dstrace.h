@@ -54,14 +54,46 @@ struct dstrace_event {
 	char comm[DSTRACE_COMM_LEN];
 };
 
+#define DSTRACE_PROTO_MAX 2
+#define DSTRACE_EXE_LEN 32
+
+enum dstrace_dir {
+	DSTRACE_DIR_SENT = 0,
+	DSTRACE_DIR_RECEIVED = 1,
+	DSTRACE_DIR_MAX = 2,
+};
+
 /* Per-process counters, aggregated in the kernel (map proc_stats, key: tgid). */
 struct dstrace_proc_stats {
-	unsigned long long counts[DSTRACE_EV_MAX]; /* connections (TCP/UDP connect, accept), datagrams (send, recv) */
+	/* connections (connect, accept) and datagrams (send, recv), by protocol */
+	unsigned long long counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
 	unsigned long long failed;
-	unsigned long long bytes; /* UDP payload bytes sent and received */
+	/* payload bytes over mapped sockets: TCP and UDP, sent and received */
+	unsigned long long bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
+	unsigned long long first_ns; /* CLOCK_BOOTTIME */
+	unsigned long long last_ns;
+	unsigned long long cgroup_id;
 	unsigned int uid;
-	unsigned int pad;
+	unsigned int netns;
 	char comm[DSTRACE_COMM_LEN];
+	char exe[DSTRACE_EXE_LEN]; /* name of the executable file, without its directory */
+};
+
+/* UDP flow values (map udp_flows), read by user space for per-peer datagram counts. */
+struct dstrace_flow_key {
+	unsigned long long sock_ino;
+	unsigned int pid;
+	unsigned int raddr;
+	unsigned short rport;
+	unsigned char kind;
+	unsigned char pad;
+};
+
+struct dstrace_flow_val {
+	unsigned long long datagrams;
+	unsigned long long bytes;
+	unsigned short lport;
+	unsigned short pad[3];
 };
 
 /* Global counters (map counters, index). */

@@ -151,8 +151,10 @@ int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstra
 		return -1;
 	copy_comm(p->comm, st->comm);
 	p->uid = st->uid;
-	memcpy(p->counts, st->counts, sizeof(p->counts));
+	for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)
+		p->counts[kind] = st->counts[kind][DSTRACE_PROTO_TCP] + st->counts[kind][DSTRACE_PROTO_UDP];
 	p->failed = st->failed;
-	p->bytes = st->bytes;
+	p->bytes = st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
+		   st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];
 	return 0;
 }

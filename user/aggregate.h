@@ -19,9 +19,9 @@ struct proc_entry {
 	uint32_t pid;
 	uint32_t uid;
 	char comm[DSTRACE_COMM_LEN];
-	uint64_t counts[DSTRACE_EV_MAX];
+	uint64_t counts[DSTRACE_EV_MAX]; /* TCP and UDP together */
 	uint64_t failed;
-	uint64_t bytes;
+	uint64_t bytes; /* UDP payload bytes, sent and received */
 	/* distinct remote IPv4 addresses: open addressing, 0 is the empty slot and
 	 * 0.0.0.0 is tracked apart */
 	uint32_t *peers;

@@ -214,7 +214,7 @@ static void test_table_cap(void)
 {
 	struct proc_table t;
 	struct dstrace_event e;
-	struct dstrace_proc_stats st = { .counts = { 1 } };
+	struct dstrace_proc_stats st = { .counts = { { 1 } } };
 
 	proc_table__init(&t);
 	for (uint32_t pid = 1; pid <= PROC_TABLE_MAX; pid++) {
@@ -249,10 +249,11 @@ static void test_set_stats(void)
 	struct proc_table t;
 	struct dstrace_event e1 = event(100, "from-event", ipv4("192.0.2.1"));
 	struct dstrace_event e2 = event(100, "from-event", ipv4("192.0.2.2"));
+	/* TCP and UDP add up in the table; BYTES are UDP payload bytes, both directions */
 	struct dstrace_proc_stats st = {
-		.counts = { 1, 2, 3, 4 },
+		.counts = { { 1, 0 }, { 2, 0 }, { 0, 3 }, { 0, 4 } },
 		.failed = 5,
-		.bytes = 6,
+		.bytes = { { 1000, 2 }, { 2000, 4 } },
 		.uid = 33,
 		.comm = "from-kernel",
 	};
@@ -275,10 +276,12 @@ static void test_set_stats(void)
 	ASSERT_UINT_EQ(proc_entry__peers(p), 2);
 
 	/* the kernel's totals replace ours: a second read is not added to the first */
-	st.counts[DSTRACE_EV_CONNECT] = 10;
-	st.counts[DSTRACE_EV_RECV] = 0;
+	st.counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP] = 7;
+	st.counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_UDP] = 3;
+	st.counts[DSTRACE_EV_RECV][DSTRACE_PROTO_UDP] = 0;
 	st.failed = 0;
-	st.bytes = 600;
+	st.bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] = 200;
+	st.bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP] = 400;
 	ASSERT_INT_EQ(proc_table__set_stats(&t, 100, &st), 0);
 	ASSERT_UINT_EQ(p->counts[DSTRACE_EV_CONNECT], 10);
 	ASSERT_UINT_EQ(p->counts[DSTRACE_EV_ACCEPT], 2);
@@ -299,7 +302,11 @@ static void test_set_stats(void)
 static void test_set_stats_new_process(void)
 {
 	struct proc_table t;
-	struct dstrace_proc_stats st = { .counts = { 0, 0, 9, 0 }, .bytes = 4096, .comm = "dns" };
+	struct dstrace_proc_stats st = {
+		.counts = { [DSTRACE_EV_SEND] = { 0, 9 } },
+		.bytes = { [DSTRACE_DIR_SENT] = { 0, 4096 } },
+		.comm = "dns",
+	};
 
 	proc_table__init(&t);
 	ASSERT_INT_EQ(proc_table__set_stats(&t, 53, &st), 0);
