@@ -35,7 +35,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
-USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c
+USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/audit.c \
+	user/metrics.c
 USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 

@@ -43,6 +43,14 @@ struct {
 	__type(value, struct dstrace_proc_stats);
 } proc_stats SEC(".maps");
 
+/* Room to build a new proc_stats entry (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dstrace_proc_stats);
+} proc_scratch SEC(".maps");
+
 /* UDP flows seen so far: one event per new (process, socket, peer, direction). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

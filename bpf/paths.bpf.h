@@ -56,31 +56,66 @@ static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __
 	return true;
 }
 
+/* The executable's path into st->exe_parts, last component first, crossing mount points
+ * up to the root the task sees: a bounded d_path() (once per process). */
+static __always_inline void read_exe_path(struct task_struct *task, struct dstrace_proc_stats *st)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	int part = 0;
+
+	for (int i = 0; i < DSTRACE_EXE_PARTS * 2; i++) {
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+
+		if (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up == mnt || !up)
+				return; /* the root */
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vfsmnt = &up->mnt;
+			continue;
+		}
+		if (part >= DSTRACE_EXE_PARTS) {
+			st->exe_parts_full = 1;
+			return;
+		}
+		bpf_probe_read_kernel_str(st->exe_parts[part], DSTRACE_EXE_PART_LEN,
+					  BPF_CORE_READ(dentry, d_name.name));
+		part++;
+		dentry = parent;
+	}
+	st->exe_parts_full = 1;
+}
+
 /* The current process's totals, created on first use. A full table is counted, not hidden. */
 static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
+	struct dstrace_proc_stats *init;
 	struct task_struct *task;
+	__u32 zero = 0;
 
 	if (st)
 		return st;
-	{
-		struct dstrace_proc_stats init = {};
-
-		init.uid = (__u32)bpf_get_current_uid_gid();
-		init.cgroup_id = bpf_get_current_cgroup_id();
-		init.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-		init.first_ns = bpf_ktime_get_boot_ns();
-		bpf_get_current_comm(init.comm, sizeof(init.comm));
-		/* Kept for processes gone before user space can read /proc/PID/exe. */
-		task = (struct task_struct *)bpf_get_current_task();
-		bpf_probe_read_kernel_str(init.exe, sizeof(init.exe),
-					  BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name));
-		if (bpf_map_update_elem(&proc_stats, &tgid, &init, BPF_NOEXIST) &&
-		    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
-			counter_add(DSTRACE_CNT_PROC_FULL, 1);
-			return NULL;
-		}
+	init = bpf_map_lookup_elem(&proc_scratch, &zero);
+	if (!init)
+		return NULL;
+	__builtin_memset(init, 0, sizeof(*init));
+	init->uid = (__u32)bpf_get_current_uid_gid();
+	init->cgroup_id = bpf_get_current_cgroup_id();
+	init->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	init->first_ns = bpf_ktime_get_boot_ns();
+	bpf_get_current_comm(init->comm, sizeof(init->comm));
+	task = (struct task_struct *)bpf_get_current_task();
+	read_exe_path(task, init);
+	if (bpf_map_update_elem(&proc_stats, &tgid, init, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
+		counter_add(DSTRACE_CNT_PROC_FULL, 1);
+		return NULL;
 	}
 	return bpf_map_lookup_elem(&proc_stats, &tgid);
 }

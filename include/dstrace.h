@@ -55,7 +55,8 @@ struct dstrace_event {
 };
 
 #define DSTRACE_PROTO_MAX 2
-#define DSTRACE_EXE_LEN 32
+#define DSTRACE_EXE_PARTS 10	 /* path components of the executable kept */
+#define DSTRACE_EXE_PART_LEN 32 /* bytes of each, NUL included */
 
 enum dstrace_dir {
 	DSTRACE_DIR_SENT = 0,
@@ -76,7 +77,13 @@ struct dstrace_proc_stats {
 	unsigned int uid;
 	unsigned int netns;
 	char comm[DSTRACE_COMM_LEN];
-	char exe[DSTRACE_EXE_LEN]; /* name of the executable file, without its directory */
+	/* The executable's path, last component first ("curl", "bin", "usr"), read when the
+	 * process first showed up, so it is known even for processes gone before user space
+	 * could read /proc/PID/exe. An empty part ends the path; exe_parts_full means the
+	 * path had more components than kept. */
+	char exe_parts[DSTRACE_EXE_PARTS][DSTRACE_EXE_PART_LEN];
+	unsigned int exe_parts_full;
+	unsigned int pad;
 };
 
 /* UDP flow values (map udp_flows), read by user space for per-peer datagram counts. */

@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include "audit.h"
 #include "backend.h"
 #include "cgroupfs.h"
 #include "dstrace.skel.h"
@@ -23,6 +24,7 @@ struct dstrace_backend {
 	int nlinks;
 	int cgroup_fd;
 	char why[WHY_LEN]; /* why the last attempt failed */
+	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 };
 
 /* Order in which "auto" tries the backends: the most direct hooks first. */
@@ -339,5 +341,84 @@ int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_tab
 			continue; /* gone meanwhile */
 		proc_table__set_stats(t, key, &st); /* a full table counts it in t->dropped */
 	}
+	return 0;
+}
+
+int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid,
+				struct dstrace_proc_stats *st)
+{
+	return bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) ? -errno : 0;
+}
+
+uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b)
+{
+	return bpf_map__max_entries(b->skel->maps.udp_flows);
+}
+
+/* Keys to delete once an iteration is over (deleting during it would restart it). */
+struct key_list {
+	void *keys;
+	size_t n, cap, size;
+};
+
+static int key_list_add(struct key_list *l, const void *key)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		void *keys = realloc(l->keys, cap * l->size);
+
+		if (!keys)
+			return -ENOMEM;
+		l->keys = keys;
+		l->cap = cap;
+	}
+	memcpy((char *)l->keys + l->n++ * l->size, key, l->size);
+	return 0;
+}
+
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_t *evictions)
+{
+	int procs_fd = bpf_map__fd(b->skel->maps.proc_stats);
+	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
+	struct key_list dead_procs = { .size = sizeof(uint32_t) };
+	struct key_list dead_flows = { .size = sizeof(struct dstrace_flow_key) };
+	struct dstrace_proc_stats st;
+	struct dstrace_flow_key fkey, *fprev = NULL;
+	struct dstrace_flow_val fval;
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
+	uint32_t key, *prev = NULL;
+
+	/* Processes first: a process found gone gets its last counts, then its flows theirs. */
+	while (!bpf_map_get_next_key(procs_fd, prev, &key)) {
+		prev = &key;
+		if (bpf_map_lookup_elem(procs_fd, &key, &st))
+			continue;
+		if (audit__add_proc(a, key, &st))
+			key_list_add(&dead_procs, &key);
+	}
+	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
+		fprev = &fkey;
+		if (bpf_map_lookup_elem(flows_fd, &fkey, &fval))
+			continue;
+		live_flows++;
+		if (audit__add_flow(a, &fkey, &fval))
+			key_list_add(&dead_flows, &fkey);
+	}
+	audit__flows_done(a);
+	for (size_t i = 0; i < dead_procs.n; i++)
+		bpf_map_delete_elem(procs_fd, (uint32_t *)dead_procs.keys + i);
+	for (size_t i = 0; i < dead_flows.n; i++) {
+		if (!bpf_map_delete_elem(flows_fd, (struct dstrace_flow_key *)dead_flows.keys + i)) {
+			b->flows_reclaimed++;
+			live_flows--;
+		}
+	}
+	free(dead_procs.keys);
+	free(dead_flows.keys);
+	dstrace_backend__counters(b, counters);
+	/* every flow inserted is live, reclaimed by us, or evicted by the LRU */
+	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
+			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
+			     0;
 	return 0;
 }

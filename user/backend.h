@@ -20,4 +20,14 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 /* Copy the kernel's per-process totals into t. */
 int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t);
 
+struct audit;
+/* Fold the kernel's per-process and UDP flow counters into the audit tables, reclaiming the
+ * kernel entries of processes that are gone. *evictions: UDP flows the kernel's LRU table
+ * evicted so far. 0 or a negative errno. */
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_t *evictions);
+/* The kernel's counters for one process; 0 or a negative errno (-ENOENT). */
+int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid,
+				struct dstrace_proc_stats *st);
+uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b);
+
 #endif /* DSTRACE_BACKEND_H */

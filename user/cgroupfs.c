@@ -58,15 +58,15 @@ int dstrace_parse_cgroup2_mount(const char *text, char *path, size_t size)
 	return found;
 }
 
-int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size)
+/* The whole of a small text file; NULL on error. */
+static char *read_text(const char *file)
 {
-	FILE *f = fopen(mountinfo, "r");
+	FILE *f = fopen(file, "re");
 	char *text = NULL;
 	size_t cap = 0, len = 0;
-	int err;
 
 	if (!f)
-		return -errno;
+		return NULL;
 	for (;;) {
 		if (len + 4096 + 1 > cap) {
 			char *t = realloc(text, cap = cap ? cap * 2 : 65536);
@@ -74,7 +74,7 @@ int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size)
 			if (!t) {
 				free(text);
 				fclose(f);
-				return -ENOMEM;
+				return NULL;
 			}
 			text = t;
 		}
@@ -85,7 +85,28 @@ int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size)
 		len += n;
 	}
 	fclose(f);
+	if (!text)
+		return NULL;
 	text[len] = '\0';
+	return text;
+}
+
+void dstrace_find_cgroup2_quiet(char *path, size_t size)
+{
+	char *text = read_text("/proc/self/mountinfo");
+
+	if (!text || dstrace_parse_cgroup2_mount(text, path, size))
+		path[0] = '\0';
+	free(text);
+}
+
+int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size)
+{
+	char *text = read_text(mountinfo);
+	int err;
+
+	if (!text)
+		return errno ? -errno : -ENOMEM;
 	err = dstrace_parse_cgroup2_mount(text, path, size);
 	free(text);
 	if (!err)

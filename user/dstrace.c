@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,11 +16,15 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "aggregate.h"
+#include "audit.h"
 #include "backend.h"
+#include "cgroupfs.h"
 #include "format.h"
+#include "metrics.h"
 #include "options.h"
 
 static volatile sig_atomic_t exiting;
+static volatile sig_atomic_t reopen_output;
 
 struct run {
 	struct env env;
@@ -29,12 +34,23 @@ struct run {
 	uint64_t events_seen;
 	int64_t boot_to_realtime_ns; /* add to CLOCK_BOOTTIME to get CLOCK_REALTIME */
 	int write_errno;
+	/* audit and metrics */
+	bool per_program; /* --audit or --metrics: keep the per-program tables */
+	struct audit audit;
+	int metrics_fd;
+	uint64_t evictions;
+	uint64_t last_harvest_ns;
+	uint64_t started_realtime_ns;
+	char host[256];
+	char run_id[320];
 };
 
 static void sig_handler(int sig)
 {
-	(void)sig;
-	exiting = 1;
+	if (sig == SIGHUP)
+		reopen_output = 1;
+	else
+		exiting = 1;
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
@@ -72,6 +88,18 @@ static int handle_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(*e))
 		return 0;
 	r->events_seen++;
+	if (r->per_program) {
+		struct dstrace_proc_stats st;
+
+		/* A new process: learn what the kernel recorded of it (its executable) now,
+		 * in case it is gone by the next harvest. */
+		if (!audit__has_pid(&r->audit, e->pid) &&
+		    !dstrace_backend__proc_stats(r->backend, e->pid, &st))
+			audit__add_proc(&r->audit, e->pid, &st);
+		audit__add_event(&r->audit, e);
+	}
+	if (r->env.audit)
+		return 0;
 	proc_table__add_event(&r->procs, e);
 	if (r->env.interval_s)
 		return 0;
@@ -112,6 +140,80 @@ static void print_procs(struct run *r)
 			dstrace_format_proc_text(&r->procs.procs[i], line, sizeof(line));
 		emit_line(r, line);
 	}
+}
+
+/* Bring the per-program tables up to date (at most once a second unless forced). */
+static void harvest(struct run *r, bool force)
+{
+	uint64_t now = clock_ns(CLOCK_MONOTONIC), evictions = 0;
+
+	if (!force && now - r->last_harvest_ns < 1000000000ull)
+		return;
+	r->last_harvest_ns = now;
+	if (!dstrace_backend__harvest(r->backend, &r->audit, &evictions) && evictions > r->evictions)
+		r->evictions = evictions; /* a counter: it never goes down */
+}
+
+static int write_audit(struct run *r, bool final)
+{
+	uint64_t counters[DSTRACE_CNT_MAX] = {};
+	struct audit_run_info info = {
+		.run_id = r->run_id,
+		.host = r->host,
+		.backend = dstrace_backend__name(r->backend),
+		.started_realtime_ns = r->started_realtime_ns,
+		.now_realtime_ns = clock_ns(CLOCK_REALTIME),
+		.boot_to_realtime_ns = r->boot_to_realtime_ns,
+		.events = r->events_seen,
+		.final = final,
+	};
+	int err;
+
+	harvest(r, true);
+	dstrace_backend__counters(r->backend, counters);
+	info.lost = counters[DSTRACE_CNT_LOST];
+	info.evictions = r->evictions;
+	err = audit__write(&r->audit, r->out, &info);
+	if (err) {
+		fprintf(stderr, "dstrace: cannot write audit records to %s: %s\n", r->env.output,
+			strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+/* SIGHUP: logrotate moved the file away; append to a new one at the same path. */
+static int reopen(struct run *r)
+{
+	FILE *f;
+
+	reopen_output = 0;
+	if (!r->env.output)
+		return 0;
+	f = fopen(r->env.output, "a");
+	if (!f) {
+		fprintf(stderr, "dstrace: cannot reopen output file '%s': %s\n", r->env.output,
+			strerror(errno));
+		return -errno;
+	}
+	fclose(r->out);
+	r->out = f;
+	return 0;
+}
+
+static void serve_metrics(struct run *r)
+{
+	uint64_t counters[DSTRACE_CNT_MAX] = {};
+	struct metrics_totals t = {
+		.version = DSTRACE_VERSION,
+		.backend = dstrace_backend__name(r->backend),
+	};
+
+	harvest(r, false);
+	dstrace_backend__counters(r->backend, counters);
+	t.lost = counters[DSTRACE_CNT_LOST];
+	t.evictions = r->evictions + r->audit.programs_dropped + r->audit.pids_dropped;
+	metrics_serve(r->metrics_fd, &r->audit, &t);
 }
 
 /* Root, or at least the capabilities loading and attaching need. */
@@ -157,6 +259,8 @@ int main(int argc, char **argv)
 		return 2;
 	proc_table__init(&r.procs);
 	r.out = stdout;
+	r.metrics_fd = -1;
+	r.per_program = r.env.audit || r.env.metrics;
 
 	if (check_privileges())
 		return 1;
@@ -166,7 +270,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (r.env.output) {
-		r.out = fopen(r.env.output, "w");
+		/* An audit survives restarts: append, never truncate. */
+		r.out = fopen(r.env.output, r.env.audit ? "a" : "w");
 		if (!r.out) {
 			fprintf(stderr, "dstrace: cannot open output file '%s': %s\n", r.env.output,
 				strerror(errno));
@@ -174,14 +279,39 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (r.env.metrics) {
+		const char *what;
+
+		r.metrics_fd = metrics_listen(r.env.metrics, &what);
+		if (r.metrics_fd < 0) {
+			if (r.metrics_fd == -EINVAL && !strcmp(what, "parse"))
+				fprintf(stderr, "dstrace: invalid --metrics '%s': expected ADDR:PORT\n",
+					r.env.metrics);
+			else
+				fprintf(stderr, "dstrace: cannot %s %s for metrics: %s\n", what,
+					r.env.metrics, strerror(-r.metrics_fd));
+			status = r.metrics_fd == -EINVAL && !strcmp(what, "parse") ? 2 : 1;
+			goto cleanup;
+		}
+	}
+
 	libbpf_set_print(r.env.verbose ? libbpf_print : NULL);
 	signal(SIGINT, sig_handler);
 	signal(SIGTERM, sig_handler);
+	signal(SIGHUP, sig_handler);
 	signal(SIGPIPE, SIG_IGN);
 
 	err = dstrace_backend__new(&r.env, &r.backend);
 	if (err)
 		goto cleanup;
+	if (r.per_program) {
+		err = audit__init(&r.audit, dstrace_backend__max_flows(r.backend));
+		if (err) {
+			fprintf(stderr, "dstrace: out of memory for the audit tables\n");
+			goto cleanup;
+		}
+		dstrace_find_cgroup2_quiet(r.audit.cgroup_root, sizeof(r.audit.cgroup_root));
+	}
 	rb = ring_buffer__new(dstrace_backend__ringbuf_fd(r.backend), handle_event, &r, NULL);
 	if (!rb) {
 		fprintf(stderr, "dstrace: failed to open the ring buffer: %s\n", strerror(errno));
@@ -189,37 +319,65 @@ int main(int argc, char **argv)
 	}
 
 	r.boot_to_realtime_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME));
+	r.started_realtime_ns = clock_ns(CLOCK_REALTIME);
+	if (gethostname(r.host, sizeof(r.host) - 1))
+		snprintf(r.host, sizeof(r.host), "unknown");
+	snprintf(r.run_id, sizeof(r.run_id), "%s-%llu-%d", r.host,
+		 (unsigned long long)(r.started_realtime_ns / 1000000000ull), (int)getpid());
 	start_ns = clock_ns(CLOCK_MONOTONIC);
 	if (r.env.interval_s)
 		next_interval_ns = start_ns + r.env.interval_s * 1000000000ull;
 	fprintf(stderr, "Tracing IPv4-mapped traffic on AF_INET6 sockets (backend %s)... "
 			"Hit Ctrl-C to end.\n",
 		dstrace_backend__name(r.backend));
-	if (!r.env.json && !r.env.interval_s) {
+	if (!r.env.json && !r.env.interval_s && !r.env.audit) {
 		dstrace_format_event_header(line, sizeof(line));
 		emit_line(&r, line);
 	}
 
 	while (!exiting) {
+		struct pollfd pfds[2] = {
+			{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
+			{ .fd = r.metrics_fd, .events = POLLIN },
+		};
 		uint64_t now;
 
-		err = ring_buffer__poll(rb, 100);
+		if (poll(pfds, r.metrics_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR) {
+			fprintf(stderr, "dstrace: poll: %s\n", strerror(errno));
+			goto cleanup;
+		}
+		err = ring_buffer__consume(rb);
 		if (err < 0 && err != -EINTR) {
-			fprintf(stderr, "dstrace: error polling the ring buffer: %s\n",
+			fprintf(stderr, "dstrace: error reading the ring buffer: %s\n",
 				strerror(-err));
 			goto cleanup;
 		}
+		if (r.metrics_fd >= 0 && (pfds[1].revents & POLLIN))
+			serve_metrics(&r);
+		if (reopen_output && reopen(&r))
+			goto cleanup;
 		now = clock_ns(CLOCK_MONOTONIC);
 		if (r.env.duration_s && now - start_ns >= r.env.duration_s * 1000000000ull)
 			break;
 		if (next_interval_ns && now >= next_interval_ns) {
-			print_procs(&r);
+			if (r.env.audit) {
+				if (write_audit(&r, false))
+					goto cleanup;
+			} else {
+				print_procs(&r);
+			}
 			next_interval_ns += r.env.interval_s * 1000000000ull;
 		}
 	}
 	/* What the kernel queued before we stopped still belongs to this run. */
 	ring_buffer__consume(rb);
 
+	if (r.env.audit) {
+		if (write_audit(&r, true))
+			goto cleanup;
+		status = 0;
+		goto cleanup;
+	}
 	print_procs(&r);
 	dstrace_backend__counters(r.backend, counters);
 	stats.backend = dstrace_backend__name(r.backend);
@@ -257,6 +415,9 @@ cleanup:
 	ring_buffer__free(rb);
 	dstrace_backend__free(r.backend);
 	proc_table__free(&r.procs);
+	audit__free(&r.audit);
+	if (r.metrics_fd >= 0)
+		close(r.metrics_fd);
 	if (r.out && r.out != stdout)
 		fclose(r.out);
 	return status;

@@ -24,13 +24,18 @@ static const char doc[] =
 	"  dstrace -i 10              # per-process table every 10 s, no events\n"
 	"  dstrace -c nginx -e accept # IPv4 clients nginx accepts on [::]\n"
 	"  dstrace -p 1234 -p 5678    # only these processes\n"
-	"  dstrace --udp -P 53        # mapped DNS: UDP with port 53 at either end\n";
+	"  dstrace --udp -P 53        # mapped DNS: UDP with port 53 at either end\n"
+	"  dstrace --audit -o /var/log/dstrace.jsonl --metrics :9464\n"
+	"                             # production audit, Prometheus on 127.0.0.1:9464\n"
+	"  dstrace report /var/log/dstrace.jsonl  # what breaks if IPv4 goes away\n";
 
 enum {
 	OPT_TCP = 0x100,
 	OPT_UDP,
 	OPT_BACKEND,
 	OPT_RINGBUF_KB,
+	OPT_AUDIT,
+	OPT_METRICS,
 };
 
 static const struct argp_option opts[] = {
@@ -49,6 +54,11 @@ static const struct argp_option opts[] = {
 	  "tracepoint", 0 },
 	{ "ringbuf-kb", OPT_RINGBUF_KB, "KB", 0,
 	  "Ring buffer size in KiB, a power of two from 4 to 1048576 (default 1024)", 0 },
+	{ "audit", OPT_AUDIT, NULL, 0,
+	  "Audit mode: append one JSON record per program to the -o FILE every interval "
+	  "(default 60 s) and at exit; SIGHUP reopens FILE", 0 },
+	{ "metrics", OPT_METRICS, "ADDR:PORT", 0,
+	  "Serve Prometheus metrics on http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1)", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
 	{},
@@ -192,8 +202,22 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			     arg);
 		env->ringbuf_kb = v;
 		break;
+	case OPT_AUDIT:
+		env->audit = true;
+		break;
+	case OPT_METRICS:
+		if (!*arg)
+			FAIL(state, "invalid --metrics '': expected ADDR:PORT");
+		env->metrics = arg;
+		break;
 	case 'h':
 		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
+		break;
+	case ARGP_KEY_END:
+		if (env->audit && !env->output)
+			FAIL(state, "--audit needs -o FILE: the file the audit records are appended to");
+		if (env->audit && env->json)
+			FAIL(state, "--audit writes its own JSON records: drop -j");
 		break;
 	case ARGP_KEY_ARG:
 		FAIL(state, "unexpected argument '%s'", arg);
@@ -219,5 +243,7 @@ int dstrace_parse_args(int argc, char **argv, struct env *env, bool exit_on_erro
 		env->protos = DSTRACE_PROTOMASK_ALL;
 	if (!env->events)
 		env->events = DSTRACE_EVMASK_ALL;
+	if (env->audit && !env->interval_s)
+		env->interval_s = DSTRACE_AUDIT_DEFAULT_INTERVAL;
 	return 0;
 }

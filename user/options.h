@@ -28,7 +28,11 @@ struct env {
 	const char *output;
 	enum dstrace_backend_kind backend;
 	unsigned int ringbuf_kb;
+	bool audit; /* --audit: per-program records appended to output every interval */
+	const char *metrics; /* --metrics ADDR:PORT */
 };
+
+#define DSTRACE_AUDIT_DEFAULT_INTERVAL 60
 
 #define DSTRACE_DEFAULT_RINGBUF_KB 1024
 

@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "audit.h"
+#include "format.h"
+
+/* A process we have counters for. */
+struct audit_pid {
+	uint32_t pid; /* 0: empty slot */
+	uint32_t prog; /* index in programs, or UINT32_MAX if it did not fit */
+	uint32_t seen_gen;
+	struct dstrace_proc_stats last; /* the kernel's counters at the last look */
+};
+
+/* A UDP flow's datagram count at the last look. */
+struct audit_flow {
+	struct dstrace_flow_key key;
+	uint64_t datagrams;
+	uint32_t seen_gen;
+	bool used;
+};
+
+static uint32_t hash64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (uint32_t)x;
+}
+
+int audit__init(struct audit *a, uint32_t max_flows)
+{
+	memset(a, 0, sizeof(*a));
+	a->programs = calloc(AUDIT_PROGRAMS_MAX, sizeof(*a->programs));
+	a->pids = calloc(AUDIT_PIDS_MAX * 2, sizeof(*a->pids));
+	a->flows_cap = 1;
+	while (a->flows_cap < max_flows * 2)
+		a->flows_cap <<= 1;
+	a->flows = calloc(a->flows_cap, sizeof(*a->flows));
+	if (!a->programs || !a->pids || !a->flows) {
+		audit__free(a);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void audit__free(struct audit *a)
+{
+	if (a->programs) {
+		for (uint32_t i = 0; i < a->nprograms; i++)
+			free(a->programs[i].peers);
+	}
+	free(a->programs);
+	free(a->pids);
+	free(a->flows);
+	memset(a, 0, sizeof(*a));
+}
+
+void audit_container_id(const char *path, char out[65])
+{
+	out[0] = '\0';
+	for (const char *p = path; *p; p++) {
+		size_t n = 0;
+
+		if (p != path && isxdigit((unsigned char)p[-1]))
+			continue; /* only at the start of a run of hex digits */
+		while (isxdigit((unsigned char)p[n]) && !isupper((unsigned char)p[n]))
+			n++;
+		if (n == 64) {
+			memcpy(out, p, 64);
+			out[64] = '\0';
+			return;
+		}
+	}
+}
+
+/* The cgroup v2 path of a live process, if its id matches (else ""). */
+static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_id, char *out,
+			   size_t size)
+{
+	char file[64], line[AUDIT_CGROUP_LEN + 8], full[1024];
+	struct stat st;
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(file, sizeof(file), "/proc/%u/cgroup", pid);
+	f = fopen(file, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(full, sizeof(full), "%s%s", a->cgroup_root, line + 3);
+		if (!a->cgroup_root[0] || (!stat(full, &st) && st.st_ino == cgroup_id)) {
+			size_t n = strlen(line + 3);
+
+			n = n < size ? n : size - 1;
+			memcpy(out, line + 3, n);
+			out[n] = '\0';
+		}
+		break;
+	}
+	fclose(f);
+}
+
+static struct audit_program *program_find_or_add(struct audit *a, const char *exe, uint32_t uid,
+						 uint64_t cgroup_id, uint32_t netns,
+						 const char *comm, uint32_t pid, uint32_t *index)
+{
+	struct audit_program *p;
+
+	for (uint32_t i = 0; i < a->nprograms; i++) {
+		p = &a->programs[i];
+		if (p->uid == uid && p->cgroup_id == cgroup_id && p->netns == netns &&
+		    !strcmp(p->exe, exe)) {
+			*index = i;
+			return p;
+		}
+	}
+	if (a->nprograms == AUDIT_PROGRAMS_MAX) {
+		a->programs_dropped++;
+		*index = UINT32_MAX;
+		return NULL;
+	}
+	*index = a->nprograms;
+	p = &a->programs[a->nprograms++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->exe, sizeof(p->exe), "%s", exe);
+	p->uid = uid;
+	p->cgroup_id = cgroup_id;
+	p->netns = netns;
+	memcpy(p->comm, comm, DSTRACE_COMM_LEN);
+	p->comm[DSTRACE_COMM_LEN - 1] = '\0';
+	cgroup_path_of(a, pid, cgroup_id, p->cgroup, sizeof(p->cgroup));
+	audit_container_id(p->cgroup, p->container);
+	return p;
+}
+
+static struct audit_pid *pid_slot(struct audit *a, uint32_t pid, bool *found)
+{
+	uint32_t mask = AUDIT_PIDS_MAX * 2 - 1;
+
+	for (uint32_t i = hash64(pid) & mask;; i = (i + 1) & mask) {
+		if (a->pids[i].pid == pid || !a->pids[i].pid) {
+			*found = a->pids[i].pid == pid;
+			return &a->pids[i];
+		}
+	}
+}
+
+void audit_exe_path(const struct dstrace_proc_stats *st, char *out, size_t size)
+{
+	size_t o = 0;
+	int n = 0;
+
+	while (n < DSTRACE_EXE_PARTS && st->exe_parts[n][0])
+		n++;
+	out[0] = '\0';
+	if (st->exe_parts_full && o + 4 < size) {
+		memcpy(out, "/...", 4);
+		o = 4;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		size_t len = strnlen(st->exe_parts[i], DSTRACE_EXE_PART_LEN);
+
+		if (o + 1 + len + 1 > size)
+			break;
+		out[o++] = '/';
+		memcpy(out + o, st->exe_parts[i], len);
+		o += len;
+	}
+	out[o] = '\0';
+}
+
+/* The process's entry, created (and its program resolved) on first sight. The kernel's
+ * record of the executable is preferred: it exists even for processes already gone. */
+static struct audit_pid *pid_get(struct audit *a, uint32_t pid, uint32_t uid, uint64_t cgroup_id,
+				 uint32_t netns, const char *comm, const struct dstrace_proc_stats *st)
+{
+	char link[64], exe[AUDIT_EXE_LEN] = "";
+	struct audit_pid *ap;
+	bool found;
+	ssize_t n;
+
+	ap = pid_slot(a, pid, &found);
+	if (found)
+		return ap;
+	if (a->npids == AUDIT_PIDS_MAX) {
+		a->pids_dropped++;
+		return NULL;
+	}
+	if (st)
+		audit_exe_path(st, exe, sizeof(exe));
+	if (!exe[0]) {
+		snprintf(link, sizeof(link), "/proc/%u/exe", pid);
+		n = readlink(link, exe, sizeof(exe) - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+		} else {
+			char name[DSTRACE_COMM_LEN];
+
+			memcpy(name, comm, sizeof(name));
+			name[sizeof(name) - 1] = '\0';
+			snprintf(exe, sizeof(exe), "?/%s", name);
+		}
+	}
+	memset(ap, 0, sizeof(*ap));
+	ap->pid = pid;
+	ap->seen_gen = a->flow_gen;
+	a->npids++;
+	if (program_find_or_add(a, exe, uid, cgroup_id, netns, comm, pid, &ap->prog))
+		a->programs[ap->prog].pids++;
+	return ap;
+}
+
+bool audit__has_pid(struct audit *a, uint32_t pid)
+{
+	bool found;
+
+	pid_slot(a, pid, &found);
+	return found;
+}
+
+static struct audit_program *program_of(struct audit *a, const struct audit_pid *ap)
+{
+	return ap && ap->prog != UINT32_MAX ? &a->programs[ap->prog] : NULL;
+}
+
+static void add_port(struct audit_program *p, uint16_t port)
+{
+	for (uint32_t i = 0; i < p->nports; i++) {
+		if (p->ports[i] == port)
+			return;
+	}
+	if (p->nports < AUDIT_PORTS_MAX)
+		p->ports[p->nports++] = port;
+}
+
+static void add_errno(struct audit_program *p, uint8_t kind, int err)
+{
+	for (uint32_t i = 0; i < p->nerrnos; i++) {
+		if (p->errnos[i].err == err && p->errnos[i].kind == kind) {
+			p->errnos[i].count++;
+			return;
+		}
+	}
+	if (p->nerrnos < AUDIT_ERRNOS_MAX) {
+		p->errnos[p->nerrnos].err = err;
+		p->errnos[p->nerrnos].kind = kind;
+		p->errnos[p->nerrnos++].count = 1;
+	} else {
+		p->errnos_other++;
+	}
+}
+
+static void add_peer(struct audit_program *p, uint32_t addr, uint16_t port, uint8_t dir,
+		     uint8_t proto, uint64_t count)
+{
+	uint32_t mask = AUDIT_PEERS_MAX * 2 - 1;
+	uint64_t key = (uint64_t)addr << 32 | (uint32_t)port << 16 | dir << 8 | proto;
+
+	if (!count)
+		return;
+	if (!p->peers) {
+		p->peers = calloc(AUDIT_PEERS_MAX * 2, sizeof(*p->peers));
+		if (!p->peers) {
+			p->peers_dropped += count;
+			return;
+		}
+	}
+	for (uint32_t i = hash64(key) & mask;; i = (i + 1) & mask) {
+		struct audit_peer *q = &p->peers[i];
+
+		if (q->count && q->addr == addr && q->port == port && q->dir == dir &&
+		    q->proto == proto) {
+			q->count += count;
+			return;
+		}
+		if (!q->count) {
+			if (p->npeers == AUDIT_PEERS_MAX) {
+				p->peers_dropped += count;
+				return;
+			}
+			*q = (struct audit_peer){ addr, port, dir, proto, count };
+			p->npeers++;
+			return;
+		}
+	}
+}
+
+void audit__add_event(struct audit *a, const struct dstrace_event *e)
+{
+	struct audit_program *p;
+
+	p = program_of(a, pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL));
+	if (!p)
+		return;
+	if (e->ret) {
+		add_errno(p, e->kind, -e->ret);
+		return;
+	}
+	if (e->proto != DSTRACE_PROTO_TCP)
+		return; /* UDP peers are counted per datagram, from the flow table */
+	if (e->kind == DSTRACE_EV_ACCEPT) {
+		add_port(p, e->lport);
+		add_peer(p, e->raddr, e->lport, AUDIT_DIR_IN, DSTRACE_PROTO_TCP, 1);
+	} else if (e->kind == DSTRACE_EV_CONNECT) {
+		add_peer(p, e->raddr, e->rport, AUDIT_DIR_OUT, DSTRACE_PROTO_TCP, 1);
+	}
+}
+
+/* Is the process that had these kernel counters still running? */
+static bool proc_alive(uint32_t pid, const char *comm)
+{
+	char path[64], now[DSTRACE_COMM_LEN + 2] = "";
+	FILE *f;
+
+	if (kill((pid_t)pid, 0) && errno == ESRCH)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(now, sizeof(now), f))
+		now[0] = '\0';
+	fclose(f);
+	now[strcspn(now, "\n")] = '\0';
+	/* A reused pid, most likely (a process can rename itself, but rarely does). */
+	return !strncmp(now, comm, DSTRACE_COMM_LEN - 1);
+}
+
+#define DELTA(field) (st->field >= ap->last.field ? st->field - ap->last.field : st->field)
+
+bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	struct audit_pid *ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
+	struct audit_program *p = program_of(a, ap);
+	bool alive = proc_alive(pid, st->comm);
+
+	if (!ap)
+		return !alive;
+	ap->seen_gen = a->flow_gen;
+	if (p) {
+		for (int k = 0; k < DSTRACE_EV_MAX; k++) {
+			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
+				p->counts[k][pr] += DELTA(counts[k][pr]);
+		}
+		for (int d = 0; d < DSTRACE_DIR_MAX; d++) {
+			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
+				p->bytes[d][pr] += DELTA(bytes[d][pr]);
+		}
+		p->failed += DELTA(failed);
+		if (st->first_ns && (!p->first_ns || st->first_ns < p->first_ns))
+			p->first_ns = st->first_ns;
+		if (st->last_ns > p->last_ns)
+			p->last_ns = st->last_ns;
+	}
+	ap->last = *st;
+	if (!alive) {
+		/* Its kernel entry goes: forget it (the slot is rebuilt in flows_done). */
+		ap->seen_gen = a->flow_gen - 1;
+	}
+	return !alive;
+}
+
+static struct audit_flow *flow_slot(struct audit *a, const struct dstrace_flow_key *k)
+{
+	uint32_t mask = a->flows_cap - 1;
+	uint64_t h = k->sock_ino * 31 + ((uint64_t)k->raddr << 24 | (uint64_t)k->rport << 8 | k->kind);
+
+	for (uint32_t i = hash64(h ^ k->pid) & mask;; i = (i + 1) & mask) {
+		if (!a->flows[i].used || !memcmp(&a->flows[i].key, k, sizeof(*k)))
+			return &a->flows[i];
+	}
+}
+
+bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
+		     const struct dstrace_flow_val *v)
+{
+	struct audit_flow *f = flow_slot(a, k);
+	struct audit_program *p;
+	struct audit_pid *ap;
+	bool found_pid;
+	uint64_t delta;
+
+	if (!f->used) {
+		if (a->nflows >= a->flows_cap / 2)
+			return false; /* cannot happen with flows_cap >= 2 * kernel map */
+		f->used = true;
+		f->key = *k;
+		f->datagrams = 0;
+		a->nflows++;
+	}
+	delta = v->datagrams >= f->datagrams ? v->datagrams - f->datagrams : v->datagrams;
+	f->datagrams = v->datagrams;
+	f->seen_gen = a->flow_gen;
+	ap = pid_slot(a, k->pid, &found_pid);
+	p = found_pid ? program_of(a, ap) : NULL;
+	if (p) {
+		bool in = k->kind == DSTRACE_EV_RECV;
+
+		add_peer(p, k->raddr, in ? v->lport : k->rport, in ? AUDIT_DIR_IN : AUDIT_DIR_OUT,
+			 DSTRACE_PROTO_UDP, delta);
+	}
+	/* Its process is gone (or was reclaimed): the flow can go too. */
+	return !found_pid || ap->seen_gen != a->flow_gen;
+}
+
+/* Keep only the pids and flows seen in this pass; start the next one. */
+void audit__flows_done(struct audit *a)
+{
+	uint32_t gen = a->flow_gen;
+	struct audit_pid *old_pids = a->pids;
+	struct audit_flow *old_flows = a->flows;
+	struct audit_pid *pids = calloc(AUDIT_PIDS_MAX * 2, sizeof(*pids));
+	struct audit_flow *flows = calloc(a->flows_cap, sizeof(*flows));
+
+	if (!pids || !flows) { /* keep everything; try again next time */
+		free(pids);
+		free(flows);
+		return;
+	}
+	a->pids = pids;
+	a->npids = 0;
+	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2; i++) {
+		bool found;
+
+		if (old_pids[i].pid && old_pids[i].seen_gen == gen) {
+			*pid_slot(a, old_pids[i].pid, &found) = old_pids[i];
+			a->npids++;
+		}
+	}
+	a->flows = flows;
+	a->nflows = 0;
+	for (uint32_t i = 0; i < a->flows_cap; i++) {
+		if (old_flows[i].used && old_flows[i].seen_gen == gen) {
+			*flow_slot(a, &old_flows[i].key) = old_flows[i];
+			a->nflows++;
+		}
+	}
+	free(old_pids);
+	free(old_flows);
+	a->flow_gen++; /* every entry must be seen again in the next pass to stay */
+}
+
+static int cmp_peer(const void *x, const void *y)
+{
+	const struct audit_peer *a = x, *b = y;
+
+	if (a->count != b->count)
+		return a->count < b->count ? 1 : -1;
+	if (a->addr != b->addr)
+		return ntohl(a->addr) < ntohl(b->addr) ? -1 : 1;
+	return (int)a->port - (int)b->port;
+}
+
+uint32_t audit_program__top_peers(const struct audit_program *p, struct audit_peer *out,
+				  uint32_t max)
+{
+	struct audit_peer *all;
+	uint32_t n = 0;
+
+	if (!p->npeers)
+		return 0;
+	all = malloc(p->npeers * sizeof(*all));
+	if (!all)
+		return 0;
+	for (uint32_t i = 0; i < AUDIT_PEERS_MAX * 2; i++) {
+		if (p->peers[i].count)
+			all[n++] = p->peers[i];
+	}
+	qsort(all, n, sizeof(*all), cmp_peer);
+	if (n > max)
+		n = max;
+	memcpy(out, all, n * sizeof(*out));
+	free(all);
+	return n;
+}
+
+static void fmt_time(uint64_t boot_ns, int64_t boot_to_realtime, char *buf, size_t size)
+{
+	if (!boot_ns)
+		snprintf(buf, size, "null");
+	else {
+		buf[0] = '"';
+		dstrace_format_ts(boot_ns + boot_to_realtime, buf + 1, size - 2);
+		strcat(buf, "\"");
+	}
+}
+
+static void json_or_null(const char *s, char *buf, size_t size)
+{
+	if (!s[0])
+		snprintf(buf, size, "null");
+	else
+		dstrace_json_string(s, strlen(s), buf, size);
+}
+
+static int write_program(const struct audit_program *p, FILE *out, const char *head,
+			 int64_t b2r)
+{
+	char exe[AUDIT_EXE_LEN * 6 + 3], comm[DSTRACE_COMM_LEN * 6 + 3];
+	char cgroup[AUDIT_CGROUP_LEN * 6 + 3], container[80], first[48], last[48];
+	struct audit_peer top[AUDIT_PEERS_SHOWN];
+	uint32_t ntop = audit_program__top_peers(p, top, AUDIT_PEERS_SHOWN);
+	char ebuf[16];
+
+	dstrace_json_string(p->exe, sizeof(p->exe), exe, sizeof(exe));
+	dstrace_json_string(p->comm, sizeof(p->comm), comm, sizeof(comm));
+	json_or_null(p->cgroup, cgroup, sizeof(cgroup));
+	json_or_null(p->container, container, sizeof(container));
+	fmt_time(p->first_ns, b2r, first, sizeof(first));
+	fmt_time(p->last_ns, b2r, last, sizeof(last));
+
+	fprintf(out,
+		"{\"type\":\"audit\",%s,\"exe\":%s,\"comm\":%s,\"uid\":%u,\"cgroup\":%s,"
+		"\"container\":%s,\"netns\":%u,\"pids\":%" PRIu64 ","
+		"\"connect\":{\"tcp\":%" PRIu64 ",\"udp\":%" PRIu64 "},\"accept\":{\"tcp\":%" PRIu64 "},"
+		"\"sent\":{\"tcp_bytes\":%" PRIu64 ",\"udp_datagrams\":%" PRIu64 ",\"udp_bytes\":%" PRIu64 "},"
+		"\"received\":{\"tcp_bytes\":%" PRIu64 ",\"udp_datagrams\":%" PRIu64 ",\"udp_bytes\":%" PRIu64 "},"
+		"\"failed\":{\"total\":%" PRIu64 ",\"by_errno\":{",
+		head, exe, comm, p->uid, cgroup, container, p->netns, p->pids,
+		p->counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP],
+		p->counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_UDP],
+		p->counts[DSTRACE_EV_ACCEPT][DSTRACE_PROTO_TCP],
+		p->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_TCP],
+		p->counts[DSTRACE_EV_SEND][DSTRACE_PROTO_UDP],
+		p->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP],
+		p->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_TCP],
+		p->counts[DSTRACE_EV_RECV][DSTRACE_PROTO_UDP],
+		p->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP], p->failed);
+	for (uint32_t i = 0, n = 0; i < p->nerrnos; i++) {
+		uint64_t count = 0;
+		bool first_of_errno = true;
+
+		for (uint32_t j = 0; j < p->nerrnos; j++) {
+			if (p->errnos[j].err == p->errnos[i].err) {
+				first_of_errno = first_of_errno && j >= i;
+				count += p->errnos[j].count;
+			}
+		}
+		if (first_of_errno) /* each errno once, summed over event kinds */
+			fprintf(out, "%s\"%s\":%" PRIu64, n++ ? "," : "",
+				dstrace_errno_name(-p->errnos[i].err, ebuf, sizeof(ebuf)), count);
+	}
+	if (p->errnos_other)
+		fprintf(out, "%s\"other\":%" PRIu64, p->nerrnos ? "," : "", p->errnos_other);
+	fprintf(out, "}},\"first_seen\":%s,\"last_seen\":%s,\"listen_ports\":[", first, last);
+	for (uint32_t i = 0; i < p->nports; i++)
+		fprintf(out, "%s%u", i ? "," : "", p->ports[i]);
+	fprintf(out, "],\"peers\":[");
+	for (uint32_t i = 0; i < ntop; i++) {
+		char ip[INET_ADDRSTRLEN];
+		struct in_addr in = { .s_addr = top[i].addr };
+
+		inet_ntop(AF_INET, &in, ip, sizeof(ip));
+		fprintf(out, "%s{\"dir\":\"%s\",\"proto\":\"%s\",\"addr\":\"%s\",\"port\":%u,"
+			     "\"count\":%" PRIu64 "}",
+			i ? "," : "", top[i].dir == AUDIT_DIR_IN ? "in" : "out",
+			dstrace_proto_name(top[i].proto), ip, top[i].port, top[i].count);
+	}
+	return fprintf(out, "],\"peers_dropped\":%" PRIu64 "}\n", p->peers_dropped) < 0 ? -EIO : 0;
+}
+
+int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run)
+{
+	char head[2048], host[256 * 6 + 3], ts[40], started[40];
+
+	dstrace_json_string(run->host, strlen(run->host), host, sizeof(host));
+	dstrace_format_ts(run->now_realtime_ns, ts, sizeof(ts));
+	dstrace_format_ts(run->started_realtime_ns, started, sizeof(started));
+	snprintf(head, sizeof(head), "\"run\":\"%s\",\"ts\":\"%s\",\"host\":%s,\"backend\":\"%s\"",
+		 run->run_id, ts, host, run->backend);
+	clearerr(out);
+	for (uint32_t i = 0; i < a->nprograms; i++)
+		write_program(&a->programs[i], out, head, run->boot_to_realtime_ns);
+	fprintf(out,
+		"{\"type\":\"audit_run\",%s,\"started\":\"%s\",\"events\":%" PRIu64
+		",\"lost\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"programs\":%u,"
+		"\"programs_dropped\":%" PRIu64 ",\"final\":%s}\n",
+		head, started, run->events, run->lost, run->evictions, a->nprograms,
+		a->programs_dropped, run->final ? "true" : "false");
+	if (fflush(out) == EOF || ferror(out))
+		return -(errno ? errno : EIO);
+	return 0;
+}
