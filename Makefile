@@ -51,7 +51,9 @@ endif
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps run test test-unit test-e2e san
+.PHONY: all clean deps run test test-unit test-e2e san install
+
+PREFIX ?= /usr/local
 
 all: $(APP)
 
@@ -103,6 +105,11 @@ test: deps
 test-unit:
 	$(Q)$(MAKE) --no-print-directory SAN=1
 	$(Q)tests/run.sh unit
+
+install: $(APP)
+	install -D -m 0755 dstrace $(DESTDIR)$(PREFIX)/sbin/dstrace
+	install -D -m 0644 dist/dstrace.service $(DESTDIR)/etc/systemd/system/dstrace.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/dstrace/README.md
 
 clean:
 	$(call msg,CLEAN,)

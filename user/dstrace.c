@@ -134,6 +134,13 @@ static void print_procs(struct run *r)
 		emit_line(r, line);
 	}
 	for (uint32_t i = 0; i < r->procs.nprocs; i++) {
+		const struct proc_entry *p = &r->procs.procs[i];
+
+		/* Processes with only TCP payload bytes (say, a child writing to a socket its
+		 * parent accepted) have nothing for these columns. */
+		if (!p->counts[DSTRACE_EV_CONNECT] && !p->counts[DSTRACE_EV_ACCEPT] &&
+		    !p->counts[DSTRACE_EV_SEND] && !p->counts[DSTRACE_EV_RECV] && !p->failed)
+			continue;
 		if (r->env.json)
 			dstrace_format_proc_json(&r->procs.procs[i], line, sizeof(line));
 		else

@@ -49,6 +49,7 @@ struct report_peer {
 	uint16_t port;
 	uint8_t dir;   /* enum report_dir */
 	uint8_t proto; /* DSTRACE_PROTO_TCP, DSTRACE_PROTO_UDP */
+	bool reply;    /* "in" UDP from an address it also sends to: replies, not a service */
 	uint64_t count; /* connections (TCP), datagrams (UDP) */
 };
 
@@ -63,8 +64,8 @@ struct report_port_group {
 	uint8_t proto;
 	uint64_t count;	 /* from the peers listed for this port */
 	uint32_t npeers; /* distinct peer addresses listed */
-	bool count_complete; /* count is the program's whole total (its only port), not a lower
-			      * bound from the listed peers */
+	bool more_peers; /* the program's only port: count includes peers not listed, so
+			  * npeers is a lower bound */
 };
 
 /* One program (host, exe, uid, cgroup, netns) with its runs on that host added up. */
@@ -108,7 +109,8 @@ struct report_program {
 
 struct report_run {
 	const char *host, *run, *backend;
-	int64_t started, last_ts; /* microseconds; started INT64_MIN without an audit_run */
+	int64_t started; /* microseconds; INT64_MIN without an audit_run record */
+	int64_t first_ts, last_ts; /* of its records */
 	uint64_t audit_records;
 	uint32_t programs_seen;
 	bool have_run_record, final;
@@ -145,7 +147,7 @@ struct report {
 	/* The verdict in numbers. */
 	uint32_t depending, depending_hosts, breaks_without_ipv4, breaks_with_bindv6only;
 	uint32_t already_failing; /* programs with ENETUNREACH */
-	int64_t first_ts, last_ts; /* of all records; INT64_MIN if none */
+	int64_t first_ts, last_ts; /* earliest start or record, latest record; INT64_MIN if none */
 
 	struct report_private *priv;
 };
