@@ -57,15 +57,19 @@ static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __
 }
 
 /* The executable's path into st->exe_parts, last component first, crossing mount points
- * up to the root the task sees: a bounded d_path() (once per process). */
-static __always_inline void read_exe_path(struct task_struct *task, struct dstrace_proc_stats *st)
+ * up to the root the task sees: a bounded d_path() (once per process). A global function:
+ * the verifier checks it once, not in every program that creates a process entry. */
+__noinline int read_exe_path(struct dstrace_proc_stats *st)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 	struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
 	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
 	int part = 0;
 
+	if (!st)
+		return 0;
 	for (int i = 0; i < DSTRACE_EXE_PARTS * 2; i++) {
 		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 
@@ -73,7 +77,7 @@ static __always_inline void read_exe_path(struct task_struct *task, struct dstra
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 			if (up == mnt || !up)
-				return; /* the root */
+				return 0; /* the root */
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = up;
 			vfsmnt = &up->mnt;
@@ -81,7 +85,7 @@ static __always_inline void read_exe_path(struct task_struct *task, struct dstra
 		}
 		if (part >= DSTRACE_EXE_PARTS) {
 			st->exe_parts_full = 1;
-			return;
+			return 0;
 		}
 		bpf_probe_read_kernel_str(st->exe_parts[part], DSTRACE_EXE_PART_LEN,
 					  BPF_CORE_READ(dentry, d_name.name));
@@ -89,6 +93,7 @@ static __always_inline void read_exe_path(struct task_struct *task, struct dstra
 		dentry = parent;
 	}
 	st->exe_parts_full = 1;
+	return 0;
 }
 
 /* The current process's totals, created on first use. A full table is counted, not hidden. */
@@ -96,7 +101,6 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
 	struct dstrace_proc_stats *init;
-	struct task_struct *task;
 	__u32 zero = 0;
 
 	if (st)
@@ -110,8 +114,7 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 	init->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	init->first_ns = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(init->comm, sizeof(init->comm));
-	task = (struct task_struct *)bpf_get_current_task();
-	read_exe_path(task, init);
+	read_exe_path(init);
 	if (bpf_map_update_elem(&proc_stats, &tgid, init, BPF_NOEXIST) &&
 	    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);

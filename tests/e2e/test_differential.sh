@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# Same traffic, same answer, whatever the backend. One fixed workload (TCP accept and mapped
+# connect, v6-only and no-IPv4-route failures, UDP send and receive with every method, a
+# v6-only UDP failure) runs under every backend this kernel supports; each run's events and
+# per-process records, with pids, times and ephemeral ports taken out, must equal the
+# checked-in answer (differential.expected.json), so they also equal each other.
+#
+#   sudo tests/e2e/test_differential.sh [BACKEND...]    (default: every backend that loads)
+#   DIFF_UPDATE=1 ...  rewrites the expected file from the first backend's run (review it!)
+set -u
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+EXPECTED=$E2E_DIR/differential.expected.json
+need_root
+build_progs
+
+# --- which backends run here -----------------------------------------------------------
+backends=("$@")
+if [[ ${#backends[@]} -eq 0 ]]; then
+	for b in fentry kprobe tracepoint; do
+		if "$DSTRACE" --backend "$b" -d 1 -o /dev/null 2>"$WORK/probe-$b.err"; then
+			backends+=("$b")
+		else
+			log "backend $b does not run on this kernel: $(grep -v '^Tracing' "$WORK/probe-$b.err" | head -n 1)"
+		fi
+	done
+fi
+if [[ ${#backends[@]} -eq 0 ]]; then
+	fail "backends" "expected at least one backend to run, got none"
+	summary
+	exit 1
+fi
+log "backends compared: ${backends[*]}"
+
+topo_up
+
+# Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
+FIXED_PORTS='[9500,9501,9600,9601,9602,9603]'
+
+# The workload: every client and server of the suite's programs, one after another.
+workload() {
+	local pid tag=$1
+	bg_start pid sds "$WORK/$tag-serv6" "$PROGS/tcpserv6" -n 1 9500
+	wait_line "$WORK/$tag-serv6.out" '^listening' 10 || fail "$tag workload" "tcpserv6 did not start"
+	bg_start pid s4 "$WORK/$tag-serv4" "$PROGS/tcpserv4" -n 1 9501
+	wait_line "$WORK/$tag-serv4.out" '^listening' 10 || fail "$tag workload" "tcpserv4 did not start"
+
+	# TCP: an IPv4 client accepted by the IPv6 server; a mapped connect; two failures.
+	run_in cds 20 "$WORK/$tag-cli4" "$PROGS/tcpcli4" srvds 9500
+	run_in cds 20 "$WORK/$tag-cli6" "$PROGS/tcpcli6" srv4 9501
+	run_in cds 20 "$WORK/$tag-cli6only" "$PROGS/tcpcli6" -6 srv4 9501
+	run_in c6 20 "$WORK/$tag-cli6noroute" "$PROGS/tcpcli6" srv4 9501
+
+	# UDP: each send method to a receiver using a different receive method.
+	local m i rx
+	local sendm=(sendto sendmsg sendmmsg connect)
+	local recvm=(recvfrom recvmsg recvmmsg recvfrom)
+	for i in 0 1 2 3; do
+		bg_start rx sds "$WORK/$tag-urecv$i" "$PROGS/udp6" recv -m "${recvm[$i]}" -n $((5 + i)) -t 20 $((9600 + i))
+		wait_line "$WORK/$tag-urecv$i.out" '^listening' 10 ||
+			fail "$tag workload" "udp6 recv $i did not start"
+		m=${sendm[$i]}
+		run_in cds 20 "$WORK/$tag-usend$i" "$PROGS/udp6" send -m "$m" -n $((5 + i)) -s $((100 + i)) \
+			::ffff:192.0.2.4 $((9600 + i))
+		wait_pid "$rx" 20 || fail "$tag workload" "udp6 recv $i did not get its datagrams"
+	done
+	# UDP on a v6-only socket: three failed sends.
+	run_in cds 20 "$WORK/$tag-usend6only" "$PROGS/udp6" send -6 -n 3 ::ffff:192.0.2.4 9600
+}
+
+# normalize FILE: the run's answer without pids, times, tids and ephemeral ports.
+normalize() {
+	local ns
+	ns=$(ns_json c4 c6 cds s4 s6 sds)
+	jq -s --argjson ns "$ns" --argjson fixed "$FIXED_PORTS" '
+		def port($p): if $p == null then null elif ($fixed | index($p)) != null then $p else "eph" end;
+		(map(select(.type == "event" and (.netns as $n | $ns | index($n)))) ) as $ev
+		| ($ev | map(.pid) | unique) as $pids
+		| {
+			events: ($ev | map({event, proto, comm, laddr, lport: port(.lport), raddr,
+				rport: port(.rport), ret, error, tid_is_pid: (.tid == .pid)}) | sort_by(tostring)),
+			processes: (map(select(.type == "process" and (.pid as $p | $pids | index($p))))
+				| map(del(.type, .pid)) | sort_by(tostring))
+		}' "$1"
+}
+
+for b in "${backends[@]}"; do
+	out=$WORK/run-$b.jsonl
+	dstrace_start "$out" --backend "$b" || continue
+	workload "$b"
+	sleep 0.5 # the last datagrams' events
+	dstrace_stop || continue
+	normalize "$out" >"$WORK/answer-$b.json"
+	stats=$(stats_record "$out")
+	check_eq "$b: backend in the stats record" "$b" "$(jq -r .backend <<<"$stats")"
+	check_eq "$b: nothing lost" 0 "$(jq -r .lost <<<"$stats")"
+	if [[ ${DIFF_UPDATE:-0} == 1 ]]; then
+		cp "$WORK/answer-$b.json" "$EXPECTED"
+		log "wrote $EXPECTED from backend $b: review it before committing"
+	fi
+	if diff -u <(jq -S . "$EXPECTED") <(jq -S . "$WORK/answer-$b.json") >"$WORK/diff-$b.txt"; then
+		pass "$b: same answer as $(basename "$EXPECTED")" \
+			"$(jq '.events | length' "$WORK/answer-$b.json") events, $(jq '.processes | length' "$WORK/answer-$b.json") processes"
+	else
+		fail "$b: same answer as $(basename "$EXPECTED")" "differences: $(head -c 3000 "$WORK/diff-$b.txt")"
+	fi
+done
+
+summary
