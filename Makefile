@@ -4,6 +4,8 @@
 #   make SAN=1      build ./dstrace-san (AddressSanitizer + UBSan)
 #   make run        install missing dependencies, build, run dstrace (ARGS="...")
 #   make test       install missing dependencies, build, run every test
+#   make test-vm    the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, every backend
+#   make bench      the benchmark (bench/RESULTS.md); make bench-smoke: a few seconds of it
 #   make deps       install missing build and test dependencies (Debian 12)
 #   V=1             show the commands
 
@@ -36,7 +38,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/audit.c \
-	user/metrics.c
+	user/metrics.c user/jsonparse.c user/report.c
 USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 
@@ -51,7 +53,7 @@ endif
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps run test test-unit test-e2e san install
+.PHONY: all clean deps run test test-unit test-e2e test-vm bench bench-smoke san install
 
 PREFIX ?= /usr/local
 
@@ -102,6 +104,22 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory SAN=1
 	$(Q)tests/run.sh
 
+test-vm: deps
+	$(Q)scripts/install-deps.sh vm
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -C tests/progs
+	$(Q)tests/vm/matrix.sh
+
+bench: deps
+	$(Q)scripts/install-deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -C bench run
+
+bench-smoke: deps
+	$(Q)scripts/install-deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -C bench smoke
+
 test-unit:
 	$(Q)$(MAKE) --no-print-directory SAN=1
 	$(Q)tests/run.sh unit
@@ -113,4 +131,5 @@ install: $(APP)
 
 clean:
 	$(call msg,CLEAN,)
-	$(Q)rm -rf $(OUTPUT_BASE) dstrace dstrace-san tests/unit/.output tests/progs/.output
+	$(Q)rm -rf $(OUTPUT_BASE) dstrace dstrace-san tests/unit/.output tests/progs/.output \
+		tests/vm/.output bench/.output

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Install what dstrace needs to build and test, on Debian 12, if it is missing.
-# Usage: scripts/install-deps.sh [build|test|all]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|vm|bench|all]   (default: build and test)
 set -euo pipefail
 
 build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config)
-test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc)
+test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc libjson-c-dev
+	prometheus)
+vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
+bench_pkgs=(bpftrace)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
 test) want=("${test_pkgs[@]}") ;;
+vm) want=("${vm_pkgs[@]}") ;;
+bench) want=("${bench_pkgs[@]}") ;;
 all) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 *)
-	echo "usage: $0 [build|test|all]" >&2
+	echo "usage: $0 [build|test|vm|bench|all]" >&2
 	exit 2
 	;;
 esac

@@ -313,7 +313,9 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	if (e->proto != DSTRACE_PROTO_TCP)
 		return; /* UDP peers are counted per datagram, from the flow table */
 	if (e->kind == DSTRACE_EV_ACCEPT) {
-		add_port(p, e->lport);
+		/* lport 0: the connection was reset before accept() returned, its port gone */
+		if (e->lport)
+			add_port(p, e->lport);
 		add_peer(p, e->raddr, e->lport, AUDIT_DIR_IN, DSTRACE_PROTO_TCP, 1);
 	} else if (e->kind == DSTRACE_EV_CONNECT) {
 		add_peer(p, e->raddr, e->rport, AUDIT_DIR_OUT, DSTRACE_PROTO_TCP, 1);
@@ -575,13 +577,14 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run)
 {
-	char head[2048], host[256 * 6 + 3], ts[40], started[40];
+	char head[4096], host[256 * 6 + 3], run_id[320 * 6 + 3], ts[40], started[40];
 
 	dstrace_json_string(run->host, strlen(run->host), host, sizeof(host));
+	dstrace_json_string(run->run_id, strlen(run->run_id), run_id, sizeof(run_id));
 	dstrace_format_ts(run->now_realtime_ns, ts, sizeof(ts));
 	dstrace_format_ts(run->started_realtime_ns, started, sizeof(started));
-	snprintf(head, sizeof(head), "\"run\":\"%s\",\"ts\":\"%s\",\"host\":%s,\"backend\":\"%s\"",
-		 run->run_id, ts, host, run->backend);
+	snprintf(head, sizeof(head), "\"run\":%s,\"ts\":\"%s\",\"host\":%s,\"backend\":\"%s\"",
+		 run_id, ts, host, run->backend);
 	clearerr(out);
 	for (uint32_t i = 0; i < a->nprograms; i++)
 		write_program(&a->programs[i], out, head, run->boot_to_realtime_ns);

@@ -22,6 +22,7 @@
 #include "format.h"
 #include "metrics.h"
 #include "options.h"
+#include "report.h"
 
 static volatile sig_atomic_t exiting;
 static volatile sig_atomic_t reopen_output;
@@ -262,6 +263,8 @@ int main(int argc, char **argv)
 	char line[DSTRACE_LINE_MAX];
 	int err, status = 1;
 
+	if (argc > 1 && !strcmp(argv[1], "report"))
+		return dstrace_report_main(argc - 1, argv + 1);
 	if (dstrace_parse_args(argc, argv, &r.env, true))
 		return 2;
 	proc_table__init(&r.procs);

@@ -56,6 +56,40 @@ void dstrace_format_mapped(uint32_t addr, uint16_t port, char *buf, size_t size)
 	snprintf(buf, size, "::ffff:%s:%u", ip, port);
 }
 
+/* Length of the valid UTF-8 sequence at s (at most avail bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > avail)
+		return 0;
+	/* no overlong forms, no surrogates, nothing past U+10FFFF */
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	}
+	return n;
+}
+
 void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
 {
 	size_t o = 0;
@@ -66,22 +100,34 @@ void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
 		return;
 	}
 	buf[o++] = '"';
-	for (size_t i = 0; i < maxlen && s[i]; i++) {
+	for (size_t i = 0; i < maxlen && s[i];) {
 		unsigned char c = s[i];
+		size_t n = 1, u8 = c >= 0x80 ? utf8_len((const unsigned char *)s + i,
+							 strnlen(s + i, maxlen - i)) : 0;
 		char esc[8];
-		size_t n;
+		const char *out = esc;
 
-		if (c == '"' || c == '\\')
-			n = snprintf(esc, sizeof(esc), "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			/* comm is bytes, not UTF-8: escape everything outside printable ASCII */
-			n = snprintf(esc, sizeof(esc), "\\u%04x", c);
-		else
-			n = snprintf(esc, sizeof(esc), "%c", c);
-		if (o + n + 2 > size)
-			break;
-		memcpy(buf + o, esc, n);
-		o += n;
+		if (u8) {
+			/* valid UTF-8 passes as it is (a path like /opt/café stays readable) */
+			out = s + i;
+			n = u8;
+		} else if (c == '"' || c == '\\') {
+			snprintf(esc, sizeof(esc), "\\%c", c);
+		} else if (c < 0x20 || c >= 0x7f) {
+			/* control bytes, and bytes that are not UTF-8: \u00XX, so nothing is lost */
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+		} else {
+			snprintf(esc, sizeof(esc), "%c", c);
+		}
+		{
+			size_t len = u8 ? u8 : strlen(esc);
+
+			if (o + len + 2 > size)
+				break;
+			memcpy(buf + o, out, len);
+			o += len;
+		}
+		i += n;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';

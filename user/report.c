@@ -24,6 +24,9 @@
 
 #define TS_UNKNOWN INT64_MIN
 #define INTERN_MAX (4u * REPORT_ENTRIES_MAX)
+/* Linux's default net.ipv4.ip_local_port_range starts here: a UDP socket's local port at or
+ * above it is most likely one the kernel picked for a client. */
+#define EPHEMERAL_PORT_MIN 32768
 #define LIST_MAX 8 /* ports or peers named in one line of text or one verdict clause */
 #define WHY_MAX 96
 #define TS_BUF 96 /* fmt_ts output; more than it needs, for gcc's range analysis */
@@ -474,7 +477,12 @@ static int parse_errnos(const struct json_doc *d, const struct json_node *root, 
 		const char *name = json_key(d, m);
 		uint64_t count;
 
-		NEED(errno_name_ok(name) && json_uint64(d, m, &count), "failed.by_errno");
+		NEED(json_uint64(d, m, &count), "failed.by_errno");
+		if (!strcmp(name, "other")) { /* errnos beyond dstrace's per-program table */
+			e->errnos_other = sat_add(e->errnos_other, count);
+			continue;
+		}
+		NEED(errno_name_ok(name), "failed.by_errno");
 		for (uint32_t i = 0; i < e->nerrnos; i++) {
 			if (!strcmp(e->errnos[i].name, name))
 				return bad(why, "duplicate errno in", "failed.by_errno");
@@ -506,6 +514,8 @@ static int parse_ports(const struct json_doc *d, const struct json_node *root, s
 		uint64_t port;
 
 		NEED(json_uint64(d, m, &port) && port <= 65535, "listen_ports");
+		if (!port) /* a listener whose port dstrace did not learn: says nothing */
+			continue;
 		if (e->nports == REPORT_PORTS_MAX)
 			e->ports_dropped++;
 		else
@@ -572,7 +582,9 @@ static int parse_audit(const struct json_doc *d, const struct json_node *root,
 	NEED(get_str(d, root, "comm", COMM_LEN_MAX, &ids->comm), "comm");
 	NEED(get_u64(d, root, "uid", &uid) && uid <= UINT32_MAX, "uid");
 	ids->uid = uid;
-	NEED(get_str(d, root, "cgroup", PATH_LEN_MAX, &ids->cgroup), "cgroup");
+	/* null: dstrace could not read it (the process was gone) */
+	ids->cgroup = json_is_null(json_get(d, root, "cgroup")) ? "" : NULL;
+	NEED(ids->cgroup || get_str(d, root, "cgroup", PATH_LEN_MAX, &ids->cgroup), "cgroup");
 	ids->container = NULL;
 	NEED(json_is_null(container) ||
 		     json_string(d, container, CONTAINER_LEN_MAX, &ids->container),
@@ -1167,8 +1179,9 @@ static bool inbound_service(const struct report_peer *peer)
 	return peer->dir == REPORT_DIR_IN && !peer->reply;
 }
 
-/* Mark UDP replies; group inbound traffic by local port; work out what the listed peers do
- * not account for. */
+/* Mark UDP replies (datagrams from an address the program also sends to, arriving on an
+ * ephemeral local port: a client's answers, not a service); group inbound traffic by local
+ * port; work out what the listed peers do not account for. */
 static int derive_traffic(struct report_program *p)
 {
 	uint64_t listed[2][2] = {}; /* [dir][proto] */
@@ -1192,7 +1205,8 @@ static int derive_traffic(struct report_program *p)
 		struct report_peer *peer = &p->peers[i];
 
 		listed[peer->dir][peer->proto] = sat_add(listed[peer->dir][peer->proto], peer->count);
-		if (peer->dir == REPORT_DIR_IN && peer->proto == DSTRACE_PROTO_UDP && nout_udp &&
+		if (peer->dir == REPORT_DIR_IN && peer->proto == DSTRACE_PROTO_UDP &&
+		    peer->port >= EPHEMERAL_PORT_MIN && nout_udp &&
 		    bsearch(&peer->addr, out_udp, nout_udp, sizeof(*out_udp), cmp_u32)) {
 			peer->reply = true;
 			p->udp_reply_datagrams = sat_add(p->udp_reply_datagrams, peer->count);
@@ -1320,7 +1334,10 @@ static void sb_clause(struct sbuf *b)
 static void sb_port_group(struct sbuf *b, const struct report_port_group *g, const char *one,
 			  const char *many)
 {
-	sb_printf(b, "port %u", g->port);
+	if (g->port)
+		sb_printf(b, "port %u", g->port);
+	else
+		sb_printf(b, "an unknown port");
 	if (!g->count && !g->more_peers)
 		return;
 	sb_printf(b, " (%" PRIu64 " %s", g->count, plural(g->count, one, many));
@@ -1790,8 +1807,11 @@ static void put_program(FILE *out, const struct report_program *p)
 		const struct report_port_group *g = &p->inbound[i];
 		bool tcp = g->proto == DSTRACE_PROTO_TCP;
 
-		fprintf(out, "  %-9s %s port %u", first ? "inbound" : "", proto_name(g->proto),
-			g->port);
+		fprintf(out, "  %-9s %s port ", first ? "inbound" : "", proto_name(g->proto));
+		if (g->port)
+			fprintf(out, "%u", g->port);
+		else
+			fputc('?', out); /* dstrace did not learn it */
 		first = false;
 		if (g->count || g->more_peers)
 			fprintf(out, ": %" PRIu64 " %s", g->count,
@@ -2064,7 +2084,7 @@ static void json_program(FILE *out, const struct report_program *p)
 	fputs(",\"comm\":", out);
 	json_str(out, p->comm ? p->comm : "");
 	fprintf(out, ",\"uid\":%u,\"cgroup\":", p->uid);
-	json_str(out, p->cgroup);
+	json_str_or_null(out, p->cgroup[0] ? p->cgroup : NULL);
 	fputs(",\"container\":", out);
 	json_str_or_null(out, p->container);
 	fprintf(out, ",\"netns\":%" PRIu64 ",\"runs\":%u,\"pids_max\":%" PRIu64 ",\"first_seen\":",

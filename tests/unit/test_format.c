@@ -346,10 +346,11 @@ static void test_json_string(void)
 	ASSERT_STR_EQ(buf, "\"say \\\"hi\\\"\"");
 	dstrace_json_string("a\\b", DSTRACE_COMM_LEN, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "\"a\\\\b\"");
-	/* control characters, DEL and every byte >= 0x80 as \u00XX: comm is bytes */
+	/* control characters, DEL and bytes that are not UTF-8 as \u00XX; valid UTF-8 (here
+	 * U+00E9) passes unescaped */
 	dstrace_json_string("\t\r\n\x01\x1f \x7f\x80\xc3\xa9\xff", DSTRACE_COMM_LEN, buf,
 			    sizeof(buf));
-	ASSERT_STR_EQ(buf, "\"\\u0009\\u000d\\u000a\\u0001\\u001f \\u007f\\u0080\\u00c3\\u00a9"
+	ASSERT_STR_EQ(buf, "\"\\u0009\\u000d\\u000a\\u0001\\u001f \\u007f\\u0080\xc3\xa9"
 			   "\\u00ff\"");
 	/* printable ASCII passes through */
 	dstrace_json_string("~/!#$%&'()*+,-.", DSTRACE_COMM_LEN, buf, sizeof(buf));
