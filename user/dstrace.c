@@ -263,6 +263,8 @@ int main(int argc, char **argv)
 	char line[DSTRACE_LINE_MAX];
 	int err, status = 1;
 
+	/* One name in every message, whatever the binary is called (dstrace-san, a path). */
+	argv[0] = (char *)"dstrace";
 	if (argc > 1 && !strcmp(argv[1], "report"))
 		return dstrace_report_main(argc - 1, argv + 1);
 	if (dstrace_parse_args(argc, argv, &r.env, true))
@@ -408,9 +410,9 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	if (stats.lost)
-		fprintf(stderr, "dstrace: warning: %llu events lost (ring buffer full); "
-				"the per-process counts are complete, the event list is not: "
-				"raise --ringbuf-kb\n",
+		fprintf(stderr, "dstrace: warning: %llu events lost (ring buffer full); the "
+				"CONNECT to BYTES counts are complete (kept in the kernel), the event "
+				"list and PEERS are not: raise --ringbuf-kb\n",
 			(unsigned long long)stats.lost);
 	if (r.procs.peers_capped)
 		fprintf(stderr, "dstrace: warning: %u processes reached %d distinct peers; their "

@@ -368,6 +368,8 @@ dstrace_start() {
 	local out=$1 deadline rc
 	shift
 	DSTRACE_LOG=$WORK/dstrace.log
+	# The previous run's "Tracing" line must not count for this one.
+	rm -f "$DSTRACE_LOG"
 	if [[ ! -x $DSTRACE ]]; then
 		fail "dstrace start" "expected an executable $DSTRACE, got none (run make at the top)"
 		return 1
@@ -495,4 +497,232 @@ process_record() {
 # stats_record FILE: the "stats" record (compact JSON).
 stats_record() {
 	jq -c 'select(.type == "stats")' "$1" | tail -n 1
+}
+
+# --- helpers appended for test_filters.sh, test_programs.sh and test_cli.sh ----------------
+# lo_host_add ROLE: a namespace of its own with only loopback up, for traffic to 127.0.0.1,
+# ::1 and ::ffff:127.0.0.1 inside it. in_ns, bg_start and run_in take ROLE as for the
+# topology's hosts; the EXIT trap removes it. Exits the test if it cannot be made.
+lo_host_add() {
+	local ns
+	ns=$(ns_name "$1")
+	if ! ip netns add "$ns"; then
+		echo "$0: cannot create namespace $ns" >&2
+		exit 2
+	fi
+	NAMESPACES+=("$ns")
+	ip -n "$ns" link set lo up
+}
+
+# bg_start_gated VAR ROLE OUTBASE CMD...: like bg_start, but CMD only starts when
+# gate_open OUTBASE is called: a shell waits on the fifo OUTBASE.gate, then execs CMD in
+# the same process. The pid in VAR is therefore CMD's pid, known before CMD does anything
+# (for dstrace -p).
+bg_start_gated() {
+	local _var=$1 _role=$2 _out=$3
+	shift 3
+	rm -f "$_out.gate"
+	mkfifo "$_out.gate" || return 1
+	bg_start "$_var" "$_role" "$_out" sh -c 'read -r _ <"$0" && exec "$@"' "$_out.gate" "$@"
+}
+
+# gate_open OUTBASE: let the command started by bg_start_gated OUTBASE run. Fails if no one
+# reads the gate within 5 s.
+gate_open() {
+	timeout 5 sh -c 'echo go >"$0"' "$1.gate"
+}
+
+# dstrace_start_raw OUTFILE ARGS...: like dstrace_start, but runs "dstrace ARGS..." as given
+# (no -j or -o added) with stdout in OUTFILE and stderr in $DSTRACE_LOG: for text mode.
+dstrace_start_raw() {
+	local out=$1 deadline rc
+	shift
+	DSTRACE_LOG=$WORK/dstrace.log
+	rm -f "$DSTRACE_LOG" # a previous run's "Tracing" line must not answer for this one
+	log "starting: $DSTRACE $* >$out"
+	"$DSTRACE" "$@" >"$out" 2>"$DSTRACE_LOG" &
+	DSTRACE_PID=$!
+	deadline=$((SECONDS + DSTRACE_START_TIMEOUT))
+	until grep -q '^Tracing' "$DSTRACE_LOG" 2>/dev/null; do
+		if ! proc_alive "$DSTRACE_PID"; then
+			wait "$DSTRACE_PID"
+			rc=$?
+			fail "dstrace start" "expected a 'Tracing' line, got exit status $rc and: $(
+				tail -n 20 "$DSTRACE_LOG")"
+			DSTRACE_PID=
+			return 1
+		fi
+		if [[ $SECONDS -ge $deadline ]]; then
+			fail "dstrace start" "expected a 'Tracing' line within ${DSTRACE_START_TIMEOUT}s, got: $(
+				tail -n 20 "$DSTRACE_LOG")"
+			kill -KILL "$DSTRACE_PID" 2>/dev/null
+			wait "$DSTRACE_PID" 2>/dev/null
+			DSTRACE_PID=
+			return 1
+		fi
+		sleep 0.05
+	done
+	pass "dstrace start" "expected 'Tracing' on stderr, got: $(grep -m1 '^Tracing' "$DSTRACE_LOG")"
+}
+
+# process_counts FILE PID: "connect=N accept=N send=N recv=N failed=N peers=N bytes=N" from
+# the last process record of PID in the JSON Lines FILE, "none" if there is none.
+process_counts() {
+	local rec
+	rec=$(process_record "$1" "$2" | tail -n 1)
+	if [[ -z $rec ]]; then
+		echo none
+		return
+	fi
+	jq -r '"connect=\(.connect) accept=\(.accept) send=\(.send) recv=\(.recv) failed=\(.failed) peers=\(.peers) bytes=\(.bytes)"' <<<"$rec"
+}
+
+# --- helpers appended for test_udp.sh, test_tcp.sh and test_lost.sh ------------------------
+# host_add_extra ROLE KIND V4 V6: one more host on topo_up's bridge (call it after topo_up),
+# KIND v4, v6 or ds as in the table above; V4 or V6 may be "" (none). Exits the test if it
+# cannot be made. Not checked by topo_verify.
+host_add_extra() {
+	HOST_KIND[$1]=$2
+	[[ -n $3 ]] && HOST_V4[$1]=$3
+	[[ -n $4 ]] && HOST_V6[$1]=$4
+	if ! host_add "$1"; then
+		echo "$0: cannot set up host $1" >&2
+		exit 2
+	fi
+}
+
+# ev_json KEY=VALUE...: one expected event object for check_events. A VALUE that is a JSON
+# number, null, true or false stays one; anything else (addresses, comm, "~number") is a string.
+ev_json() {
+	jq -nc '[$ARGS.positional[] | capture("^(?<k>[^=]+)=(?<v>.*)$")
+		| {(.k): (.v | if test("^-?[0-9]+$") or . == "null" or . == "true" or . == "false"
+			then fromjson else . end)}] | add // {}' --args "$@"
+}
+
+# fbase NAME: a file-name-safe base path in $WORK for the outputs of a case named NAME.
+fbase() { printf '%s/%s' "$WORK" "${1//[^A-Za-z0-9_.-]/_}"; }
+
+# Deferred expectations: record them while the traffic runs, check them all once dstrace
+# has stopped with check_expectations.
+EXP_NAME=() EXP_PID=() EXP_JSON=() EXP_PROC_WANT=() EXP_LADDR_OK=() EXP_KIND=()
+EXPECTED_EVENTS=0 # events the expect_events calls add up to
+
+# expect_events NAME PID [EVENT_JSON...]: the events of PID (in the namespaces given to
+# check_expectations) are exactly these (check_events); none at all if none are given.
+expect_events() {
+	local name=$1 pid=$2
+	shift 2
+	EXP_KIND+=(events) EXP_NAME+=("$name") EXP_PID+=("$pid")
+	EXP_JSON+=("$(printf '%s\n' "$@" | jq -sc 'map(select(. != null))')")
+	EXP_PROC_WANT+=("") EXP_LADDR_OK+=("")
+	EXPECTED_EVENTS=$((EXPECTED_EVENTS + $#))
+}
+
+# expect_proc NAME PID WANT: the process record of PID, as process_counts prints it
+# (see proc_counts), or "none".
+expect_proc() {
+	EXP_KIND+=(proc) EXP_NAME+=("$1") EXP_PID+=("$2") EXP_PROC_WANT+=("$3")
+	EXP_JSON+=("") EXP_LADDR_OK+=("")
+}
+
+# expect_laddr NAME PID ADDR...: PID has events, and their laddr values are all among
+# ADDR... ("null" for null).
+expect_laddr() {
+	local name=$1 pid=$2
+	shift 2
+	EXP_KIND+=(laddr) EXP_NAME+=("$name") EXP_PID+=("$pid") EXP_PROC_WANT+=("") EXP_JSON+=("")
+	EXP_LADDR_OK+=("$(printf '%s\n' "$@" | jq -Rsc 'split("\n")[:-1] | map(if . == "null" then null else . end)')")
+}
+
+# proc_counts CONNECT ACCEPT SEND RECV FAILED PEERS BYTES: the line process_counts prints.
+proc_counts() {
+	printf 'connect=%s accept=%s send=%s recv=%s failed=%s peers=%s bytes=%s' "$@"
+}
+
+# check_expectations FILE NSJSON: check every expectation recorded so far against the
+# dstrace output FILE, events restricted to the namespaces NSJSON (see ns_json).
+check_expectations() {
+	local file=$1 ns=$2 i got
+	for i in "${!EXP_KIND[@]}"; do
+		case ${EXP_KIND[$i]} in
+		events)
+			check_events "${EXP_NAME[$i]}" "$file" "$ns" ".pid == ${EXP_PID[$i]}" "${EXP_JSON[$i]}"
+			;;
+		proc)
+			check_eq "${EXP_NAME[$i]}" "${EXP_PROC_WANT[$i]}" "$(process_counts "$file" "${EXP_PID[$i]}")"
+			;;
+		laddr)
+			got=$(events_in "$file" "$ns" ".pid == ${EXP_PID[$i]}" | jq -sc 'map(.laddr) | unique')
+			if jq -e --argjson ok "${EXP_LADDR_OK[$i]}" \
+				'length > 0 and all(.[]; . as $l | $ok | index([$l]))' <<<"$got" >/dev/null; then
+				pass "${EXP_NAME[$i]}" "expected laddr in ${EXP_LADDR_OK[$i]}, got $got"
+			else
+				fail "${EXP_NAME[$i]}" "expected laddr in ${EXP_LADDR_OK[$i]}, got $got"
+			fi
+			;;
+		esac
+	done
+}
+
+# check_lost_zero NAME FILE NSJSON: the stats record says lost 0. dstrace sees the whole
+# machine: when it also wrote events from outside the test's namespaces NSJSON (another
+# program's mapped traffic, a benchmark running meanwhile), events lost may be theirs, and
+# a non-zero count is reported, not failed; the test's own events are checked one by one.
+check_lost_zero() {
+	local lost foreign
+	lost=$(stats_record "$2" | jq -r '.lost')
+	foreign=$(jq -c --argjson ns "$3" 'select(.type == "event" and (.netns as $n | $ns | index($n) | not))' \
+		"$2" | wc -l)
+	if [[ $lost == 0 ]]; then
+		pass "$1" "expected 0, got 0"
+	elif [[ $foreign -gt 0 ]]; then
+		pass "$1" "expected 0, got $lost, not counted: $foreign events came from outside the test's namespaces (other traffic on the machine)"
+		log "WARNING: dstrace lost $lost events while other mapped traffic ran on this machine; a missing event above may be one of them: rerun on a quiet machine"
+	else
+		fail "$1" "expected 0, got $lost"
+	fi
+}
+
+# --- helpers appended for test_audit.sh and test_metrics.sh --------------------------------
+# dstrace_start_in ROLE OUTFILE ARGS...: dstrace_start_raw, with dstrace running in ROLE's
+# network namespace (for --metrics: its listener lives where dstrace runs; dstrace still
+# traces every namespace). ip netns exec execs dstrace, so DSTRACE_PID is dstrace's own pid.
+dstrace_start_in() {
+	local real=$DSTRACE wrapper rc ns
+	ns=$(ns_name "$1")
+	shift
+	wrapper=$WORK/dstrace-in-$ns
+	printf '#!/bin/sh\nexec ip netns exec "%s" "%s" "$@"\n' "$ns" "$real" >"$wrapper"
+	chmod +x "$wrapper"
+	DSTRACE=$wrapper
+	dstrace_start_raw "$@"
+	rc=$?
+	DSTRACE=$real
+	return "$rc"
+}
+
+# dstrace_stop_sig SIGNAL [NAME]: like dstrace_stop, with another signal (TERM, HUP...):
+# bounded wait, exit status 0 expected, checked as NAME (default "dstrace exit status
+# after SIGsignal"). The exit status also goes to WAIT_RC.
+dstrace_stop_sig() {
+	local rc sig=$1
+	[[ -n $DSTRACE_PID ]] || return 1
+	kill -"$sig" "$DSTRACE_PID"
+	if wait_pid "$DSTRACE_PID" 20; then
+		rc=$WAIT_RC
+	else
+		kill -KILL "$DSTRACE_PID" 2>/dev/null
+		wait "$DSTRACE_PID" 2>/dev/null
+		rc="none: still running 20 s after SIG$sig, killed"
+		WAIT_RC=$rc
+	fi
+	DSTRACE_PID=
+	check_eq "${2:-dstrace exit status after SIG$sig}" 0 "$rc"
+	[[ $rc == 0 ]]
+}
+
+# bpf_prog_ids PID: the ids of the BPF programs process PID holds open (its fds' fdinfo,
+# programs and links alike), one per line, sorted. Works without bpftool's pid support.
+bpf_prog_ids() {
+	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un
 }

@@ -42,6 +42,7 @@ FIXED_PORTS='[9500,9501,9600,9601,9602,9603]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
+	# shellcheck disable=SC2034 # pid: bg_start sets it; the servers exit by themselves
 	local pid tag=$1
 	bg_start pid sds "$WORK/$tag-serv6" "$PROGS/tcpserv6" -n 1 9500
 	wait_line "$WORK/$tag-serv6.out" '^listening' 10 || fail "$tag workload" "tcpserv6 did not start"
