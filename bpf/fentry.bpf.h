@@ -41,11 +41,12 @@ int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 SEC("fexit/udpv6_sendmsg")
 int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
 {
-	__u32 raddr;
-	__u16 rport;
+	__u32 raddr = 0;
+	__u16 rport = 0;
 
-	if (udp6_send_peer(sk, msg, &raddr, &rport))
-		handle_udp_datagram(sk, DSTRACE_EV_SEND, raddr, rport, ret);
+	if (!sk_is_udp6(sk))
+		return 0;
+	udp_send_done(sk, udp6_send_peer(sk, msg, &raddr, &rport), raddr, rport, ret);
 	return 0;
 }
 
@@ -60,7 +61,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	if (ret < 0 || (flags & MSG_PEEK))
 		return 0;
 	if (udp6_recv_peer(sk, msg, &raddr, &rport))
-		handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret);
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
 	return 0;
 }
 

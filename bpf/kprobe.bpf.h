@@ -22,7 +22,8 @@ struct kcall {
 	__u64 msg;
 	__u32 daddr;
 	__u16 dport;
-	__u16 pad;
+	__u8 corked; /* UDP: a corked datagram was pending when the call began */
+	__u8 pad;
 	__s32 flags;
 };
 
@@ -116,8 +117,12 @@ int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 {
 	struct kcall call = { .sk = (__u64)sk };
 
-	if (udp6_send_peer(sk, msg, &call.daddr, &call.dport))
+	/* A call appending to a corked datagram must name its peer here (no socket storage
+	 * for kprobes to remember it): sendto() with the address, or a connected socket. */
+	if (udp6_send_peer(sk, msg, &call.daddr, &call.dport)) {
+		call.corked = udp_corked(sk);
 		kcall_save(KCALL_UDP_SEND, &call);
+	}
 	return 0;
 }
 
@@ -128,7 +133,7 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 
 	if (kcall_take(KCALL_UDP_SEND, &call))
 		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_SEND, call.daddr, call.dport,
-				    ret);
+				    ret, call.corked);
 	return 0;
 }
 
@@ -153,7 +158,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	if (!kcall_take(KCALL_UDP_RECV, &call) || ret < 0 || (call.flags & MSG_PEEK))
 		return 0;
 	if (udp6_recv_peer((struct sock *)call.sk, (struct msghdr *)call.msg, &raddr, &rport))
-		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, raddr, rport, ret);
+		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
 	return 0;
 }
 

@@ -43,6 +43,21 @@ struct {
 	__type(value, struct dstrace_proc_stats);
 } proc_stats SEC(".maps");
 
+/* The (process, remote IPv4 address) pairs seen, for proc_stats.peers: counted in the
+ * kernel so the count stays exact when events are lost. LRU: a pair evicted and seen again
+ * counts twice (only past 65536 pairs). */
+struct proc_peer_key {
+	__u32 tgid;
+	__u32 raddr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct proc_peer_key);
+	__type(value, __u8);
+} proc_peers SEC(".maps");
+
 /* Room to build a new proc_stats entry (too big for the BPF stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -90,6 +105,7 @@ struct dgram_peer {
 struct dgram_scratch {
 	struct dgram_peer send;
 	struct dgram_peer recv;
+	struct dgram_peer cork; /* the peer of the corked datagram being built, if valid */
 };
 
 struct {

@@ -123,19 +123,24 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 	return bpf_map_lookup_elem(&proc_stats, &tgid);
 }
 
-/* Count one connection, datagram or failure (and its payload bytes) for the process. */
+/* Count n connections or datagrams, or one failure, with peer raddr, and their bytes. */
 static __always_inline void proc_account(struct sock *sk, __u32 tgid, __u8 kind, __u8 proto,
-					 bool failed, __u64 bytes)
+					 bool failed, __u64 n, __u64 bytes, __u32 raddr)
 {
 	struct dstrace_proc_stats *st = proc_entry(sk, tgid);
+	struct proc_peer_key peer = { .tgid = tgid, .raddr = raddr };
+	__u8 one = 1;
 
 	if (!st || kind >= DSTRACE_EV_MAX || proto >= DSTRACE_PROTO_MAX)
 		return;
+	if (!bpf_map_lookup_elem(&proc_peers, &peer) &&
+	    !bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST))
+		__sync_fetch_and_add(&st->peers, 1);
 	st->last_ns = bpf_ktime_get_boot_ns();
 	if (failed)
 		__sync_fetch_and_add(&st->failed, 1);
-	else
-		__sync_fetch_and_add(&st->counts[kind][proto], 1);
+	else if (n)
+		__sync_fetch_and_add(&st->counts[kind][proto], n);
 	if (bytes)
 		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][proto], bytes);
 }
@@ -280,7 +285,7 @@ static __always_inline void handle_connect_done(struct sock *sk, __u32 daddr, __
 	if (!dstrace_wanted(DSTRACE_EV_CONNECT, proto, tgid,
 			    ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num), dport))
 		return;
-	proc_account(sk, tgid, DSTRACE_EV_CONNECT, proto, ret < 0, 0);
+	proc_account(sk, tgid, DSTRACE_EV_CONNECT, proto, ret < 0, 1, 0, daddr);
 	emit_event(sk, sk_ino(sk), DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
 }
 
@@ -298,33 +303,50 @@ static __always_inline void handle_accept_done(struct sock *sk)
 	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid,
 			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
 		return;
-	proc_account(sk, tgid, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false, 0);
+	proc_account(sk, tgid, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false, 1, 0, raddr);
 	emit_event(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
 }
 
+/* A corked UDP datagram (MSG_MORE, UDP_CORK) is still being built on this socket. */
+static __always_inline bool udp_corked(struct sock *sk)
+{
+	return BPF_CORE_READ((struct udp_sock *)sk, pending) != 0;
+}
+
+/* Datagrams one send of len bytes leaves as: several with UDP_SEGMENT (GSO) set on the
+ * socket. (A UDP_SEGMENT control message on the call itself is not seen.) */
+static __always_inline __u64 udp_send_segments(struct sock *sk, int len)
+{
+	__u16 gso = BPF_CORE_READ((struct udp_sock *)sk, gso_size);
+
+	return gso && len > gso ? ((__u32)len + gso - 1) / gso : 1;
+}
+
 /*
- * Paths 3 and 4: one UDP datagram sent to, or received from, an IPv4 peer on an AF_INET6
- * socket. Every datagram is counted here; only the first of a flow becomes an event.
- * ret is the payload length, or a negative errno for a send that failed.
+ * Paths 3 and 4: UDP datagrams sent to, or received from, an IPv4 peer on an AF_INET6 socket.
+ * Every datagram is counted here; only the first of a flow becomes an event. ret is the
+ * payload length, or a negative errno for a send that failed. continuation: this send only
+ * appended to a corked datagram that an earlier call started (bytes, no new datagram).
  */
 static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u32 raddr,
-						__u16 rport, int ret)
+						__u16 rport, int ret, bool continuation)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	struct dstrace_flow_key key = {};
 	struct dstrace_flow_val *flow;
-	__u64 ino;
+	__u64 ino, datagrams;
 
 	if (!dstrace_wanted(kind, DSTRACE_PROTO_UDP, tgid, lport, rport))
 		return;
 	ino = sk_ino(sk);
 	if (ret < 0) {
-		proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, true, 0);
+		proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, true, 0, 0, raddr);
 		emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
 		return;
 	}
-	proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, false, ret);
+	datagrams = continuation ? 0 : kind == DSTRACE_EV_SEND ? udp_send_segments(sk, ret) : 1;
+	proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, false, datagrams, ret, raddr);
 
 	key.sock_ino = ino;
 	key.pid = tgid;
@@ -333,7 +355,7 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 	key.kind = kind;
 	flow = bpf_map_lookup_elem(&udp_flows, &key);
 	if (!flow) {
-		struct dstrace_flow_val init = { .datagrams = 1, .bytes = ret, .lport = lport };
+		struct dstrace_flow_val init = { .datagrams = datagrams, .bytes = ret, .lport = lport };
 
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
@@ -344,8 +366,40 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 		if (!flow)
 			return;
 	}
-	__sync_fetch_and_add(&flow->datagrams, 1);
+	__sync_fetch_and_add(&flow->datagrams, datagrams);
 	__sync_fetch_and_add(&flow->bytes, ret);
+}
+
+/*
+ * A UDP send finished on an AF_INET6 socket (backends that see every call and may use socket
+ * storage: tracepoint, fentry). have_peer: this call's datagram goes to the IPv4 peer
+ * raddr:rport. A call that only appends to a corked datagram may not name its peer: the one
+ * remembered from the call that started the datagram is used.
+ */
+static __always_inline void udp_send_done(struct sock *sk, bool have_peer, __u32 raddr,
+					  __u16 rport, int ret)
+{
+	struct dgram_scratch *s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
+	bool continuation = s && s->cork.valid;
+
+	if (continuation && !have_peer) {
+		raddr = s->cork.addr;
+		rport = s->cork.port;
+		have_peer = true;
+	}
+	if (!have_peer)
+		return;
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, raddr, rport, ret, continuation);
+	if (ret >= 0 && udp_corked(sk)) {
+		s = bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (s) {
+			s->cork.addr = raddr;
+			s->cork.port = rport;
+			s->cork.valid = 1;
+		}
+	} else if (s) {
+		s->cork.valid = 0;
+	}
 }
 
 /*

@@ -192,8 +192,9 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct dgram_scratch *s;
-	__u16 protocol, rport;
-	__u32 raddr;
+	__u16 protocol, rport = 0;
+	__u32 raddr = 0;
+	bool have_peer = false;
 
 	if (!sk_is_inet6(sk, &protocol))
 		return 0;
@@ -201,23 +202,21 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
 		return 0;
 	}
+	/* The peer: from the sendmsg4 hook (an address was given), the connected peer, or for
+	 * a v6-only failure the syscall's arguments; a corked continuation is resolved by
+	 * udp_send_done. */
 	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	if (s && s->send.valid && s->send.tid == tid) {
 		s->send.valid = 0;
-		if (!s->send.mapped)
-			return 0;
+		have_peer = s->send.mapped;
 		raddr = s->send.addr;
 		rport = s->send.port;
 	} else if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
-		if (!sk_mapped_peer(sk, &raddr, &rport))
-			return 0;
+		have_peer = sk_mapped_peer(sk, &raddr, &rport);
 	} else if (ret < 0 && sk_is_v6only(sk)) {
-		if (!syscall_send_dest(&raddr, &rport))
-			return 0;
-	} else {
-		return 0;
+		have_peer = syscall_send_dest(&raddr, &rport);
 	}
-	handle_udp_datagram(sk, DSTRACE_EV_SEND, raddr, rport, ret);
+	udp_send_done(sk, have_peer, raddr, rport, ret);
 	return 0;
 }
 
@@ -279,7 +278,7 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 	/* A peek leaves the datagram queued: it is counted when it is read. */
 	if (ret < 0 || (flags & MSG_PEEK))
 		return 0;
-	handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret);
+	handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
 	return 0;
 }
 

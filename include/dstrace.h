@@ -69,6 +69,7 @@ struct dstrace_proc_stats {
 	/* connections (connect, accept) and datagrams (send, recv), by protocol */
 	unsigned long long counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
 	unsigned long long failed;
+	unsigned long long peers; /* distinct remote IPv4 addresses (map proc_peers) */
 	/* payload bytes over mapped sockets: TCP and UDP, sent and received */
 	unsigned long long bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
 	unsigned long long first_ns; /* CLOCK_BOOTTIME */

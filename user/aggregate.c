@@ -121,7 +121,10 @@ static int proc_entry__add_peer(struct proc_table *t, struct proc_entry *p, uint
 
 uint32_t proc_entry__peers(const struct proc_entry *p)
 {
-	return p->npeers + (p->peer_zero ? 1 : 0);
+	uint32_t seen = p->npeers + (p->peer_zero ? 1 : 0);
+
+	/* The kernel counts every peer, events or not; the events' set is the fallback. */
+	return p->kernel_peers > seen ? (uint32_t)p->kernel_peers : seen;
 }
 
 static void copy_comm(char *dst, const char *src)
@@ -154,6 +157,7 @@ int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstra
 	for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)
 		p->counts[kind] = st->counts[kind][DSTRACE_PROTO_TCP] + st->counts[kind][DSTRACE_PROTO_UDP];
 	p->failed = st->failed;
+	p->kernel_peers = st->peers;
 	p->bytes = st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
 		   st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];
 	return 0;

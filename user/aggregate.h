@@ -28,6 +28,7 @@ struct proc_entry {
 	uint32_t peers_cap;
 	uint32_t npeers;
 	bool peer_zero;
+	uint64_t kernel_peers; /* the kernel's count: exact even when events were lost */
 	bool peers_full; /* PROC_PEERS_MAX reached: the count is a lower bound */
 };
 

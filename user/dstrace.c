@@ -411,8 +411,8 @@ int main(int argc, char **argv)
 	}
 	if (stats.lost)
 		fprintf(stderr, "dstrace: warning: %llu events lost (ring buffer full); the "
-				"CONNECT to BYTES counts are complete (kept in the kernel), the event "
-				"list and PEERS are not: raise --ringbuf-kb\n",
+				"per-process counts are complete (kept in the kernel), the event list "
+				"is not: raise --ringbuf-kb\n",
 			(unsigned long long)stats.lost);
 	if (r.procs.peers_capped)
 		fprintf(stderr, "dstrace: warning: %u processes reached %d distinct peers; their "
