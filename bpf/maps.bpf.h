@@ -12,6 +12,8 @@ const volatile char filter_comm[DSTRACE_COMM_LEN] = {};
 const volatile __u16 filter_port = 0;
 const volatile __u32 filter_events = DSTRACE_EVMASK_ALL;
 const volatile __u32 filter_protos = DSTRACE_PROTOMASK_ALL;
+/* false with -i alone: everything is counted in the kernel, no event is needed */
+const volatile bool emit_events = true;
 
 /* Size set by user space (--ringbuf-size). */
 struct {

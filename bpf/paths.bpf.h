@@ -156,9 +156,12 @@ static __always_inline __u64 sk_ino(struct sock *sk)
 static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
 				       __u32 raddr, __u16 rport, int ret, bool have_local)
 {
-	struct dstrace_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct dstrace_event *e;
 	__u64 id = bpf_get_current_pid_tgid();
 
+	if (!emit_events)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		counter_add(DSTRACE_CNT_LOST, 1);
 		return;

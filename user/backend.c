@@ -141,6 +141,8 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_port = env->port;
 	skel->rodata->filter_events = env->events;
 	skel->rodata->filter_protos = env->protos;
+	/* -i alone prints only the per-process table, which the kernel keeps whole. */
+	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
 
 	err = bpf_map__set_max_entries(skel->maps.events, env->ringbuf_kb * 1024);
 	if (err)

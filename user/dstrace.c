@@ -68,12 +68,22 @@ static uint64_t clock_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-/* Write one line; remember the first error, which ends the run. */
+/* Write one line; remember the first error, which ends the run. Lines are flushed by
+ * flush_lines() once the records at hand are written: at once, but one write() for a burst
+ * of events rather than one each. */
 static void emit_line(struct run *r, const char *line)
 {
 	if (r->write_errno)
 		return;
-	if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF || fflush(r->out) == EOF) {
+	if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF) {
+		r->write_errno = errno ? errno : EIO;
+		exiting = 1;
+	}
+}
+
+static void flush_lines(struct run *r)
+{
+	if (!r->write_errno && fflush(r->out) == EOF) {
 		r->write_errno = errno ? errno : EIO;
 		exiting = 1;
 	}
@@ -345,6 +355,7 @@ int main(int argc, char **argv)
 	if (!r.env.json && !r.env.interval_s && !r.env.audit) {
 		dstrace_format_event_header(line, sizeof(line));
 		emit_line(&r, line);
+		flush_lines(&r);
 	}
 
 	while (!exiting) {
@@ -364,6 +375,7 @@ int main(int argc, char **argv)
 				strerror(-err));
 			goto cleanup;
 		}
+		flush_lines(&r);
 		if (r.metrics_fd >= 0 && (pfds[1].revents & POLLIN))
 			serve_metrics(&r);
 		if (reopen_output && reopen(&r))
@@ -377,6 +389,7 @@ int main(int argc, char **argv)
 					goto cleanup;
 			} else {
 				print_procs(&r);
+				flush_lines(&r);
 			}
 			next_interval_ns += r.env.interval_s * 1000000000ull;
 		}
@@ -402,6 +415,7 @@ int main(int argc, char **argv)
 	else
 		dstrace_format_stats_text(&stats, line, sizeof(line));
 	emit_line(&r, line);
+	flush_lines(&r);
 
 	if (r.write_errno && r.write_errno != EPIPE) {
 		fprintf(stderr, "dstrace: cannot write output%s%s: %s\n",
