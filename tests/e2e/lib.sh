@@ -365,39 +365,9 @@ topo_verify() {
 # dstrace_start OUTFILE ARGS...: run "dstrace -j -o OUTFILE ARGS..." in the background and
 # wait for its "Tracing" line on stderr. Fails the test (and returns 1) if it does not come.
 dstrace_start() {
-	local out=$1 deadline rc
+	local out=$1
 	shift
-	DSTRACE_LOG=$WORK/dstrace.log
-	# The previous run's "Tracing" line must not count for this one.
-	rm -f "$DSTRACE_LOG"
-	if [[ ! -x $DSTRACE ]]; then
-		fail "dstrace start" "expected an executable $DSTRACE, got none (run make at the top)"
-		return 1
-	fi
-	log "starting: $DSTRACE -j -o $out $*"
-	"$DSTRACE" -j -o "$out" "$@" 2>"$DSTRACE_LOG" &
-	DSTRACE_PID=$!
-	deadline=$((SECONDS + DSTRACE_START_TIMEOUT))
-	until grep -q '^Tracing' "$DSTRACE_LOG" 2>/dev/null; do
-		if ! proc_alive "$DSTRACE_PID"; then
-			wait "$DSTRACE_PID"
-			rc=$?
-			fail "dstrace start" "expected a 'Tracing' line, got exit status $rc and: $(
-				tail -n 20 "$DSTRACE_LOG")"
-			DSTRACE_PID=
-			return 1
-		fi
-		if [[ $SECONDS -ge $deadline ]]; then
-			fail "dstrace start" "expected a 'Tracing' line within ${DSTRACE_START_TIMEOUT}s, got: $(
-				tail -n 20 "$DSTRACE_LOG")"
-			kill -KILL "$DSTRACE_PID" 2>/dev/null
-			wait "$DSTRACE_PID" 2>/dev/null
-			DSTRACE_PID=
-			return 1
-		fi
-		sleep 0.05
-	done
-	pass "dstrace start" "expected 'Tracing' on stderr, got: $(grep -m1 '^Tracing' "$DSTRACE_LOG")"
+	dstrace_start_raw /dev/null -j -o "$out" "$@"
 }
 
 # dstrace_stop: SIGINT, wait (bounded), expect exit status 0.
@@ -532,13 +502,17 @@ gate_open() {
 	timeout 5 sh -c 'echo go >"$0"' "$1.gate"
 }
 
-# dstrace_start_raw OUTFILE ARGS...: like dstrace_start, but runs "dstrace ARGS..." as given
-# (no -j or -o added) with stdout in OUTFILE and stderr in $DSTRACE_LOG: for text mode.
+# dstrace_start_raw OUTFILE ARGS...: run "dstrace ARGS..." as given (dstrace_start adds
+# -j -o) with stdout in OUTFILE and stderr in $DSTRACE_LOG, and wait for its "Tracing" line.
 dstrace_start_raw() {
 	local out=$1 deadline rc
 	shift
 	DSTRACE_LOG=$WORK/dstrace.log
 	rm -f "$DSTRACE_LOG" # a previous run's "Tracing" line must not answer for this one
+	if [[ ! -x $DSTRACE ]]; then
+		fail "dstrace start" "expected an executable $DSTRACE, got none (run make at the top)"
+		return 1
+	fi
 	log "starting: $DSTRACE $* >$out"
 	"$DSTRACE" "$@" >"$out" 2>"$DSTRACE_LOG" &
 	DSTRACE_PID=$!
