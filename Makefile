@@ -113,7 +113,7 @@ test-vm: deps
 bench: deps
 	$(Q)scripts/install-deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory -C bench run
+	$(Q)$(MAKE) --no-print-directory -C bench run ARGS="$(ARGS)"
 
 bench-smoke: deps
 	$(Q)scripts/install-deps.sh bench

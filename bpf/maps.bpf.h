@@ -14,6 +14,9 @@ const volatile __u32 filter_events = DSTRACE_EVMASK_ALL;
 const volatile __u32 filter_protos = DSTRACE_PROTOMASK_ALL;
 /* false with -i alone: everything is counted in the kernel, no event is needed */
 const volatile bool emit_events = true;
+/* Wake the reader only once this much is queued: a wakeup costs microseconds per event, and
+ * user space reads the ring at least every 100 ms anyway. */
+const volatile __u64 wakeup_bytes = 64 * 1024;
 
 /* Size set by user space (--ringbuf-size). */
 struct {

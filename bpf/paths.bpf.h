@@ -123,19 +123,27 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 	return bpf_map_lookup_elem(&proc_stats, &tgid);
 }
 
-/* Count n connections or datagrams, or one failure, with peer raddr, and their bytes. */
-static __always_inline void proc_account(struct sock *sk, __u32 tgid, __u8 kind, __u8 proto,
-					 bool failed, __u64 n, __u64 bytes, __u32 raddr)
+/* A remote address the process has met (a connection, a failure, a new UDP flow): counted
+ * once per (process, address). Not per datagram: every new peer starts a new flow. */
+static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid, __u32 raddr)
 {
-	struct dstrace_proc_stats *st = proc_entry(sk, tgid);
 	struct proc_peer_key peer = { .tgid = tgid, .raddr = raddr };
 	__u8 one = 1;
 
-	if (!st || kind >= DSTRACE_EV_MAX || proto >= DSTRACE_PROTO_MAX)
-		return;
-	if (!bpf_map_lookup_elem(&proc_peers, &peer) &&
+	if (st && !bpf_map_lookup_elem(&proc_peers, &peer) &&
 	    !bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST))
 		__sync_fetch_and_add(&st->peers, 1);
+}
+
+/* Count n connections or datagrams, or one failure, and their payload bytes. */
+static __always_inline struct dstrace_proc_stats *proc_account(struct sock *sk, __u32 tgid,
+							       __u8 kind, __u8 proto, bool failed,
+							       __u64 n, __u64 bytes)
+{
+	struct dstrace_proc_stats *st = proc_entry(sk, tgid);
+
+	if (!st || kind >= DSTRACE_EV_MAX || proto >= DSTRACE_PROTO_MAX)
+		return NULL;
 	st->last_ns = bpf_ktime_get_boot_ns();
 	if (failed)
 		__sync_fetch_and_add(&st->failed, 1);
@@ -143,6 +151,7 @@ static __always_inline void proc_account(struct sock *sk, __u32 tgid, __u8 kind,
 		__sync_fetch_and_add(&st->counts[kind][proto], n);
 	if (bytes)
 		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][proto], bytes);
+	return st;
 }
 
 /* The socket's inode number: unique among live sockets and never reused soon, unlike the
@@ -189,7 +198,9 @@ static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __
 		e->flags = 0;
 	}
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				      BPF_RB_FORCE_WAKEUP :
+				      BPF_RB_NO_WAKEUP);
 	counter_add(DSTRACE_CNT_EVENTS, 1);
 }
 
@@ -288,7 +299,7 @@ static __always_inline void handle_connect_done(struct sock *sk, __u32 daddr, __
 	if (!dstrace_wanted(DSTRACE_EV_CONNECT, proto, tgid,
 			    ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num), dport))
 		return;
-	proc_account(sk, tgid, DSTRACE_EV_CONNECT, proto, ret < 0, 1, 0, daddr);
+	proc_peer(proc_account(sk, tgid, DSTRACE_EV_CONNECT, proto, ret < 0, 1, 0), tgid, daddr);
 	emit_event(sk, sk_ino(sk), DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
 }
 
@@ -306,7 +317,8 @@ static __always_inline void handle_accept_done(struct sock *sk)
 	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid,
 			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
 		return;
-	proc_account(sk, tgid, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false, 1, 0, raddr);
+	proc_peer(proc_account(sk, tgid, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false, 1, 0), tgid,
+		  raddr);
 	emit_event(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
 }
 
@@ -338,18 +350,19 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	struct dstrace_flow_key key = {};
 	struct dstrace_flow_val *flow;
+	struct dstrace_proc_stats *st;
 	__u64 ino, datagrams;
 
 	if (!dstrace_wanted(kind, DSTRACE_PROTO_UDP, tgid, lport, rport))
 		return;
 	ino = sk_ino(sk);
 	if (ret < 0) {
-		proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, true, 0, 0, raddr);
+		proc_peer(proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, true, 0, 0), tgid, raddr);
 		emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
 		return;
 	}
 	datagrams = continuation ? 0 : kind == DSTRACE_EV_SEND ? udp_send_segments(sk, ret) : 1;
-	proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, false, datagrams, ret, raddr);
+	st = proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, false, datagrams, ret);
 
 	key.sock_ino = ino;
 	key.pid = tgid;
@@ -362,6 +375,7 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
+			proc_peer(st, tgid, raddr);
 			emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, 0, true);
 			return;
 		}

@@ -143,6 +143,8 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_protos = env->protos;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
+	/* a quarter of the ring: a burst still wakes the reader well before it fills */
+	skel->rodata->wakeup_bytes = env->ringbuf_kb * 1024ull / 4;
 
 	err = bpf_map__set_max_entries(skel->maps.events, env->ringbuf_kb * 1024);
 	if (err)

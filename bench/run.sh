@@ -1,0 +1,651 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# dstrace benchmark: IPv4-mapped loopback storms (bench/loadgen) with no tracing, with
+# dstrace streaming JSON to a file, with dstrace aggregating in the kernel (-i), and with the
+# bpftrace peer (bench/mapped.bt). Configurations are interleaved round by round, so a
+# change in the machine's load hits them all alike; the table shows medians. Then fixed-rate
+# runs at 10 000 events/s measure the tracers' own CPU, and the run time of their BPF
+# programs (kernel.bpf_stats_enabled is turned on for those runs only, then restored).
+# Prints a table; writes the same as JSON.
+#
+# Usage: bench/run.sh [--smoke] [-r ROUNDS] [-d SECONDS] [-R SECONDS] [-s BYTES] [-o FILE]
+#   --smoke        a few seconds: every configuration once, one tracer per configuration for
+#                  all its runs, BPF statistics on throughout (for CI: checks that it works,
+#                  its numbers are rough)
+#   -r ROUNDS      rounds of the storms (default 5)
+#   -d SECONDS     length of one storm (default 3)
+#   -R SECONDS     length of one fixed-rate run (default 5)
+#   -s BYTES       UDP payload (default 64)
+#   -t THREADS     loadgen threads: 1, one thread does both ends in turn (ops/s is the CPU
+#                  cost of an op); 2, a server/receiver thread of its own (default 1)
+#   -o FILE        JSON results (default bench/last-run.json)
+# Environment: DSTRACE, LOADGEN, BPFTRACE override the programs used. Needs root.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DSTRACE=${DSTRACE:-$here/../dstrace}
+LOADGEN=${LOADGEN:-$here/.output/loadgen}
+BPFTRACE=${BPFTRACE:-bpftrace}
+BT_SCRIPT=$here/mapped.bt
+
+rounds=5
+duration=3
+rate_duration=5
+size=64
+threads=1
+json_out=$here/last-run.json
+mode=full
+# 10 000 events/s: a TCP op is two events (connect + accept), a UDP op two datagrams
+# counted (send + recv).
+fixed_events=10000
+start_timeout=60 # seconds to wait for a tracer to attach (bpftrace compiles first)
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '/^# Usage:/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--smoke)
+		mode=smoke
+		rounds=1
+		duration=0.25
+		rate_duration=0.25
+		;;
+	-r | -d | -R | -s | -t | -o)
+		[ $# -ge 2 ] || die "$1 wants a value"
+		case "$1" in
+		-r) rounds=$2 ;;
+		-d) duration=$2 ;;
+		-R) rate_duration=$2 ;;
+		-s) size=$2 ;;
+		-t) threads=$2 ;;
+		-o) json_out=$2 ;;
+		esac
+		shift
+		;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+
+number='^[0-9]+([.][0-9]+)?$'
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "-r wants a whole number of rounds, not '$rounds'"
+[[ $threads =~ ^[12]$ ]] || die "-t wants 1 or 2 threads, not '$threads'"
+one_thread=()
+[ "$threads" = 2 ] || one_thread=(-1)
+for v in "$duration" "$rate_duration" "$size"; do
+	[[ $v =~ $number ]] || die "not a number: '$v'"
+done
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (dstrace and bpftrace load BPF programs)"
+[ -x "$DSTRACE" ] || die "no dstrace at $DSTRACE: run make at the top first"
+[ -x "$LOADGEN" ] || die "no loadgen at $LOADGEN: run make -C bench first"
+command -v "$BPFTRACE" >/dev/null ||
+	die "bpftrace not found: apt-get install bpftrace (the peer every run compares with)"
+
+work=
+tracer_pid=
+load_pid=
+
+stop_pid() { # pid: SIGTERM, then SIGKILL if it lingers
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+bpf_stats_file=/proc/sys/kernel/bpf_stats_enabled
+bpf_stats_saved=
+
+cleanup() {
+	[ -n "$load_pid" ] && stop_pid "$load_pid"
+	[ -n "$tracer_pid" ] && stop_pid "$tracer_pid"
+	[ -n "$bpf_stats_saved" ] && echo "$bpf_stats_saved" >"$bpf_stats_file"
+	[ -z "$work" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+work=$(mktemp -d /tmp/dstrace-bench.XXXXXX)
+
+clk_tck=$(getconf CLK_TCK)
+
+cpu_ticks() { # pid -> utime+stime in clock ticks (fields 14 and 15, after "(comm)")
+	local stat
+	stat=$(cat "/proc/$1/stat") || return 1
+	stat=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $stat
+	echo $((${12} + ${13}))
+}
+
+# The BPF programs process $1 holds, one line each: "id run_time_ns run_cnt", from the fdinfo
+# of its program fds (times and counts need kernel.bpf_stats_enabled=1).
+bpf_prog_stats() {
+	local pid=$1 f
+	for f in "/proc/$pid/fdinfo/"*; do
+		cat "$f" 2>/dev/null || true
+	done | awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { t[id] = $2 } /^run_cnt:/ { c[id] = $2 }
+		END { for (i in t) print i, t[i], c[i] }' | sort -k1,1
+}
+
+# The programs that ran between two bpf_prog_stats files $1 and $2, $3 seconds apart:
+# "name:runs_per_s:ns_per_run" words.
+bpf_prog_costs() {
+	local names=$work/prog-names
+	{ bpftool prog show 2>/dev/null || true; } |
+		sed -nE 's/^([0-9]+): .* name ([^ ]+) .*/\1 \2/p' | sort -k1,1 >"$names"
+	join "$1" "$2" | join -a 1 - "$names" | awk -v w="$3" '$5 > $3 {
+		printf "%s:%.0f:%.0f ", (NF > 5 ? $6 : "id" $1), ($5 - $3) / w, ($4 - $2) / ($5 - $3) }'
+}
+
+vm_hwm_kib() {
+	awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+now_s() {
+	echo "$EPOCHREALTIME"
+}
+
+# Start a tracer for configuration $1; sets tracer_pid, tracer_out, tracer_err.
+start_tracer() {
+	local config=$1 ready_file i t
+	tracer_out=$work/$config.out
+	tracer_err=$work/$config.err
+	case "$config" in
+	stream)
+		"$DSTRACE" -j -o "$tracer_out" 2>"$tracer_err" &
+		ready_file=$tracer_err
+		;;
+	aggregate)
+		"$DSTRACE" -i 3600 -o "$tracer_out" 2>"$tracer_err" &
+		ready_file=$tracer_err
+		;;
+	bpftrace)
+		"$BPFTRACE" "$BT_SCRIPT" >"$tracer_out" 2>"$tracer_err" &
+		ready_file=$tracer_out
+		;;
+	*) die "unknown configuration $config" ;;
+	esac
+	tracer_pid=$!
+	t=$(now_s)
+	for ((i = 0; i < start_timeout * 50; i++)); do
+		if grep -q '^Tracing' "$ready_file" 2>/dev/null; then
+			cur_start=$(awk -v a="$t" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }')
+			return 0
+		fi
+		if ! kill -0 "$tracer_pid" 2>/dev/null; then
+			cat "$tracer_err" >&2
+			die "$config: the tracer exited before it was tracing"
+		fi
+		sleep 0.02
+	done
+	cat "$tracer_err" >&2
+	die "$config: not tracing after ${start_timeout}s"
+}
+
+# Fields of the loadgen line: field LINE KEY
+field() {
+	local kv
+	for kv in $1; do
+		[ "${kv%%=*}" = "$2" ] && echo "${kv#*=}" && return 0
+	done
+	echo 0
+}
+
+# What tracer $1 counted for process $3 in workload $2 (connect+accept, or send+recv).
+counted() {
+	local config=$1 workload=$2 pid=$3 a b k
+	if [ "$workload" = tcp ]; then a=connect b=accept; else a=send b=recv; fi
+	case "$config" in
+	stream | aggregate)
+		if [ "$config" = stream ]; then
+			grep "^{\"type\":\"process\",\"pid\":$pid," "$tracer_out" |
+				sed -E "s/.*\"$a\":([0-9]+).*\"$b\":([0-9]+).*/\1 \2/"
+		else
+			# PID COMM CONNECT ACCEPT SEND RECV FAILED PEERS BYTES
+			awk -v pid="$pid" -v w="$workload" '$1 == pid {
+				if (w == "tcp") print $3, $4; else print $5, $6 }' "$tracer_out" | tail -1
+		fi
+		;;
+	bpftrace)
+		for k in "$a" "$b"; do
+			sed -nE "s/^@$k\\[[^,]*, $pid\\]: ([0-9]+)$/\\1/p" "$tracer_out" | tail -1
+		done | paste -sd' '
+		;;
+	esac | awk '{ print $1 + $2 }'
+}
+
+# Tracer $1's lost events, from its final stats: {"type":"stats",...,"lost":N} or
+# "N events, N lost, in ..."; "null" for bpftrace, which has no ring buffer to lose from.
+lost_events() {
+	case "$1" in
+	stream) sed -nE 's/^\{"type":"stats".*"lost":([0-9]+).*/\1/p' "$tracer_out" | tail -1 ;;
+	aggregate) sed -nE 's/^[0-9]+ events, ([0-9]+) lost, .*/\1/p' "$tracer_out" | tail -1 ;;
+	*) echo null ;;
+	esac
+}
+
+# A run is: tracer_begin CONFIG; one or more loads (load WORKLOAD KIND SECONDS RATE);
+# tracer_end. Each load measures the tracer over its own window; what needs the tracer's
+# final output (lost events, counts) is filled in by tracer_end, which then records every
+# window: record CONFIG WORKLOAD KIND OPS RECV START CPU_S CPU_PCT BPF_PCT HWM LOST COUNTED.
+# Not in subshells: the EXIT trap must see the pids.
+cur_config=
+cur_start=null
+windows=()
+
+tracer_begin() {
+	cur_config=$1 cur_start=null windows=()
+	tracer_pid=
+	[ "$cur_config" = none ] || start_tracer "$cur_config"
+}
+
+load() { # workload kind(storm|fixed) seconds rate
+	local workload=$1 kind=$2 secs=$3 rate=$4 line t0 t1 c0=0 c1=0 b0=0 b1=0 hwm=null lpid
+	local expected usage rates progs=-
+	if [ -n "$tracer_pid" ]; then
+		c0=$(cpu_ticks "$tracer_pid")
+		bpf_prog_stats "$tracer_pid" >"$work/progs0"
+	fi
+	t0=$(now_s)
+	"$LOADGEN" "$workload" "${one_thread[@]}" -d "$secs" -r "$rate" -s "$size" \
+		>"$work/load" 2>&1 &
+	load_pid=$!
+	lpid=$load_pid
+	if ! wait "$load_pid"; then
+		load_pid=
+		cat "$work/load" >&2
+		die "$cur_config/$workload: loadgen failed"
+	fi
+	load_pid=
+	t1=$(now_s)
+	line=$(grep '^loadgen ' "$work/load")
+	if [ -n "$tracer_pid" ]; then
+		c1=$(cpu_ticks "$tracer_pid")
+		bpf_prog_stats "$tracer_pid" >"$work/progs1"
+		hwm=$(vm_hwm_kib "$tracer_pid")
+		b0=$(awk '{ s += $2 } END { printf "%d", s }' "$work/progs0")
+		b1=$(awk '{ s += $2 } END { printf "%d", s }' "$work/progs1")
+		usage=$(awk -v c="$((c1 - c0))" -v tck="$clk_tck" -v a="$t0" -v b="$t1" \
+			-v ns="$((b1 - b0))" 'BEGIN { w = b - a
+			printf "%.2f %.2f %.2f", c / tck, 100 * c / tck / w, 100 * ns / 1e9 / w }')
+		# Without kernel.bpf_stats_enabled the kernel does not time BPF programs.
+		if [ "$(cat "$bpf_stats_file" 2>/dev/null)" = 1 ]; then
+			progs=$(bpf_prog_costs "$work/progs0" "$work/progs1" \
+				"$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+		else
+			usage="${usage% *} null"
+		fi
+	else
+		usage="null null null"
+	fi
+	if [ "$workload" = tcp ]; then
+		expected=$(($(field "$line" connects) + $(field "$line" accepts)))
+	else
+		expected=$(($(field "$line" sent) + $(field "$line" received)))
+	fi
+	rates="$(field "$line" ops_per_s) $(field "$line" received_per_s)"
+	windows+=("$workload $kind $rates $usage $hwm $lpid $expected ${progs:--}")
+}
+
+tracer_end() {
+	# w_*: the globals of the same names are the results record() fills
+	local w_lost=null w w_workload w_kind w_ops w_recv w_cpu_s w_cpu_pct w_bpf_pct w_hwm w_lpid
+	local w_expected w_got w_counted w_progs
+	if [ -n "$tracer_pid" ]; then
+		stop_pid "$tracer_pid"
+		tracer_pid=
+		w_lost=$(lost_events "$cur_config")
+		[ -n "$w_lost" ] || die "$cur_config: no final stats from the tracer"
+	fi
+	for w in "${windows[@]}"; do
+		read -r w_workload w_kind w_ops w_recv w_cpu_s w_cpu_pct w_bpf_pct w_hwm w_lpid \
+			w_expected w_progs <<<"$w"
+		w_counted=null
+		if [ "$cur_config" != none ]; then
+			w_got=$(counted "$cur_config" "$w_workload" "$w_lpid")
+			w_counted=$(awk -v g="${w_got:-0}" -v e="$w_expected" \
+				'BEGIN { printf "%.4f", e ? g / e : 0 }')
+			[ "$w_counted" = 1.0000 ] || echo "bench: warning: $cur_config counted" \
+				"${w_got:-0} of $w_expected $w_workload operations of loadgen" >&2
+		fi
+		record "$cur_config" "$w_workload" "$w_kind" "$w_ops" "$w_recv" "$cur_start" \
+			"$w_cpu_s" "$w_cpu_pct" "$w_bpf_pct" "$w_hwm" "$w_lost" "$w_counted" "$w_progs"
+	done
+	rm -f "$work"/*.out "$work"/*.err
+}
+
+# Lists of numbers are strings of space-separated words; "null" words are left out.
+numbers() {
+	tr -s ' ' '\n' <<<"$*" | grep -v -e '^null$' -e '^$' || true
+}
+
+median() { # list -> median, null if empty
+	numbers "$@" | sort -g |
+		awk '{ v[NR] = $1 } END {
+			if (!NR) print "null"
+			else if (NR % 2) print v[(NR + 1) / 2]
+			else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+maximum() {
+	numbers "$@" | sort -g | tail -1 | grep . || echo null
+}
+
+minimum() {
+	numbers "$@" | sort -g | head -1 | grep . || echo null
+}
+
+total() {
+	numbers "$@" | awk '{ t += $1 } END { print NR ? t : "null" }'
+}
+
+ratio() { # a b -> a/b with 3 decimals
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "null" || b == "null" || b == 0) print "null"; else printf "%.3f", a / b }'
+}
+
+spread() { # list -> half the range, in % of the median
+	numbers "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		if (!NR || !m) print "null"; else printf "%.0f", 50 * (v[NR] - v[1]) / m }'
+}
+
+paired_ratio() { # list list -> median of the ratios of their elements, pairwise (3 decimals)
+	local m
+	m=$(median "$(awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+		for (i = 1; i <= n; i++) if (y[i] > 0) printf "%.4f ", x[i] / y[i] }')")
+	if [ "$m" = null ]; then echo null; else printf '%.3f\n' "$m"; fi
+}
+
+prog_words() { # "name:runs_per_s:ns_per_run ..." or "-" -> one per line
+	tr -s ' ' '\n' <<<"$1" | grep -v -e '^-$' -e '^$' || true
+}
+
+json_list() { # values -> [v1,v2,...]
+	local IFS=,
+	echo "[$*]"
+}
+
+json_numbers() { # list -> [n1,n2,...]
+	echo "[$(numbers "$@" | paste -sd,)]"
+}
+
+configs=(none stream aggregate bpftrace)
+tracers=(stream aggregate bpftrace)
+workloads=(tcp udp)
+# Storms: space-separated lists per workload:config.
+declare -A ops recv start_s cpu_s cpu_pct hwm lost cnt
+# Fixed rate: one value per workload:config.
+declare -A f_ops f_cpu f_bpf f_hwm f_lost f_cnt f_progs
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+dstrace_version=$("$DSTRACE" --version 2>/dev/null | head -1 || true)
+# The commit the sources are at, "+" if they differ from it (where dstrace is in a git tree).
+dstrace_commit=$(git -C "$(dirname "$DSTRACE")" rev-parse --short HEAD 2>/dev/null || true)
+if [ -n "$dstrace_commit" ] &&
+	! git -C "$(dirname "$DSTRACE")" diff --quiet HEAD -- bpf user include 2>/dev/null; then
+	dstrace_commit+=+
+fi
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+t_start=$(now_s)
+echo "dstrace bench ($mode), $started: $rounds round(s) x ${duration}s storms," \
+	"${rate_duration}s fixed-rate runs; loadgen with $threads thread(s)"
+echo "machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r); load average $load_before"
+echo "tracers: ${dstrace_version:-dstrace} (commit ${dstrace_commit:-unknown}), $("$BPFTRACE" --version)"
+
+# Every window lands here; storms keep lists (one value per round), fixed-rate runs one value.
+record() { # config workload kind ops recv start cpu_s cpu_pct bpf_pct hwm lost counted progs
+	local key=$2:$1
+	if [ "$3" = storm ]; then
+		ops[$key]+=" $4"
+		recv[$key]+=" $5"
+		start_s[$key]+=" $6"
+		cpu_s[$key]+=" $7"
+		cpu_pct[$key]+=" $8"
+		hwm[$key]+=" ${10}"
+		lost[$key]+=" ${11}"
+		cnt[$key]+=" ${12}"
+		printf '  %-5s %s %-9s %10.0f ops/s\n' storm "$2" "$1" "$4" >&2
+	else
+		f_ops[$key]=$4
+		f_cpu[$key]=$8
+		f_bpf[$key]=$9
+		f_hwm[$key]=${10}
+		f_lost[$key]=${11}
+		f_cnt[$key]=${12}
+		f_progs[$key]=${13}
+		printf '  %-5s %s %-9s %10.0f ops/s: tracer %s%% CPU, its BPF programs %s%%\n' fixed \
+			"$2" "$1" "$4" "$8" "$9" >&2
+	fi
+}
+
+bpf_stats_on() {
+	if [ -w "$bpf_stats_file" ] && [ -z "$bpf_stats_saved" ]; then
+		bpf_stats_saved=$(cat "$bpf_stats_file")
+		echo 1 >"$bpf_stats_file"
+	fi
+}
+
+bpf_stats_restore() {
+	if [ -n "$bpf_stats_saved" ]; then
+		echo "$bpf_stats_saved" >"$bpf_stats_file"
+		bpf_stats_saved=
+	fi
+}
+
+fixed_rate=$((fixed_events / 2))
+if [ "$mode" = full ]; then
+	# Storms: every configuration in every round, interleaved, each round starting one
+	# configuration later; a tracer of its own for each storm.
+	for ((round = 0; round < rounds; round++)); do
+		echo "round $((round + 1))/$rounds" >&2
+		for workload in "${workloads[@]}"; do
+			for ((k = 0; k < ${#configs[@]}; k++)); do
+				tracer_begin "${configs[(round + k) % ${#configs[@]}]}"
+				load "$workload" storm "$duration" 0
+				tracer_end
+			done
+		done
+	done
+	# Fixed rate, with BPF run-time statistics on (they cost a little on every program run).
+	bpf_stats_on
+	for workload in "${workloads[@]}"; do
+		for config in "${tracers[@]}"; do
+			tracer_begin "$config"
+			load "$workload" fixed "$rate_duration" "$fixed_rate"
+			tracer_end
+		done
+	done
+	bpf_stats_restore
+else
+	# Smoke: one tracer per configuration for all its loads (starting one takes seconds),
+	# so lost events and peak memory are those of the whole run.
+	bpf_stats_on
+	for config in "${configs[@]}"; do
+		tracer_begin "$config"
+		for workload in "${workloads[@]}"; do
+			load "$workload" storm "$duration" 0
+			[ "$config" = none ] || load "$workload" fixed "$rate_duration" "$fixed_rate"
+		done
+		tracer_end
+	done
+	bpf_stats_restore
+fi
+elapsed=$(awk -v a="$t_start" -v b="$(now_s)" 'BEGIN { printf "%.0f", b - a }')
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- report: table on stdout, JSON in $json_out ----
+fmt() { # printf format value: "-" for null
+	# shellcheck disable=SC2059
+	if [ "$2" = null ]; then echo -; else printf "$1" "$2"; fi
+}
+mib() {
+	if [ "$1" = null ]; then echo null; else awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; fi
+}
+
+declare -A m_ops m_recv
+for key in "${!ops[@]}"; do
+	m_ops[$key]=$(median "${ops[$key]}")
+	m_recv[$key]=$(median "${recv[$key]}")
+done
+
+echo
+echo "Storms, as fast as possible: medians of $rounds rounds. ops/s: udp datagrams sent; +-%: half"
+echo "the range of the rounds, % of the median; ratio: median ops/s / untraced median; paired:"
+echo "median of the per-round ratios (a round runs every configuration back to back); recv/s,"
+echo "rratio: udp datagrams received; start: s until the tracer was tracing; cpu%: tracer's"
+echo "user+system time while the load ran, % of one core; rss: its VmHWM; lost: ring buffer drops,"
+echo "all rounds; counted: what the tracer counted for loadgen / what loadgen did (min)"
+row='%-4s %-9s %8s %4s %6s %6s %8s %6s %5s %5s %7s %8s %7s\n'
+# shellcheck disable=SC2059
+printf "$row" load config ops/s +-% ratio paired recv/s rratio start cpu% rss_MiB lost counted
+json_storms=()
+for workload in "${workloads[@]}"; do
+	for config in "${configs[@]}"; do
+		key=$workload:$config
+		rt=$(ratio "${m_ops[$key]}" "${m_ops[$workload:none]}")
+		pr=$(paired_ratio "${ops[$key]}" "${ops[$workload:none]}")
+		sp=$(spread "${ops[$key]}")
+		rv=null rr=null
+		if [ "$workload" = udp ]; then
+			rv=${m_recv[$key]}
+			rr=$(ratio "$rv" "${m_recv[$workload:none]}")
+		fi
+		st=$(median "${start_s[$key]}")
+		cs=$(median "${cpu_s[$key]}")
+		cp=$(median "${cpu_pct[$key]}")
+		hw=$(maximum "${hwm[$key]}")
+		lo=$(total "${lost[$key]}")
+		co=$(minimum "${cnt[$key]}")
+		# shellcheck disable=SC2059
+		printf "$row" "$workload" "$config" "$(fmt %.0f "${m_ops[$key]}")" "$(fmt %s "$sp")" \
+			"$rt" "$(fmt %.3f "$pr")" "$(fmt %.0f "$rv")" "$(fmt %s "$rr")" "$(fmt %.2f "$st")" \
+			"$(fmt %.1f "$cp")" "$(fmt %s "$(mib "$hw")")" "$(fmt %s "$lo")" "$(fmt %s "$co")"
+		json_storms+=("$(printf '{"workload":"%s","config":"%s","ops_per_s_median":%s,' \
+			"$workload" "$config" "${m_ops[$key]}"
+		printf '"spread_pct":%s,"ratio":%s,"paired_ratio":%s,' "$sp" "$rt" "$pr"
+		printf '"recv_per_s_median":%s,"recv_ratio":%s,"ops_per_s":%s,' \
+			"$rv" "$rr" "$(json_numbers "${ops[$key]}")"
+		printf '"tracer_start_s_median":%s,"tracer_cpu_s_median":%s,' "$st" "$cs"
+		printf '"tracer_cpu_pct_median":%s,' "$cp"
+		printf '"tracer_vmhwm_kib_max":%s,"lost_total":%s,"counted_fraction_min":%s}' \
+			"$hw" "$lo" "$co")")
+	done
+done
+
+echo
+echo "Fixed rate, $fixed_events events/s for ${rate_duration}s: tcp $((fixed_events / 2))" \
+	"connections/s (connect + accept events), udp $((fixed_events / 2)) datagrams/s"
+echo "(sent + received); cpu = tracer process, bpf = run time of its BPF programs, % of one core"
+row='%-4s %-9s %9s %6s %6s %7s %9s %7s\n'
+# shellcheck disable=SC2059
+printf "$row" load config ops/s cpu% bpf% rss_MiB lost counted
+json_fixed=()
+for workload in "${workloads[@]}"; do
+	for config in "${tracers[@]}"; do
+		key=$workload:$config
+		# shellcheck disable=SC2059
+		printf "$row" "$workload" "$config" "$(fmt %.0f "${f_ops[$key]}")" "${f_cpu[$key]}" \
+			"$(fmt %s "${f_bpf[$key]}")" "$(mib "${f_hwm[$key]}")" \
+			"$(fmt %s "${f_lost[$key]}")" "${f_cnt[$key]}"
+		json_fixed+=("$(printf '{"workload":"%s","config":"%s","events_per_s":%s,' \
+			"$workload" "$config" "$fixed_events"
+		printf '"ops_per_s":%s,"tracer_cpu_pct":%s,"bpf_cpu_pct":%s,' "${f_ops[$key]}" \
+			"${f_cpu[$key]}" "${f_bpf[$key]}"
+		printf '"tracer_vmhwm_kib":%s,"lost":%s,"counted_fraction":%s,' "${f_hwm[$key]}" \
+			"${f_lost[$key]}" "${f_cnt[$key]}"
+		printf '"programs":[%s]}' "$(prog_words "${f_progs[$key]}" | awk -F: '{
+			printf "%s{\"name\":\"%s\",\"runs_per_s\":%s,\"ns_per_run\":%s}",
+				(NR > 1 ? "," : ""), $1, $2, $3 }')")")
+	done
+done
+
+if [ -n "${f_progs[*]//-/}" ]; then
+	echo
+	echo "BPF programs in the fixed-rate runs: runs per second (of every process on the machine:"
+	echo "the hooks are system-wide) and mean run time, ns"
+	row='%-4s %-9s %-34s %8s %8s\n'
+	# shellcheck disable=SC2059
+	printf "$row" load config program runs/s ns/run
+	for workload in "${workloads[@]}"; do
+		for config in "${tracers[@]}"; do
+			prog_words "${f_progs[$workload:$config]}" | while IFS=: read -r name rps ns; do
+				# shellcheck disable=SC2059
+				printf "$row" "$workload" "$config" "$name" "$rps" "$ns"
+			done
+		done
+	done
+fi
+
+echo
+echo "Targets:"
+json_targets=()
+target() { # name value op limit
+	local met
+	met=$(awk -v v="$2" -v op="$3" -v l="$4" 'BEGIN {
+		if (v == "null") print "null"
+		else if (op == ">=") print (v >= l) ? "true" : "false"
+		else print (v <= l) ? "true" : "false" }')
+	printf '  %-50s %8s %s %-5s %s\n' "$1" "$2" "$3" "$4" \
+		"$(case $met in true) echo met ;; false) echo MISSED ;; *) echo n/a ;; esac)"
+	json_targets+=("$(printf '{"name":"%s","value":%s,"op":"%s","limit":%s,"met":%s}' \
+		"$1" "$2" "$3" "$4" "$met")")
+}
+# Ratios: paired, per round (configurations run back to back), which a change in the machine's
+# speed between rounds does not skew.
+paired() { # config_a config_b workload
+	paired_ratio "${ops[$3:$1]}" "${ops[$3:$2]}"
+}
+target "tcp storm ratio, dstrace streaming (paired)" "$(paired stream none tcp)" ">=" 0.98
+target "tcp storm ratio, dstrace -i (paired)" "$(paired aggregate none tcp)" ">=" 0.99
+target "udp storm ratio, dstrace streaming (paired)" "$(paired stream none udp)" ">=" 0.97
+target "udp storm ratio, dstrace -i (paired)" "$(paired aggregate none udp)" ">=" 0.97
+target "udp storm, dstrace streaming / bpftrace" "$(paired stream bpftrace udp)" ">=" 1
+target "udp storm, dstrace -i / bpftrace" "$(paired aggregate bpftrace udp)" ">=" 1
+target "tcp storm lost events, dstrace streaming" "$(total "${lost[tcp:stream]}")" "<=" 0
+target "dstrace CPU % of a core at 10k events/s, max" \
+	"$(maximum "${f_cpu[tcp:stream]} ${f_cpu[udp:stream]} ${f_cpu[tcp:aggregate]}" \
+		"${f_cpu[udp:aggregate]}")" "<=" 5
+target "dstrace VmHWM MiB, max" "$(mib "$(maximum "${hwm[tcp:stream]} ${hwm[tcp:aggregate]}" \
+	"${hwm[udp:stream]} ${hwm[udp:aggregate]} ${f_hwm[tcp:stream]} ${f_hwm[tcp:aggregate]}" \
+	"${f_hwm[udp:stream]} ${f_hwm[udp:aggregate]}")")" "<=" 32
+
+{
+	printf '{"mode":"%s","started":"%s","elapsed_s":%s,' "$mode" "$started" "$elapsed"
+	printf '"machine":{"nproc":%s,"cpu_model":"%s","kernel":"%s",' "$(nproc)" "$cpu_model" \
+		"$(uname -r)"
+	printf '"loadavg_before":"%s","loadavg_after":"%s"},' "$load_before" "$load_after"
+	printf '"dstrace":{"version":"%s","commit":"%s"},"bpftrace":"%s",' "$dstrace_version" \
+		"$dstrace_commit" "$("$BPFTRACE" --version)"
+	printf '"settings":{"rounds":%s,"storm_s":%s,"fixed_rate_s":%s,"udp_size":%s,' \
+		"$rounds" "$duration" "$rate_duration" "$size"
+	printf '"loadgen_threads":%s,' "$threads"
+	printf '"fixed_events_per_s":%s},' "$fixed_events"
+	printf '"storms":%s,"fixed_rate":%s,"targets":%s}\n' "$(json_list "${json_storms[@]}")" \
+		"$(json_list "${json_fixed[@]}")" "$(json_list "${json_targets[@]}")"
+} >"$json_out"
+echo
+echo "Took ${elapsed}s; load average $load_before before, $load_after after. JSON: $json_out"
