@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,12 +13,19 @@
 #include "audit.h"
 #include "format.h"
 
+/* The kernel's counters of a process at the last look, for deltas. */
+struct proc_counts {
+	uint64_t counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
+	uint64_t failed;
+	uint64_t bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
+};
+
 /* A process we have counters for. */
 struct audit_pid {
 	uint32_t pid; /* 0: empty slot */
 	uint32_t prog; /* index in programs, or UINT32_MAX if it did not fit */
 	uint32_t seen_gen;
-	struct dstrace_proc_stats last; /* the kernel's counters at the last look */
+	struct proc_counts last;
 };
 
 /* A UDP flow's datagram count at the last look. */
@@ -84,7 +92,44 @@ void audit_container_id(const char *path, char out[65])
 	}
 }
 
-/* The cgroup v2 path of a live process, if its id matches (else ""). */
+/* nftw() has no user argument: the search in progress. */
+static uint64_t cgroup_walk_id;
+static char cgroup_walk_found[1024];
+
+static int cgroup_walk_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_D && st->st_ino == cgroup_walk_id) {
+		snprintf(cgroup_walk_found, sizeof(cgroup_walk_found), "%s", path);
+		return 1; /* found: stop */
+	}
+	return 0;
+}
+
+/* The cgroup whose id (its directory's inode) is cgroup_id, by walking the hierarchy: for
+ * processes already gone. Once per program, so its cost does not repeat. */
+static void cgroup_path_by_id(const struct audit *a, uint64_t cgroup_id, char *out, size_t size)
+{
+	size_t root_len = strlen(a->cgroup_root), n;
+
+	out[0] = '\0';
+	if (!root_len)
+		return;
+	cgroup_walk_id = cgroup_id;
+	cgroup_walk_found[0] = '\0';
+	if (nftw(a->cgroup_root, cgroup_walk_visit, 16, FTW_PHYS | FTW_MOUNT) != 1)
+		return;
+	n = strlen(cgroup_walk_found + root_len);
+	if (!n) { /* the root itself */
+		snprintf(out, size, "/");
+		return;
+	}
+	n = n < size ? n : size - 1;
+	memcpy(out, cgroup_walk_found + root_len, n);
+	out[n] = '\0';
+}
+
+/* The cgroup v2 path of a process, if its id matches (else ""). */
 static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_id, char *out,
 			   size_t size)
 {
@@ -95,8 +140,10 @@ static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_
 	out[0] = '\0';
 	snprintf(file, sizeof(file), "/proc/%u/cgroup", pid);
 	f = fopen(file, "re");
-	if (!f)
+	if (!f) {
+		cgroup_path_by_id(a, cgroup_id, out, size);
 		return;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::", 3))
 			continue;
@@ -112,6 +159,8 @@ static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_
 		break;
 	}
 	fclose(f);
+	if (!out[0]) /* gone meanwhile, or moved to another cgroup */
+		cgroup_path_by_id(a, cgroup_id, out, size);
 }
 
 static struct audit_program *program_find_or_add(struct audit *a, const char *exe, uint32_t uid,
@@ -368,7 +417,9 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 		if (st->last_ns > p->last_ns)
 			p->last_ns = st->last_ns;
 	}
-	ap->last = *st;
+	memcpy(ap->last.counts, st->counts, sizeof(ap->last.counts));
+	ap->last.failed = st->failed;
+	memcpy(ap->last.bytes, st->bytes, sizeof(ap->last.bytes));
 	if (!alive) {
 		/* Its kernel entry goes: forget it (the slot is rebuilt in flows_done). */
 		ap->seen_gen = a->flow_gen - 1;
@@ -390,12 +441,18 @@ static struct audit_flow *flow_slot(struct audit *a, const struct dstrace_flow_k
 bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 		     const struct dstrace_flow_val *v)
 {
-	struct audit_flow *f = flow_slot(a, k);
+	struct audit_flow *f;
 	struct audit_program *p;
 	struct audit_pid *ap;
 	bool found_pid;
 	uint64_t delta;
 
+	/* A process newer than this pass's walk of the processes: its flow waits untouched
+	 * for the next pass, which knows the process. */
+	ap = pid_slot(a, k->pid, &found_pid);
+	if (!found_pid)
+		return false;
+	f = flow_slot(a, k);
 	if (!f->used) {
 		if (a->nflows >= a->flows_cap / 2)
 			return false; /* cannot happen with flows_cap >= 2 * kernel map */
@@ -407,52 +464,53 @@ bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 	delta = v->datagrams >= f->datagrams ? v->datagrams - f->datagrams : v->datagrams;
 	f->datagrams = v->datagrams;
 	f->seen_gen = a->flow_gen;
-	ap = pid_slot(a, k->pid, &found_pid);
-	p = found_pid ? program_of(a, ap) : NULL;
+	p = program_of(a, ap);
 	if (p) {
 		bool in = k->kind == DSTRACE_EV_RECV;
 
 		add_peer(p, k->raddr, in ? v->lport : k->rport, in ? AUDIT_DIR_IN : AUDIT_DIR_OUT,
 			 DSTRACE_PROTO_UDP, delta);
 	}
-	/* Its process is gone (or was reclaimed): the flow can go too. */
-	return !found_pid || ap->seen_gen != a->flow_gen;
+	/* Its process is gone: the flow can go too. */
+	return ap->seen_gen != a->flow_gen;
 }
 
-/* Keep only the pids and flows seen in this pass; start the next one. */
+/* Keep only the pids and flows seen in this pass; start the next one. The tables are
+ * rebuilt in place (survivors set aside, table cleared, survivors put back): no second
+ * table, so memory stays what the bounds say. */
 void audit__flows_done(struct audit *a)
 {
-	uint32_t gen = a->flow_gen;
-	struct audit_pid *old_pids = a->pids;
-	struct audit_flow *old_flows = a->flows;
-	struct audit_pid *pids = calloc(AUDIT_PIDS_MAX * 2, sizeof(*pids));
-	struct audit_flow *flows = calloc(a->flows_cap, sizeof(*flows));
+	uint32_t gen = a->flow_gen, n = 0;
+	struct audit_pid *keep_pids = malloc((a->npids + 1) * sizeof(*keep_pids));
+	struct audit_flow *keep_flows = malloc((a->nflows + 1) * sizeof(*keep_flows));
 
-	if (!pids || !flows) { /* keep everything; try again next time */
-		free(pids);
-		free(flows);
+	if (!keep_pids || !keep_flows) { /* keep everything; try again next time */
+		free(keep_pids);
+		free(keep_flows);
 		return;
 	}
-	a->pids = pids;
-	a->npids = 0;
-	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2; i++) {
+	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2 && n < a->npids; i++) {
+		if (a->pids[i].pid && a->pids[i].seen_gen == gen)
+			keep_pids[n++] = a->pids[i];
+	}
+	memset(a->pids, 0, AUDIT_PIDS_MAX * 2 * sizeof(*a->pids));
+	a->npids = n;
+	for (uint32_t i = 0; i < n; i++) {
 		bool found;
 
-		if (old_pids[i].pid && old_pids[i].seen_gen == gen) {
-			*pid_slot(a, old_pids[i].pid, &found) = old_pids[i];
-			a->npids++;
-		}
+		*pid_slot(a, keep_pids[i].pid, &found) = keep_pids[i];
 	}
-	a->flows = flows;
-	a->nflows = 0;
-	for (uint32_t i = 0; i < a->flows_cap; i++) {
-		if (old_flows[i].used && old_flows[i].seen_gen == gen) {
-			*flow_slot(a, &old_flows[i].key) = old_flows[i];
-			a->nflows++;
-		}
+	n = 0;
+	for (uint32_t i = 0; i < a->flows_cap && n < a->nflows; i++) {
+		if (a->flows[i].used && a->flows[i].seen_gen == gen)
+			keep_flows[n++] = a->flows[i];
 	}
-	free(old_pids);
-	free(old_flows);
+	memset(a->flows, 0, a->flows_cap * sizeof(*a->flows));
+	a->nflows = n;
+	for (uint32_t i = 0; i < n; i++)
+		*flow_slot(a, &keep_flows[i].key) = keep_flows[i];
+	free(keep_pids);
+	free(keep_flows);
 	a->flow_gen++; /* every entry must be seen again in the next pass to stay */
 }
 

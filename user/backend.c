@@ -392,6 +392,8 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_
 	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
 	uint32_t key, *prev = NULL;
 
+	/* Counters before the walks: a flow inserted during them is live, never "evicted". */
+	dstrace_backend__counters(b, counters);
 	/* Processes first: a process found gone gets its last counts, then its flows theirs. */
 	while (!bpf_map_get_next_key(procs_fd, prev, &key)) {
 		prev = &key;
@@ -419,7 +421,6 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_
 	}
 	free(dead_procs.keys);
 	free(dead_flows.keys);
-	dstrace_backend__counters(b, counters);
 	/* every flow inserted is live, reclaimed by us, or evicted by the LRU */
 	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
 			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :

@@ -44,6 +44,7 @@ struct run {
 	uint64_t started_realtime_ns;
 	char host[256];
 	char run_id[320];
+	bool reopen_pending; /* a SIGHUP's reopen failed: try again */
 };
 
 static void sig_handler(int sig)
@@ -200,23 +201,27 @@ static int write_audit(struct run *r, bool final)
 	return 0;
 }
 
-/* SIGHUP: logrotate moved the file away; append to a new one at the same path. */
-static int reopen(struct run *r)
+/* SIGHUP: logrotate moved the file away; append to a new one at the same path. If that
+ * cannot be opened, say so and keep writing to the file we have (no record is thrown away);
+ * the reopen is tried again at every interval until it works. */
+static void reopen(struct run *r)
 {
 	FILE *f;
 
 	reopen_output = 0;
 	if (!r->env.output)
-		return 0;
+		return;
 	f = fopen(r->env.output, "a");
 	if (!f) {
-		fprintf(stderr, "dstrace: cannot reopen output file '%s': %s\n", r->env.output,
-			strerror(errno));
-		return -errno;
+		fprintf(stderr, "dstrace: cannot reopen output file '%s': %s; still writing to the "
+				"file opened before, retrying every interval\n",
+			r->env.output, strerror(errno));
+		r->reopen_pending = true;
+		return;
 	}
 	fclose(r->out);
 	r->out = f;
-	return 0;
+	r->reopen_pending = false;
 }
 
 static void serve_metrics(struct run *r)
@@ -378,13 +383,15 @@ int main(int argc, char **argv)
 		flush_lines(&r);
 		if (r.metrics_fd >= 0 && (pfds[1].revents & POLLIN))
 			serve_metrics(&r);
-		if (reopen_output && reopen(&r))
-			goto cleanup;
+		if (reopen_output)
+			reopen(&r);
 		now = clock_ns(CLOCK_MONOTONIC);
 		if (r.env.duration_s && now - start_ns >= r.env.duration_s * 1000000000ull)
 			break;
 		if (next_interval_ns && now >= next_interval_ns) {
 			if (r.env.audit) {
+				if (r.reopen_pending)
+					reopen(&r);
 				if (write_audit(&r, false))
 					goto cleanup;
 			} else {

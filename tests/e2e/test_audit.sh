@@ -362,10 +362,12 @@ log "final audit_run: $final_run"
 bound=$(jq -s --arg run "$RUN" --arg ts "$(jq -r .ts <<<"$final_run")" --argjson ev "$(jq '.events + .lost' <<<"$final_run")" \
 	'[.[] | select(.type == "audit" and .run == $run and .ts == $ts) | .sent.udp_datagrams + .received.udp_datagrams] | add // 0
 	 | [., $ev] | min' "$WORK/all.jsonl")
+EVICTED=0 # flows really evicted (possible, and counted): a UDP peer count may be short
 if [[ $bound -lt 65536 ]]; then
 	check_eq "audit_run evictions (at most $bound UDP flows ever, the table holds 65536)" 0 "$(jq -r .evictions <<<"$final_run")"
 else
-	log "SKIP soak evictions: $bound datagrams on the machine during the soak, real evictions possible"
+	EVICTED=$(jq -r .evictions <<<"$final_run")
+	log "SKIP soak evictions: $bound datagrams on the machine during the soak, real evictions possible ($EVICTED counted)"
 fi
 
 # --- each program's last record --------------------------------------------------------------
@@ -399,6 +401,18 @@ expect_program() {
 	fi
 	check_eq "$name: in the final set" "$final_ts" "$(jq -r .ts <<<"$rec")"
 	got=$(jq -S -c '{comm, pids, connect, accept, sent, received, failed, listen_ports, peers, peers_dropped}' <<<"$rec")
+	# A UDP flow evicted from the kernel's table (other programs filled it: counted in
+	# evictions) takes its datagrams out of the peer counts, not out of the totals.
+	if [[ $EVICTED -gt 0 ]]; then
+		short=$(jq -c --argjson exp "$4" '[.peers[] as $g | $exp.peers[]
+			| select(.proto == "udp" and .dir == $g.dir and .addr == $g.addr and .port == $g.port and $g.count < .count)
+			| "\(.addr):\(.port) \($g.count) of \(.count)"]' <<<"$got")
+		if [[ $short != "[]" ]]; then
+			log "$name: UDP peer counts short, $short: $EVICTED flows evicted while other programs filled the flow table"
+			got=$(jq -S -c --argjson exp "$4" '.peers |= map(. as $g | ($exp.peers[]
+				| select(.proto == "udp" and .dir == $g.dir and .addr == $g.addr and .port == $g.port and $g.count < .count)) // $g)' <<<"$got")
+		fi
+	fi
 	check_eq "$name" "$(jq -S -c . <<<"$4")" "$got"
 	check_match "$name: first_seen <= last_seen, UTC" '^true$' \
 		"$(jq -r '(.first_seen | test("Z$")) and (.last_seen | test("Z$")) and .first_seen <= .last_seen' <<<"$rec")"
@@ -445,7 +459,9 @@ ref_at=$((SOAK_SECONDS >= 120 ? 60 : SOAK_SECONDS / 2))
 read -r ref_t ref_kb < <(awk -v t="$ref_at" '$1 >= t && $2 != "" {print; exit}' "$WORK/rss.log")
 read -r last_t last_kb < <(awk '$2 != "" {l = $0} END {print l}' "$WORK/rss.log")
 log "RSS samples (s kB): $(tr '\n' ',' <"$WORK/rss.log")"
-if [[ -z ${ref_kb:-} || -z ${last_kb:-} ]]; then
+if [[ $SOAK_SECONDS -lt 60 ]]; then
+	log "SKIP dstrace RSS flat: SOAK_SECONDS=$SOAK_SECONDS, under a minute (dstrace's tables still grow in the first ~30 s)"
+elif [[ -z ${ref_kb:-} || -z ${last_kb:-} ]]; then
 	fail "dstrace RSS flat" "expected RSS samples at ${ref_at}s and at the end, got: $(tr '\n' ' ' <"$WORK/rss.log")"
 else
 	tol=$((ref_kb * RSS_TOLERANCE_PCT / 100))
@@ -458,14 +474,14 @@ else
 fi
 
 # ===========================================================================================
-# 2b. UDP flow churn: evictions counts only what did not fit. 20 processes open 1000 new flows
-# each (1000 ports of 127.0.0.1 in a namespace of their own) while Prometheus-like scrapes
-# make dstrace harvest every second; the kernel's flow table (65536) never comes near full.
-# dstrace watches only this udpflows (-c, a copy under a name of this run's own), so no
-# other traffic on the machine can fill the table.
+# 2b. UDP flow churn: evictions counts only what did not fit. 1000 processes open 40 new flows
+# each (ports 20000-20039 of 127.0.0.1 in a namespace of their own), back to back, while
+# scrapes make dstrace harvest every second: 40000 flows in all, never more than a few
+# thousand at once in the kernel's table of 65536. dstrace watches only this udpflows (-c, a
+# copy under a name of this run's own): no other traffic on the machine can fill the table.
 # ===========================================================================================
-CHURN_PROCS=20
-CHURN_FLOWS=1000
+CHURN_PROCS=1000
+CHURN_FLOWS=40
 CHURN_COMM=$(printf 'a%05d-udpflows' $(($$ % 100000)))
 mkdir -p "$WORK/bin"
 cp "$PROGS/udpflows" "$WORK/bin/$CHURN_COMM"
@@ -475,11 +491,10 @@ if dstrace_start_in churn "$WORK/churn.stdout" --audit -o "$WORK/churn.jsonl" -i
 	scraper=''
 	bg_start scraper churn "$WORK/scraper" sh -c \
 		'while :; do curl -s -o /dev/null --max-time 2 http://127.0.0.1:9464/metrics; sleep 0.2; done'
-	sent=0
-	for ((i = 0; i < CHURN_PROCS; i++)); do
-		run_in churn 30 "$WORK/churn$i" "$WORK/bin/$CHURN_COMM" send -a 1 -p "$CHURN_FLOWS" -r 1 -s 8 -k 127.0.0.1 20000
-		sent=$((sent + $(kv "$(cat "$WORK/churn$i.out")" datagrams || echo 0)))
-	done
+	# shellcheck disable=SC2016 # expanded by that sh
+	run_in churn 120 "$WORK/churn" sh -c 'i=0; while [ $i -lt "$1" ]; do "$2" send -a 1 -p "$3" -r 1 -s 8 -k 127.0.0.1 20000; i=$((i + 1)); done' \
+		churn "$CHURN_PROCS" "$WORK/bin/$CHURN_COMM" "$CHURN_FLOWS"
+	sent=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^datagrams=/) s += substr($i, 11)} END {print s + 0}' "$WORK/churn.out")
 	sleep 2
 	evictions_metric=$(in_ns churn curl -s --max-time 5 http://127.0.0.1:9464/metrics | awk '$1 == "dstrace_evictions_total" {print $2}')
 	stop_pid "$scraper"
@@ -487,11 +502,11 @@ if dstrace_start_in churn "$WORK/churn.stdout" --audit -o "$WORK/churn.jsonl" -i
 	check_eq "flow churn: udpflows sent" $((CHURN_PROCS * CHURN_FLOWS)) "$sent"
 	crec=$(jq -c --argjson ns "$(netns_inode churn)" 'select(.type == "audit" and .netns == $ns)' "$WORK/churn.jsonl" | tail -n 1)
 	check_eq "flow churn: the udpflows program" \
-		"pids=$CHURN_PROCS sent=$((CHURN_PROCS * CHURN_FLOWS)) peers_dropped=0" \
-		"$(jq -r '"pids=\(.pids) sent=\(.sent.udp_datagrams) peers_dropped=\(.peers_dropped)"' <<<"$crec")"
+		"pids=$CHURN_PROCS sent=$((CHURN_PROCS * CHURN_FLOWS)) peers=$((CHURN_FLOWS < 16 ? CHURN_FLOWS : 16)) x $CHURN_PROCS peers_dropped=0" \
+		"$(jq -r '"pids=\(.pids) sent=\(.sent.udp_datagrams) peers=\(.peers | length) x \(.peers | map(.count) | unique | map(tostring) | join(",")) peers_dropped=\(.peers_dropped)"' <<<"$crec")"
 	crun=$(jq -c 'select(.type == "audit_run")' "$WORK/churn.jsonl" | tail -n 1)
-	# Every flow carries at least one datagram: the datagrams of every program (ours and the
-	# machine's) bound the flows ever inserted. Below the table's size nothing can be evicted.
+	# Every flow carries at least one datagram: the datagrams of every program dstrace saw
+	# bound the flows ever inserted. Below the table's size nothing can be evicted.
 	bound=$(jq -s --arg run "$(jq -r .run <<<"$crun")" --arg ts "$(jq -r .ts <<<"$crun")" \
 		'[.[] | select(.type == "audit" and .run == $run and .ts == $ts) | .sent.udp_datagrams + .received.udp_datagrams] | add // 0' \
 		"$WORK/churn.jsonl")
@@ -597,18 +612,20 @@ if dstrace_start_raw "$WORK/hup.stdout" --audit -o "$HD/audit.jsonl" -i 1; then
 	err_line=$(grep -v '^Tracing' "$DSTRACE_LOG" | head -n 3)
 	check_match "SIGHUP with an unwritable path: the error is on stderr, naming the file and why" \
 		"hupdir/audit\.jsonl.*(Not a directory|ENOTDIR)" "$err_line" "a line naming $HD/audit.jsonl and 'Not a directory'"
+	# Decided behaviour: report it, keep writing to the file already open (no record thrown
+	# away), retry the reopen every interval.
 	if proc_alive "$hup_pid"; then
+		pass "SIGHUP with an unwritable path: dstrace keeps auditing" "still running 2.5 s later"
 		grown=$(($(wc -l <"$HD.moved/audit.jsonl") - lines_before))
-		log "after the failed reopen dstrace keeps running; $grown more lines went to the old (moved) file"
+		check_match "SIGHUP with an unwritable path: records keep going to the file already open" \
+			'^[1-9][0-9]*$' "$grown" "more lines in the old file after the HUP"
 		dstrace_stop_sig TERM "SIGHUP with an unwritable path: dstrace still stops cleanly"
-		log "after SIGTERM: last line of the old file: $(tail -n 1 "$HD.moved/audit.jsonl" | head -c 200)"
+		check_eq "SIGHUP with an unwritable path: the final set is in the file already open" 1 \
+			"$(jq -c 'select(.type == "audit_run" and .final)' "$HD.moved/audit.jsonl" | wc -l)"
 	else
 		wait "$hup_pid"
-		hup_rc=$?
 		DSTRACE_PID=
-		final_old=$(jq -c 'select(.type == "audit_run" and .final)' "$HD.moved/audit.jsonl" | wc -l)
-		log "after the failed reopen dstrace exited with status $hup_rc; final sets in the old (moved) file: $final_old; $(($(wc -l <"$HD.moved/audit.jsonl") - lines_before)) lines written after the HUP"
-		check_match "SIGHUP with an unwritable path: an exit is an error exit" '^[1-9][0-9]*$' "$hup_rc" "a non-zero status"
+		fail "SIGHUP with an unwritable path: dstrace keeps auditing" "expected it to keep running and writing to the old file, got exit status $?"
 	fi
 	rm -f "$HD"
 fi
