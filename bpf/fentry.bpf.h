@@ -46,7 +46,7 @@ int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 
 	if (!sk_is_udp6(sk))
 		return 0;
-	udp_send_done(sk, udp6_send_peer(sk, msg, &raddr, &rport), raddr, rport, ret);
+	udp_send_done(sk, udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport, ret);
 	return 0;
 }
 
@@ -60,7 +60,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	/* A peek leaves the datagram queued: it is counted when it is read. */
 	if (ret < 0 || (flags & MSG_PEEK))
 		return 0;
-	if (udp6_recv_peer(sk, msg, &raddr, &rport))
+	if (udp6_msg_peer(sk, msg, true, &raddr, &rport))
 		handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
 	return 0;
 }

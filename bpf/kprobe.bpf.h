@@ -119,7 +119,7 @@ int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 
 	/* A call appending to a corked datagram must name its peer here (no socket storage
 	 * for kprobes to remember it): sendto() with the address, or a connected socket. */
-	if (udp6_send_peer(sk, msg, &call.daddr, &call.dport)) {
+	if (udp6_msg_peer(sk, msg, false, &call.daddr, &call.dport)) {
 		call.corked = udp_corked(sk);
 		kcall_save(KCALL_UDP_SEND, &call);
 	}
@@ -157,7 +157,8 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 
 	if (!kcall_take(KCALL_UDP_RECV, &call) || ret < 0 || (call.flags & MSG_PEEK))
 		return 0;
-	if (udp6_recv_peer((struct sock *)call.sk, (struct msghdr *)call.msg, &raddr, &rport))
+	if (udp6_msg_peer((struct sock *)call.sk, (struct msghdr *)call.msg, true,
+			  &raddr, &rport))
 		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
 	return 0;
 }

@@ -469,10 +469,13 @@ static __always_inline bool sk_is_udp6(struct sock *sk)
 	return sk_is_inet6(sk, &protocol) && protocol == IPPROTO_UDP;
 }
 
-/* The peer udpv6_sendmsg() sends msg to, if it is IPv4: the address in msg_name (read before
- * the call, or after it, when udpv6_sendmsg has restored it), else the connected peer. */
-static __always_inline bool udp6_send_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
-					   __u16 *port)
+/* The IPv4 peer of a UDP datagram of an AF_INET6 socket, from the msghdr the kernel function
+ * got: the address in msg_name, else the connected peer. Sending, msg_name is the caller's
+ * destination (read before udpv6_sendmsg() or after it, which restores it); receiving, it is
+ * the source udpv6_recvmsg() filled in (::ffff:a.b.c.d) when the caller asked for one, and its
+ * length is not in msg_namelen yet. */
+static __always_inline bool udp6_msg_peer(struct sock *sk, struct msghdr *msg, bool received,
+					  __u32 *addr, __u16 *port)
 {
 	void *name;
 
@@ -480,24 +483,10 @@ static __always_inline bool udp6_send_peer(struct sock *sk, struct msghdr *msg, 
 		return false;
 	name = BPF_CORE_READ(msg, msg_name);
 	if (name)
-		return sockaddr_v4(name, BPF_CORE_READ(msg, msg_namelen), false, addr, port);
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED)
-		return false;
-	return sk_mapped_peer(sk, addr, port);
-}
-
-/* The source of the datagram udpv6_recvmsg() returned, if it is IPv4: ::ffff:a.b.c.d in
- * msg_name when the caller asked for it, else the connected peer. */
-static __always_inline bool udp6_recv_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
-					   __u16 *port)
-{
-	void *name;
-
-	if (!sk_is_udp6(sk))
-		return false;
-	name = BPF_CORE_READ(msg, msg_name);
-	if (name)
-		return sockaddr_v4(name, sizeof(struct sockaddr_in6), false, addr, port);
+		return sockaddr_v4(name,
+				   received ? sizeof(struct sockaddr_in6) :
+					      BPF_CORE_READ(msg, msg_namelen),
+				   false, addr, port);
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED)
 		return false;
 	return sk_mapped_peer(sk, addr, port);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "aggregate.h"
+#include "hash.h"
 
 void proc_table__init(struct proc_table *t)
 {
@@ -58,19 +59,9 @@ struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
 	return &t->procs[i];
 }
 
-static uint32_t hash32(uint32_t x)
-{
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
-	return x;
-}
-
 static bool peers_insert(uint32_t *slots, uint32_t cap, uint32_t addr)
 {
-	for (uint32_t i = hash32(addr) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+	for (uint32_t i = dstrace_hash64(addr) & (cap - 1);; i = (i + 1) & (cap - 1)) {
 		if (slots[i] == addr)
 			return false;
 		if (!slots[i]) {
@@ -93,7 +84,7 @@ static int proc_entry__add_peer(struct proc_table *t, struct proc_entry *p, uint
 
 		if (p->npeers >= PROC_PEERS_MAX) {
 			/* Still counted exactly if already present. */
-			for (uint32_t i = hash32(addr) & (p->peers_cap - 1); p->peers[i];
+			for (uint32_t i = dstrace_hash64(addr) & (p->peers_cap - 1); p->peers[i];
 			     i = (i + 1) & (p->peers_cap - 1)) {
 				if (p->peers[i] == addr)
 					return 0;

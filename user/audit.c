@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "audit.h"
 #include "format.h"
+#include "hash.h"
 
 /* The kernel's counters of a process at the last look, for deltas. */
 struct proc_counts {
@@ -35,16 +36,6 @@ struct audit_flow {
 	uint32_t seen_gen;
 	bool used;
 };
-
-static uint32_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return (uint32_t)x;
-}
 
 int audit__init(struct audit *a, uint32_t max_flows)
 {
@@ -200,7 +191,7 @@ static struct audit_pid *pid_slot(struct audit *a, uint32_t pid, bool *found)
 {
 	uint32_t mask = AUDIT_PIDS_MAX * 2 - 1;
 
-	for (uint32_t i = hash64(pid) & mask;; i = (i + 1) & mask) {
+	for (uint32_t i = dstrace_hash64(pid) & mask;; i = (i + 1) & mask) {
 		if (a->pids[i].pid == pid || !a->pids[i].pid) {
 			*found = a->pids[i].pid == pid;
 			return &a->pids[i];
@@ -328,7 +319,7 @@ static void add_peer(struct audit_program *p, uint32_t addr, uint16_t port, uint
 			return;
 		}
 	}
-	for (uint32_t i = hash64(key) & mask;; i = (i + 1) & mask) {
+	for (uint32_t i = dstrace_hash64(key) & mask;; i = (i + 1) & mask) {
 		struct audit_peer *q = &p->peers[i];
 
 		if (q->count && q->addr == addr && q->port == port && q->dir == dir &&
@@ -432,7 +423,7 @@ static struct audit_flow *flow_slot(struct audit *a, const struct dstrace_flow_k
 	uint32_t mask = a->flows_cap - 1;
 	uint64_t h = k->sock_ino * 31 + ((uint64_t)k->raddr << 24 | (uint64_t)k->rport << 8 | k->kind);
 
-	for (uint32_t i = hash64(h ^ k->pid) & mask;; i = (i + 1) & mask) {
+	for (uint32_t i = dstrace_hash64(h ^ k->pid) & mask;; i = (i + 1) & mask) {
 		if (!a->flows[i].used || !memcmp(&a->flows[i].key, k, sizeof(*k)))
 			return &a->flows[i];
 	}
