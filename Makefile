@@ -95,7 +95,8 @@ san:
 deps:
 	$(Q)scripts/install-deps.sh
 
-run: deps
+run:
+	$(Q)scripts/install-deps.sh build
 	$(Q)$(MAKE) --no-print-directory all
 	./dstrace $(ARGS)
 
