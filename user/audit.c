@@ -384,11 +384,12 @@ static bool proc_alive(uint32_t pid, const char *comm)
 
 #define DELTA(field) (st->field >= ap->last.field ? st->field - ap->last.field : st->field)
 
-bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
+bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
+		     bool reclaim)
 {
 	struct audit_pid *ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
 	struct audit_program *p = program_of(a, ap);
-	bool alive = proc_alive(pid, st->comm);
+	bool alive = !reclaim || proc_alive(pid, st->comm);
 
 	if (!ap)
 		return !alive;

@@ -88,9 +88,11 @@ void audit__free(struct audit *a);
 bool audit__has_pid(struct audit *a, uint32_t pid);
 /* An event arrived: failures by errno, listener ports, TCP peers. */
 void audit__add_event(struct audit *a, const struct dstrace_event *e);
-/* The kernel's counters for one process (call for every entry of proc_stats). Returns true
- * when that process is gone and its kernel entry may be deleted. */
-bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st);
+/* The kernel's counters for one process. The harvest calls it for every entry of proc_stats
+ * with reclaim: it returns true when that process is gone, and the caller deletes the kernel
+ * entry. Without reclaim (a new process's first event) nothing is decided about its end. */
+bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
+		     bool reclaim);
 /* The kernel's counters for one UDP flow (call for every entry of udp_flows, then
  * audit__flows_done). Returns true when the flow's process is gone. */
 bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,

@@ -399,7 +399,7 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_
 		prev = &key;
 		if (bpf_map_lookup_elem(procs_fd, &key, &st))
 			continue;
-		if (audit__add_proc(a, key, &st))
+		if (audit__add_proc(a, key, &st, true))
 			key_list_add(&dead_procs, &key);
 	}
 	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {

@@ -32,6 +32,7 @@ struct run {
 	FILE *out;
 	struct proc_table procs;
 	struct dstrace_backend *backend;
+	struct ring_buffer *rb;
 	uint64_t events_seen;
 	int64_t boot_to_realtime_ns; /* add to CLOCK_BOOTTIME to get CLOCK_REALTIME */
 	int write_errno;
@@ -107,7 +108,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 		 * in case it is gone by the next harvest. */
 		if (!audit__has_pid(&r->audit, e->pid) &&
 		    !dstrace_backend__proc_stats(r->backend, e->pid, &st))
-			audit__add_proc(&r->audit, e->pid, &st);
+			audit__add_proc(&r->audit, e->pid, &st, false);
 		audit__add_event(&r->audit, e);
 	}
 	if (r->env.audit)
@@ -169,6 +170,9 @@ static void harvest(struct run *r, bool force)
 	if (!force && now - r->last_harvest_ns < 1000000000ull)
 		return;
 	r->last_harvest_ns = now;
+	/* Events first: a process's events must be read before its kernel record, which the
+	 * harvest reclaims once the process is gone. */
+	ring_buffer__consume(r->rb);
 	if (!dstrace_backend__harvest(r->backend, &r->audit, &evictions) && evictions > r->evictions)
 		r->evictions = evictions; /* a counter: it never goes down */
 }
@@ -340,6 +344,7 @@ int main(int argc, char **argv)
 		dstrace_find_cgroup2_quiet(r.audit.cgroup_root, sizeof(r.audit.cgroup_root));
 	}
 	rb = ring_buffer__new(dstrace_backend__ringbuf_fd(r.backend), handle_event, &r, NULL);
+	r.rb = rb;
 	if (!rb) {
 		fprintf(stderr, "dstrace: failed to open the ring buffer: %s\n", strerror(errno));
 		goto cleanup;
