@@ -26,6 +26,10 @@ struct audit_pid {
 	uint32_t pid; /* 0: empty slot */
 	uint32_t prog; /* index in programs, or UINT32_MAX if it did not fit */
 	uint32_t seen_gen;
+	/* Gone, its kernel record reclaimed in pass dead_gen: kept two more passes so that
+	 * an event still queued then finds its program. */
+	bool dead;
+	uint32_t dead_gen;
 	struct proc_counts last;
 };
 
@@ -382,15 +386,26 @@ static bool proc_alive(uint32_t pid, const char *comm)
 	return !strncmp(now, comm, DSTRACE_COMM_LEN - 1);
 }
 
+static void rebuild_pids(struct audit *a);
+
 #define DELTA(field) (st->field >= ap->last.field ? st->field - ap->last.field : st->field)
 
 bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
 		     bool reclaim)
 {
-	struct audit_pid *ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
-	struct audit_program *p = program_of(a, ap);
-	bool alive = !reclaim || proc_alive(pid, st->comm);
+	struct audit_pid *ap;
+	struct audit_program *p;
+	bool alive = !reclaim || proc_alive(pid, st->comm), found;
 
+	/* A kernel record for a pid we saw die: the pid was reused by a new process. */
+	ap = pid_slot(a, pid, &found);
+	if (found && ap->dead) {
+		ap->pid = 0;
+		a->npids--;
+		rebuild_pids(a); /* mend the probe chain the emptied slot broke */
+	}
+	ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
+	p = program_of(a, ap);
 	if (!ap)
 		return !alive;
 	ap->seen_gen = a->flow_gen;
@@ -413,8 +428,8 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 	ap->last.failed = st->failed;
 	memcpy(ap->last.bytes, st->bytes, sizeof(ap->last.bytes));
 	if (!alive) {
-		/* Its kernel entry goes: forget it (the slot is rebuilt in flows_done). */
-		ap->seen_gen = a->flow_gen - 1;
+		ap->dead = true;
+		ap->dead_gen = a->flow_gen;
 	}
 	return !alive;
 }
@@ -464,7 +479,36 @@ bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 			 DSTRACE_PROTO_UDP, delta);
 	}
 	/* Its process is gone: the flow can go too. */
-	return ap->seen_gen != a->flow_gen;
+	return ap->dead;
+}
+
+/* Clear the pid table and insert these entries. */
+static void put_back_pids(struct audit *a, const struct audit_pid *keep, uint32_t n)
+{
+	memset(a->pids, 0, AUDIT_PIDS_MAX * 2 * sizeof(*a->pids));
+	a->npids = n;
+	for (uint32_t i = 0; i < n; i++) {
+		bool found;
+
+		*pid_slot(a, keep[i].pid, &found) = keep[i];
+	}
+}
+
+/* After a slot was emptied in the middle of a probe chain: reinsert everything, so that
+ * linear probing finds the entries beyond the hole. */
+static void rebuild_pids(struct audit *a)
+{
+	struct audit_pid *keep = malloc((a->npids + 1) * sizeof(*keep));
+	uint32_t n = 0;
+
+	if (!keep)
+		return;
+	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2 && n < a->npids; i++) {
+		if (a->pids[i].pid)
+			keep[n++] = a->pids[i];
+	}
+	put_back_pids(a, keep, n);
+	free(keep);
 }
 
 /* Keep only the pids and flows seen in this pass; start the next one. The tables are
@@ -482,16 +526,12 @@ void audit__flows_done(struct audit *a)
 		return;
 	}
 	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2 && n < a->npids; i++) {
-		if (a->pids[i].pid && a->pids[i].seen_gen == gen)
-			keep_pids[n++] = a->pids[i];
-	}
-	memset(a->pids, 0, AUDIT_PIDS_MAX * 2 * sizeof(*a->pids));
-	a->npids = n;
-	for (uint32_t i = 0; i < n; i++) {
-		bool found;
+		const struct audit_pid *ap = &a->pids[i];
 
-		*pid_slot(a, keep_pids[i].pid, &found) = keep_pids[i];
+		if (ap->pid && (ap->dead ? gen - ap->dead_gen < 2 : ap->seen_gen == gen))
+			keep_pids[n++] = *ap;
 	}
+	put_back_pids(a, keep_pids, n);
 	n = 0;
 	for (uint32_t i = 0; i < a->flows_cap && n < a->nflows; i++) {
 		if (a->flows[i].used && a->flows[i].seen_gen == gen)

@@ -501,6 +501,9 @@ if dstrace_start_in churn "$WORK/churn.stdout" --audit -o "$WORK/churn.jsonl" -i
 	dstrace_stop_sig TERM "flow churn: dstrace exit status after SIGTERM"
 	check_eq "flow churn: udpflows sent" $((CHURN_PROCS * CHURN_FLOWS)) "$sent"
 	crec=$(jq -c --argjson ns "$(netns_inode churn)" 'select(.type == "audit" and .netns == $ns)' "$WORK/churn.jsonl" | tail -n 1)
+	check_eq "flow churn: one program, however short its processes lived" \
+		"[\"$WORK/bin/$CHURN_COMM\"]" \
+		"$(jq -sc --argjson ns "$(netns_inode churn)" '[.[] | select(.type == "audit" and .netns == $ns) | .exe] | unique' "$WORK/churn.jsonl")"
 	check_eq "flow churn: the udpflows program" \
 		"pids=$CHURN_PROCS sent=$((CHURN_PROCS * CHURN_FLOWS)) peers=$((CHURN_FLOWS < 16 ? CHURN_FLOWS : 16)) x $CHURN_PROCS peers_dropped=0" \
 		"$(jq -r '"pids=\(.pids) sent=\(.sent.udp_datagrams) peers=\(.peers | length) x \(.peers | map(.count) | unique | map(tostring) | join(",")) peers_dropped=\(.peers_dropped)"' <<<"$crec")"
