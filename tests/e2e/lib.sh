@@ -700,3 +700,39 @@ dstrace_stop_sig() {
 bpf_prog_ids() {
 	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un
 }
+
+# --- servers and clients of the tcp and udp suites ----------------------------------------
+# Both record every process they start in PIDS (the suites check each one's events at the end).
+PIDS=()
+
+# srv_start VAR ROLE NAME CMD...: start a server or receiver and wait for its "listening"
+# line (and, for tcp6x, its "acceptor" line); its pid goes to VAR and PIDS.
+srv_start() {
+	local var=$1 role=$2 name=$3 base
+	base=$(fbase "$3")
+	shift 3
+	bg_start "$var" "$role" "$base" "$@"
+	PIDS+=("${!var}")
+	if ! wait_line "$base.out" '^listening' 5 ||
+		{ [[ $1 == */tcp6x ]] && ! wait_line "$base.out" '^acceptor' 5; }; then
+		fail "$name: server ready" "expected 'listening' within 5 s, got: $(
+			cat "$base.out" "$base.err")"
+		return 1
+	fi
+}
+
+# cli NAME ROLE CMD...: run a client to completion (20 s at most). LINE: its first output
+# line, CPID: its pid (also added to PIDS), CLPORT: its local port (from lport=).
+# shellcheck disable=SC2034 # CLPORT is for the test scripts
+LINE='' CPID='' CLPORT=''
+cli() {
+	local name=$1 role=$2
+	shift 2
+	run_in "$role" 20 "$(fbase "$name")" "$@"
+	CPID=$RUN_PID
+	PIDS+=("$CPID")
+	LINE=$(head -n 1 "$(fbase "$name").out")
+	# shellcheck disable=SC2034 # for the test scripts
+	CLPORT=$(kv "$LINE" lport || true)
+	log "$name: pid $CPID exit $RUN_RC: $LINE"
+}

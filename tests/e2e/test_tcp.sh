@@ -61,22 +61,6 @@ none() {
 }
 
 # --- running programs --------------------------------------------------------------------
-# srv_start VAR ROLE NAME CMD...: start a server and wait for its "listening" line (and its
-# "acceptor" line for tcp6x).
-srv_start() {
-	local var=$1 role=$2 name=$3 base
-	base=$(fbase "$3")
-	shift 3
-	bg_start "$var" "$role" "$base" "$@"
-	PIDS+=("${!var}")
-	if ! wait_line "$base.out" '^listening' 5 ||
-		{ [[ $1 == */tcp6x ]] && ! wait_line "$base.out" '^acceptor' 5; }; then
-		fail "$name: server ready" "expected 'listening' within 5 s, got: $(
-			cat "$base.out" "$base.err")"
-		return 1
-	fi
-}
-
 # srv_line NAME REGEX: the first line of the server's output matching REGEX.
 srv_line() {
 	grep -m1 -E -- "$2" "$(fbase "$1").out"
@@ -90,20 +74,6 @@ srv_done() {
 		fail "$2: server exit status" "expected 0, got still running after 15 s"
 		stop_pid "$1"
 	fi
-}
-
-# cli NAME ROLE CMD...: run a client to completion (20 s at most). LINE: its first output
-# line, CPID: its pid, CLPORT: its local port.
-LINE='' CPID='' CLPORT=''
-cli() {
-	local name=$1 role=$2
-	shift 2
-	run_in "$role" 20 "$(fbase "$name")" "$@"
-	CPID=$RUN_PID
-	PIDS+=("$CPID")
-	LINE=$(head -n 1 "$(fbase "$name").out")
-	CLPORT=$(kv "$LINE" lport || true)
-	log "$name: pid $CPID exit $RUN_RC: $LINE"
 }
 
 # client_connected NAME TRIED: exit 0, connected and echoed after the attempts TRIED.

@@ -62,20 +62,6 @@ uev() {
 }
 
 # --- running programs --------------------------------------------------------------------
-# srv_start VAR ROLE NAME CMD...: start a receiver and wait for its "listening" line.
-srv_start() {
-	local var=$1 role=$2 name=$3 base
-	base=$(fbase "$3")
-	shift 3
-	bg_start "$var" "$role" "$base" "$@"
-	PIDS+=("${!var}")
-	if ! wait_line "$base.out" '^listening' 5; then
-		fail "$name: receiver ready" "expected 'listening' within 5 s, got: $(
-			cat "$base.out" "$base.err")"
-		return 1
-	fi
-}
-
 # srv_done PID NAME WANT: the receiver exits 0 within 15 s; its result line must contain
 # WANT (e.g. "received count=37 bytes=3700").
 srv_done() {
@@ -88,20 +74,6 @@ srv_done() {
 			cat "$(fbase "$name").out")"
 		stop_pid "$pid"
 	fi
-}
-
-# cli NAME ROLE CMD...: run a client to completion (20 s at most); LINE its result line,
-# CPID its pid, CLPORT its local port (from lport=).
-LINE='' CPID='' CLPORT=''
-cli() {
-	local name=$1 role=$2
-	shift 2
-	run_in "$role" 20 "$(fbase "$name")" "$@"
-	CPID=$RUN_PID
-	PIDS+=("$CPID")
-	LINE=$(head -n 1 "$(fbase "$name").out")
-	CLPORT=$(kv "$LINE" lport || true)
-	log "$name: pid $CPID exit $RUN_RC: $LINE"
 }
 
 # client_ok NAME WANT: the client exited 0 and its result line starts with WANT.
