@@ -46,7 +46,8 @@ int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 
 	if (!sk_is_udp6(sk))
 		return 0;
-	udp_send_done(sk, udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport, ret);
+	udp_send_done(sk, bpf_sk_storage_get(&dgram_scratch, sk, 0, 0),
+		      udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport, ret);
 	return 0;
 }
 

@@ -389,14 +389,14 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 
 /*
  * A UDP send finished on an AF_INET6 socket (backends that see every call and may use socket
- * storage: tracepoint, fentry). have_peer: this call's datagram goes to the IPv4 peer
+ * storage: tracepoint, fentry). s: the socket's storage if it has one (the caller looked it
+ * up already). have_peer: this call's datagram goes to the IPv4 peer
  * raddr:rport. A call that only appends to a corked datagram may not name its peer: the one
  * remembered from the call that started the datagram is used.
  */
-static __always_inline void udp_send_done(struct sock *sk, bool have_peer, __u32 raddr,
-					  __u16 rport, int ret)
+static __always_inline void udp_send_done(struct sock *sk, struct dgram_scratch *s,
+					  bool have_peer, __u32 raddr, __u16 rport, int ret)
 {
-	struct dgram_scratch *s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	bool continuation = s && s->cork.valid;
 
 	if (continuation && !have_peer) {

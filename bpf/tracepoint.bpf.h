@@ -216,7 +216,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	} else if (ret < 0 && sk_is_v6only(sk)) {
 		have_peer = syscall_send_dest(&raddr, &rport);
 	}
-	udp_send_done(sk, have_peer, raddr, rport, ret);
+	udp_send_done(sk, s, have_peer, raddr, rport, ret);
 	return 0;
 }
 
