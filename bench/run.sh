@@ -92,6 +92,9 @@ for v in "$duration" "$rate_duration" "$size"; do
 done
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (dstrace and bpftrace load BPF programs)"
+# One BPF workload on the machine at a time (the e2e suites take the same lock).
+exec 9>>/run/dstrace-machine.lock
+flock -w 3600 9 || die "another dstrace test or benchmark holds /run/dstrace-machine.lock"
 [ -x "$DSTRACE" ] || die "no dstrace at $DSTRACE: run make at the top first"
 [ -x "$LOADGEN" ] || die "no loadgen at $LOADGEN: run make -C bench first"
 command -v "$BPFTRACE" >/dev/null ||

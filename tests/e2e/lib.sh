@@ -105,6 +105,20 @@ need_root() {
 		echo "$0: needs root (network namespaces, BPF)" >&2
 		exit 2
 	fi
+	machine_lock
+}
+
+# BPF programs see the whole machine: two suites (or a suite and a benchmark) from two
+# checkouts at once would see each other's traffic. One lock for the machine, held until
+# the suite exits (fd 9 closes with it).
+machine_lock() {
+	[[ -n ${DSTRACE_LOCK_HELD:-} ]] && return 0
+	exec 9>>/run/dstrace-machine.lock
+	if ! flock -w "${DSTRACE_LOCK_WAIT:-3600}" 9; then
+		echo "$0: another dstrace test or benchmark holds /run/dstrace-machine.lock" >&2
+		exit 2
+	fi
+	export DSTRACE_LOCK_HELD=1
 }
 
 build_progs() {
