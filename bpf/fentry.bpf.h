@@ -8,12 +8,12 @@
 
 #include "paths.bpf.h"
 
-/* Mapped destination: tcp_v6_connect() hands over to tcp_v4_connect() (not traced: its
- * nested call would count the same connection twice). */
+/* The connect itself is followed by the socket layer (socket.bpf.h); these give its
+ * immediate result: an error before any SYN, or the result of a UDP connect. */
 SEC("fexit/tcp_v6_connect")
 int BPF_PROG(fx_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
 {
-	on_connect_fn(sk, uaddr, addr_len, ret);
+	handle_connect_call(sk, ret);
 	return 0;
 }
 
@@ -22,7 +22,7 @@ SEC("fexit/__ip6_datagram_connect")
 int BPF_PROG(fx_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len,
 	     int ret)
 {
-	on_connect_fn(sk, uaddr, addr_len, ret);
+	handle_connect_call(sk, ret);
 	return 0;
 }
 
@@ -38,16 +38,33 @@ int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 	return 0;
 }
 
+/* No datagram pending when a send begins: a corked one remembered was flushed meanwhile
+ * (setsockopt(UDP_CORK, 0)), so this send starts a new one. */
+SEC("fentry/udpv6_sendmsg")
+int BPF_PROG(fx_udpv6_sendmsg_entry, struct sock *sk)
+{
+	struct dgram_scratch *s;
+	__u8 proto;
+
+	if (!sk_is_udp6(sk, &proto) || udp_corked(sk))
+		return 0;
+	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
+	if (s)
+		s->cork_valid = 0;
+	return 0;
+}
+
 SEC("fexit/udpv6_sendmsg")
 int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
 {
 	__u32 raddr = 0;
 	__u16 rport = 0;
+	__u8 proto;
 
-	if (!sk_is_udp6(sk))
+	if (!sk_is_udp6(sk, &proto))
 		return 0;
-	udp_send_done(sk, bpf_sk_storage_get(&dgram_scratch, sk, 0, 0),
-		      udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport, ret);
+	udp_send_done(sk, proto, udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport,
+		      ret);
 	return 0;
 }
 
@@ -57,12 +74,14 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 {
 	__u32 raddr;
 	__u16 rport;
+	__u8 proto;
 
-	/* A peek leaves the datagram queued: it is counted when it is read. */
-	if (ret < 0 || (flags & MSG_PEEK))
+	/* A peek leaves the datagram queued: it is counted when it is read. An error-queue
+	 * read returns an error report, not a datagram. */
+	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk_is_udp6(sk, &proto))
 		return 0;
 	if (udp6_msg_peer(sk, msg, true, &raddr, &rport))
-		handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
 	return 0;
 }
 
@@ -77,7 +96,7 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
 {
-	if (!(flags & MSG_PEEK))
+	if (!(flags & (MSG_PEEK | MSG_ERRQUEUE)))
 		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
 	return 0;
 }

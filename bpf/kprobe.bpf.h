@@ -59,12 +59,14 @@ static __always_inline bool kcall_take(enum kcall_fn fn, struct kcall *call)
 	return true;
 }
 
-static __always_inline void kcall_connect_entry(enum kcall_fn fn, struct sock *sk,
-						const void *uaddr, int addr_len)
+/* The connect itself is followed by the socket layer (socket.bpf.h); these give its
+ * immediate result. Only sockets with a pending mapped connect are kept. */
+static __always_inline void kcall_connect_entry(enum kcall_fn fn, struct sock *sk)
 {
 	struct kcall call = { .sk = (__u64)sk };
+	__u64 cookie = sk_cookie(sk);
 
-	if (sockaddr_v4(uaddr, addr_len, false, &call.daddr, &call.dport))
+	if (cookie && bpf_map_lookup_elem(&conn_pending, &cookie))
 		kcall_save(fn, &call);
 }
 
@@ -73,13 +75,13 @@ static __always_inline void kcall_connect_return(enum kcall_fn fn, int ret)
 	struct kcall call;
 
 	if (kcall_take(fn, &call))
-		handle_connect_done((struct sock *)call.sk, call.daddr, call.dport, ret);
+		handle_connect_call((struct sock *)call.sk, ret);
 }
 
 SEC("kprobe/tcp_v6_connect")
 int BPF_KPROBE(kp_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
-	kcall_connect_entry(KCALL_TCP_CONNECT, sk, uaddr, addr_len);
+	kcall_connect_entry(KCALL_TCP_CONNECT, sk);
 	return 0;
 }
 
@@ -93,7 +95,7 @@ int BPF_KRETPROBE(kp_tcp_v6_connect_ret, int ret)
 SEC("kprobe/__ip6_datagram_connect")
 int BPF_KPROBE(kp_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
-	kcall_connect_entry(KCALL_UDP_CONNECT, sk, uaddr, addr_len);
+	kcall_connect_entry(KCALL_UDP_CONNECT, sk);
 	return 0;
 }
 
@@ -131,9 +133,11 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 {
 	struct kcall call;
 
-	if (kcall_take(KCALL_UDP_SEND, &call))
-		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_SEND, call.daddr, call.dport,
-				    ret, call.corked);
+	__u8 proto;
+
+	if (kcall_take(KCALL_UDP_SEND, &call) && sk_is_udp6((struct sock *)call.sk, &proto))
+		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_SEND, proto, call.daddr,
+				    call.dport, ret, call.corked);
 	return 0;
 }
 
@@ -142,8 +146,9 @@ SEC("kprobe/udpv6_recvmsg")
 int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
 {
 	struct kcall call = { .sk = (__u64)sk, .msg = (__u64)msg, .flags = flags };
+	__u8 proto;
 
-	if (sk_is_udp6(sk))
+	if (sk_is_udp6(sk, &proto))
 		kcall_save(KCALL_UDP_RECV, &call);
 	return 0;
 }
@@ -154,12 +159,15 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	struct kcall call;
 	__u32 raddr;
 	__u16 rport;
+	__u8 proto;
 
-	if (!kcall_take(KCALL_UDP_RECV, &call) || ret < 0 || (call.flags & MSG_PEEK))
+	if (!kcall_take(KCALL_UDP_RECV, &call) || ret < 0 ||
+	    (call.flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk_is_udp6((struct sock *)call.sk, &proto))
 		return 0;
 	if (udp6_msg_peer((struct sock *)call.sk, (struct msghdr *)call.msg, true,
 			  &raddr, &rport))
-		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
+		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, proto, raddr, rport,
+				    ret, false);
 	return 0;
 }
 
@@ -197,7 +205,7 @@ int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
 {
 	struct kcall call;
 
-	if (kcall_take(KCALL_TCP_RECV, &call) && !(call.flags & MSG_PEEK))
+	if (kcall_take(KCALL_TCP_RECV, &call) && !(call.flags & (MSG_PEEK | MSG_ERRQUEUE)))
 		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, ret);
 	return 0;
 }

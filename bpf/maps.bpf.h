@@ -79,14 +79,10 @@ struct {
 	__type(value, struct dstrace_flow_val);
 } udp_flows SEC(".maps");
 
-/* connect(): the destination from syscall entry, per thread, until syscall exit. */
+/* connect() through syscalls (tracepoint backend): the socket's fd from syscall entry, per
+ * thread, until syscall exit gives the immediate result. Inserts that fail are counted. */
 struct connect_args {
-	__u64 uaddr;	 /* user sockaddr, when it could not be read at entry */
 	__s32 fd;
-	__u32 addrlen;
-	__u32 daddr;
-	__u16 dport;
-	__u8 unread;
 };
 
 struct {
@@ -96,21 +92,110 @@ struct {
 	__type(value, struct connect_args);
 } connect_stash SEC(".maps");
 
-/* The peer of the datagram in flight on a socket, left by a cgroup sock_addr hook for the
- * sock_{send,recv}_length tracepoint that follows on the same thread. Socket-local storage:
- * freed with the socket, so it is bounded by the number of sockets. */
-struct dgram_peer {
+/* Who did something, read in their own context: a connect's outcome arrives later, often in
+ * softirq, where the current task is anybody. */
+struct task_ident {
+	__u64 cgroup_id;
+	__u32 tgid;
 	__u32 tid;
-	__u32 addr; /* IPv4, network order; valid if mapped */
-	__u16 port; /* host order */
-	__u8 mapped;
-	__u8 valid;
+	__u32 uid;
+	__u32 netns;
+	char comm[DSTRACE_COMM_LEN];
 };
 
+/* A connect() of an AF_INET6 socket to an IPv4-mapped address whose outcome is not known yet,
+ * from the cgroup connect hook (the caller's context, whatever drove it: a syscall, io_uring,
+ * TCP Fast Open, a kernel socket) to the state change or immediate error that decides it.
+ * One per socket (keyed by socket cookie): re-issued connect() calls add nothing. LRU: an
+ * entry whose outcome never came (a socket closed in SYN_SENT is still an outcome) ages out. */
+struct conn_pending {
+	struct task_ident who;
+	__u32 daddr;
+	__u16 dport;
+	__u8 proto;
+	__u8 flags;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn_pending);
+} conn_pending SEC(".maps");
+
+/* The peer of the UDP datagram in flight, left by a cgroup sock_addr hook for the
+ * sock_{send,recv}_length tracepoint that follows in the same call: per thread and direction
+ * (key: tid << 1 | received), so threads sharing a socket never overwrite each other's. */
+struct dgram_peer {
+	__u64 cookie; /* the socket's */
+	__u32 addr;   /* IPv4, network order; valid if mapped */
+	__u16 port;   /* host order */
+	__u8 mapped;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct dgram_peer);
+} dgram_handoff SEC(".maps");
+
+/* bind() through syscalls: the requested mapped address, per thread, from entry to exit. */
+struct bind_args {
+	__s32 fd;
+	__u32 addr;
+	__u16 port;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct bind_args);
+} bind_stash SEC(".maps");
+
+/* The scan of existing sockets at start (iter/task_file, run twice by user space): pass 1
+ * records the ports of AF_INET6 TCP listeners per network namespace, pass 2 reports mapped
+ * connections and UDP sockets, once per (process, socket). */
+__u32 existing_pass = 0;
+/* Set once the scan is over; until then connects and accepts mark their sockets seen, so a
+ * connection made while the scan runs is reported once. */
+__u32 existing_done = 0;
+
+struct listener_key {
+	__u32 netns;
+	__u32 port;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct listener_key);
+	__type(value, __u8);
+} existing_listeners SEC(".maps");
+
+struct existing_key {
+	__u64 ino;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct existing_key);
+	__type(value, __u8);
+} existing_seen SEC(".maps");
+
+/* Per socket: the peer of the corked datagram being built (MSG_MORE, UDP_CORK), if valid.
+ * Socket-local storage: freed with the socket. */
 struct dgram_scratch {
-	struct dgram_peer send;
-	struct dgram_peer recv;
-	struct dgram_peer cork; /* the peer of the corked datagram being built, if valid */
+	__u32 cork_addr;
+	__u16 cork_port;
+	__u8 cork_valid;
+	__u8 pad;
 };
 
 struct {

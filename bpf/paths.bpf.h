@@ -13,11 +13,24 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_UDPLITE 136
+#define IPPROTO_MPTCP 262
 #define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
 #define MSG_PEEK 2
+#define MSG_ERRQUEUE 0x2000
+#define EINTR 4
+#define EEXIST 17
+#define ECONNABORTED 103
 #define EISCONN 106
 #define EALREADY 114
 #define EINPROGRESS 115
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
 
 static __always_inline void counter_add(__u32 idx, __u64 val)
 {
@@ -32,20 +45,12 @@ static __always_inline bool in6_is_v4mapped(const __u32 a[4])
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
 }
 
-/* Does the user's filter let this through? (-p, -c, -P, --tcp/--udp, -e) */
-static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __u16 lport,
-					   __u16 rport)
+/* The process filters (-p, -c), on the identity of whoever acts. */
+static __always_inline bool filter_process(__u32 tgid, const char *comm)
 {
-	if (!(filter_events & DSTRACE_EVMASK(kind)) || !(filter_protos & DSTRACE_PROTOMASK(proto)))
-		return false;
-	if (filter_port && lport != filter_port && rport != filter_port)
-		return false;
 	if (filter_pid_enabled && !bpf_map_lookup_elem(&pid_filter, &tgid))
 		return false;
 	if (filter_comm_enabled) {
-		char comm[DSTRACE_COMM_LEN];
-
-		bpf_get_current_comm(comm, sizeof(comm));
 		for (int i = 0; i < DSTRACE_COMM_LEN; i++) {
 			if (comm[i] != filter_comm[i])
 				return false;
@@ -56,13 +61,46 @@ static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __
 	return true;
 }
 
+/* The traffic filters (-P, --tcp/--udp, -e). UDP-Lite is selected with UDP. */
+static __always_inline bool filter_flow(__u8 kind, __u8 proto, __u16 lport, __u16 rport)
+{
+	if (!(filter_events & DSTRACE_EVMASK(kind)) ||
+	    !(filter_protos & DSTRACE_PROTOMASK(DSTRACE_PROTO_COUNTED(proto))))
+		return false;
+	return !filter_port || lport == filter_port || rport == filter_port;
+}
+
+/* Does the user's filter let this through? (the current task acts) */
+static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __u16 lport,
+					   __u16 rport)
+{
+	char comm[DSTRACE_COMM_LEN] = {};
+
+	if (!filter_flow(kind, proto, lport, rport))
+		return false;
+	if (filter_comm_enabled)
+		bpf_get_current_comm(comm, sizeof(comm));
+	return filter_process(tgid, comm);
+}
+
+static __always_inline void ident_current(struct task_ident *who, __u32 netns)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	who->tgid = id >> 32;
+	who->tid = (__u32)id;
+	who->uid = (__u32)bpf_get_current_uid_gid();
+	who->cgroup_id = bpf_get_current_cgroup_id();
+	who->netns = netns;
+	bpf_get_current_comm(who->comm, sizeof(who->comm));
+}
+
 /* The executable's path into st->exe_parts, last component first, crossing mount points
  * up to the root the task sees: a bounded d_path() (once per process). A global function:
  * the verifier checks it once, not in every program that creates a process entry. */
-__noinline int read_exe_path(struct dstrace_proc_stats *st)
+__noinline int read_exe_path(struct dstrace_proc_stats *st, __u64 exe_file)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct file *exe = (struct file *)exe_file;
 	struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
 	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
@@ -96,8 +134,10 @@ __noinline int read_exe_path(struct dstrace_proc_stats *st)
 	return 0;
 }
 
-/* The current process's totals, created on first use. A full table is counted, not hidden. */
-static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
+/* A process's totals, created on first use. who: the process, read in its own context, and
+ * task its task_struct; NULL and 0 for the current task. A full table is counted, not hidden. */
+static __always_inline struct dstrace_proc_stats *
+proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task)
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
 	struct dstrace_proc_stats *init;
@@ -109,18 +149,41 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 	if (!init)
 		return NULL;
 	__builtin_memset(init, 0, sizeof(*init));
-	init->uid = (__u32)bpf_get_current_uid_gid();
-	init->cgroup_id = bpf_get_current_cgroup_id();
-	init->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (who) {
+		init->uid = who->uid;
+		init->cgroup_id = who->cgroup_id;
+		__builtin_memcpy(init->comm, who->comm, sizeof(init->comm));
+	} else {
+		init->uid = (__u32)bpf_get_current_uid_gid();
+		init->cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(init->comm, sizeof(init->comm));
+		task = bpf_get_current_task();
+	}
+	init->netns = netns;
 	init->first_ns = bpf_ktime_get_boot_ns();
-	bpf_get_current_comm(init->comm, sizeof(init->comm));
-	read_exe_path(init);
+	read_exe_path(init, (__u64)BPF_CORE_READ((struct task_struct *)task, mm, exe_file));
 	if (bpf_map_update_elem(&proc_stats, &tgid, init, BPF_NOEXIST) &&
 	    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&proc_stats, &tgid);
+}
+
+/* The current process's totals (in the process's own context). */
+static __always_inline struct dstrace_proc_stats *proc_entry_ns(__u32 netns, __u32 tgid)
+{
+	return proc_entry_who(netns, tgid, NULL, 0);
+}
+
+static __always_inline __u32 sk_netns(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
+{
+	return proc_entry_ns(sk_netns(sk), tgid);
 }
 
 /* A remote address the process has met (a connection, a failure, a new UDP flow): counted
@@ -136,18 +199,17 @@ static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid,
 }
 
 /* Count n connections or datagrams, or one failure, and their payload bytes. */
-static __always_inline struct dstrace_proc_stats *proc_account(struct sock *sk, __u32 tgid,
-							       __u8 kind, __u8 proto, bool failed,
-							       __u64 n, __u64 bytes)
+static __always_inline struct dstrace_proc_stats *
+proc_account(struct dstrace_proc_stats *st, __u8 kind, __u8 proto, bool failed, __u64 n,
+	     __u64 bytes)
 {
-	struct dstrace_proc_stats *st = proc_entry(sk, tgid);
-
-	if (!st || kind >= DSTRACE_EV_MAX || proto >= DSTRACE_PROTO_MAX)
+	proto = DSTRACE_PROTO_COUNTED(proto);
+	if (!st || proto >= DSTRACE_PROTO_MAX)
 		return NULL;
 	st->last_ns = bpf_ktime_get_boot_ns();
 	if (failed)
 		__sync_fetch_and_add(&st->failed, 1);
-	else if (n)
+	else if (n && kind < DSTRACE_EV_MAX)
 		__sync_fetch_and_add(&st->counts[kind][proto], n);
 	if (bytes)
 		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][proto], bytes);
@@ -161,12 +223,26 @@ static __always_inline __u64 sk_ino(struct sock *sk)
 	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
-/* Write one event; a full ring buffer is counted as lost. */
-static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
-				       __u32 raddr, __u16 rport, int ret, bool have_local)
+/* The local end an event shows. */
+enum local_end {
+	LOCAL_NONE = 0,	 /* none (a connect that failed before the kernel chose one) */
+	LOCAL_SOCK = 1,	 /* the socket's */
+	LOCAL_GIVEN = 2, /* the one asked for (a failed bind) */
+};
+
+struct given_local {
+	__u32 addr;
+	__u16 port;
+};
+
+/* Write one event; a full ring buffer is counted as lost. who: the task that acted, or NULL
+ * for the current one. */
+static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
+					    __u32 raddr, __u16 rport, int ret,
+					    enum local_end local, const struct given_local *given,
+					    const struct task_ident *who, __u8 flags)
 {
 	struct dstrace_event *e;
-	__u64 id = bpf_get_current_pid_tgid();
 
 	if (!emit_events)
 		return;
@@ -176,12 +252,23 @@ static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __
 		return;
 	}
 	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	if (who) {
+		e->cgroup_id = who->cgroup_id;
+		e->pid = who->tgid;
+		e->tid = who->tid;
+		e->uid = who->uid;
+		__builtin_memcpy(e->comm, who->comm, sizeof(e->comm));
+	} else {
+		__u64 id = bpf_get_current_pid_tgid();
+
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		e->pid = id >> 32;
+		e->tid = (__u32)id;
+		e->uid = (__u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
 	e->sock_ino = ino;
-	e->pid = id >> 32;
-	e->tid = (__u32)id;
-	e->uid = (__u32)bpf_get_current_uid_gid();
-	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->netns = sk_netns(sk);
 	e->raddr = raddr;
 	e->rport = rport;
 	e->ret = ret;
@@ -189,27 +276,68 @@ static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __
 	e->proto = proto;
 	e->pad = 0;
 	/* A connection refused before we looked has already given its port back. */
-	if (have_local && (e->lport = BPF_CORE_READ(sk, __sk_common.skc_num))) {
+	if (local == LOCAL_GIVEN && given) {
+		e->laddr = given->addr;
+		e->lport = given->port;
+		e->flags = DSTRACE_F_HAVE_LOCAL | flags;
+	} else if (local == LOCAL_SOCK && (e->lport = BPF_CORE_READ(sk, __sk_common.skc_num))) {
 		e->laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		e->flags = DSTRACE_F_HAVE_LOCAL;
+		e->flags = DSTRACE_F_HAVE_LOCAL | flags;
 	} else {
 		e->laddr = 0;
 		e->lport = 0;
-		e->flags = 0;
+		e->flags = flags;
 	}
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 				      BPF_RB_FORCE_WAKEUP :
 				      BPF_RB_NO_WAKEUP);
 	counter_add(DSTRACE_CNT_EVENTS, 1);
 }
 
-static __always_inline bool sk_is_inet6(struct sock *sk, __u16 *protocol)
+static __always_inline void emit_event_as(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
+					  __u32 raddr, __u16 rport, int ret, bool have_local,
+					  const struct task_ident *who, __u8 flags)
+{
+	emit_event_full(sk, ino, kind, proto, raddr, rport, ret, have_local ? LOCAL_SOCK : LOCAL_NONE,
+			NULL, who, flags);
+}
+
+static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
+				       __u32 raddr, __u16 rport, int ret, bool have_local)
+{
+	emit_event_as(sk, ino, kind, proto, raddr, rport, ret, have_local, NULL, 0);
+}
+
+/* dstrace's protocol of an AF_INET6 socket's IP protocol; false for those it does not watch. */
+static __always_inline bool proto_of(__u16 protocol, __u8 *proto)
+{
+	switch (protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_MPTCP:
+		*proto = DSTRACE_PROTO_TCP;
+		return true;
+	case IPPROTO_UDP:
+		*proto = DSTRACE_PROTO_UDP;
+		return true;
+	case IPPROTO_UDPLITE:
+		*proto = DSTRACE_PROTO_UDPLITE;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static __always_inline __u64 sk_cookie(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+/* An AF_INET6 socket of a protocol dstrace watches: *proto says which. */
+static __always_inline bool sk_is_inet6(struct sock *sk, __u8 *proto)
 {
 	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET6)
 		return false;
-	*protocol = BPF_CORE_READ(sk, sk_protocol);
-	return *protocol == IPPROTO_TCP || *protocol == IPPROTO_UDP;
+	return proto_of(BPF_CORE_READ(sk, sk_protocol), proto);
 }
 
 /* The socket's connected peer, if it is IPv4-mapped. */
@@ -277,49 +405,294 @@ static __always_inline bool sockaddr_v4(const void *uaddr, __u32 addrlen, bool u
 	return sockaddr_classify(uaddr, addrlen, user, addr, port) == SA_V4;
 }
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *sk_from_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+	umode_t mode;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+/* While the scan of existing sockets runs: this process's socket is reported already. */
+static __always_inline void existing_mark(__u64 ino, __u32 tgid)
+{
+	struct existing_key ek = { .ino = ino, .tgid = tgid };
+	__u8 one = 1;
+
+	if (!existing_done)
+		bpf_map_update_elem(&existing_seen, &ek, &one, BPF_ANY);
+}
+
 /*
  * Path 1: connect() of an AF_INET6 socket to an IPv4-mapped address (TCP falls to
- * tcp_v4_connect, UDP to __ip4_datagram_connect), after the call returned.
+ * tcp_v4_connect, UDP to __ip4_datagram_connect). It starts at the cgroup connect hook, in
+ * the caller's context whatever drives the connect (a syscall, io_uring, TCP Fast Open, a
+ * kernel socket, MPTCP's first subflow), and ends with its outcome: for TCP the socket's
+ * state change (SYN_SENT -> ESTABLISHED, or -> CLOSE with the socket's error), or an
+ * immediate error before any SYN; for UDP the result of the call. One event per attempt:
+ * the pending entry is deleted by whoever decides first.
  */
-static __always_inline void handle_connect_done(struct sock *sk, __u32 daddr, __u16 dport,
-						int ret)
+static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, __u32 daddr,
+						 __u16 dport)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u16 protocol;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct conn_pending c = {};
+
+	if (!cookie || !proto_of(protocol, &c.proto))
+		return;
+	ident_current(&c.who, BPF_CORE_READ(task, nsproxy, net_ns, ns.inum));
+	if (!filter_process(c.who.tgid, c.who.comm))
+		return;
+	c.daddr = daddr;
+	c.dport = dport;
+	if (protocol == IPPROTO_MPTCP)
+		c.flags = DSTRACE_F_MPTCP;
+	if (bpf_map_update_elem(&conn_pending, &cookie, &c, BPF_ANY)) {
+		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+		return;
+	}
+	/* The process's entry is made here, where its executable and cgroup are current. */
+	proc_entry_ns(c.who.netns, c.who.tgid);
+}
+
+/* Is this result of a connect call its outcome? A TCP connect still in progress (started,
+ * re-issued, interrupted, restarted) is decided later by the state change. */
+static __always_inline bool connect_ret_final(bool tcp, int ret)
+{
+	if (!tcp)
+		return true;
+	switch (-ret) {
+	case 0:
+	case EINPROGRESS:
+	case EALREADY:
+	case EISCONN:
+	case EINTR:
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie, int ret,
+						  __u8 flags)
+{
+	struct dstrace_proc_stats *st;
+	struct conn_pending *p, c;
+	__u16 lport;
+
+	if (!sk || !cookie)
+		return;
+	p = bpf_map_lookup_elem(&conn_pending, &cookie);
+	if (!p)
+		return;
+	c = *p;
+	if (bpf_map_delete_elem(&conn_pending, &cookie))
+		return; /* decided on another CPU */
+	lport = ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport))
+		return;
+	st = bpf_map_lookup_elem(&proc_stats, &c.who.tgid);
+	if (!st)
+		counter_add(DSTRACE_CNT_PROC_FULL, 1);
+	proc_peer(proc_account(st, DSTRACE_EV_CONNECT, c.proto, ret < 0, 1, 0), c.who.tgid,
+		  c.daddr);
+	if (!ret)
+		existing_mark(sk_ino(sk), c.who.tgid);
+	emit_event_as(sk, sk_ino(sk), DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret, ret == 0,
+		      &c.who, c.flags | flags);
+}
+
+/* A connect call on sk returned ret (backends that see calls: syscalls, kernel functions). */
+static __always_inline void handle_connect_call(struct sock *sk, int ret)
+{
 	__u8 proto;
 
-	if (!sk || !sk_is_inet6(sk, &protocol))
+	if (sk && sk_is_inet6(sk, &proto) && connect_ret_final(proto == DSTRACE_PROTO_TCP, ret))
+		handle_connect_result(sk, sk_cookie(sk), ret, 0);
+}
+
+/* MPTCP connects through its first subflow, a TCP socket the cgroup hook sees. */
+static __always_inline __u8 tcp_mptcp_flag(struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	if (bpf_core_field_exists(tp->is_mptcp) && BPF_CORE_READ_BITFIELD_PROBED(tp, is_mptcp))
+		return DSTRACE_F_MPTCP;
+	return 0;
+}
+
+/* A TCP socket changed state: the outcome of a pending connect. */
+static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate)
+{
+	int err;
+
+	if (oldstate != TCP_SYN_SENT)
 		return;
-	/* A repeated connect() on a socket already connecting is not a new attempt. */
-	if (ret == -EALREADY || ret == -EISCONN)
-		return;
-	if (ret == -EINPROGRESS)
-		ret = 0;
-	proto = protocol == IPPROTO_TCP ? DSTRACE_PROTO_TCP : DSTRACE_PROTO_UDP;
-	if (!dstrace_wanted(DSTRACE_EV_CONNECT, proto, tgid,
-			    ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num), dport))
-		return;
-	proc_peer(proc_account(sk, tgid, DSTRACE_EV_CONNECT, proto, ret < 0, 1, 0), tgid, daddr);
-	emit_event(sk, sk_ino(sk), DSTRACE_EV_CONNECT, proto, daddr, dport, ret, ret == 0);
+	if (newstate == TCP_ESTABLISHED) {
+		handle_connect_result(sk, sk_cookie(sk), 0, tcp_mptcp_flag(sk));
+	} else if (newstate == TCP_CLOSE) {
+		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
+		 * closed by its program before an answer came: ECONNABORTED */
+		err = BPF_CORE_READ(sk, sk_err);
+		handle_connect_result(sk, sk_cookie(sk), err ? -err : -ECONNABORTED,
+				      tcp_mptcp_flag(sk));
+	}
 }
 
 /* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it. */
 static __always_inline void handle_accept_done(struct sock *sk)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u16 protocol, rport;
+	__u16 rport;
 	__u32 raddr;
+	__u8 proto;
 
-	if (!sk || !sk_is_inet6(sk, &protocol) || protocol != IPPROTO_TCP)
+	if (!sk || !sk_is_inet6(sk, &proto) || proto != DSTRACE_PROTO_TCP)
 		return;
 	if (!sk_mapped_peer(sk, &raddr, &rport))
 		return;
 	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid,
 			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
 		return;
-	proc_peer(proc_account(sk, tgid, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false, 1, 0), tgid,
-		  raddr);
-	emit_event(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true);
+	proc_peer(proc_account(proc_entry(sk, tgid), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false,
+			       1, 0),
+		  tgid, raddr);
+	existing_mark(sk_ino(sk), tgid);
+	emit_event_as(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true,
+		      NULL,
+		      BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP ? DSTRACE_F_MPTCP : 0);
+}
+
+/*
+ * bind() of an AF_INET6 socket to ::ffff:a.b.c.d: the socket can then only speak IPv4. On a
+ * v6-only socket it fails (EINVAL). A failure counts as failed; the local end shown is the
+ * one asked for.
+ */
+static __always_inline void handle_bind_done(struct sock *sk, __u32 addr, __u16 port, int ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct given_local asked = { .addr = addr, .port = port };
+	__u8 proto;
+
+	if (!sk || !sk_is_inet6(sk, &proto) ||
+	    !dstrace_wanted(DSTRACE_EV_BIND, proto, tgid, port, 0))
+		return;
+	if (ret < 0)
+		proc_account(proc_entry(sk, tgid), DSTRACE_EV_BIND, proto, true, 0, 0);
+	emit_event_full(sk, sk_ino(sk), DSTRACE_EV_BIND, proto, 0, 0, ret,
+			ret ? LOCAL_GIVEN : LOCAL_SOCK, &asked, NULL, DSTRACE_F_NO_REMOTE);
+}
+
+/* The identity of a task seen from outside (an iterator runs in the reader's context). */
+static __always_inline void ident_task(struct task_ident *who, struct task_struct *task,
+				       __u32 netns)
+{
+	who->tgid = BPF_CORE_READ(task, tgid);
+	who->tid = who->tgid;
+	who->uid = BPF_CORE_READ(task, cred, uid.val);
+	who->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	who->netns = netns;
+	BPF_CORE_READ_STR_INTO(&who->comm, task, comm);
+}
+
+/* Does this AF_INET6 socket carry IPv4 already: a TCP connection or a connected UDP socket
+ * with a mapped peer, or a socket bound to a mapped local address? */
+static __always_inline bool sk_existing_mapped(struct sock *sk, __u8 proto, __u32 *raddr,
+					       __u16 *rport)
+{
+	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u32 local6[4];
+
+	/* a connect in progress is reported by its outcome */
+	if (proto == DSTRACE_PROTO_TCP &&
+	    (state == TCP_LISTEN || state == TCP_CLOSE || state == TCP_SYN_SENT ||
+	     state == TCP_SYN_RECV))
+		return false;
+	if (sk_mapped_peer(sk, raddr, rport))
+		return true;
+	if (proto == DSTRACE_PROTO_TCP)
+		return false;
+	BPF_CORE_READ_INTO(&local6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+	*raddr = 0;
+	*rport = 0;
+	return in6_is_v4mapped(local6);
+}
+
+/*
+ * At start, for every socket of every process (iter/task_file): pass 1 notes the ports of
+ * AF_INET6 TCP listeners, pass 2 reports each mapped connection or UDP socket once per
+ * process holding it. A TCP connection whose local port is a listener's was accepted
+ * (counted as accept), else made (counted as connect); UDP sockets count their datagrams as
+ * they come.
+ */
+static __always_inline void handle_existing(struct task_struct *task, struct sock *sk, __u64 ino,
+					    __u32 pass)
+{
+	struct listener_key lk = {};
+	struct existing_key ek = {};
+	struct dstrace_proc_stats *st;
+	struct task_ident who = {};
+	__u32 raddr;
+	__u16 rport;
+	__u8 proto, one = 1, flags = 0;
+	long err;
+
+	if (!sk || !sk_is_inet6(sk, &proto))
+		return;
+	lk.netns = sk_netns(sk);
+	lk.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (pass == 1) {
+		if (proto == DSTRACE_PROTO_TCP &&
+		    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
+			bpf_map_update_elem(&existing_listeners, &lk, &one, BPF_ANY);
+		return;
+	}
+	if (pass != 2 || !sk_existing_mapped(sk, proto, &raddr, &rport))
+		return;
+	ident_task(&who, task, lk.netns);
+	ek.ino = ino;
+	ek.tgid = who.tgid;
+	err = bpf_map_update_elem(&existing_seen, &ek, &one, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return; /* another descriptor of this process, or a thread of it */
+	if (err)
+		counter_add(DSTRACE_CNT_CONN_FULL, 1); /* reported, but maybe twice */
+	if (!filter_process(who.tgid, who.comm) ||
+	    !filter_flow(DSTRACE_EV_EXISTING, proto, lk.port, rport))
+		return;
+	if (proto == DSTRACE_PROTO_TCP && bpf_map_lookup_elem(&existing_listeners, &lk))
+		flags = DSTRACE_F_INBOUND;
+	st = proc_entry_who(lk.netns, who.tgid, &who, (__u64)task);
+	if (proto == DSTRACE_PROTO_TCP)
+		proc_account(st, flags ? DSTRACE_EV_ACCEPT : DSTRACE_EV_CONNECT, proto, false, 1, 0);
+	if (raddr)
+		proc_peer(st, who.tgid, raddr);
+	if (!raddr)
+		flags |= DSTRACE_F_NO_REMOTE;
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP)
+		flags |= DSTRACE_F_MPTCP;
+	emit_event_full(sk, ino, DSTRACE_EV_EXISTING, proto, raddr, rport, 0, LOCAL_SOCK, NULL,
+			&who, flags);
 }
 
 /* A corked UDP datagram (MSG_MORE, UDP_CORK) is still being built on this socket. */
@@ -343,8 +716,9 @@ static __always_inline __u64 udp_send_segments(struct sock *sk, int len)
  * payload length, or a negative errno for a send that failed. continuation: this send only
  * appended to a corked datagram that an earlier call started (bytes, no new datagram).
  */
-static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u32 raddr,
-						__u16 rport, int ret, bool continuation)
+static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8 proto,
+						__u32 raddr, __u16 rport, int ret,
+						bool continuation)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -353,16 +727,16 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 	struct dstrace_proc_stats *st;
 	__u64 ino, datagrams;
 
-	if (!dstrace_wanted(kind, DSTRACE_PROTO_UDP, tgid, lport, rport))
+	if (!dstrace_wanted(kind, proto, tgid, lport, rport))
 		return;
 	ino = sk_ino(sk);
 	if (ret < 0) {
-		proc_peer(proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, true, 0, 0), tgid, raddr);
-		emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, ret, false);
+		proc_peer(proc_account(proc_entry(sk, tgid), kind, proto, true, 0, 0), tgid, raddr);
+		emit_event(sk, ino, kind, proto, raddr, rport, ret, false);
 		return;
 	}
 	datagrams = continuation ? 0 : kind == DSTRACE_EV_SEND ? udp_send_segments(sk, ret) : 1;
-	st = proc_account(sk, tgid, kind, DSTRACE_PROTO_UDP, false, datagrams, ret);
+	st = proc_account(proc_entry(sk, tgid), kind, proto, false, datagrams, ret);
 
 	key.sock_ino = ino;
 	key.pid = tgid;
@@ -376,7 +750,7 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
 			proc_peer(st, tgid, raddr);
-			emit_event(sk, ino, kind, DSTRACE_PROTO_UDP, raddr, rport, 0, true);
+			emit_event(sk, ino, kind, proto, raddr, rport, 0, true);
 			return;
 		}
 		flow = bpf_map_lookup_elem(&udp_flows, &key); /* another CPU won the race */
@@ -389,33 +763,34 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u3
 
 /*
  * A UDP send finished on an AF_INET6 socket (backends that see every call and may use socket
- * storage: tracepoint, fentry). s: the socket's storage if it has one (the caller looked it
- * up already). have_peer: this call's datagram goes to the IPv4 peer
+ * storage: tracepoint, fentry). have_peer: this call's datagram goes to the IPv4 peer
  * raddr:rport. A call that only appends to a corked datagram may not name its peer: the one
- * remembered from the call that started the datagram is used.
+ * remembered from the call that started the datagram is used. A cork flush
+ * (setsockopt(UDP_CORK, 0)) sends without a send call: the next call starts afresh.
  */
-static __always_inline void udp_send_done(struct sock *sk, struct dgram_scratch *s,
-					  bool have_peer, __u32 raddr, __u16 rport, int ret)
+static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have_peer,
+					  __u32 raddr, __u16 rport, int ret)
 {
-	bool continuation = s && s->cork.valid;
+	struct dgram_scratch *s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
+	bool continuation = s && s->cork_valid;
 
 	if (continuation && !have_peer) {
-		raddr = s->cork.addr;
-		rport = s->cork.port;
+		raddr = s->cork_addr;
+		rport = s->cork_port;
 		have_peer = true;
 	}
 	if (!have_peer)
 		return;
-	handle_udp_datagram(sk, DSTRACE_EV_SEND, raddr, rport, ret, continuation);
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret, continuation);
 	if (ret >= 0 && udp_corked(sk)) {
 		s = bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (s) {
-			s->cork.addr = raddr;
-			s->cork.port = rport;
-			s->cork.valid = 1;
+			s->cork_addr = raddr;
+			s->cork_port = rport;
+			s->cork_valid = 1;
 		}
 	} else if (s) {
-		s->cork.valid = 0;
+		s->cork_valid = 0;
 	}
 }
 
@@ -427,10 +802,11 @@ static __always_inline void udp_send_done(struct sock *sk, struct dgram_scratch 
 static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u16 protocol, rport;
+	__u16 rport;
 	__u32 raddr;
+	__u8 proto;
 
-	if (ret <= 0 || !sk_is_inet6(sk, &protocol) || protocol != IPPROTO_TCP ||
+	if (ret <= 0 || !sk_is_inet6(sk, &proto) || proto != DSTRACE_PROTO_TCP ||
 	    !sk_mapped_peer(sk, &raddr, &rport))
 		return;
 	if (!dstrace_wanted(kind, DSTRACE_PROTO_TCP, tgid, BPF_CORE_READ(sk, __sk_common.skc_num),
@@ -451,22 +827,10 @@ static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret
  * into the handlers' inputs.
  */
 
-/* tcp_v6_connect() and __ip6_datagram_connect(sk, uaddr, addr_len) returned ret. */
-static __always_inline void on_connect_fn(struct sock *sk, const void *uaddr, int addr_len,
-					  int ret)
+/* A UDP or UDP-Lite AF_INET6 socket; *proto says which. */
+static __always_inline bool sk_is_udp6(struct sock *sk, __u8 *proto)
 {
-	__u32 daddr;
-	__u16 dport;
-
-	if (sockaddr_v4(uaddr, addr_len, false, &daddr, &dport))
-		handle_connect_done(sk, daddr, dport, ret);
-}
-
-static __always_inline bool sk_is_udp6(struct sock *sk)
-{
-	__u16 protocol;
-
-	return sk_is_inet6(sk, &protocol) && protocol == IPPROTO_UDP;
+	return sk_is_inet6(sk, proto) && *proto != DSTRACE_PROTO_TCP;
 }
 
 /* The IPv4 peer of a UDP datagram of an AF_INET6 socket, from the msghdr the kernel function
@@ -478,8 +842,9 @@ static __always_inline bool udp6_msg_peer(struct sock *sk, struct msghdr *msg, b
 					  __u32 *addr, __u16 *port)
 {
 	void *name;
+	__u8 proto;
 
-	if (!sk_is_udp6(sk))
+	if (!sk_is_udp6(sk, &proto))
 		return false;
 	name = BPF_CORE_READ(msg, msg_name);
 	if (name)

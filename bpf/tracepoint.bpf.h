@@ -13,53 +13,19 @@
 
 #include "paths.bpf.h"
 
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
+/* ---- path 1: connect (begins and usually ends in the socket layer, socket.bpf.h) ---- */
 
-/* ---- helpers of the tracepoint backend ---- */
-
-/* The socket behind a file descriptor of the current task, or NULL. */
-static __always_inline struct sock *sk_from_fd(int fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *file = NULL;
-	struct socket *sock;
-	umode_t mode;
-
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	return sock ? BPF_CORE_READ(sock, sk) : NULL;
-}
-
-/* ---- path 1: connect ---- */
-
+/* The immediate result of connect(2): an error before any SYN (a v6-only socket, no IPv4
+ * route) and every UDP result. The fd is kept from entry, for connects of AF_INET6 sockets
+ * that have a pending mapped connect (checked at exit). */
 SEC("tracepoint/syscalls/sys_enter_connect")
 int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args args = { .fd = (int)ctx->args[0] };
-	int verdict;
 
-	verdict = sockaddr_classify((const void *)ctx->args[1], (__u32)ctx->args[2], true,
-				    &args.daddr, &args.dport);
-	if (verdict == SA_OTHER)
-		return 0;
-	if (verdict == SA_UNREADABLE) {
-		/* Paged out: the kernel copies it in during the call; read it at exit. */
-		args.unread = 1;
-		args.uaddr = ctx->args[1];
-		args.addrlen = (__u32)ctx->args[2];
-	}
-	bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY);
+	if (bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY))
+		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 	return 0;
 }
 
@@ -71,9 +37,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 	if (!args)
 		return 0;
-	if (!args->unread || sockaddr_v4((const void *)args->uaddr, args->addrlen, true,
-					 &args->daddr, &args->dport))
-		handle_connect_done(sk_from_fd(args->fd), args->daddr, args->dport, (int)ctx->ret);
+	handle_connect_call(sk_from_fd(args->fd), (int)ctx->ret);
 	bpf_map_delete_elem(&connect_stash, &tid);
 	return 0;
 }
@@ -99,26 +63,69 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return accept_exit(ctx);
 }
 
+/* io_uring's accept never passes through the syscall: its completion, posted in the
+ * accepting process (the submitter or one of its io-wq threads, which share its files),
+ * carries the new descriptor. A direct (fixed-file) descriptor is not in the file table and
+ * is not seen. */
+SEC("tracepoint/io_uring/io_uring_complete")
+int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
+{
+	struct io_kiocb *req = ctx->req;
+	int res = ctx->res;
+
+	if (res >= 0 && req &&
+	    BPF_CORE_READ(req, opcode) == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT))
+		handle_accept_done(sk_from_fd(res));
+	return 0;
+}
+
 /* ---- path 3: UDP send ---- */
 
+/* Leave this thread's datagram peer for the sock_{send,recv}_length that follows. */
+static __always_inline void dgram_handoff_put(struct bpf_sock_addr *ctx, bool received,
+					      bool mapped, __u32 addr, __u16 port)
+{
+	__u64 key = (bpf_get_current_pid_tgid() << 1 | received) & 0x1ffffffffull;
+	struct dgram_peer peer = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.addr = addr,
+		.port = port,
+		.mapped = mapped,
+	};
+
+	bpf_map_update_elem(&dgram_handoff, &key, &peer, BPF_ANY);
+}
+
+/* This thread's datagram peer on sk, taken out of the map. */
+static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
+					       struct dgram_peer *out)
+{
+	__u64 key = (bpf_get_current_pid_tgid() << 1 | received) & 0x1ffffffffull;
+	struct dgram_peer *p = bpf_map_lookup_elem(&dgram_handoff, &key);
+	bool mine;
+
+	if (!p)
+		return false;
+	*out = *p;
+	bpf_map_delete_elem(&dgram_handoff, &key);
+	mine = out->cookie == sk_cookie(sk);
+	return mine;
+}
+
+static __always_inline bool bpf_sock_is_udp6(struct bpf_sock *sk)
+{
+	return sk && sk->family == AF_INET6 &&
+	       (sk->protocol == IPPROTO_UDP || sk->protocol == IPPROTO_UDPLITE);
+}
+
 /* udpv6_sendmsg hands a mapped destination to udp_sendmsg, which runs the sendmsg4 hook
- * with the AF_INET6 socket: remember the peer for sock_send_length on the same thread. */
+ * with the AF_INET6 socket. */
 SEC("cgroup/sendmsg4")
 int cg_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	struct bpf_sock *sk = ctx->sk;
-	struct dgram_scratch *s;
-
-	if (!sk || sk->family != AF_INET6 || sk->protocol != IPPROTO_UDP)
-		return 1;
-	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
-		return 1;
-	s->send.tid = (__u32)bpf_get_current_pid_tgid();
-	s->send.addr = ctx->user_ip4;
-	s->send.port = bpf_ntohs((__u16)ctx->user_port);
-	s->send.mapped = 1;
-	s->send.valid = 1;
+	if (bpf_sock_is_udp6(ctx->sk))
+		dgram_handoff_put(ctx, false, true, ctx->user_ip4,
+				  bpf_ntohs((__u16)ctx->user_port));
 	return 1;
 }
 
@@ -127,18 +134,8 @@ int cg_sendmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg6")
 int cg_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	struct bpf_sock *sk = ctx->sk;
-	struct dgram_scratch *s;
-
-	if (!sk || sk->family != AF_INET6 || sk->protocol != IPPROTO_UDP ||
-	    sk->state != TCP_ESTABLISHED)
-		return 1;
-	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
-		return 1;
-	s->send.tid = (__u32)bpf_get_current_pid_tgid();
-	s->send.mapped = 0;
-	s->send.valid = 1;
+	if (bpf_sock_is_udp6(ctx->sk) && ctx->sk->state == TCP_ESTABLISHED)
+		dgram_handoff_put(ctx, false, false, 0, 0);
 	return 1;
 }
 
@@ -190,33 +187,31 @@ static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct dgram_scratch *s;
-	__u16 protocol, rport = 0;
+	struct dgram_peer peer;
+	__u16 rport = 0;
 	__u32 raddr = 0;
 	bool have_peer = false;
+	__u8 proto;
 
-	if (!sk_is_inet6(sk, &protocol))
+	if (!sk_is_inet6(sk, &proto))
 		return 0;
-	if (protocol == IPPROTO_TCP) {
+	if (proto == DSTRACE_PROTO_TCP) {
 		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
 		return 0;
 	}
 	/* The peer: from the sendmsg4 hook (an address was given), the connected peer, or for
 	 * a v6-only failure the syscall's arguments; a corked continuation is resolved by
 	 * udp_send_done. */
-	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
-	if (s && s->send.valid && s->send.tid == tid) {
-		s->send.valid = 0;
-		have_peer = s->send.mapped;
-		raddr = s->send.addr;
-		rport = s->send.port;
+	if (dgram_handoff_take(sk, false, &peer)) {
+		have_peer = peer.mapped;
+		raddr = peer.addr;
+		rport = peer.port;
 	} else if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
 		have_peer = sk_mapped_peer(sk, &raddr, &rport);
 	} else if (ret < 0 && sk_is_v6only(sk)) {
 		have_peer = syscall_send_dest(&raddr, &rport);
 	}
-	udp_send_done(sk, s, have_peer, raddr, rport, ret);
+	udp_send_done(sk, proto, have_peer, raddr, rport, ret);
 	return 0;
 }
 
@@ -227,58 +222,43 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 SEC("cgroup/recvmsg6")
 int cg_recvmsg6(struct bpf_sock_addr *ctx)
 {
-	struct bpf_sock *sk = ctx->sk;
-	struct dgram_scratch *s;
-	__u32 a0, a1, a2;
-
-	if (!sk || sk->protocol != IPPROTO_UDP)
+	if (!bpf_sock_is_udp6(ctx->sk) || ctx->user_ip6[0] || ctx->user_ip6[1] ||
+	    ctx->user_ip6[2] != bpf_htonl(0xffff))
 		return 1;
-	a0 = ctx->user_ip6[0];
-	a1 = ctx->user_ip6[1];
-	a2 = ctx->user_ip6[2];
-	if (a0 || a1 || a2 != bpf_htonl(0xffff))
-		return 1;
-	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
-		return 1;
-	s->recv.tid = (__u32)bpf_get_current_pid_tgid();
-	s->recv.addr = ctx->user_ip6[3];
-	s->recv.port = bpf_ntohs((__u16)ctx->user_port);
-	s->recv.mapped = 1;
-	s->recv.valid = 1;
+	dgram_handoff_put(ctx, true, true, ctx->user_ip6[3], bpf_ntohs((__u16)ctx->user_port));
 	return 1;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct dgram_scratch *s;
-	__u16 protocol, rport;
+	struct dgram_peer peer;
+	__u16 rport;
 	__u32 raddr;
+	__u8 proto;
 
-	if (!sk_is_inet6(sk, &protocol))
+	if (!sk_is_inet6(sk, &proto))
 		return 0;
-	if (protocol == IPPROTO_TCP) {
-		if (!(flags & MSG_PEEK))
-			handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
+	/* A peek leaves the data queued: it is counted when it is read. An error-queue read
+	 * returns an error report, not a datagram. */
+	if (flags & (MSG_PEEK | MSG_ERRQUEUE))
+		return 0;
+	if (proto == DSTRACE_PROTO_TCP) {
+		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
 		return 0;
 	}
-	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
-	if (s && s->recv.valid && s->recv.tid == tid) {
-		s->recv.valid = 0;
-		raddr = s->recv.addr;
-		rport = s->recv.port;
+	if (dgram_handoff_take(sk, true, &peer)) {
+		raddr = peer.addr;
+		rport = peer.port;
 	} else if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
 		if (!sk_mapped_peer(sk, &raddr, &rport))
 			return 0;
 	} else {
 		return 0;
 	}
-	/* A peek leaves the datagram queued: it is counted when it is read. */
-	if (ret < 0 || (flags & MSG_PEEK))
+	if (ret < 0)
 		return 0;
-	handle_udp_datagram(sk, DSTRACE_EV_RECV, raddr, rport, ret, false);
+	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
 	return 0;
 }
 

@@ -15,22 +15,39 @@ enum dstrace_event_kind {
 	DSTRACE_EV_ACCEPT = 1,	/* IPv4 client accepted by an AF_INET6 listener */
 	DSTRACE_EV_SEND = 2,	/* first UDP datagram of a flow sent to a mapped peer */
 	DSTRACE_EV_RECV = 3,	/* first UDP datagram of a flow received from an IPv4 peer */
-	DSTRACE_EV_MAX = 4,
+	DSTRACE_EV_MAX = 4,	/* the kinds counted per protocol (connections, datagrams) */
+	/* At start: a mapped TCP connection or UDP socket that already existed, once per
+	 * (process, socket). TCP ones count as connect or accept (flag DSTRACE_F_INBOUND). */
+	DSTRACE_EV_EXISTING = 4,
+	/* bind() of an AF_INET6 socket to ::ffff:a.b.c.d (an IPv4-only socket in IPv6
+	 * clothing); EINVAL on a v6-only socket. A failure counts as failed. */
+	DSTRACE_EV_BIND = 5,
+	DSTRACE_EV_KINDS = 6,
 };
 
+/* Protocols. Counters are kept per TCP and UDP (DSTRACE_PROTO_MAX); UDP-Lite is UDP with a
+ * partial checksum and breaks the same way without IPv4: its events say "udplite", its
+ * datagrams and bytes add up with UDP's. MPTCP connections are TCP (their first subflow). */
 enum dstrace_proto {
 	DSTRACE_PROTO_TCP = 0,
 	DSTRACE_PROTO_UDP = 1,
+	DSTRACE_PROTO_UDPLITE = 2, /* events only: counted as UDP */
 };
+
+/* The counter slot of a protocol. */
+#define DSTRACE_PROTO_COUNTED(proto) ((proto) == DSTRACE_PROTO_TCP ? DSTRACE_PROTO_TCP : DSTRACE_PROTO_UDP)
 
 /* Bits of the in-kernel event and protocol filters. */
 #define DSTRACE_EVMASK(kind) (1u << (kind))
-#define DSTRACE_EVMASK_ALL 0xfu
+#define DSTRACE_EVMASK_ALL 0x3fu
 #define DSTRACE_PROTOMASK(proto) (1u << (proto))
 #define DSTRACE_PROTOMASK_ALL 0x3u
 
 /* Event flags. */
 #define DSTRACE_F_HAVE_LOCAL 0x1 /* laddr/lport were assigned by the kernel */
+#define DSTRACE_F_MPTCP 0x2	 /* an MPTCP connection (proto says tcp) */
+#define DSTRACE_F_INBOUND 0x4	 /* existing: the process's side accepted it */
+#define DSTRACE_F_NO_REMOTE 0x8	 /* no remote end (bind; a UDP socket not connected) */
 
 /* One record in the ring buffer. Addresses are the IPv4 addresses on the wire, in network
  * byte order; ports are in host byte order. */
@@ -47,7 +64,7 @@ struct dstrace_event {
 	unsigned short lport;
 	unsigned short rport;
 	int ret; /* 0 or a negative errno */
-	unsigned char kind; /* enum dstrace_event_kind */
+	unsigned char kind; /* enum dstrace_event_kind (< DSTRACE_EV_KINDS) */
 	unsigned char proto; /* enum dstrace_proto */
 	unsigned char flags;
 	unsigned char pad;
@@ -110,7 +127,8 @@ enum dstrace_counter {
 	DSTRACE_CNT_LOST = 1,	  /* events the ring buffer had no room for */
 	DSTRACE_CNT_PROC_FULL = 2, /* per-process updates dropped: proc_stats full */
 	DSTRACE_CNT_FLOW_NEW = 3, /* UDP flows inserted (evictions = inserted - present) */
-	DSTRACE_CNT_MAX = 4,
+	DSTRACE_CNT_CONN_FULL = 4, /* connects whose outcome could not be followed: table full */
+	DSTRACE_CNT_MAX = 5,
 };
 
 #endif /* DSTRACE_H */

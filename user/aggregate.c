@@ -134,6 +134,8 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 		copy_comm(p->comm, e->comm);
 	if (!p->uid)
 		p->uid = e->uid;
+	if (e->flags & DSTRACE_F_NO_REMOTE)
+		return 0;
 	return proc_entry__add_peer(t, p, e->raddr);
 }
 

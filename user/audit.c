@@ -346,6 +346,7 @@ static void add_peer(struct audit_program *p, uint32_t addr, uint16_t port, uint
 void audit__add_event(struct audit *a, const struct dstrace_event *e)
 {
 	struct audit_program *p;
+	uint8_t kind = e->kind;
 
 	p = program_of(a, pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL));
 	if (!p)
@@ -356,12 +357,15 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	}
 	if (e->proto != DSTRACE_PROTO_TCP)
 		return; /* UDP peers are counted per datagram, from the flow table */
-	if (e->kind == DSTRACE_EV_ACCEPT) {
+	/* a connection there before dstrace: accepted or made, as the kernel counted it */
+	if (kind == DSTRACE_EV_EXISTING)
+		kind = e->flags & DSTRACE_F_INBOUND ? DSTRACE_EV_ACCEPT : DSTRACE_EV_CONNECT;
+	if (kind == DSTRACE_EV_ACCEPT) {
 		/* lport 0: the connection was reset before accept() returned, its port gone */
 		if (e->lport)
 			add_port(p, e->lport);
 		add_peer(p, e->raddr, e->lport, AUDIT_DIR_IN, DSTRACE_PROTO_TCP, 1);
-	} else if (e->kind == DSTRACE_EV_CONNECT) {
+	} else if (kind == DSTRACE_EV_CONNECT) {
 		add_peer(p, e->raddr, e->rport, AUDIT_DIR_OUT, DSTRACE_PROTO_TCP, 1);
 	}
 }

@@ -23,6 +23,7 @@ struct dstrace_backend {
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 	int cgroup_fd;
+	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 };
@@ -34,10 +35,13 @@ static const enum dstrace_backend_kind auto_order[] = {
 	DSTRACE_BACKEND_TRACEPOINT,
 };
 
-/* A program belongs to the backend its name's prefix says (see bpf/dstrace.bpf.c). */
+/* A program belongs to the backend its name's prefix says (see bpf/dstrace.bpf.c);
+ * DSTRACE_BACKEND_AUTO: the socket layer every backend loads. */
 static int owner_of(const char *prog_name, enum dstrace_backend_kind *kind)
 {
-	if (!strncmp(prog_name, "fx_", 3))
+	if (!strncmp(prog_name, "sk_", 3))
+		*kind = DSTRACE_BACKEND_AUTO;
+	else if (!strncmp(prog_name, "fx_", 3))
 		*kind = DSTRACE_BACKEND_FENTRY;
 	else if (!strncmp(prog_name, "kp_", 3))
 		*kind = DSTRACE_BACKEND_KPROBE;
@@ -120,6 +124,7 @@ static int precheck(struct dstrace_backend *b)
 
 static void backend_detach(struct dstrace_backend *b)
 {
+	b->existing = NULL;
 	while (b->nlinks > 0)
 		bpf_link__destroy(b->links[--b->nlinks]);
 	if (b->cgroup_fd >= 0)
@@ -127,6 +132,15 @@ static void backend_detach(struct dstrace_backend *b)
 	b->cgroup_fd = -1;
 	dstrace__destroy(b->skel);
 	b->skel = NULL;
+}
+
+/* A program for something this kernel may not have built in (io_uring): left out, not fatal. */
+static bool optional_missing(const struct bpf_program *prog)
+{
+	if (!strcmp(bpf_program__name(prog), "tp_io_uring_complete"))
+		return access("/sys/kernel/tracing/events/io_uring/io_uring_complete", F_OK) &&
+		       access("/sys/kernel/debug/tracing/events/io_uring/io_uring_complete", F_OK);
+	return false;
 }
 
 static int configure(struct dstrace_backend *b, const struct env *env)
@@ -156,7 +170,8 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 		if (owner_of(bpf_program__name(prog), &owner))
 			return fail(b, -EINVAL, "internal error: program %s has no backend",
 				    bpf_program__name(prog));
-		bpf_program__set_autoload(prog, owner == b->kind);
+		bpf_program__set_autoload(prog, (owner == b->kind || owner == DSTRACE_BACKEND_AUTO) &&
+						!optional_missing(prog));
 	}
 	return 0;
 }
@@ -214,6 +229,8 @@ static int attach(struct dstrace_backend *b)
 			return fail(b, -errno, "failed to attach %s: %s", bpf_program__name(prog),
 				    strerror(errno));
 		b->links[b->nlinks++] = link;
+		if (prog == b->skel->progs.sk_existing)
+			b->existing = link;
 	}
 	return 0;
 }
@@ -297,6 +314,38 @@ void dstrace_backend__free(struct dstrace_backend *b)
 		return;
 	backend_detach(b);
 	free(b);
+}
+
+/* One pass of the iterator over every process's sockets. */
+static int existing_pass(struct dstrace_backend *b, uint32_t pass)
+{
+	char buf[256];
+	ssize_t n;
+	int fd;
+
+	b->skel->bss->existing_pass = pass;
+	fd = bpf_iter_create(bpf_link__fd(b->existing));
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		;
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return (int)n;
+}
+
+int dstrace_backend__scan_existing(struct dstrace_backend *b)
+{
+	int err;
+
+	if (!b->existing)
+		return -ENOENT;
+	err = existing_pass(b, 1);
+	if (!err)
+		err = existing_pass(b, 2);
+	b->skel->bss->existing_pass = 0;
+	b->skel->bss->existing_done = 1;
+	return err;
 }
 
 const char *dstrace_backend__name(const struct dstrace_backend *b)

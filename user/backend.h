@@ -29,5 +29,8 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_
 int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid,
 				struct dstrace_proc_stats *st);
 uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b);
+/* Report the mapped TCP connections and UDP sockets that exist now (events "existing",
+ * counted like the rest). 0 or a negative errno. */
+int dstrace_backend__scan_existing(struct dstrace_backend *b);
 
 #endif /* DSTRACE_BACKEND_H */

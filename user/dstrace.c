@@ -359,6 +359,13 @@ int main(int argc, char **argv)
 	start_ns = clock_ns(CLOCK_MONOTONIC);
 	if (r.env.interval_s)
 		next_interval_ns = start_ns + r.env.interval_s * 1000000000ull;
+	/* What was already there: the tracing above is attached, so a connection made meanwhile
+	 * is seen by both, and the kernel reports it once per process. */
+	err = dstrace_backend__scan_existing(r.backend);
+	if (err)
+		fprintf(stderr, "dstrace: warning: cannot list the connections that existed at "
+				"start: %s\n",
+			strerror(-err));
 	fprintf(stderr, "Tracing IPv4-mapped traffic on AF_INET6 sockets (backend %s)... "
 			"Hit Ctrl-C to end.\n",
 		dstrace_backend__name(r.backend));

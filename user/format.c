@@ -7,16 +7,31 @@
 #include <time.h>
 #include "format.h"
 
-static const char *const event_names[DSTRACE_EV_MAX] = { "connect", "accept", "send", "recv" };
+static const char *const event_names[DSTRACE_EV_KINDS] = { "connect", "accept", "send", "recv",
+							  "existing", "bind" };
 
 const char *dstrace_event_name(unsigned int kind)
 {
-	return kind < DSTRACE_EV_MAX ? event_names[kind] : "unknown";
+	return kind < DSTRACE_EV_KINDS ? event_names[kind] : "unknown";
 }
 
 const char *dstrace_proto_name(unsigned int proto)
 {
-	return proto == DSTRACE_PROTO_TCP ? "tcp" : proto == DSTRACE_PROTO_UDP ? "udp" : "unknown";
+	switch (proto) {
+	case DSTRACE_PROTO_TCP:
+		return "tcp";
+	case DSTRACE_PROTO_UDP:
+		return "udp";
+	case DSTRACE_PROTO_UDPLITE:
+		return "udplite";
+	default:
+		return "unknown";
+	}
+}
+
+const char *dstrace_event_proto_name(const struct dstrace_event *e)
+{
+	return e->flags & DSTRACE_F_MPTCP ? "mptcp" : dstrace_proto_name(e->proto);
 }
 
 const char *dstrace_errno_name(int negative_errno, char *buf, size_t size)
@@ -174,10 +189,13 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 		dstrace_format_mapped(e->laddr, e->lport, local, sizeof(local));
 	else
 		snprintf(local, sizeof(local), "-");
-	dstrace_format_mapped(e->raddr, e->rport, remote, sizeof(remote));
+	if (e->flags & DSTRACE_F_NO_REMOTE)
+		snprintf(remote, sizeof(remote), "-");
+	else
+		dstrace_format_mapped(e->raddr, e->rport, remote, sizeof(remote));
 	printable_comm(e->comm, comm);
 	return clamp(snprintf(buf, size, "%-8s %-7u %-16s %-7s %-5s %-28s %-28s %s", ts, e->pid,
-			      comm, dstrace_event_name(e->kind), dstrace_proto_name(e->proto),
+			      comm, dstrace_event_name(e->kind), dstrace_event_proto_name(e),
 			      local, remote,
 			      e->ret ? dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)) : "ok"),
 		     size);
@@ -186,8 +204,8 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
 			      size_t size)
 {
-	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], laddr[24], raddr[INET_ADDRSTRLEN],
-		lport[8], err[32], ebuf[16];
+	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], laddr[24], raddr[24], rport[8], err[32],
+		ebuf[16], lport[8];
 
 	dstrace_format_ts(realtime_ns, ts, sizeof(ts));
 	dstrace_json_string(e->comm, DSTRACE_COMM_LEN, comm, sizeof(comm));
@@ -201,7 +219,16 @@ int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_n
 		snprintf(laddr, sizeof(laddr), "null");
 		snprintf(lport, sizeof(lport), "null");
 	}
-	format_ipv4(e->raddr, raddr, sizeof(raddr));
+	if (e->flags & DSTRACE_F_NO_REMOTE) {
+		snprintf(raddr, sizeof(raddr), "null");
+		snprintf(rport, sizeof(rport), "null");
+	} else {
+		char ip[INET_ADDRSTRLEN];
+
+		format_ipv4(e->raddr, ip, sizeof(ip));
+		snprintf(raddr, sizeof(raddr), "\"%s\"", ip);
+		snprintf(rport, sizeof(rport), "%u", e->rport);
+	}
 	if (e->ret)
 		snprintf(err, sizeof(err), "\"%s\"", dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)));
 	else
@@ -209,11 +236,11 @@ int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_n
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"event\",\"ts\":\"%s\",\"event\":\"%s\",\"proto\":\"%s\","
 			      "\"pid\":%u,\"tid\":%u,\"comm\":%s,\"uid\":%u,\"netns\":%u,"
-			      "\"cgroup\":%llu,\"laddr\":%s,\"lport\":%s,\"raddr\":\"%s\","
-			      "\"rport\":%u,\"ret\":%d,\"error\":%s}",
-			      ts, dstrace_event_name(e->kind), dstrace_proto_name(e->proto), e->pid,
+			      "\"cgroup\":%llu,\"laddr\":%s,\"lport\":%s,\"raddr\":%s,"
+			      "\"rport\":%s,\"ret\":%d,\"error\":%s}",
+			      ts, dstrace_event_name(e->kind), dstrace_event_proto_name(e), e->pid,
 			      e->tid, comm, e->uid, e->netns, e->cgroup_id, laddr, lport, raddr,
-			      e->rport, e->ret, err),
+			      rport, e->ret, err),
 		     size);
 }
 

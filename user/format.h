@@ -12,6 +12,8 @@
 
 const char *dstrace_event_name(unsigned int kind);
 const char *dstrace_proto_name(unsigned int proto);
+/* An event's protocol: its proto, or "mptcp" for an MPTCP connection. */
+const char *dstrace_event_proto_name(const struct dstrace_event *e);
 /* "ENETUNREACH" for -101; "E<n>" for an errno glibc does not name. */
 const char *dstrace_errno_name(int negative_errno, char *buf, size_t size);
 

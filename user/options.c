@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include "format.h"
 #include "options.h"
 
 const char *argp_program_version = "dstrace " DSTRACE_VERSION;
@@ -47,7 +48,7 @@ static const struct argp_option opts[] = {
 	{ "port", 'P', "PORT", 0, "Only traffic with PORT at either end", 0 },
 	{ "tcp", OPT_TCP, NULL, 0, "Only TCP", 0 },
 	{ "udp", OPT_UDP, NULL, 0, "Only UDP", 0 },
-	{ "events", 'e', "LIST", 0, "Only these events: comma-separated connect,accept,send,recv", 0 },
+	{ "events", 'e', "LIST", 0, "Only these events: comma-separated connect,accept,send,recv,existing,bind", 0 },
 	{ "output", 'o', "FILE", 0, "Write to FILE instead of standard output", 0 },
 	{ "backend", OPT_BACKEND, "NAME", 0,
 	  "auto (default: the first of fentry, kprobe, tracepoint that works), fentry, kprobe or "
@@ -64,8 +65,6 @@ static const struct argp_option opts[] = {
 	{},
 };
 
-static const char *const event_names[DSTRACE_EV_MAX] = { "connect", "accept", "send", "recv" };
-
 int dstrace_parse_events(const char *list, unsigned int *mask)
 {
 	const char *p = list;
@@ -75,11 +74,13 @@ int dstrace_parse_events(const char *list, unsigned int *mask)
 		size_t len = strcspn(p, ",");
 		int kind;
 
-		for (kind = 0; kind < DSTRACE_EV_MAX; kind++) {
-			if (strlen(event_names[kind]) == len && !strncmp(p, event_names[kind], len))
+		for (kind = 0; kind < DSTRACE_EV_KINDS; kind++) {
+			const char *name = dstrace_event_name(kind);
+
+			if (strlen(name) == len && !strncmp(p, name, len))
 				break;
 		}
-		if (kind == DSTRACE_EV_MAX)
+		if (kind == DSTRACE_EV_KINDS)
 			return -1;
 		*mask |= DSTRACE_EVMASK(kind);
 		p += len;
@@ -182,7 +183,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case 'e':
 		if (dstrace_parse_events(arg, &env->events))
-			FAIL(state, "invalid --events '%s': expected a list of connect,accept,send,recv",
+			FAIL(state, "invalid --events '%s': expected a list of connect,accept,send,recv,existing,bind",
 			     arg);
 		break;
 	case 'o':

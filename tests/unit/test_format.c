@@ -327,11 +327,14 @@ static void test_names(void)
 	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_ACCEPT), "accept");
 	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_SEND), "send");
 	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_RECV), "recv");
-	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_MAX), "unknown");
+	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_EXISTING), "existing");
+	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_BIND), "bind");
+	ASSERT_STR_EQ(dstrace_event_name(DSTRACE_EV_KINDS), "unknown");
 	ASSERT_STR_EQ(dstrace_event_name(255), "unknown");
 	ASSERT_STR_EQ(dstrace_proto_name(DSTRACE_PROTO_TCP), "tcp");
 	ASSERT_STR_EQ(dstrace_proto_name(DSTRACE_PROTO_UDP), "udp");
-	ASSERT_STR_EQ(dstrace_proto_name(2), "unknown");
+	ASSERT_STR_EQ(dstrace_proto_name(DSTRACE_PROTO_UDPLITE), "udplite");
+	ASSERT_STR_EQ(dstrace_proto_name(3), "unknown");
 }
 
 static void test_json_string(void)

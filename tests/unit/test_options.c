@@ -305,8 +305,10 @@ static void test_events_option(void)
 {
 	struct env env;
 
-	EXPECT_OK(&env, ARGS("-e", "connect,accept,send,recv"));
+	EXPECT_OK(&env, ARGS("-e", "connect,accept,send,recv,existing,bind"));
 	ASSERT_UINT_EQ(env.events, DSTRACE_EVMASK_ALL);
+	EXPECT_OK(&env, ARGS("-e", "connect,accept,send,recv"));
+	ASSERT_UINT_EQ(env.events, 0xfu);
 	EXPECT_OK(&env, ARGS("-e", "recv,connect"));
 	ASSERT_UINT_EQ(env.events,
 		       DSTRACE_EVMASK(DSTRACE_EV_CONNECT) | DSTRACE_EVMASK(DSTRACE_EV_RECV));
@@ -323,8 +325,10 @@ static void test_parse_events(void)
 	ASSERT_UINT_EQ(mask, DSTRACE_EVMASK(DSTRACE_EV_ACCEPT));
 	ASSERT_INT_EQ(dstrace_parse_events("send,send", &mask), 0);
 	ASSERT_UINT_EQ(mask, DSTRACE_EVMASK(DSTRACE_EV_SEND));
-	ASSERT_INT_EQ(dstrace_parse_events("connect,accept,send,recv", &mask), 0);
+	ASSERT_INT_EQ(dstrace_parse_events("connect,accept,send,recv,existing,bind", &mask), 0);
 	ASSERT_UINT_EQ(mask, DSTRACE_EVMASK_ALL);
+	ASSERT_INT_EQ(dstrace_parse_events("bind", &mask), 0);
+	ASSERT_UINT_EQ(mask, DSTRACE_EVMASK(DSTRACE_EV_BIND));
 	/* names match whole, never as a prefix or with extra characters */
 	ASSERT_INT_EQ(dstrace_parse_events("conn", &mask), -1);
 	ASSERT_INT_EQ(dstrace_parse_events("connects", &mask), -1);

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The socket layer every backend shares (program names "sk_"): hooks that follow the socket,
+ * not the syscall, so a connect is seen once however it is driven (syscalls, io_uring, TCP
+ * Fast Open, kernel sockets, MPTCP) and however many calls touch it. They work on every
+ * kernel dstrace supports, locked-down ones included (cgroup hooks on the cgroup v2 root and
+ * tp_btf). The backends add what this layer cannot see: the immediate result of a call.
+ */
+#ifndef DSTRACE_SOCKET_BPF_H
+#define DSTRACE_SOCKET_BPF_H
+
+#include "paths.bpf.h"
+
+/* connect() of an AF_INET6 socket to ::ffff:a.b.c.d, before the kernel translates it. */
+SEC("cgroup/connect6")
+int sk_connect6(struct bpf_sock_addr *ctx)
+{
+	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
+		return 1;
+	handle_connect_start(bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip6[3],
+			     bpf_ntohs((__u16)ctx->user_port));
+	return 1;
+}
+
+/* A UDP AF_INET6 socket connected with a plain sockaddr_in: the IPv4 hook, with the
+ * AF_INET6 socket. */
+SEC("cgroup/connect4")
+int sk_connect4(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk || sk->family != AF_INET6)
+		return 1;
+	handle_connect_start(bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip4,
+			     bpf_ntohs((__u16)ctx->user_port));
+	return 1;
+}
+
+/* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
+{
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6)
+		handle_tcp_state(sk, oldstate, newstate);
+	return 0;
+}
+
+/* ---- bind: an AF_INET6 socket bound to ::ffff:a.b.c.d ---- */
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int sk_enter_bind(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct bind_args args = { .fd = (int)ctx->args[0] };
+	struct sockaddr_in6 sa = {};
+
+	if ((__u32)ctx->args[2] < sizeof(sa) ||
+	    bpf_probe_read_user(&sa, sizeof(sa), (const void *)ctx->args[1]) ||
+	    sa.sin6_family != AF_INET6 || !in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
+		return 0;
+	args.addr = sa.sin6_addr.in6_u.u6_addr32[3];
+	args.port = bpf_ntohs(sa.sin6_port);
+	if (bpf_map_update_elem(&bind_stash, &tid, &args, BPF_ANY))
+		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int sk_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct bind_args *p = bpf_map_lookup_elem(&bind_stash, &tid), args;
+
+	if (!p)
+		return 0;
+	args = *p;
+	bpf_map_delete_elem(&bind_stash, &tid);
+	handle_bind_done(sk_from_fd(args.fd), args.addr, args.port, (int)ctx->ret);
+	return 0;
+}
+
+/* ---- existing: mapped connections and UDP sockets that were there before dstrace ---- */
+
+SEC("iter/task_file")
+int sk_existing(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct socket *sock;
+
+	if (!task || !file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	if (sock)
+		handle_existing(task, BPF_CORE_READ(sock, sk), BPF_CORE_READ(file, f_inode, i_ino),
+				existing_pass);
+	return 0;
+}
+
+#endif /* DSTRACE_SOCKET_BPF_H */

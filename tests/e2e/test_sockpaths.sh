@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# The mapped paths a syscall tracepoint does not see, or sees more than once, each checked
+# with exact events and counts: a non-blocking connect re-issued once writable (Ruby's
+# connect_nonblock, Twisted), blocking and non-blocking connects refused later, a connect
+# that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, and four
+# threads sharing one UDP socket each way.
+#
+#   sudo tests/e2e/test_sockpaths.sh
+#
+# One host (a namespace with lo, and a veth whose peers never answer); every peer
+# is ::ffff:127.0.0.1 or the silent ::ffff:198.51.100.2. DSTRACE_ARGS adds arguments to
+# dstrace (e.g. a backend).
+set -u
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need_root
+build_progs
+NS=$(ns_name lo)
+ip netns add "$NS" || exit 2
+NAMESPACES+=("$NS")
+ip -n "$NS" link set lo up
+# A peer that never answers: SYNs go out of a veth to a MAC nobody has and vanish; one
+# retry, then ETIMEDOUT.
+ip -n "$NS" link add dsva type veth peer name dsvb
+ip -n "$NS" addr add 198.51.100.1/24 dev dsva
+ip -n "$NS" link set dsva up
+ip -n "$NS" link set dsvb up
+ip -n "$NS" neigh add 198.51.100.2 lladdr 02:00:00:00:00:02 dev dsva nud permanent
+ns_sysctl "$NS" net.ipv4.tcp_syn_retries=1
+ns_sysctl "$NS" net.ipv4.tcp_fastopen=3
+ns_sysctl "$NS" net.mptcp.enabled=1
+NSJ=$(ns_json lo)
+SP=$PROGS/sockpaths
+PIDS=()
+
+# Before dstrace starts: a mapped connection that stays open (a pool, a long session). Both
+# ends must be reported as "existing" and counted as a connect and an accept.
+srv_start HSRV lo "existing: server" "$PROGS/tcpserv6" -n 1 8085 || true
+hold_base=$(fbase "existing: client")
+bg_start HOLD lo "$hold_base" "$SP" tcp-hold ::ffff:127.0.0.1 8085 4
+PIDS+=("$HOLD")
+wait_line "$hold_base.out" '^connected' 5 ||
+	fail "existing: client connected" "no line: $(cat "$hold_base.err")"
+HOLD_LPORT=$(kv "$(head -n 1 "$hold_base.out")" lport)
+
+OUT=$WORK/sockpaths.jsonl
+read -ra extra <<<"${DSTRACE_ARGS:-}"
+if ! dstrace_start "$OUT" "${extra[@]}"; then
+	summary
+	exit 1
+fi
+
+expect_events "existing: client events" "$HOLD" "$(ev_json event=existing proto=tcp pid="$HOLD" \
+	comm=sockpaths laddr=127.0.0.1 lport="$HOLD_LPORT" raddr=127.0.0.1 rport=8085 ret=0)"
+expect_proc "existing: client process" "$HOLD" "$(proc_counts 1 0 0 0 0 1 0)"
+expect_events "existing: server events" "$HSRV" "$(ev_json event=existing proto=tcp pid="$HSRV" \
+	comm=tcpserv6 laddr=127.0.0.1 lport=8085 raddr=127.0.0.1 rport="$HOLD_LPORT" ret=0)"
+expect_proc "existing: server process" "$HSRV" "$(proc_counts 0 1 0 0 0 1 0)"
+
+# The TCP server every client reaches: tcpserv6 on [::]:8080 (IPv4 clients too).
+srv_start SRV lo "server" "$PROGS/tcpserv6" -n 0 8080 || true
+
+# case NAME EXPECTED_RESULT CMD...: run one client, check its own result line.
+case_run() {
+	local name=$1 want=$2
+	shift 2
+	cli "$name" lo "$@"
+	check_eq "$name: the program's result" "$want" "$(kv "$LINE" result)"
+}
+
+# one_connect NAME PID PROTO RET ERROR: exactly one connect event for PID, with this result.
+one_connect() {
+	local lport='~number'
+	[[ $4 != 0 ]] && lport=null
+	expect_events "$1: events" "$2" "$(ev_json event=connect proto="$3" pid="$2" comm=sockpaths \
+		raddr="${6:-127.0.0.1}" rport="${7:-8080}" lport="$lport" ret="$4" error="$5")"
+}
+
+case_run "re-issued non-blocking connect" ok "$SP" tcp-retry ::ffff:127.0.0.1 8080
+one_connect "re-issued non-blocking connect" "$CPID" tcp 0 null
+expect_proc "re-issued non-blocking connect: process" "$CPID" "$(proc_counts 1 0 0 0 0 1 0)"
+
+case_run "blocking connect refused" ECONNREFUSED "$SP" tcp-block ::ffff:127.0.0.1 8081
+one_connect "blocking connect refused" "$CPID" tcp -111 ECONNREFUSED 127.0.0.1 8081
+expect_proc "blocking connect refused: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
+
+case_run "non-blocking connect refused" ECONNREFUSED "$SP" tcp-nb ::ffff:127.0.0.1 8082
+one_connect "non-blocking connect refused" "$CPID" tcp -111 ECONNREFUSED 127.0.0.1 8082
+expect_proc "non-blocking connect refused: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
+
+case_run "blocking connect timed out" ETIMEDOUT "$SP" tcp-block ::ffff:198.51.100.2 80
+one_connect "blocking connect timed out" "$CPID" tcp -110 ETIMEDOUT 198.51.100.2 80
+
+case_run "non-blocking connect timed out" ETIMEDOUT "$SP" tcp-nb ::ffff:198.51.100.2 81
+one_connect "non-blocking connect timed out" "$CPID" tcp -110 ETIMEDOUT 198.51.100.2 81
+
+case_run "TCP Fast Open" ok "$SP" tfo ::ffff:127.0.0.1 8080
+one_connect "TCP Fast Open" "$CPID" tcp 0 null
+
+case_run "MPTCP" ok "$SP" mptcp ::ffff:127.0.0.1 8080 1000
+one_connect "MPTCP" "$CPID" mptcp 0 null
+expect_proc "MPTCP: process" "$CPID" "$(proc_counts 1 0 0 0 0 1 0)"
+
+case_run "io_uring connect" ok "$SP" uring-connect ::ffff:127.0.0.1 8080
+one_connect "io_uring connect" "$CPID" tcp 0 null
+
+# io_uring accept: a server accepting 2 IPv4 clients through io_uring only.
+srv_base=$(fbase "io_uring accept server")
+bg_start UPID lo "$srv_base" "$SP" uring-accept 8090 2
+PIDS+=("$UPID")
+if wait_line "$srv_base.out" '^ready' 5; then
+	case_run "io_uring accept: client 1" ok "$SP" tcp-block ::ffff:127.0.0.1 8090
+	case_run "io_uring accept: client 2" ok "$SP" tcp-block ::ffff:127.0.0.1 8090
+	wait_pid "$UPID" 10
+	check_eq "io_uring accept: the server's result" "accepted=2 result=ok" \
+		"$(tail -n 1 "$srv_base.out")"
+	acc=$(ev_json event=accept proto=tcp pid="$UPID" comm=sockpaths raddr=127.0.0.1 lport=8090)
+	expect_events "io_uring accept: events" "$UPID" "$acc" "$acc"
+	expect_proc "io_uring accept: process" "$UPID" "$(proc_counts 0 2 0 0 0 1 0)"
+else
+	fail "io_uring accept server ready" "no ready line: $(cat "$srv_base.err")"
+fi
+
+# UDP-Lite: 5 datagrams of 7 bytes, reported as udplite, counted with UDP.
+case_run "UDP-Lite" ok "$SP" udplite ::ffff:127.0.0.1 5353 5 7
+expect_events "UDP-Lite: events" "$CPID" "$(ev_json event=send proto=udplite pid="$CPID" \
+	raddr=127.0.0.1 rport=5353 ret=0)"
+expect_proc "UDP-Lite: process" "$CPID" "$(proc_counts 0 0 5 0 0 1 35)"
+
+# Four threads send 4000 datagrams each over one socket, four threads receive them on
+# another: every datagram the program sent and received is counted, not one more.
+case_run "4 threads sharing UDP sockets" ok "$SP" udp-threads 5400 4 4000 100
+sent=$(kv "$LINE" sent) received=$(kv "$LINE" received) rbytes=$(kv "$LINE" rbytes)
+check_eq "4 threads sharing UDP sockets: the program sent them all" 16000 "$sent"
+log "the program received $received datagrams ($rbytes bytes)"
+expect_proc "4 threads sharing UDP sockets: process" "$CPID" \
+	"$(proc_counts 0 0 "$sent" "$received" 0 1 $((sent * 100 + rbytes)))"
+
+# bind() to a mapped address: works (an IPv4-only socket in IPv6 clothing), refused on a
+# v6-only socket (EINVAL), or no such local address (EADDRNOTAVAIL).
+bindev() { # NAME PID LADDR LPORT RET ERROR
+	expect_events "$1: events" "$2" "$(ev_json event=bind proto=udp pid="$2" comm=sockpaths \
+		laddr="$3" lport="$4" raddr=null rport=null ret="$5" error="$6")"
+}
+case_run "bind to a mapped address" ok "$SP" bind ::ffff:127.0.0.1 7000 0
+bindev "bind to a mapped address" "$CPID" 127.0.0.1 7000 0 null
+expect_proc "bind to a mapped address: process" "$CPID" none
+case_run "bind to a mapped address, v6-only" EINVAL "$SP" bind ::ffff:127.0.0.1 7001 1
+bindev "bind to a mapped address, v6-only" "$CPID" 127.0.0.1 7001 -22 EINVAL
+expect_proc "bind to a mapped address, v6-only: process" "$CPID" "$(proc_counts 0 0 0 0 1 0 0)"
+case_run "bind to a mapped address not here" EADDRNOTAVAIL "$SP" bind ::ffff:192.0.2.99 7002 0
+bindev "bind to a mapped address not here" "$CPID" 192.0.2.99 7002 -99 EADDRNOTAVAIL
+# and a native IPv6 bind is nothing
+case_run "bind to ::1" ok "$SP" bind ::1 7003 0
+expect_events "bind to ::1: events (none)" "$CPID"
+
+wait_pid "$HOLD" 10
+check_eq "existing: the client's result" "result=ok" "$(tail -n 1 "$hold_base.out")"
+stop_pid "$SRV"
+stop_pid "$HSRV"
+dstrace_stop
+check_json_lines "output" "$OUT"
+check_expectations "$OUT" "$NSJ"
+summary

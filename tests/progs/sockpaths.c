@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockpaths: the ways a program can reach IPv4 through an AF_INET6 socket that do not look
+ * like a plain blocking connect(): re-issued non-blocking connects, TCP Fast Open, MPTCP,
+ * UDP-Lite, io_uring, connects that fail later, threads sharing a UDP socket, connections
+ * held open. One mode per run; one result line on stdout ("key=value ..."), a log on stderr.
+ *
+ *   sockpaths tcp-retry ADDR PORT          non-blocking connect, poll, connect() again
+ *   sockpaths tcp-block ADDR PORT          blocking connect (result: ok or the errno)
+ *   sockpaths tcp-nb ADDR PORT             non-blocking connect, result from SO_ERROR
+ *   sockpaths tcp-hold ADDR PORT SECONDS   connect, send 100 bytes, hold it open
+ *   sockpaths tfo ADDR PORT                sendto(MSG_FASTOPEN) of 5 bytes
+ *   sockpaths mptcp ADDR PORT BYTES        IPPROTO_MPTCP connect, send BYTES
+ *   sockpaths udplite ADDR PORT N SIZE     N UDP-Lite datagrams of SIZE bytes
+ *   sockpaths uring-connect ADDR PORT      connect through io_uring
+ *   sockpaths uring-accept PORT N          accept N clients through io_uring on [::]:PORT
+ *   sockpaths udp-threads PORT T N SIZE    T threads send N datagrams each to
+ *                                          ::ffff:127.0.0.1:PORT over one shared socket,
+ *                                          T threads receive them (recvfrom) on another
+ *   sockpaths bind ADDR PORT V6ONLY        bind an AF_INET6 UDP socket (V6ONLY 0 or 1)
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "common.h"
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+
+static struct sockaddr_in6 addr6(const char *addr, const char *port)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+
+	if (inet_pton(AF_INET6, addr, &sa.sin6_addr) != 1) {
+		fprintf(stderr, "sockpaths: bad IPv6 address '%s'\n", addr);
+		exit(2);
+	}
+	sa.sin6_port = htons(parse_num("port", port, 1, 65535));
+	return sa;
+}
+
+static int sock6(int type, int proto)
+{
+	int fd = socket(AF_INET6, type, proto);
+
+	if (fd < 0) {
+		printf("result=%s\n", errname(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int result(int err)
+{
+	printf("result=%s\n", err ? errname(err) : "ok");
+	return err ? 1 : 0;
+}
+
+static int wait_connected(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (poll(&p, 1, 10000) != 1)
+		return ETIMEDOUT;
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	return err;
+}
+
+static int tcp_retry(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_STREAM | SOCK_NONBLOCK, 0), err;
+
+	if (!connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
+		return result(0);
+	if (errno != EINPROGRESS)
+		return result(errno);
+	/* what Ruby's connect_nonblock and Twisted do: wait, then connect() again */
+	wait_connected(fd);
+	err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) && errno != EISCONN ? errno : 0;
+	fprintf(stderr, "sockpaths: second connect: %s\n", err ? errname(err) : "0");
+	close(fd);
+	return result(err);
+}
+
+static int tcp_block(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_STREAM, 0);
+	int err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+
+	close(fd);
+	return result(err);
+}
+
+static int tcp_nb(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_STREAM | SOCK_NONBLOCK, 0), err = 0;
+
+	if (connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
+		err = errno == EINPROGRESS ? wait_connected(fd) : errno;
+	close(fd);
+	return result(err);
+}
+
+static int tcp_hold(struct sockaddr_in6 *sa, const char *secs)
+{
+	int fd = sock6(SOCK_STREAM, 0);
+	char buf[100];
+	struct sockaddr_in6 me;
+	socklen_t len = sizeof(me);
+
+	memset(buf, 'h', sizeof(buf));
+	if (connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
+		return result(errno);
+	getsockname(fd, (struct sockaddr *)&me, &len);
+	say("connected lport=%u", ntohs(me.sin6_port));
+	sleep(parse_num("seconds", secs, 0, 3600));
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+		return result(errno);
+	close(fd);
+	return result(0);
+}
+
+static int tfo(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_STREAM, 0);
+	ssize_t n = sendto(fd, "hello", 5, MSG_FASTOPEN, (struct sockaddr *)sa, sizeof(*sa));
+	int err = n < 0 ? errno : 0;
+
+	close(fd);
+	return result(err);
+}
+
+static int mptcp(struct sockaddr_in6 *sa, const char *bytes)
+{
+	int fd = sock6(SOCK_STREAM, IPPROTO_MPTCP);
+	size_t n = parse_num("bytes", bytes, 0, 1 << 20);
+	char *buf = calloc(1, n + 1);
+	int err = 0;
+
+	if (!buf || connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
+		err = errno;
+	else if (n && write(fd, buf, n) != (ssize_t)n)
+		err = errno ? errno : EIO;
+	free(buf);
+	close(fd);
+	return result(err);
+}
+
+static int udplite(struct sockaddr_in6 *sa, const char *count, const char *size)
+{
+	int fd = sock6(SOCK_DGRAM, IPPROTO_UDPLITE);
+	unsigned long n = parse_num("count", count, 1, 1000000);
+	size_t len = parse_num("size", size, 1, 65000);
+	char *buf = calloc(1, len);
+	unsigned long sent = 0;
+
+	if (!buf)
+		return result(ENOMEM);
+	for (unsigned long i = 0; i < n; i++)
+		if (sendto(fd, buf, len, 0, (struct sockaddr *)sa, sizeof(*sa)) == (ssize_t)len)
+			sent++;
+	free(buf);
+	printf("sent=%lu ", sent);
+	return result(sent == n ? 0 : errno);
+}
+
+static int uring_wait(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int res;
+
+	if (io_uring_submit(ring) < 0 || io_uring_wait_cqe(ring, &cqe))
+		return -EIO;
+	res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return res;
+}
+
+static int uring_connect(struct sockaddr_in6 *sa)
+{
+	struct io_uring ring;
+	int fd = sock6(SOCK_STREAM, 0), res;
+
+	if (io_uring_queue_init(4, &ring, 0))
+		return result(ENOSYS);
+	io_uring_prep_connect(io_uring_get_sqe(&ring), fd, (struct sockaddr *)sa, sizeof(*sa));
+	res = uring_wait(&ring);
+	io_uring_queue_exit(&ring);
+	close(fd);
+	return result(res < 0 ? -res : 0);
+}
+
+static int uring_accept(const char *port, const char *count)
+{
+	struct io_uring ring;
+	unsigned long n = parse_num("count", count, 1, 100000), got = 0;
+	int lfd = tcp_listen(AF_INET6, port, 0);
+
+	if (lfd < 0 || io_uring_queue_init(4, &ring, 0))
+		return result(lfd < 0 ? EADDRINUSE : ENOSYS);
+	say("ready port=%s", port);
+	while (got < n) {
+		int fd;
+
+		io_uring_prep_accept(io_uring_get_sqe(&ring), lfd, NULL, NULL, 0);
+		fd = uring_wait(&ring);
+		if (fd < 0)
+			break;
+		got++;
+		close(fd);
+	}
+	io_uring_queue_exit(&ring);
+	printf("accepted=%lu ", got);
+	return result(got == n ? 0 : EIO);
+}
+
+/* udp-threads: T senders on one socket, T receivers on another, one process. */
+struct udp_share {
+	int sfd, rfd;
+	struct sockaddr_in6 dst;
+	unsigned long per_thread;
+	size_t size;
+	atomic_ulong sent, received, rbytes;
+	atomic_int senders_left;
+};
+
+static void *udp_sender(void *arg)
+{
+	struct udp_share *u = arg;
+	char buf[2048] = { 0 };
+
+	for (unsigned long i = 0; i < u->per_thread; i++) {
+		if (sendto(u->sfd, buf, u->size, 0, (struct sockaddr *)&u->dst, sizeof(u->dst)) ==
+		    (ssize_t)u->size)
+			atomic_fetch_add(&u->sent, 1);
+		if (i % 64 == 63)
+			usleep(1000); /* keep the receivers' queue from overflowing */
+	}
+	atomic_fetch_sub(&u->senders_left, 1);
+	return NULL;
+}
+
+static void *udp_receiver(void *arg)
+{
+	struct udp_share *u = arg;
+	char buf[2048];
+
+	for (;;) {
+		struct sockaddr_in6 from;
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(u->rfd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+
+		if (n >= 0) {
+			atomic_fetch_add(&u->received, 1);
+			atomic_fetch_add(&u->rbytes, n);
+		} else if (errno == EAGAIN && atomic_load(&u->senders_left) == 0) {
+			return NULL; /* 200 ms of quiet after the last send */
+		}
+	}
+}
+
+static int udp_threads(const char *port, const char *threads, const char *count, const char *size)
+{
+	struct udp_share u = { .dst = addr6("::ffff:127.0.0.1", port) };
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = u.dst.sin6_port };
+	struct timeval tv = { .tv_usec = 200000 };
+	unsigned long t = parse_num("threads", threads, 1, 64);
+	pthread_t tids[128];
+	int zero = 0, big = 8 << 20;
+
+	u.per_thread = parse_num("count", count, 1, 1000000);
+	u.size = parse_num("size", size, 1, 2048);
+	u.sfd = sock6(SOCK_DGRAM, 0);
+	u.rfd = sock6(SOCK_DGRAM, 0);
+	atomic_init(&u.senders_left, (int)t);
+	setsockopt(u.rfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	setsockopt(u.rfd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	setsockopt(u.rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (bind(u.rfd, (struct sockaddr *)&any, sizeof(any)))
+		return result(errno);
+	for (unsigned long i = 0; i < t; i++) {
+		pthread_create(&tids[i], NULL, udp_receiver, &u);
+		pthread_create(&tids[t + i], NULL, udp_sender, &u);
+	}
+	for (unsigned long i = 0; i < 2 * t; i++)
+		pthread_join(tids[i], NULL);
+	printf("sent=%lu received=%lu rbytes=%lu ", atomic_load(&u.sent), atomic_load(&u.received),
+	       atomic_load(&u.rbytes));
+	return result(0);
+}
+
+static int bind6(struct sockaddr_in6 *sa, const char *v6only)
+{
+	int fd = sock6(SOCK_DGRAM, 0);
+	int on = parse_num("v6only", v6only, 0, 1);
+	int err;
+
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	err = bind(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+	close(fd);
+	return result(err);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: sockpaths MODE ARGS... (see the source's opening comment)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in6 sa;
+	const char *m;
+
+	if (argc < 3)
+		usage();
+	m = argv[1];
+	if (!strcmp(m, "uring-accept") && argc == 4)
+		return uring_accept(argv[2], argv[3]);
+	if (!strcmp(m, "udp-threads") && argc == 6)
+		return udp_threads(argv[2], argv[3], argv[4], argv[5]);
+	if (argc < 4)
+		usage();
+	sa = addr6(argv[2], argv[3]);
+	if (!strcmp(m, "tcp-retry") && argc == 4)
+		return tcp_retry(&sa);
+	if (!strcmp(m, "tcp-block") && argc == 4)
+		return tcp_block(&sa);
+	if (!strcmp(m, "tcp-nb") && argc == 4)
+		return tcp_nb(&sa);
+	if (!strcmp(m, "tcp-hold") && argc == 5)
+		return tcp_hold(&sa, argv[4]);
+	if (!strcmp(m, "tfo") && argc == 4)
+		return tfo(&sa);
+	if (!strcmp(m, "mptcp") && argc == 5)
+		return mptcp(&sa, argv[4]);
+	if (!strcmp(m, "udplite") && argc == 6)
+		return udplite(&sa, argv[4], argv[5]);
+	if (!strcmp(m, "uring-connect") && argc == 4)
+		return uring_connect(&sa);
+	if (!strcmp(m, "bind") && argc == 5)
+		return bind6(&sa, argv[4]);
+	usage();
+	return 2;
+}
