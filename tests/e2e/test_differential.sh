@@ -3,7 +3,10 @@
 #
 # Same traffic, same answer, whatever the backend. One fixed workload (TCP accept and mapped
 # connect, v6-only and no-IPv4-route failures, UDP send and receive with every method, a
-# v6-only UDP failure) runs under every backend this kernel supports; each run's events and
+# v6-only UDP failure; a connection open before dstrace started, a re-issued non-blocking
+# connect, refused connects, TCP Fast Open, MPTCP, io_uring connect and accept, UDP-Lite,
+# threads sharing UDP sockets, mapped binds) runs under every backend this kernel supports;
+# each run's events and
 # per-process records, with pids, times and ephemeral ports taken out, must equal the
 # checked-in answer (differential.expected.json), so they also equal each other.
 #
@@ -38,7 +41,7 @@ log "backends compared: ${backends[*]}"
 topo_up
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
-FIXED_PORTS='[9500,9501,9600,9601,9602,9603]'
+FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9507,9600,9601,9602,9603,9604,9605,9606,9607]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
@@ -70,6 +73,39 @@ workload() {
 	done
 	# UDP on a v6-only socket: three failed sends.
 	run_in cds 20 "$WORK/$tag-usend6only" "$PROGS/udp6" send -6 -n 3 ::ffff:192.0.2.4 9600
+
+	# The paths syscalls do not show, or show twice (sockpaths).
+	local sp=$PROGS/sockpaths srv upid
+	bg_start srv sds "$WORK/$tag-serv9502" "$PROGS/tcpserv6" -n 5 9502
+	wait_line "$WORK/$tag-serv9502.out" '^listening' 10 || fail "$tag workload" "tcpserv6 9502 did not start"
+	run_in cds 20 "$WORK/$tag-retry" "$sp" tcp-retry ::ffff:192.0.2.4 9502
+	run_in cds 20 "$WORK/$tag-tfo" "$sp" tfo ::ffff:192.0.2.4 9502
+	run_in cds 20 "$WORK/$tag-mptcp" "$sp" mptcp ::ffff:192.0.2.4 9502 100
+	run_in cds 20 "$WORK/$tag-uconn" "$sp" uring-connect ::ffff:192.0.2.4 9502
+	run_in cds 20 "$WORK/$tag-block" "$sp" tcp-block ::ffff:192.0.2.4 9502
+	wait_pid "$srv" 20 || fail "$tag workload" "tcpserv6 9502 did not get its 5 clients"
+	run_in cds 20 "$WORK/$tag-refused" "$sp" tcp-block ::ffff:192.0.2.4 9504
+	run_in cds 20 "$WORK/$tag-nbrefused" "$sp" tcp-nb ::ffff:192.0.2.4 9505
+	bg_start upid sds "$WORK/$tag-uaccept" "$sp" uring-accept 9503 2
+	wait_line "$WORK/$tag-uaccept.out" '^ready' 10 || fail "$tag workload" "uring-accept did not start"
+	run_in cds 20 "$WORK/$tag-ucli1" "$sp" tcp-block ::ffff:192.0.2.4 9503
+	run_in cds 20 "$WORK/$tag-ucli2" "$sp" tcp-block ::ffff:192.0.2.4 9503
+	wait_pid "$upid" 20 || fail "$tag workload" "uring-accept did not get its 2 clients"
+	run_in cds 20 "$WORK/$tag-udplite" "$sp" udplite ::ffff:192.0.2.4 9604 3 10
+	run_in cds 30 "$WORK/$tag-uthreads" "$sp" udp-threads 9605 2 100 50
+	run_in cds 20 "$WORK/$tag-bind" "$sp" bind ::ffff:192.0.2.12 9606 0
+	run_in cds 20 "$WORK/$tag-bind6only" "$sp" bind ::ffff:192.0.2.12 9607 1
+	wait_pid "$HOLD_PID" 20 || fail "$tag workload" "the held connection did not end"
+}
+
+# A mapped connection open before dstrace starts (reported as existing at both ends).
+HOLD_PID=
+hold_start() {
+	local tag=$1 srv
+	bg_start srv sds "$WORK/$tag-serv9507" "$PROGS/tcpserv6" -n 1 9507
+	wait_line "$WORK/$tag-serv9507.out" '^listening' 10 || fail "$tag workload" "tcpserv6 9507 did not start"
+	bg_start HOLD_PID cds "$WORK/$tag-hold" "$PROGS/sockpaths" tcp-hold ::ffff:192.0.2.4 9507 8
+	wait_line "$WORK/$tag-hold.out" '^connected' 10 || fail "$tag workload" "the held connection did not start"
 }
 
 # normalize FILE: the run's answer without pids, times, tids and ephemeral ports.
@@ -90,6 +126,7 @@ normalize() {
 
 for b in "${backends[@]}"; do
 	out=$WORK/run-$b.jsonl
+	hold_start "$b"
 	dstrace_start "$out" --backend "$b" || continue
 	workload "$b"
 	sleep 0.5 # the last datagrams' events
