@@ -139,10 +139,55 @@ int cg_sendmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* The syscall in progress: its number and arguments, from the task's saved registers. The
+ * numbers differ per architecture; an architecture not listed here cannot name the peer of a
+ * failed v6-only send, and the backend says so at start (syscall_dest_supported). */
 #if defined(__TARGET_ARCH_x86)
 #define NR_sendto 44
 #define NR_sendmsg 46
 #define NR_sendmmsg 307
+#define SYSCALL_DEST_SUPPORTED 1
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+	return BPF_CORE_READ(regs, orig_ax);
+}
+
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
+{
+	switch (i) {
+	case 1:
+		return BPF_CORE_READ(regs, si);
+	case 2:
+		return BPF_CORE_READ(regs, dx);
+	case 4:
+		return BPF_CORE_READ(regs, r8);
+	case 5:
+		return BPF_CORE_READ(regs, r9);
+	default:
+		return 0;
+	}
+}
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_sendto 206
+#define NR_sendmsg 211
+#define NR_sendmmsg 269
+#define SYSCALL_DEST_SUPPORTED 1
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+	return BPF_CORE_READ(regs, syscallno);
+}
+
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
+{
+	return i >= 1 && i <= 5 ? BPF_CORE_READ(regs, regs[i]) : 0; /* x0 is orig_x0 */
+}
+#else
+#define SYSCALL_DEST_SUPPORTED 0
+#endif
+
+const volatile bool syscall_dest_supported = SYSCALL_DEST_SUPPORTED;
+
+#if SYSCALL_DEST_SUPPORTED
 #define SENDMMSG_SCAN 16
 
 /* A send on a v6-only socket to a mapped address fails in udpv6_sendmsg before any cgroup
@@ -150,20 +195,20 @@ int cg_sendmsg6(struct bpf_sock_addr *ctx)
 static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = syscall_nr(regs);
 	struct user_msghdr msg;
 
 	if (nr == NR_sendto)
-		return sockaddr_v4((void *)BPF_CORE_READ(regs, r8), (__u32)BPF_CORE_READ(regs, r9),
-				   true, addr, port);
+		return sockaddr_v4((void *)syscall_arg(regs, 4), (__u32)syscall_arg(regs, 5), true,
+				   addr, port);
 	if (nr == NR_sendmsg) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)BPF_CORE_READ(regs, si)))
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)syscall_arg(regs, 1)))
 			return false;
 		return sockaddr_v4(msg.msg_name, msg.msg_namelen, true, addr, port);
 	}
 	if (nr == NR_sendmmsg) {
-		struct mmsghdr *vec = (struct mmsghdr *)BPF_CORE_READ(regs, si);
-		__u32 vlen = (__u32)BPF_CORE_READ(regs, dx);
+		struct mmsghdr *vec = (struct mmsghdr *)syscall_arg(regs, 1);
+		__u32 vlen = (__u32)syscall_arg(regs, 2);
 
 		/* The first mapped destination in the vector is the one that failed. */
 		for (int i = 0; i < SENDMMSG_SCAN; i++) {

@@ -90,12 +90,67 @@ static bool vmlinux_has_type(const char *name, __u32 kind)
 	return found;
 }
 
+/* Is argument idx (from 0) of the kernel function fn called name? -ENOENT: fn is not in BTF;
+ * 1 yes, 0 no; also 1 when the kernel has no BTF to tell (the load decides). */
+static int vmlinux_func_arg_is(const char *fn, unsigned int idx, const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	const struct btf_param *params;
+	int id, ret = 0;
+
+	if (!btf)
+		return 1;
+	id = btf__find_by_name_kind(btf, fn, BTF_KIND_FUNC);
+	if (id < 0) {
+		ret = -ENOENT;
+		goto out;
+	}
+	t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type); /* FUNC_PROTO */
+	params = btf_params(t);
+	ret = idx < btf_vlen(t) && !strcmp(btf__name_by_offset(btf, params[idx].name_off), name);
+out:
+	btf__free(btf);
+	return ret;
+}
+
+/* The fentry and kprobe backends read kernel functions' arguments by position: a kernel
+ * whose signatures differ would load and count wrong, so it is refused. */
+static int check_signatures(struct dstrace_backend *b)
+{
+	static const struct {
+		const char *fn;
+		unsigned int idx;
+		const char *arg;
+		const char *since;
+	} sig[] = {
+		{ "udpv6_recvmsg", 3, "flags", "udpv6_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+" },
+		{ "tcp_recvmsg", 3, "flags", "tcp_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+" },
+		{ "udpv6_sendmsg", 2, "len", "udpv6_sendmsg(sk, msg, len)" },
+		{ "tcp_v6_connect", 0, "sk", "tcp_v6_connect(sk, uaddr, addr_len)" },
+	};
+
+	for (size_t i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
+		int r = vmlinux_func_arg_is(sig[i].fn, sig[i].idx, sig[i].arg);
+
+		if (r == -ENOENT)
+			return fail(b, -EOPNOTSUPP, "this kernel has no %s() in its BTF", sig[i].fn);
+		if (!r)
+			return fail(b, -EOPNOTSUPP,
+				    "this kernel's %s() has other arguments than dstrace reads (%s)",
+				    sig[i].fn, sig[i].since);
+	}
+	return 0;
+}
+
 /* What a backend needs from the kernel, checked before loading so the error can say it. */
 static int precheck(struct dstrace_backend *b)
 {
 	int err;
 
 	switch (b->kind) {
+	case DSTRACE_BACKEND_FENTRY:
+		return check_signatures(b);
 	case DSTRACE_BACKEND_KPROBE:
 		/* perf's kprobe PMU, or the tracefs interface libbpf falls back to */
 		dstrace_ensure_tracefs();
@@ -103,7 +158,7 @@ static int precheck(struct dstrace_backend *b)
 		    access("/sys/kernel/tracing/kprobe_events", F_OK) &&
 		    access("/sys/kernel/debug/tracing/kprobe_events", F_OK))
 			return fail(b, -EOPNOTSUPP, "this kernel has no kprobes (CONFIG_KPROBES)");
-		return 0;
+		return check_signatures(b);
 	case DSTRACE_BACKEND_TRACEPOINT:
 		err = dstrace_ensure_tracefs();
 		if (err)
@@ -266,6 +321,9 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	if (err)
 		goto out;
 	err = attach(b);
+	if (!err && kind == DSTRACE_BACKEND_TRACEPOINT && !b->skel->rodata->syscall_dest_supported)
+		fprintf(stderr, "dstrace: warning: on this architecture a send on a v6-only socket "
+				"to a mapped address fails unseen (no syscall table for it)\n");
 out:
 	if (err)
 		backend_detach(b);
