@@ -244,12 +244,12 @@ check_match "--help: ends with an EXAMPLES block" \
 			echo example || echo other)"
 
 # --- the background runs: -d 2, -c with 15 characters, -v ---------------------------------
-bg_dstrace_wait dur 20
+bg_dstrace_wait dur 60
 check_eq "-d 2: exit status, stdout (all went to -o), stderr" "exit=0 stdout=empty stderr=Tracing" \
 	"exit=$RUN_STATUS stdout=$([[ -s $WORK/dur.out ]] && head -c 100 "$WORK/dur.out" || echo empty) stderr=$(
 		cut -c1-7 "$WORK/dur.err" | tr '\n' ' ' | sed 's/ $//')"
-check_eq "-d 2: ended by itself after 1 s and within 15 s (took ${RUN_SECS:-?} s)" yes \
-	"$(awk -v t="${RUN_SECS:-0}" 'BEGIN { print (t >= 1 && t < 15) ? "yes" : "no" }')"
+check_eq "-d 2: ended by itself after 1 s and within 60 s (took ${RUN_SECS:-?} s)" yes \
+	"$(awk -v t="${RUN_SECS:-0}" 'BEGIN { print (t >= 1 && t < 60) ? "yes" : "no" }')"
 check_match "-d 2: the stats record says about 2 s" \
 	'^"stats" "tracepoint" [0-9]+ [0-9]+ (2|2\.[0-9]+|[3-9](\.[0-9]+)?)$' \
 	"$(stats_record "$WORK/dur.jsonl" | jq -c '[.type, .backend, .events, .lost, .duration_s]' |
@@ -306,7 +306,7 @@ fi
 # --- text mode ---------------------------------------------------------------------------------
 # A mapped connect (and its accept), a failed one, and a mapped UDP flow of 2 x 40 bytes.
 TXT=$WORK/text.txt
-bg_start RECV_PID "$ROLE" "$WORK/udp-recv" "$PROGS/udp6" recv -n 2 -t 5 "$UDP_PORT"
+bg_start RECV_PID "$ROLE" "$WORK/udp-recv" "$PROGS/udp6" recv -n 2 -t 60 "$UDP_PORT"
 wait_line "$WORK/udp-recv.out" '^listening' 5 ||
 	fail "udp6 recv ready" "expected 'listening' within 5 s, got: $(cat "$WORK/udp-recv.err")"
 if dstrace_start_raw "$TXT"; then
