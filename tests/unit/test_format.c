@@ -114,6 +114,36 @@ static void test_event_json_failed_connect(void)
 			   "\"rport\":80,\"ret\":-101,\"error\":\"ENETUNREACH\"}");
 }
 
+/* A failed bind: the address asked for is the local end, there is no remote end; an MPTCP
+ * connect says so in proto. */
+static void test_event_json_bind_and_mptcp(void)
+{
+	struct dstrace_event e = failed_connect_event();
+	char buf[DSTRACE_LINE_MAX];
+
+	e.kind = DSTRACE_EV_BIND;
+	e.proto = DSTRACE_PROTO_UDPLITE;
+	e.laddr = htonl(0xc0000263); /* 192.0.2.99 */
+	e.lport = 7001;
+	e.ret = -22;
+	e.flags = DSTRACE_F_HAVE_LOCAL | DSTRACE_F_NO_REMOTE;
+	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "{\"type\":\"event\",\"ts\":\"" TS_ISO "\",\"event\":\"bind\","
+			   "\"proto\":\"udplite\",\"pid\":4242,\"tid\":4243,\"comm\":\"curl\","
+			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
+			   "\"laddr\":\"192.0.2.99\",\"lport\":7001,\"raddr\":null,"
+			   "\"rport\":null,\"ret\":-22,\"error\":\"EINVAL\"}");
+	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
+	ASSERT_TRUE(strstr(buf, " bind    udplite ::ffff:192.0.2.99:7001") != NULL);
+	ASSERT_TRUE(strstr(buf, " -                            EINVAL") != NULL);
+
+	e = failed_connect_event();
+	e.ret = 0;
+	e.flags = DSTRACE_F_MPTCP;
+	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
+	ASSERT_TRUE(strstr(buf, "\"event\":\"connect\",\"proto\":\"mptcp\"") != NULL);
+}
+
 static void test_event_json_unknown_errno(void)
 {
 	struct dstrace_event e = failed_connect_event();
@@ -483,6 +513,7 @@ static const CU_TestInfo tests[] = {
 	{ "event json", test_event_json },
 	{ "event json: udp recv, extreme values", test_event_json_udp_recv },
 	{ "event json: failed connect", test_event_json_failed_connect },
+	{ "event json and text: bind, udplite, mptcp", test_event_json_bind_and_mptcp },
 	{ "event json: unknown errno", test_event_json_unknown_errno },
 	{ "event json: comm escaped", test_event_json_escapes_comm },
 	{ "event json: widest comm", test_event_json_widest_comm },
