@@ -123,9 +123,16 @@ static __always_inline bool bpf_sock_is_udp6(struct bpf_sock *sk)
 SEC("cgroup/sendmsg4")
 int cg_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	if (bpf_sock_is_udp6(ctx->sk))
-		dgram_handoff_put(ctx, false, true, ctx->user_ip4,
-				  bpf_ntohs((__u16)ctx->user_port));
+	struct dgram_scratch *s;
+
+	if (!bpf_sock_is_udp6(ctx->sk))
+		return 1;
+	dgram_handoff_put(ctx, false, true, ctx->user_ip4, bpf_ntohs((__u16)ctx->user_port));
+	/* This hook never runs for a call that appends to a corked datagram: a cork remembered
+	 * here was flushed (setsockopt(UDP_CORK, 0)) and this call starts a new datagram. */
+	s = bpf_sk_storage_get(&dgram_scratch, ctx->sk, 0, 0);
+	if (s)
+		s->cork_valid = 0;
 	return 1;
 }
 

@@ -40,7 +40,7 @@ PIDS=()
 # ends must be reported as "existing" and counted as a connect and an accept.
 srv_start HSRV lo "existing: server" "$PROGS/tcpserv6" -n 1 8085 || true
 hold_base=$(fbase "existing: client")
-bg_start HOLD lo "$hold_base" "$SP" tcp-hold ::ffff:127.0.0.1 8085 4
+bg_start HOLD lo "$hold_base" "$SP" tcp-hold ::ffff:127.0.0.1 8085 15
 PIDS+=("$HOLD")
 wait_line "$hold_base.out" '^connected' 5 ||
 	fail "existing: client connected" "no line: $(cat "$hold_base.err")"
@@ -130,6 +130,12 @@ expect_events "UDP-Lite: events" "$CPID" "$(ev_json event=send proto=udplite pid
 	raddr=127.0.0.1 rport=5353 ret=0)"
 expect_proc "UDP-Lite: process" "$CPID" "$(proc_counts 0 0 5 0 0 1 35)"
 
+# A corked datagram flushed by setsockopt(UDP_CORK, 0), then a plain one: two datagrams.
+case_run "UDP cork flushed" ok "$SP" cork-flush ::ffff:127.0.0.1 5354
+expect_events "UDP cork flushed: events" "$CPID" "$(ev_json event=send proto=udp pid="$CPID" \
+	raddr=127.0.0.1 rport=5354 ret=0)"
+expect_proc "UDP cork flushed: process" "$CPID" "$(proc_counts 0 0 2 0 0 1 7)"
+
 # Four threads send 4000 datagrams each over one socket, four threads receive them on
 # another: every datagram the program sent and received is counted, not one more.
 case_run "4 threads sharing UDP sockets" ok "$SP" udp-threads 5400 4 4000 100
@@ -157,7 +163,7 @@ bindev "bind to a mapped address not here" "$CPID" 192.0.2.99 7002 -99 EADDRNOTA
 case_run "bind to ::1" ok "$SP" bind ::1 7003 0
 expect_events "bind to ::1: events (none)" "$CPID"
 
-wait_pid "$HOLD" 10
+wait_pid "$HOLD" 40
 check_eq "existing: the client's result" "result=ok" "$(tail -n 1 "$hold_base.out")"
 stop_pid "$SRV"
 stop_pid "$HSRV"

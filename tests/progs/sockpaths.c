@@ -18,6 +18,8 @@
  *                                          ::ffff:127.0.0.1:PORT over one shared socket,
  *                                          T threads receive them (recvfrom) on another
  *   sockpaths bind ADDR PORT V6ONLY        bind an AF_INET6 UDP socket (V6ONLY 0 or 1)
+ *   sockpaths cork-flush ADDR PORT         UDP_CORK on, send 3 bytes, UDP_CORK off (the
+ *                                          flush sends them), send 4 bytes: 2 datagrams
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -319,6 +322,19 @@ static int bind6(struct sockaddr_in6 *sa, const char *v6only)
 	return result(err);
 }
 
+static int cork_flush(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_DGRAM, 0), on = 1, off = 0, err = 0;
+
+	if (setsockopt(fd, IPPROTO_UDP, UDP_CORK, &on, sizeof(on)) ||
+	    sendto(fd, "aaa", 3, 0, (struct sockaddr *)sa, sizeof(*sa)) != 3 ||
+	    setsockopt(fd, IPPROTO_UDP, UDP_CORK, &off, sizeof(off)) ||
+	    sendto(fd, "bbbb", 4, 0, (struct sockaddr *)sa, sizeof(*sa)) != 4)
+		err = errno;
+	close(fd);
+	return result(err);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: sockpaths MODE ARGS... (see the source's opening comment)\n");
@@ -358,6 +374,8 @@ int main(int argc, char **argv)
 		return uring_connect(&sa);
 	if (!strcmp(m, "bind") && argc == 5)
 		return bind6(&sa, argv[4]);
+	if (!strcmp(m, "cork-flush") && argc == 4)
+		return cork_flush(&sa);
 	usage();
 	return 2;
 }
