@@ -184,6 +184,11 @@ start_tracer() {
 		"$DSTRACE" -i 3600 -o "$tracer_out" 2>"$tracer_err" &
 		ready_file=$tracer_err
 		;;
+	floor)
+		# dstrace's hooks attached with programs that only return: what the hooks cost
+		"$DSTRACE" --floor -i 3600 -o "$tracer_out" 2>"$tracer_err" &
+		ready_file=$tracer_err
+		;;
 	bpftrace)
 		"$BPFTRACE" "$BT_SCRIPT" >"$tracer_out" 2>"$tracer_err" &
 		ready_file=$tracer_out
@@ -244,7 +249,7 @@ counted() {
 lost_events() {
 	case "$1" in
 	stream) sed -nE 's/^\{"type":"stats".*"lost":([0-9]+).*/\1/p' "$tracer_out" | tail -1 ;;
-	aggregate) sed -nE 's/^[0-9]+ events, ([0-9]+) lost, .*/\1/p' "$tracer_out" | tail -1 ;;
+	aggregate | floor) sed -nE 's/^[0-9]+ events, ([0-9]+) lost, .*/\1/p' "$tracer_out" | tail -1 ;;
 	*) echo null ;;
 	esac
 }
@@ -326,7 +331,7 @@ tracer_end() {
 		read -r w_workload w_kind w_ops w_recv w_cpu_s w_cpu_pct w_bpf_pct w_hwm w_lpid \
 			w_expected w_progs <<<"$w"
 		w_counted=null
-		if [ "$cur_config" != none ]; then
+		if [ "$cur_config" != none ] && [ "$cur_config" != floor ]; then
 			w_got=$(counted "$cur_config" "$w_workload" "$w_lpid")
 			w_counted=$(awk -v g="${w_got:-0}" -v e="$w_expected" \
 				'BEGIN { printf "%.4f", e ? g / e : 0 }')
@@ -395,7 +400,7 @@ json_numbers() { # list -> [n1,n2,...]
 	echo "[$(numbers "$@" | paste -sd,)]"
 }
 
-configs=(none stream aggregate bpftrace)
+configs=(none floor stream aggregate bpftrace)
 tracers=(stream aggregate bpftrace)
 workloads=(tcp udp)
 # Storms: space-separated lists per workload:config.
@@ -491,7 +496,7 @@ else
 		tracer_begin "$config"
 		for workload in "${workloads[@]}"; do
 			load "$workload" storm "$duration" 0
-			[ "$config" = none ] || load "$workload" fixed "$rate_duration" "$fixed_rate"
+			case $config in none | floor) ;; *) load "$workload" fixed "$rate_duration" "$fixed_rate" ;; esac
 		done
 		tracer_end
 	done
@@ -604,6 +609,33 @@ if [ -n "${f_progs[*]//-/}" ]; then
 fi
 
 echo
+echo "Cost per operation, ns (from the storms' median ops/s): hooks = floor - untraced (dstrace's"
+echo "hooks with programs that only return), work = tracer - floor (what dstrace's programs and"
+echo "user space add above that), x floor = work / hooks"
+row='%-4s %-9s %10s %10s %10s %8s\n'
+# shellcheck disable=SC2059
+printf "$row" load config ns/op hooks work "x floor"
+json_floor=()
+ns_op() { awk -v o="$1" 'BEGIN { if (o == "null" || o == 0) print "null"; else printf "%.0f", 1e9 / o }'; }
+for workload in "${workloads[@]}"; do
+	n0=$(ns_op "${m_ops[$workload:none]}")
+	nf=$(ns_op "${m_ops[$workload:floor]}")
+	for config in stream aggregate; do
+		nc=$(ns_op "${m_ops[$workload:$config]}")
+		read -r hooks work times < <(awk -v a="$n0" -v f="$nf" -v c="$nc" 'BEGIN {
+			if (a == "null" || f == "null" || c == "null") { print "null null null"; exit }
+			h = f - a; w = c - f
+			printf "%.0f %.0f %s\n", h, w, (h > 0 ? sprintf("%.2f", w / h) : "null") }')
+		# shellcheck disable=SC2059
+		printf "$row" "$workload" "$config" "$(fmt %s "$nc")" "$(fmt %s "$hooks")" \
+			"$(fmt %s "$work")" "$(fmt %s "$times")"
+		json_floor+=("$(printf '{"workload":"%s","config":"%s","ns_per_op":%s,' "$workload" \
+			"$config" "$nc"
+		printf '"hooks_ns":%s,"work_ns":%s,"work_per_hooks":%s}' "$hooks" "$work" "$times")")
+	done
+done
+
+echo
 echo "Targets:"
 json_targets=()
 target() { # name value op limit
@@ -647,8 +679,9 @@ target "dstrace VmHWM MiB, max" "$(mib "$(maximum "${hwm[tcp:stream]} ${hwm[tcp:
 		"$rounds" "$duration" "$rate_duration" "$size"
 	printf '"loadgen_threads":%s,' "$threads"
 	printf '"fixed_events_per_s":%s},' "$fixed_events"
-	printf '"storms":%s,"fixed_rate":%s,"targets":%s}\n' "$(json_list "${json_storms[@]}")" \
-		"$(json_list "${json_fixed[@]}")" "$(json_list "${json_targets[@]}")"
+	printf '"storms":%s,"fixed_rate":%s,"floor":%s,"targets":%s}\n' \
+		"$(json_list "${json_storms[@]}")" "$(json_list "${json_fixed[@]}")" \
+		"$(json_list "${json_floor[@]}")" "$(json_list "${json_targets[@]}")"
 } >"$json_out"
 echo
 echo "Took ${elapsed}s; load average $load_before before, $load_after after. JSON: $json_out"

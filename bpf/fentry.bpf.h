@@ -13,6 +13,7 @@
 SEC("fexit/tcp_v6_connect")
 int BPF_PROG(fx_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
 {
+	FLOOR_RETURN(0);
 	handle_connect_call(sk, ret);
 	return 0;
 }
@@ -22,6 +23,7 @@ SEC("fexit/__ip6_datagram_connect")
 int BPF_PROG(fx_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len,
 	     int ret)
 {
+	FLOOR_RETURN(0);
 	handle_connect_call(sk, ret);
 	return 0;
 }
@@ -31,6 +33,7 @@ int BPF_PROG(fx_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, i
 SEC("fexit/inet_csk_accept")
 int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 {
+	FLOOR_RETURN(0);
 	__u64 newsk = 0;
 
 	if (!bpf_get_func_ret(ctx, &newsk) && newsk)
@@ -43,6 +46,7 @@ int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 SEC("fentry/udpv6_sendmsg")
 int BPF_PROG(fx_udpv6_sendmsg_entry, struct sock *sk)
 {
+	FLOOR_RETURN(0);
 	struct dgram_scratch *s;
 	__u8 proto;
 
@@ -57,6 +61,7 @@ int BPF_PROG(fx_udpv6_sendmsg_entry, struct sock *sk)
 SEC("fexit/udpv6_sendmsg")
 int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
 {
+	FLOOR_RETURN(0);
 	__u32 raddr = 0;
 	__u16 rport = 0;
 	__u8 proto;
@@ -72,6 +77,7 @@ SEC("fexit/udpv6_recvmsg")
 int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
 {
+	FLOOR_RETURN(0);
 	__u32 raddr;
 	__u16 rport;
 	__u8 proto;
@@ -88,6 +94,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(fx_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
+	FLOOR_RETURN(0);
 	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
 	return 0;
 }
@@ -96,6 +103,7 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
 {
+	FLOOR_RETURN(0);
 	if (!(flags & (MSG_PEEK | MSG_ERRQUEUE)))
 		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
 	return 0;

@@ -81,6 +81,7 @@ static __always_inline void kcall_connect_return(enum kcall_fn fn, int ret)
 SEC("kprobe/tcp_v6_connect")
 int BPF_KPROBE(kp_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
+	FLOOR_RETURN(0);
 	kcall_connect_entry(KCALL_TCP_CONNECT, sk);
 	return 0;
 }
@@ -88,6 +89,7 @@ int BPF_KPROBE(kp_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int a
 SEC("kretprobe/tcp_v6_connect")
 int BPF_KRETPROBE(kp_tcp_v6_connect_ret, int ret)
 {
+	FLOOR_RETURN(0);
 	kcall_connect_return(KCALL_TCP_CONNECT, ret);
 	return 0;
 }
@@ -95,6 +97,7 @@ int BPF_KRETPROBE(kp_tcp_v6_connect_ret, int ret)
 SEC("kprobe/__ip6_datagram_connect")
 int BPF_KPROBE(kp_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len)
 {
+	FLOOR_RETURN(0);
 	kcall_connect_entry(KCALL_UDP_CONNECT, sk);
 	return 0;
 }
@@ -102,6 +105,7 @@ int BPF_KPROBE(kp_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr,
 SEC("kretprobe/__ip6_datagram_connect")
 int BPF_KRETPROBE(kp_ip6_datagram_connect_ret, int ret)
 {
+	FLOOR_RETURN(0);
 	kcall_connect_return(KCALL_UDP_CONNECT, ret);
 	return 0;
 }
@@ -109,6 +113,7 @@ int BPF_KRETPROBE(kp_ip6_datagram_connect_ret, int ret)
 SEC("kretprobe/inet_csk_accept")
 int BPF_KRETPROBE(kp_inet_csk_accept_ret, struct sock *newsk)
 {
+	FLOOR_RETURN(0);
 	if (newsk)
 		handle_accept_done(newsk);
 	return 0;
@@ -117,6 +122,7 @@ int BPF_KRETPROBE(kp_inet_csk_accept_ret, struct sock *newsk)
 SEC("kprobe/udpv6_sendmsg")
 int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 {
+	FLOOR_RETURN(0);
 	struct kcall call = { .sk = (__u64)sk };
 
 	/* A call appending to a corked datagram must name its peer here (no socket storage
@@ -131,6 +137,7 @@ int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 SEC("kretprobe/udpv6_sendmsg")
 int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 {
+	FLOOR_RETURN(0);
 	struct kcall call;
 
 	__u8 proto;
@@ -145,6 +152,7 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 SEC("kprobe/udpv6_recvmsg")
 int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
 {
+	FLOOR_RETURN(0);
 	struct kcall call = { .sk = (__u64)sk, .msg = (__u64)msg, .flags = flags };
 	__u8 proto;
 
@@ -156,6 +164,7 @@ int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len
 SEC("kretprobe/udpv6_recvmsg")
 int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 {
+	FLOOR_RETURN(0);
 	struct kcall call;
 	__u32 raddr;
 	__u16 rport;
@@ -174,6 +183,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk)
 {
+	FLOOR_RETURN(0);
 	struct kcall call = { .sk = (__u64)sk };
 
 	kcall_save(KCALL_TCP_SEND, &call);
@@ -183,6 +193,7 @@ int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk)
 SEC("kretprobe/tcp_sendmsg")
 int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
 {
+	FLOOR_RETURN(0);
 	struct kcall call;
 
 	if (kcall_take(KCALL_TCP_SEND, &call))
@@ -194,6 +205,7 @@ int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
 SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(kp_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
 {
+	FLOOR_RETURN(0);
 	struct kcall call = { .sk = (__u64)sk, .flags = flags };
 
 	kcall_save(KCALL_TCP_RECV, &call);
@@ -203,6 +215,7 @@ int BPF_KPROBE(kp_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 SEC("kretprobe/tcp_recvmsg")
 int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
 {
+	FLOOR_RETURN(0);
 	struct kcall call;
 
 	if (kcall_take(KCALL_TCP_RECV, &call) && !(call.flags & (MSG_PEEK | MSG_ERRQUEUE)))

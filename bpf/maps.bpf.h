@@ -14,6 +14,15 @@ const volatile __u32 filter_events = DSTRACE_EVMASK_ALL;
 const volatile __u32 filter_protos = DSTRACE_PROTOMASK_ALL;
 /* false with -i alone: everything is counted in the kernel, no event is needed */
 const volatile bool emit_events = true;
+/* The benchmark's floor (--floor): every program attached as usual, returning at once, so
+ * the cost of the hooks themselves can be told from dstrace's work. The verifier drops the
+ * rest of each program. */
+const volatile bool floor_only = false;
+#define FLOOR_RETURN(ret)                                                                        \
+	do {                                                                                     \
+		if (floor_only)                                                                  \
+			return (ret);                                                            \
+	} while (0)
 /* Wake the reader only once this much is queued: a wakeup costs microseconds per event, and
  * user space reads the ring at least every 100 ms anyway. */
 const volatile __u64 wakeup_bytes = 64 * 1024;

@@ -15,6 +15,7 @@
 SEC("cgroup/connect6")
 int sk_connect6(struct bpf_sock_addr *ctx)
 {
+	FLOOR_RETURN(1);
 	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
 		return 1;
 	handle_connect_start(bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip6[3],
@@ -27,6 +28,7 @@ int sk_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int sk_connect4(struct bpf_sock_addr *ctx)
 {
+	FLOOR_RETURN(1);
 	struct bpf_sock *sk = ctx->sk;
 
 	if (!sk || sk->family != AF_INET6)
@@ -40,6 +42,7 @@ int sk_connect4(struct bpf_sock_addr *ctx)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
 {
+	FLOOR_RETURN(0);
 	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6)
 		handle_tcp_state(sk, oldstate, newstate);
 	return 0;
@@ -50,6 +53,7 @@ int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
 SEC("tracepoint/syscalls/sys_enter_bind")
 int sk_enter_bind(struct trace_event_raw_sys_enter *ctx)
 {
+	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct bind_args args = { .fd = (int)ctx->args[0] };
 	struct sockaddr_in6 sa = {};
@@ -68,6 +72,7 @@ int sk_enter_bind(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_bind")
 int sk_exit_bind(struct trace_event_raw_sys_exit *ctx)
 {
+	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct bind_args *p = bpf_map_lookup_elem(&bind_stash, &tid), args;
 
@@ -84,6 +89,7 @@ int sk_exit_bind(struct trace_event_raw_sys_exit *ctx)
 SEC("iter/task_file")
 int sk_existing(struct bpf_iter__task_file *ctx)
 {
+	FLOOR_RETURN(0);
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct socket *sock;

@@ -21,6 +21,7 @@
 SEC("tracepoint/syscalls/sys_enter_connect")
 int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
+	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args args = { .fd = (int)ctx->args[0] };
 
@@ -32,6 +33,7 @@ int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
+	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args *args = bpf_map_lookup_elem(&connect_stash, &tid);
 
@@ -54,12 +56,14 @@ static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_accept")
 int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
+	FLOOR_RETURN(0);
 	return accept_exit(ctx);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 {
+	FLOOR_RETURN(0);
 	return accept_exit(ctx);
 }
 
@@ -70,6 +74,7 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/io_uring/io_uring_complete")
 int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
+	FLOOR_RETURN(0);
 	struct io_kiocb *req = ctx->req;
 	int res = ctx->res;
 
@@ -123,6 +128,7 @@ static __always_inline bool bpf_sock_is_udp6(struct bpf_sock *sk)
 SEC("cgroup/sendmsg4")
 int cg_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	FLOOR_RETURN(1);
 	struct dgram_scratch *s;
 
 	if (!bpf_sock_is_udp6(ctx->sk))
@@ -141,6 +147,7 @@ int cg_sendmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg6")
 int cg_sendmsg6(struct bpf_sock_addr *ctx)
 {
+	FLOOR_RETURN(1);
 	if (bpf_sock_is_udp6(ctx->sk) && ctx->sk->state == TCP_ESTABLISHED)
 		dgram_handoff_put(ctx, false, false, 0, 0);
 	return 1;
@@ -239,6 +246,7 @@ static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 {
+	FLOOR_RETURN(0);
 	struct dgram_peer peer;
 	__u16 rport = 0;
 	__u32 raddr = 0;
@@ -274,6 +282,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 SEC("cgroup/recvmsg6")
 int cg_recvmsg6(struct bpf_sock_addr *ctx)
 {
+	FLOOR_RETURN(1);
 	if (!bpf_sock_is_udp6(ctx->sk) || ctx->user_ip6[0] || ctx->user_ip6[1] ||
 	    ctx->user_ip6[2] != bpf_htonl(0xffff))
 		return 1;
@@ -284,6 +293,7 @@ int cg_recvmsg6(struct bpf_sock_addr *ctx)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 {
+	FLOOR_RETURN(0);
 	struct dgram_peer peer;
 	__u16 rport;
 	__u32 raddr;

@@ -210,6 +210,7 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_port = env->port;
 	skel->rodata->filter_events = env->events;
 	skel->rodata->filter_protos = env->protos;
+	skel->rodata->floor_only = env->floor;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
 	/* a quarter of the ring: a burst still wakes the reader well before it fills */

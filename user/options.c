@@ -37,6 +37,7 @@ enum {
 	OPT_RINGBUF_KB,
 	OPT_AUDIT,
 	OPT_METRICS,
+	OPT_FLOOR,
 };
 
 static const struct argp_option opts[] = {
@@ -62,6 +63,8 @@ static const struct argp_option opts[] = {
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1)", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
+	/* make bench's floor: every hook attached, every program returning at once */
+	{ "floor", OPT_FLOOR, NULL, OPTION_HIDDEN, "Attach programs that do nothing (benchmark)", 0 },
 	{},
 };
 
@@ -205,6 +208,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_AUDIT:
 		env->audit = true;
+		break;
+	case OPT_FLOOR:
+		env->floor = true;
 		break;
 	case OPT_METRICS:
 		if (!*arg)
