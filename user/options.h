@@ -30,6 +30,7 @@ struct env {
 	unsigned int ringbuf_kb;
 	bool audit; /* --audit: per-program records appended to output every interval */
 	const char *metrics; /* --metrics ADDR:PORT */
+	const char *metrics_file; /* --metrics-file PATH: the exposition, for node_exporter */
 };
 
 #define DSTRACE_AUDIT_DEFAULT_INTERVAL 60
