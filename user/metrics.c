@@ -172,8 +172,8 @@ void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
 	const unsigned char *in = (const unsigned char *)comm;
 	size_t o = 0;
 
-	/* At most DSTRACE_COMM_LEN - 1 bytes in, 4 out each: it always fits. */
-	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 5 <= METRICS_LABEL_MAX;) {
+	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
+	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
 		size_t len = utf8_seq_len(in + i);
 
 		if (in[i] == '\\' || in[i] == '"') {
@@ -421,6 +421,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
+	(void)version, (void)upload_data, (void)upload_data_size, (void)con_cls;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", not_allowed,
 			     sizeof(not_allowed) - 1, MHD_RESPMEM_PERSISTENT);

@@ -16,8 +16,8 @@
 
 #define METRICS_COMM_MAX 100 /* distinct comm label values; the rest are comm="_other" */
 #define METRICS_COMM_OTHER "_other"
-/* A label value: every byte of a comm may become \\xNN (4 bytes), plus the NUL. */
-#define METRICS_LABEL_MAX (DSTRACE_COMM_LEN * 4 + 1)
+/* A label value as written: every byte of a comm may become \\xNN (5 bytes), plus the NUL. */
+#define METRICS_LABEL_MAX (DSTRACE_COMM_LEN * 5 + 1)
 
 #define METRICS_CONN_MAX 32 /* HTTP connections at once; more are closed at accept */
 #define METRICS_CONN_IDLE_S 5 /* a connection silent this long is closed */
