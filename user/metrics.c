@@ -312,7 +312,7 @@ int metrics_render_buf(const struct audit *a, const struct metrics_totals *t, ch
 int metrics_file_write(const char *path, const char *body, size_t len, char *why,
 		       size_t why_size)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], reason[256];
 	FILE *f;
 	int err;
 
@@ -320,9 +320,11 @@ int metrics_file_write(const char *path, const char *body, size_t len, char *why
 		snprintf(why, why_size, "%s", strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
 	}
-	err = outfile_open(tmp, OUTFILE_TRUNCATE, &f, why, why_size);
-	if (err)
+	err = outfile_open(tmp, OUTFILE_TRUNCATE, &f, reason, sizeof(reason));
+	if (err) {
+		snprintf(why, why_size, "%s: %s", tmp, reason);
 		return err;
+	}
 	errno = 0;
 	if (fwrite(body, 1, len, f) != len)
 		err = errno ? -errno : -EIO;

@@ -49,7 +49,7 @@ int metrics_render_buf(const struct audit *a, const struct metrics_totals *t, ch
 
 /* --metrics-file: write body to PATH.tmp (opened as outfile_open does), then rename it to
  * path, so a reader sees the old file or the new one, never half of one. 0 or a negative
- * errno, with the reason in why. */
+ * errno, with the reason in why ("PATH.tmp: <reason>" when PATH.tmp cannot be opened). */
 int metrics_file_write(const char *path, const char *body, size_t len, char *why,
 		       size_t why_size);
 
