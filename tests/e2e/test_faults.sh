@@ -9,8 +9,8 @@
 #                 under --audit -o F -i 2 --metrics: a scrape answers at once with exactly 100
 #                 comm series and "_other" holding the other 5 connects (the sum is 105), and
 #                 SIGTERM ends dstrace promptly with a final audit record of all 105.
-#   slow_clients  24 hostile HTTP clients on --metrics (16 send "GET /metr" then one byte a
-#                 second, 8 connect and send nothing, all reconnecting when cut) while mapped
+#   slow_clients  24 hostile HTTP clients on --metrics (16 send "GET /metr" then one byte every
+#                 0.5 s, 8 connect and send nothing, all reconnecting when cut) while mapped
 #                 connects run: each event reaches the -j output within 1 s, normal scrapes
 #                 are answered within 1 s, idle clients are cut after 5 s, slow ones after 10 s.
 #   symlink_out   -o (and --audit -o, and --metrics-file's PATH.tmp) through a symbolic link:
@@ -148,7 +148,7 @@ def client(kind):
             s.sendall(b"GET /metr")
         cut = False
         while time.monotonic() < end:
-            r, _, _ = select.select([s], [], [], 1.0)
+            r, _, _ = select.select([s], [], [], 0.5)
             try:
                 if r:
                     if not s.recv(4096):
