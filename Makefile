@@ -32,13 +32,16 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wform
 CPPFLAGS += -Iinclude -I$(BPF_OUT) -Iuser -DDSTRACE_VERSION='"$(VERSION)"'
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+# The metrics server (its own thread) and sd_notify.
+CPPFLAGS += $(shell pkg-config --cflags libmicrohttpd libsystemd)
+LDLIBS += $(shell pkg-config --libs libmicrohttpd libsystemd) -pthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	-Iinclude -I$(BPF_OUT) -Ibpf
 
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/audit.c \
-	user/metrics.c user/jsonparse.c user/report.c
+	user/metrics.c user/outfile.c user/jsonparse.c user/report.c
 USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 

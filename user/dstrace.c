@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
+#include <systemd/sd-daemon.h>
 #include "aggregate.h"
 #include "audit.h"
 #include "backend.h"
@@ -22,6 +23,7 @@
 #include "format.h"
 #include "metrics.h"
 #include "options.h"
+#include "outfile.h"
 #include "report.h"
 
 static volatile sig_atomic_t exiting;
@@ -39,7 +41,16 @@ struct run {
 	/* audit and metrics */
 	bool per_program; /* --audit or --metrics: keep the per-program tables */
 	struct audit audit;
-	int metrics_fd;
+	int metrics_fd; /* the listener, until the server owns it */
+	struct metrics_server *metrics;
+	uint64_t last_publish_ns;
+	uint64_t next_metrics_file_ns;
+	bool metrics_file_failing; /* said once on stderr; said again when it works */
+	/* systemd (Type=notify): only when NOTIFY_SOCKET says we run under it */
+	bool notify;
+	bool stopping_sent;
+	uint64_t watchdog_ns; /* ping period (half of WatchdogSec=), 0: no watchdog */
+	uint64_t next_notify_ns;
 	uint64_t evictions;
 	uint64_t last_harvest_ns;
 	uint64_t started_realtime_ns;
@@ -210,16 +221,16 @@ static int write_audit(struct run *r, bool final)
  * the reopen is tried again at every interval until it works. */
 static void reopen(struct run *r)
 {
+	char why[256];
 	FILE *f;
 
 	reopen_output = 0;
 	if (!r->env.output)
 		return;
-	f = fopen(r->env.output, "a");
-	if (!f) {
+	if (outfile_open(r->env.output, OUTFILE_APPEND, &f, why, sizeof(why))) {
 		fprintf(stderr, "dstrace: cannot reopen output file '%s': %s; still writing to the "
 				"file opened before, retrying every interval\n",
-			r->env.output, strerror(errno));
+			r->env.output, why);
 		r->reopen_pending = true;
 		return;
 	}
@@ -228,7 +239,8 @@ static void reopen(struct run *r)
 	r->reopen_pending = false;
 }
 
-static void serve_metrics(struct run *r)
+/* The exposition of the tables as they are now (harvested at most once a second). */
+static int render_metrics(struct run *r, char **buf, size_t *len)
 {
 	uint64_t counters[DSTRACE_CNT_MAX] = {};
 	struct metrics_totals t = {
@@ -240,7 +252,67 @@ static void serve_metrics(struct run *r)
 	dstrace_backend__counters(r->backend, counters);
 	t.lost = counters[DSTRACE_CNT_LOST];
 	t.evictions = r->evictions + r->audit.programs_dropped + r->audit.pids_dropped;
-	metrics_serve(r->metrics_fd, &r->audit, &t);
+	return metrics_render_buf(&r->audit, &t, buf, len);
+}
+
+/* --metrics: a new snapshot for the server's thread, at most once a second. Scrapes read
+ * the last one; nothing here waits for a client. */
+static void publish_metrics(struct run *r, uint64_t now)
+{
+	char *buf;
+	size_t len;
+
+	if (!r->metrics || now - r->last_publish_ns < 1000000000ull)
+		return;
+	r->last_publish_ns = now;
+	if (!render_metrics(r, &buf, &len))
+		metrics_server__publish(r->metrics, buf, len);
+}
+
+/* --metrics-file: at start (where a failure ends the run), every interval and at exit. */
+static int write_metrics_file(struct run *r, bool start)
+{
+	char *buf, why[256];
+	size_t len;
+	int err;
+
+	err = render_metrics(r, &buf, &len);
+	if (!err) {
+		err = metrics_file_write(r->env.metrics_file, buf, len, why, sizeof(why));
+		free(buf);
+	} else {
+		snprintf(why, sizeof(why), "%s", strerror(-err));
+	}
+	if (err && (start || !r->metrics_file_failing))
+		fprintf(stderr, "dstrace: cannot write metrics file '%s': %s%s\n",
+			r->env.metrics_file, why, start ? "" : "; retrying every interval");
+	else if (!err && r->metrics_file_failing)
+		fprintf(stderr, "dstrace: metrics file '%s' written again\n", r->env.metrics_file);
+	r->metrics_file_failing = err != 0;
+	return err;
+}
+
+/* systemd: STATUS= says how far the run is; WATCHDOG=1 (when WatchdogSec= is set) comes
+ * from this loop only, so a loop that hangs gets the service restarted. */
+static void notify_systemd(struct run *r, uint64_t now, const char *state)
+{
+	uint64_t counters[DSTRACE_CNT_MAX] = {};
+
+	if (!r->notify)
+		return;
+	dstrace_backend__counters(r->backend, counters);
+	sd_notifyf(0, "%s%sSTATUS=Tracing (backend %s): %llu events, %llu lost",
+		   state ? state : "", r->watchdog_ns ? "WATCHDOG=1\n" : "",
+		   dstrace_backend__name(r->backend), (unsigned long long)r->events_seen,
+		   (unsigned long long)counters[DSTRACE_CNT_LOST]);
+	r->next_notify_ns = now + (r->watchdog_ns ? r->watchdog_ns : 10000000000ull);
+}
+
+static void notify_stopping(struct run *r)
+{
+	if (r->notify && !r->stopping_sent)
+		sd_notify(0, "STOPPING=1");
+	r->stopping_sent = true;
 }
 
 /* Root, or at least the capabilities loading and attaching need. */
@@ -291,7 +363,7 @@ int main(int argc, char **argv)
 	proc_table__init(&r.procs);
 	r.out = stdout;
 	r.metrics_fd = -1;
-	r.per_program = r.env.audit || r.env.metrics;
+	r.per_program = r.env.audit || r.env.metrics || r.env.metrics_file;
 
 	if (check_privileges())
 		return 1;
@@ -301,11 +373,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (r.env.output) {
+		char why[256];
+
 		/* An audit survives restarts: append, never truncate. */
-		r.out = fopen(r.env.output, r.env.audit ? "a" : "w");
-		if (!r.out) {
+		if (outfile_open(r.env.output, r.env.audit ? OUTFILE_APPEND : OUTFILE_TRUNCATE,
+				 &r.out, why, sizeof(why))) {
 			fprintf(stderr, "dstrace: cannot open output file '%s': %s\n", r.env.output,
-				strerror(errno));
+				why);
 			return 1;
 		}
 	}
@@ -343,12 +417,31 @@ int main(int argc, char **argv)
 		}
 		dstrace_find_cgroup2_quiet(r.audit.cgroup_root, sizeof(r.audit.cgroup_root));
 	}
+	if (r.env.metrics) {
+		char *buf;
+		size_t len;
+
+		/* The first snapshot (empty tables): a scrape always has something to read. */
+		err = metrics_render_buf(&r.audit, &(struct metrics_totals){
+			.version = DSTRACE_VERSION, .backend = dstrace_backend__name(r.backend) },
+			&buf, &len);
+		if (!err)
+			err = metrics_server__new(r.metrics_fd, buf, len, &r.metrics);
+		r.metrics_fd = -1; /* the server's now, whatever happened */
+		if (err) {
+			fprintf(stderr, "dstrace: cannot start the metrics server on %s: %s\n",
+				r.env.metrics, strerror(-err));
+			goto cleanup;
+		}
+	}
 	rb = ring_buffer__new(dstrace_backend__ringbuf_fd(r.backend), handle_event, &r, NULL);
 	r.rb = rb;
 	if (!rb) {
 		fprintf(stderr, "dstrace: failed to open the ring buffer: %s\n", strerror(errno));
 		goto cleanup;
 	}
+	if (r.env.metrics_file && write_metrics_file(&r, true))
+		goto cleanup;
 
 	r.boot_to_realtime_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME));
 	r.started_realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -366,6 +459,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dstrace: warning: cannot list the connections that existed at "
 				"start: %s\n",
 			strerror(-err));
+	r.next_metrics_file_ns = start_ns + (r.env.interval_s ? r.env.interval_s : 10) * 1000000000ull;
 	fprintf(stderr, "Tracing IPv4-mapped traffic on AF_INET6 sockets (backend %s)... "
 			"Hit Ctrl-C to end.\n",
 		dstrace_backend__name(r.backend));
@@ -374,15 +468,21 @@ int main(int argc, char **argv)
 		emit_line(&r, line);
 		flush_lines(&r);
 	}
+	/* Attached, reading, and (with --metrics) serving: systemd may go on. */
+	if (getenv("NOTIFY_SOCKET")) {
+		uint64_t usec = 0;
+
+		r.notify = true;
+		if (sd_watchdog_enabled(0, &usec) > 0)
+			r.watchdog_ns = usec * 1000 / 2;
+		notify_systemd(&r, start_ns, "READY=1\n");
+	}
 
 	while (!exiting) {
-		struct pollfd pfds[2] = {
-			{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
-			{ .fd = r.metrics_fd, .events = POLLIN },
-		};
+		struct pollfd pfd = { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN };
 		uint64_t now;
 
-		if (poll(pfds, r.metrics_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR) {
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR) {
 			fprintf(stderr, "dstrace: poll: %s\n", strerror(errno));
 			goto cleanup;
 		}
@@ -393,11 +493,12 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		flush_lines(&r);
-		if (r.metrics_fd >= 0 && (pfds[1].revents & POLLIN))
-			serve_metrics(&r);
 		if (reopen_output)
 			reopen(&r);
 		now = clock_ns(CLOCK_MONOTONIC);
+		publish_metrics(&r, now);
+		if (r.notify && now >= r.next_notify_ns)
+			notify_systemd(&r, now, NULL);
 		if (r.env.duration_s && now - start_ns >= r.env.duration_s * 1000000000ull)
 			break;
 		if (next_interval_ns && now >= next_interval_ns) {
@@ -412,10 +513,19 @@ int main(int argc, char **argv)
 			}
 			next_interval_ns += r.env.interval_s * 1000000000ull;
 		}
+		if (r.env.metrics_file && now >= r.next_metrics_file_ns) {
+			write_metrics_file(&r, false);
+			r.next_metrics_file_ns += (r.env.interval_s ? r.env.interval_s : 10) * 1000000000ull;
+		}
 	}
+	notify_stopping(&r);
 	/* What the kernel queued before we stopped still belongs to this run. */
 	ring_buffer__consume(rb);
 
+	if (r.env.metrics_file) {
+		harvest(&r, true);
+		write_metrics_file(&r, false); /* the final numbers; a failure was said */
+	}
 	if (r.env.audit) {
 		if (write_audit(&r, true))
 			goto cleanup;
@@ -457,6 +567,8 @@ int main(int argc, char **argv)
 			(unsigned long long)(stats.proc_full + r.procs.dropped));
 	status = 0;
 cleanup:
+	notify_stopping(&r);
+	metrics_server__free(r.metrics);
 	ring_buffer__free(rb);
 	dstrace_backend__free(r.backend);
 	proc_table__free(&r.procs);

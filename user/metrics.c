@@ -4,14 +4,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#include <microhttpd.h>
 #include "format.h"
 #include "metrics.h"
+#include "outfile.h"
 
 int metrics_listen(const char *spec, const char **what)
 {
@@ -61,7 +68,7 @@ int metrics_listen(const char *spec, const char **what)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET ? sizeof(*sin) : sizeof(*sin6)) ||
-	    listen(fd, 16)) {
+	    listen(fd, 64)) {
 		int err = -errno;
 
 		close(fd);
@@ -70,7 +77,7 @@ int metrics_listen(const char *spec, const char **what)
 	return fd;
 }
 
-/* Series are summed per comm; comms beyond METRICS_COMM_MAX share "_other". */
+/* Series are summed per comm; comms beyond METRICS_COMM_MAX share one "_other" series. */
 struct comm_sums {
 	char comm[DSTRACE_COMM_LEN];
 	uint64_t counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
@@ -80,17 +87,31 @@ struct comm_sums {
 	uint64_t errnos_other;
 };
 
-static struct comm_sums *comm_slot(struct comm_sums *sums, uint32_t *n, const char *comm)
+struct comm_table {
+	struct comm_sums named[METRICS_COMM_MAX];
+	uint32_t n;
+	struct comm_sums other; /* comm="_other": the comms that found no slot */
+	bool other_used;
+};
+
+/* A program literally named "_other" joins the bucket: one label value, one series. */
+static struct comm_sums *comm_slot(struct comm_table *t, const char *comm)
 {
-	for (uint32_t i = 0; i < *n; i++) {
-		if (!strcmp(sums[i].comm, comm))
-			return &sums[i];
+	if (strcmp(comm, METRICS_COMM_OTHER)) {
+		for (uint32_t i = 0; i < t->n; i++) {
+			if (!strcmp(t->named[i].comm, comm))
+				return &t->named[i];
+		}
+		if (t->n < METRICS_COMM_MAX) {
+			snprintf(t->named[t->n].comm, sizeof(t->named[t->n].comm), "%s", comm);
+			return &t->named[t->n++];
+		}
 	}
-	if (*n == METRICS_COMM_MAX)
-		return comm_slot(sums, n, "_other");
-	memset(&sums[*n], 0, sizeof(sums[*n]));
-	snprintf(sums[*n].comm, sizeof(sums[*n].comm), "%s", comm);
-	return &sums[(*n)++];
+	if (!t->other_used) {
+		snprintf(t->other.comm, sizeof(t->other.comm), "%s", METRICS_COMM_OTHER);
+		t->other_used = true;
+	}
+	return &t->other;
 }
 
 static void add_errnos(struct comm_sums *s, const struct audit_program *p)
@@ -114,38 +135,92 @@ static void add_errnos(struct comm_sums *s, const struct audit_program *p)
 	s->errnos_other += p->errnos_other;
 }
 
-/* Label values: comm is bytes; escape what the text format requires, drop the rest. */
-static void label_value(const char *in, char *out, size_t size)
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), 0 if there is none. */
+static size_t utf8_seq_len(const unsigned char *s)
 {
+	size_t len;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
+{
+	const unsigned char *in = (const unsigned char *)comm;
 	size_t o = 0;
 
-	for (; *in && o + 3 < size; in++) {
-		unsigned char c = *in;
+	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
+	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
+		size_t len = utf8_seq_len(in + i);
 
-		if (c == '\\' || c == '"') {
+		if (in[i] == '\\' || in[i] == '"') {
 			out[o++] = '\\';
-			out[o++] = c;
-		} else if (c >= 0x20 && c < 0x7f) {
-			out[o++] = c;
+			out[o++] = in[i++];
+		} else if (in[i] == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+			i++;
+		} else if (len && i + len <= DSTRACE_COMM_LEN - 1) {
+			memcpy(out + o, in + i, len);
+			o += len;
+			i += len;
 		} else {
-			out[o++] = '?';
+			/* The label value gets \xNN; in the exposition its backslash is \\. */
+			o += snprintf(out + o, METRICS_LABEL_MAX - o, "\\\\x%02x", in[i++]);
 		}
 	}
 	out[o] = '\0';
 }
 
+/* The series in the order they are written: the named comms, then the bucket. */
+static uint32_t comm_series(const struct comm_table *t,
+			    const struct comm_sums *out[METRICS_COMM_MAX + 1])
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t->n; i++)
+		out[n++] = &t->named[i];
+	if (t->other_used)
+		out[n++] = &t->other;
+	return n;
+}
+
 int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *out)
 {
 	static const char *const dir_names[DSTRACE_DIR_MAX] = { "sent", "received" };
-	struct comm_sums *sums = calloc(METRICS_COMM_MAX + 1, sizeof(*sums));
-	uint32_t n = 0;
-	char ebuf[16];
+	struct comm_table *tab = calloc(1, sizeof(*tab));
+	const struct comm_sums *series[METRICS_COMM_MAX + 1];
+	char ebuf[16], comm[METRICS_LABEL_MAX];
+	uint32_t nseries;
 
-	if (!sums)
+	if (!tab)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < a->nprograms; i++) {
 		const struct audit_program *p = &a->programs[i];
-		struct comm_sums *s = comm_slot(sums, &n, p->comm);
+		struct comm_sums *s = comm_slot(tab, p->comm);
 
 		for (int k = 0; k < DSTRACE_EV_MAX; k++)
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
@@ -155,49 +230,50 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 				s->bytes[d][pr] += p->bytes[d][pr];
 		add_errnos(s, p);
 	}
+	nseries = comm_series(tab, series);
 
 	fprintf(out, "# HELP dstrace_mapped_events_total IPv4 traffic of AF_INET6 sockets through "
 		     "IPv4-mapped addresses: connections (connect, accept) and datagrams (send, recv).\n"
 		     "# TYPE dstrace_mapped_events_total counter\n");
-	for (uint32_t i = 0; i < n; i++) {
-		char comm[DSTRACE_COMM_LEN * 2 + 1];
+	for (uint32_t i = 0; i < nseries; i++) {
+		const struct comm_sums *s = series[i];
 
-		label_value(sums[i].comm, comm, sizeof(comm));
+		metrics_label_value(s->comm, comm);
 		for (int k = 0; k < DSTRACE_EV_MAX; k++)
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
-				if (sums[i].counts[k][pr])
+				if (s->counts[k][pr])
 					fprintf(out, "dstrace_mapped_events_total{event=\"%s\",proto=\"%s\",comm=\"%s\"} %" PRIu64 "\n",
 						dstrace_event_name(k), dstrace_proto_name(pr), comm,
-						sums[i].counts[k][pr]);
+						s->counts[k][pr]);
 	}
 	fprintf(out, "# HELP dstrace_mapped_bytes_total Payload bytes over IPv4-mapped sockets.\n"
 		     "# TYPE dstrace_mapped_bytes_total counter\n");
-	for (uint32_t i = 0; i < n; i++) {
-		char comm[DSTRACE_COMM_LEN * 2 + 1];
+	for (uint32_t i = 0; i < nseries; i++) {
+		const struct comm_sums *s = series[i];
 
-		label_value(sums[i].comm, comm, sizeof(comm));
+		metrics_label_value(s->comm, comm);
 		for (int d = 0; d < DSTRACE_DIR_MAX; d++)
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
-				if (sums[i].bytes[d][pr])
+				if (s->bytes[d][pr])
 					fprintf(out, "dstrace_mapped_bytes_total{direction=\"%s\",proto=\"%s\",comm=\"%s\"} %" PRIu64 "\n",
 						dir_names[d], dstrace_proto_name(pr), comm,
-						sums[i].bytes[d][pr]);
+						s->bytes[d][pr]);
 	}
 	fprintf(out, "# HELP dstrace_mapped_failures_total Failed mapped attempts by errno "
 		     "(ENETUNREACH: v6-only socket or no IPv4 route).\n"
 		     "# TYPE dstrace_mapped_failures_total counter\n");
-	for (uint32_t i = 0; i < n; i++) {
-		char comm[DSTRACE_COMM_LEN * 2 + 1];
+	for (uint32_t i = 0; i < nseries; i++) {
+		const struct comm_sums *s = series[i];
 
-		label_value(sums[i].comm, comm, sizeof(comm));
-		for (uint32_t j = 0; j < sums[i].nerrnos; j++)
+		metrics_label_value(s->comm, comm);
+		for (uint32_t j = 0; j < s->nerrnos; j++)
 			fprintf(out, "dstrace_mapped_failures_total{event=\"%s\",error=\"%s\",comm=\"%s\"} %" PRIu64 "\n",
-				dstrace_event_name(sums[i].errnos[j].kind),
-				dstrace_errno_name(-sums[i].errnos[j].err, ebuf, sizeof(ebuf)), comm,
-				sums[i].errnos[j].count);
-		if (sums[i].errnos_other)
+				dstrace_event_name(s->errnos[j].kind),
+				dstrace_errno_name(-s->errnos[j].err, ebuf, sizeof(ebuf)), comm,
+				s->errnos[j].count);
+		if (s->errnos_other)
 			fprintf(out, "dstrace_mapped_failures_total{event=\"_other\",error=\"_other\",comm=\"%s\"} %" PRIu64 "\n",
-				comm, sums[i].errnos_other);
+				comm, s->errnos_other);
 	}
 	fprintf(out, "# HELP dstrace_lost_events_total Events the kernel ring buffer had no room for.\n"
 		     "# TYPE dstrace_lost_events_total counter\n"
@@ -210,78 +286,238 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 		     "# TYPE dstrace_build_info gauge\n"
 		     "dstrace_build_info{version=\"%s\",backend=\"%s\"} 1\n",
 		t->lost, t->evictions, t->version, t->backend);
-	free(sums);
+	free(tab);
 	return ferror(out) ? -EIO : 0;
 }
 
-static void write_all(int fd, const char *buf, size_t len)
+int metrics_render_buf(const struct audit *a, const struct metrics_totals *t, char **buf,
+		       size_t *len)
 {
-	while (len) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		ssize_t n = write(fd, buf, len);
+	FILE *mem = open_memstream(buf, len);
+	int err;
 
-		if (n > 0) {
-			buf += n;
-			len -= n;
-		} else if (n < 0 && errno == EAGAIN && poll(&pfd, 1, 1000) == 1) {
-			continue;
-		} else {
-			return; /* the scraper went away */
-		}
-	}
-}
-
-static void serve_one(int fd, const struct audit *a, const struct metrics_totals *t)
-{
-	char req[2048], head[256];
-	size_t got = 0;
-	char *body = NULL;
-	size_t body_len = 0;
-	FILE *mem;
-
-	/* Read the request head (bounded: 1 s, 2 KiB). */
-	while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4)) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&pfd, 1, 1000) != 1)
-			return;
-		n = read(fd, req + got, sizeof(req) - 1 - got);
-		if (n <= 0)
-			return;
-		got += n;
-	}
-	req[got] = '\0';
-	if (strncmp(req, "GET /metrics ", 13) && strncmp(req, "GET /metrics?", 13)) {
-		static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
-					 "Content-Length: 23\r\nConnection: close\r\n\r\n"
-					 "dstrace serves /metrics";
-
-		write_all(fd, nf, sizeof(nf) - 1);
-		return;
-	}
-	mem = open_memstream(&body, &body_len);
 	if (!mem)
-		return;
-	metrics_render(a, t, mem);
-	fclose(mem);
-	snprintf(head, sizeof(head),
-		 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-		 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		 body_len);
-	write_all(fd, head, strlen(head));
-	write_all(fd, body, body_len);
-	free(body);
+		return -errno;
+	err = metrics_render(a, t, mem);
+	if (fclose(mem) && !err)
+		err = -ENOMEM;
+	if (err) {
+		free(*buf);
+		*buf = NULL;
+		*len = 0;
+	}
+	return err;
 }
 
-void metrics_serve(int listen_fd, const struct audit *a, const struct metrics_totals *t)
+int metrics_file_write(const char *path, const char *body, size_t len, char *why,
+		       size_t why_size)
 {
-	for (int i = 0; i < 16; i++) {
-		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	char tmp[PATH_MAX], reason[256];
+	FILE *f;
+	int err;
 
-		if (fd < 0)
-			return;
-		serve_one(fd, a, t);
-		close(fd);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		snprintf(why, why_size, "%s", strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
 	}
+	err = outfile_open(tmp, OUTFILE_TRUNCATE, &f, reason, sizeof(reason));
+	if (err) {
+		snprintf(why, why_size, "%s: %s", tmp, reason);
+		return err;
+	}
+	errno = 0;
+	if (fwrite(body, 1, len, f) != len)
+		err = errno ? -errno : -EIO;
+	if (fclose(f) && !err)
+		err = errno ? -errno : -EIO;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		snprintf(why, why_size, "%s", strerror(-err));
+	}
+	return err;
+}
+
+/* --- the HTTP server ---------------------------------------------------------------------- */
+
+/* A connection as the deadline sees it: a duplicate of its socket, so that shutdown() from
+ * the main thread reaches the right socket even if the server closed its own descriptor. */
+struct conn_slot {
+	int fd; /* -1: free */
+	uint64_t started_ns; /* CLOCK_MONOTONIC */
+};
+
+struct metrics_server {
+	struct MHD_Daemon *daemon;
+	pthread_mutex_t lock; /* body, len, conns */
+	char *body;
+	size_t len;
+	struct conn_slot conns[METRICS_CONN_MAX];
+	atomic_uint_fast64_t scrapes;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct metrics_server *s = cls;
+	struct conn_slot *slot = *socket_context;
+
+	pthread_mutex_lock(&s->lock);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		for (int i = 0; ci && i < METRICS_CONN_MAX; i++) {
+			if (s->conns[i].fd >= 0)
+				continue;
+			s->conns[i].fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+			s->conns[i].started_ns = mono_ns();
+			if (s->conns[i].fd >= 0)
+				*socket_context = &s->conns[i];
+			break;
+		}
+	} else if (slot) {
+		close(slot->fd);
+		slot->fd = -1;
+		*socket_context = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
+			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	/* One request per connection: a client never holds a connection between scrapes,
+	 * and the deadline never cuts a keep-alive connection in the middle of one. */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const char *url,
+				      const char *method, const char *version,
+				      const char *upload_data, size_t *upload_data_size,
+				      void **con_cls)
+{
+	static char not_found[] = "dstrace serves /metrics\n";
+	static char not_allowed[] = "dstrace serves GET /metrics\n";
+	struct metrics_server *s = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	(void)version, (void)upload_data, (void)upload_data_size, (void)con_cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", not_allowed,
+			     sizeof(not_allowed) - 1, MHD_RESPMEM_PERSISTENT);
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", not_found,
+			     sizeof(not_found) - 1, MHD_RESPMEM_PERSISTENT);
+	/* A copy, so that the main loop can publish the next one meanwhile. */
+	pthread_mutex_lock(&s->lock);
+	resp = MHD_create_response_from_buffer(s->len, s->body, MHD_RESPMEM_MUST_COPY);
+	pthread_mutex_unlock(&s->lock);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		atomic_fetch_add(&s->scrapes, 1);
+	return ret;
+}
+
+int metrics_server__new(int listen_fd, char *body, size_t len, struct metrics_server **out)
+{
+	struct metrics_server *s = calloc(1, sizeof(*s));
+	sigset_t all, old;
+
+	*out = NULL;
+	if (!s) {
+		close(listen_fd);
+		free(body);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->body = body;
+	s->len = len;
+	for (int i = 0; i < METRICS_CONN_MAX; i++)
+		s->conns[i].fd = -1;
+	/* Signals are the main loop's: the server's thread inherits a mask that blocks them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	s->daemon = MHD_start_daemon(
+		MHD_USE_POLL_INTERNAL_THREAD, 0, NULL, NULL, handle_request, s,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_CONN_MAX,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_CONN_IDLE_S,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+		MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+		MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!s->daemon) {
+		close(listen_fd);
+		metrics_server__free(s);
+		return -EIO; /* libmicrohttpd says no more (it logs nothing without ERROR_LOG) */
+	}
+	*out = s;
+	return 0;
+}
+
+void metrics_server__publish(struct metrics_server *s, char *body, size_t len)
+{
+	uint64_t now = mono_ns();
+	char *old;
+
+	pthread_mutex_lock(&s->lock);
+	old = s->body;
+	s->body = body;
+	s->len = len;
+	for (int i = 0; i < METRICS_CONN_MAX; i++) {
+		/* The server sees the end of the stream and closes the connection itself. */
+		if (s->conns[i].fd >= 0 &&
+		    now - s->conns[i].started_ns > METRICS_CONN_DEADLINE_S * 1000000000ull)
+			shutdown(s->conns[i].fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(old);
+}
+
+uint64_t metrics_server__scrapes(struct metrics_server *s)
+{
+	return atomic_load(&s->scrapes);
+}
+
+void metrics_server__free(struct metrics_server *s)
+{
+	if (!s)
+		return;
+	if (s->daemon)
+		MHD_stop_daemon(s->daemon); /* closes the connections (notify: their dups too) */
+	for (int i = 0; i < METRICS_CONN_MAX; i++) {
+		if (s->conns[i].fd >= 0)
+			close(s->conns[i].fd);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s->body);
+	free(s);
 }

@@ -1,13 +1,27 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* A small single-threaded HTTP endpoint serving /metrics in the Prometheus text format. */
+/*
+ * Prometheus metrics. The main loop renders the exposition of the audit tables into a byte
+ * buffer and publishes it (at most once a second); an HTTP server (libmicrohttpd) on a thread
+ * of its own answers every scrape from the last published buffer. Nothing the server or its
+ * clients do can make the main loop wait: they share one mutex, held only to swap or copy the
+ * buffer. The same exposition can go to a file for node_exporter's textfile collector.
+ */
 #ifndef DSTRACE_METRICS_H
 #define DSTRACE_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "audit.h"
 
 #define METRICS_COMM_MAX 100 /* distinct comm label values; the rest are comm="_other" */
+#define METRICS_COMM_OTHER "_other"
+/* A label value as written: every byte of a comm may become \\xNN (5 bytes), plus the NUL. */
+#define METRICS_LABEL_MAX (DSTRACE_COMM_LEN * 5 + 1)
+
+#define METRICS_CONN_MAX 32 /* HTTP connections at once; more are closed at accept */
+#define METRICS_CONN_IDLE_S 5 /* a connection silent this long is closed */
+#define METRICS_CONN_DEADLINE_S 10 /* no connection lives longer, however slowly it talks */
 
 struct metrics_totals {
 	const char *version;
@@ -17,11 +31,39 @@ struct metrics_totals {
 };
 
 /* "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" or "PORT" (127.0.0.1). Returns a listening,
- * non-blocking socket or a negative errno; *what says which step failed. */
+ * non-blocking socket or a negative errno; *what says which step failed ("parse" for a
+ * malformed spec). */
 int metrics_listen(const char *spec, const char **what);
-/* The exposition of everything in a, grouped by comm. 0 or a negative errno. */
+
+/* A comm as a label value of the text exposition format: backslash, double quote and
+ * newline escaped (\\ \" \n), valid UTF-8 kept as it is, and each byte that is not part of
+ * valid UTF-8 written as the four characters \xNN (in the exposition: \\xNN), so that
+ * distinct comms stay distinct and the output stays UTF-8. out has METRICS_LABEL_MAX bytes. */
+void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX]);
+
+/* The exposition of everything in a, summed per comm. 0 or a negative errno. */
 int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *out);
-/* Answer every connection waiting on listen_fd (bounded time per client). */
-void metrics_serve(int listen_fd, const struct audit *a, const struct metrics_totals *t);
+/* The same into a malloc'ed buffer (*buf, *len; the caller frees it). */
+int metrics_render_buf(const struct audit *a, const struct metrics_totals *t, char **buf,
+		       size_t *len);
+
+/* --metrics-file: write body to PATH.tmp (opened as outfile_open does), then rename it to
+ * path, so a reader sees the old file or the new one, never half of one. 0 or a negative
+ * errno, with the reason in why ("PATH.tmp: <reason>" when PATH.tmp cannot be opened). */
+int metrics_file_write(const char *path, const char *body, size_t len, char *why,
+		       size_t why_size);
+
+struct metrics_server;
+
+/* Serve GET /metrics on listen_fd (from metrics_listen; the server owns it from now on,
+ * also on failure) from a thread of its own, answering with body (the server owns it).
+ * 0 or a negative errno. */
+int metrics_server__new(int listen_fd, char *body, size_t len, struct metrics_server **out);
+/* Replace what scrapes get by body (the server owns it), and close connections older than
+ * METRICS_CONN_DEADLINE_S. Never waits for a client. */
+void metrics_server__publish(struct metrics_server *s, char *body, size_t len);
+/* Scrapes answered so far (200 responses). */
+uint64_t metrics_server__scrapes(struct metrics_server *s);
+void metrics_server__free(struct metrics_server *s);
 
 #endif /* DSTRACE_METRICS_H */

@@ -38,6 +38,7 @@ enum {
 	OPT_AUDIT,
 	OPT_METRICS,
 	OPT_FLOOR,
+	OPT_METRICS_FILE,
 };
 
 static const struct argp_option opts[] = {
@@ -61,6 +62,9 @@ static const struct argp_option opts[] = {
 	  "(default 60 s) and at exit; SIGHUP reopens FILE", 0 },
 	{ "metrics", OPT_METRICS, "ADDR:PORT", 0,
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1)", 0 },
+	{ "metrics-file", OPT_METRICS_FILE, "PATH", 0,
+	  "Write the same metrics to PATH (node_exporter's textfile collector) every interval "
+	  "(every 10 s without -i) and at exit, through PATH.tmp and rename", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
 	/* make bench's floor: every hook attached, every program returning at once */
@@ -216,6 +220,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (!*arg)
 			FAIL(state, "invalid --metrics '': expected ADDR:PORT");
 		env->metrics = arg;
+		break;
+	case OPT_METRICS_FILE:
+		if (!*arg)
+			FAIL(state, "invalid --metrics-file '': expected a file name");
+		env->metrics_file = arg;
 		break;
 	case 'h':
 		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);

@@ -31,6 +31,7 @@ struct env {
 	bool audit; /* --audit: per-program records appended to output every interval */
 	const char *metrics; /* --metrics ADDR:PORT */
 	bool floor; /* --floor (make bench): programs attached that only return */
+	const char *metrics_file; /* --metrics-file PATH: the exposition, for node_exporter */
 };
 
 #define DSTRACE_AUDIT_DEFAULT_INTERVAL 60

@@ -95,7 +95,8 @@ workload() {
 	run_in cds 30 "$WORK/$tag-uthreads" "$sp" udp-threads 9605 2 100 50
 	run_in cds 20 "$WORK/$tag-bind" "$sp" bind ::ffff:192.0.2.12 9606 0
 	run_in cds 20 "$WORK/$tag-bind6only" "$sp" bind ::ffff:192.0.2.12 9607 1
-	wait_pid "$HOLD_PID" 40 || fail "$tag workload" "the held connection did not end"
+	kill -USR1 "$HOLD_PID"
+	wait_pid "$HOLD_PID" 20 || fail "$tag workload" "the held connection did not end"
 }
 
 # A mapped connection open before dstrace starts (reported as existing at both ends).
@@ -104,7 +105,7 @@ hold_start() {
 	local tag=$1 srv
 	bg_start srv sds "$WORK/$tag-serv9507" "$PROGS/tcpserv6" -n 1 9507
 	wait_line "$WORK/$tag-serv9507.out" '^listening' 10 || fail "$tag workload" "tcpserv6 9507 did not start"
-	bg_start HOLD_PID cds "$WORK/$tag-hold" "$PROGS/sockpaths" tcp-hold ::ffff:192.0.2.4 9507 15
+	bg_start HOLD_PID cds "$WORK/$tag-hold" "$PROGS/sockpaths" tcp-hold ::ffff:192.0.2.4 9507 600
 	wait_line "$WORK/$tag-hold.out" '^connected' 10 || fail "$tag workload" "the held connection did not start"
 }
 

@@ -12,7 +12,8 @@
 # from one udp6 to another. The programs run as copies named <tag>-<program>, so that their
 # comm label is this run's alone: other suites running on the machine at the same time
 # (dstrace sees them too) cannot add to the sums. Then /metrics itself: the text format,
-# a 404 elsewhere; and --metrics :PORT (127.0.0.1) in the default JSON mode.
+# a 404 elsewhere, a 405 for other methods; and --metrics :PORT (127.0.0.1) with --metrics-file
+# in the default JSON mode.
 #
 #   sudo tests/e2e/test_metrics.sh
 set -u
@@ -246,6 +247,12 @@ else
 fi
 check_eq "GET /other: 404" 404 "$(mon_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/other")"
 check_eq "GET /: 404" 404 "$(mon_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/")"
+check_eq "POST /metrics: 405, Allow: GET, HEAD" "405 GET, HEAD" \
+	"$(mon_curl -X POST -d x -D - -o /dev/null "http://127.0.0.1:$METRICS_PORT/metrics" |
+		awk 'NR == 1 { c = $2 } tolower($1) == "allow:" { sub(/^[^:]*: */, ""); sub(/\r$/, ""); a = $0 }
+			END { print c " " a }')"
+check_eq "GET /metrics?query: 200, the same exposition" 200 \
+	"$(mon_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/metrics?x=1")"
 check_eq "prometheus: the only target is dstrace" "dstrace@http://127.0.0.1:$METRICS_PORT/metrics=up" \
 	"$(mon_curl "http://127.0.0.1:$PROM_PORT/api/v1/targets" | jq -r '[.data.activeTargets[] | "\(.labels.job)@\(.scrapeUrl)=\(.health)"] | join(" ")')"
 
@@ -255,11 +262,15 @@ dstrace_stop_sig TERM
 check_eq "--audit with --metrics: the audit's tcpserv6 accepts" "$N_ACCEPT" \
 	"$(jq -s --arg exe "/$S6" '[.[] | select(.type == "audit" and (.exe | endswith($exe)))] | last | .accept.tcp' "$WORK/audit.jsonl")"
 
-# --- --metrics :PORT (127.0.0.1), in the default mode (-j) ------------------------------------------
+# --- --metrics :PORT (127.0.0.1) and --metrics-file, in the default mode (-j) ------------------------
+# The textfile: written at start, every 10 s without -i, and at exit, through PATH.tmp.
 P2=$((METRICS_PORT + 1))
-if dstrace_start_in mon "$WORK/j.stdout" -j -o "$WORK/j.jsonl" --metrics ":$P2"; then
+TEXTFILE=$WORK/textfile/dstrace.prom
+mkdir -p "$WORK/textfile"
+if dstrace_start_in mon "$WORK/j.stdout" -j -o "$WORK/j.jsonl" --metrics ":$P2" --metrics-file "$TEXTFILE"; then
 	check_eq "--metrics :$P2 listens on 127.0.0.1:$P2" "127.0.0.1:$P2" \
 		"$(in_ns mon ss -Hltn "sport = :$P2" | awk '{print $4}')"
+	check_eq "--metrics-file: written at start" 1 "$(grep -c '^dstrace_build_info{' "$TEXTFILE" 2>&1)"
 	for ((i = 0; i < 3; i++)); do
 		in_ns cds "$BIN/$C4" srvds "$SRV6_PORT" >/dev/null 2>>"$WORK/cli4.err"
 	done
@@ -276,6 +287,16 @@ if dstrace_start_in mon "$WORK/j.stdout" -j -o "$WORK/j.jsonl" --metrics ":$P2";
 		"$(jq -c --arg c "$S6" 'select(.type == "event" and .event == "accept" and .comm == $c)' "$WORK/j.jsonl" | wc -l)"
 	check_eq "-j with --metrics: the process record" "accept=3" \
 		"$(jq -r --arg c "$S6" 'select(.type == "process" and .comm == $c) | "accept=\(.accept)"' "$WORK/j.jsonl")"
+	check_eq "--metrics-file at exit: the 3 accepts" \
+		"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\"} 3" \
+		"$(grep -F "comm=\"$S6\"}" "$TEXTFILE" | grep -F 'event="accept"')"
+	check_eq "--metrics-file: only the file is left (PATH.tmp renamed)" "dstrace.prom" \
+		"$(find "$WORK/textfile" -mindepth 1 -printf '%f ' | sed 's/ $//')"
+	if promtool check metrics <"$TEXTFILE" >"$WORK/promtool-textfile.log" 2>&1; then
+		pass "--metrics-file: promtool check metrics" "no problems"
+	else
+		fail "--metrics-file: promtool check metrics" "expected no problems, got: $(head -n 5 "$WORK/promtool-textfile.log")"
+	fi
 fi
 
 summary

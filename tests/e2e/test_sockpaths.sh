@@ -40,7 +40,7 @@ PIDS=()
 # ends must be reported as "existing" and counted as a connect and an accept.
 srv_start HSRV lo "existing: server" "$PROGS/tcpserv6" -n 1 8085 || true
 hold_base=$(fbase "existing: client")
-bg_start HOLD lo "$hold_base" "$SP" tcp-hold ::ffff:127.0.0.1 8085 15
+bg_start HOLD lo "$hold_base" "$SP" tcp-hold ::ffff:127.0.0.1 8085 300
 PIDS+=("$HOLD")
 wait_line "$hold_base.out" '^connected' 5 ||
 	fail "existing: client connected" "no line: $(cat "$hold_base.err")"
@@ -163,7 +163,8 @@ bindev "bind to a mapped address not here" "$CPID" 192.0.2.99 7002 -99 EADDRNOTA
 case_run "bind to ::1" ok "$SP" bind ::1 7003 0
 expect_events "bind to ::1: events (none)" "$CPID"
 
-wait_pid "$HOLD" 40
+kill -USR1 "$HOLD"
+wait_pid "$HOLD" 10
 check_eq "existing: the client's result" "result=ok" "$(tail -n 1 "$hold_base.out")"
 stop_pid "$SRV"
 stop_pid "$HSRV"

@@ -8,7 +8,8 @@
  *   sockpaths tcp-retry ADDR PORT          non-blocking connect, poll, connect() again
  *   sockpaths tcp-block ADDR PORT          blocking connect (result: ok or the errno)
  *   sockpaths tcp-nb ADDR PORT             non-blocking connect, result from SO_ERROR
- *   sockpaths tcp-hold ADDR PORT SECONDS   connect, send 100 bytes, hold it open
+ *   sockpaths tcp-hold ADDR PORT SECONDS   connect, hold it open until SIGUSR1 (at most
+ *                                          SECONDS), then send 100 bytes and close
  *   sockpaths tfo ADDR PORT                sendto(MSG_FASTOPEN) of 5 bytes
  *   sockpaths mptcp ADDR PORT BYTES        IPPROTO_MPTCP connect, send BYTES
  *   sockpaths udplite ADDR PORT N SIZE     N UDP-Lite datagrams of SIZE bytes
@@ -30,6 +31,7 @@
 #include <netinet/udp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,19 +124,30 @@ static int tcp_nb(struct sockaddr_in6 *sa)
 	return result(err);
 }
 
+static volatile sig_atomic_t released;
+
+static void release(int sig)
+{
+	(void)sig;
+	released = 1;
+}
+
 static int tcp_hold(struct sockaddr_in6 *sa, const char *secs)
 {
 	int fd = sock6(SOCK_STREAM, 0);
 	char buf[100];
 	struct sockaddr_in6 me;
 	socklen_t len = sizeof(me);
+	time_t until = time(NULL) + parse_num("seconds", secs, 0, 3600);
 
+	signal(SIGUSR1, release);
 	memset(buf, 'h', sizeof(buf));
 	if (connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
 		return result(errno);
 	getsockname(fd, (struct sockaddr *)&me, &len);
 	say("connected lport=%u", ntohs(me.sin6_port));
-	sleep(parse_num("seconds", secs, 0, 3600));
+	while (!released && time(NULL) < until)
+		usleep(20000);
 	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
 		return result(errno);
 	close(fd);

@@ -360,6 +360,19 @@ static void test_output_option(void)
 	EXPECT_REJECT("invalid --output ''", ARGS("-o", ""));
 }
 
+static void test_metrics_file_option(void)
+{
+	struct env env;
+
+	EXPECT_OK(&env, ARGS("--metrics-file", "/var/lib/node_exporter/dstrace.prom"));
+	ASSERT_STR_EQ(env.metrics_file, "/var/lib/node_exporter/dstrace.prom");
+	ASSERT_TRUE(env.metrics == NULL);
+	EXPECT_OK(&env, ARGS("--metrics-file=m.prom", "--metrics", ":9464"));
+	ASSERT_STR_EQ(env.metrics_file, "m.prom");
+	ASSERT_STR_EQ(env.metrics, ":9464");
+	EXPECT_REJECT("invalid --metrics-file '': expected a file name", ARGS("--metrics-file", ""));
+}
+
 static void test_extra_argument(void)
 {
 	EXPECT_REJECT("unexpected argument 'extra'", ARGS("-j", "extra"));
@@ -395,6 +408,7 @@ static const CU_TestInfo tests[] = {
 	{ "dstrace_parse_events", test_parse_events },
 	{ "--ringbuf-kb range", test_ringbuf_range },
 	{ "--output", test_output_option },
+	{ "--metrics-file", test_metrics_file_option },
 	{ "extra argument", test_extra_argument },
 	{ "unknown option", test_unknown_option },
 	CU_TEST_INFO_NULL,
