@@ -4,7 +4,8 @@
 # Usage: scripts/install-deps.sh [build|test|vm|bench|all]   (default: build and test)
 set -euo pipefail
 
-build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config)
+build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+	libjansson-dev)
 test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc
 	prometheus)
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
