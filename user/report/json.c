@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * dstrace report --json: the report as one JSON document on one line (docs/report-format.md,
- * "JSON"), built with jansson (json_pack) and written with json_dumpf, keys in the order
- * they are added. Every count is at most 2^63-1 (COUNT_MAX), so it fits a json_int_t.
+ * "JSON"). Every value is built with jansson (json_pack) and written with json_dumpf, keys
+ * in the order they are added; the document's frame is written around the elements of its
+ * three arrays, one at a time. Every count is at most 2^63-1 (COUNT_MAX): a json_int_t.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -259,40 +260,76 @@ static json_t *j_head(const struct report *r)
 			 "drops", j_drops(&r->drops), "write_errors", JI(r->drops.write_errors));
 }
 
-/* The whole document; NULL when out of memory. */
-static json_t *j_document(const struct report *r)
-{
-	json_t *doc = j_head(r), *hosts = json_array(), *runs = json_array(), *programs = json_array();
-	bool ok = doc && hosts && runs && programs;
+#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER)
 
-	for (uint32_t i = 0; ok && i < r->nhosts; i++)
-		ok = append(hosts, j_host(r, i));
-	for (uint32_t i = 0; ok && i < r->nruns; i++)
-		ok = append(runs, j_run(&r->runs[i]));
-	for (uint32_t i = 0; ok && i < r->nprograms; i++)
-		ok = append(programs, j_program(&r->programs[i]));
-	ok = ok && !json_object_set(doc, "hosts", hosts) && !json_object_set(doc, "runs", runs) &&
-	     !json_object_set(doc, "programs", programs);
-	json_decref(hosts);
-	json_decref(runs);
-	json_decref(programs);
-	if (!ok) {
-		json_decref(doc);
-		return NULL;
+/* The buffer a value is dumped into before one fwrite: json_dumpf writes each token with a
+ * stdio call of its own, which made --json twice as slow as the text. */
+struct dump_buf {
+	char *s;
+	size_t size;
+};
+
+/* v (taken) written out; 0, -ENOMEM (v is NULL) or -EIO. */
+static int dump(json_t *v, struct dump_buf *b, FILE *out)
+{
+	size_t n;
+
+	if (!v)
+		return -ENOMEM;
+	n = json_dumpb(v, b->s, b->size, DUMP_FLAGS);
+	if (n > b->size) {
+		char *s = realloc(b->s, n);
+
+		if (!s) {
+			json_decref(v);
+			return -ENOMEM;
+		}
+		b->s = s;
+		b->size = n;
+		n = json_dumpb(v, b->s, b->size, DUMP_FLAGS);
 	}
-	return doc;
+	json_decref(v);
+	if (!n)
+		return -ENOMEM;
+	return fwrite(b->s, 1, n, out) == n ? 0 : -EIO;
+}
+
+/* The head of the document (everything before "hosts"), without its closing brace: the
+ * arrays follow, one element at a time, so that memory holds one program's tree, not the
+ * whole report's. */
+static int dump_head(const struct report *r, FILE *out)
+{
+	json_t *head = j_head(r);
+	char *s = head ? json_dumps(head, DUMP_FLAGS) : NULL;
+	size_t len = s ? strlen(s) : 0;
+	int err = 0;
+
+	json_decref(head);
+	if (!s)
+		return -ENOMEM;
+	if (fwrite(s, 1, len - 1, out) != len - 1) /* all but the final '}' */
+		err = -EIO;
+	free(s);
+	return err;
 }
 
 int report__print_json(const struct report *r, FILE *out)
 {
-	json_t *doc = j_document(r);
-	int err;
+	struct dump_buf b = {};
+	int err = dump_head(r, out);
 
-	if (!doc)
-		return -ENOMEM;
-	err = json_dumpf(doc, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(doc);
-	if (err || fputc('\n', out) == EOF)
-		return -EIO;
+	fputs(",\"hosts\":[", out);
+	for (uint32_t i = 0; !err && i < r->nhosts; i++)
+		err = (i && fputc(',', out) == EOF) ? -EIO : dump(j_host(r, i), &b, out);
+	fputs("],\"runs\":[", out);
+	for (uint32_t i = 0; !err && i < r->nruns; i++)
+		err = (i && fputc(',', out) == EOF) ? -EIO : dump(j_run(&r->runs[i]), &b, out);
+	fputs("],\"programs\":[", out);
+	for (uint32_t i = 0; !err && i < r->nprograms; i++)
+		err = (i && fputc(',', out) == EOF) ? -EIO : dump(j_program(&r->programs[i]), &b, out);
+	fputs("]}\n", out);
+	free(b.s);
+	if (err)
+		return err;
 	return fflush(out) || ferror(out) ? -EIO : 0;
 }

@@ -27,7 +27,7 @@ static const char doc[] =
 	"  dstrace report /var/log/dstrace-audit.jsonl\n"
 	"  dstrace report web1.jsonl web2.jsonl\n"
 	"  ssh web1 cat /var/log/dstrace-audit.jsonl | dstrace report -\n"
-	"  dstrace report --json *.jsonl | jq '.programs[] | select(.verdict.breaks_with_bindv6only)'\n";
+	"  dstrace report -j *.jsonl | jq '.programs[] | select(.depends) | .exe'\n";
 
 static const struct argp_option opts[] = {
 	{ "json", 'j', NULL, 0, "One JSON document (see docs/report-format.md) instead of text", 0 },
