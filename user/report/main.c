@@ -74,13 +74,17 @@ static void say_bad_option(const struct argp_state *state, struct report_args *a
 			size_t len = strlen(arg + 2);
 
 			if (strchr(arg, '=') || !len || (strncmp(arg + 2, "json", len) &&
-							 strncmp(arg + 2, "help", len)))
-				return usage_error(a, "invalid option '%s'", arg);
+							 strncmp(arg + 2, "help", len))) {
+				usage_error(a, "invalid option '%s'", arg);
+				return;
+			}
 			continue;
 		}
 		for (const char *c = arg + 1; *c; c++) {
-			if (*c != 'j' && *c != 'h')
-				return usage_error(a, "invalid option '-%c'", *c);
+			if (*c != 'j' && *c != 'h') {
+				usage_error(a, "invalid option '-%c'", *c);
+				return;
+			}
 		}
 	}
 	usage_error(a, "invalid arguments");
@@ -116,7 +120,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 
 static const struct argp argp = { opts, parse_opt, "FILE...", doc, NULL, NULL, NULL };
 
-/* 0, or 2 after one line on a->err (or 0 with a->help after the help on a->out). */
+/* 0 (with a->help: the help is on a->out), or 2 after one line on a->err (1 when out of
+ * memory). */
 static int parse_args(int argc, char **argv, struct report_args *a)
 {
 	char **args = calloc(argc + 1, sizeof(*args));
