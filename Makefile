@@ -35,13 +35,16 @@ LDLIBS += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 # The metrics server (its own thread) and sd_notify.
 CPPFLAGS += $(shell pkg-config --cflags libmicrohttpd libsystemd)
 LDLIBS += $(shell pkg-config --libs libmicrohttpd libsystemd) -pthread
+CPPFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	-Iinclude -I$(BPF_OUT) -Ibpf
 
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
+REPORT_SRCS := $(wildcard user/report/*.c)
 USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/audit.c \
-	user/metrics.c user/outfile.c user/jsonparse.c user/report.c
+	user/metrics.c user/outfile.c $(REPORT_SRCS)
 USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 
@@ -81,8 +84,9 @@ $(BPF_OUT)/%.skel.h: $(BPF_OUT)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
 $(OUTPUT)/backend.o: $(BPF_OUT)/dstrace.skel.h
-$(OUTPUT)/%.o: user/%.c $(wildcard user/*.h) include/dstrace.h | $(OUTPUT)
+$(OUTPUT)/%.o: user/%.c $(wildcard user/*.h user/report/*.h) include/dstrace.h | $(OUTPUT)
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(APP): $(USER_OBJS)

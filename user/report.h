@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * `dstrace report FILE...`: read audit records (docs/audit-format.md), keep the last record
+ * `dstrace report FILE...` (its files: user/report/, internal.h lists them): read audit records (docs/audit-format.md), keep the last record
  * of each (host, run, program), add up a program's runs on its host, and say per program
  * what depends on IPv4 through mapped addresses and what would break without IPv4 or with
  * net.ipv6.bindv6only=1. Output: text, or one JSON document (docs/report-format.md).
@@ -42,6 +42,13 @@ struct report_counts {
 	uint64_t sent_tcp_bytes, sent_udp_datagrams, sent_udp_bytes;
 	uint64_t recv_tcp_bytes, recv_udp_datagrams, recv_udp_bytes;
 	uint64_t failed;
+};
+
+/* What dstrace's own tables and writer dropped, from the "drops" object and "write_errors"
+ * of audit_run records (0 when a record from an older dstrace has none). */
+struct report_drops {
+	uint64_t lost, proc_full, stash_full, flows_evicted, programs, pids, ports, peers;
+	uint64_t write_errors;
 };
 
 struct report_peer {
@@ -115,6 +122,7 @@ struct report_run {
 	uint32_t programs_seen;
 	bool have_run_record, final;
 	uint64_t events, lost, evictions, programs, programs_dropped; /* its last audit_run */
+	struct report_drops drops; /* of that record too */
 	int64_t run_ts;	 /* internal: ts and input order of that record */
 	uint64_t run_seq;
 };
@@ -142,7 +150,8 @@ struct report {
 	uint32_t nhosts;
 	/* Sums over the last audit_run record of each run. */
 	uint64_t lost, evictions, programs_dropped;
-	uint32_t runs_incomplete;   /* runs with lost, evictions or programs_dropped */
+	struct report_drops drops;
+	uint32_t runs_incomplete;   /* runs with any of those (or of drops) non-zero */
 	uint32_t runs_without_final; /* no final audit_run: still running, or killed */
 	/* The verdict in numbers. */
 	uint32_t depending, depending_hosts, breaks_without_ipv4, breaks_with_bindv6only;

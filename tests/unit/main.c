@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 	if (!err)
 		err = register_cgroupfs_tests();
 	if (!err)
-		err = register_jsonparse_tests();
+		err = register_report_roundtrip_tests();
 	if (!err)
 		err = register_report_tests();
 	if (!err)

@@ -14,10 +14,10 @@ int register_options_tests(void);
 int register_format_tests(void);
 int register_aggregate_tests(void);
 int register_cgroupfs_tests(void);
-int register_jsonparse_tests(void);
 int register_report_tests(void);
 int register_metrics_tests(void);
 int register_outfile_tests(void);
+int register_report_roundtrip_tests(void);
 
 /* Adds suite name with the tests of a CU_TEST_INFO_NULL-terminated array; cleanup (or NULL)
  * runs after the suite's last test. 0 or a CUnit error code. */

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * dstrace report --json: the report as one JSON document on one line (docs/report-format.md,
+ * "JSON"). Every value is built with jansson (json_pack) and written with json_dumpf, keys
+ * in the order they are added; the document's frame is written around the elements of its
+ * three arrays, one at a time. Every count is at most 2^63-1 (COUNT_MAX): a json_int_t.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include "format.h"
+#include "internal.h"
+
+#define JI(v) ((json_int_t)(v))
+
+/* s as a JSON string; bytes that are not UTF-8 (a file name given on the command line can
+ * hold any) become '?'. NULL only when out of memory. */
+static json_t *j_str(const char *s)
+{
+	json_t *v = json_string(s);
+	char *copy;
+
+	if (v || !(copy = strdup(s)))
+		return v;
+	for (unsigned char *u = (unsigned char *)copy; *u; u++) {
+		if (*u >= 0x80)
+			*u = '?';
+	}
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
+static json_t *j_str_or_null(const char *s)
+{
+	return s ? j_str(s) : json_null();
+}
+
+static json_t *j_ts(int64_t us)
+{
+	char buf[TS_BUF];
+
+	if (us == TS_UNKNOWN)
+		return json_null();
+	fmt_ts(us, true, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+/* Appends v to a (which takes it); false when either is NULL. */
+static bool append(json_t *a, json_t *v)
+{
+	return a && v && !json_array_append_new(a, v);
+}
+
+static json_t *j_program_failed(const struct report_program *p)
+{
+	json_t *by = json_object();
+
+	for (uint32_t i = 0; by && i < p->nerrnos; i++) {
+		if (json_object_set_new(by, p->errnos[i].name, json_integer(JI(p->errnos[i].count))))
+			return json_decref(by), NULL;
+	}
+	return json_pack("{s:I,s:I,s:o,s:I}", "total", JI(p->c.failed), "enetunreach",
+			 JI(p->enetunreach), "by_errno", by, "other", JI(p->errnos_other));
+}
+
+static json_t *j_program_ports(const struct report_program *p)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; a && i < p->nports; i++) {
+		if (!append(a, json_integer(p->ports[i])))
+			return json_decref(a), NULL;
+	}
+	return a;
+}
+
+static json_t *j_program_inbound(const struct report_program *p)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; a && i < p->ninbound; i++) {
+		const struct report_port_group *g = &p->inbound[i];
+
+		if (!append(a, json_pack("{s:s,s:i,s:I,s:I,s:b}", "proto",
+					 dstrace_proto_name(g->proto), "port", g->port, "count",
+					 JI(g->count), "peers", JI(g->npeers), "more_peers",
+					 g->more_peers)))
+			return json_decref(a), NULL;
+	}
+	return a;
+}
+
+static json_t *j_program_peers(const struct report_program *p)
+{
+	json_t *a = json_array();
+	char addr[INET_ADDRSTRLEN];
+
+	for (uint32_t i = 0; a && i < p->npeers; i++) {
+		const struct report_peer *peer = &p->peers[i];
+
+		fmt_ipv4(peer->addr, addr, sizeof(addr));
+		if (!append(a, json_pack("{s:s,s:s,s:s,s:i,s:I,s:b}", "dir",
+					 peer->dir == REPORT_DIR_IN ? "in" : "out", "proto",
+					 dstrace_proto_name(peer->proto), "addr", addr, "port",
+					 peer->port, "count", JI(peer->count), "reply", peer->reply)))
+			return json_decref(a), NULL;
+	}
+	return a;
+}
+
+/* Who: the program's identity and when it was seen. */
+static json_t *j_program_identity(const struct report_program *p)
+{
+	return json_pack("{s:o,s:o,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "host", j_str(p->host),
+			 "exe", j_str(p->exe), "comm", j_str(p->comm ? p->comm : ""), "uid", JI(p->uid),
+			 "cgroup", j_str_or_null(p->cgroup[0] ? p->cgroup : NULL), "container",
+			 j_str_or_null(p->container), "netns", JI(p->netns), "runs", JI(p->runs),
+			 "pids_max", JI(p->pids_max), "first_seen", j_ts(p->first_seen), "last_seen",
+			 j_ts(p->last_seen));
+}
+
+static json_t *j_program_counts(const struct report_program *p)
+{
+	const struct report_counts *c = &p->c;
+
+	return json_pack("{s:b,s:I,s:I,s:{s:I,s:I},s:{s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:o}",
+			 "depends", p->depends, "activity", JI(p->activity), "bytes", JI(p->bytes),
+			 "connect", "tcp", JI(c->connect_tcp), "udp", JI(c->connect_udp), "accept",
+			 "tcp", JI(c->accept_tcp), "sent", "tcp_bytes", JI(c->sent_tcp_bytes),
+			 "udp_datagrams", JI(c->sent_udp_datagrams), "udp_bytes",
+			 JI(c->sent_udp_bytes), "received", "tcp_bytes", JI(c->recv_tcp_bytes),
+			 "udp_datagrams", JI(c->recv_udp_datagrams), "udp_bytes",
+			 JI(c->recv_udp_bytes), "failed", j_program_failed(p));
+}
+
+static json_t *j_program_peer_info(const struct report_program *p)
+{
+	return json_pack("{s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I}}", "listen_ports",
+			 j_program_ports(p), "ports_dropped", JI(p->ports_dropped), "inbound",
+			 j_program_inbound(p), "peers", j_program_peers(p), "peers_dropped",
+			 JI(p->peers_dropped), "peers_capped", JI(p->peers_capped),
+			 "udp_reply_datagrams", JI(p->udp_reply_datagrams), "unlisted", "in_tcp",
+			 JI(p->in_tcp_unlisted), "in_udp", JI(p->in_udp_unlisted), "out_tcp",
+			 JI(p->out_tcp_unlisted), "out_udp", JI(p->out_udp_unlisted));
+}
+
+static json_t *j_program_verdict(const struct report_program *p)
+{
+	return json_pack("{s:b,s:b,s:b,s:s?,s:s?,s:s?}", "breaks_without_ipv4",
+			 p->breaks_without_ipv4, "breaks_with_bindv6only",
+			 p->breaks_with_bindv6only, "already_failing", p->enetunreach > 0,
+			 "without_ipv4", p->verdict_ipv4, "with_bindv6only", p->verdict_bindv6only,
+			 "failing", p->verdict_failing);
+}
+
+/* The parts in order, as one object; NULL when out of memory. */
+static json_t *j_program(const struct report_program *p)
+{
+	json_t *obj = j_program_identity(p), *part;
+
+	if (!obj)
+		return NULL;
+	part = j_program_counts(p);
+	if (!part || json_object_update(obj, part))
+		goto fail;
+	json_decref(part);
+	part = j_program_peer_info(p);
+	if (!part || json_object_update(obj, part))
+		goto fail;
+	json_decref(part);
+	if (json_object_set_new(obj, "verdict", j_program_verdict(p)))
+		return json_decref(obj), NULL;
+	return obj;
+fail:
+	json_decref(part);
+	json_decref(obj);
+	return NULL;
+}
+
+static json_t *j_drops(const struct report_drops *d)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "lost", JI(d->lost), "proc_full",
+			 JI(d->proc_full), "stash_full", JI(d->stash_full), "flows_evicted",
+			 JI(d->flows_evicted), "programs", JI(d->programs), "pids", JI(d->pids),
+			 "ports", JI(d->ports), "peers", JI(d->peers));
+}
+
+static json_t *j_run(const struct report_run *run)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:I}",
+			 "host", j_str(run->host), "run", j_str(run->run), "backend",
+			 j_str_or_null(run->backend), "started", j_ts(run->started), "first_ts",
+			 j_ts(run->first_ts), "last_ts", j_ts(run->last_ts), "audit_records",
+			 JI(run->audit_records), "programs_seen", JI(run->programs_seen), "audit_run",
+			 run->have_run_record, "final", run->final, "events", JI(run->events), "lost",
+			 JI(run->lost), "evictions", JI(run->evictions), "programs", JI(run->programs),
+			 "programs_dropped", JI(run->programs_dropped), "drops", j_drops(&run->drops),
+			 "write_errors", JI(run->drops.write_errors));
+}
+
+static json_t *j_host(const struct report *r, uint32_t h)
+{
+	uint32_t runs = 0, programs = 0, depending = 0;
+
+	for (uint32_t i = 0; i < r->nruns; i++)
+		runs += r->runs[i].host == r->hosts[h];
+	for (uint32_t i = 0; i < r->nprograms; i++) {
+		programs += r->programs[i].host == r->hosts[h];
+		depending += r->programs[i].host == r->hosts[h] && r->programs[i].depends;
+	}
+	return json_pack("{s:o,s:I,s:I,s:I}", "host", j_str(r->hosts[h]), "runs", JI(runs),
+			 "programs", JI(programs), "depending", JI(depending));
+}
+
+static json_t *j_input(const struct report *r)
+{
+	json_t *files = json_array(), *first = json_null();
+
+	for (uint32_t i = 0; i < r->nfiles; i++) {
+		if (!append(files, j_str(r->files[i])))
+			return json_decref(files), NULL;
+	}
+	if (r->malformed)
+		first = json_pack("{s:o,s:I,s:s}", "file", j_str(r->first_malformed_file), "line",
+				  JI(r->first_malformed_line), "reason", r->first_malformed_reason);
+	return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "files", files, "lines",
+			 JI(r->lines), "audit_records", JI(r->audit_records), "audit_run_records",
+			 JI(r->run_records), "ignored_records", JI(r->ignored_records),
+			 "malformed_lines", JI(r->malformed), "first_malformed", first, "first_ts",
+			 j_ts(r->first_ts), "last_ts", j_ts(r->last_ts));
+}
+
+static bool j_complete(const struct report *r)
+{
+	const struct report_drops *d = &r->drops;
+
+	return !r->lost && !r->evictions && !r->programs_dropped && !r->over_programs &&
+	       !r->over_runs && !r->over_entries && !d->lost && !d->proc_full && !d->stash_full &&
+	       !d->flows_evicted && !d->programs && !d->pids && !d->ports && !d->peers &&
+	       !d->write_errors;
+}
+
+static json_t *j_head(const struct report *r)
+{
+	return json_pack("{s:s,s:i,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b},s:o,"
+			 "s:{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:o,s:I}}",
+			 "type", "dstrace_report", "version", 1, "summary", "programs",
+			 JI(r->depending), "hosts", JI(r->depending_hosts), "breaks_without_ipv4",
+			 JI(r->breaks_without_ipv4), "breaks_with_bindv6only",
+			 JI(r->breaks_with_bindv6only), "already_failing", JI(r->already_failing),
+			 "programs_seen", JI(r->nprograms), "hosts_seen", JI(r->nhosts), "complete",
+			 j_complete(r), "input", j_input(r), "completeness", "lost", JI(r->lost),
+			 "evictions", JI(r->evictions), "programs_dropped", JI(r->programs_dropped),
+			 "runs_incomplete", JI(r->runs_incomplete), "runs_without_final",
+			 JI(r->runs_without_final), "skipped_records", "programs",
+			 JI(r->over_programs), "runs", JI(r->over_runs), "entries", JI(r->over_entries),
+			 "drops", j_drops(&r->drops), "write_errors", JI(r->drops.write_errors));
+}
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER)
+
+/* The buffer a value is dumped into before one fwrite: json_dumpf writes each token with a
+ * stdio call of its own, which made --json twice as slow as the text. */
+struct dump_buf {
+	char *s;
+	size_t size;
+};
+
+/* v (taken) written out; 0, -ENOMEM (v is NULL) or -EIO. */
+static int dump(json_t *v, struct dump_buf *b, FILE *out)
+{
+	size_t n;
+
+	if (!v)
+		return -ENOMEM;
+	n = json_dumpb(v, b->s, b->size, DUMP_FLAGS);
+	if (n > b->size) {
+		char *s = realloc(b->s, n);
+
+		if (!s) {
+			json_decref(v);
+			return -ENOMEM;
+		}
+		b->s = s;
+		b->size = n;
+		n = json_dumpb(v, b->s, b->size, DUMP_FLAGS);
+	}
+	json_decref(v);
+	if (!n)
+		return -ENOMEM;
+	return fwrite(b->s, 1, n, out) == n ? 0 : -EIO;
+}
+
+/* The head of the document (everything before "hosts"), without its closing brace: the
+ * arrays follow, one element at a time, so that memory holds one program's tree, not the
+ * whole report's. */
+static int dump_head(const struct report *r, FILE *out)
+{
+	json_t *head = j_head(r);
+	char *s = head ? json_dumps(head, DUMP_FLAGS) : NULL;
+	size_t len = s ? strlen(s) : 0;
+	int err = 0;
+
+	json_decref(head);
+	if (!s)
+		return -ENOMEM;
+	if (fwrite(s, 1, len - 1, out) != len - 1) /* all but the final '}' */
+		err = -EIO;
+	free(s);
+	return err;
+}
+
+int report__print_json(const struct report *r, FILE *out)
+{
+	struct dump_buf b = {};
+	int err = dump_head(r, out);
+
+	fputs(",\"hosts\":[", out);
+	for (uint32_t i = 0; !err && i < r->nhosts; i++)
+		err = (i && fputc(',', out) == EOF) ? -EIO : dump(j_host(r, i), &b, out);
+	fputs("],\"runs\":[", out);
+	for (uint32_t i = 0; !err && i < r->nruns; i++)
+		err = (i && fputc(',', out) == EOF) ? -EIO : dump(j_run(&r->runs[i]), &b, out);
+	fputs("],\"programs\":[", out);
+	for (uint32_t i = 0; !err && i < r->nprograms; i++)
+		err = (i && fputc(',', out) == EOF) ? -EIO : dump(j_program(&r->programs[i]), &b, out);
+	fputs("]}\n", out);
+	free(b.s);
+	if (err)
+		return err;
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}
