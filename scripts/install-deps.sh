@@ -4,9 +4,10 @@
 # Usage: scripts/install-deps.sh [build|test|vm|bench|all]   (default: build and test)
 set -euo pipefail
 
-build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config)
+build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+	debhelper dpkg-dev)
 test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc
-	prometheus)
+	prometheus lintian man-db bash-completion logrotate python3-yaml)
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 bench_pkgs=(bpftrace)
 

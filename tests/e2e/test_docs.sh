@@ -150,4 +150,23 @@ want=$("$DSTRACE" --help | help_opts | grep -- '^--' | while read -r o; do
 done | sort | tr '\n' ' ' | sed 's/ $//')
 check_comp "every long option of --help" "$want" --
 
+# --- 3. the DaemonSet manifest ---------------------------------------------------------------
+# It parses, and says what its comments explain: host pid namespace, the capabilities
+# dstrace checks for, the mounts it reads.
+got=$(python3 - "$REPO_ROOT/dist/daemonset.yaml" 2>&1 <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+ds = next(d for d in docs if d["kind"] == "DaemonSet")
+pod = ds["spec"]["template"]["spec"]
+c = pod["containers"][0]
+caps = sorted(c["securityContext"]["capabilities"]["add"])
+mounts = sorted(m["mountPath"] for m in c["volumeMounts"])
+print(" ".join(d["kind"] for d in docs), "hostPID=%s" % pod["hostPID"],
+      "audit=%s" % ("--audit" in c["command"]), ",".join(caps), ",".join(mounts))
+PY
+)
+check_eq "dist/daemonset.yaml parses: kinds, hostPID, --audit, capabilities, mounts" \
+	"Namespace DaemonSet hostPID=True audit=True BPF,DAC_READ_SEARCH,NET_ADMIN,PERFMON,SYS_PTRACE,SYS_RESOURCE /sys/fs/bpf,/sys/fs/cgroup,/sys/kernel/btf,/sys/kernel/tracing,/var/log/dstrace" \
+	"$got"
+
 summary
