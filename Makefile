@@ -40,7 +40,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/audit.c \
-	user/metrics.c user/jsonparse.c user/report.c
+	user/metrics.c user/jsonparse.c user/report.c user/container.c
 USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 
