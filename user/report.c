@@ -259,6 +259,7 @@ struct entry {
 	int64_t ts;
 	uint64_t seq;
 	const char *comm, *container;
+	const char *runtime, *pod_uid, *qos; /* NULL: unknown, or a record from before them */
 	uint64_t pids;
 	struct report_counts c;
 	int64_t first_seen, last_seen;
@@ -387,6 +388,7 @@ static const char *intern(struct report_private *pv, const char *s)
 /* A record's identity, pointing into the parsed line until interned. */
 struct rec_ids {
 	const char *host, *run, *backend, *exe, *cgroup, *comm, *container;
+	const char *runtime, *pod_uid, *qos;
 	uint32_t uid;
 	uint64_t netns;
 };
@@ -589,6 +591,19 @@ static int parse_audit(const struct json_doc *d, const struct json_node *root,
 	NEED(json_is_null(container) ||
 		     json_string(d, container, CONTAINER_LEN_MAX, &ids->container),
 	     "container");
+	/* runtime, pod_uid, qos: absent in records of older versions, null when unknown */
+	{
+		static const char *const names[] = { "runtime", "pod_uid", "qos" };
+		const char **vals[] = { &ids->runtime, &ids->pod_uid, &ids->qos };
+
+		for (int i = 0; i < 3; i++) {
+			const struct json_node *n = json_get(d, root, names[i]);
+
+			*vals[i] = NULL;
+			NEED(!n || json_is_null(n) || json_string(d, n, CONTAINER_LEN_MAX, vals[i]),
+			     names[i]);
+		}
+	}
 	NEED(get_u64(d, root, "netns", &ids->netns), "netns");
 	NEED(get_u64(d, root, "pids", &e->pids), "pids");
 	NEED(get_ts(d, root, "first_seen", true, &e->first_seen), "first_seen");
@@ -721,9 +736,10 @@ static void note_ts(struct report *r, struct report_run *run, int64_t ts)
 static bool intern_ids(struct report *r, struct rec_ids *ids, bool audit)
 {
 	struct report_private *pv = r->priv;
-	const char **fields[] = { &ids->host, &ids->run, &ids->backend, &ids->exe, &ids->cgroup,
-				  &ids->comm, &ids->container };
-	uint32_t n = audit ? 7 : 3;
+	const char **fields[] = { &ids->host, &ids->run,     &ids->backend, &ids->exe,
+				  &ids->cgroup, &ids->comm, &ids->container, &ids->runtime,
+				  &ids->pod_uid, &ids->qos };
+	uint32_t n = audit ? 10 : 3;
 
 	for (uint32_t i = 0; i < n; i++) {
 		if (!*fields[i])
@@ -767,6 +783,9 @@ static int add_audit(struct report *r, struct rec_ids *ids, struct entry *e)
 	e->run = k.run;
 	e->comm = ids->comm;
 	e->container = ids->container;
+	e->runtime = ids->runtime;
+	e->pod_uid = ids->pod_uid;
+	e->qos = ids->qos;
 	h = hash_mix(hash_mix(0, k.program), k.run);
 	i = hindex_find(&pv->entries_ix, h, entry_eq, pv->entries, &k);
 	if (i != UINT32_MAX) {
@@ -1069,6 +1088,9 @@ static int fold_program(struct report *r, struct report_program *p)
 	if (latest) {
 		p->comm = latest->comm;
 		p->container = latest->container;
+		p->runtime = latest->runtime;
+		p->pod_uid = latest->pod_uid;
+		p->qos = latest->qos;
 	}
 	if (nports && !(p->ports = malloc(nports * sizeof(*p->ports))))
 		return -ENOMEM;
@@ -1800,6 +1822,21 @@ static void put_program(FILE *out, const struct report_program *p)
 	if (p->container) {
 		fputs("  container ", out);
 		put_safe(out, p->container);
+		if (p->runtime) {
+			fputs(" (", out);
+			put_safe(out, p->runtime);
+			fputc(')', out);
+		}
+		fputc('\n', out);
+	}
+	if (p->pod_uid) { /* "  pod       <uid> (besteffort)" */
+		fputs("  pod       ", out);
+		put_safe(out, p->pod_uid);
+		if (p->qos) {
+			fputs(" (", out);
+			put_safe(out, p->qos);
+			fputc(')', out);
+		}
 		fputc('\n', out);
 	}
 
@@ -2087,6 +2124,12 @@ static void json_program(FILE *out, const struct report_program *p)
 	json_str_or_null(out, p->cgroup[0] ? p->cgroup : NULL);
 	fputs(",\"container\":", out);
 	json_str_or_null(out, p->container);
+	fputs(",\"runtime\":", out);
+	json_str_or_null(out, p->runtime);
+	fputs(",\"pod_uid\":", out);
+	json_str_or_null(out, p->pod_uid);
+	fputs(",\"qos\":", out);
+	json_str_or_null(out, p->qos);
 	fprintf(out, ",\"netns\":%" PRIu64 ",\"runs\":%u,\"pids_max\":%" PRIu64 ",\"first_seen\":",
 		p->netns, p->runs, p->pids_max);
 	json_ts(out, p->first_seen);

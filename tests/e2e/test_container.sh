@@ -149,8 +149,12 @@ if dstrace_start_raw /dev/null --audit -o "$AUDIT" -i 1; then
 	check_eq "audit: programs in the test's netns" 3 \
 		"$(jq -r --argjson ns "$NSINO" 'select(.type == "audit" and .netns == $ns) | .cgroup' "$AUDIT" | sort -u | wc -l)"
 	# dstrace report names the container and the pod
-	rep=$("$DSTRACE" report "$AUDIT" 2>&1 | grep -m1 '^tcpserv6 ')
-	check_match "report: the server's container (short id)" "container ${POD_ID:0:12}" "$rep"
+	"$DSTRACE" report "$AUDIT" >"$WORK/report.txt" 2>&1
+	check_match "report: the server's label names its container (short id)" \
+		"container ${POD_ID:0:12}\\)" "$(grep -m1 '^tcpserv6 ' "$WORK/report.txt")"
+	check_eq "report: the server's container and pod lines" \
+		"  container $POD_ID (containerd)|  pod       $POD_UID (besteffort)" \
+		"$(grep -E "^  (container $POD_ID|pod  )" "$WORK/report.txt" | paste -sd'|')"
 fi
 
 # --- the -j events ----------------------------------------------------------------------------
