@@ -36,6 +36,9 @@ LDFLAGS += $(SAN_FLAGS)
 LDLIBS += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	-Iinclude -I$(BPF_OUT) -Ibpf
+# The BPF object's BTF names its source files: relative ones, whatever directory builds it
+# (a reproducible package).
+BPF_CFLAGS += -ffile-prefix-map=$(CURDIR)=.
 
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
