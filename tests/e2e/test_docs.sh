@@ -139,7 +139,10 @@ check_comp "event list: the last item" "connect,accept" -e connect,ac
 check_comp "event list: a new item, none twice" \
 	"connect,accept,bind connect,accept,existing connect,accept,recv connect,accept,send" \
 	--events connect,accept,
+check_comp "event list after =" "connect,accept" --events = connect,a
 check_comp "output file" "audit.jsonl audit.jsonl.1" -o aud
+check_comp "output file after =" "audit.jsonl audit.jsonl.1" --output = aud
+check_comp "no completion for a number" "" --interval ""
 check_comp "the report command" "report" rep
 check_comp "report files" "audit.jsonl audit.jsonl.1" report au
 check_comp "report options" "--help --json" report --
