@@ -7,6 +7,8 @@
 #   make test-vm    the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, every backend
 #   make bench      the benchmark (bench/RESULTS.md); make bench-smoke: a few seconds of it
 #   make deps       install missing build and test dependencies (Debian 12)
+#   make deb        the Debian package, ../dstrace_VERSION_ARCH.deb (dpkg-buildpackage -b)
+#   VMLINUX_H=FILE  build against FILE instead of the running kernel's BTF (the package does)
 #   V=1             show the commands
 
 OUTPUT_BASE := .output
@@ -39,12 +41,15 @@ CPPFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	-Iinclude -I$(BPF_OUT) -Ibpf
+# The BPF object's BTF names its source files: relative ones, whatever directory builds it
+# (a reproducible package).
+BPF_CFLAGS += -ffile-prefix-map=$(CURDIR)=.
 
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 REPORT_SRCS := $(wildcard user/report/*.c)
 USER_LIB_SRCS := user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/audit.c \
-	user/metrics.c user/outfile.c $(REPORT_SRCS)
+	user/metrics.c user/outfile.c user/container.c $(REPORT_SRCS)
 USER_SRCS := user/dstrace.c user/backend.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 
@@ -59,16 +64,21 @@ endif
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps run test test-unit test-e2e test-vm bench bench-smoke san install
+.PHONY: all clean deps run test test-unit test-e2e test-vm bench bench-smoke san install deb
 
 PREFIX ?= /usr/local
 
 all: $(APP)
 
 # vmlinux.h: from the running kernel's BTF when it has one, else the checked-in fallback.
-$(BPF_OUT)/vmlinux.h: | $(BPF_OUT)
+# VMLINUX_H=FILE takes FILE whatever the kernel: a package must not depend on the kernel of
+# the machine (or chroot) that builds it; CO-RE relocates the program on the target's kernel.
+VMLINUX_H ?=
+$(BPF_OUT)/vmlinux.h: $(VMLINUX_H) | $(BPF_OUT)
 	$(call msg,GEN,$@)
-	$(Q)if [ -r /sys/kernel/btf/vmlinux ]; then \
+	$(Q)if [ -n "$(VMLINUX_H)" ]; then \
+		cp $(VMLINUX_H) $@; \
+	elif [ -r /sys/kernel/btf/vmlinux ]; then \
 		$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@; \
 	else \
 		cp vmlinux/vmlinux_$(shell uname -m).h $@; \
@@ -136,6 +146,18 @@ install: $(APP)
 	install -D -m 0755 dstrace $(DESTDIR)$(PREFIX)/sbin/dstrace
 	install -D -m 0644 dist/dstrace.service $(DESTDIR)/etc/systemd/system/dstrace.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/dstrace/README.md
+	install -D -m 0644 man/dstrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/dstrace.8
+	install -D -m 0644 man/dstrace-report.8 $(DESTDIR)$(PREFIX)/share/man/man8/dstrace-report.8
+	install -D -m 0644 dist/bash-completion/dstrace \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/dstrace
+	install -D -m 0644 dist/logrotate/dstrace $(DESTDIR)/etc/logrotate.d/dstrace
+
+# The Debian package (scripts/build-deb.sh): built in a copy of the tree, so that
+# dpkg-buildpackage's outputs and debian/'s build directories never land in the checkout.
+# DEB_OUT: where the .deb goes (default: the parent directory, as dpkg-buildpackage does).
+DEB_OUT ?= ..
+deb:
+	$(Q)scripts/build-deb.sh $(DEB_OUT)
 
 clean:
 	$(call msg,CLEAN,)

@@ -69,24 +69,6 @@ void audit__free(struct audit *a)
 	memset(a, 0, sizeof(*a));
 }
 
-void audit_container_id(const char *path, char out[65])
-{
-	out[0] = '\0';
-	for (const char *p = path; *p; p++) {
-		size_t n = 0;
-
-		if (p != path && isxdigit((unsigned char)p[-1]))
-			continue; /* only at the start of a run of hex digits */
-		while (isxdigit((unsigned char)p[n]) && !isupper((unsigned char)p[n]))
-			n++;
-		if (n == 64) {
-			memcpy(out, p, 64);
-			out[64] = '\0';
-			return;
-		}
-	}
-}
-
 /* nftw() has no user argument: the search in progress. */
 static uint64_t cgroup_walk_id;
 static char cgroup_walk_found[1024];
@@ -103,16 +85,16 @@ static int cgroup_walk_visit(const char *path, const struct stat *st, int type, 
 
 /* The cgroup whose id (its directory's inode) is cgroup_id, by walking the hierarchy: for
  * processes already gone. Once per program, so its cost does not repeat. */
-static void cgroup_path_by_id(const struct audit *a, uint64_t cgroup_id, char *out, size_t size)
+static void cgroup_path_by_id(const char *cgroup_root, uint64_t cgroup_id, char *out, size_t size)
 {
-	size_t root_len = strlen(a->cgroup_root), n;
+	size_t root_len = strlen(cgroup_root), n;
 
 	out[0] = '\0';
 	if (!root_len)
 		return;
 	cgroup_walk_id = cgroup_id;
 	cgroup_walk_found[0] = '\0';
-	if (nftw(a->cgroup_root, cgroup_walk_visit, 16, FTW_PHYS | FTW_MOUNT) != 1)
+	if (nftw(cgroup_root, cgroup_walk_visit, 16, FTW_PHYS | FTW_MOUNT) != 1)
 		return;
 	n = strlen(cgroup_walk_found + root_len);
 	if (!n) { /* the root itself */
@@ -124,9 +106,8 @@ static void cgroup_path_by_id(const struct audit *a, uint64_t cgroup_id, char *o
 	out[n] = '\0';
 }
 
-/* The cgroup v2 path of a process, if its id matches (else ""). */
-static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_id, char *out,
-			   size_t size)
+void audit_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_id, char *out,
+		       size_t size)
 {
 	char file[64], line[AUDIT_CGROUP_LEN + 8], full[1024];
 	struct stat st;
@@ -136,15 +117,15 @@ static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_
 	snprintf(file, sizeof(file), "/proc/%u/cgroup", pid);
 	f = fopen(file, "re");
 	if (!f) {
-		cgroup_path_by_id(a, cgroup_id, out, size);
+		cgroup_path_by_id(cgroup_root, cgroup_id, out, size);
 		return;
 	}
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::", 3))
 			continue;
 		line[strcspn(line, "\n")] = '\0';
-		snprintf(full, sizeof(full), "%s%s", a->cgroup_root, line + 3);
-		if (!a->cgroup_root[0] || (!stat(full, &st) && st.st_ino == cgroup_id)) {
+		snprintf(full, sizeof(full), "%s%s", cgroup_root, line + 3);
+		if (!cgroup_root[0] || (!stat(full, &st) && st.st_ino == cgroup_id)) {
 			size_t n = strlen(line + 3);
 
 			n = n < size ? n : size - 1;
@@ -155,7 +136,7 @@ static void cgroup_path_of(const struct audit *a, uint32_t pid, uint64_t cgroup_
 	}
 	fclose(f);
 	if (!out[0]) /* gone meanwhile, or moved to another cgroup */
-		cgroup_path_by_id(a, cgroup_id, out, size);
+		cgroup_path_by_id(cgroup_root, cgroup_id, out, size);
 }
 
 static struct audit_program *program_find_or_add(struct audit *a, const char *exe, uint32_t uid,
@@ -186,8 +167,8 @@ static struct audit_program *program_find_or_add(struct audit *a, const char *ex
 	p->netns = netns;
 	memcpy(p->comm, comm, DSTRACE_COMM_LEN);
 	p->comm[DSTRACE_COMM_LEN - 1] = '\0';
-	cgroup_path_of(a, pid, cgroup_id, p->cgroup, sizeof(p->cgroup));
-	audit_container_id(p->cgroup, p->container);
+	audit_cgroup_path(a->cgroup_root, pid, cgroup_id, p->cgroup, sizeof(p->cgroup));
+	container_info_parse(p->cgroup, &p->container);
 	return p;
 }
 
@@ -607,7 +588,7 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 			 int64_t b2r)
 {
 	char exe[AUDIT_EXE_LEN * 6 + 3], comm[DSTRACE_COMM_LEN * 6 + 3];
-	char cgroup[AUDIT_CGROUP_LEN * 6 + 3], container[80], first[48], last[48];
+	char cgroup[AUDIT_CGROUP_LEN * 6 + 3], container[256], first[48], last[48];
 	struct audit_peer top[AUDIT_PEERS_SHOWN];
 	uint32_t ntop = audit_program__top_peers(p, top, AUDIT_PEERS_SHOWN);
 	char ebuf[16];
@@ -615,13 +596,13 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 	dstrace_json_string(p->exe, sizeof(p->exe), exe, sizeof(exe));
 	dstrace_json_string(p->comm, sizeof(p->comm), comm, sizeof(comm));
 	json_or_null(p->cgroup, cgroup, sizeof(cgroup));
-	json_or_null(p->container, container, sizeof(container));
+	container_info_json(&p->container, container, sizeof(container)); /* 4 members */
 	fmt_time(p->first_ns, b2r, first, sizeof(first));
 	fmt_time(p->last_ns, b2r, last, sizeof(last));
 
 	fprintf(out,
 		"{\"type\":\"audit\",%s,\"exe\":%s,\"comm\":%s,\"uid\":%u,\"cgroup\":%s,"
-		"\"container\":%s,\"netns\":%u,\"pids\":%" PRIu64 ","
+		"%s,\"netns\":%u,\"pids\":%" PRIu64 ","
 		"\"connect\":{\"tcp\":%" PRIu64 ",\"udp\":%" PRIu64 "},\"accept\":{\"tcp\":%" PRIu64 "},"
 		"\"sent\":{\"tcp_bytes\":%" PRIu64 ",\"udp_datagrams\":%" PRIu64 ",\"udp_bytes\":%" PRIu64 "},"
 		"\"received\":{\"tcp_bytes\":%" PRIu64 ",\"udp_datagrams\":%" PRIu64 ",\"udp_bytes\":%" PRIu64 "},"

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "container.h"
 #include "dstrace.h"
 
 #define AUDIT_PROGRAMS_MAX 4096
@@ -47,7 +48,7 @@ struct audit_program {
 	uint32_t netns;
 	char comm[DSTRACE_COMM_LEN];
 	char cgroup[AUDIT_CGROUP_LEN];
-	char container[65];
+	struct container_info container; /* from the cgroup path (user/container.h) */
 	/* totals since start */
 	uint64_t pids;
 	uint64_t counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
@@ -121,7 +122,9 @@ int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *
 /* The executable path the kernel recorded ("/usr/bin/curl"; ".../x/y" if cut short). */
 void audit_exe_path(const struct dstrace_proc_stats *st, char *out, size_t size);
 
-/* A 64-hex-digit container id in a cgroup path, or "" (docker, containerd, cri-o, podman). */
-void audit_container_id(const char *cgroup_path, char out[65]);
+/* The cgroup v2 path of cgroup_id ("" if unknown): from /proc/PID/cgroup if PID is still in
+ * it, else by walking the hierarchy under cgroup_root (slow: call once per cgroup). */
+void audit_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_id, char *out,
+		       size_t size);
 
 #endif /* DSTRACE_AUDIT_H */

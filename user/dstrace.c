@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "backend.h"
 #include "cgroupfs.h"
+#include "container.h"
 #include "format.h"
 #include "metrics.h"
 #include "options.h"
@@ -57,6 +58,9 @@ struct run {
 	char host[256];
 	char run_id[320];
 	bool reopen_pending; /* a SIGHUP's reopen failed: try again */
+	/* -j events: container fields by cgroup id, each cgroup looked up once */
+	struct container_cache *containers;
+	char cgroup_root[512];
 };
 
 static void sig_handler(int sig)
@@ -102,6 +106,37 @@ static void flush_lines(struct run *r)
 	}
 }
 
+#define EVENT_CONTAINER_CGROUPS 4096
+
+static void container_path_of(void *ctx, uint64_t cgroup_id, uint32_t pid, char *path,
+			      size_t size)
+{
+	struct run *r = ctx;
+
+	audit_cgroup_path(r->cgroup_root, pid, cgroup_id, path, size);
+}
+
+/* The container members of a JSON event line, from the per-cgroup cache, inserted before
+ * the line's closing brace (format.c writes the event; this adds what needs a lookup). */
+static void add_container_members(struct run *r, const struct dstrace_event *e, char *line,
+				  size_t size)
+{
+	const struct container_info *ci = container_cache__get(r->containers, e->cgroup_id, e->pid);
+	size_t n = strlen(line);
+	char members[256];
+	int w;
+
+	if (!n || line[n - 1] != '}')
+		return;
+	w = container_info_json(ci, members, sizeof(members));
+	if (w <= 0 || (size_t)w >= sizeof(members) || n + 1 + (size_t)w + 1 > size)
+		return;
+	line[n - 1] = ',';
+	memcpy(line + n, members, w);
+	line[n + w] = '}';
+	line[n + w + 1] = '\0';
+}
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct run *r = ctx;
@@ -128,9 +163,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 	if (r->env.interval_s)
 		return 0;
 	realtime = e->ts_ns + r->boot_to_realtime_ns;
-	if (r->env.json)
+	if (r->env.json) {
 		dstrace_format_event_json(e, realtime, line, sizeof(line));
-	else
+		if (r->containers)
+			add_container_members(r, e, line, sizeof(line));
+	} else
 		dstrace_format_event_text(e, realtime, line, sizeof(line));
 	emit_line(r, line);
 	return 0;
@@ -434,6 +471,15 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
+	if (r.env.json && !r.env.interval_s) {
+		dstrace_find_cgroup2_quiet(r.cgroup_root, sizeof(r.cgroup_root));
+		err = container_cache__new(EVENT_CONTAINER_CGROUPS, container_path_of, &r,
+					   &r.containers);
+		if (err) {
+			fprintf(stderr, "dstrace: out of memory for the container cache\n");
+			goto cleanup;
+		}
+	}
 	rb = ring_buffer__new(dstrace_backend__ringbuf_fd(r.backend), handle_event, &r, NULL);
 	r.rb = rb;
 	if (!rb) {
@@ -573,6 +619,7 @@ cleanup:
 	dstrace_backend__free(r.backend);
 	proc_table__free(&r.procs);
 	audit__free(&r.audit);
+	container_cache__free(r.containers);
 	if (r.metrics_fd >= 0)
 		close(r.metrics_fd);
 	if (r.out && r.out != stdout)

@@ -82,6 +82,7 @@ struct report_program {
 	uint64_t netns;
 	const char *comm;      /* of its latest record */
 	const char *container; /* or NULL */
+	const char *runtime, *pod_uid, *qos; /* of its latest record, or NULL */
 	uint32_t runs;
 	uint64_t pids_max;		/* most processes in one run */
 	int64_t first_seen, last_seen;	/* microseconds since the epoch; INT64_MIN: unknown */

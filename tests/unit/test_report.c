@@ -1257,7 +1257,47 @@ static void test_cli_files(void)
 	ASSERT_STR_EQ(c.out, "dstrace report: no audit records in the input.\n");
 }
 
+/* A container in a Kubernetes pod: its runtime, pod UID and QoS class in the text and JSON. */
+static void test_container_pod(void)
+{
+	char *rec = record("r1", "2026-11-22T10:00:00Z", "api", 0,
+			   "\"connect\":{\"tcp\":1,\"udp\":0},\"accept\":{\"tcp\":0},\"sent\":{"
+			   "\"tcp_bytes\":0,\"udp_datagrams\":0,\"udp_bytes\":0},\"received\":{"
+			   "\"tcp_bytes\":0,\"udp_datagrams\":0,\"udp_bytes\":0},\"failed\":{"
+			   "\"total\":0,\"by_errno\":{}}",
+			   "\"listen_ports\":[],\"peers\":[{\"dir\":\"out\",\"proto\":\"tcp\","
+			   "\"addr\":\"192.0.2.1\",\"port\":80,\"count\":1}]");
+	const char *id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char *with = NULL, *text, *json;
+	struct report *r;
+	char *at;
+
+	/* the record() helper writes "container":null: put the four fields in */
+	at = strstr(rec, "\"container\":null");
+	REQUIRE_TRUE(at != NULL);
+	*at = '\0';
+	REQUIRE_TRUE(asprintf(&with, "%s\"container\":\"%s\",\"runtime\":\"containerd\","
+				     "\"pod_uid\":\"6b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e\","
+				     "\"qos\":\"burstable\"%s",
+			      rec, id, at + strlen("\"container\":null")) > 0);
+	r = load_text("pod.jsonl", with);
+	text = print(r, false);
+	json = print(r, true);
+	ASSERT_LINE(text, "  container 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
+			  "(containerd)");
+	ASSERT_LINE(text, "  pod       6b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e (burstable)");
+	ASSERT_TRUE(strstr(json, "\"runtime\":\"containerd\",\"pod_uid\":\"6b1c2d3e-4f5a-4b6c-8d7e-"
+				 "9f0a1b2c3d4e\",\"qos\":\"burstable\"") != NULL);
+	ASSERT_UINT_EQ(r->nprograms, 1);
+	free(text);
+	free(json);
+	report__free(r);
+	free(with);
+	free(rec);
+}
+
 static const CU_TestInfo tests[] = {
+	{ "container and pod", test_container_pod },
 	{ "two runs on one host add up", test_runs_add_up },
 	{ "the last record of a run supersedes earlier ones", test_last_record_wins },
 	{ "same ts: the later line wins", test_same_ts_later_line_wins },

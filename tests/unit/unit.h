@@ -18,6 +18,7 @@ int register_report_tests(void);
 int register_metrics_tests(void);
 int register_outfile_tests(void);
 int register_report_roundtrip_tests(void);
+int register_container_tests(void);
 
 /* Adds suite name with the tests of a CU_TEST_INFO_NULL-terminated array; cleanup (or NULL)
  * runs after the suite's last test. 0 or a CUnit error code. */

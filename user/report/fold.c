@@ -141,9 +141,10 @@ static void note_ts(struct report *r, struct report_run *run, int64_t ts)
  * memory (the record is then counted as skipped). */
 static bool intern_ids(struct report *r, struct rec_ids *ids, bool audit)
 {
-	const char **fields[] = { &ids->host, &ids->run, &ids->backend, &ids->exe, &ids->cgroup,
-				  &ids->comm, &ids->container };
-	uint32_t n = audit ? 7 : 3;
+	const char **fields[] = { &ids->host,	   &ids->run,	  &ids->backend, &ids->exe,
+				  &ids->cgroup,	   &ids->comm,	  &ids->container, &ids->runtime,
+				  &ids->pod_uid,   &ids->qos };
+	uint32_t n = audit ? 10 : 3;
 
 	for (uint32_t i = 0; i < n; i++) {
 		if (!*fields[i])
@@ -212,6 +213,9 @@ int fold_add_audit(struct report *r, struct rec_ids *ids, struct entry *e)
 	e->run = run_index;
 	e->comm = ids->comm;
 	e->container = ids->container;
+	e->runtime = ids->runtime;
+	e->pod_uid = ids->pod_uid;
+	e->qos = ids->qos;
 	return keep_entry(r, run, e);
 }
 
@@ -336,6 +340,9 @@ static void sum_entries(const struct report_private *pv, struct report_program *
 	if (latest) {
 		p->comm = latest->comm;
 		p->container = latest->container;
+		p->runtime = latest->runtime;
+		p->pod_uid = latest->pod_uid;
+		p->qos = latest->qos;
 	}
 }
 

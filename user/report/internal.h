@@ -81,6 +81,7 @@ void strings_free(struct strings *st);
 /* A record's identity, pointing into the decoded line until interned. */
 struct rec_ids {
 	const char *host, *run, *backend, *exe, *cgroup, *comm, *container;
+	const char *runtime, *pod_uid, *qos; /* NULL: unknown, or a record from before them */
 	uint32_t uid;
 	uint64_t netns;
 };
@@ -92,6 +93,7 @@ struct entry {
 	int64_t ts;
 	uint64_t seq;
 	const char *comm, *container;
+	const char *runtime, *pod_uid, *qos;
 	uint64_t pids;
 	struct report_counts c;
 	int64_t first_seen, last_seen;

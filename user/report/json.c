@@ -114,10 +114,13 @@ static json_t *j_program_peers(const struct report_program *p)
 /* Who: the program's identity and when it was seen. */
 static json_t *j_program_identity(const struct report_program *p)
 {
-	return json_pack("{s:o,s:o,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "host", j_str(p->host),
-			 "exe", j_str(p->exe), "comm", j_str(p->comm ? p->comm : ""), "uid", JI(p->uid),
-			 "cgroup", j_str_or_null(p->cgroup[0] ? p->cgroup : NULL), "container",
-			 j_str_or_null(p->container), "netns", JI(p->netns), "runs", JI(p->runs),
+	return json_pack("{s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "host",
+			 j_str(p->host), "exe", j_str(p->exe), "comm", j_str(p->comm ? p->comm : ""),
+			 "uid", JI(p->uid), "cgroup",
+			 j_str_or_null(p->cgroup[0] ? p->cgroup : NULL), "container",
+			 j_str_or_null(p->container), "runtime", j_str_or_null(p->runtime), "pod_uid",
+			 j_str_or_null(p->pod_uid), "qos", j_str_or_null(p->qos), "netns",
+			 JI(p->netns), "runs", JI(p->runs),
 			 "pids_max", JI(p->pids_max), "first_seen", j_ts(p->first_seen), "last_seen",
 			 j_ts(p->last_seen));
 }

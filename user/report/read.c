@@ -247,6 +247,18 @@ static int parse_ids(const json_t *root, struct rec_ids *ids, struct entry *e, c
 	ids->container = NULL;
 	NEED(json_is_null(container) || as_str(container, CONTAINER_LEN_MAX, &ids->container),
 	     "container");
+	/* runtime, pod_uid, qos: absent in records of older versions, null when unknown */
+	{
+		static const char *const names[] = { "runtime", "pod_uid", "qos" };
+		const char **vals[] = { &ids->runtime, &ids->pod_uid, &ids->qos };
+
+		for (int i = 0; i < 3; i++) {
+			const json_t *n = json_object_get(root, names[i]);
+
+			*vals[i] = NULL;
+			NEED(!n || json_is_null(n) || as_str(n, CONTAINER_LEN_MAX, vals[i]), names[i]);
+		}
+	}
 	NEED(get_u64(root, "netns", &ids->netns), "netns");
 	return 0;
 }

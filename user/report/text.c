@@ -205,6 +205,21 @@ static void put_program(FILE *out, const struct report_program *p)
 	if (p->container) {
 		fputs("  container ", out);
 		put_safe(out, p->container);
+		if (p->runtime) {
+			fputs(" (", out);
+			put_safe(out, p->runtime);
+			fputc(')', out);
+		}
+		fputc('\n', out);
+	}
+	if (p->pod_uid) { /* "  pod       <uid> (besteffort)" */
+		fputs("  pod       ", out);
+		put_safe(out, p->pod_uid);
+		if (p->qos) {
+			fputs(" (", out);
+			put_safe(out, p->qos);
+			fputc(')', out);
+		}
 		fputc('\n', out);
 	}
 	put_inbound(out, p);
