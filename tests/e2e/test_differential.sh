@@ -103,8 +103,9 @@ workload() {
 HOLD_PID=
 hold_start() {
 	local tag=$1 srv
-	bg_start srv sds "$WORK/$tag-serv9507" "$PROGS/tcpserv6" -n 1 9507
-	wait_line "$WORK/$tag-serv9507.out" '^listening' 10 || fail "$tag workload" "tcpserv6 9507 did not start"
+	# (no time limit on the server: dstrace takes its time to start under qemu)
+	bg_start srv sds "$WORK/$tag-serv9507" "$PROGS/sockpaths" accept-hold 9507
+	wait_line "$WORK/$tag-serv9507.out" '^ready' 10 || fail "$tag workload" "the server on 9507 did not start"
 	bg_start HOLD_PID cds "$WORK/$tag-hold" "$PROGS/sockpaths" tcp-hold ::ffff:192.0.2.4 9507 600
 	wait_line "$WORK/$tag-hold.out" '^connected' 10 || fail "$tag workload" "the held connection did not start"
 }

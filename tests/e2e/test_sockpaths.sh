@@ -38,7 +38,10 @@ PIDS=()
 
 # Before dstrace starts: a mapped connection that stays open (a pool, a long session). Both
 # ends must be reported as "existing" and counted as a connect and an accept.
-srv_start HSRV lo "existing: server" "$PROGS/tcpserv6" -n 1 8085 || true
+hsrv_base=$(fbase "existing: server")
+bg_start HSRV lo "$hsrv_base" "$SP" accept-hold 8085
+PIDS+=("$HSRV")
+wait_line "$hsrv_base.out" '^ready' 5 || fail "existing: server ready" "$(cat "$hsrv_base.err")"
 hold_base=$(fbase "existing: client")
 bg_start HOLD lo "$hold_base" "$SP" tcp-hold ::ffff:127.0.0.1 8085 300
 PIDS+=("$HOLD")
@@ -57,7 +60,7 @@ expect_events "existing: client events" "$HOLD" "$(ev_json event=existing proto=
 	comm=sockpaths laddr=127.0.0.1 lport="$HOLD_LPORT" raddr=127.0.0.1 rport=8085 ret=0)"
 expect_proc "existing: client process" "$HOLD" "$(proc_counts 1 0 0 0 0 1 0)"
 expect_events "existing: server events" "$HSRV" "$(ev_json event=existing proto=tcp pid="$HSRV" \
-	comm=tcpserv6 laddr=127.0.0.1 lport=8085 raddr=127.0.0.1 rport="$HOLD_LPORT" ret=0)"
+	comm=sockpaths laddr=127.0.0.1 lport=8085 raddr=127.0.0.1 rport="$HOLD_LPORT" ret=0)"
 expect_proc "existing: server process" "$HSRV" "$(proc_counts 0 1 0 0 0 1 0)"
 
 # The TCP server every client reaches: tcpserv6 on [::]:8080 (IPv4 clients too).
@@ -166,8 +169,9 @@ expect_events "bind to ::1: events (none)" "$CPID"
 kill -USR1 "$HOLD"
 wait_pid "$HOLD" 10
 check_eq "existing: the client's result" "result=ok" "$(tail -n 1 "$hold_base.out")"
+wait_pid "$HSRV" 10
+check_eq "existing: the server's result" "bytes=100 result=ok" "$(tail -n 1 "$hsrv_base.out")"
 stop_pid "$SRV"
-stop_pid "$HSRV"
 dstrace_stop
 check_json_lines "output" "$OUT"
 check_expectations "$OUT" "$NSJ"

@@ -15,6 +15,8 @@
  *   sockpaths udplite ADDR PORT N SIZE     N UDP-Lite datagrams of SIZE bytes
  *   sockpaths uring-connect ADDR PORT      connect through io_uring
  *   sockpaths uring-accept PORT N          accept N clients through io_uring on [::]:PORT
+ *   sockpaths accept-hold PORT             accept one client on [::]:PORT, read until it
+ *                                          closes (no time limit), print the bytes read
  *   sockpaths udp-threads PORT T N SIZE    T threads send N datagrams each to
  *                                          ::ffff:127.0.0.1:PORT over one shared socket,
  *                                          T threads receive them (recvfrom) on another
@@ -248,6 +250,28 @@ static int uring_accept(const char *port, const char *count)
 	return result(got == n ? 0 : EIO);
 }
 
+static int accept_hold(const char *port)
+{
+	int lfd = tcp_listen(AF_INET6, port, 0), fd;
+	unsigned long total = 0;
+	char buf[4096];
+	ssize_t n;
+
+	if (lfd < 0)
+		return result(EADDRINUSE);
+	say("ready port=%s", port);
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		return result(errno);
+	say("accepted");
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		total += n > 0 ? (unsigned long)n : 0;
+	close(fd);
+	close(lfd);
+	printf("bytes=%lu ", total);
+	return result(n < 0 ? errno : 0);
+}
+
 /* udp-threads: T senders on one socket, T receivers on another, one process. */
 struct udp_share {
 	int sfd, rfd;
@@ -362,6 +386,8 @@ int main(int argc, char **argv)
 	if (argc < 3)
 		usage();
 	m = argv[1];
+	if (!strcmp(m, "accept-hold") && argc == 3)
+		return accept_hold(argv[2]);
 	if (!strcmp(m, "uring-accept") && argc == 4)
 		return uring_accept(argv[2], argv[3]);
 	if (!strcmp(m, "udp-threads") && argc == 6)
