@@ -96,6 +96,31 @@ __noinline int read_exe_path(struct dstrace_proc_stats *st)
 	return 0;
 }
 
+/* When the current process started (its thread group leader's start_time, which exec keeps):
+ * with the tgid, names one process even when the pid is reused. */
+static __always_inline __u64 proc_start_ns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, group_leader, start_time);
+}
+
+/* Is this entry the current process's, still open for counting? An ended one (exit, exec,
+ * marked in place when proc_exited was full) waits for user space, untouched; one of another
+ * process with the same pid (its exit missed) is marked ended here. Either way this update
+ * has no entry: counted as the table being full. */
+static __always_inline bool proc_entry_current(struct dstrace_proc_stats *st)
+{
+	if (!st->exit_ns && st->start_ns == proc_start_ns())
+		return true;
+	if (!st->exit_ns) {
+		st->ended_by = DSTRACE_END_STALE;
+		st->exit_ns = bpf_ktime_get_boot_ns();
+	}
+	counter_add(DSTRACE_CNT_PROC_FULL, 1);
+	return false;
+}
+
 /* The current process's totals, created on first use. A full table is counted, not hidden. */
 static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
 {
@@ -104,7 +129,7 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 	__u32 zero = 0;
 
 	if (st)
-		return st;
+		return proc_entry_current(st) ? st : NULL;
 	init = bpf_map_lookup_elem(&proc_scratch, &zero);
 	if (!init)
 		return NULL;
@@ -113,6 +138,7 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 	init->cgroup_id = bpf_get_current_cgroup_id();
 	init->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	init->first_ns = bpf_ktime_get_boot_ns();
+	init->start_ns = proc_start_ns();
 	bpf_get_current_comm(init->comm, sizeof(init->comm));
 	read_exe_path(init);
 	if (bpf_map_update_elem(&proc_stats, &tgid, init, BPF_NOEXIST) &&
@@ -120,7 +146,8 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);
 		return NULL;
 	}
-	return bpf_map_lookup_elem(&proc_stats, &tgid);
+	st = bpf_map_lookup_elem(&proc_stats, &tgid);
+	return st && proc_entry_current(st) ? st : NULL;
 }
 
 /* A remote address the process has met (a connection, a failure, a new UDP flow): counted
@@ -130,6 +157,8 @@ static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid,
 	struct proc_peer_key peer = { .tgid = tgid, .raddr = raddr };
 	__u8 one = 1;
 
+	if (st)
+		peer.first_ns = st->first_ns;
 	if (st && !bpf_map_lookup_elem(&proc_peers, &peer) &&
 	    !bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST))
 		__sync_fetch_and_add(&st->peers, 1);

@@ -59,7 +59,8 @@ int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 		args.uaddr = ctx->args[1];
 		args.addrlen = (__u32)ctx->args[2];
 	}
-	bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY);
+	if (bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY))
+		counter_add(DSTRACE_CNT_STASH_FULL, 1); /* this connect will not be seen */
 	return 0;
 }
 

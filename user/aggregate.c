@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "aggregate.h"
@@ -33,12 +34,9 @@ static uint32_t proc_table__find(const struct proc_table *t, uint32_t pid)
 	return lo;
 }
 
-struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
+/* Insert an empty row for pid at i; NULL when the table is full (counted) or out of memory. */
+static struct proc_entry *proc_table__insert(struct proc_table *t, uint32_t i, uint32_t pid)
 {
-	uint32_t i = proc_table__find(t, pid);
-
-	if (i < t->nprocs && t->procs[i].pid == pid)
-		return &t->procs[i];
 	if (t->nprocs == PROC_TABLE_MAX) {
 		t->dropped++;
 		return NULL;
@@ -57,6 +55,25 @@ struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
 	t->procs[i].pid = pid;
 	t->nprocs++;
 	return &t->procs[i];
+}
+
+/* Index one past pid's last row (pid's rows are [proc_table__find(pid), this)). */
+static uint32_t proc_table__end(const struct proc_table *t, uint32_t pid)
+{
+	uint32_t i = proc_table__find(t, pid);
+
+	while (i < t->nprocs && t->procs[i].pid == pid)
+		i++;
+	return i;
+}
+
+struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
+{
+	uint32_t i = proc_table__end(t, pid);
+
+	if (i > 0 && t->procs[i - 1].pid == pid)
+		return &t->procs[i - 1];
+	return proc_table__insert(t, i, pid);
 }
 
 static bool peers_insert(uint32_t *slots, uint32_t cap, uint32_t addr)
@@ -126,7 +143,12 @@ static void copy_comm(char *dst, const char *src)
 
 int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 {
-	struct proc_entry *p = proc_table__get(t, e->pid);
+	uint32_t i = proc_table__end(t, e->pid);
+	struct proc_entry *p = i > 0 && t->procs[i - 1].pid == e->pid ? &t->procs[i - 1] : NULL;
+
+	/* After its last row's entry ended: a new process with this pid, or a new program. */
+	if (!p || (p->end_ns && e->ts_ns > p->end_ns))
+		p = proc_table__insert(t, i, e->pid);
 
 	if (!p)
 		return -1;
@@ -137,12 +159,44 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 	return proc_entry__add_peer(t, p, e->raddr);
 }
 
+/* The row of the kernel entry st of pid: the row following it, else the pid's last row if
+ * that follows no entry yet (made from events), else a new row. */
+static struct proc_entry *proc_table__row(struct proc_table *t, uint32_t pid,
+					  const struct dstrace_proc_stats *st)
+{
+	uint32_t lo = proc_table__find(t, pid), end = proc_table__end(t, pid);
+
+	for (uint32_t i = lo; i < end; i++) {
+		if (t->procs[i].kid == st->first_ns)
+			return &t->procs[i];
+	}
+	if (end > lo && !t->procs[end - 1].kid && !t->procs[end - 1].end_ns)
+		return &t->procs[end - 1];
+	return proc_table__insert(t, end, pid);
+}
+
 int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st)
 {
-	struct proc_entry *p = proc_table__get(t, pid);
+	struct proc_entry *p = proc_table__row(t, pid, st);
 
+	if (!p && st->exit_ns) {
+		/* No room, but its counts are final: add them to the others, so totals stay whole. */
+		struct proc_entry *o = &t->others;
+
+		snprintf(o->comm, sizeof(o->comm), "(ended)");
+		for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)
+			o->counts[kind] += st->counts[kind][DSTRACE_PROTO_TCP] +
+					   st->counts[kind][DSTRACE_PROTO_UDP];
+		o->failed += st->failed;
+		o->kernel_peers += st->peers;
+		o->bytes += st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
+			    st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];
+		return 0;
+	}
 	if (!p)
 		return -1;
+	p->kid = st->first_ns;
+	p->end_ns = st->exit_ns;
 	copy_comm(p->comm, st->comm);
 	p->uid = st->uid;
 	for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)

@@ -46,6 +46,12 @@ struct run {
 	char host[256];
 	char run_id[320];
 	bool reopen_pending; /* a SIGHUP's reopen failed: try again */
+	/* audit writes */
+	bool audit_full;      /* the next set has every program: at start, after a failure, reopen */
+	bool audit_torn;      /* a failed write may have left a partial line: start with '\n' */
+	bool audit_failing;   /* in a run of failed writes (said once on stderr) */
+	uint64_t write_errors; /* failed audit writes */
+	uint64_t failed_since; /* failed writes in the current run of them */
 };
 
 static void sig_handler(int sig)
@@ -104,11 +110,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 	if (r->per_program) {
 		struct dstrace_proc_stats st;
 
-		/* A new process: learn what the kernel recorded of it (its executable) now,
-		 * in case it is gone by the next harvest. */
-		if (!audit__has_pid(&r->audit, e->pid) &&
-		    !dstrace_backend__proc_stats(r->backend, e->pid, &st))
-			audit__add_proc(&r->audit, e->pid, &st, false);
+		/* A new process (or program): learn what the kernel recorded of it (its
+		 * executable), so the event finds its program. */
+		if (audit__wants_proc(&r->audit, e->pid, e->ts_ns) &&
+		    !dstrace_backend__proc_stats(r->backend, e->pid, e->ts_ns, &st))
+			audit__add_proc(&r->audit, e->pid, &st); /* the harvest frees it if ended */
 		audit__add_event(&r->audit, e);
 	}
 	if (r->env.audit)
@@ -162,7 +168,9 @@ static void print_procs(struct run *r)
 	}
 }
 
-/* Bring the per-program tables up to date (at most once a second unless forced). */
+/* Bring the tables up to date and free the kernel entries of processes that ended (at most
+ * once a second unless forced), in every mode: the kernel's process table only holds what
+ * runs, however many processes come and go. */
 static void harvest(struct run *r, bool force)
 {
 	uint64_t now = clock_ns(CLOCK_MONOTONIC), evictions = 0;
@@ -171,16 +179,42 @@ static void harvest(struct run *r, bool force)
 		return;
 	r->last_harvest_ns = now;
 	/* Events first: a process's events must be read before its kernel record, which the
-	 * harvest reclaims once the process is gone. */
+	 * harvest frees once the process has ended. */
 	ring_buffer__consume(r->rb);
+	if (!r->per_program) {
+		dstrace_backend__read_procs(r->backend, &r->procs);
+		return;
+	}
 	if (!dstrace_backend__harvest(r->backend, &r->audit, &evictions) && evictions > r->evictions)
 		r->evictions = evictions; /* a counter: it never goes down */
+}
+
+/* Every drop counted, kernel and user space (the fields each mode has). */
+static void collect_drops(struct run *r, struct dstrace_drops *d)
+{
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, evictions = 0;
+
+	memset(d, 0, sizeof(*d));
+	dstrace_backend__counters(r->backend, counters);
+	d->lost = counters[DSTRACE_CNT_LOST];
+	d->proc_full = counters[DSTRACE_CNT_PROC_FULL];
+	d->stash_full = counters[DSTRACE_CNT_STASH_FULL];
+	if (r->per_program) {
+		audit__drops(&r->audit, d);
+		d->flows_evicted = r->evictions;
+	} else {
+		if (!dstrace_backend__flow_evictions(r->backend, &evictions))
+			d->flows_evicted = evictions;
+		d->pids = r->procs.dropped;
+		d->peers = r->procs.peers_capped;
+	}
 }
 
 static int write_audit(struct run *r, bool final)
 {
 	uint64_t counters[DSTRACE_CNT_MAX] = {};
 	struct audit_run_info info = {
+		.write_errors = r->write_errors,
 		.run_id = r->run_id,
 		.host = r->host,
 		.backend = dstrace_backend__name(r->backend),
@@ -190,19 +224,55 @@ static int write_audit(struct run *r, bool final)
 		.events = r->events_seen,
 		.final = final,
 	};
+	char *buf = NULL;
+	size_t len = 0;
+	bool torn = false;
+	FILE *mem;
 	int err;
 
 	harvest(r, true);
 	dstrace_backend__counters(r->backend, counters);
 	info.lost = counters[DSTRACE_CNT_LOST];
 	info.evictions = r->evictions;
-	err = audit__write(&r->audit, r->out, &info);
-	if (err) {
-		fprintf(stderr, "dstrace: cannot write audit records to %s: %s\n", r->env.output,
-			strerror(-err));
-		return err;
+	collect_drops(r, &info.drops);
+	/* The whole set in memory first, then one write() loop: it reaches the file whole or
+	 * not at all (audit_write_batch), never as a torn line. */
+	mem = open_memstream(&buf, &len);
+	if (!mem) {
+		err = -errno;
+	} else {
+		if (r->audit_torn)
+			fputc('\n', mem);
+		err = audit__write(&r->audit, mem, &info, r->audit_full);
+		if (fclose(mem) && err >= 0)
+			err = -ENOMEM;
+		if (err >= 0)
+			err = audit_write_batch(fileno(r->out), buf, len, &torn);
 	}
-	return 0;
+	free(buf);
+	if (err >= 0) {
+		audit__written(&r->audit);
+		r->audit_full = r->audit_torn = false;
+		if (r->audit_failing)
+			fprintf(stderr, "dstrace: audit records written to %s again, after %llu failed "
+					"writes; the sets are cumulative: nothing is missing\n",
+				r->env.output ? r->env.output : "stdout",
+				(unsigned long long)r->failed_since);
+		r->audit_failing = false;
+		r->failed_since = 0;
+		return 0;
+	}
+	/* Counted, said once per run of failures, retried next interval with every program. */
+	r->write_errors++;
+	r->failed_since++;
+	r->audit_full = true;
+	r->audit_torn = r->audit_torn || torn;
+	if (!r->audit_failing || final)
+		fprintf(stderr, "dstrace: cannot write audit records to %s: %s%s\n",
+			r->env.output ? r->env.output : "stdout", strerror(-err),
+			final ? "" : "; still tracing, retrying every interval");
+	r->audit_failing = true;
+	return final ? err : 0;
 }
 
 /* SIGHUP: logrotate moved the file away; append to a new one at the same path. If that
@@ -226,6 +296,10 @@ static void reopen(struct run *r)
 	fclose(r->out);
 	r->out = f;
 	r->reopen_pending = false;
+	r->audit_full = true; /* a new file starts with every program */
+	r->audit_torn = false;
+	if (r->env.audit)
+		audit_repair_tail(fileno(r->out));
 }
 
 static void serve_metrics(struct run *r)
@@ -240,6 +314,8 @@ static void serve_metrics(struct run *r)
 	dstrace_backend__counters(r->backend, counters);
 	t.lost = counters[DSTRACE_CNT_LOST];
 	t.evictions = r->evictions + r->audit.programs_dropped + r->audit.pids_dropped;
+	collect_drops(r, &t.drops);
+	t.write_errors = r->write_errors;
 	metrics_serve(r->metrics_fd, &r->audit, &t);
 }
 
@@ -309,6 +385,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	r.audit_full = true; /* the first set has every program */
+	if (r.env.audit)
+		audit_repair_tail(fileno(r.out)); /* a torn last line from an earlier run */
 
 	if (r.env.metrics) {
 		const char *what;
@@ -386,6 +465,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		flush_lines(&r);
+		harvest(&r, false);
 		if (r.metrics_fd >= 0 && (pfds[1].revents & POLLIN))
 			serve_metrics(&r);
 		if (reopen_output)
@@ -421,6 +501,7 @@ int main(int argc, char **argv)
 	stats.events = r.events_seen;
 	stats.lost = counters[DSTRACE_CNT_LOST];
 	stats.proc_full = counters[DSTRACE_CNT_PROC_FULL];
+	collect_drops(&r, &stats.drops);
 	stats.duration_s = (clock_ns(CLOCK_MONOTONIC) - start_ns) / 1e9;
 	if (r.env.json)
 		dstrace_format_stats_json(&stats, line, sizeof(line));

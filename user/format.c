@@ -258,17 +258,31 @@ int dstrace_format_proc_json(const struct proc_entry *p, char *buf, size_t size)
 
 int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 {
+	const struct dstrace_drops *d = &s->drops;
+
 	return clamp(snprintf(buf, size,
-			      "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s)",
-			      s->events, s->lost, s->duration_s, s->backend),
+			      "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s); dropped: "
+			      "proc_full %" PRIu64 ", stash_full %" PRIu64 ", flows_evicted %" PRIu64
+			      ", programs %" PRIu64 ", pids %" PRIu64 ", ports %" PRIu64
+			      ", peers %" PRIu64,
+			      s->events, s->lost, s->duration_s, s->backend, d->proc_full,
+			      d->stash_full, d->flows_evicted, d->programs, d->pids, d->ports,
+			      d->peers),
 		     size);
 }
 
 int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
 {
+	const struct dstrace_drops *d = &s->drops;
+
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
-			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f}",
-			      s->backend, s->events, s->lost, s->duration_s),
+			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":{\"lost\":%" PRIu64
+			      ",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64
+			      ",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64
+			      ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64 ",\"peers\":%" PRIu64 "}}",
+			      s->backend, s->events, s->lost, s->duration_s, d->lost, d->proc_full,
+			      d->stash_full, d->flows_evicted, d->programs, d->pids, d->ports,
+			      d->peers),
 		     size);
 }
