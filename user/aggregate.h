@@ -48,12 +48,17 @@ struct proc_entry {
 	 * row per entry: a reused pid, or a program the process exec()ed, gets a new row. */
 	uint64_t kid;
 	uint64_t end_ns; /* the entry ended (exit, exec): its counts are final */
+	uint32_t seq;	   /* order of arrival */
+	uint32_t prev_row; /* the pid's row before this one, or UINT32_MAX */
 };
 
 struct proc_table {
-	struct proc_entry *procs; /* sorted by pid, a pid's rows by age */
+	struct proc_entry *procs; /* as they came; sorted by pid (then age) by proc_table__sort */
 	uint32_t nprocs;
 	uint32_t cap;
+	uint32_t *index; /* pid -> its last row: open addressing, at most half full */
+	uint32_t index_cap;
+	uint32_t seq;
 	uint64_t dropped; /* processes that did not fit */
 	uint32_t peers_capped; /* processes whose peer count reached PROC_PEERS_MAX */
 	/* Ended processes that did not fit, summed: totals stay whole (pid 0, comm "(ended)") */
@@ -80,5 +85,7 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e);
  * fit is added to t->others. */
 int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st);
 uint32_t proc_entry__peers(const struct proc_entry *p);
+/* Rows by pid, a pid's rows by age (for printing). Pointers to rows are stale after it. */
+void proc_table__sort(struct proc_table *t);
 
 #endif /* DSTRACE_AGGREGATE_H */

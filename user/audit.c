@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct audit_pid {
 	uint32_t prog; /* index in programs, or UINT32_MAX if it did not fit */
 	uint32_t seen_gen;
 	uint64_t kid; /* the kernel entry's first_ns; 0 until its entry is seen */
+	uint64_t prev_kid; /* the entry of this pid followed before (ended, folded for good) */
 	/* Its entry ended (exit, exec) at end_ns and was folded in pass end_gen: kept two more
 	 * passes so that an event still queued then finds its program. */
 	bool ended;
@@ -254,8 +256,12 @@ static void pid_init(struct audit *a, struct audit_pid *ap, uint32_t pid, uint32
 			snprintf(exe, sizeof(exe), "?/%s", name);
 		}
 	}
+	/* A slot taken over: its entry ended, and was folded (audit__add_proc). */
+	uint64_t prev_kid = ap->pid == pid ? ap->kid : 0;
+
 	memset(ap, 0, sizeof(*ap));
 	ap->pid = pid;
+	ap->prev_kid = prev_kid;
 	ap->seen_gen = a->flow_gen;
 	ap->kid = st ? st->first_ns : 0;
 	if (program_find_or_add(a, exe, uid, cgroup_id, netns, comm, pid, &ap->prog)) {
@@ -283,14 +289,14 @@ static struct audit_pid *pid_get(struct audit *a, uint32_t pid, uint32_t uid, ui
 	return ap;
 }
 
-/* Does an event of pid at ts_ns come from a process or program the table does not follow
- * yet (then the caller looks its kernel entry up first: audit__add_proc)? */
-bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns)
+bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *kid)
 {
 	bool found;
 	struct audit_pid *ap = pid_slot(a, pid, &found);
 
-	return !found || !ap->kid || (ap->ended && ts_ns > ap->end_ns);
+	*kid = found && !ap->ended ? ap->kid : 0;
+	/* an event from before the end of the entry followed belongs to it */
+	return !found || !ap->ended || ts_ns > ap->end_ns;
 }
 
 static struct audit_program *program_of(struct audit *a, const struct audit_pid *ap)
@@ -440,12 +446,13 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 	ap = pid_slot(a, pid, &found);
 	if (found && ap->kid && ap->kid != st->first_ns) {
 		if (st->first_ns < ap->kid) {
-			/* An entry older than the one followed, never seen before (an exec()ed
-			 * program found first): fold it whole into its own program. */
-			struct audit_pid tmp;
+			/* An entry older than the one followed: the one followed before (already
+			 * folded whole when it ended), or one never seen (the next found first):
+			 * fold that one whole into its own program. */
+			struct audit_pid tmp = {};
 
-			if (!final)
-				return false;
+			if (!final || st->first_ns == ap->prev_kid)
+				return final;
 			pid_init(a, &tmp, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
 			p = program_of(a, &tmp);
 			if (p)
@@ -742,17 +749,24 @@ int audit_write_batch(int fd, const char *buf, size_t len, bool *torn)
 
 int audit_repair_tail(int fd)
 {
+	char path[64], last = '\n';
 	struct stat st;
-	char last;
+	int rfd, err = 0;
 
 	if (fstat(fd, &st))
 		return -errno;
 	if (!S_ISREG(st.st_mode) || !st.st_size)
 		return 0;
-	if (pread(fd, &last, 1, st.st_size - 1) != 1)
-		return errno ? -errno : -EIO;
-	if (last == '\n')
-		return 0;
+	/* fd is opened for appending only: read the same file through a descriptor of its own */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	if (pread(rfd, &last, 1, st.st_size - 1) != 1)
+		err = -EIO;
+	close(rfd);
+	if (err || last == '\n')
+		return err;
 	return write(fd, "\n", 1) == 1 ? 0 : (errno ? -errno : -EIO);
 }
 

@@ -87,10 +87,12 @@ struct audit {
 int audit__init(struct audit *a, uint32_t max_flows);
 void audit__free(struct audit *a);
 
-/* Does an event of pid at ts_ns come from a process (or a program it exec()ed) that the
- * table does not follow yet? Then look its kernel entry up and give it to audit__add_proc
- * before audit__add_event, so that the event finds the right program. */
-bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns);
+/* Should the kernel entry of the process behind an event of pid at ts_ns be looked up and
+ * given to audit__add_proc before audit__add_event (a process, or a program it exec()ed, that
+ * the table may not follow yet), so that the event finds the right program? False for an
+ * event from before the end of an entry that ended. *kid: the running entry followed (its
+ * first_ns), or 0: a newer entry found means that one has ended. */
+bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *kid);
 /* An event arrived: failures by errno, listener ports, TCP peers. */
 void audit__add_event(struct audit *a, const struct dstrace_event *e);
 /* The kernel's counters for one process entry (proc_stats, proc_exited): what they grew by

@@ -423,6 +423,18 @@ int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid, u
 	return -ENOENT;
 }
 
+int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, uint64_t first_ns,
+				struct dstrace_proc_stats *st)
+{
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
+	    st->first_ns == first_ns)
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
+	    st->first_ns == first_ns && st->exit_ns)
+		return 0;
+	return -ENOENT;
+}
+
 uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b)
 {
 	return bpf_map__max_entries(b->skel->maps.udp_flows);

@@ -97,6 +97,25 @@ static void flush_lines(struct run *r)
 	}
 }
 
+/* Before an event reaches the program tables: the kernel's entry of its process, so that a
+ * new process, or the program a process exec()ed, is known with its executable (the kernel's
+ * record) and the event finds that program. Ended entries are freed by the next harvest. */
+static void follow_process(struct run *r, const struct dstrace_event *e)
+{
+	struct dstrace_proc_stats st, old;
+	uint64_t kid;
+
+	if (!audit__wants_proc(&r->audit, e->pid, e->ts_ns, &kid) ||
+	    dstrace_backend__proc_stats(r->backend, e->pid, e->ts_ns, &st))
+		return;
+	/* A newer entry than the one followed: that one ended (exec, exit): its last counts
+	 * first, from where the kernel put it. */
+	if (kid && st.first_ns > kid &&
+	    !dstrace_backend__proc_ended(r->backend, e->pid, kid, &old))
+		audit__add_proc(&r->audit, e->pid, &old);
+	audit__add_proc(&r->audit, e->pid, &st);
+}
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct run *r = ctx;
@@ -108,13 +127,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 		return 0;
 	r->events_seen++;
 	if (r->per_program) {
-		struct dstrace_proc_stats st;
-
-		/* A new process (or program): learn what the kernel recorded of it (its
-		 * executable), so the event finds its program. */
-		if (audit__wants_proc(&r->audit, e->pid, e->ts_ns) &&
-		    !dstrace_backend__proc_stats(r->backend, e->pid, e->ts_ns, &st))
-			audit__add_proc(&r->audit, e->pid, &st); /* the harvest frees it if ended */
+		follow_process(r, e);
 		audit__add_event(&r->audit, e);
 	}
 	if (r->env.audit)
@@ -136,6 +149,7 @@ static void print_procs(struct run *r)
 	char line[DSTRACE_LINE_MAX];
 
 	dstrace_backend__read_procs(r->backend, &r->procs);
+	proc_table__sort(&r->procs);
 	if (!r->env.json) {
 		if (r->env.interval_s) {
 			time_t now = time(NULL);
@@ -164,6 +178,14 @@ static void print_procs(struct run *r)
 			dstrace_format_proc_json(&r->procs.procs[i], line, sizeof(line));
 		else
 			dstrace_format_proc_text(&r->procs.procs[i], line, sizeof(line));
+		emit_line(r, line);
+	}
+	/* ended processes that did not fit the table, summed: the totals stay whole */
+	if (r->procs.others.comm[0]) {
+		if (r->env.json)
+			dstrace_format_proc_json(&r->procs.others, line, sizeof(line));
+		else
+			dstrace_format_proc_text(&r->procs.others, line, sizeof(line));
 		emit_line(r, line);
 	}
 }
@@ -243,7 +265,8 @@ static int write_audit(struct run *r, bool final)
 	} else {
 		if (r->audit_torn)
 			fputc('\n', mem);
-		err = audit__write(&r->audit, mem, &info, r->audit_full);
+		/* the final set has every program: it alone is the run's whole picture */
+		err = audit__write(&r->audit, mem, &info, r->audit_full || final);
 		if (fclose(mem) && err >= 0)
 			err = -ENOMEM;
 		if (err >= 0)

@@ -56,6 +56,8 @@ int main(int argc, char **argv)
 		err = register_jsonparse_tests();
 	if (!err)
 		err = register_report_tests();
+	if (!err)
+		err = register_audit_tests();
 	if (err) {
 		fprintf(stderr, "unit-tests: cannot register the tests: %s\n", CU_get_error_msg());
 		CU_cleanup_registry();

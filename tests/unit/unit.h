@@ -16,6 +16,7 @@ int register_aggregate_tests(void);
 int register_cgroupfs_tests(void);
 int register_jsonparse_tests(void);
 int register_report_tests(void);
+int register_audit_tests(void);
 
 /* Adds suite name with the tests of a CU_TEST_INFO_NULL-terminated array; cleanup (or NULL)
  * runs after the suite's last test. 0 or a CUnit error code. */
