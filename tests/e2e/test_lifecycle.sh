@@ -17,6 +17,7 @@
 #      the rest, intervals fail; once the filler is gone dstrace (still running) writes again:
 #      every line whole JSON, the final totals complete, stderr said so once.
 #   5. A torn last line (a crash mid-write) is closed with a newline on restart.
+#   6. The metrics have a dstrace_dropped_total series per cause.
 #
 #   sudo tests/e2e/test_lifecycle.sh
 #
@@ -32,7 +33,24 @@ CHURN_N=${CHURN_N:-20000}
 
 bail() {
 	fail "$1" "$2"
-	summary
+	# ===========================================================================================
+# 6. The drops in the metrics
+# ===========================================================================================
+lo_host_add mx
+log "6. metrics: every drop cause has a series"
+if dstrace_start_in mx /dev/null --metrics 127.0.0.1:9471; then
+	in_ns mx curl -s -m 5 http://127.0.0.1:9471/metrics >"$WORK/metrics.txt"
+	dstrace_stop
+	check_eq "metrics: dstrace_dropped_total, one series per cause, and the write errors" \
+		"counter lost proc_full stash_full flows_evicted programs pids ports peers; write_errors=0" \
+		"$(awk '$1 == "#" && $2 == "TYPE" && $3 == "dstrace_dropped_total" { t = $4 }
+			$1 ~ /^dstrace_dropped_total\{what="[a-z_]+"\}$/ && $2 ~ /^[0-9]+$/ {
+				w = $1; sub(/.*what="/, "", w); sub(/".*/, "", w); l = l " " w }
+			$1 == "dstrace_audit_write_errors_total" { e = $2 }
+			END { print t l "; write_errors=" e }' "$WORK/metrics.txt")"
+fi
+
+summary
 	exit 1
 }
 
@@ -244,6 +262,23 @@ if dstrace_start_raw /dev/null --audit -o "$TORN" -i 1; then
 		"$(sed -n 2p "$TORN") $(tail -n +3 "$TORN" >"$WORK/torn-rest"; whole_json "$WORK/torn-rest")"
 	check_match "torn tail: a run's records follow" '^[1-9][0-9]*$' \
 		"$(jq -R 'fromjson? | select(.type == "audit_run")' "$TORN" | jq -s length)" "audit_run records"
+fi
+
+# ===========================================================================================
+# 6. The drops in the metrics
+# ===========================================================================================
+lo_host_add mx
+log "6. metrics: every drop cause has a series"
+if dstrace_start_in mx /dev/null --metrics 127.0.0.1:9471; then
+	in_ns mx curl -s -m 5 http://127.0.0.1:9471/metrics >"$WORK/metrics.txt"
+	dstrace_stop
+	check_eq "metrics: dstrace_dropped_total, one series per cause, and the write errors" \
+		"counter lost proc_full stash_full flows_evicted programs pids ports peers; write_errors=0" \
+		"$(awk '$1 == "#" && $2 == "TYPE" && $3 == "dstrace_dropped_total" { t = $4 }
+			$1 ~ /^dstrace_dropped_total\{what="[a-z_]+"\}$/ && $2 ~ /^[0-9]+$/ {
+				w = $1; sub(/.*what="/, "", w); sub(/".*/, "", w); l = l " " w }
+			$1 == "dstrace_audit_write_errors_total" { e = $2 }
+			END { print t l "; write_errors=" e }' "$WORK/metrics.txt")"
 fi
 
 summary
