@@ -14,6 +14,28 @@
 
 #include "paths.bpf.h"
 
+/* Tell user space, in ring order, that tgid's entry ended: the events after this one with
+ * that pid are another entry's (a new process, or the program exec() started). Without it,
+ * user space learns of the end at its next walk of the tables (within a second). */
+static __always_inline void proc_end_notice(__u32 tgid, __u64 ts_ns, __u32 how)
+{
+	struct dstrace_event *e;
+
+	if (!emit_events)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return; /* not an event: not counted as lost; the walk still sees the end */
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = ts_ns;
+	e->pid = tgid;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->ret = how;
+	e->flags = DSTRACE_F_ENDED;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
 /* End the current process's entry: move it to proc_exited, or, when that queue is full (or
  * still holds an earlier entry of this pid), leave it marked in proc_stats. Nothing updates an
  * ended entry again: its process is gone (exit: this is its last thread), or it is a new
@@ -27,6 +49,7 @@ static __always_inline void proc_end(__u32 how)
 		return;
 	st->ended_by = how;
 	st->exit_ns = bpf_ktime_get_boot_ns();
+	proc_end_notice(tgid, st->exit_ns, how);
 	if (!bpf_map_update_elem(&proc_exited, &tgid, st, BPF_NOEXIST))
 		bpf_map_delete_elem(&proc_stats, &tgid);
 }

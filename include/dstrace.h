@@ -31,6 +31,10 @@ enum dstrace_proto {
 
 /* Event flags. */
 #define DSTRACE_F_HAVE_LOCAL 0x1 /* laddr/lport were assigned by the kernel */
+/* Not an event: the proc_stats entry of pid ended at ts_ns (ret: enum dstrace_end). It comes
+ * in ring order, before any event of a process that reuses the pid or of the program an exec
+ * started, so user space knows those are not the old entry's (bpf/lifecycle.bpf.h). */
+#define DSTRACE_F_ENDED 0x2
 
 /* One record in the ring buffer. Addresses are the IPv4 addresses on the wire, in network
  * byte order; ports are in host byte order. */

@@ -238,6 +238,8 @@ static void pid_init(struct audit *a, struct audit_pid *ap, uint32_t pid, uint32
 		     uint64_t cgroup_id, uint32_t netns, const char *comm,
 		     const struct dstrace_proc_stats *st)
 {
+	/* A slot taken over: its entry ended, and was folded (audit__add_proc). */
+	uint64_t prev_kid = ap->pid == pid ? ap->kid : 0;
 	char link[64], exe[AUDIT_EXE_LEN] = "";
 	ssize_t n;
 
@@ -256,9 +258,6 @@ static void pid_init(struct audit *a, struct audit_pid *ap, uint32_t pid, uint32
 			snprintf(exe, sizeof(exe), "?/%s", name);
 		}
 	}
-	/* A slot taken over: its entry ended, and was folded (audit__add_proc). */
-	uint64_t prev_kid = ap->pid == pid ? ap->kid : 0;
-
 	memset(ap, 0, sizeof(*ap));
 	ap->pid = pid;
 	ap->prev_kid = prev_kid;
@@ -296,7 +295,16 @@ bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *
 
 	*kid = found && !ap->ended ? ap->kid : 0;
 	/* an event from before the end of the entry followed belongs to it */
-	return !found || !ap->ended || ts_ns > ap->end_ns;
+	return !found || !ap->kid || (ap->end_ns && ts_ns > ap->end_ns);
+}
+
+void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns)
+{
+	bool found;
+	struct audit_pid *ap = pid_slot(a, pid, &found);
+
+	if (found && !ap->ended && !ap->end_ns)
+		ap->end_ns = ts_ns;
 }
 
 static struct audit_program *program_of(struct audit *a, const struct audit_pid *ap)
@@ -480,6 +488,8 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 		ap->ended = true;
 		ap->end_gen = a->flow_gen;
 		ap->end_ns = st->exit_ns;
+	} else if (!final) {
+		ap->end_ns = 0; /* an end notice of an earlier entry of this pid */
 	}
 	return final;
 }

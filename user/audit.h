@@ -2,9 +2,10 @@
 /*
  * Per-program aggregation for audits and metrics. A program is one (executable, uid,
  * cgroup, network namespace); its processes add up. Totals are built from deltas of the
- * kernel's per-process counters and UDP flow counters, so processes may come and go and a
- * kernel entry can be reclaimed once its process is gone. Everything is bounded; what does
- * not fit is counted.
+ * kernel's per-process counters and UDP flow counters, so processes may come and go: the
+ * kernel ends a process's entry when it exits or exec()s (bpf/lifecycle.bpf.h), its last
+ * counts are folded here and the entry freed. Everything is bounded; what does not fit is
+ * counted (audit__drops).
  */
 #ifndef DSTRACE_AUDIT_H
 #define DSTRACE_AUDIT_H
@@ -88,11 +89,15 @@ int audit__init(struct audit *a, uint32_t max_flows);
 void audit__free(struct audit *a);
 
 /* Should the kernel entry of the process behind an event of pid at ts_ns be looked up and
- * given to audit__add_proc before audit__add_event (a process, or a program it exec()ed, that
- * the table may not follow yet), so that the event finds the right program? False for an
- * event from before the end of an entry that ended. *kid: the running entry followed (its
- * first_ns), or 0: a newer entry found means that one has ended. */
+ * given to audit__add_proc before audit__add_event, so that the event finds the right
+ * program? True for a pid not followed yet, and for an event after the end of the entry
+ * followed (a new process with that pid, or the program an exec() started); false for an
+ * event from before the end. *kid: the entry followed if not yet folded for good (its
+ * first_ns), else 0. */
 bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *kid);
+/* The kernel said (DSTRACE_F_ENDED, in ring order) that pid's entry ended at ts_ns: later
+ * events of pid are another entry's. Its counts are folded when the entry is read. */
+void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns);
 /* An event arrived: failures by errno, listener ports, TCP peers. */
 void audit__add_event(struct audit *a, const struct dstrace_event *e);
 /* The kernel's counters for one process entry (proc_stats, proc_exited): what they grew by

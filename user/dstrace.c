@@ -97,9 +97,11 @@ static void flush_lines(struct run *r)
 	}
 }
 
-/* Before an event reaches the program tables: the kernel's entry of its process, so that a
- * new process, or the program a process exec()ed, is known with its executable (the kernel's
- * record) and the event finds that program. Ended entries are freed by the next harvest. */
+/* Before an event reaches the program tables: for a process not followed yet (new, or the
+ * program an exec() started: the kernel's end notice came first), the kernel's entry, so that
+ * it is known with its executable (the kernel's record) and the event finds its program. Not
+ * for the events of processes already followed (most of them). Ended entries are freed by
+ * the next harvest. */
 static void follow_process(struct run *r, const struct dstrace_event *e)
 {
 	struct dstrace_proc_stats st, old;
@@ -125,6 +127,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*e))
 		return 0;
+	if (e->flags & DSTRACE_F_ENDED) { /* not an event: a process's entry ended */
+		if (r->per_program)
+			audit__proc_ending(&r->audit, e->pid, e->ts_ns);
+		return 0;
+	}
 	r->events_seen++;
 	if (r->per_program) {
 		follow_process(r, e);
@@ -548,6 +555,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dstrace: warning: %u processes reached %d distinct peers; their "
 				"PEERS count is a lower bound\n",
 			r.procs.peers_capped, PROC_PEERS_MAX);
+	if (stats.drops.stash_full)
+		fprintf(stderr, "dstrace: warning: %llu connect() calls not followed (too many in "
+				"flight at once)\n",
+			(unsigned long long)stats.drops.stash_full);
 	if (stats.proc_full || r.procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "
 				"not counted\n",

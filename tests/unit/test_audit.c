@@ -78,8 +78,12 @@ static void test_exited_fold(void)
 
 	REQUIRE_TRUE(audit__init(&a, 16) == 0);
 	audit__add_proc(&a, PID, &st);
-	ASSERT_TRUE(audit__wants_proc(&a, PID, 150, &kid)); /* running: always look */
+	ASSERT_TRUE(!audit__wants_proc(&a, PID, 150, &kid)); /* followed, running */
 	ASSERT_UINT_EQ(kid, 100);
+	audit__proc_ending(&a, PID, 290); /* the kernel's notice, before the entry is read */
+	ASSERT_TRUE(!audit__wants_proc(&a, PID, 280, &kid));
+	ASSERT_TRUE(audit__wants_proc(&a, PID, 295, &kid)); /* after: look the new one up */
+	ASSERT_UINT_EQ(kid, 100); /* ... and fold this one first */
 	st.counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP] = 3;
 	st.exit_ns = 300;
 	st.ended_by = DSTRACE_END_EXIT;
