@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config)
 test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc
-	prometheus)
+	prometheus python3)
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 bench_pkgs=(bpftrace)
 
