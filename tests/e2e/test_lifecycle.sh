@@ -17,6 +17,7 @@
 #      the rest, intervals fail; once the filler is gone dstrace (still running) writes again:
 #      every line whole JSON, the final totals complete, stderr said so once.
 #   5. A torn last line (a crash mid-write) is closed with a newline on restart.
+#   5b. Sets have the programs that changed; a full set after a SIGHUP reopen.
 #   6. The metrics have a dstrace_dropped_total series per cause.
 #
 #   sudo tests/e2e/test_lifecycle.sh
@@ -34,6 +35,46 @@ CHURN_N=${CHURN_N:-20000}
 bail() {
 	fail "$1" "$2"
 	# ===========================================================================================
+# 5b. Changed programs only; every program after a SIGHUP reopen
+# ===========================================================================================
+lo_host_add hu
+log "5b. sets: changed programs only, every program after a reopen"
+AUD=$WORK/hup.jsonl
+if dstrace_start_raw /dev/null --audit -o "$AUD" -i 1; then
+	srv_start SRV hu "sets: tcpserv6" "$PROGS/tcpserv6" -n 100 7501
+	run_in hu 20 "$WORK/hup1" "$PROGS/tcp6x" connect -n 2 ::ffff:127.0.0.1 7501
+	sleep 2.5 # a set with both programs, then sets where nothing of ours changed
+	mv "$AUD" "$AUD.1"
+	kill -HUP "$DSTRACE_PID"
+	wait_line "$AUD" '"type":"audit_run"' 5 || true
+	run_in hu 20 "$WORK/hup2" "$PROGS/tcp6x" connect -n 1 ::ffff:127.0.0.1 7501
+	sleep 2.5
+	dstrace_stop
+	ns=$(netns_inode hu)
+	# per set of the first file: the set's records of our namespace, by exe basename
+	ours() {
+		jq -R -s -c --argjson ns "$ns" '
+			split("\n") | map(select(length > 0) | fromjson)
+			| reduce .[] as $r ({cur: [], sets: []};
+				if $r.type == "audit" then
+					(if $r.netns == $ns then .cur += [$r.exe | sub(".*/"; "")] else . end)
+				else .sets += [{ours: (.cur | sort), written: $r.written, programs: $r.programs}]
+					| .cur = [] end)
+			| .sets' "$1"
+	}
+	check_eq "sets: the first set has every program, later ones only those that changed" \
+		'first full, then [] present' \
+		"$(ours "$AUD.1" | jq -r '(if .[0].written == .[0].programs then "first full" else "first \(.[0])" end)
+			+ ", then " + (if any(.[1:][]; .ours == []) then "[] present" else "no set without ours: \(.)" end)')"
+	check_eq "sets: the first set after the reopen has every program, ours included" \
+		'full ["tcp6x","tcpserv6"]' \
+		"$(ours "$AUD" | jq -r '.[0] | (if .written == .programs then "full" else "written \(.written) of \(.programs)" end) + " " + (.ours | tojson)')"
+	check_eq "sets: the last record of each program is its total" '{"tcp6x":3,"tcpserv6":3}' \
+		"$(cat "$AUD.1" "$AUD" | jq -s -c --argjson ns "$ns" '[.[] | select(.type == "audit" and .netns == $ns)]
+			| group_by(.exe) | map({key: (.[-1].exe | sub(".*/"; "")), value: (.[-1].connect.tcp + .[-1].accept.tcp)}) | from_entries')"
+fi
+
+# ===========================================================================================
 # 6. The drops in the metrics
 # ===========================================================================================
 lo_host_add mx
@@ -262,6 +303,46 @@ if dstrace_start_raw /dev/null --audit -o "$TORN" -i 1; then
 		"$(sed -n 2p "$TORN") $(tail -n +3 "$TORN" >"$WORK/torn-rest"; whole_json "$WORK/torn-rest")"
 	check_match "torn tail: a run's records follow" '^[1-9][0-9]*$' \
 		"$(jq -R 'fromjson? | select(.type == "audit_run")' "$TORN" | jq -s length)" "audit_run records"
+fi
+
+# ===========================================================================================
+# 5b. Changed programs only; every program after a SIGHUP reopen
+# ===========================================================================================
+lo_host_add hu
+log "5b. sets: changed programs only, every program after a reopen"
+AUD=$WORK/hup.jsonl
+if dstrace_start_raw /dev/null --audit -o "$AUD" -i 1; then
+	srv_start SRV hu "sets: tcpserv6" "$PROGS/tcpserv6" -n 100 7501
+	run_in hu 20 "$WORK/hup1" "$PROGS/tcp6x" connect -n 2 ::ffff:127.0.0.1 7501
+	sleep 2.5 # a set with both programs, then sets where nothing of ours changed
+	mv "$AUD" "$AUD.1"
+	kill -HUP "$DSTRACE_PID"
+	wait_line "$AUD" '"type":"audit_run"' 5 || true
+	run_in hu 20 "$WORK/hup2" "$PROGS/tcp6x" connect -n 1 ::ffff:127.0.0.1 7501
+	sleep 2.5
+	dstrace_stop
+	ns=$(netns_inode hu)
+	# per set of the first file: the set's records of our namespace, by exe basename
+	ours() {
+		jq -R -s -c --argjson ns "$ns" '
+			split("\n") | map(select(length > 0) | fromjson)
+			| reduce .[] as $r ({cur: [], sets: []};
+				if $r.type == "audit" then
+					(if $r.netns == $ns then .cur += [$r.exe | sub(".*/"; "")] else . end)
+				else .sets += [{ours: (.cur | sort), written: $r.written, programs: $r.programs}]
+					| .cur = [] end)
+			| .sets' "$1"
+	}
+	check_eq "sets: the first set has every program, later ones only those that changed" \
+		'first full, then [] present' \
+		"$(ours "$AUD.1" | jq -r '(if .[0].written == .[0].programs then "first full" else "first \(.[0])" end)
+			+ ", then " + (if any(.[1:][]; .ours == []) then "[] present" else "no set without ours: \(.)" end)')"
+	check_eq "sets: the first set after the reopen has every program, ours included" \
+		'full ["tcp6x","tcpserv6"]' \
+		"$(ours "$AUD" | jq -r '.[0] | (if .written == .programs then "full" else "written \(.written) of \(.programs)" end) + " " + (.ours | tojson)')"
+	check_eq "sets: the last record of each program is its total" '{"tcp6x":3,"tcpserv6":3}' \
+		"$(cat "$AUD.1" "$AUD" | jq -s -c --argjson ns "$ns" '[.[] | select(.type == "audit" and .netns == $ns)]
+			| group_by(.exe) | map({key: (.[-1].exe | sub(".*/"; "")), value: (.[-1].connect.tcp + .[-1].accept.tcp)}) | from_entries')"
 fi
 
 # ===========================================================================================

@@ -4,8 +4,10 @@
  * whole-or-nothing writes. Pids above pid_max: no /proc lookup ever finds them. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "audit.h"
@@ -206,6 +208,35 @@ static void test_write_batch(void)
 	close(full);
 }
 
+/* A write cut short (here by RLIMIT_FSIZE: a few bytes fit, then EFBIG, as a disk filling
+ * up mid-write) leaves the file as it was before the batch, not with a torn line. */
+static void test_partial_write(void)
+{
+	char path[] = "/tmp/dstrace-unit-audit.XXXXXX", back[64] = "";
+	int fd = mkstemp(path);
+	struct rlimit old, lim;
+	void (*old_handler)(int);
+	bool torn = true;
+	int err;
+
+	REQUIRE_TRUE(fd >= 0);
+	ASSERT_INT_EQ(audit_write_batch(fd, "{\"a\":1}\n", 8, &torn), 0);
+	REQUIRE_TRUE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim = old;
+	lim.rlim_cur = 12; /* 4 more bytes */
+	old_handler = signal(SIGXFSZ, SIG_IGN);
+	REQUIRE_TRUE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	err = audit_write_batch(fd, "{\"b\":2}\n{\"c\":3}\n", 16, &torn);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, old_handler);
+	ASSERT_INT_EQ(err, -EFBIG);
+	ASSERT_TRUE(!torn); /* cut back */
+	ASSERT_INT_EQ(pread(fd, back, sizeof(back) - 1, 0), 8);
+	ASSERT_STR_EQ(back, "{\"a\":1}\n");
+	close(fd);
+	unlink(path);
+}
+
 static const CU_TestInfo tests[] = {
 	{ "deltas", test_deltas },
 	{ "exited fold, reused pid", test_exited_fold },
@@ -213,6 +244,7 @@ static const CU_TestInfo tests[] = {
 	{ "changed-only sets", test_changed_only },
 	{ "drops", test_drops },
 	{ "whole-or-nothing writes, torn tail", test_write_batch },
+	{ "a write cut short is cut back", test_partial_write },
 	CU_TEST_INFO_NULL,
 };
 
