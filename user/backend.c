@@ -440,13 +440,24 @@ uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b)
 	return bpf_map__max_entries(b->skel->maps.udp_flows);
 }
 
+struct harvest_ctx {
+	struct audit *audit;
+	struct proc_table *table;
+};
+
 static bool audit_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)
 {
-	return audit__add_proc(ctx, pid, st);
+	struct harvest_ctx *h = ctx;
+
+	if (h->table)
+		proc_table__set_stats(h->table, pid, st);
+	return audit__add_proc(h->audit, pid, st);
 }
 
-int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_t *evictions)
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct proc_table *t,
+			     uint64_t *evictions)
 {
+	struct harvest_ctx h = { .audit = a, .table = t };
 	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
 	struct key_list dead_flows = { .size = sizeof(struct dstrace_flow_key) };
 	struct dstrace_flow_key fkey, *fprev = NULL;
@@ -456,7 +467,7 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_
 	/* Counters before the walks: a flow inserted during them is live, never "evicted". */
 	dstrace_backend__counters(b, counters);
 	/* Processes first: a process found ended gets its last counts, then its flows theirs. */
-	walk_procs(b, audit_visit, a);
+	walk_procs(b, audit_visit, &h);
 	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
 		fprev = &fkey;
 		if (bpf_map_lookup_elem(flows_fd, &fkey, &fval))

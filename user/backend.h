@@ -22,10 +22,11 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t);
 
 struct audit;
-/* Fold the kernel's per-process and UDP flow counters into the audit tables, freeing the
- * kernel entries of processes that ended. *evictions: UDP flows the kernel's LRU table
- * evicted so far. 0 or a negative errno. */
-int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_t *evictions);
+/* Fold the kernel's per-process and UDP flow counters into the audit tables (and into the
+ * process table t, if not NULL), freeing the kernel entries of processes that ended.
+ * *evictions: UDP flows the kernel's LRU table evicted so far. 0 or a negative errno. */
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct proc_table *t,
+			     uint64_t *evictions);
 /* UDP flows the kernel's LRU table evicted so far (walks the flow table). */
 int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *evictions);
 /* The kernel's counters of the process pid had at ts_ns (an event's time): its running

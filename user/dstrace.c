@@ -151,11 +151,13 @@ static int handle_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+static void harvest(struct run *r, bool force);
+
 static void print_procs(struct run *r)
 {
 	char line[DSTRACE_LINE_MAX];
 
-	dstrace_backend__read_procs(r->backend, &r->procs);
+	harvest(r, true); /* the kernel's counts, into every table that wants them */
 	proc_table__sort(&r->procs);
 	if (!r->env.json) {
 		if (r->env.interval_s) {
@@ -214,7 +216,10 @@ static void harvest(struct run *r, bool force)
 		dstrace_backend__read_procs(r->backend, &r->procs);
 		return;
 	}
-	if (!dstrace_backend__harvest(r->backend, &r->audit, &evictions) && evictions > r->evictions)
+	/* --metrics without --audit also prints the process table at the end */
+	if (!dstrace_backend__harvest(r->backend, &r->audit, r->env.audit ? NULL : &r->procs,
+				      &evictions) &&
+	    evictions > r->evictions)
 		r->evictions = evictions; /* a counter: it never goes down */
 }
 

@@ -6,7 +6,8 @@
 #   1. Churn: 20 000 short-lived processes (tests/progs/churn), one mapped connect each,
 #      more than the kernel's process table holds (16 384): under `dstrace -j -i 3600` the
 #      final table's process records add up to exactly 20 000 connects, and under
-#      `--audit -i 3600` the program's totals say 20 000 connects from 20 001 processes.
+#      `--audit -i 3600` the program's totals say 20 000 connects from 20 001 processes, and
+#      with `--metrics` (no audit) both /metrics and the process records count them all.
 #   2. Named threads: a Python process whose I/O thread renames itself (prctl PR_SET_NAME)
 #      makes 10 connects over 5 s under `--audit -i 1`: every record says pids 1, the last
 #      one connect 10.
@@ -164,6 +165,22 @@ if dstrace_start_raw /dev/null --audit -o "$AUD" -i 3600; then
 	check_eq "churn (--audit): audit_run drops and write errors" \
 		'{"lost":0,"proc_full":0,"stash_full":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0} 0' \
 		"$(jq -c 'select(.type == "audit_run" and .final)' "$AUD" | jq -rc '"\(.drops | tojson) \(.write_errors)"')"
+fi
+
+# --metrics without --audit: the program table and the process table both count them all
+OUT=$WORK/churn-m.jsonl
+if dstrace_start_in ch "$OUT" -j -i 3600 --metrics 127.0.0.1:9472; then
+	run_in ch 120 "$WORK/churn-m" "$PROGS/churn" "$CHURN_N" 7103
+	check_eq "churn (-j -i 3600 --metrics): every child connected" "0 $CHURN_N" \
+		"$RUN_RC $(kv "$(cat "$WORK/churn-m.out")" connected)"
+	sleep 1.5
+	in_ns ch curl -s -m 5 http://127.0.0.1:9472/metrics >"$WORK/churn-m.metrics"
+	dstrace_stop
+	check_eq "churn (-j -i 3600 --metrics): /metrics counts every connect" "$CHURN_N" \
+		"$(awk '$1 == "dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"churn\"}" { print $2 }' \
+			"$WORK/churn-m.metrics")"
+	check_eq "churn (-j -i 3600 --metrics): process records add up to every connect" "$CHURN_N" \
+		"$(jq -s '[.[] | select(.type == "process" and .comm == "churn") | .connect] | add' "$OUT")"
 fi
 
 # ===========================================================================================
