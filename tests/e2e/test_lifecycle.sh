@@ -173,12 +173,18 @@ if dstrace_start_in ch "$OUT" -j -i 3600 --metrics 127.0.0.1:9472; then
 	run_in ch 120 "$WORK/churn-m" "$PROGS/churn" "$CHURN_N" 7103
 	check_eq "churn (-j -i 3600 --metrics): every child connected" "0 $CHURN_N" \
 		"$RUN_RC $(kv "$(cat "$WORK/churn-m.out")" connected)"
-	sleep 1.5
-	in_ns ch curl -s -m 5 http://127.0.0.1:9472/metrics >"$WORK/churn-m.metrics"
+	# /metrics shows the last harvest (once a second, after the events queued before it are
+	# read): scrape until it has them all, 10 s at most
+	for _ in $(seq 10); do
+		sleep 1
+		in_ns ch curl -s -m 5 http://127.0.0.1:9472/metrics >"$WORK/churn-m.metrics"
+		got=$(awk '$1 == "dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"churn\"}" { print $2 }' \
+			"$WORK/churn-m.metrics")
+		log "/metrics: $got connects"
+		[[ $got == "$CHURN_N" ]] && break
+	done
 	dstrace_stop
-	check_eq "churn (-j -i 3600 --metrics): /metrics counts every connect" "$CHURN_N" \
-		"$(awk '$1 == "dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"churn\"}" { print $2 }' \
-			"$WORK/churn-m.metrics")"
+	check_eq "churn (-j -i 3600 --metrics): /metrics counts every connect" "$CHURN_N" "$got"
 	check_eq "churn (-j -i 3600 --metrics): process records add up to every connect" "$CHURN_N" \
 		"$(jq -s '[.[] | select(.type == "process" and .comm == "churn") | .connect] | add' "$OUT")"
 fi
