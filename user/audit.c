@@ -29,8 +29,8 @@ struct audit_pid {
 	uint32_t seen_gen;
 	uint64_t kid; /* the kernel entry's first_ns; 0 until its entry is seen */
 	uint64_t prev_kid; /* the entry of this pid followed before (ended, folded for good) */
-	/* Its entry ended (exit, exec) at end_ns and was folded in pass end_gen: kept two more
-	 * passes so that an event still queued then finds its program. */
+	/* Its entry ended (exit, exec) at end_ns and was folded in pass end_gen: kept one more
+	 * pass so that an event still queued then finds its program. */
 	bool ended;
 	uint32_t end_gen;
 	uint64_t end_ns;
@@ -574,8 +574,10 @@ void audit__flows_done(struct audit *a)
 		const struct audit_pid *ap = &a->pids[i];
 
 		/* A running process's entry is seen at every pass, but one that ends between
-		 * the two walks of a pass is seen in neither: keep it one more pass. */
-		if (ap->pid && (ap->ended ? gen - ap->end_gen < 2 : gen - ap->seen_gen < 2))
+		 * the two walks of a pass is seen in neither: keep it one more pass. An ended
+		 * one is kept through the next pass, whose ring read brings any event it sent
+		 * after this pass's read. */
+		if (ap->pid && (ap->ended ? gen == ap->end_gen : gen - ap->seen_gen < 2))
 			keep_pids[n++] = *ap;
 	}
 	put_back_pids(a, keep_pids, n);

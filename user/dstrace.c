@@ -52,7 +52,13 @@ struct run {
 	bool audit_failing;   /* in a run of failed writes (said once on stderr) */
 	uint64_t write_errors; /* failed audit writes */
 	uint64_t failed_since; /* failed writes in the current run of them */
+	uint32_t ended_unread; /* end notices since the last harvest */
 };
+
+/* So many processes ended since the last harvest: harvest now, not at the next second, so
+ * that neither the kernel's queue of ended entries nor the table of processes followed fills
+ * up however fast processes come and go. */
+#define HARVEST_ENDED 1024
 
 static void sig_handler(int sig)
 {
@@ -130,6 +136,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 	if (e->flags & DSTRACE_F_ENDED) { /* not an event: a process's entry ended */
 		if (r->per_program)
 			audit__proc_ending(&r->audit, e->pid, e->ts_ns);
+		r->ended_unread++;
 		return 0;
 	}
 	r->events_seen++;
@@ -206,9 +213,10 @@ static void harvest(struct run *r, bool force)
 {
 	uint64_t now = clock_ns(CLOCK_MONOTONIC), evictions = 0;
 
-	if (!force && now - r->last_harvest_ns < 1000000000ull)
+	if (!force && now - r->last_harvest_ns < 1000000000ull && r->ended_unread < HARVEST_ENDED)
 		return;
 	r->last_harvest_ns = now;
+	r->ended_unread = 0;
 	/* Events first: a process's events must be read before its kernel record, which the
 	 * harvest frees once the process has ended. */
 	ring_buffer__consume(r->rb);
