@@ -57,12 +57,25 @@ struct {
 	__type(value, struct dstrace_proc_stats);
 } proc_stats SEC(".maps");
 
-/* The (process, remote IPv4 address) pairs seen, for proc_stats.peers: counted in the
+/* Entries of processes that ended (exit, exec), final, until user space folds and deletes
+ * them: a pid freed by the kernel is free here at once, so a process reusing it never
+ * inherits another's totals. A bounded queue: when it is full, the ended entry stays in
+ * proc_stats, marked (exit_ns), and user space folds it from there. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct dstrace_proc_stats);
+} proc_exited SEC(".maps");
+
+/* The (process entry, remote IPv4 address) pairs seen, for proc_stats.peers: counted in the
  * kernel so the count stays exact when events are lost. LRU: a pair evicted and seen again
- * counts twice (only past 65536 pairs). */
+ * counts twice (only past 65536 pairs). first_ns names the entry (a reused pid, or the
+ * program a process exec()ed, counts its peers afresh). */
 struct proc_peer_key {
 	__u32 tgid;
 	__u32 raddr;
+	__u64 first_ns;
 };
 
 struct {
@@ -105,6 +118,7 @@ struct {
  * softirq, where the current task is anybody. */
 struct task_ident {
 	__u64 cgroup_id;
+	__u64 start_ns; /* the process's start: with the tgid, names one process */
 	__u32 tgid;
 	__u32 tid;
 	__u32 uid;

@@ -83,6 +83,15 @@ static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __
 	return filter_process(tgid, comm);
 }
 
+/* When a process started (its thread group leader's start_time, which exec keeps): with the
+ * tgid, names one process even when the pid is reused. task: 0 for the current one. */
+static __always_inline __u64 proc_start_ns(__u64 task)
+{
+	if (!task)
+		task = bpf_get_current_task();
+	return BPF_CORE_READ((struct task_struct *)task, group_leader, start_time);
+}
+
 static __always_inline void ident_current(struct task_ident *who, __u32 netns)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -92,6 +101,7 @@ static __always_inline void ident_current(struct task_ident *who, __u32 netns)
 	who->uid = (__u32)bpf_get_current_uid_gid();
 	who->cgroup_id = bpf_get_current_cgroup_id();
 	who->netns = netns;
+	who->start_ns = proc_start_ns(0);
 	bpf_get_current_comm(who->comm, sizeof(who->comm));
 }
 
@@ -134,17 +144,34 @@ __noinline int read_exe_path(struct dstrace_proc_stats *st, __u64 exe_file)
 	return 0;
 }
 
+/* Is this entry the process's that started at start_ns, still open for counting? An ended
+ * one (exit, exec, marked in place when proc_exited was full) waits for user space,
+ * untouched; one of another process with the same pid (its exit missed) is marked ended
+ * here. Either way this update has no entry: counted as the table being full. */
+static __always_inline bool proc_entry_current(struct dstrace_proc_stats *st, __u64 start_ns)
+{
+	if (!st->exit_ns && st->start_ns == start_ns)
+		return true;
+	if (!st->exit_ns) {
+		st->ended_by = DSTRACE_END_STALE;
+		st->exit_ns = bpf_ktime_get_boot_ns();
+	}
+	counter_add(DSTRACE_CNT_PROC_FULL, 1);
+	return false;
+}
+
 /* A process's totals, created on first use. who: the process, read in its own context, and
  * task its task_struct; NULL and 0 for the current task. A full table is counted, not hidden. */
 static __always_inline struct dstrace_proc_stats *
 proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task)
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
+	__u64 start_ns = who ? who->start_ns : proc_start_ns(0);
 	struct dstrace_proc_stats *init;
 	__u32 zero = 0;
 
 	if (st)
-		return st;
+		return proc_entry_current(st, start_ns) ? st : NULL;
 	init = bpf_map_lookup_elem(&proc_scratch, &zero);
 	if (!init)
 		return NULL;
@@ -161,13 +188,15 @@ proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task
 	}
 	init->netns = netns;
 	init->first_ns = bpf_ktime_get_boot_ns();
+	init->start_ns = start_ns;
 	read_exe_path(init, (__u64)BPF_CORE_READ((struct task_struct *)task, mm, exe_file));
 	if (bpf_map_update_elem(&proc_stats, &tgid, init, BPF_NOEXIST) &&
 	    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);
 		return NULL;
 	}
-	return bpf_map_lookup_elem(&proc_stats, &tgid);
+	st = bpf_map_lookup_elem(&proc_stats, &tgid);
+	return st && proc_entry_current(st, start_ns) ? st : NULL;
 }
 
 /* The current process's totals (in the process's own context). */
@@ -193,6 +222,8 @@ static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid,
 	struct proc_peer_key peer = { .tgid = tgid, .raddr = raddr };
 	__u8 one = 1;
 
+	if (st)
+		peer.first_ns = st->first_ns;
 	if (st && !bpf_map_lookup_elem(&proc_peers, &peer) &&
 	    !bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST))
 		__sync_fetch_and_add(&st->peers, 1);
@@ -511,9 +542,12 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 	lport = ret ? 0 : BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport))
 		return;
+	/* The connecting process's entry, made by the hook; gone if the process ended since. */
 	st = bpf_map_lookup_elem(&proc_stats, &c.who.tgid);
 	if (!st)
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);
+	else if (!proc_entry_current(st, c.who.start_ns))
+		st = NULL;
 	proc_peer(proc_account(st, DSTRACE_EV_CONNECT, c.proto, ret < 0, 1, 0), c.who.tgid,
 		  c.daddr);
 	if (!ret)
@@ -612,6 +646,7 @@ static __always_inline void ident_task(struct task_ident *who, struct task_struc
 	who->uid = BPF_CORE_READ(task, cred, uid.val);
 	who->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	who->netns = netns;
+	who->start_ns = BPF_CORE_READ(task, group_leader, start_time);
 	BPF_CORE_READ_STR_INTO(&who->comm, task, comm);
 }
 

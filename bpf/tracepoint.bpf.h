@@ -24,9 +24,15 @@ int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args args = { .fd = (int)ctx->args[0] };
+	__u32 daddr;
+	__u16 dport;
 
+	/* Only connects to a mapped address (or one paged out, read by the kernel later). */
+	if (sockaddr_classify((const void *)ctx->args[1], (__u32)ctx->args[2], true, &daddr,
+			      &dport) == SA_OTHER)
+		return 0;
 	if (bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY))
-		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+		counter_add(DSTRACE_CNT_STASH_FULL, 1); /* this connect's result will not be seen */
 	return 0;
 }
 

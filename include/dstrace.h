@@ -48,6 +48,10 @@ enum dstrace_proto {
 #define DSTRACE_F_MPTCP 0x2	 /* an MPTCP connection (proto says tcp) */
 #define DSTRACE_F_INBOUND 0x4	 /* existing: the process's side accepted it */
 #define DSTRACE_F_NO_REMOTE 0x8	 /* no remote end (bind; a UDP socket not connected) */
+/* Not an event: the proc_stats entry of pid ended at ts_ns (ret: enum dstrace_end). It comes
+ * in ring order, before any event of a process that reuses the pid or of the program an exec
+ * started, so user space knows those are not the old entry's (bpf/lifecycle.bpf.h). */
+#define DSTRACE_F_ENDED 0x10
 
 /* One record in the ring buffer. Addresses are the IPv4 addresses on the wire, in network
  * byte order; ports are in host byte order. */
@@ -102,6 +106,20 @@ struct dstrace_proc_stats {
 	char exe_parts[DSTRACE_EXE_PARTS][DSTRACE_EXE_PART_LEN];
 	unsigned int exe_parts_full;
 	unsigned int pad;
+	/* Lifecycle (bpf/lifecycle.bpf.h). first_ns names this entry: a pid has one entry per
+	 * process and per program it exec()s, and first_ns tells them apart. */
+	unsigned long long start_ns; /* the process's start (task start_time): a reused pid's is another */
+	unsigned long long exit_ns;  /* CLOCK_BOOTTIME of the end, 0 while it runs: counts are final */
+	unsigned int ended_by;	     /* enum dstrace_end */
+	unsigned int pad2;
+};
+
+/* Why a proc_stats entry ended (it is never updated again; user space folds and frees it). */
+enum dstrace_end {
+	DSTRACE_END_NONE = 0,
+	DSTRACE_END_EXIT = 1,  /* the process's last thread exited */
+	DSTRACE_END_EXEC = 2,  /* the process exec()ed another program: a new entry follows */
+	DSTRACE_END_STALE = 3, /* its exit was missed and its pid is now another process's */
 };
 
 /* UDP flow values (map udp_flows), read by user space for per-peer datagram counts. */
@@ -127,8 +145,9 @@ enum dstrace_counter {
 	DSTRACE_CNT_LOST = 1,	  /* events the ring buffer had no room for */
 	DSTRACE_CNT_PROC_FULL = 2, /* per-process updates dropped: proc_stats full */
 	DSTRACE_CNT_FLOW_NEW = 3, /* UDP flows inserted (evictions = inserted - present) */
-	DSTRACE_CNT_CONN_FULL = 4, /* connects whose outcome could not be followed: table full */
-	DSTRACE_CNT_MAX = 5,
+	DSTRACE_CNT_STASH_FULL = 4, /* connect() and bind() calls not followed: stash full */
+	DSTRACE_CNT_CONN_FULL = 5, /* connects whose outcome could not be followed: table full */
+	DSTRACE_CNT_MAX = 6,
 };
 
 #endif /* DSTRACE_H */

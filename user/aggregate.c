@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "aggregate.h"
@@ -14,31 +15,60 @@ void proc_table__free(struct proc_table *t)
 	for (uint32_t i = 0; i < t->nprocs; i++)
 		free(t->procs[i].peers);
 	free(t->procs);
+	free(t->index);
 	memset(t, 0, sizeof(*t));
 }
 
-/* Index of pid, or where it would be inserted. */
-static uint32_t proc_table__find(const struct proc_table *t, uint32_t pid)
+#define NO_ROW UINT32_MAX
+
+/* pid's slot in the index: its last row, or NO_ROW (an empty slot, for a pid not seen). */
+static uint32_t *index_slot(const struct proc_table *t, uint32_t pid)
 {
-	uint32_t lo = 0, hi = t->nprocs;
+	uint32_t mask = t->index_cap - 1;
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
+	for (uint32_t i = dstrace_hash64(pid) & mask;; i = (i + 1) & mask) {
+		uint32_t row = t->index[i];
 
-		if (t->procs[mid].pid < pid)
-			lo = mid + 1;
-		else
-			hi = mid;
+		if (row == NO_ROW || t->procs[row].pid == pid)
+			return &t->index[i];
 	}
-	return lo;
 }
 
-struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
+/* (Re)build the index from the rows, whose rows of one pid are in the order they came. */
+static int index_build(struct proc_table *t, uint32_t cap)
 {
-	uint32_t i = proc_table__find(t, pid);
+	uint32_t *index = malloc(cap * sizeof(*index));
 
-	if (i < t->nprocs && t->procs[i].pid == pid)
-		return &t->procs[i];
+	if (!index)
+		return -1;
+	free(t->index);
+	t->index = index;
+	t->index_cap = cap;
+	memset(index, 0xff, cap * sizeof(*index)); /* NO_ROW */
+	for (uint32_t i = 0; i < t->nprocs; i++) {
+		uint32_t *slot = index_slot(t, t->procs[i].pid);
+
+		t->procs[i].prev_row = *slot;
+		*slot = i;
+	}
+	return 0;
+}
+
+/* pid's last row, or NULL. */
+static struct proc_entry *proc_table__last(const struct proc_table *t, uint32_t pid)
+{
+	uint32_t row = t->index_cap ? *index_slot(t, pid) : NO_ROW;
+
+	return row == NO_ROW ? NULL : &t->procs[row];
+}
+
+/* A new last row for pid, appended (no row moves: pids wrapping around cost nothing); NULL
+ * when the table is full (counted) or out of memory. */
+static struct proc_entry *proc_table__append(struct proc_table *t, uint32_t pid)
+{
+	struct proc_entry *p;
+	uint32_t *slot;
+
 	if (t->nprocs == PROC_TABLE_MAX) {
 		t->dropped++;
 		return NULL;
@@ -52,11 +82,41 @@ struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
 		t->procs = procs;
 		t->cap = cap;
 	}
-	memmove(&t->procs[i + 1], &t->procs[i], (t->nprocs - i) * sizeof(*t->procs));
-	memset(&t->procs[i], 0, sizeof(t->procs[i]));
-	t->procs[i].pid = pid;
-	t->nprocs++;
-	return &t->procs[i];
+	if ((t->nprocs + 1) * 2 > t->index_cap &&
+	    index_build(t, t->index_cap ? t->index_cap * 2 : 128))
+		return NULL;
+	slot = index_slot(t, pid);
+	p = &t->procs[t->nprocs];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->seq = t->seq++;
+	p->prev_row = *slot;
+	*slot = t->nprocs++;
+	return p;
+}
+
+struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid)
+{
+	struct proc_entry *p = proc_table__last(t, pid);
+
+	return p ? p : proc_table__append(t, pid);
+}
+
+static int cmp_row(const void *x, const void *y)
+{
+	const struct proc_entry *a = x, *b = y;
+
+	if (a->pid != b->pid)
+		return a->pid < b->pid ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+void proc_table__sort(struct proc_table *t)
+{
+	if (!t->nprocs)
+		return;
+	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_row);
+	index_build(t, t->index_cap); /* same size: cannot fail but for memory */
 }
 
 static bool peers_insert(uint32_t *slots, uint32_t cap, uint32_t addr)
@@ -126,7 +186,11 @@ static void copy_comm(char *dst, const char *src)
 
 int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 {
-	struct proc_entry *p = proc_table__get(t, e->pid);
+	struct proc_entry *p = proc_table__last(t, e->pid);
+
+	/* After its last row's entry ended: a new process with this pid, or a new program. */
+	if (!p || (p->end_ns && e->ts_ns > p->end_ns))
+		p = proc_table__append(t, e->pid);
 
 	if (!p)
 		return -1;
@@ -139,12 +203,44 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 	return proc_entry__add_peer(t, p, e->raddr);
 }
 
+/* The row of the kernel entry st of pid: the row following it, else the pid's last row if
+ * that follows no entry yet (made from events), else a new row. */
+static struct proc_entry *proc_table__row(struct proc_table *t, uint32_t pid,
+					  const struct dstrace_proc_stats *st)
+{
+	struct proc_entry *last = proc_table__last(t, pid);
+
+	for (struct proc_entry *p = last; p; p = p->prev_row == NO_ROW ? NULL : &t->procs[p->prev_row]) {
+		if (p->kid == st->first_ns)
+			return p;
+	}
+	if (last && !last->kid && !last->end_ns)
+		return last;
+	return proc_table__append(t, pid);
+}
+
 int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st)
 {
-	struct proc_entry *p = proc_table__get(t, pid);
+	struct proc_entry *p = proc_table__row(t, pid, st);
 
+	if (!p && st->exit_ns) {
+		/* No room, but its counts are final: add them to the others, so totals stay whole. */
+		struct proc_entry *o = &t->others;
+
+		snprintf(o->comm, sizeof(o->comm), "(ended)");
+		for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)
+			o->counts[kind] += st->counts[kind][DSTRACE_PROTO_TCP] +
+					   st->counts[kind][DSTRACE_PROTO_UDP];
+		o->failed += st->failed;
+		o->kernel_peers += st->peers;
+		o->bytes += st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
+			    st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];
+		return 0;
+	}
 	if (!p)
 		return -1;
+	p->kid = st->first_ns;
+	p->end_ns = st->exit_ns;
 	copy_comm(p->comm, st->comm);
 	p->uid = st->uid;
 	for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)

@@ -12,8 +12,22 @@
 #include <stdint.h>
 #include "dstrace.h"
 
-#define PROC_TABLE_MAX 16384
+#define PROC_TABLE_MAX 65536
 #define PROC_PEERS_MAX 4096
+
+/* Everything dstrace had to leave out, by cause: in the final stats record, the audit_run
+ * record and the metrics (docs/audit-format.md). */
+struct dstrace_drops {
+	uint64_t lost;		/* events the ring buffer had no room for */
+	uint64_t proc_full;	/* per-process updates with no kernel entry (proc_stats full) */
+	uint64_t stash_full;	/* connect() calls not followed (connect_stash full) */
+	uint64_t flows_evicted; /* UDP flows the kernel's LRU table evicted */
+	uint64_t programs;	/* processes whose program did not fit the program table */
+	uint64_t pids;		/* processes that did not fit the process table */
+	uint64_t ports;		/* accepted connections whose listener port was not kept */
+	uint64_t peers;		/* connections/datagrams of peers not kept (audit); processes
+				 * whose peer set was capped (process table) */
+};
 
 struct proc_entry {
 	uint32_t pid;
@@ -30,14 +44,25 @@ struct proc_entry {
 	bool peer_zero;
 	uint64_t kernel_peers; /* the kernel's count: exact even when events were lost */
 	bool peers_full; /* PROC_PEERS_MAX reached: the count is a lower bound */
+	/* The kernel entry this row shows (its first_ns; 0: none yet, events only). A pid has a
+	 * row per entry: a reused pid, or a program the process exec()ed, gets a new row. */
+	uint64_t kid;
+	uint64_t end_ns; /* the entry ended (exit, exec): its counts are final */
+	uint32_t seq;	   /* order of arrival */
+	uint32_t prev_row; /* the pid's row before this one, or UINT32_MAX */
 };
 
 struct proc_table {
-	struct proc_entry *procs; /* sorted by pid */
+	struct proc_entry *procs; /* as they came; sorted by pid (then age) by proc_table__sort */
 	uint32_t nprocs;
 	uint32_t cap;
+	uint32_t *index; /* pid -> its last row: open addressing, at most half full */
+	uint32_t index_cap;
+	uint32_t seq;
 	uint64_t dropped; /* processes that did not fit */
 	uint32_t peers_capped; /* processes whose peer count reached PROC_PEERS_MAX */
+	/* Ended processes that did not fit, summed: totals stay whole (pid 0, comm "(ended)") */
+	struct proc_entry others;
 };
 
 struct run_stats {
@@ -46,6 +71,7 @@ struct run_stats {
 	uint64_t lost;	 /* events the kernel could not queue */
 	uint64_t proc_full; /* per-process updates the kernel table had no room for */
 	double duration_s;
+	struct dstrace_drops drops;
 };
 
 void proc_table__init(struct proc_table *t);
@@ -54,8 +80,12 @@ void proc_table__free(struct proc_table *t);
 struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid);
 /* An event arrived: remember its peer. */
 int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e);
-/* The kernel's totals for one process replace ours. */
+/* The kernel's totals for one process entry replace ours (the row of that entry: a new row
+ * when the pid's last row followed another entry). An ended entry (st->exit_ns) that does not
+ * fit is added to t->others. */
 int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st);
 uint32_t proc_entry__peers(const struct proc_entry *p);
+/* Rows by pid, a pid's rows by age (for printing). Pointers to rows are stale after it. */
+void proc_table__sort(struct proc_table *t);
 
 #endif /* DSTRACE_AGGREGATE_H */

@@ -3,9 +3,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,15 +21,19 @@ struct proc_counts {
 	uint64_t bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
 };
 
-/* A process we have counters for. */
+/* A process we have counters for: one kernel entry of that pid (a reused pid, or the program
+ * a process exec()ed, takes the slot over with its own entry). */
 struct audit_pid {
 	uint32_t pid; /* 0: empty slot */
 	uint32_t prog; /* index in programs, or UINT32_MAX if it did not fit */
 	uint32_t seen_gen;
-	/* Gone, its kernel record reclaimed in pass dead_gen: kept two more passes so that
-	 * an event still queued then finds its program. */
-	bool dead;
-	uint32_t dead_gen;
+	uint64_t kid; /* the kernel entry's first_ns; 0 until its entry is seen */
+	uint64_t prev_kid; /* the entry of this pid followed before (ended, folded for good) */
+	/* Its entry ended (exit, exec) at end_ns and was folded in pass end_gen: kept one more
+	 * pass so that an event still queued then finds its program. */
+	bool ended;
+	uint32_t end_gen;
+	uint64_t end_ns;
 	struct proc_counts last;
 };
 
@@ -208,23 +212,18 @@ void audit_exe_path(const struct dstrace_proc_stats *st, char *out, size_t size)
 	out[o] = '\0';
 }
 
-/* The process's entry, created (and its program resolved) on first sight. The kernel's
- * record of the executable is preferred: it exists even for processes already gone. */
-static struct audit_pid *pid_get(struct audit *a, uint32_t pid, uint32_t uid, uint64_t cgroup_id,
-				 uint32_t netns, const char *comm, const struct dstrace_proc_stats *st)
+/* Set up slot ap (empty, or a pid's earlier process or program) for pid, and resolve its
+ * program. The kernel's record of the executable is preferred: it exists even for processes
+ * already gone. */
+static void pid_init(struct audit *a, struct audit_pid *ap, uint32_t pid, uint32_t uid,
+		     uint64_t cgroup_id, uint32_t netns, const char *comm,
+		     const struct dstrace_proc_stats *st)
 {
+	/* A slot taken over: its entry ended, and was folded (audit__add_proc). */
+	uint64_t prev_kid = ap->pid == pid ? ap->kid : 0;
 	char link[64], exe[AUDIT_EXE_LEN] = "";
-	struct audit_pid *ap;
-	bool found;
 	ssize_t n;
 
-	ap = pid_slot(a, pid, &found);
-	if (found)
-		return ap;
-	if (a->npids == AUDIT_PIDS_MAX) {
-		a->pids_dropped++;
-		return NULL;
-	}
 	if (st)
 		audit_exe_path(st, exe, sizeof(exe));
 	if (!exe[0]) {
@@ -242,19 +241,51 @@ static struct audit_pid *pid_get(struct audit *a, uint32_t pid, uint32_t uid, ui
 	}
 	memset(ap, 0, sizeof(*ap));
 	ap->pid = pid;
+	ap->prev_kid = prev_kid;
 	ap->seen_gen = a->flow_gen;
-	a->npids++;
-	if (program_find_or_add(a, exe, uid, cgroup_id, netns, comm, pid, &ap->prog))
+	ap->kid = st ? st->first_ns : 0;
+	if (program_find_or_add(a, exe, uid, cgroup_id, netns, comm, pid, &ap->prog)) {
 		a->programs[ap->prog].pids++;
+		a->programs[ap->prog].changed = true;
+	}
+}
+
+/* The process's slot, created on first sight; NULL when the table is full (counted). */
+static struct audit_pid *pid_get(struct audit *a, uint32_t pid, uint32_t uid, uint64_t cgroup_id,
+				 uint32_t netns, const char *comm, const struct dstrace_proc_stats *st)
+{
+	struct audit_pid *ap;
+	bool found;
+
+	ap = pid_slot(a, pid, &found);
+	if (found)
+		return ap;
+	if (a->npids == AUDIT_PIDS_MAX) {
+		a->pids_dropped++;
+		return NULL;
+	}
+	a->npids++;
+	pid_init(a, ap, pid, uid, cgroup_id, netns, comm, st);
 	return ap;
 }
 
-bool audit__has_pid(struct audit *a, uint32_t pid)
+bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *kid)
 {
 	bool found;
+	struct audit_pid *ap = pid_slot(a, pid, &found);
 
-	pid_slot(a, pid, &found);
-	return found;
+	*kid = found && !ap->ended ? ap->kid : 0;
+	/* an event from before the end of the entry followed belongs to it */
+	return !found || !ap->kid || (ap->end_ns && ts_ns > ap->end_ns);
+}
+
+void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns)
+{
+	bool found;
+	struct audit_pid *ap = pid_slot(a, pid, &found);
+
+	if (found && !ap->ended && !ap->end_ns)
+		ap->end_ns = ts_ns;
 }
 
 static struct audit_program *program_of(struct audit *a, const struct audit_pid *ap)
@@ -270,6 +301,8 @@ static void add_port(struct audit_program *p, uint16_t port)
 	}
 	if (p->nports < AUDIT_PORTS_MAX)
 		p->ports[p->nports++] = port;
+	else
+		p->ports_dropped++;
 }
 
 static void add_errno(struct audit_program *p, uint8_t kind, int err)
@@ -327,11 +360,19 @@ static void add_peer(struct audit_program *p, uint32_t addr, uint16_t port, uint
 void audit__add_event(struct audit *a, const struct dstrace_event *e)
 {
 	struct audit_program *p;
+	struct audit_pid *ap;
+	bool found;
 	uint8_t kind = e->kind;
 
-	p = program_of(a, pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL));
+	ap = pid_slot(a, e->pid, &found);
+	if (found && ap->ended && e->ts_ns > ap->end_ns) /* a newer process or program */
+		pid_init(a, ap, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
+	else if (!found)
+		ap = pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
+	p = program_of(a, ap);
 	if (!p)
 		return;
+	p->changed = true;
 	if (e->ret) {
 		add_errno(p, e->kind, -e->ret);
 		return;
@@ -351,72 +392,91 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	}
 }
 
-/* Is the process that had these kernel counters still running? */
-static bool proc_alive(uint32_t pid, const char *comm)
-{
-	char path[64], now[DSTRACE_COMM_LEN + 2] = "";
-	FILE *f;
+#define DELTA(field) (st->field >= last->field ? st->field - last->field : st->field)
 
-	if (kill((pid_t)pid, 0) && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (!fgets(now, sizeof(now), f))
-		now[0] = '\0';
-	fclose(f);
-	now[strcspn(now, "\n")] = '\0';
-	/* A reused pid, most likely (a process can rename itself, but rarely does). */
-	return !strncmp(now, comm, DSTRACE_COMM_LEN - 1);
+/* Add what the entry st counted since last to program p. */
+static void fold_counts(struct audit_program *p, const struct dstrace_proc_stats *st,
+			const struct proc_counts *last)
+{
+	uint64_t delta, changed = 0;
+
+	for (int k = 0; k < DSTRACE_EV_MAX; k++) {
+		for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++) {
+			delta = DELTA(counts[k][pr]);
+			p->counts[k][pr] += delta;
+			changed |= delta;
+		}
+	}
+	for (int d = 0; d < DSTRACE_DIR_MAX; d++) {
+		for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++) {
+			delta = DELTA(bytes[d][pr]);
+			p->bytes[d][pr] += delta;
+			changed |= delta;
+		}
+	}
+	delta = DELTA(failed);
+	p->failed += delta;
+	changed |= delta;
+	if (st->first_ns && (!p->first_ns || st->first_ns < p->first_ns)) {
+		p->first_ns = st->first_ns;
+		changed = 1;
+	}
+	if (st->last_ns > p->last_ns) {
+		p->last_ns = st->last_ns;
+		changed = 1;
+	}
+	if (changed)
+		p->changed = true;
 }
 
-static void rebuild_pids(struct audit *a);
-
-#define DELTA(field) (st->field >= ap->last.field ? st->field - ap->last.field : st->field)
-
-bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
-		     bool reclaim)
+bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
 {
-	struct audit_pid *ap;
+	static const struct proc_counts zero;
 	struct audit_program *p;
-	bool alive = !reclaim || proc_alive(pid, st->comm), found;
+	struct audit_pid *ap;
+	bool found, final = st->exit_ns != 0;
 
-	/* A kernel record for a pid we saw die: the pid was reused by a new process. */
 	ap = pid_slot(a, pid, &found);
-	if (found && ap->dead) {
-		ap->pid = 0;
-		a->npids--;
-		rebuild_pids(a); /* mend the probe chain the emptied slot broke */
+	if (found && ap->kid && ap->kid != st->first_ns) {
+		if (st->first_ns < ap->kid) {
+			/* An entry older than the one followed: the one followed before (already
+			 * folded whole when it ended), or one never seen (the next found first):
+			 * fold that one whole into its own program. */
+			struct audit_pid tmp = {};
+
+			if (!final || st->first_ns == ap->prev_kid)
+				return final;
+			pid_init(a, &tmp, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
+			p = program_of(a, &tmp);
+			if (p)
+				fold_counts(p, st, &zero);
+			return true;
+		}
+		/* A newer entry: a new process with this pid, or the program this one exec()ed.
+		 * The entry followed so far has ended (its last counts were folded then). */
+		pid_init(a, ap, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
+	} else if (!found) {
+		ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
+		if (!ap)
+			return final; /* no room: counted in pids_dropped */
+	} else {
+		ap->kid = st->first_ns; /* made from an event: its entry at last */
 	}
-	ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
-	p = program_of(a, ap);
-	if (!ap)
-		return !alive;
 	ap->seen_gen = a->flow_gen;
-	if (p) {
-		for (int k = 0; k < DSTRACE_EV_MAX; k++) {
-			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
-				p->counts[k][pr] += DELTA(counts[k][pr]);
-		}
-		for (int d = 0; d < DSTRACE_DIR_MAX; d++) {
-			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
-				p->bytes[d][pr] += DELTA(bytes[d][pr]);
-		}
-		p->failed += DELTA(failed);
-		if (st->first_ns && (!p->first_ns || st->first_ns < p->first_ns))
-			p->first_ns = st->first_ns;
-		if (st->last_ns > p->last_ns)
-			p->last_ns = st->last_ns;
-	}
+	p = program_of(a, ap);
+	if (p)
+		fold_counts(p, st, &ap->last);
 	memcpy(ap->last.counts, st->counts, sizeof(ap->last.counts));
 	ap->last.failed = st->failed;
 	memcpy(ap->last.bytes, st->bytes, sizeof(ap->last.bytes));
-	if (!alive) {
-		ap->dead = true;
-		ap->dead_gen = a->flow_gen;
+	if (final && !ap->ended) {
+		ap->ended = true;
+		ap->end_gen = a->flow_gen;
+		ap->end_ns = st->exit_ns;
+	} else if (!final) {
+		ap->end_ns = 0; /* an end notice of an earlier entry of this pid */
 	}
-	return !alive;
+	return final;
 }
 
 static struct audit_flow *flow_slot(struct audit *a, const struct dstrace_flow_key *k)
@@ -462,9 +522,11 @@ bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 
 		add_peer(p, k->raddr, in ? v->lport : k->rport, in ? AUDIT_DIR_IN : AUDIT_DIR_OUT,
 			 DSTRACE_PROTO_UDP, delta);
+		if (delta)
+			p->changed = true;
 	}
-	/* Its process is gone: the flow can go too. */
-	return ap->dead;
+	/* Its process (or program) has ended: the flow can go too. */
+	return ap->ended;
 }
 
 /* Clear the pid table and insert these entries. */
@@ -479,24 +541,7 @@ static void put_back_pids(struct audit *a, const struct audit_pid *keep, uint32_
 	}
 }
 
-/* After a slot was emptied in the middle of a probe chain: reinsert everything, so that
- * linear probing finds the entries beyond the hole. */
-static void rebuild_pids(struct audit *a)
-{
-	struct audit_pid *keep = malloc((a->npids + 1) * sizeof(*keep));
-	uint32_t n = 0;
-
-	if (!keep)
-		return;
-	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2 && n < a->npids; i++) {
-		if (a->pids[i].pid)
-			keep[n++] = a->pids[i];
-	}
-	put_back_pids(a, keep, n);
-	free(keep);
-}
-
-/* Keep only the pids and flows seen in this pass; start the next one. The tables are
+/* Keep only the pids and flows seen lately; start the next pass. The tables are
  * rebuilt in place (survivors set aside, table cleared, survivors put back): no second
  * table, so memory stays what the bounds say. */
 void audit__flows_done(struct audit *a)
@@ -513,7 +558,11 @@ void audit__flows_done(struct audit *a)
 	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2 && n < a->npids; i++) {
 		const struct audit_pid *ap = &a->pids[i];
 
-		if (ap->pid && (ap->dead ? gen - ap->dead_gen < 2 : ap->seen_gen == gen))
+		/* A running process's entry is seen at every pass, but one that ends between
+		 * the two walks of a pass is seen in neither: keep it one more pass. An ended
+		 * one is kept through the next pass, whose ring read brings any event it sent
+		 * after this pass's read. */
+		if (ap->pid && (ap->ended ? gen == ap->end_gen : gen - ap->seen_gen < 2))
 			keep_pids[n++] = *ap;
 	}
 	put_back_pids(a, keep_pids, n);
@@ -650,8 +699,78 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 	return fprintf(out, "],\"peers_dropped\":%" PRIu64 "}\n", p->peers_dropped) < 0 ? -EIO : 0;
 }
 
-int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run)
+void audit__written(struct audit *a)
 {
+	for (uint32_t i = 0; i < a->nprograms; i++)
+		a->programs[i].changed = false;
+}
+
+void audit__drops(const struct audit *a, struct dstrace_drops *d)
+{
+	d->programs = a->programs_dropped;
+	d->pids = a->pids_dropped;
+	d->ports = d->peers = 0;
+	for (uint32_t i = 0; i < a->nprograms; i++) {
+		d->ports += a->programs[i].ports_dropped;
+		d->peers += a->programs[i].peers_dropped;
+	}
+}
+
+int audit_write_batch(int fd, const char *buf, size_t len, bool *torn)
+{
+	struct stat st;
+	size_t done = 0;
+	int err;
+
+	*torn = false;
+	if (fstat(fd, &st))
+		return -errno;
+	while (done < len) {
+		ssize_t n = write(fd, buf + done, len - done);
+
+		if (n > 0) {
+			done += n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		err = n < 0 ? -errno : -EIO;
+		/* Whole or nothing: a partial set would leave a torn line for the next one to
+		 * run into. Regular files only: a pipe cannot be cut back. */
+		if (done && (!S_ISREG(st.st_mode) || ftruncate(fd, st.st_size)))
+			*torn = true;
+		return err;
+	}
+	return 0;
+}
+
+int audit_repair_tail(int fd)
+{
+	char path[64], last = '\n';
+	struct stat st;
+	int rfd, err = 0;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || !st.st_size)
+		return 0;
+	/* fd is opened for appending only: read the same file through a descriptor of its own */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	if (pread(rfd, &last, 1, st.st_size - 1) != 1)
+		err = -EIO;
+	close(rfd);
+	if (err || last == '\n')
+		return err;
+	return write(fd, "\n", 1) == 1 ? 0 : (errno ? -errno : -EIO);
+}
+
+int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full)
+{
+	uint32_t written = 0;
+
 	char head[4096], host[256 * 6 + 3], run_id[320 * 6 + 3], ts[40], started[40];
 
 	dstrace_json_string(run->host, strlen(run->host), host, sizeof(host));
@@ -661,15 +780,25 @@ int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *
 	snprintf(head, sizeof(head), "\"run\":%s,\"ts\":\"%s\",\"host\":%s,\"backend\":\"%s\"",
 		 run_id, ts, host, run->backend);
 	clearerr(out);
-	for (uint32_t i = 0; i < a->nprograms; i++)
-		write_program(&a->programs[i], out, head, run->boot_to_realtime_ns);
+	for (uint32_t i = 0; i < a->nprograms; i++) {
+		if (full || a->programs[i].changed) {
+			write_program(&a->programs[i], out, head, run->boot_to_realtime_ns);
+			written++;
+		}
+	}
 	fprintf(out,
 		"{\"type\":\"audit_run\",%s,\"started\":\"%s\",\"events\":%" PRIu64
 		",\"lost\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"programs\":%u,"
-		"\"programs_dropped\":%" PRIu64 ",\"final\":%s}\n",
+		"\"programs_dropped\":%" PRIu64 ",\"written\":%u,\"drops\":{\"lost\":%" PRIu64
+		",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64 ",\"flows_evicted\":%" PRIu64
+		",\"programs\":%" PRIu64 ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64
+		",\"peers\":%" PRIu64 "},\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
 		head, started, run->events, run->lost, run->evictions, a->nprograms,
-		a->programs_dropped, run->final ? "true" : "false");
+		a->programs_dropped, written, run->drops.lost, run->drops.proc_full,
+		run->drops.stash_full, run->drops.flows_evicted, run->drops.programs,
+		run->drops.pids, run->drops.ports, run->drops.peers, run->write_errors,
+		run->final ? "true" : "false");
 	if (fflush(out) == EOF || ferror(out))
 		return -(errno ? errno : EIO);
-	return 0;
+	return (int)written;
 }

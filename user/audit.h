@@ -2,9 +2,10 @@
 /*
  * Per-program aggregation for audits and metrics. A program is one (executable, uid,
  * cgroup, network namespace); its processes add up. Totals are built from deltas of the
- * kernel's per-process counters and UDP flow counters, so processes may come and go and a
- * kernel entry can be reclaimed once its process is gone. Everything is bounded; what does
- * not fit is counted.
+ * kernel's per-process counters and UDP flow counters, so processes may come and go: the
+ * kernel ends a process's entry when it exits or exec()s (bpf/lifecycle.bpf.h), its last
+ * counts are folded here and the entry freed. Everything is bounded; what does not fit is
+ * counted (audit__drops).
  */
 #ifndef DSTRACE_AUDIT_H
 #define DSTRACE_AUDIT_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "aggregate.h"
 #include "container.h"
 #include "dstrace.h"
 
@@ -60,9 +62,11 @@ struct audit_program {
 	uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME, 0 if never */
 	uint16_t ports[AUDIT_PORTS_MAX];
 	uint32_t nports;
+	uint64_t ports_dropped; /* accepted connections on ports beyond AUDIT_PORTS_MAX */
 	struct audit_peer *peers; /* open addressing, AUDIT_PEERS_MAX * 2 slots */
 	uint32_t npeers;
 	uint64_t peers_dropped; /* connections and datagrams of peers that did not fit */
+	bool changed; /* since the last set written (audit__written) */
 };
 
 struct audit_pid;
@@ -85,15 +89,23 @@ struct audit {
 int audit__init(struct audit *a, uint32_t max_flows);
 void audit__free(struct audit *a);
 
-/* Does the table have this process yet? */
-bool audit__has_pid(struct audit *a, uint32_t pid);
+/* Should the kernel entry of the process behind an event of pid at ts_ns be looked up and
+ * given to audit__add_proc before audit__add_event, so that the event finds the right
+ * program? True for a pid not followed yet, and for an event after the end of the entry
+ * followed (a new process with that pid, or the program an exec() started); false for an
+ * event from before the end. *kid: the entry followed if not yet folded for good (its
+ * first_ns), else 0. */
+bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *kid);
+/* The kernel said (DSTRACE_F_ENDED, in ring order) that pid's entry ended at ts_ns: later
+ * events of pid are another entry's. Its counts are folded when the entry is read. */
+void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns);
 /* An event arrived: failures by errno, listener ports, TCP peers. */
 void audit__add_event(struct audit *a, const struct dstrace_event *e);
-/* The kernel's counters for one process. The harvest calls it for every entry of proc_stats
- * with reclaim: it returns true when that process is gone, and the caller deletes the kernel
- * entry. Without reclaim (a new process's first event) nothing is decided about its end. */
-bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
-		     bool reclaim);
+/* The kernel's counters for one process entry (proc_stats, proc_exited): what they grew by
+ * since the last look goes to the entry's program. Returns true when the entry has ended
+ * (st->exit_ns: the kernel never touches it again) and is now folded for good: the caller
+ * deletes it in the kernel. Liveness is the kernel's word, never a guess. */
+bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st);
 /* The kernel's counters for one UDP flow (call for every entry of udp_flows, then
  * audit__flows_done). Returns true when the flow's process is gone. */
 bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
@@ -112,12 +124,27 @@ struct audit_run_info {
 	uint64_t now_realtime_ns;
 	int64_t boot_to_realtime_ns;
 	uint64_t events, lost, evictions;
+	struct dstrace_drops drops; /* audit__drops() fills programs, pids, ports, peers */
+	uint64_t write_errors; /* audit writes that failed so far */
 	bool final;
 };
 
-/* One "audit" line per program, then one "audit_run" line (docs/audit-format.md).
- * Returns 0 or a negative errno from the stream. */
-int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run);
+/* One "audit" line per program that changed since the last audit__written() (every program
+ * if full), then one "audit_run" line (docs/audit-format.md). Returns the number of audit
+ * lines, or a negative errno from the stream. */
+int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full);
+/* The set audit__write() made is safely in the file: programs are unchanged from now. */
+void audit__written(struct audit *a);
+/* The drops the tables counted: programs, pids, ports, peers (the rest is left as is). */
+void audit__drops(const struct audit *a, struct dstrace_drops *d);
+
+/* Append buf to the file fd (O_APPEND) with one write() loop: all of it, or, on error, the
+ * file cut back to its size before (*torn: that failed too, the file may end in a partial
+ * line). 0 or a negative errno. */
+int audit_write_batch(int fd, const char *buf, size_t len, bool *torn);
+/* If the file fd does not end with a newline (a record torn by a crash or a full disk), add
+ * one, so the next record starts on a line of its own. 0 or a negative errno. */
+int audit_repair_tail(int fd);
 
 /* The executable path the kernel recorded ("/usr/bin/curl"; ".../x/y" if cut short). */
 void audit_exe_path(const struct dstrace_proc_stats *st, char *out, size_t size);

@@ -36,10 +36,10 @@ static const enum dstrace_backend_kind auto_order[] = {
 };
 
 /* A program belongs to the backend its name's prefix says (see bpf/dstrace.bpf.c);
- * DSTRACE_BACKEND_AUTO: the socket layer every backend loads. */
+ * DSTRACE_BACKEND_AUTO: to every backend (sk_, the socket layer; lc_, process lifecycle). */
 static int owner_of(const char *prog_name, enum dstrace_backend_kind *kind)
 {
-	if (!strncmp(prog_name, "sk_", 3))
+	if (!strncmp(prog_name, "sk_", 3) || !strncmp(prog_name, "lc_", 3))
 		*kind = DSTRACE_BACKEND_AUTO;
 	else if (!strncmp(prog_name, "fx_", 3))
 		*kind = DSTRACE_BACKEND_FENTRY;
@@ -439,34 +439,6 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 	return 0;
 }
 
-int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t)
-{
-	int fd = bpf_map__fd(b->skel->maps.proc_stats);
-	struct dstrace_proc_stats st;
-	uint32_t key, next;
-	uint32_t *prev = NULL;
-
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &st))
-			continue; /* gone meanwhile */
-		proc_table__set_stats(t, key, &st); /* a full table counts it in t->dropped */
-	}
-	return 0;
-}
-
-int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid,
-				struct dstrace_proc_stats *st)
-{
-	return bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) ? -errno : 0;
-}
-
-uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b)
-{
-	return bpf_map__max_entries(b->skel->maps.udp_flows);
-}
-
 /* Keys to delete once an iteration is over (deleting during it would restart it). */
 struct key_list {
 	void *keys;
@@ -488,28 +460,117 @@ static int key_list_add(struct key_list *l, const void *key)
 	return 0;
 }
 
-int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_t *evictions)
+/* Delete the keys listed (entries read whole and final: nothing can have changed since). */
+static void key_list_delete(struct key_list *l, int fd)
 {
-	int procs_fd = bpf_map__fd(b->skel->maps.proc_stats);
+	for (size_t i = 0; i < l->n; i++)
+		bpf_map_delete_elem(fd, (char *)l->keys + i * l->size);
+	free(l->keys);
+	l->keys = NULL;
+	l->n = l->cap = 0;
+}
+
+typedef bool (*proc_visit_fn)(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st);
+
+/*
+ * Every process entry, ended ones first: those in proc_exited, then those of proc_stats (an
+ * ended entry can still be there, marked, when proc_exited was full). visit returns true when
+ * it has folded an ended entry for good: the entry is then deleted. Only ended entries are
+ * deleted, and nothing writes to an entry once it has ended (bpf/lifecycle.bpf.h): no count
+ * made between the read and the delete is lost.
+ */
+static void walk_procs(const struct dstrace_backend *b, proc_visit_fn visit, void *ctx)
+{
+	int fds[2] = { bpf_map__fd(b->skel->maps.proc_exited),
+		       bpf_map__fd(b->skel->maps.proc_stats) };
+
+	for (int m = 0; m < 2; m++) {
+		struct key_list done = { .size = sizeof(uint32_t) };
+		struct dstrace_proc_stats st;
+		uint32_t key, *prev = NULL;
+
+		while (!bpf_map_get_next_key(fds[m], prev, &key)) {
+			prev = &key;
+			if (bpf_map_lookup_elem(fds[m], &key, &st))
+				continue; /* gone meanwhile */
+			if (visit(ctx, key, &st) && st.exit_ns)
+				key_list_add(&done, &key);
+		}
+		key_list_delete(&done, fds[m]);
+	}
+}
+
+static bool table_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	/* a full table counts it in t->dropped; an ended entry then goes to t->others */
+	proc_table__set_stats(ctx, pid, st);
+	return true;
+}
+
+int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t)
+{
+	walk_procs(b, table_visit, t);
+	return 0;
+}
+
+int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid, uint64_t ts_ns,
+				struct dstrace_proc_stats *st)
+{
+	/* The running process's entry, else the one that ended (its event came before). */
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
+	    st->first_ns <= ts_ns)
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
+	    st->first_ns <= ts_ns)
+		return 0;
+	return -ENOENT;
+}
+
+int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, uint64_t first_ns,
+				struct dstrace_proc_stats *st)
+{
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
+	    st->first_ns == first_ns)
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
+	    st->first_ns == first_ns && st->exit_ns)
+		return 0;
+	return -ENOENT;
+}
+
+uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b)
+{
+	return bpf_map__max_entries(b->skel->maps.udp_flows);
+}
+
+struct harvest_ctx {
+	struct audit *audit;
+	struct proc_table *table;
+};
+
+static bool audit_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	struct harvest_ctx *h = ctx;
+
+	if (h->table)
+		proc_table__set_stats(h->table, pid, st);
+	return audit__add_proc(h->audit, pid, st);
+}
+
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct proc_table *t,
+			     uint64_t *evictions)
+{
+	struct harvest_ctx h = { .audit = a, .table = t };
 	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
-	struct key_list dead_procs = { .size = sizeof(uint32_t) };
 	struct key_list dead_flows = { .size = sizeof(struct dstrace_flow_key) };
-	struct dstrace_proc_stats st;
 	struct dstrace_flow_key fkey, *fprev = NULL;
 	struct dstrace_flow_val fval;
 	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
-	uint32_t key, *prev = NULL;
 
 	/* Counters before the walks: a flow inserted during them is live, never "evicted". */
 	dstrace_backend__counters(b, counters);
-	/* Processes first: a process found gone gets its last counts, then its flows theirs. */
-	while (!bpf_map_get_next_key(procs_fd, prev, &key)) {
-		prev = &key;
-		if (bpf_map_lookup_elem(procs_fd, &key, &st))
-			continue;
-		if (audit__add_proc(a, key, &st, true))
-			key_list_add(&dead_procs, &key);
-	}
+	/* Processes first: a process found ended gets its last counts, then its flows theirs. */
+	walk_procs(b, audit_visit, &h);
 	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
 		fprev = &fkey;
 		if (bpf_map_lookup_elem(flows_fd, &fkey, &fval))
@@ -519,17 +580,33 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_
 			key_list_add(&dead_flows, &fkey);
 	}
 	audit__flows_done(a);
-	for (size_t i = 0; i < dead_procs.n; i++)
-		bpf_map_delete_elem(procs_fd, (uint32_t *)dead_procs.keys + i);
 	for (size_t i = 0; i < dead_flows.n; i++) {
 		if (!bpf_map_delete_elem(flows_fd, (struct dstrace_flow_key *)dead_flows.keys + i)) {
 			b->flows_reclaimed++;
 			live_flows--;
 		}
 	}
-	free(dead_procs.keys);
 	free(dead_flows.keys);
 	/* every flow inserted is live, reclaimed by us, or evicted by the LRU */
+	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
+			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
+			     0;
+	return 0;
+}
+
+int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *evictions)
+{
+	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
+	struct dstrace_flow_key fkey, *fprev = NULL;
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
+	int err = dstrace_backend__counters(b, counters);
+
+	if (err)
+		return err;
+	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
+		fprev = &fkey;
+		live_flows++;
+	}
 	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
 			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
 			     0;

@@ -17,16 +17,24 @@ const char *dstrace_backend__name(const struct dstrace_backend *b);
 int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b);
 /* Sum of the per-CPU global counters. */
 int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX]);
-/* Copy the kernel's per-process totals into t. */
+/* Copy the kernel's per-process totals into t; entries of processes that ended are folded
+ * in for good and freed in the kernel. */
 int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t);
 
 struct audit;
-/* Fold the kernel's per-process and UDP flow counters into the audit tables, reclaiming the
- * kernel entries of processes that are gone. *evictions: UDP flows the kernel's LRU table
- * evicted so far. 0 or a negative errno. */
-int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, uint64_t *evictions);
-/* The kernel's counters for one process; 0 or a negative errno (-ENOENT). */
-int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid,
+/* Fold the kernel's per-process and UDP flow counters into the audit tables (and into the
+ * process table t, if not NULL), freeing the kernel entries of processes that ended.
+ * *evictions: UDP flows the kernel's LRU table evicted so far. 0 or a negative errno. */
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct proc_table *t,
+			     uint64_t *evictions);
+/* UDP flows the kernel's LRU table evicted so far (walks the flow table). */
+int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *evictions);
+/* The kernel's counters of the process pid had at ts_ns (an event's time): its running
+ * entry, or the one that ended since. 0 or a negative errno (-ENOENT). */
+int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid, uint64_t ts_ns,
+				struct dstrace_proc_stats *st);
+/* The ended entry of pid whose first_ns is given (proc_exited, or marked in proc_stats). */
+int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, uint64_t first_ns,
 				struct dstrace_proc_stats *st);
 uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b);
 /* Report the mapped TCP connections and UDP sockets that exist now (events "existing",

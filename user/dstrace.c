@@ -61,7 +61,19 @@ struct run {
 	/* -j events: container fields by cgroup id, each cgroup looked up once */
 	struct container_cache *containers;
 	char cgroup_root[512];
+	/* audit writes */
+	bool audit_full;      /* the next set has every program: at start, after a failure, reopen */
+	bool audit_torn;      /* a failed write may have left a partial line: start with '\n' */
+	bool audit_failing;   /* in a run of failed writes (said once on stderr) */
+	uint64_t write_errors; /* failed audit writes */
+	uint64_t failed_since; /* failed writes in the current run of them */
+	uint32_t ended_unread; /* end notices since the last harvest */
 };
+
+/* So many processes ended since the last harvest: harvest now, not at the next second, so
+ * that neither the kernel's queue of ended entries nor the table of processes followed fills
+ * up however fast processes come and go. */
+#define HARVEST_ENDED 1024
 
 static void sig_handler(int sig)
 {
@@ -137,6 +149,27 @@ static void add_container_members(struct run *r, const struct dstrace_event *e, 
 	line[n + w + 1] = '\0';
 }
 
+/* Before an event reaches the program tables: for a process not followed yet (new, or the
+ * program an exec() started: the kernel's end notice came first), the kernel's entry, so that
+ * it is known with its executable (the kernel's record) and the event finds its program. Not
+ * for the events of processes already followed (most of them). Ended entries are freed by
+ * the next harvest. */
+static void follow_process(struct run *r, const struct dstrace_event *e)
+{
+	struct dstrace_proc_stats st, old;
+	uint64_t kid;
+
+	if (!audit__wants_proc(&r->audit, e->pid, e->ts_ns, &kid) ||
+	    dstrace_backend__proc_stats(r->backend, e->pid, e->ts_ns, &st))
+		return;
+	/* A newer entry than the one followed: that one ended (exec, exit): its last counts
+	 * first, from where the kernel put it. */
+	if (kid && st.first_ns > kid &&
+	    !dstrace_backend__proc_ended(r->backend, e->pid, kid, &old))
+		audit__add_proc(&r->audit, e->pid, &old);
+	audit__add_proc(&r->audit, e->pid, &st);
+}
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct run *r = ctx;
@@ -146,15 +179,15 @@ static int handle_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*e))
 		return 0;
+	if (e->flags & DSTRACE_F_ENDED) { /* not an event: a process's entry ended */
+		if (r->per_program)
+			audit__proc_ending(&r->audit, e->pid, e->ts_ns);
+		r->ended_unread++;
+		return 0;
+	}
 	r->events_seen++;
 	if (r->per_program) {
-		struct dstrace_proc_stats st;
-
-		/* A new process: learn what the kernel recorded of it (its executable) now,
-		 * in case it is gone by the next harvest. */
-		if (!audit__has_pid(&r->audit, e->pid) &&
-		    !dstrace_backend__proc_stats(r->backend, e->pid, &st))
-			audit__add_proc(&r->audit, e->pid, &st, false);
+		follow_process(r, e);
 		audit__add_event(&r->audit, e);
 	}
 	if (r->env.audit)
@@ -173,11 +206,14 @@ static int handle_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+static void harvest(struct run *r, bool force);
+
 static void print_procs(struct run *r)
 {
 	char line[DSTRACE_LINE_MAX];
 
-	dstrace_backend__read_procs(r->backend, &r->procs);
+	harvest(r, true); /* the kernel's counts, into every table that wants them */
+	proc_table__sort(&r->procs);
 	if (!r->env.json) {
 		if (r->env.interval_s) {
 			time_t now = time(NULL);
@@ -208,27 +244,68 @@ static void print_procs(struct run *r)
 			dstrace_format_proc_text(&r->procs.procs[i], line, sizeof(line));
 		emit_line(r, line);
 	}
+	/* ended processes that did not fit the table, summed: the totals stay whole */
+	if (r->procs.others.comm[0]) {
+		if (r->env.json)
+			dstrace_format_proc_json(&r->procs.others, line, sizeof(line));
+		else
+			dstrace_format_proc_text(&r->procs.others, line, sizeof(line));
+		emit_line(r, line);
+	}
 }
 
-/* Bring the per-program tables up to date (at most once a second unless forced). */
+/* Bring the tables up to date and free the kernel entries of processes that ended (at most
+ * once a second unless forced), in every mode: the kernel's process table only holds what
+ * runs, however many processes come and go. */
 static void harvest(struct run *r, bool force)
 {
 	uint64_t now = clock_ns(CLOCK_MONOTONIC), evictions = 0;
 
-	if (!force && now - r->last_harvest_ns < 1000000000ull)
+	if (!force && now - r->last_harvest_ns < 1000000000ull && r->ended_unread < HARVEST_ENDED)
 		return;
 	r->last_harvest_ns = now;
+	r->ended_unread = 0;
 	/* Events first: a process's events must be read before its kernel record, which the
-	 * harvest reclaims once the process is gone. */
+	 * harvest frees once the process has ended. */
 	ring_buffer__consume(r->rb);
-	if (!dstrace_backend__harvest(r->backend, &r->audit, &evictions) && evictions > r->evictions)
+	if (!r->per_program) {
+		dstrace_backend__read_procs(r->backend, &r->procs);
+		return;
+	}
+	/* --metrics without --audit also prints the process table at the end */
+	if (!dstrace_backend__harvest(r->backend, &r->audit, r->env.audit ? NULL : &r->procs,
+				      &evictions) &&
+	    evictions > r->evictions)
 		r->evictions = evictions; /* a counter: it never goes down */
+}
+
+/* Every drop counted, kernel and user space (the fields each mode has). */
+static void collect_drops(struct run *r, struct dstrace_drops *d)
+{
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, evictions = 0;
+
+	memset(d, 0, sizeof(*d));
+	dstrace_backend__counters(r->backend, counters);
+	d->lost = counters[DSTRACE_CNT_LOST];
+	d->proc_full = counters[DSTRACE_CNT_PROC_FULL];
+	/* calls (connect, bind) and connects whose outcome could not be followed */
+	d->stash_full = counters[DSTRACE_CNT_STASH_FULL] + counters[DSTRACE_CNT_CONN_FULL];
+	if (r->per_program) {
+		audit__drops(&r->audit, d);
+		d->flows_evicted = r->evictions;
+	} else {
+		if (!dstrace_backend__flow_evictions(r->backend, &evictions))
+			d->flows_evicted = evictions;
+		d->pids = r->procs.dropped;
+		d->peers = r->procs.peers_capped;
+	}
 }
 
 static int write_audit(struct run *r, bool final)
 {
 	uint64_t counters[DSTRACE_CNT_MAX] = {};
 	struct audit_run_info info = {
+		.write_errors = r->write_errors,
 		.run_id = r->run_id,
 		.host = r->host,
 		.backend = dstrace_backend__name(r->backend),
@@ -238,19 +315,56 @@ static int write_audit(struct run *r, bool final)
 		.events = r->events_seen,
 		.final = final,
 	};
+	char *buf = NULL;
+	size_t len = 0;
+	bool torn = false;
+	FILE *mem;
 	int err;
 
 	harvest(r, true);
 	dstrace_backend__counters(r->backend, counters);
 	info.lost = counters[DSTRACE_CNT_LOST];
 	info.evictions = r->evictions;
-	err = audit__write(&r->audit, r->out, &info);
-	if (err) {
-		fprintf(stderr, "dstrace: cannot write audit records to %s: %s\n", r->env.output,
-			strerror(-err));
-		return err;
+	collect_drops(r, &info.drops);
+	/* The whole set in memory first, then one write() loop: it reaches the file whole or
+	 * not at all (audit_write_batch), never as a torn line. */
+	mem = open_memstream(&buf, &len);
+	if (!mem) {
+		err = -errno;
+	} else {
+		if (r->audit_torn)
+			fputc('\n', mem);
+		/* the final set has every program: it alone is the run's whole picture */
+		err = audit__write(&r->audit, mem, &info, r->audit_full || final);
+		if (fclose(mem) && err >= 0)
+			err = -ENOMEM;
+		if (err >= 0)
+			err = audit_write_batch(fileno(r->out), buf, len, &torn);
 	}
-	return 0;
+	free(buf);
+	if (err >= 0) {
+		audit__written(&r->audit);
+		r->audit_full = r->audit_torn = false;
+		if (r->audit_failing)
+			fprintf(stderr, "dstrace: audit records written to %s again, after %llu failed "
+					"writes; the sets are cumulative: nothing is missing\n",
+				r->env.output ? r->env.output : "stdout",
+				(unsigned long long)r->failed_since);
+		r->audit_failing = false;
+		r->failed_since = 0;
+		return 0;
+	}
+	/* Counted, said once per run of failures, retried next interval with every program. */
+	r->write_errors++;
+	r->failed_since++;
+	r->audit_full = true;
+	r->audit_torn = r->audit_torn || torn;
+	if (!r->audit_failing || final)
+		fprintf(stderr, "dstrace: cannot write audit records to %s: %s%s\n",
+			r->env.output ? r->env.output : "stdout", strerror(-err),
+			final ? "" : "; still tracing, retrying every interval");
+	r->audit_failing = true;
+	return final ? err : 0;
 }
 
 /* SIGHUP: logrotate moved the file away; append to a new one at the same path. If that
@@ -274,6 +388,10 @@ static void reopen(struct run *r)
 	fclose(r->out);
 	r->out = f;
 	r->reopen_pending = false;
+	r->audit_full = true; /* a new file starts with every program */
+	r->audit_torn = false;
+	if (r->env.audit)
+		audit_repair_tail(fileno(r->out));
 }
 
 /* The exposition of the tables as they are now (harvested at most once a second). */
@@ -289,6 +407,8 @@ static int render_metrics(struct run *r, char **buf, size_t *len)
 	dstrace_backend__counters(r->backend, counters);
 	t.lost = counters[DSTRACE_CNT_LOST];
 	t.evictions = r->evictions + r->audit.programs_dropped + r->audit.pids_dropped;
+	collect_drops(r, &t.drops);
+	t.write_errors = r->write_errors;
 	return metrics_render_buf(&r->audit, &t, buf, len);
 }
 
@@ -420,6 +540,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	r.audit_full = true; /* the first set has every program */
+	if (r.env.audit)
+		audit_repair_tail(fileno(r.out)); /* a torn last line from an earlier run */
 
 	if (r.env.metrics) {
 		const char *what;
@@ -539,6 +662,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		flush_lines(&r);
+		harvest(&r, false);
 		if (reopen_output)
 			reopen(&r);
 		now = clock_ns(CLOCK_MONOTONIC);
@@ -584,6 +708,7 @@ int main(int argc, char **argv)
 	stats.events = r.events_seen;
 	stats.lost = counters[DSTRACE_CNT_LOST];
 	stats.proc_full = counters[DSTRACE_CNT_PROC_FULL];
+	collect_drops(&r, &stats.drops);
 	stats.duration_s = (clock_ns(CLOCK_MONOTONIC) - start_ns) / 1e9;
 	if (r.env.json)
 		dstrace_format_stats_json(&stats, line, sizeof(line));
@@ -607,6 +732,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dstrace: warning: %u processes reached %d distinct peers; their "
 				"PEERS count is a lower bound\n",
 			r.procs.peers_capped, PROC_PEERS_MAX);
+	if (stats.drops.stash_full)
+		fprintf(stderr, "dstrace: warning: %llu connect() calls not followed (too many in "
+				"flight at once)\n",
+			(unsigned long long)stats.drops.stash_full);
 	if (stats.proc_full || r.procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "
 				"not counted\n",

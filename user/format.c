@@ -285,17 +285,40 @@ int dstrace_format_proc_json(const struct proc_entry *p, char *buf, size_t size)
 
 int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 {
-	return clamp(snprintf(buf, size,
-			      "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s)",
-			      s->events, s->lost, s->duration_s, s->backend),
-		     size);
+	const struct dstrace_drops *d = &s->drops;
+	const struct {
+		const char *name;
+		uint64_t n;
+	} drops[] = { { "proc_full", d->proc_full }, { "stash_full", d->stash_full },
+		      { "flows_evicted", d->flows_evicted }, { "programs", d->programs },
+		      { "pids", d->pids }, { "ports", d->ports }, { "peers", d->peers } };
+	int n = snprintf(buf, size, "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s)",
+			 s->events, s->lost, s->duration_s, s->backend);
+	bool any = false;
+
+	/* What else was left out, by cause: only the causes that happened. */
+	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+		if (!drops[i].n || n < 0 || (size_t)n >= size)
+			continue;
+		n += snprintf(buf + n, size - n, "%s %s %" PRIu64, any ? "," : "; dropped:",
+			      drops[i].name, drops[i].n);
+		any = true;
+	}
+	return clamp(n, size);
 }
 
 int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
 {
+	const struct dstrace_drops *d = &s->drops;
+
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
-			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f}",
-			      s->backend, s->events, s->lost, s->duration_s),
+			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":{\"lost\":%" PRIu64
+			      ",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64
+			      ",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64
+			      ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64 ",\"peers\":%" PRIu64 "}}",
+			      s->backend, s->events, s->lost, s->duration_s, d->lost, d->proc_full,
+			      d->stash_full, d->flows_evicted, d->programs, d->pids, d->ports,
+			      d->peers),
 		     size);
 }

@@ -282,10 +282,27 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 		     "programs, peers).\n"
 		     "# TYPE dstrace_evictions_total counter\n"
 		     "dstrace_evictions_total %" PRIu64 "\n"
+		     "# HELP dstrace_dropped_total What dstrace had to leave out, by cause "
+		     "(docs/audit-format.md, drops).\n"
+		     "# TYPE dstrace_dropped_total counter\n"
+		     "dstrace_dropped_total{what=\"lost\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"proc_full\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"stash_full\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"flows_evicted\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"programs\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"pids\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"ports\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"peers\"} %" PRIu64 "\n"
+		     "# HELP dstrace_audit_write_errors_total Audit writes that failed (retried at the "
+		     "next interval).\n"
+		     "# TYPE dstrace_audit_write_errors_total counter\n"
+		     "dstrace_audit_write_errors_total %" PRIu64 "\n"
 		     "# HELP dstrace_build_info dstrace version and the backend in use.\n"
 		     "# TYPE dstrace_build_info gauge\n"
 		     "dstrace_build_info{version=\"%s\",backend=\"%s\"} 1\n",
-		t->lost, t->evictions, t->version, t->backend);
+		t->lost, t->evictions, t->drops.lost, t->drops.proc_full, t->drops.stash_full,
+		t->drops.flows_evicted, t->drops.programs, t->drops.pids, t->drops.ports,
+		t->drops.peers, t->write_errors, t->version, t->backend);
 	free(tab);
 	return ferror(out) ? -EIO : 0;
 }

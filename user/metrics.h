@@ -28,6 +28,8 @@ struct metrics_totals {
 	const char *backend;
 	uint64_t lost;
 	uint64_t evictions;
+	struct dstrace_drops drops;
+	uint64_t write_errors; /* failed audit writes */
 };
 
 /* "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" or "PORT" (127.0.0.1). Returns a listening,

@@ -294,15 +294,17 @@ RUN=$(jq -r 'select(.type == "audit_run") | .run' "$WORK/all.jsonl" | head -n 1)
 check_eq "one run id in both files" "$RUN" "$(jq -r .run "$WORK/all.jsonl" | sort -u | tr '\n' ' ' | sed 's/ $//')"
 
 # sets FILE: per audit_run record, whether the audit records before it (since the previous
-# audit_run) are its whole set: as many as .programs, same ts, same run.
+# audit_run) are its whole set: as many as .written (the programs that changed since the last
+# set; every program, .programs, in a full set), same ts, same run.
 sets_report() {
 	jq -R -s -c '
 		split("\n") | map(select(length > 0) | fromjson? | objects)
 		| reduce .[] as $r ({cur: [], bad: []};
 			if $r.type == "audit" then .cur += [$r]
 			elif $r.type == "audit_run" then
-				(if (.cur | length) != $r.programs or any(.cur[]; .ts != $r.ts or .run != $r.run)
-				 then .bad += ["set at \($r.ts): \(.cur | length) audit records for programs=\($r.programs)"]
+				(if (.cur | length) != $r.written or $r.written > $r.programs
+				    or any(.cur[]; .ts != $r.ts or .run != $r.run)
+				 then .bad += ["set at \($r.ts): \(.cur | length) audit records for written=\($r.written) programs=\($r.programs)"]
 				 else . end) | .cur = []
 			else .bad += ["unknown type \($r.type)"] end)
 		| if (.cur | length) > 0 then .bad += ["\(.cur | length) audit records after the last audit_run"] else . end

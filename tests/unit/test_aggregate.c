@@ -49,6 +49,7 @@ static void test_sorted_by_pid(void)
 		ASSERT_UINT_EQ(p->pid, order[i]);
 	}
 	ASSERT_UINT_EQ(t.nprocs, sizeof(sorted) / sizeof(sorted[0]));
+	proc_table__sort(&t); /* rows come in arrival order; sorted for printing */
 	for (uint32_t i = 0; i < t.nprocs && i < sizeof(sorted) / sizeof(sorted[0]); i++)
 		ASSERT_UINT_EQ(t.procs[i].pid, sorted[i]);
 	ASSERT_UINT_EQ(t.dropped, 0);
@@ -73,6 +74,7 @@ static void test_many_out_of_order(void)
 		p->bytes = pid;
 	}
 	REQUIRE_TRUE(t.nprocs == n);
+	proc_table__sort(&t);
 	for (uint32_t i = 0; i < n; i++) {
 		if (!unit_check(UNIT_AT(false),
 				t.procs[i].pid == i + 1 && t.procs[i].uid == 3 * (i + 1) &&
@@ -312,6 +314,7 @@ static void test_set_stats_new_process(void)
 	ASSERT_INT_EQ(proc_table__set_stats(&t, 53, &st), 0);
 	ASSERT_INT_EQ(proc_table__set_stats(&t, 52, &st), 0);
 	REQUIRE_TRUE(t.nprocs == 2);
+	proc_table__sort(&t);
 	ASSERT_UINT_EQ(t.procs[0].pid, 52);
 	ASSERT_UINT_EQ(t.procs[1].pid, 53);
 	ASSERT_STR_EQ(t.procs[1].comm, "dns");
@@ -342,6 +345,57 @@ static void test_free(void)
 	proc_table__free(&t);
 }
 
+/* One row per kernel entry: a pid reused (or a program exec()ed) after its entry ended gets
+ * a row of its own; the ended row keeps its final counts. */
+static void test_entry_rows(void)
+{
+	struct proc_table t;
+	struct dstrace_proc_stats old = { .first_ns = 100, .exit_ns = 200, .comm = "curl" };
+	struct dstrace_proc_stats new = { .first_ns = 300, .comm = "wget" };
+	struct dstrace_event late = { .pid = 42, .ts_ns = 150, .raddr = 1 };
+	struct dstrace_event next = { .pid = 42, .ts_ns = 350, .raddr = 2 };
+
+	old.counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP] = 1;
+	new.counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP] = 5;
+	proc_table__init(&t);
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 42, &old), 0);
+	ASSERT_INT_EQ(proc_table__add_event(&t, &late), 0); /* before the end: the same row */
+	ASSERT_UINT_EQ(t.nprocs, 1);
+	ASSERT_INT_EQ(proc_table__add_event(&t, &next), 0); /* after it: a new row */
+	ASSERT_UINT_EQ(t.nprocs, 2);
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 42, &new), 0); /* that row is the new entry's */
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 42, &old), 0); /* seen again: its own row */
+	ASSERT_UINT_EQ(t.nprocs, 2);
+	proc_table__sort(&t);
+	ASSERT_STR_EQ(t.procs[0].comm, "curl");
+	ASSERT_UINT_EQ(t.procs[0].counts[DSTRACE_EV_CONNECT], 1);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 1);
+	ASSERT_STR_EQ(t.procs[1].comm, "wget");
+	ASSERT_UINT_EQ(t.procs[1].counts[DSTRACE_EV_CONNECT], 5);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[1]), 1);
+	proc_table__free(&t);
+}
+
+/* A full table: an ended process's final counts still add up, in the "(ended)" row. */
+static void test_full_table_others(void)
+{
+	struct proc_table t;
+	struct dstrace_proc_stats st = { .first_ns = 1, .exit_ns = 2, .comm = "x" };
+
+	st.counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_UDP] = 2;
+	proc_table__init(&t);
+	for (uint32_t pid = 1; pid <= PROC_TABLE_MAX; pid++)
+		REQUIRE_TRUE(proc_table__get(&t, pid) != NULL);
+	ASSERT_INT_EQ(proc_table__set_stats(&t, PROC_TABLE_MAX + 1, &st), 0);
+	ASSERT_INT_EQ(proc_table__set_stats(&t, PROC_TABLE_MAX + 2, &st), 0);
+	ASSERT_STR_EQ(t.others.comm, "(ended)");
+	ASSERT_UINT_EQ(t.others.counts[DSTRACE_EV_CONNECT], 4);
+	st.exit_ns = 0; /* a running one that does not fit: dropped, counted */
+	ASSERT_INT_EQ(proc_table__set_stats(&t, PROC_TABLE_MAX + 3, &st), -1);
+	ASSERT_UINT_EQ(t.dropped, 3);
+	proc_table__free(&t);
+}
+
 static const CU_TestInfo tests[] = {
 	{ "init and free an empty table", test_init_empty },
 	{ "sorted by pid", test_sorted_by_pid },
@@ -356,6 +410,8 @@ static const CU_TestInfo tests[] = {
 	{ "set_stats replaces counters, keeps peers", test_set_stats },
 	{ "set_stats for a new process", test_set_stats_new_process },
 	{ "free releases everything", test_free },
+	{ "a row per kernel entry", test_entry_rows },
+	{ "full table: ended processes in others", test_full_table_others },
 	CU_TEST_INFO_NULL,
 };
 

@@ -490,23 +490,38 @@ static void test_stats(void)
 		.lost = 7,
 		.proc_full = 3,
 		.duration_s = 12.5,
+		.drops = { .lost = 7, .proc_full = 3, .stash_full = 4, .flows_evicted = 5,
+			   .programs = 6, .pids = 8, .ports = 9, .peers = 10 },
 	};
 	char buf[DSTRACE_LINE_MAX];
 	int n;
 
 	n = dstrace_format_stats_json(&s, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "{\"type\":\"stats\",\"backend\":\"tracepoint\",\"events\":12345,"
-			   "\"lost\":7,\"duration_s\":12.500}");
+			   "\"lost\":7,\"duration_s\":12.500,\"drops\":{\"lost\":7,\"proc_full\":3,"
+			   "\"stash_full\":4,\"flows_evicted\":5,\"programs\":6,\"pids\":8,\"ports\":9,"
+			   "\"peers\":10}}");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 	n = dstrace_format_stats_text(&s, buf, sizeof(buf));
-	ASSERT_STR_EQ(buf, "12345 events, 7 lost, in 12.5 s (backend tracepoint)");
+	ASSERT_STR_EQ(buf, "12345 events, 7 lost, in 12.5 s (backend tracepoint); dropped: "
+			   "proc_full 3, stash_full 4, flows_evicted 5, programs 6, pids 8, ports 9, "
+			   "peers 10");
+	ASSERT_INT_EQ(n, (long long)strlen(buf));
+	s.drops = (struct dstrace_drops){ .lost = 7, .pids = 2 }; /* only what happened */
+	n = dstrace_format_stats_text(&s, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "12345 events, 7 lost, in 12.5 s (backend tracepoint); dropped: pids 2");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 
 	s.events = s.lost = 0;
 	s.duration_s = 0.0004;
+	memset(&s.drops, 0, sizeof(s.drops));
+	dstrace_format_stats_text(&s, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "0 events, 0 lost, in 0.0 s (backend tracepoint)"); /* nothing dropped */
 	dstrace_format_stats_json(&s, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "{\"type\":\"stats\",\"backend\":\"tracepoint\",\"events\":0,"
-			   "\"lost\":0,\"duration_s\":0.000}");
+			   "\"lost\":0,\"duration_s\":0.000,\"drops\":{\"lost\":0,\"proc_full\":0,"
+			   "\"stash_full\":0,\"flows_evicted\":0,\"programs\":0,\"pids\":0,"
+			   "\"ports\":0,\"peers\":0}}");
 }
 
 static const CU_TestInfo tests[] = {

@@ -92,7 +92,7 @@ static void harvest(struct audit *a, unsigned int scale)
 
 	for (int prog = 0; prog < NPROGS; prog++) {
 		proc_stats(&st, prog, scale);
-		audit__add_proc(a, PID_BASE + prog, &st, false);
+		audit__add_proc(a, PID_BASE + prog, &st);
 	}
 	flow(a, DSTRACE_EV_SEND, 4 * scale);
 	flow(a, DSTRACE_EV_RECV, 4 * scale);
@@ -108,7 +108,8 @@ static void write_run(struct audit *a, FILE *out, unsigned int minutes, bool fin
 		.events = 10 * minutes, .final = final,
 	};
 
-	ASSERT_INT_EQ(audit__write(a, out, &run), 0);
+	ASSERT_INT_EQ(audit__write(a, out, &run, true), NPROGS); /* every program, once */
+	audit__written(a);
 }
 
 static const struct report_program *by_exe(const struct report *r, const char *exe)

@@ -19,6 +19,7 @@ int register_metrics_tests(void);
 int register_outfile_tests(void);
 int register_report_roundtrip_tests(void);
 int register_container_tests(void);
+int register_audit_tests(void);
 
 /* Adds suite name with the tests of a CU_TEST_INFO_NULL-terminated array; cleanup (or NULL)
  * runs after the suite's last test. 0 or a CUnit error code. */

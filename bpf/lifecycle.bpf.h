@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Process lifecycle, for every backend (program prefix lc_): when a process ends, or exec()s
+ * another program, its proc_stats entry is final. It moves to proc_exited, where user space
+ * folds it into its program (or the final table) and deletes it, and its pid is free in
+ * proc_stats at once: a process that reuses the pid, or the program exec() started, gets an
+ * entry of its own with its own executable, uid and cgroup.
+ *
+ * raw tracepoints: no tracefs, no kprobes, no BPF trampolines, so they load wherever any
+ * backend does (this locked-down kernel included), and they fire in the ending task.
+ */
+#ifndef DSTRACE_LIFECYCLE_BPF_H
+#define DSTRACE_LIFECYCLE_BPF_H
+
+#include "paths.bpf.h"
+
+/* Tell user space, in ring order, that tgid's entry ended: the events after this one with
+ * that pid are another entry's (a new process, or the program exec() started). Without it,
+ * user space learns of the end at its next walk of the tables (within a second). */
+static __always_inline void proc_end_notice(__u32 tgid, __u64 ts_ns, __u32 how)
+{
+	struct dstrace_event *e;
+
+	if (!emit_events)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return; /* not an event: not counted as lost; the walk still sees the end */
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = ts_ns;
+	e->pid = tgid;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->ret = how;
+	e->flags = DSTRACE_F_ENDED;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* End the current process's entry: move it to proc_exited, or, when that queue is full (or
+ * still holds an earlier entry of this pid), leave it marked in proc_stats. Nothing updates an
+ * ended entry again: its process is gone (exit: this is its last thread), or it is a new
+ * program (exec: de_thread() left one thread, which counts into a new entry from now on). */
+static __always_inline void proc_end(__u32 how)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
+
+	if (!st || st->exit_ns)
+		return;
+	st->ended_by = how;
+	st->exit_ns = bpf_ktime_get_boot_ns();
+	proc_end_notice(tgid, st->exit_ns, how);
+	if (!bpf_map_update_elem(&proc_exited, &tgid, st, BPF_NOEXIST))
+		bpf_map_delete_elem(&proc_stats, &tgid);
+}
+
+/* Every task's exit; only the process's end matters: the last thread of the group (live
+ * dropped to 0 in do_exit() before this), whichever thread that is. A thread's exit, or the
+ * group leader's while other threads run, leaves the entry open. */
+SEC("raw_tp/sched_process_exit")
+int lc_process_exit(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+		proc_end(DSTRACE_END_EXIT);
+	return 0;
+}
+
+/* exec() succeeded: what the process did so far belongs to the program it was. */
+SEC("raw_tp/sched_process_exec")
+int lc_process_exec(void *ctx)
+{
+	proc_end(DSTRACE_END_EXEC);
+	return 0;
+}
+
+#endif /* DSTRACE_LIFECYCLE_BPF_H */
