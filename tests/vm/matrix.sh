@@ -22,7 +22,7 @@ for k in 6.1 6.12; do
 	log=$out/guest-$k.log
 	echo "=== kernel $k (guest log: $log)"
 	start=$SECONDS
-	tests/vm/run-in-vm.sh -t 900 "$k" -- bash tests/vm/guest-matrix.sh "${EXPECT[$k]}" 2>&1 | tee "$log"
+	tests/vm/run-in-vm.sh -t 1500 "$k" -- bash tests/vm/guest-matrix.sh "${EXPECT[$k]}" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	echo "--- kernel $k: exit $rc in $((SECONDS - start)) s"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
