@@ -35,64 +35,7 @@ CHURN_N=${CHURN_N:-20000}
 
 bail() {
 	fail "$1" "$2"
-	# ===========================================================================================
-# 5b. Changed programs only; every program after a SIGHUP reopen
-# ===========================================================================================
-lo_host_add hu
-log "5b. sets: changed programs only, every program after a reopen"
-AUD=$WORK/hup.jsonl
-if dstrace_start_raw /dev/null --audit -o "$AUD" -i 1; then
-	srv_start SRV hu "sets: tcpserv6" "$PROGS/tcpserv6" -n 100 7501
-	run_in hu 20 "$WORK/hup1" "$PROGS/tcp6x" connect -n 2 ::ffff:127.0.0.1 7501
-	sleep 2.5 # a set with both programs, then sets where nothing of ours changed
-	mv "$AUD" "$AUD.1"
-	kill -HUP "$DSTRACE_PID"
-	wait_line "$AUD" '"type":"audit_run"' 5 || true
-	run_in hu 20 "$WORK/hup2" "$PROGS/tcp6x" connect -n 1 ::ffff:127.0.0.1 7501
-	sleep 2.5
-	dstrace_stop
-	ns=$(netns_inode hu)
-	# per set of the first file: the set's records of our namespace, by exe basename
-	ours() {
-		jq -R -s -c --argjson ns "$ns" '
-			split("\n") | map(select(length > 0) | fromjson)
-			| reduce .[] as $r ({cur: [], sets: []};
-				if $r.type == "audit" then
-					(if $r.netns == $ns then .cur += [$r.exe | sub(".*/"; "")] else . end)
-				else .sets += [{ours: (.cur | sort), written: $r.written, programs: $r.programs}]
-					| .cur = [] end)
-			| .sets' "$1"
-	}
-	check_eq "sets: the first set has every program, later ones only those that changed" \
-		'first full, then [] present' \
-		"$(ours "$AUD.1" | jq -r '(if .[0].written == .[0].programs then "first full" else "first \(.[0])" end)
-			+ ", then " + (if any(.[1:][]; .ours == []) then "[] present" else "no set without ours: \(.)" end)')"
-	check_eq "sets: the first set after the reopen has every program, ours included" \
-		'full ["tcp6x","tcpserv6"]' \
-		"$(ours "$AUD" | jq -r '.[0] | (if .written == .programs then "full" else "written \(.written) of \(.programs)" end) + " " + (.ours | tojson)')"
-	check_eq "sets: the last record of each program is its total" '{"tcp6x":3,"tcpserv6":3}' \
-		"$(cat "$AUD.1" "$AUD" | jq -s -c --argjson ns "$ns" '[.[] | select(.type == "audit" and .netns == $ns)]
-			| group_by(.exe) | map({key: (.[-1].exe | sub(".*/"; "")), value: (.[-1].connect.tcp + .[-1].accept.tcp)}) | from_entries')"
-fi
-
-# ===========================================================================================
-# 6. The drops in the metrics
-# ===========================================================================================
-lo_host_add mx
-log "6. metrics: every drop cause has a series"
-if dstrace_start_in mx /dev/null --metrics 127.0.0.1:9471; then
-	in_ns mx curl -s -m 5 http://127.0.0.1:9471/metrics >"$WORK/metrics.txt"
-	dstrace_stop
-	check_eq "metrics: dstrace_dropped_total, one series per cause, and the write errors" \
-		"counter lost proc_full stash_full flows_evicted programs pids ports peers; write_errors=0" \
-		"$(awk '$1 == "#" && $2 == "TYPE" && $3 == "dstrace_dropped_total" { t = $4 }
-			$1 ~ /^dstrace_dropped_total\{what="[a-z_]+"\}$/ && $2 ~ /^[0-9]+$/ {
-				w = $1; sub(/.*what="/, "", w); sub(/".*/, "", w); l = l " " w }
-			$1 == "dstrace_audit_write_errors_total" { e = $2 }
-			END { print t l "; write_errors=" e }' "$WORK/metrics.txt")"
-fi
-
-summary
+	summary
 	exit 1
 }
 
