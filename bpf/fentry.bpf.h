@@ -73,6 +73,15 @@ int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	return 0;
 }
 
+/* Where udpv6_recvmsg() is done with a datagram; its source, for a read without an address. */
+SEC("fentry/skb_consume_udp")
+int BPF_PROG(fx_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
+{
+	FLOOR_RETURN(0);
+	udp6_skb_consumed(sk, skb);
+	return 0;
+}
+
 SEC("fexit/udpv6_recvmsg")
 int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
@@ -81,13 +90,16 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	__u32 raddr;
 	__u16 rport;
 	__u8 proto;
+	bool mapped;
 
+	if (!sk_is_udp6(sk, &proto))
+		return 0;
+	mapped = udp6_recv_peer(sk, msg, &raddr, &rport);
 	/* A peek leaves the datagram queued: it is counted when it is read. An error-queue
 	 * read returns an error report, not a datagram. */
-	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk_is_udp6(sk, &proto))
+	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !mapped)
 		return 0;
-	if (udp6_msg_peer(sk, msg, true, &raddr, &rport))
-		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
+	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
 	return 0;
 }
 

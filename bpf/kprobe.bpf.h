@@ -161,22 +161,35 @@ int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len
 	return 0;
 }
 
+/* Where udpv6_recvmsg() is done with a datagram; its source, for a read without an address. */
+SEC("kprobe/skb_consume_udp")
+int BPF_KPROBE(kp_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
+{
+	FLOOR_RETURN(0);
+	udp6_skb_consumed(sk, skb);
+	return 0;
+}
+
 SEC("kretprobe/udpv6_recvmsg")
 int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
+	struct sock *sk;
 	__u32 raddr;
 	__u16 rport;
 	__u8 proto;
+	bool mapped;
 
-	if (!kcall_take(KCALL_UDP_RECV, &call) || ret < 0 ||
-	    (call.flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk_is_udp6((struct sock *)call.sk, &proto))
+	if (!kcall_take(KCALL_UDP_RECV, &call))
 		return 0;
-	if (udp6_msg_peer((struct sock *)call.sk, (struct msghdr *)call.msg, true,
-			  &raddr, &rport))
-		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_RECV, proto, raddr, rport,
-				    ret, false);
+	sk = (struct sock *)call.sk;
+	if (!sk_is_udp6(sk, &proto))
+		return 0;
+	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport);
+	if (ret < 0 || (call.flags & (MSG_PEEK | MSG_ERRQUEUE)) || !mapped)
+		return 0;
+	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
 	return 0;
 }
 

@@ -228,4 +228,46 @@ struct {
 	__type(value, struct dgram_scratch);
 } dgram_scratch SEC(".maps");
 
+/*
+ * Per AF_INET6 UDP socket that has received IPv4: the sources of the datagrams queued on it,
+ * in queue order, for reads that ask for no address (recv(), read()) on the tracepoint
+ * backend, which sees the read (sock_recv_length) but not the datagram. Filled by the
+ * cgroup_skb ingress hook, which runs for each datagram just before it is queued; emptied
+ * by the reads. A run of IPv6 datagrams takes one slot; datagrams that find it full take one
+ * "unknown" slot, so the sources that are kept stay in step with the socket's queue. Socket-
+ * local storage, created by the first IPv4 datagram: freed with the socket, never made for
+ * IPv6-only sockets.
+ */
+#define DGRAM_RXQ_SLOTS 256
+
+enum rxq_kind {
+	RXQ_V4 = 0,	 /* one IPv4 datagram, source in addr and port */
+	RXQ_V6 = 1,	 /* a run of IPv6 datagrams */
+	RXQ_UNKNOWN = 2, /* a run of datagrams that found the queue of sources full */
+};
+
+struct rxq_slot {
+	__u32 addr; /* IPv4 source, network order */
+	__u16 port; /* host order */
+	__u16 len;  /* UDP payload length */
+	__u16 run;  /* datagrams in this slot */
+	__u8 kind;  /* enum rxq_kind */
+	__u8 pad;
+};
+
+struct dgram_rxq {
+	struct bpf_spin_lock lock;
+	__u32 head, tail; /* slots in use: [head, tail), modulo DGRAM_RXQ_SLOTS */
+	__u32 drops;	  /* the socket's drop count when the last datagram was queued */
+	__u32 started;	  /* 0: just made */
+	struct rxq_slot slot[DGRAM_RXQ_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct dgram_rxq);
+} dgram_rxq SEC(".maps");
+
 #endif /* DSTRACE_MAPS_BPF_H */

@@ -21,7 +21,9 @@
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
 #define MSG_PEEK 2
+#define MSG_TRUNC 0x20
 #define MSG_ERRQUEUE 0x2000
+#define ETH_P_IP 0x0800
 #define EINTR 4
 #define EEXIST 17
 #define ECONNABORTED 103
@@ -387,6 +389,44 @@ static __always_inline bool sk_mapped_peer(struct sock *sk, __u32 *raddr, __u16 
 static __always_inline bool sk_is_v6only(struct sock *sk)
 {
 	return BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_ipv6only);
+}
+
+/*
+ * The peer of a datagram, handed from the hook that sees it to the one that counts it in the
+ * same call: per thread and direction (key: tid << 1 | received), so threads sharing a socket
+ * never overwrite each other's, and checked against the socket's cookie.
+ */
+static __always_inline __u64 dgram_handoff_key(bool received)
+{
+	return (bpf_get_current_pid_tgid() << 1 | received) & 0x1ffffffffull;
+}
+
+static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool mapped,
+					      __u32 addr, __u16 port)
+{
+	__u64 key = dgram_handoff_key(received);
+	struct dgram_peer peer = {
+		.cookie = cookie,
+		.addr = addr,
+		.port = port,
+		.mapped = mapped,
+	};
+
+	bpf_map_update_elem(&dgram_handoff, &key, &peer, BPF_ANY);
+}
+
+/* This thread's datagram peer on sk, taken out of the map. */
+static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
+					       struct dgram_peer *out)
+{
+	__u64 key = dgram_handoff_key(received);
+	struct dgram_peer *p = bpf_map_lookup_elem(&dgram_handoff, &key);
+
+	if (!p)
+		return false;
+	*out = *p;
+	bpf_map_delete_elem(&dgram_handoff, &key);
+	return out->cookie == sk_cookie(sk);
 }
 
 enum sockaddr_verdict {
@@ -890,6 +930,45 @@ static __always_inline bool udp6_msg_peer(struct sock *sk, struct msghdr *msg, b
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED)
 		return false;
 	return sk_mapped_peer(sk, addr, port);
+}
+
+/* skb_consume_udp(sk, skb, len): udpv6_recvmsg() is done with a datagram. Its source, as
+ * udpv6_recvmsg() gives it to a caller that asks (the IPv4 and UDP headers of an IPv4
+ * datagram), is handed to the return of udpv6_recvmsg(): that is how a read without an
+ * address (recv(), read()) on an unconnected socket learns its peer. */
+static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *skb)
+{
+	bool v4 = BPF_CORE_READ(skb, protocol) == bpf_htons(ETH_P_IP);
+	__u32 addr = 0;
+	__u16 port = 0;
+	__u8 proto;
+
+	if (!sk_is_udp6(sk, &proto))
+		return;
+	if (v4) {
+		unsigned char *head = BPF_CORE_READ(skb, head);
+		struct iphdr *iph = (void *)(head + BPF_CORE_READ(skb, network_header));
+		struct udphdr *uh = (void *)(head + BPF_CORE_READ(skb, transport_header));
+
+		addr = BPF_CORE_READ(iph, saddr);
+		port = bpf_ntohs(BPF_CORE_READ(uh, source));
+	}
+	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port);
+}
+
+/* The IPv4 peer of the datagram udpv6_recvmsg() returned: its source handed over by
+ * skb_consume_udp(), else msg_name or the connected peer. */
+static __always_inline bool udp6_recv_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
+					   __u16 *port)
+{
+	struct dgram_peer peer;
+
+	if (dgram_handoff_take(sk, true, &peer)) {
+		*addr = peer.addr;
+		*port = peer.port;
+		return peer.mapped;
+	}
+	return udp6_msg_peer(sk, msg, true, addr, port);
 }
 
 #endif /* DSTRACE_PATHS_BPF_H */

@@ -5,7 +5,8 @@
  *   connect  syscalls:sys_{enter,exit}_connect, socket found from the fd
  *   accept   syscalls:sys_exit_accept{,4}, socket found from the returned fd
  *   send     cgroup/sendmsg4 (mapped peer, AF_INET6 socket) + tp_btf/sock_send_length
- *   recv     cgroup/recvmsg6 (mapped source) + tp_btf/sock_recv_length
+ *   recv     cgroup/recvmsg6 (mapped source) + tp_btf/sock_recv_length; for reads without
+ *            an address, the source queued per socket by cgroup_skb/ingress
  *   TCP bytes tp_btf/sock_{send,recv}_length on connections with a mapped peer
  */
 #ifndef DSTRACE_TRACEPOINT_BPF_H
@@ -96,31 +97,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 static __always_inline void dgram_handoff_put(struct bpf_sock_addr *ctx, bool received,
 					      bool mapped, __u32 addr, __u16 port)
 {
-	__u64 key = (bpf_get_current_pid_tgid() << 1 | received) & 0x1ffffffffull;
-	struct dgram_peer peer = {
-		.cookie = bpf_get_socket_cookie(ctx),
-		.addr = addr,
-		.port = port,
-		.mapped = mapped,
-	};
-
-	bpf_map_update_elem(&dgram_handoff, &key, &peer, BPF_ANY);
-}
-
-/* This thread's datagram peer on sk, taken out of the map. */
-static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
-					       struct dgram_peer *out)
-{
-	__u64 key = (bpf_get_current_pid_tgid() << 1 | received) & 0x1ffffffffull;
-	struct dgram_peer *p = bpf_map_lookup_elem(&dgram_handoff, &key);
-	bool mine;
-
-	if (!p)
-		return false;
-	*out = *p;
-	bpf_map_delete_elem(&dgram_handoff, &key);
-	mine = out->cookie == sk_cookie(sk);
-	return mine;
+	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port);
 }
 
 static __always_inline bool bpf_sock_is_udp6(struct bpf_sock *sk)
@@ -296,11 +273,161 @@ int cg_recvmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* Datagrams the socket dropped so far (sk_drops_read(): since 6.18 UDP counts them per NUMA
+ * node in sk_drop_counters). */
+struct numa_drop_counters___dstrace {
+	atomic_t drops0;
+	atomic_t drops1;
+} __attribute__((preserve_access_index));
+
+struct sock___dstrace {
+	struct numa_drop_counters___dstrace *sk_drop_counters;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 sk_drops_now(struct sock *sk)
+{
+	struct sock___dstrace *s = (void *)sk;
+	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
+
+	if (bpf_core_field_exists(s->sk_drop_counters)) {
+		struct numa_drop_counters___dstrace *c = BPF_CORE_READ(s, sk_drop_counters);
+
+		if (c)
+			n += BPF_CORE_READ(c, drops0.counter) + BPF_CORE_READ(c, drops1.counter);
+	}
+	return n;
+}
+
+/* Append one datagram's source (kind, and for IPv4 its address) to the queue of sources; the
+ * caller holds the lock. Datagrams of the same run share a slot. */
+static __always_inline void rxq_push(struct dgram_rxq *q, struct rxq_slot *s)
+{
+	__u32 n = q->tail - q->head;
+	struct rxq_slot *last = &q->slot[(q->tail - 1) & (DGRAM_RXQ_SLOTS - 1)];
+
+	if (n >= DGRAM_RXQ_SLOTS - 1)
+		s->kind = RXQ_UNKNOWN; /* the last slot is kept for the overflow */
+	if (n && s->kind != RXQ_V4 && last->kind == s->kind && last->run < 0xffff) {
+		last->run++;
+	} else if (n < DGRAM_RXQ_SLOTS) {
+		s->run = 1;
+		q->slot[q->tail & (DGRAM_RXQ_SLOTS - 1)] = *s;
+		q->tail++;
+	}
+}
+
+/* Forget the last d sources appended: datagrams the socket dropped after this hook let them
+ * through (receive buffer full, a socket filter), which no read will take. */
+static __always_inline void rxq_unpush(struct dgram_rxq *q, __u32 d)
+{
+	for (int i = 0; i < 8 && d && q->tail != q->head; i++) {
+		struct rxq_slot *last = &q->slot[(q->tail - 1) & (DGRAM_RXQ_SLOTS - 1)];
+		__u32 k = last->run < d ? last->run : d;
+
+		last->run -= k;
+		d -= k;
+		if (!last->run)
+			q->tail--;
+	}
+}
+
+/* A datagram about to be queued on an unconnected AF_INET6 UDP socket (udp_queue_rcv_one_skb
+ * -> sk_filter, the socket's own cgroup): its source goes to the end of the socket's queue of
+ * sources (dgram_rxq). skb data starts at the network header. */
+SEC("cgroup_skb/ingress")
+int cg_skb_ingress(struct __sk_buff *skb)
+{
+	FLOOR_RETURN(1);
+	struct bpf_sock *bsk = skb->sk;
+	struct rxq_slot s = { .kind = RXQ_V6 };
+	struct udp6_sock *u6;
+	struct dgram_rxq *q;
+	__u32 drops, was, queued;
+	__u8 vihl = 0;
+	__u16 ulen = 0;
+
+	if (!bsk)
+		return 1;
+	bsk = bpf_sk_fullsock(bsk);
+	if (!bpf_sock_is_udp6(bsk) || bsk->state == TCP_ESTABLISHED)
+		return 1;
+	u6 = bpf_skc_to_udp6_sock(bsk);
+	if (!u6)
+		return 1;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		s.kind = RXQ_V4;
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) ||
+		    bpf_skb_load_bytes(skb, 12, &s.addr, 4) ||
+		    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4, &s.port, 2) ||
+		    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4 + 4, &ulen, 2))
+			s.kind = RXQ_UNKNOWN;
+		s.port = bpf_ntohs(s.port);
+		s.len = bpf_ntohs(ulen) - 8;
+	}
+	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6. */
+	q = bpf_sk_storage_get(&dgram_rxq, bsk, 0,
+			       s.kind == RXQ_V6 ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
+	if (!q)
+		return 1;
+	drops = sk_drops_now((struct sock *)u6);
+	queued = BPF_CORE_READ(u6, udp.inet.sk.sk_receive_queue.qlen) +
+		 BPF_CORE_READ(u6, udp.reader_queue.qlen);
+	bpf_spin_lock(&q->lock);
+	if (!q->started) {
+		/* new: the datagrams already queued are IPv6 ones */
+		q->started = 1;
+		q->drops = drops;
+		if (queued) {
+			q->slot[0].kind = RXQ_V6;
+			q->slot[0].run = queued > 0xffff ? 0xffff : queued;
+			q->tail = 1;
+		}
+	}
+	was = q->drops;
+	q->drops = drops;
+	if (drops != was)
+		rxq_unpush(q, drops - was);
+	rxq_push(q, &s);
+	bpf_spin_unlock(&q->lock);
+	return 1;
+}
+
+/* The source of the datagram a read of ret bytes just took off sk's queue: the head of the
+ * socket's queue of sources. A source that cannot be the datagram read (shorter than what
+ * was read) is not used: the datagram is counted as unknown. */
+static __always_inline enum rxq_kind rxq_pop(struct sock *sk, int ret, int flags,
+					     struct rxq_slot *out)
+{
+	struct dgram_rxq *q = bpf_sk_storage_get(&dgram_rxq, sk, 0, 0);
+	enum rxq_kind k = RXQ_UNKNOWN;
+	struct rxq_slot *h;
+
+	if (!q)
+		return RXQ_V6; /* never received IPv4 */
+	bpf_spin_lock(&q->lock);
+	if (q->head != q->tail) {
+		h = &q->slot[q->head & (DGRAM_RXQ_SLOTS - 1)];
+		*out = *h;
+		k = h->kind;
+		if (k == RXQ_V4 && !((flags & MSG_TRUNC) ? ret == h->len : ret <= h->len))
+			k = RXQ_UNKNOWN;
+		if (h->run <= 1) {
+			q->head++;
+		} else {
+			h->run--;
+		}
+	}
+	bpf_spin_unlock(&q->lock);
+	return k;
+}
+
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 {
 	FLOOR_RETURN(0);
 	struct dgram_peer peer;
+	struct rxq_slot src = {};
+	bool have_peer;
 	__u16 rport;
 	__u32 raddr;
 	__u8 proto;
@@ -315,17 +442,29 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
 		return 0;
 	}
-	if (dgram_handoff_take(sk, true, &peer)) {
-		raddr = peer.addr;
-		rport = peer.port;
-	} else if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
+	have_peer = dgram_handoff_take(sk, true, &peer);
+	if (ret < 0)
+		return 0;
+	if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
 		if (!sk_mapped_peer(sk, &raddr, &rport))
 			return 0;
 	} else {
-		return 0;
+		/* Unconnected: every datagram read takes its source off the queue of sources;
+		 * the address the caller asked for (cgroup/recvmsg6), if any, is the exact one. */
+		enum rxq_kind v = rxq_pop(sk, ret, flags, &src);
+
+		if (have_peer) {
+			raddr = peer.addr;
+			rport = peer.port;
+		} else if (v == RXQ_V4) {
+			raddr = src.addr;
+			rport = src.port;
+		} else {
+			if (v == RXQ_UNKNOWN)
+				counter_add(DSTRACE_CNT_RECV_UNKNOWN, 1);
+			return 0;
+		}
 	}
-	if (ret < 0)
-		return 0;
 	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
 	return 0;
 }

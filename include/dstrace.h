@@ -147,7 +147,9 @@ enum dstrace_counter {
 	DSTRACE_CNT_FLOW_NEW = 3, /* UDP flows inserted (evictions = inserted - present) */
 	DSTRACE_CNT_STASH_FULL = 4, /* connect() and bind() calls not followed: stash full */
 	DSTRACE_CNT_CONN_FULL = 5, /* connects whose outcome could not be followed: table full */
-	DSTRACE_CNT_MAX = 6,
+	DSTRACE_CNT_RECV_UNKNOWN = 6, /* datagrams read without an address whose source (IPv4
+					* or not) could not be told: not counted */
+	DSTRACE_CNT_MAX = 7,
 };
 
 #endif /* DSTRACE_H */

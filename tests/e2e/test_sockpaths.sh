@@ -4,8 +4,9 @@
 # The mapped paths a syscall tracepoint does not see, or sees more than once, each checked
 # with exact events and counts: a non-blocking connect re-issued once writable (Ruby's
 # connect_nonblock, Twisted), blocking and non-blocking connects refused later, a connect
-# that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, and four
-# threads sharing one UDP socket each way.
+# that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, four
+# threads sharing one UDP socket each way, and datagrams read without asking their source
+# (recv(), read()) among IPv6 ones, also with the receive buffer overflowing.
 #
 #   sudo tests/e2e/test_sockpaths.sh
 #
@@ -147,6 +148,31 @@ check_eq "4 threads sharing UDP sockets: the program sent them all" 16000 "$sent
 log "the program received $received datagrams ($rbytes bytes)"
 expect_proc "4 threads sharing UDP sockets: process" "$CPID" \
 	"$(proc_counts 0 0 "$sent" "$received" 0 1 $((sent * 100 + rbytes)))"
+
+# The same with receivers that use recv(): no address asked, each datagram still counted.
+case_run "4 threads sharing UDP sockets, recv()" ok "$SP" udp-threads 5401 4 4000 100 recv
+sent=$(kv "$LINE" sent) received=$(kv "$LINE" received) rbytes=$(kv "$LINE" rbytes)
+check_eq "4 threads sharing UDP sockets, recv(): the program sent them all" 16000 "$sent"
+expect_proc "4 threads sharing UDP sockets, recv(): process" "$CPID" \
+	"$(proc_counts 0 0 "$sent" "$received" 0 1 $((sent * 100 + rbytes)))"
+
+# Reads that ask for no source (recv(), read(), recvmsg() without msg_name) on an unconnected
+# socket that gets IPv4 and IPv6 datagrams (of different sizes) interleaved: only the IPv4
+# ones are counted, with their source. With a small receive buffer the kernel drops most of
+# them: only those read count.
+noaddr_case() { # NAME PORT HOW [RCVBUF]
+	local name=$1 port=$2 how=$3 v4
+	case_run "$name" ok "$SP" udp-noaddr "$port" 40 11 22 "$how" ${4:+"$4"}
+	v4=$(kv "$LINE" v4)
+	[[ -z ${4:-} ]] && check_eq "$name: the program read every IPv4 datagram" 40 "$v4"
+	expect_events "$name: events" "$CPID" "$(ev_json event=recv proto=udp pid="$CPID" \
+		comm=sockpaths lport="$port" raddr=127.0.0.1 rport='~number' ret=0)"
+	expect_proc "$name: process" "$CPID" "$(proc_counts 0 0 0 "$v4" 0 1 $((v4 * 11)))"
+}
+noaddr_case "UDP recv() without address" 5410 recv
+noaddr_case "UDP read()" 5411 read
+noaddr_case "UDP recvmsg() without msg_name" 5412 recvmsg
+noaddr_case "UDP read(), receive buffer overflowing" 5413 read 3000
 
 # bind() to a mapped address: works (an IPv4-only socket in IPv6 clothing), refused on a
 # v6-only socket (EINVAL), or no such local address (EADDRNOTAVAIL).

@@ -20,6 +20,16 @@
  *   sockpaths udp-threads PORT T N SIZE    T threads send N datagrams each to
  *                                          ::ffff:127.0.0.1:PORT over one shared socket,
  *                                          T threads receive them (recvfrom) on another
+ *   sockpaths udp-threads PORT T N SIZE recv  the same, receivers use recv() (no address)
+ *   sockpaths udp-noaddr PORT N S4 S6 HOW [RCVBUF]
+ *                                          an AF_INET6 socket on [::]:PORT gets N IPv6
+ *                                          datagrams of S6 bytes (from ::1) and N IPv4 ones
+ *                                          of S4 bytes (from 127.0.0.1), interleaved, IPv6
+ *                                          first, all sent before the first read; it reads
+ *                                          them without asking their source (HOW: recv,
+ *                                          read or recvmsg) until none is left. With
+ *                                          RCVBUF (SO_RCVBUF), the datagrams that do not
+ *                                          fit are dropped by the kernel.
  *   sockpaths bind ADDR PORT V6ONLY        bind an AF_INET6 UDP socket (V6ONLY 0 or 1)
  *   sockpaths cork-flush ADDR PORT         UDP_CORK on, send 3 bytes, UDP_CORK off (the
  *                                          flush sends them), send 4 bytes: 2 datagrams
@@ -39,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include "common.h"
@@ -49,6 +60,8 @@
 #ifndef IPPROTO_UDPLITE
 #define IPPROTO_UDPLITE 136
 #endif
+
+static void usage(void);
 
 static struct sockaddr_in6 addr6(const char *addr, const char *port)
 {
@@ -278,6 +291,7 @@ struct udp_share {
 	struct sockaddr_in6 dst;
 	unsigned long per_thread;
 	size_t size;
+	int noaddr; /* receivers use recv(): no source asked */
 	atomic_ulong sent, received, rbytes;
 	atomic_int senders_left;
 };
@@ -306,7 +320,9 @@ static void *udp_receiver(void *arg)
 	for (;;) {
 		struct sockaddr_in6 from;
 		socklen_t len = sizeof(from);
-		ssize_t n = recvfrom(u->rfd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+		ssize_t n = u->noaddr ? recv(u->rfd, buf, sizeof(buf), 0) :
+					recvfrom(u->rfd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
+						 &len);
 
 		if (n >= 0) {
 			atomic_fetch_add(&u->received, 1);
@@ -317,7 +333,8 @@ static void *udp_receiver(void *arg)
 	}
 }
 
-static int udp_threads(const char *port, const char *threads, const char *count, const char *size)
+static int udp_threads(const char *port, const char *threads, const char *count, const char *size,
+		       const char *how)
 {
 	struct udp_share u = { .dst = addr6("::ffff:127.0.0.1", port) };
 	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = u.dst.sin6_port };
@@ -326,6 +343,9 @@ static int udp_threads(const char *port, const char *threads, const char *count,
 	pthread_t tids[128];
 	int zero = 0, big = 8 << 20;
 
+	if (how && strcmp(how, "recv"))
+		usage();
+	u.noaddr = how != NULL;
 	u.per_thread = parse_num("count", count, 1, 1000000);
 	u.size = parse_num("size", size, 1, 2048);
 	u.sfd = sock6(SOCK_DGRAM, 0);
@@ -372,6 +392,67 @@ static int cork_flush(struct sockaddr_in6 *sa)
 	return result(err);
 }
 
+/* One datagram read from fd without asking its source; its length, or -1. */
+static ssize_t read_noaddr(int fd, const char *how, char *buf, size_t size)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (!strcmp(how, "recv"))
+		return recv(fd, buf, size, 0);
+	if (!strcmp(how, "read"))
+		return read(fd, buf, size);
+	return recvmsg(fd, &msg, 0);
+}
+
+static int udp_noaddr(const char *port, const char *count, const char *s4, const char *s6,
+		      const char *how, const char *rcvbuf)
+{
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6 }, to6 = any;
+	struct sockaddr_in to4 = { .sin_family = AF_INET };
+	struct timeval tv = { .tv_usec = 300000 };
+	unsigned long n = parse_num("count", count, 1, 10000), got4 = 0, got6 = 0;
+	size_t size4 = parse_num("size4", s4, 1, 1400), size6 = parse_num("size6", s6, 1, 1400);
+	int rfd = sock6(SOCK_DGRAM, 0), fd4 = socket(AF_INET, SOCK_DGRAM, 0);
+	int fd6 = sock6(SOCK_DGRAM, 0), zero = 0;
+	char buf[2048] = { 0 };
+
+	if (strcmp(how, "recv") && strcmp(how, "read") && strcmp(how, "recvmsg"))
+		usage();
+	any.sin6_port = to6.sin6_port = to4.sin_port = htons(parse_num("port", port, 1, 65535));
+	to6.sin6_addr = in6addr_loopback;
+	to4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(rfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (rcvbuf) {
+		int b = parse_num("rcvbuf", rcvbuf, 1, 1 << 20);
+
+		setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
+	}
+	if (fd4 < 0 || bind(rfd, (struct sockaddr *)&any, sizeof(any)))
+		return result(errno);
+	/* all queued (or dropped) before the first read, then read one by one */
+	for (unsigned long i = 0; i < n; i++) {
+		if (sendto(fd6, buf, size6, 0, (struct sockaddr *)&to6, sizeof(to6)) < 0 ||
+		    sendto(fd4, buf, size4, 0, (struct sockaddr *)&to4, sizeof(to4)) < 0)
+			return result(errno);
+	}
+	for (;;) {
+		ssize_t r = read_noaddr(rfd, how, buf, sizeof(buf));
+
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r < 0)
+			return result(errno);
+		if ((size_t)r == size4)
+			got4++;
+		else if ((size_t)r == size6)
+			got6++;
+	}
+	printf("v4=%lu v6=%lu ", got4, got6);
+	return result(0);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: sockpaths MODE ARGS... (see the source's opening comment)\n");
@@ -390,8 +471,11 @@ int main(int argc, char **argv)
 		return accept_hold(argv[2]);
 	if (!strcmp(m, "uring-accept") && argc == 4)
 		return uring_accept(argv[2], argv[3]);
-	if (!strcmp(m, "udp-threads") && argc == 6)
-		return udp_threads(argv[2], argv[3], argv[4], argv[5]);
+	if (!strcmp(m, "udp-threads") && (argc == 6 || argc == 7))
+		return udp_threads(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
+	if (!strcmp(m, "udp-noaddr") && (argc == 7 || argc == 8))
+		return udp_noaddr(argv[2], argv[3], argv[4], argv[5], argv[6],
+				  argc == 8 ? argv[7] : NULL);
 	if (argc < 4)
 		usage();
 	sa = addr6(argv[2], argv[3]);
