@@ -5,7 +5,8 @@
 # connect, v6-only and no-IPv4-route failures, UDP send and receive with every method, a
 # v6-only UDP failure; a connection open before dstrace started, a re-issued non-blocking
 # connect, refused connects, TCP Fast Open, MPTCP, io_uring connect and accept, UDP-Lite,
-# threads sharing UDP sockets, mapped binds) runs under every backend this kernel supports;
+# threads sharing UDP sockets, datagrams read without an address among IPv6 ones, mapped
+# binds) runs under every backend this kernel supports;
 # each run's events and
 # per-process records, with pids, times and ephemeral ports taken out, must equal the
 # checked-in answer (differential.expected.json), so they also equal each other.
@@ -41,7 +42,7 @@ log "backends compared: ${backends[*]}"
 topo_up
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
-FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9507,9600,9601,9602,9603,9604,9605,9606,9607]'
+FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9507,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
@@ -93,6 +94,8 @@ workload() {
 	wait_pid "$upid" 20 || fail "$tag workload" "uring-accept did not get its 2 clients"
 	run_in cds 20 "$WORK/$tag-udplite" "$sp" udplite ::ffff:192.0.2.4 9604 3 10
 	run_in cds 30 "$WORK/$tag-uthreads" "$sp" udp-threads 9605 2 100 50
+	run_in cds 30 "$WORK/$tag-uthreadsrecv" "$sp" udp-threads 9608 2 100 50 recv
+	run_in sds 20 "$WORK/$tag-noaddr" "$sp" udp-noaddr 9609 5 11 22 read
 	run_in cds 20 "$WORK/$tag-bind" "$sp" bind ::ffff:192.0.2.12 9606 0
 	run_in cds 20 "$WORK/$tag-bind6only" "$sp" bind ::ffff:192.0.2.12 9607 1
 	kill -USR1 "$HOLD_PID"
