@@ -21,6 +21,7 @@ struct dstrace_drops {
 	uint64_t lost;		/* events the ring buffer had no room for */
 	uint64_t proc_full;	/* per-process updates with no kernel entry (proc_stats full) */
 	uint64_t stash_full;	/* connect() calls not followed (connect_stash full) */
+	uint64_t recv_unknown;	/* datagrams read without an address, source not known */
 	uint64_t flows_evicted; /* UDP flows the kernel's LRU table evicted */
 	uint64_t programs;	/* processes whose program did not fit the program table */
 	uint64_t pids;		/* processes that did not fit the process table */

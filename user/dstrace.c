@@ -290,6 +290,7 @@ static void collect_drops(struct run *r, struct dstrace_drops *d)
 	d->proc_full = counters[DSTRACE_CNT_PROC_FULL];
 	/* calls (connect, bind) and connects whose outcome could not be followed */
 	d->stash_full = counters[DSTRACE_CNT_STASH_FULL] + counters[DSTRACE_CNT_CONN_FULL];
+	d->recv_unknown = counters[DSTRACE_CNT_RECV_UNKNOWN];
 	if (r->per_program) {
 		audit__drops(&r->audit, d);
 		d->flows_evicted = r->evictions;
@@ -736,6 +737,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dstrace: warning: %llu connect() calls not followed (too many in "
 				"flight at once)\n",
 			(unsigned long long)stats.drops.stash_full);
+	if (stats.drops.recv_unknown)
+		fprintf(stderr, "dstrace: warning: %llu datagrams read without an address whose "
+				"source could not be told were not counted (see README, Limits)\n",
+			(unsigned long long)stats.drops.recv_unknown);
 	if (stats.proc_full || r.procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "
 				"not counted\n",

@@ -290,6 +290,7 @@ int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 		const char *name;
 		uint64_t n;
 	} drops[] = { { "proc_full", d->proc_full }, { "stash_full", d->stash_full },
+		      { "recv_unknown", d->recv_unknown },
 		      { "flows_evicted", d->flows_evicted }, { "programs", d->programs },
 		      { "pids", d->pids }, { "ports", d->ports }, { "peers", d->peers } };
 	int n = snprintf(buf, size, "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s)",
@@ -315,10 +316,10 @@ int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
 			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
 			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":{\"lost\":%" PRIu64
 			      ",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64
-			      ",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64
+			      ",\"recv_unknown\":%" PRIu64 ",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64
 			      ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64 ",\"peers\":%" PRIu64 "}}",
 			      s->backend, s->events, s->lost, s->duration_s, d->lost, d->proc_full,
-			      d->stash_full, d->flows_evicted, d->programs, d->pids, d->ports,
+			      d->stash_full, d->recv_unknown, d->flows_evicted, d->programs, d->pids, d->ports,
 			      d->peers),
 		     size);
 }

@@ -47,7 +47,8 @@ struct report_counts {
 /* What dstrace's own tables and writer dropped, from the "drops" object and "write_errors"
  * of audit_run records (0 when a record from an older dstrace has none). */
 struct report_drops {
-	uint64_t lost, proc_full, stash_full, flows_evicted, programs, pids, ports, peers;
+	uint64_t lost, proc_full, stash_full, recv_unknown, flows_evicted, programs, pids, ports,
+		peers;
 	uint64_t write_errors;
 };
 

@@ -163,7 +163,7 @@ static bool run_incomplete(const struct report_run *run)
 	const struct report_drops *d = &run->drops;
 
 	return run->lost || run->evictions || run->programs_dropped || d->lost || d->proc_full ||
-	       d->stash_full || d->flows_evicted || d->programs || d->pids || d->ports ||
+	       d->stash_full || d->recv_unknown || d->flows_evicted || d->programs || d->pids || d->ports ||
 	       d->peers || d->write_errors;
 }
 
@@ -172,6 +172,7 @@ static void add_drops(struct report_drops *sum, const struct report_drops *d)
 	sum->lost = sat_add(sum->lost, d->lost);
 	sum->proc_full = sat_add(sum->proc_full, d->proc_full);
 	sum->stash_full = sat_add(sum->stash_full, d->stash_full);
+	sum->recv_unknown = sat_add(sum->recv_unknown, d->recv_unknown);
 	sum->flows_evicted = sat_add(sum->flows_evicted, d->flows_evicted);
 	sum->programs = sat_add(sum->programs, d->programs);
 	sum->pids = sat_add(sum->pids, d->pids);

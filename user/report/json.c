@@ -185,8 +185,9 @@ fail:
 
 static json_t *j_drops(const struct report_drops *d)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "lost", JI(d->lost), "proc_full",
-			 JI(d->proc_full), "stash_full", JI(d->stash_full), "flows_evicted",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "lost", JI(d->lost), "proc_full",
+			 JI(d->proc_full), "stash_full", JI(d->stash_full), "recv_unknown",
+			 JI(d->recv_unknown), "flows_evicted",
 			 JI(d->flows_evicted), "programs", JI(d->programs), "pids", JI(d->pids),
 			 "ports", JI(d->ports), "peers", JI(d->peers));
 }
@@ -242,6 +243,7 @@ static bool j_complete(const struct report *r)
 
 	return !r->lost && !r->evictions && !r->programs_dropped && !r->over_programs &&
 	       !r->over_runs && !r->over_entries && !d->lost && !d->proc_full && !d->stash_full &&
+	       !d->recv_unknown &&
 	       !d->flows_evicted && !d->programs && !d->pids && !d->ports && !d->peers &&
 	       !d->write_errors;
 }

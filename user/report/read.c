@@ -291,7 +291,7 @@ static int parse_drops(const json_t *root, struct report_drops *d, char *why)
 		size_t off;
 	} fields[] = {
 #define F(k) { #k, "drops." #k, offsetof(struct report_drops, k) }
-		F(lost), F(proc_full), F(stash_full), F(flows_evicted),
+		F(lost), F(proc_full), F(stash_full), F(recv_unknown), F(flows_evicted),
 		F(programs), F(pids), F(ports), F(peers),
 #undef F
 	};

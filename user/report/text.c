@@ -266,7 +266,8 @@ static void put_drops_warning(FILE *out, const struct report *r)
 		uint64_t n;
 	} drops[] = {
 		{ "lost", d->lost },	   { "proc_full", d->proc_full },
-		{ "stash_full", d->stash_full }, { "flows_evicted", d->flows_evicted },
+		{ "stash_full", d->stash_full }, { "recv_unknown", d->recv_unknown },
+		{ "flows_evicted", d->flows_evicted },
 		{ "programs", d->programs }, { "pids", d->pids },
 		{ "ports", d->ports },	   { "peers", d->peers },
 	};
