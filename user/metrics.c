@@ -136,7 +136,8 @@ struct comm_table {
 	bool other_used[RUNTIME_LABELS][QOS_LABELS];
 };
 
-/* A program literally named "_other" joins the bucket: one label value, one series. */
+/* A program literally named "_other" joins the bucket of its runtime and qos: one label value,
+ * one series. */
 static struct comm_sums *comm_slot(struct comm_table *t, const char *comm,
 				   const struct container_info *ci)
 {
