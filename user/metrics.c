@@ -77,9 +77,50 @@ int metrics_listen(const char *spec, const char **what)
 	return fd;
 }
 
-/* Series are summed per comm; comms beyond METRICS_COMM_MAX share one "_other" series. */
+/*
+ * Series are summed per (comm, runtime, qos): the labels of the per-program series. runtime and
+ * qos come from closed sets (user/container.h), so they never raise the cardinality by more
+ * than a small factor; the container id and pod UID are not labels (every new container and
+ * pod would add series that never go away: the counters are totals since start). At most
+ * METRICS_COMM_MAX (comm, runtime, qos) combinations have series of their own; the rest go
+ * to the comm="_other" bucket of their runtime and qos, which keep their values there, so
+ * that sums by runtime or qos stay exact past the limit too.
+ */
+enum { RUNTIME_LABEL_NONE = 0, RUNTIME_LABEL_UNKNOWN = CONTAINER_RUNTIME_PODMAN + 1,
+       RUNTIME_LABELS };
+#define QOS_LABELS (POD_QOS_BESTEFFORT + 1)
+
+/* The runtime label of ci: "" outside containers, the runtime's name, or "unknown" for a
+ * container id whose runtime the path does not tell. */
+static int runtime_label(const struct container_info *ci)
+{
+	if (ci->runtime > CONTAINER_RUNTIME_UNKNOWN && ci->runtime <= CONTAINER_RUNTIME_PODMAN)
+		return ci->runtime;
+	return ci->id[0] ? RUNTIME_LABEL_UNKNOWN : RUNTIME_LABEL_NONE;
+}
+
+static const char *runtime_label_name(int rt)
+{
+	if (rt == RUNTIME_LABEL_UNKNOWN)
+		return METRICS_RUNTIME_UNKNOWN;
+	return rt == RUNTIME_LABEL_NONE ? "" : container_runtime_name(rt);
+}
+
+/* The qos label: "" outside Kubernetes pods, else "guaranteed", "burstable", "besteffort". */
+static int qos_label(const struct container_info *ci)
+{
+	return ci->qos > POD_QOS_UNKNOWN && ci->qos < QOS_LABELS ? (int)ci->qos : POD_QOS_UNKNOWN;
+}
+
+static const char *qos_label_name(int qos)
+{
+	return qos == POD_QOS_UNKNOWN ? "" : pod_qos_name(qos);
+}
+
 struct comm_sums {
 	char comm[DSTRACE_COMM_LEN];
+	int runtime; /* runtime_label() */
+	int qos; /* qos_label() */
 	uint64_t counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
 	uint64_t bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
 	struct audit_errno errnos[AUDIT_ERRNOS_MAX];
@@ -90,28 +131,40 @@ struct comm_sums {
 struct comm_table {
 	struct comm_sums named[METRICS_COMM_MAX];
 	uint32_t n;
-	struct comm_sums other; /* comm="_other": the comms that found no slot */
-	bool other_used;
+	/* comm="_other", by runtime and qos: the combinations that found no slot */
+	struct comm_sums other[RUNTIME_LABELS][QOS_LABELS];
+	bool other_used[RUNTIME_LABELS][QOS_LABELS];
 };
 
-/* A program literally named "_other" joins the bucket: one label value, one series. */
-static struct comm_sums *comm_slot(struct comm_table *t, const char *comm)
+/* A program literally named "_other" joins the bucket of its runtime and qos: one label value,
+ * one series. */
+static struct comm_sums *comm_slot(struct comm_table *t, const char *comm,
+				   const struct container_info *ci)
 {
+	int rt = runtime_label(ci), qos = qos_label(ci);
+	struct comm_sums *o;
+
 	if (strcmp(comm, METRICS_COMM_OTHER)) {
 		for (uint32_t i = 0; i < t->n; i++) {
-			if (!strcmp(t->named[i].comm, comm))
+			if (t->named[i].runtime == rt && t->named[i].qos == qos &&
+			    !strcmp(t->named[i].comm, comm))
 				return &t->named[i];
 		}
 		if (t->n < METRICS_COMM_MAX) {
 			snprintf(t->named[t->n].comm, sizeof(t->named[t->n].comm), "%s", comm);
+			t->named[t->n].runtime = rt;
+			t->named[t->n].qos = qos;
 			return &t->named[t->n++];
 		}
 	}
-	if (!t->other_used) {
-		snprintf(t->other.comm, sizeof(t->other.comm), "%s", METRICS_COMM_OTHER);
-		t->other_used = true;
+	o = &t->other[rt][qos];
+	if (!t->other_used[rt][qos]) {
+		snprintf(o->comm, sizeof(o->comm), "%s", METRICS_COMM_OTHER);
+		o->runtime = rt;
+		o->qos = qos;
+		t->other_used[rt][qos] = true;
 	}
-	return &t->other;
+	return o;
 }
 
 static void add_errnos(struct comm_sums *s, const struct audit_program *p)
@@ -195,32 +248,48 @@ void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
 	out[o] = '\0';
 }
 
-/* The series in the order they are written: the named comms, then the bucket. */
-static uint32_t comm_series(const struct comm_table *t,
-			    const struct comm_sums *out[METRICS_COMM_MAX + 1])
+#define SERIES_MAX (METRICS_COMM_MAX + RUNTIME_LABELS * QOS_LABELS)
+
+/* The series in the order they are written: the named ones as first seen, then the buckets
+ * (runtime "", docker, containerd, cri-o, podman, unknown; qos "", guaranteed, burstable,
+ * besteffort). */
+static uint32_t comm_series(const struct comm_table *t, const struct comm_sums *out[SERIES_MAX])
 {
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < t->n; i++)
 		out[n++] = &t->named[i];
-	if (t->other_used)
-		out[n++] = &t->other;
+	for (int rt = 0; rt < RUNTIME_LABELS; rt++)
+		for (int qos = 0; qos < QOS_LABELS; qos++)
+			if (t->other_used[rt][qos])
+				out[n++] = &t->other[rt][qos];
 	return n;
+}
+
+/* The labels of a series after its own: comm, runtime, qos, each escaped. */
+static void series_labels(const struct comm_sums *s, char *out, size_t size)
+{
+	char comm[METRICS_LABEL_MAX], rt[METRICS_LABEL_MAX], qos[METRICS_LABEL_MAX];
+
+	metrics_label_value(s->comm, comm);
+	metrics_label_value(runtime_label_name(s->runtime), rt);
+	metrics_label_value(qos_label_name(s->qos), qos);
+	snprintf(out, size, "comm=\"%s\",runtime=\"%s\",qos=\"%s\"", comm, rt, qos);
 }
 
 int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *out)
 {
 	static const char *const dir_names[DSTRACE_DIR_MAX] = { "sent", "received" };
 	struct comm_table *tab = calloc(1, sizeof(*tab));
-	const struct comm_sums *series[METRICS_COMM_MAX + 1];
-	char ebuf[16], comm[METRICS_LABEL_MAX];
+	const struct comm_sums *series[SERIES_MAX];
+	char ebuf[16], labels[3 * METRICS_LABEL_MAX + 32];
 	uint32_t nseries;
 
 	if (!tab)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < a->nprograms; i++) {
 		const struct audit_program *p = &a->programs[i];
-		struct comm_sums *s = comm_slot(tab, p->comm);
+		struct comm_sums *s = comm_slot(tab, p->comm, &p->container);
 
 		for (int k = 0; k < DSTRACE_EV_MAX; k++)
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
@@ -238,12 +307,12 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 	for (uint32_t i = 0; i < nseries; i++) {
 		const struct comm_sums *s = series[i];
 
-		metrics_label_value(s->comm, comm);
+		series_labels(s, labels, sizeof(labels));
 		for (int k = 0; k < DSTRACE_EV_MAX; k++)
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
 				if (s->counts[k][pr])
-					fprintf(out, "dstrace_mapped_events_total{event=\"%s\",proto=\"%s\",comm=\"%s\"} %" PRIu64 "\n",
-						dstrace_event_name(k), dstrace_proto_name(pr), comm,
+					fprintf(out, "dstrace_mapped_events_total{event=\"%s\",proto=\"%s\",%s} %" PRIu64 "\n",
+						dstrace_event_name(k), dstrace_proto_name(pr), labels,
 						s->counts[k][pr]);
 	}
 	fprintf(out, "# HELP dstrace_mapped_bytes_total Payload bytes over IPv4-mapped sockets.\n"
@@ -251,12 +320,12 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 	for (uint32_t i = 0; i < nseries; i++) {
 		const struct comm_sums *s = series[i];
 
-		metrics_label_value(s->comm, comm);
+		series_labels(s, labels, sizeof(labels));
 		for (int d = 0; d < DSTRACE_DIR_MAX; d++)
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
 				if (s->bytes[d][pr])
-					fprintf(out, "dstrace_mapped_bytes_total{direction=\"%s\",proto=\"%s\",comm=\"%s\"} %" PRIu64 "\n",
-						dir_names[d], dstrace_proto_name(pr), comm,
+					fprintf(out, "dstrace_mapped_bytes_total{direction=\"%s\",proto=\"%s\",%s} %" PRIu64 "\n",
+						dir_names[d], dstrace_proto_name(pr), labels,
 						s->bytes[d][pr]);
 	}
 	fprintf(out, "# HELP dstrace_mapped_failures_total Failed mapped attempts by errno "
@@ -265,15 +334,15 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 	for (uint32_t i = 0; i < nseries; i++) {
 		const struct comm_sums *s = series[i];
 
-		metrics_label_value(s->comm, comm);
+		series_labels(s, labels, sizeof(labels));
 		for (uint32_t j = 0; j < s->nerrnos; j++)
-			fprintf(out, "dstrace_mapped_failures_total{event=\"%s\",error=\"%s\",comm=\"%s\"} %" PRIu64 "\n",
+			fprintf(out, "dstrace_mapped_failures_total{event=\"%s\",error=\"%s\",%s} %" PRIu64 "\n",
 				dstrace_event_name(s->errnos[j].kind),
-				dstrace_errno_name(-s->errnos[j].err, ebuf, sizeof(ebuf)), comm,
+				dstrace_errno_name(-s->errnos[j].err, ebuf, sizeof(ebuf)), labels,
 				s->errnos[j].count);
 		if (s->errnos_other)
-			fprintf(out, "dstrace_mapped_failures_total{event=\"_other\",error=\"_other\",comm=\"%s\"} %" PRIu64 "\n",
-				comm, s->errnos_other);
+			fprintf(out, "dstrace_mapped_failures_total{event=\"_other\",error=\"_other\",%s} %" PRIu64 "\n",
+				labels, s->errnos_other);
 	}
 	fprintf(out, "# HELP dstrace_lost_events_total Events the kernel ring buffer had no room for.\n"
 		     "# TYPE dstrace_lost_events_total counter\n"

@@ -14,8 +14,16 @@
 #include <stdio.h>
 #include "audit.h"
 
-#define METRICS_COMM_MAX 100 /* distinct comm label values; the rest are comm="_other" */
+/* The per-program series are labelled comm, runtime and qos (after their own labels):
+ *   runtime  "docker", "containerd", "cri-o", "podman"; "unknown" for a container id whose
+ *            runtime the cgroup path does not tell; "" outside containers
+ *   qos      "guaranteed", "burstable", "besteffort" in a Kubernetes pod; "" outside pods
+ * At most METRICS_COMM_MAX distinct (comm, runtime, qos) have series of their own; the rest
+ * add to comm="_other" with their runtime and qos (at most 6 * 4 such buckets). The
+ * container id and pod UID are never labels: unbounded. */
+#define METRICS_COMM_MAX 100
 #define METRICS_COMM_OTHER "_other"
+#define METRICS_RUNTIME_UNKNOWN "unknown"
 /* A label value as written: every byte of a comm may become \\xNN (5 bytes), plus the NUL. */
 #define METRICS_LABEL_MAX (DSTRACE_COMM_LEN * 5 + 1)
 
@@ -43,7 +51,8 @@ int metrics_listen(const char *spec, const char **what);
  * distinct comms stay distinct and the output stays UTF-8. out has METRICS_LABEL_MAX bytes. */
 void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX]);
 
-/* The exposition of everything in a, summed per comm. 0 or a negative errno. */
+/* The exposition of everything in a, summed per (comm, runtime, qos). 0 or a negative
+ * errno. */
 int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *out);
 /* The same into a malloc'ed buffer (*buf, *len; the caller frees it). */
 int metrics_render_buf(const struct audit *a, const struct metrics_totals *t, char **buf,

@@ -12,7 +12,10 @@
 # never meet a real kubelet's or docker's cgroups; the parser finds them anywhere in a path.
 # The server accepts both clients' connections as IPv4 (the mapped client's too): 2 * ROUNDS
 # accepts. Checked: the audit records' cgroup, container, runtime, pod_uid and qos (null where
-# unknown), and the same fields in the -j events (looked up once per cgroup).
+# unknown), the same fields in the -j events (looked up once per cgroup), and the runtime and
+# qos labels of the programs' Prometheus series (--metrics-file, written with the audit), which
+# name neither the container nor the pod. The programs run as copies named <tag>-<program>, so
+# that their series (summed per comm, runtime and qos machine-wide) are this run's alone.
 #
 #   sudo tests/e2e/test_container.sh
 set -u
@@ -24,6 +27,13 @@ ROUNDS=3
 
 need_root
 build_progs
+
+TAG=$(printf 'c%05d' $(($$ % 100000)))
+BIN=$WORK/bin
+mkdir -p "$BIN"
+S6=$TAG-tcpserv6 C6=$TAG-tcpcli6 # 15 and 14 characters: whole in comm
+cp "$PROGS/tcpserv6" "$BIN/$S6"
+cp "$PROGS/tcpcli6" "$BIN/$C6"
 
 CG_ROOT=$(findmnt -t cgroup2 -n -o TARGET | head -n 1)
 if [[ -z $CG_ROOT ]]; then
@@ -90,28 +100,39 @@ run_in_cg() {
 	fi
 }
 
+# payload OUTFILE: the bytes of the echo line of the tcpcli6 whose output is OUTFILE
+# (tests/progs/common.c, echo_once), from the pid= it reports.
+payload() {
+	local p
+	p="hello from tcpcli6 pid $(kv "$(head -n 1 "$1")" pid)"
+	echo $((${#p} + 1))
+}
+
 ROLE=lo
 lo_host_add "$ROLE"
 NS=$(ns_json "$ROLE")
 
 # traffic: the server in the pod, ROUNDS mapped clients in the docker container, ROUNDS in no
-# container. Sets SERVER_PID, DOCKER_PIDS, CLI6_PIDS.
+# container. Sets SERVER_PID, DOCKER_PIDS, CLI6_PIDS, and DOCKER_BYTES, CLI6_BYTES: what the
+# clients of each sent (and got back: an echo), "hello from tcpcli6 pid N\n" each.
 traffic() {
 	local i
-	bg_in_cg SERVER_PID "$POD_CG" "$WORK/server-$1" "$PROGS/tcpserv6" "$TCP_PORT"
+	bg_in_cg SERVER_PID "$POD_CG" "$WORK/server-$1" "$BIN/$S6" "$TCP_PORT"
 	if ! wait_line "$WORK/server-$1.out" '^listening' 5; then
 		fail "$1: tcpserv6 in the pod" "expected 'listening' within 5 s, got: $(cat "$WORK/server-$1.err")"
 		return 1
 	fi
 	check_eq "$1: the server's cgroup" "0::$POD_CG" "$(grep '^0::' "/proc/$SERVER_PID/cgroup")"
-	DOCKER_PIDS=() CLI6_PIDS=()
+	DOCKER_PIDS=() CLI6_PIDS=() DOCKER_BYTES=0 CLI6_BYTES=0
 	for ((i = 0; i < ROUNDS; i++)); do
-		run_in_cg "$DOCKER_CG" 10 "$WORK/docker-$1-$i" "$PROGS/tcpcli6" ::ffff:127.0.0.1 "$TCP_PORT"
+		run_in_cg "$DOCKER_CG" 10 "$WORK/docker-$1-$i" "$BIN/$C6" ::ffff:127.0.0.1 "$TCP_PORT"
 		DOCKER_PIDS+=("$RUN_PID")
 		[[ $RUN_RC == 0 ]] || fail "$1: tcpcli6 in docker $i" "expected exit 0, got $RUN_RC: $(cat "$WORK/docker-$1-$i.err")"
-		run_in "$ROLE" 10 "$WORK/cli6-$1-$i" "$PROGS/tcpcli6" ::ffff:127.0.0.1 "$TCP_PORT"
+		DOCKER_BYTES=$((DOCKER_BYTES + $(payload "$WORK/docker-$1-$i.out")))
+		run_in "$ROLE" 10 "$WORK/cli6-$1-$i" "$BIN/$C6" ::ffff:127.0.0.1 "$TCP_PORT"
 		CLI6_PIDS+=("$RUN_PID")
 		[[ $RUN_RC == 0 ]] || fail "$1: tcpcli6 $i" "expected exit 0, got $RUN_RC: $(cat "$WORK/cli6-$1-$i.err")"
+		CLI6_BYTES=$((CLI6_BYTES + $(payload "$WORK/cli6-$1-$i.out")))
 	done
 	sleep 0.3
 	kill -TERM "$SERVER_PID" 2>/dev/null
@@ -120,7 +141,8 @@ traffic() {
 
 # --- the audit records ----------------------------------------------------------------------
 AUDIT=$WORK/audit.jsonl
-if dstrace_start_raw /dev/null --audit -o "$AUDIT" -i 1; then
+PROM=$WORK/dstrace.prom
+if dstrace_start_raw /dev/null --audit -o "$AUDIT" -i 1 --metrics-file "$PROM"; then
 	traffic audit
 	sleep 1.5 # one more interval: the records of the last connections
 	dstrace_stop_sig TERM
@@ -135,13 +157,13 @@ if dstrace_start_raw /dev/null --audit -o "$AUDIT" -i 1; then
 	}
 	check_eq "audit: the server in the pod's containerd container" \
 		"$POD_CG $POD_ID containerd $POD_UID besteffort accept=$((2 * ROUNDS)) connect=0" \
-		"$(prog tcpserv6 "$POD_CG")"
+		"$(prog "$S6" "$POD_CG")"
 	check_eq "audit: the client in the docker container" \
 		"$DOCKER_CG $DOCKER_ID docker null null accept=0 connect=$ROUNDS" \
-		"$(prog tcpcli6 "$DOCKER_CG")"
+		"$(prog "$C6" "$DOCKER_CG")"
 	MY_CG=$(grep '^0::' /proc/self/cgroup | cut -c4-)
 	check_eq "audit: the client in no container" \
-		"$MY_CG null null null null accept=0 connect=$ROUNDS" "$(prog tcpcli6 "$MY_CG")"
+		"$MY_CG null null null null accept=0 connect=$ROUNDS" "$(prog "$C6" "$MY_CG")"
 	check_eq "audit: the record has the four fields next to container, in order" \
 		'["cgroup","container","runtime","pod_uid","qos","netns"]' \
 		"$(jq -c --argjson ns "$NSINO" 'select(.type == "audit" and .netns == $ns) | keys_unsorted
@@ -151,10 +173,38 @@ if dstrace_start_raw /dev/null --audit -o "$AUDIT" -i 1; then
 	# dstrace report names the container and the pod
 	"$DSTRACE" report "$AUDIT" >"$WORK/report.txt" 2>&1
 	check_match "report: the server's label names its container (short id)" \
-		"container ${POD_ID:0:12}\\)" "$(grep -m1 '^tcpserv6 ' "$WORK/report.txt")"
+		"container ${POD_ID:0:12}\\)" "$(grep -m1 "^$S6 " "$WORK/report.txt")"
 	check_eq "report: the server's container and pod lines" \
 		"  container $POD_ID (containerd)|  pod       $POD_UID (besteffort)" \
 		"$(grep -E "^  (container $POD_ID|pod  )" "$WORK/report.txt" | paste -sd'|')"
+	# The Prometheus series (--metrics-file, written at exit), exactly: each program's runtime
+	# and qos labels after its comm, and neither the container id nor the pod UID anywhere.
+	# series METRIC: the sample lines of METRIC of this run's programs, sorted, one line.
+	series() { grep -F "comm=\"$TAG-" "$PROM" | grep "^$1{" | LC_ALL=C sort | paste -sd'|'; }
+	want() { printf '%s\n' "$@" | LC_ALL=C sort | paste -sd'|'; }
+	check_eq "metrics: events of the server in the pod, the clients in docker and on the host" \
+		"$(want "dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\",runtime=\"containerd\",qos=\"besteffort\"} $((2 * ROUNDS))" \
+			"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"$C6\",runtime=\"docker\",qos=\"\"} $ROUNDS" \
+			"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"$C6\",runtime=\"\",qos=\"\"} $ROUNDS")" \
+		"$(series dstrace_mapped_events_total)"
+	check_eq "metrics: their bytes (echoed: as many each way)" \
+		"$(want "dstrace_mapped_bytes_total{direction=\"sent\",proto=\"tcp\",comm=\"$S6\",runtime=\"containerd\",qos=\"besteffort\"} $((DOCKER_BYTES + CLI6_BYTES))" \
+			"dstrace_mapped_bytes_total{direction=\"received\",proto=\"tcp\",comm=\"$S6\",runtime=\"containerd\",qos=\"besteffort\"} $((DOCKER_BYTES + CLI6_BYTES))" \
+			"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"tcp\",comm=\"$C6\",runtime=\"docker\",qos=\"\"} $DOCKER_BYTES" \
+			"dstrace_mapped_bytes_total{direction=\"received\",proto=\"tcp\",comm=\"$C6\",runtime=\"docker\",qos=\"\"} $DOCKER_BYTES" \
+			"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"tcp\",comm=\"$C6\",runtime=\"\",qos=\"\"} $CLI6_BYTES" \
+			"dstrace_mapped_bytes_total{direction=\"received\",proto=\"tcp\",comm=\"$C6\",runtime=\"\",qos=\"\"} $CLI6_BYTES")" \
+		"$(series dstrace_mapped_bytes_total)"
+	check_eq "metrics: no failures of theirs" "" "$(series dstrace_mapped_failures_total)"
+	check_eq "metrics: neither container ids nor the pod UID in the exposition" 0 \
+		"$(grep -c -e "$POD_ID" -e "$DOCKER_ID" -e "$POD_UID" -e "${POD_UID//-/_}" "$PROM")"
+	if command -v promtool >/dev/null; then
+		if promtool check metrics <"$PROM" >"$WORK/promtool.log" 2>&1; then
+			pass "metrics: promtool check metrics" "no problems"
+		else
+			fail "metrics: promtool check metrics" "expected no problems, got: $(head -n 5 "$WORK/promtool.log")"
+		fi
+	fi
 fi
 
 # --- the -j events ----------------------------------------------------------------------------

@@ -43,9 +43,10 @@ mkdir -p "$BIN"
 # now_ms: CLOCK_REALTIME in milliseconds.
 now_ms() { date +%s%3N; }
 
-# events_series FILE: the dstrace_mapped_events_total lines of event connect, as "COMM VALUE".
+# connect_series FILE: the dstrace_mapped_events_total lines of event connect, as "COMM VALUE",
+# of programs outside containers (runtime="",qos="", as the test's own).
 connect_series() {
-	sed -n 's/^dstrace_mapped_events_total{event="connect",proto="tcp",comm="\(.*\)"} \([0-9]*\)$/\1 \2/p' "$1"
+	sed -n 's/^dstrace_mapped_events_total{event="connect",proto="tcp",comm="\(.*\)",runtime="",qos=""} \([0-9]*\)$/\1 \2/p' "$1"
 }
 
 # --- comm_limit --------------------------------------------------------------------------------------
@@ -222,9 +223,9 @@ section_slow_clients() {
 		"0 bad" "$scrape_bad bad"
 	sleep 1.5
 	got=$(in_ns fs curl -sS --max-time 5 "http://127.0.0.1:$mport/metrics" |
-		grep -F "{event=\"connect\",proto=\"tcp\",comm=\"$TAG-scli\"}")
+		grep -F "{event=\"connect\",proto=\"tcp\",comm=\"$TAG-scli\",")
 	check_eq "slow_clients: /metrics counts the 10 connects" \
-		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"$TAG-scli\"} 10" "$got"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"$TAG-scli\",runtime=\"\",qos=\"\"} 10" "$got"
 	wait_pid "$slow_pid" 20 || stop_pid "$slow_pid"
 	# Cut times: idle ones by the 5 s idle timeout, slow ones by the 10 s deadline (checked
 	# once a second). Every client must have been cut at least once in 16 s.

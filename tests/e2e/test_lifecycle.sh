@@ -121,7 +121,7 @@ if dstrace_start_in ch "$OUT" -j -i 3600 --metrics 127.0.0.1:9472; then
 	for _ in $(seq 10); do
 		sleep 1
 		in_ns ch curl -s -m 5 http://127.0.0.1:9472/metrics >"$WORK/churn-m.metrics"
-		got=$(awk '$1 == "dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"churn\"}" { print $2 }' \
+		got=$(awk '$1 == "dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"churn\",runtime=\"\",qos=\"\"}" { print $2 }' \
 			"$WORK/churn-m.metrics")
 		log "/metrics: $got connects"
 		[[ $got == "$CHURN_N" ]] && break

@@ -179,6 +179,8 @@ declare -A WANT=(
 	["count({__name__=~\"dstrace_mapped_.*\",comm=\"$TAG-tcpserv4\"}) or vector(0)"]=0
 	# One series per (event, proto, comm) with a count: exactly these of ours.
 	["count(dstrace_mapped_events_total{comm=~\"$TAG-.*\"})"]=4
+	# Host processes: runtime="" and qos="", which Prometheus keeps as no label at all.
+	["count(dstrace_mapped_events_total{comm=~\"$TAG-.*\",runtime=\"\",qos=\"\"})"]=4
 )
 # Poll until a scrape after the traffic shows every value (bounded), then once more after
 # two more scrapes: the values must stay (nothing counted twice, late).
@@ -238,8 +240,8 @@ done
 check_eq "/metrics: every sample line is NAME{LABELS} VALUE" "" \
 	"$(grep -v '^#' "$WORK/metrics.txt" | grep -Ev '^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*)?\})? [0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$' | head -n 3)"
 check_eq "/metrics: our accepts, directly" \
-	"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\"} $N_ACCEPT" \
-	"$(grep -F "comm=\"$S6\"}" "$WORK/metrics.txt" | grep -F 'event="accept"')"
+	"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\",runtime=\"\",qos=\"\"} $N_ACCEPT" \
+	"$(grep -F "comm=\"$S6\"," "$WORK/metrics.txt" | grep -F 'event="accept"')"
 if promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.log" 2>&1; then
 	pass "promtool check metrics" "no problems"
 else
@@ -275,21 +277,21 @@ if dstrace_start_in mon "$WORK/j.stdout" -j -o "$WORK/j.jsonl" --metrics ":$P2" 
 		in_ns cds "$BIN/$C4" srvds "$SRV6_PORT" >/dev/null 2>>"$WORK/cli4.err"
 	done
 	deadline=$((SECONDS + 10))
-	until [[ $(mon_curl "http://127.0.0.1:$P2/metrics" | grep -F "comm=\"$S6\"}" | grep -F 'event="accept"') == *" 3" ]]; do
+	until [[ $(mon_curl "http://127.0.0.1:$P2/metrics" | grep -F "comm=\"$S6\"," | grep -F 'event="accept"') == *" 3" ]]; do
 		[[ $SECONDS -ge $deadline ]] && break
 		sleep 0.5
 	done
 	check_eq "-j with --metrics: 3 accepts in /metrics" \
-		"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\"} 3" \
-		"$(mon_curl "http://127.0.0.1:$P2/metrics" | grep -F "comm=\"$S6\"}" | grep -F 'event="accept"')"
+		"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\",runtime=\"\",qos=\"\"} 3" \
+		"$(mon_curl "http://127.0.0.1:$P2/metrics" | grep -F "comm=\"$S6\"," | grep -F 'event="accept"')"
 	dstrace_stop_sig TERM
 	check_eq "-j with --metrics: 3 accept events in the JSON output" 3 \
 		"$(jq -c --arg c "$S6" 'select(.type == "event" and .event == "accept" and .comm == $c)' "$WORK/j.jsonl" | wc -l)"
 	check_eq "-j with --metrics: the process record" "accept=3" \
 		"$(jq -r --arg c "$S6" 'select(.type == "process" and .comm == $c) | "accept=\(.accept)"' "$WORK/j.jsonl")"
 	check_eq "--metrics-file at exit: the 3 accepts" \
-		"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\"} 3" \
-		"$(grep -F "comm=\"$S6\"}" "$TEXTFILE" | grep -F 'event="accept"')"
+		"dstrace_mapped_events_total{event=\"accept\",proto=\"tcp\",comm=\"$S6\",runtime=\"\",qos=\"\"} 3" \
+		"$(grep -F "comm=\"$S6\"," "$TEXTFILE" | grep -F 'event="accept"')"
 	check_eq "--metrics-file: only the file is left (PATH.tmp renamed)" "dstrace.prom" \
 		"$(find "$WORK/textfile" -mindepth 1 -printf '%f ' | sed 's/ $//')"
 	if promtool check metrics <"$TEXTFILE" >"$WORK/promtool-textfile.log" 2>&1; then

@@ -201,7 +201,7 @@ if [[ -n $DSTRACE_PID ]]; then
 	check_match "a mapped connect as uid 65534" '^connected .*wire=ipv4' "$line"
 	sleep 2.5
 	check_match "with the unit's capabilities: /metrics answers with the connect" \
-		"comm=\"$TAG-cli\"} 1\$" \
+		"comm=\"$TAG-cli\",runtime=\"\",qos=\"\"} 1\$" \
 		"$(curl -sS --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" | grep -F "event=\"connect\",proto=\"tcp\",comm=\"$TAG-cli\"")"
 	dstrace_stop_sig TERM
 	check_eq "with the unit's capabilities: the audit record (exe read as another user's)" \

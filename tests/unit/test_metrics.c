@@ -2,7 +2,9 @@
 /*
  * Metrics: label values (exposition-format escapes, UTF-8 kept, other bytes as \xNN, never
  * two comms on one series), the comm limit and its "_other" bucket at and past the limit,
- * totals that add up, the textfile writer, and the HTTP server on a loopback socket.
+ * totals that add up, the runtime and qos labels of programs in containers and pods (and
+ * their buckets past the limit), the textfile writer, and the HTTP server on a loopback
+ * socket.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "container.h"
 #include "metrics.h"
 #include "unit.h"
 
@@ -136,7 +139,7 @@ static void render(const struct audit *a, struct parsed *p)
 			continue;
 		p->series++;
 		p->sum += v;
-		if (strstr(line, ",comm=\"_other\"}")) {
+		if (strstr(line, ",comm=\"_other\",")) {
 			p->other += v;
 			p->other_lines++;
 		} else {
@@ -254,13 +257,241 @@ static void test_render_lines(void)
 	a->programs[0].nerrnos = 1;
 	REQUIRE_TRUE(metrics_render_buf(a, &t, &buf, &len) == 0);
 	ASSERT_TRUE(strstr(buf, "\ndstrace_mapped_events_total{event=\"connect\",proto=\"tcp\","
-				"comm=\"a\\\"\\\\\\n\\\\xffé\"} 1\n") != NULL);
+				"comm=\"a\\\"\\\\\\n\\\\xffé\",runtime=\"\",qos=\"\"} 1\n") != NULL);
 	ASSERT_TRUE(strstr(buf, "\ndstrace_mapped_failures_total{event=\"connect\","
-				"error=\"ENETUNREACH\",comm=\"a\\\"\\\\\\n\\\\xffé\"} 5\n") != NULL);
+				"error=\"ENETUNREACH\",comm=\"a\\\"\\\\\\n\\\\xffé\",runtime=\"\",qos=\"\"} 5\n") != NULL);
 	ASSERT_TRUE(strstr(buf, "\ndstrace_lost_events_total 7\n") != NULL);
 	ASSERT_TRUE(strstr(buf, "\ndstrace_evictions_total 9\n") != NULL);
 	ASSERT_TRUE(strstr(buf, "\ndstrace_build_info{version=\"1.2.3\",backend=\"fentry\"} 1\n") !=
 		    NULL);
+	free(buf);
+	free_audit(a);
+}
+
+/* --- runtime and qos labels ---------------------------------------------------------------- */
+
+#define CID "3f4e2a1b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+#define CID2 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define PUID "6b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+#define PUID_ "6b1c2d3e_4f5a_4b6c_8d7e_9f0a1b2c3d4e"
+
+/* Real cgroup v2 path shapes (tests/unit/test_container.c), one per kind of series. */
+static const char *const kind_paths[] = {
+	"/system.slice/nginx.service", /* the host */
+	"/system.slice/docker-" CID ".scope",
+	"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" PUID_
+	".slice/cri-containerd-" CID ".scope",
+	"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" PUID_
+	".slice/crio-" CID ".scope",
+	"/kubepods.slice/kubepods-pod" PUID_ ".slice/cri-containerd-" CID ".scope", /* guaranteed */
+	"/kubepods/burstable/pod" PUID "/" CID, /* a bare id: runtime unknown */
+};
+#define KINDS (sizeof(kind_paths) / sizeof(kind_paths[0]))
+/* Their labels as written. */
+static const char *const kind_labels[KINDS] = {
+	"runtime=\"\",qos=\"\"",
+	"runtime=\"docker\",qos=\"\"",
+	"runtime=\"containerd\",qos=\"burstable\"",
+	"runtime=\"cri-o\",qos=\"besteffort\"",
+	"runtime=\"containerd\",qos=\"guaranteed\"",
+	"runtime=\"unknown\",qos=\"burstable\"",
+};
+
+static void set_cgroup(struct audit_program *p, const char *path)
+{
+	snprintf(p->cgroup, sizeof(p->cgroup), "%s", path);
+	container_info_parse(p->cgroup, &p->container);
+}
+
+/* The sample lines of metric name in buf, in order, as one string ("" if none). */
+static char *lines_of(const char *buf, const char *name)
+{
+	size_t nlen = strlen(name), cap = strlen(buf) + 1, o = 0;
+	char *out = calloc(1, cap);
+
+	for (const char *l = buf; out && *l;) {
+		const char *end = strchr(l, '\n');
+		size_t len = end ? (size_t)(end - l + 1) : strlen(l);
+
+		if (!strncmp(l, name, nlen) && l[nlen] == '{') {
+			memcpy(out + o, l, len);
+			o += len;
+		}
+		l += len;
+	}
+	return out;
+}
+
+static void test_container_labels(void)
+{
+	struct audit *a = make_audit(8, "nginx");
+	struct metrics_totals t = { .version = "1", .backend = "fentry" };
+	char *buf, *got;
+	size_t len;
+
+	REQUIRE_TRUE(a != NULL);
+	for (uint32_t i = 0; i < KINDS; i++)
+		set_cgroup(&a->programs[i], kind_paths[i]);
+	/* a second docker container: same comm, same labels, one series (the id is no label) */
+	set_cgroup(&a->programs[6], "/docker/" CID2);
+	set_cgroup(&a->programs[7], "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" CID2
+				    ".scope/container");
+	a->programs[3].errnos[0] = (struct audit_errno){ ENETUNREACH, DSTRACE_EV_CONNECT, 2 };
+	a->programs[3].nerrnos = 1;
+	a->programs[0].errnos_other = 4;
+	REQUIRE_TRUE(metrics_render_buf(a, &t, &buf, &len) == 0);
+
+	got = lines_of(buf, "dstrace_mapped_events_total");
+	ASSERT_STR_EQ(got,
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"\",qos=\"\"} 1\n"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"docker\",qos=\"\"} 9\n"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"containerd\",qos=\"burstable\"} 3\n"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"cri-o\",qos=\"besteffort\"} 4\n"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"containerd\",qos=\"guaranteed\"} 5\n"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"unknown\",qos=\"burstable\"} 6\n"
+		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"nginx\",runtime=\"podman\",qos=\"\"} 8\n");
+	free(got);
+	got = lines_of(buf, "dstrace_mapped_bytes_total");
+	ASSERT_STR_EQ(got, /* the host's program sent 0 bytes: no line */
+		"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"udp\",comm=\"nginx\",runtime=\"docker\",qos=\"\"} 7\n"
+		"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"udp\",comm=\"nginx\",runtime=\"containerd\",qos=\"burstable\"} 2\n"
+		"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"udp\",comm=\"nginx\",runtime=\"cri-o\",qos=\"besteffort\"} 3\n"
+		"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"udp\",comm=\"nginx\",runtime=\"containerd\",qos=\"guaranteed\"} 4\n"
+		"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"udp\",comm=\"nginx\",runtime=\"unknown\",qos=\"burstable\"} 5\n"
+		"dstrace_mapped_bytes_total{direction=\"sent\",proto=\"udp\",comm=\"nginx\",runtime=\"podman\",qos=\"\"} 7\n");
+	free(got);
+	got = lines_of(buf, "dstrace_mapped_failures_total");
+	ASSERT_STR_EQ(got,
+		"dstrace_mapped_failures_total{event=\"_other\",error=\"_other\",comm=\"nginx\",runtime=\"\",qos=\"\"} 4\n"
+		"dstrace_mapped_failures_total{event=\"connect\",error=\"ENETUNREACH\",comm=\"nginx\",runtime=\"cri-o\",qos=\"besteffort\"} 2\n");
+	free(got);
+	/* Neither a container id nor a pod UID anywhere: they are no labels. */
+	ASSERT_TRUE(strstr(buf, CID) == NULL);
+	ASSERT_TRUE(strstr(buf, CID2) == NULL);
+	ASSERT_TRUE(strstr(buf, PUID) == NULL);
+	ASSERT_TRUE(strstr(buf, "pod_uid") == NULL);
+	ASSERT_TRUE(strstr(buf, "container=") == NULL);
+	free(buf);
+	free_audit(a);
+}
+
+/* The line of metric events with comm and the labels of kind k, its value; -1 if none, -2 if
+ * several. */
+static int64_t value_of(const char *buf, const char *comm, size_t k)
+{
+	char key[256];
+	const char *at, *next;
+
+	snprintf(key, sizeof(key), "\ndstrace_mapped_events_total{event=\"connect\",proto=\"tcp\","
+				   "comm=\"%s\",%s} ", comm, kind_labels[k]);
+	at = strstr(buf, key);
+	if (!at)
+		return -1;
+	next = strstr(at + 1, key);
+	if (next)
+		return -2;
+	return strtoll(at + strlen(key), NULL, 10);
+}
+
+/* The limit counts (comm, runtime, qos): 50 comms on the host and the same 50 in docker
+ * containers are 100 series, exactly full; one more combination (a comm already seen, in a
+ * pod) goes to the bucket of its runtime and qos. */
+static void test_container_labels_at_limit(void)
+{
+	struct audit *a = make_audit(METRICS_COMM_MAX + 2, "p%02u");
+	struct parsed p;
+	char *buf;
+	size_t len;
+	struct metrics_totals t = { .version = "1", .backend = "fentry" };
+
+	REQUIRE_TRUE(a != NULL);
+	for (uint32_t i = 0; i < METRICS_COMM_MAX; i++) {
+		snprintf(a->programs[i].comm, DSTRACE_COMM_LEN, "p%02u", i % 50);
+		set_cgroup(&a->programs[i], kind_paths[i < 50 ? 0 : 1]);
+	}
+	a->nprograms = METRICS_COMM_MAX;
+	render(a, &p);
+	ASSERT_UINT_EQ(p.named, METRICS_COMM_MAX);
+	ASSERT_UINT_EQ(p.other_lines, 0);
+	ASSERT_UINT_EQ(p.sum, METRICS_COMM_MAX * (METRICS_COMM_MAX + 1) / 2);
+	free(p.text);
+
+	/* one past: p00 in a besteffort pod (101 connects), and a literal "_other" in the same
+	 * kind of pod (102): one bucket, with the pod's labels */
+	snprintf(a->programs[METRICS_COMM_MAX].comm, DSTRACE_COMM_LEN, "p00");
+	set_cgroup(&a->programs[METRICS_COMM_MAX], kind_paths[3]);
+	snprintf(a->programs[METRICS_COMM_MAX + 1].comm, DSTRACE_COMM_LEN, "_other");
+	set_cgroup(&a->programs[METRICS_COMM_MAX + 1], kind_paths[3]);
+	a->nprograms = METRICS_COMM_MAX + 2;
+	render(a, &p);
+	ASSERT_UINT_EQ(p.named, METRICS_COMM_MAX);
+	ASSERT_UINT_EQ(p.other_lines, 1);
+	ASSERT_UINT_EQ(p.other, (METRICS_COMM_MAX + 1) + (METRICS_COMM_MAX + 2));
+	free(p.text);
+	REQUIRE_TRUE(metrics_render_buf(a, &t, &buf, &len) == 0);
+	ASSERT_INT_EQ(value_of(buf, "_other", 3), (METRICS_COMM_MAX + 1) + (METRICS_COMM_MAX + 2));
+	ASSERT_INT_EQ(value_of(buf, "p00", 0), 1);
+	ASSERT_INT_EQ(value_of(buf, "p00", 1), 51);
+	ASSERT_INT_EQ(value_of(buf, "p00", 3), -1);
+	ASSERT_INT_EQ(value_of(buf, "_other", 0), -1);
+	free(buf);
+	free_audit(a);
+}
+
+/* Far past the limit, 4096 programs of every kind in turn: the first 100 have series of their
+ * own, the rest one bucket per kind, and the sum of each kind's series is still its programs'
+ * total (sum by (runtime, qos) stays exact). */
+static void test_container_labels_past_limit(void)
+{
+	const uint32_t n = 4096;
+	struct audit *a = make_audit(n, "prog%04u");
+	struct metrics_totals t = { .version = "1", .backend = "fentry" };
+	struct parsed p;
+	char *buf;
+	size_t len;
+
+	REQUIRE_TRUE(a != NULL);
+	for (uint32_t i = 0; i < n; i++)
+		set_cgroup(&a->programs[i], kind_paths[i % KINDS]);
+	render(a, &p);
+	ASSERT_UINT_EQ(p.named, METRICS_COMM_MAX);
+	ASSERT_UINT_EQ(p.other_lines, KINDS);
+	ASSERT_UINT_EQ(p.series, METRICS_COMM_MAX + KINDS);
+	ASSERT_UINT_EQ(p.sum, (uint64_t)n * (n + 1) / 2);
+	free(p.text);
+	REQUIRE_TRUE(metrics_render_buf(a, &t, &buf, &len) == 0);
+	for (size_t k = 0; k < KINDS; k++) {
+		uint64_t want_other = 0, want_total = 0, got_total = 0;
+		char comm[DSTRACE_COMM_LEN];
+
+		for (uint32_t i = k; i < n; i += KINDS) {
+			want_total += i + 1;
+			if (i >= METRICS_COMM_MAX)
+				want_other += i + 1;
+			snprintf(comm, sizeof(comm), "prog%04u", i);
+			if (i < METRICS_COMM_MAX) {
+				ASSERT_INT_EQ(value_of(buf, comm, k), i + 1);
+				got_total += i + 1;
+			} else if (i < METRICS_COMM_MAX + KINDS) {
+				ASSERT_INT_EQ(value_of(buf, comm, k), -1); /* no series of its own */
+			}
+		}
+		ASSERT_INT_EQ(value_of(buf, "_other", k), (int64_t)want_other);
+		got_total += want_other;
+		ASSERT_UINT_EQ(got_total, want_total);
+	}
+	/* the buckets come last, in the order of the kinds above */
+	{
+		char *got = lines_of(buf, "dstrace_mapped_events_total");
+		const char *b = got ? strstr(got, "comm=\"_other\"") : NULL;
+
+		ASSERT_TRUE(b != NULL);
+		ASSERT_TRUE(b && strstr(b, "runtime=\"\",qos=\"\"") < strstr(b, "runtime=\"docker\""));
+		ASSERT_TRUE(b && strstr(b, "runtime=\"docker\"") < strstr(b, "runtime=\"containerd\",qos=\"guaranteed\""));
+		ASSERT_TRUE(b && strstr(b, "qos=\"guaranteed\"") < strstr(b, "qos=\"burstable\""));
+		ASSERT_TRUE(b && strstr(b, "runtime=\"cri-o\"") < strstr(b, "runtime=\"unknown\""));
+		free(got);
+	}
 	free(buf);
 	free_audit(a);
 }
@@ -394,6 +625,9 @@ static const CU_TestInfo tests[] = {
 	{ "105 and 4096 comms", test_past_limit },
 	{ "same comm, literal _other", test_same_comm_and_literal_other },
 	{ "rendered lines", test_render_lines },
+	{ "runtime and qos labels: host, docker, podman, pods", test_container_labels },
+	{ "runtime and qos labels at the limit", test_container_labels_at_limit },
+	{ "runtime and qos labels past the limit", test_container_labels_past_limit },
 	{ "metrics file", test_metrics_file },
 	{ "server", test_server },
 	CU_TEST_INFO_NULL,
