@@ -233,7 +233,8 @@ struct {
  * in queue order, for reads that ask for no address (recv(), read()) on the tracepoint
  * backend, which sees the read (sock_recv_length) but not the datagram. Filled by the
  * cgroup_skb ingress hook, which runs for each datagram just before it is queued; emptied
- * by the reads. A run of IPv6 datagrams takes one slot; datagrams that find it full take one
+ * by the reads. A run of IPv6 datagrams, or of IPv4 ones from one source, takes one slot;
+ * datagrams that find it full take one
  * "unknown" slot, so the sources that are kept stay in step with the socket's queue. Socket-
  * local storage, created by the first IPv4 datagram: freed with the socket, never made for
  * IPv6-only sockets.
@@ -249,7 +250,7 @@ enum rxq_kind {
 struct rxq_slot {
 	__u32 addr; /* IPv4 source, network order */
 	__u16 port; /* host order */
-	__u16 len;  /* UDP payload length */
+	__u16 len;  /* UDP payload length (the longest of the run) */
 	__u16 run;  /* datagrams in this slot */
 	__u8 kind;  /* enum rxq_kind */
 	__u8 pad;

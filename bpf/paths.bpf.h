@@ -480,25 +480,34 @@ static __always_inline bool sockaddr_v4(const void *uaddr, __u32 addrlen, bool u
 #define S_IFSOCK 0140000
 
 /* The socket behind a file descriptor of the current task, or NULL. */
-static __always_inline struct sock *sk_from_fd(int fd)
+/* The socket of an open file, or NULL if it is not a socket. */
+static __always_inline struct sock *sk_from_file(struct file *file)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *file = NULL;
 	struct socket *sock;
 	umode_t mode;
 
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (!file)
 		return NULL;
 	mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+static __always_inline struct sock *sk_from_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return sk_from_file(file);
 }
 
 /* While the scan of existing sockets runs: this process's socket is reported already. */

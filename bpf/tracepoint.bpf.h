@@ -74,20 +74,27 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return accept_exit(ctx);
 }
 
-/* io_uring's accept never passes through the syscall: its completion, posted in the
- * accepting process (the submitter or one of its io-wq threads, which share its files),
- * carries the new descriptor. A direct (fixed-file) descriptor is not in the file table and
- * is not seen. */
+/* io_uring's accept and connect never pass through the syscalls: their completions, posted
+ * in the submitting process (the submitter or one of its io-wq threads, which share its
+ * files), carry the result. An accept's is the new descriptor: a direct (fixed-file) one is
+ * not in the file table and is not seen. A connect's is the result of its last attempt on
+ * the request's socket (the immediate failures the socket layer cannot see, and every UDP
+ * connect). */
 SEC("tracepoint/io_uring/io_uring_complete")
 int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
 	FLOOR_RETURN(0);
 	struct io_kiocb *req = ctx->req;
 	int res = ctx->res;
+	__u8 op;
 
-	if (res >= 0 && req &&
-	    BPF_CORE_READ(req, opcode) == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT))
+	if (!req)
+		return 0;
+	op = BPF_CORE_READ(req, opcode);
+	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT) && res >= 0)
 		handle_accept_done(sk_from_fd(res));
+	else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT))
+		handle_connect_call(sk_from_file(BPF_CORE_READ(req, file)), res);
 	return 0;
 }
 
@@ -299,7 +306,8 @@ static __always_inline __u32 sk_drops_now(struct sock *sk)
 }
 
 /* Append one datagram's source (kind, and for IPv4 its address) to the queue of sources; the
- * caller holds the lock. Datagrams of the same run share a slot. */
+ * caller holds the lock. Datagrams of the same run (IPv6; unknown; IPv4 from one source, the
+ * slot keeping the longest) share a slot. */
 static __always_inline void rxq_push(struct dgram_rxq *q, struct rxq_slot *s)
 {
 	__u32 n = q->tail - q->head;
@@ -307,8 +315,11 @@ static __always_inline void rxq_push(struct dgram_rxq *q, struct rxq_slot *s)
 
 	if (n >= DGRAM_RXQ_SLOTS - 1)
 		s->kind = RXQ_UNKNOWN; /* the last slot is kept for the overflow */
-	if (n && s->kind != RXQ_V4 && last->kind == s->kind && last->run < 0xffff) {
+	if (n && last->kind == s->kind && last->run < 0xffff &&
+	    (s->kind != RXQ_V4 || (last->addr == s->addr && last->port == s->port))) {
 		last->run++;
+		if (s->len > last->len)
+			last->len = s->len;
 	} else if (n < DGRAM_RXQ_SLOTS) {
 		s->run = 1;
 		q->slot[q->tail & (DGRAM_RXQ_SLOTS - 1)] = *s;

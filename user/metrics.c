@@ -357,6 +357,7 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 		     "dstrace_dropped_total{what=\"lost\"} %" PRIu64 "\n"
 		     "dstrace_dropped_total{what=\"proc_full\"} %" PRIu64 "\n"
 		     "dstrace_dropped_total{what=\"stash_full\"} %" PRIu64 "\n"
+		     "dstrace_dropped_total{what=\"recv_unknown\"} %" PRIu64 "\n"
 		     "dstrace_dropped_total{what=\"flows_evicted\"} %" PRIu64 "\n"
 		     "dstrace_dropped_total{what=\"programs\"} %" PRIu64 "\n"
 		     "dstrace_dropped_total{what=\"pids\"} %" PRIu64 "\n"
@@ -370,7 +371,7 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 		     "# TYPE dstrace_build_info gauge\n"
 		     "dstrace_build_info{version=\"%s\",backend=\"%s\"} 1\n",
 		t->lost, t->evictions, t->drops.lost, t->drops.proc_full, t->drops.stash_full,
-		t->drops.flows_evicted, t->drops.programs, t->drops.pids, t->drops.ports,
+		t->drops.recv_unknown, t->drops.flows_evicted, t->drops.programs, t->drops.pids, t->drops.ports,
 		t->drops.peers, t->write_errors, t->version, t->backend);
 	free(tab);
 	return ferror(out) ? -EIO : 0;

@@ -111,6 +111,16 @@ expect_proc "MPTCP: process" "$CPID" "$(proc_counts 1 0 0 0 0 1 0)"
 case_run "io_uring connect" ok "$SP" uring-connect ::ffff:127.0.0.1 8080
 one_connect "io_uring connect" "$CPID" tcp 0 null
 
+# io_uring connects that end before any SYN (no IPv4 route), and a UDP one: the socket layer
+# sees them start, the completion gives their result.
+case_run "io_uring connect, no IPv4 route" ENETUNREACH "$SP" uring-connect ::ffff:203.0.113.9 80
+one_connect "io_uring connect, no IPv4 route" "$CPID" tcp -101 ENETUNREACH 203.0.113.9 80
+expect_proc "io_uring connect, no IPv4 route: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
+case_run "io_uring UDP connect" ok "$SP" uring-connect ::ffff:127.0.0.1 5355 udp
+expect_events "io_uring UDP connect: events" "$CPID" "$(ev_json event=connect proto=udp \
+	pid="$CPID" comm=sockpaths raddr=127.0.0.1 rport=5355 lport='~number' ret=0)"
+expect_proc "io_uring UDP connect: process" "$CPID" "$(proc_counts 1 0 0 0 0 1 0)"
+
 # io_uring accept: a server accepting 2 IPv4 clients through io_uring only.
 srv_base=$(fbase "io_uring accept server")
 bg_start UPID lo "$srv_base" "$SP" uring-accept 8090 2

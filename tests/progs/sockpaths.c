@@ -13,7 +13,7 @@
  *   sockpaths tfo ADDR PORT                sendto(MSG_FASTOPEN) of 5 bytes
  *   sockpaths mptcp ADDR PORT BYTES        IPPROTO_MPTCP connect, send BYTES
  *   sockpaths udplite ADDR PORT N SIZE     N UDP-Lite datagrams of SIZE bytes
- *   sockpaths uring-connect ADDR PORT      connect through io_uring
+ *   sockpaths uring-connect ADDR PORT [udp] connect through io_uring (a TCP socket, or UDP)
  *   sockpaths uring-accept PORT N          accept N clients through io_uring on [::]:PORT
  *   sockpaths accept-hold PORT             accept one client on [::]:PORT, read until it
  *                                          closes (no time limit), print the bytes read
@@ -225,10 +225,10 @@ static int uring_wait(struct io_uring *ring)
 	return res;
 }
 
-static int uring_connect(struct sockaddr_in6 *sa)
+static int uring_connect(struct sockaddr_in6 *sa, const char *udp)
 {
 	struct io_uring ring;
-	int fd = sock6(SOCK_STREAM, 0), res;
+	int fd = sock6(udp ? SOCK_DGRAM : SOCK_STREAM, 0), res;
 
 	if (io_uring_queue_init(4, &ring, 0))
 		return result(ENOSYS);
@@ -494,7 +494,9 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "udplite") && argc == 6)
 		return udplite(&sa, argv[4], argv[5]);
 	if (!strcmp(m, "uring-connect") && argc == 4)
-		return uring_connect(&sa);
+		return uring_connect(&sa, NULL);
+	if (!strcmp(m, "uring-connect") && argc == 5 && !strcmp(argv[4], "udp"))
+		return uring_connect(&sa, argv[4]);
 	if (!strcmp(m, "bind") && argc == 5)
 		return bind6(&sa, argv[4]);
 	if (!strcmp(m, "cork-flush") && argc == 4)
