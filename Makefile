@@ -4,6 +4,8 @@
 #   make SAN=1      build ./dstrace-san (AddressSanitizer + UBSan)
 #   make run        install missing dependencies, build, run dstrace (ARGS="...")
 #   make test       install missing dependencies, build, run every test
+#   make soak       the soak: 10 minutes of churn, slow clients, rotations and a full disk
+#                   (SOAK_SECONDS=N for another length; SAN=1 soaks the sanitizer build)
 #   make test-vm    the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, every backend
 #   make bench      the benchmark (bench/RESULTS.md); make bench-smoke: a few seconds of it
 #   make deps       install missing build and test dependencies (Debian 12)
@@ -64,7 +66,7 @@ endif
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps run test test-unit test-e2e test-vm bench bench-smoke san install deb
+.PHONY: all clean deps run test test-unit test-e2e test-vm bench bench-smoke san install deb soak
 
 PREFIX ?= /usr/local
 
@@ -121,6 +123,15 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1
 	$(Q)tests/run.sh
+
+# The soak (tests/soak/soak.sh): dstrace --audit --metrics for SOAK_SECONDS under mixed churn,
+# hostile HTTP clients, logrotate rotations and a disk-full episode; exact totals, RSS bound,
+# figures. make test runs a 45 s version of it (tests/e2e/test_soak.sh).
+SOAK_SECONDS ?= 600
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -C tests/progs
+	$(Q)SOAK_SECONDS=$(SOAK_SECONDS) DSTRACE="$${DSTRACE:-$(CURDIR)/$(APP)}" tests/soak/soak.sh
 
 test-vm: deps
 	$(Q)scripts/install-deps.sh vm
