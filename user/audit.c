@@ -790,12 +790,12 @@ int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *
 		"{\"type\":\"audit_run\",%s,\"started\":\"%s\",\"events\":%" PRIu64
 		",\"lost\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"programs\":%u,"
 		"\"programs_dropped\":%" PRIu64 ",\"written\":%u,\"drops\":{\"lost\":%" PRIu64
-		",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64 ",\"flows_evicted\":%" PRIu64
-		",\"programs\":%" PRIu64 ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64
+		",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64 ",\"recv_unknown\":%" PRIu64
+		",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64 ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64
 		",\"peers\":%" PRIu64 "},\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
 		head, started, run->events, run->lost, run->evictions, a->nprograms,
 		a->programs_dropped, written, run->drops.lost, run->drops.proc_full,
-		run->drops.stash_full, run->drops.flows_evicted, run->drops.programs,
+		run->drops.stash_full, run->drops.recv_unknown, run->drops.flows_evicted, run->drops.programs,
 		run->drops.pids, run->drops.ports, run->drops.peers, run->write_errors,
 		run->final ? "true" : "false");
 	if (fflush(out) == EOF || ferror(out))
