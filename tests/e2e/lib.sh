@@ -438,6 +438,25 @@ check_json_lines() {
 		"valid JSON Lines ending with the $last record"
 }
 
+# json_lines_ok FILE: "ok" when FILE is not empty, ends with a newline and every line of it
+# is one whole JSON object (none torn, none blank); else what is wrong, with the first bad lines.
+json_lines_ok() {
+	local lines objs
+	if [[ ! -s $1 ]]; then
+		echo "empty or missing"
+		return
+	fi
+	lines=$(wc -l <"$1")
+	objs=$(jq -R 'fromjson? | objects | 1' "$1" 2>/dev/null | wc -l)
+	if [[ $(tail -c 1 "$1" | od -An -c | tr -d ' ') != '\n' ]]; then
+		echo "last line not terminated"
+	elif [[ $lines != "$objs" ]]; then
+		echo "$((lines - objs)) of $lines lines are not one JSON object: $(jq -R -c 'select([fromjson? | objects] == [])' "$1" | head -n 2 | paste -sd ' ')"
+	else
+		echo ok
+	fi
+}
+
 # check_events NAME FILE NSJSON SELECT EXPECTED_JSON_ARRAY
 # The events in the namespaces NSJSON that pass the jq filter SELECT must be exactly the
 # expected ones. Each expected object lists the fields that must be equal; a value "~number"
