@@ -125,7 +125,7 @@ static void container_path_of(void *ctx, uint64_t cgroup_id, uint32_t pid, char 
 {
 	struct run *r = ctx;
 
-	audit_cgroup_path(r->cgroup_root, pid, cgroup_id, path, size);
+	dstrace_cgroup_path(r->cgroup_root, pid, cgroup_id, path, size);
 }
 
 /* The container members of a JSON event line, from the per-cgroup cache, inserted before
