@@ -16,13 +16,13 @@
 #include "audit.h"
 #include "format.h"
 
-static void fmt_time(uint64_t boot_ns, int64_t boot_to_realtime, char *buf, size_t size)
+static void fmt_time(uint64_t boot_ns, const struct dstrace_clock *clock, char *buf, size_t size)
 {
 	if (!boot_ns)
 		snprintf(buf, size, "null");
 	else {
 		buf[0] = '"';
-		dstrace_format_ts(boot_ns + boot_to_realtime, buf + 1, size - 2);
+		dstrace_format_ts(dstrace_clock_realtime(clock, boot_ns), buf + 1, size - 2);
 		strcat(buf, "\"");
 	}
 }
@@ -36,7 +36,7 @@ static void json_or_null(const char *s, char *buf, size_t size)
 }
 
 static int write_program(const struct audit_program *p, FILE *out, const char *head,
-			 int64_t b2r)
+			 const struct dstrace_clock *clock)
 {
 	char exe[AUDIT_EXE_LEN * 6 + 3], comm[DSTRACE_COMM_LEN * 6 + 3];
 	char cgroup[AUDIT_CGROUP_LEN * 6 + 3], container[256], first[48], last[48];
@@ -48,8 +48,8 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 	dstrace_json_string(p->comm, sizeof(p->comm), comm, sizeof(comm));
 	json_or_null(p->cgroup, cgroup, sizeof(cgroup));
 	container_info_json(&p->container, container, sizeof(container)); /* 4 members */
-	fmt_time(p->first_ns, b2r, first, sizeof(first));
-	fmt_time(p->last_ns, b2r, last, sizeof(last));
+	fmt_time(p->first_ns, clock, first, sizeof(first));
+	fmt_time(p->last_ns, clock, last, sizeof(last));
 
 	fprintf(out,
 		"{\"type\":\"audit\",%s,\"exe\":%s,\"comm\":%s,\"uid\":%u,\"cgroup\":%s,"
@@ -168,7 +168,7 @@ int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *
 	clearerr(out);
 	for (uint32_t i = 0; i < a->nprograms; i++) {
 		if (full || a->programs[i].changed) {
-			write_program(&a->programs[i], out, head, run->boot_to_realtime_ns);
+			write_program(&a->programs[i], out, head, run->clock);
 			written++;
 		}
 	}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "clock.h"
 #include "programs.h"
 
 struct audit_run_info {
@@ -18,7 +19,7 @@ struct audit_run_info {
 	const char *backend;
 	uint64_t started_realtime_ns;
 	uint64_t now_realtime_ns;
-	int64_t boot_to_realtime_ns;
+	const struct dstrace_clock *clock; /* converts the programs' first_ns, last_ns */
 	uint64_t events, lost, evictions;
 	struct dstrace_drops drops; /* audit__drops() fills programs, pids, ports, peers */
 	uint64_t write_errors; /* audit writes that failed so far */

@@ -63,6 +63,8 @@ int main(int argc, char **argv)
 	if (!err)
 		err = register_container_tests();
 	if (!err)
+		err = register_clock_tests();
+	if (!err)
 		err = register_programs_tests();
 	if (!err)
 		err = register_audit_tests();

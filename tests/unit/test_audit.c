@@ -20,11 +20,14 @@ static void test_changed_only(void)
 {
 	struct audit a;
 	struct dstrace_proc_stats one = unit_proc_entry("curl", 100, 1), two = unit_proc_entry("wget", 100, 1);
-	struct audit_run_info run = { .run_id = "r", .host = "h", .backend = "tracepoint" };
+	struct dstrace_clock clock;
+	struct audit_run_info run = { .run_id = "r", .host = "h", .backend = "tracepoint",
+				      .clock = &clock };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *mem;
 
+	dstrace_clock_fixed(&clock, 0);
 	REQUIRE_TRUE(audit__init(&a, 16) == 0);
 	audit__add_proc(&a, PID, &one);
 	audit__add_proc(&a, PID + 1, &two);
