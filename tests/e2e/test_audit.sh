@@ -42,13 +42,6 @@ RSS_TOLERANCE_KB=2048
 need_root
 build_progs
 
-# Every run: a setup step that fails ends the suite with what it has.
-bail() {
-	fail "$1" "$2"
-	summary
-	exit 1
-}
-
 # one_line_error NAME WANT_RC CMD...: CMD fails with status WANT_RC, prints exactly one
 # line on stderr and nothing on stdout.
 one_line_error() {

@@ -33,12 +33,6 @@ PY=/usr/bin/python3
 PY_EXE=$(readlink -f "$PY")
 CHURN_N=${CHURN_N:-20000}
 
-bail() {
-	fail "$1" "$2"
-	summary
-	exit 1
-}
-
 # last_program FILE NSROLE EXE_BASENAME: the last audit record of that program (compact).
 last_program() {
 	jq -c --argjson ns "$(netns_inode "$2")" --arg exe "$3" \
