@@ -12,6 +12,7 @@
 #define DSTRACE_PROGRAMS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "aggregate.h"
 #include "container.h"
@@ -110,6 +111,9 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
  * audit__flows_done). Returns true when the flow's process is gone. */
 bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 		     const struct dstrace_flow_val *v);
+/* The end of a pass (after audit__add_proc and audit__add_flow for every kernel entry):
+ * reclaims the pids not seen in two passes and those ended before this pass, and the flows
+ * not seen in it; the next pass starts. */
 void audit__flows_done(struct audit *a);
 
 /* The busiest peers first; fills out with at most max, returns how many. */
