@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Writer to reader: an audit table filled through its API (user/audit.c) is written with
+ * Writer to reader: the program table filled through its API (user/programs.c) is written with
  * audit__write, the lines are read back by dstrace report, and every program folds to the
  * numbers the table holds. Two writes, as a run does (an interval record, then the final
  * one with larger cumulative counters): only the newest counts. The pids do not exist, so
