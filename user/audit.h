@@ -1,120 +1,17 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Per-program aggregation for audits and metrics. A program is one (executable, uid,
- * cgroup, network namespace); its processes add up. Totals are built from deltas of the
- * kernel's per-process counters and UDP flow counters, so processes may come and go: the
- * kernel ends a process's entry when it exits or exec()s (bpf/lifecycle.bpf.h), its last
- * counts are folded here and the entry freed. Everything is bounded; what does not fit is
- * counted (audit__drops).
+ * The audit writer: the program table (programs.h) as "audit" and "audit_run" JSON lines
+ * (docs/audit-format.md), and the whole-or-nothing appends that put a set of them in the file.
  */
 #ifndef DSTRACE_AUDIT_H
 #define DSTRACE_AUDIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "aggregate.h"
-#include "container.h"
-#include "dstrace.h"
-
-#define AUDIT_PROGRAMS_MAX 4096
-#define AUDIT_PIDS_MAX 16384
-#define AUDIT_PEERS_MAX 1024 /* tracked per program */
-#define AUDIT_PEERS_SHOWN 16
-#define AUDIT_PORTS_MAX 64
-#define AUDIT_ERRNOS_MAX 16
-#define AUDIT_EXE_LEN 256
-#define AUDIT_CGROUP_LEN 256
-
-enum { AUDIT_DIR_OUT = 0, AUDIT_DIR_IN = 1 };
-
-struct audit_peer {
-	uint32_t addr; /* network order */
-	uint16_t port;
-	uint8_t dir;
-	uint8_t proto;
-	uint64_t count; /* connections (TCP) or datagrams (UDP) */
-};
-
-struct audit_errno {
-	int err; /* positive errno */
-	uint8_t kind; /* the event that failed: connect, send */
-	uint64_t count;
-};
-
-struct audit_program {
-	/* identity */
-	char exe[AUDIT_EXE_LEN];
-	uint32_t uid;
-	uint64_t cgroup_id;
-	uint32_t netns;
-	char comm[DSTRACE_COMM_LEN];
-	char cgroup[AUDIT_CGROUP_LEN];
-	struct container_info container; /* from the cgroup path (user/container.h) */
-	/* totals since start */
-	uint64_t pids;
-	uint64_t counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
-	uint64_t bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
-	uint64_t failed;
-	struct audit_errno errnos[AUDIT_ERRNOS_MAX];
-	uint32_t nerrnos;
-	uint64_t errnos_other; /* failures whose errno did not fit */
-	uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME, 0 if never */
-	uint16_t ports[AUDIT_PORTS_MAX];
-	uint32_t nports;
-	uint64_t ports_dropped; /* accepted connections on ports beyond AUDIT_PORTS_MAX */
-	struct audit_peer *peers; /* open addressing, AUDIT_PEERS_MAX * 2 slots */
-	uint32_t npeers;
-	uint64_t peers_dropped; /* connections and datagrams of peers that did not fit */
-	bool changed; /* since the last set written (audit__written) */
-};
-
-struct audit_pid;
-struct audit_flow;
-
-struct audit {
-	struct audit_program *programs;
-	uint32_t nprograms;
-	uint64_t programs_dropped;
-	struct audit_pid *pids; /* open addressing, AUDIT_PIDS_MAX * 2 slots */
-	uint32_t npids;
-	uint64_t pids_dropped;
-	struct audit_flow *flows; /* open addressing */
-	uint32_t flows_cap;
-	uint32_t nflows;
-	uint32_t flow_gen;
-	char cgroup_root[512]; /* cgroup v2 mount point, for id -> path */
-};
-
-int audit__init(struct audit *a, uint32_t max_flows);
-void audit__free(struct audit *a);
-
-/* Should the kernel entry of the process behind an event of pid at ts_ns be looked up and
- * given to audit__add_proc before audit__add_event, so that the event finds the right
- * program? True for a pid not followed yet, and for an event after the end of the entry
- * followed (a new process with that pid, or the program an exec() started); false for an
- * event from before the end. *kid: the entry followed if not yet folded for good (its
- * first_ns), else 0. */
-bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *kid);
-/* The kernel said (DSTRACE_F_ENDED, in ring order) that pid's entry ended at ts_ns: later
- * events of pid are another entry's. Its counts are folded when the entry is read. */
-void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns);
-/* An event arrived: failures by errno, listener ports, TCP peers. */
-void audit__add_event(struct audit *a, const struct dstrace_event *e);
-/* The kernel's counters for one process entry (proc_stats, proc_exited): what they grew by
- * since the last look goes to the entry's program. Returns true when the entry has ended
- * (st->exit_ns: the kernel never touches it again) and is now folded for good: the caller
- * deletes it in the kernel. Liveness is the kernel's word, never a guess. */
-bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st);
-/* The kernel's counters for one UDP flow (call for every entry of udp_flows, then
- * audit__flows_done). Returns true when the flow's process is gone. */
-bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
-		     const struct dstrace_flow_val *v);
-void audit__flows_done(struct audit *a);
-
-/* The busiest peers first; fills out with at most max, returns how many. */
-uint32_t audit_program__top_peers(const struct audit_program *p, struct audit_peer *out,
-				  uint32_t max);
+#include "clock.h"
+#include "programs.h"
 
 struct audit_run_info {
 	const char *run_id;
@@ -122,7 +19,7 @@ struct audit_run_info {
 	const char *backend;
 	uint64_t started_realtime_ns;
 	uint64_t now_realtime_ns;
-	int64_t boot_to_realtime_ns;
+	const struct dstrace_clock *clock; /* converts the programs' first_ns, last_ns */
 	uint64_t events, lost, evictions;
 	struct dstrace_drops drops; /* audit__drops() fills programs, pids, ports, peers */
 	uint64_t write_errors; /* audit writes that failed so far */
@@ -133,11 +30,6 @@ struct audit_run_info {
  * if full), then one "audit_run" line (docs/audit-format.md). Returns the number of audit
  * lines, or a negative errno from the stream. */
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full);
-/* The set audit__write() made is safely in the file: programs are unchanged from now. */
-void audit__written(struct audit *a);
-/* The drops the tables counted: programs, pids, ports, peers (the rest is left as is). */
-void audit__drops(const struct audit *a, struct dstrace_drops *d);
-
 /* Append buf to the file fd (O_APPEND) with one write() loop: all of it, or, on error, the
  * file cut back to its size before (*torn: that failed too, the file may end in a partial
  * line). 0 or a negative errno. */
@@ -145,13 +37,5 @@ int audit_write_batch(int fd, const char *buf, size_t len, bool *torn);
 /* If the file fd does not end with a newline (a record torn by a crash or a full disk), add
  * one, so the next record starts on a line of its own. 0 or a negative errno. */
 int audit_repair_tail(int fd);
-
-/* The executable path the kernel recorded ("/usr/bin/curl"; ".../x/y" if cut short). */
-void audit_exe_path(const struct dstrace_proc_stats *st, char *out, size_t size);
-
-/* The cgroup v2 path of cgroup_id ("" if unknown): from /proc/PID/cgroup if PID is still in
- * it, else by walking the hierarchy under cgroup_root (slow: call once per cgroup). */
-void audit_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_id, char *out,
-		       size_t size);
 
 #endif /* DSTRACE_AUDIT_H */

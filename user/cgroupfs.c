@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The file systems dstrace reads: where cgroup v2 is mounted (mounting it when no one has),
+ * tracefs for libbpf, a cgroup id's path (procfs first, else a walk of the hierarchy) and a
+ * process's executable. No file-static state: the walk keeps its search in locals (fts).
+ */
 #include <errno.h>
+#include <fts.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +139,83 @@ int dstrace_ensure_tracefs(void)
 	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
 		return -errno;
 	return 0;
+}
+
+/* Copy the n bytes at src into out (size bytes), cut short if need be. */
+static void copy_cut(const char *src, size_t n, char *out, size_t size)
+{
+	n = n < size ? n : size - 1;
+	memcpy(out, src, n);
+	out[n] = '\0';
+}
+
+/* The cgroup whose id (its directory's inode) is cgroup_id, by walking the hierarchy under
+ * cgroup_root (not crossing into other mounts): for processes already gone. */
+static void cgroup_path_by_id(const char *cgroup_root, uint64_t cgroup_id, char *out, size_t size)
+{
+	char *const roots[] = { (char *)cgroup_root, NULL };
+	size_t root_len = strlen(cgroup_root);
+	FTSENT *ent;
+	FTS *fts;
+
+	out[0] = '\0';
+	if (!root_len)
+		return;
+	fts = fts_open(roots, FTS_PHYSICAL | FTS_XDEV | FTS_NOCHDIR, NULL);
+	if (!fts)
+		return;
+	while ((ent = fts_read(fts))) {
+		if (ent->fts_info != FTS_D || ent->fts_statp->st_ino != cgroup_id)
+			continue;
+		if (ent->fts_pathlen <= root_len) /* the root itself */
+			snprintf(out, size, "/");
+		else
+			copy_cut(ent->fts_path + root_len, ent->fts_pathlen - root_len, out, size);
+		break;
+	}
+	fts_close(fts);
+}
+
+/* The cgroup v2 path /proc/PID/cgroup gives ("0::PATH"), if it is cgroup_id's still (the
+ * process may have moved); "" otherwise. */
+static void proc_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_id,
+			     char *out, size_t size)
+{
+	char file[64], line[256 + 8], full[1024]; /* a longer path: found by the walk */
+	struct stat st;
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(file, sizeof(file), "/proc/%u/cgroup", pid);
+	f = fopen(file, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(full, sizeof(full), "%s%s", cgroup_root, line + 3);
+		if (!cgroup_root[0] || (!stat(full, &st) && st.st_ino == cgroup_id))
+			copy_cut(line + 3, strlen(line + 3), out, size);
+		break;
+	}
+	fclose(f);
+}
+
+void dstrace_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_id, char *out,
+			 size_t size)
+{
+	proc_cgroup_path(cgroup_root, pid, cgroup_id, out, size);
+	if (!out[0]) /* gone, or moved to another cgroup */
+		cgroup_path_by_id(cgroup_root, cgroup_id, out, size);
+}
+
+void dstrace_proc_exe(uint32_t pid, char *out, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
+	n = readlink(link, out, size - 1);
+	out[n > 0 ? n : 0] = '\0';
 }

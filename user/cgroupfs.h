@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Finding (or mounting) the file systems dstrace needs: cgroup v2 and tracefs. */
+/*
+ * The file systems dstrace reads, and what it looks up there: finding (or mounting) cgroup v2
+ * and tracefs; the cgroup v2 path of a cgroup id; a running process's executable (procfs).
+ * No state of its own: every function takes what it needs.
+ */
 #ifndef DSTRACE_CGROUPFS_H
 #define DSTRACE_CGROUPFS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Path of a mounted cgroup v2 hierarchy from a mountinfo-format file; mounts one under
  * /run/dstrace if there is none. 0 or a negative errno. */
@@ -14,5 +19,13 @@ int dstrace_parse_cgroup2_mount(const char *mountinfo_text, char *path, size_t s
 void dstrace_find_cgroup2_quiet(char *path, size_t size);
 /* Make sure tracefs is reachable where libbpf looks for it. 0 or a negative errno. */
 int dstrace_ensure_tracefs(void);
+
+/* The cgroup v2 path of cgroup_id ("" if unknown), relative to cgroup_root ("/" for the root
+ * itself): from /proc/PID/cgroup if PID is still in it, else by walking the hierarchy under
+ * cgroup_root (slow: call once per cgroup). cgroup_root "": only /proc/PID/cgroup is asked. */
+void dstrace_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_id, char *out,
+			 size_t size);
+/* The executable of running process pid (/proc/PID/exe); "" if it is gone or unreadable. */
+void dstrace_proc_exe(uint32_t pid, char *out, size_t size);
 
 #endif /* DSTRACE_CGROUPFS_H */

@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "backend.h"
 #include "cgroupfs.h"
+#include "clock.h"
 #include "container.h"
 #include "format.h"
 #include "metrics.h"
@@ -37,7 +38,7 @@ struct run {
 	struct dstrace_backend *backend;
 	struct ring_buffer *rb;
 	uint64_t events_seen;
-	int64_t boot_to_realtime_ns; /* add to CLOCK_BOOTTIME to get CLOCK_REALTIME */
+	struct dstrace_clock clock; /* CLOCK_BOOTTIME -> CLOCK_REALTIME, kept right as the run goes */
 	int write_errno;
 	/* audit and metrics */
 	bool per_program; /* --audit or --metrics: keep the per-program tables */
@@ -125,7 +126,7 @@ static void container_path_of(void *ctx, uint64_t cgroup_id, uint32_t pid, char 
 {
 	struct run *r = ctx;
 
-	audit_cgroup_path(r->cgroup_root, pid, cgroup_id, path, size);
+	dstrace_cgroup_path(r->cgroup_root, pid, cgroup_id, path, size);
 }
 
 /* The container members of a JSON event line, from the per-cgroup cache, inserted before
@@ -195,7 +196,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 	proc_table__add_event(&r->procs, e);
 	if (r->env.interval_s)
 		return 0;
-	realtime = e->ts_ns + r->boot_to_realtime_ns;
+	realtime = dstrace_clock_realtime(&r->clock, e->ts_ns);
 	if (r->env.json) {
 		dstrace_format_event_json(e, realtime, line, sizeof(line));
 		if (r->containers)
@@ -312,7 +313,7 @@ static int write_audit(struct run *r, bool final)
 		.backend = dstrace_backend__name(r->backend),
 		.started_realtime_ns = r->started_realtime_ns,
 		.now_realtime_ns = clock_ns(CLOCK_REALTIME),
-		.boot_to_realtime_ns = r->boot_to_realtime_ns,
+		.clock = &r->clock,
 		.events = r->events_seen,
 		.final = final,
 	};
@@ -613,7 +614,7 @@ int main(int argc, char **argv)
 	if (r.env.metrics_file && write_metrics_file(&r, true))
 		goto cleanup;
 
-	r.boot_to_realtime_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME));
+	dstrace_clock_init(&r.clock, DSTRACE_CLOCK_PERIOD_NS, NULL, NULL);
 	r.started_realtime_ns = clock_ns(CLOCK_REALTIME);
 	if (gethostname(r.host, sizeof(r.host) - 1))
 		snprintf(r.host, sizeof(r.host), "unknown");
@@ -667,6 +668,7 @@ int main(int argc, char **argv)
 		if (reopen_output)
 			reopen(&r);
 		now = clock_ns(CLOCK_MONOTONIC);
+		dstrace_clock_tick(&r.clock);
 		publish_metrics(&r, now);
 		if (r.notify && now >= r.next_notify_ns)
 			notify_systemd(&r, now, NULL);

@@ -99,6 +99,13 @@ summary() {
 	[[ $FAILED -eq 0 ]]
 }
 
+# bail NAME WHY: a step the rest of the suite needs failed: count it, summarize, end the suite.
+bail() {
+	fail "$1" "$2"
+	summary
+	exit 1
+}
+
 # --- prerequisites --------------------------------------------------------------------
 need_root() {
 	if [[ $(id -u) -ne 0 ]]; then
@@ -235,7 +242,13 @@ run_in() {
 	local role=$1 secs=$2 out=$3
 	shift 3
 	bg_start RUN_PID "$role" "$out" "$@"
-	if wait_pid "$RUN_PID" "$secs"; then
+	wait_run "$secs"
+}
+
+# wait_run SECONDS: wait up to SECONDS for RUN_PID, killing it after; its status goes to
+# RUN_RC (124 if it had to be killed).
+wait_run() {
+	if wait_pid "$RUN_PID" "$1"; then
 		RUN_RC=$WAIT_RC
 	else
 		kill -KILL "$RUN_PID" 2>/dev/null
@@ -384,21 +397,9 @@ dstrace_start() {
 	dstrace_start_raw /dev/null -j -o "$out" "$@"
 }
 
-# dstrace_stop: SIGINT, wait (bounded), expect exit status 0.
+# dstrace_stop: SIGINT, wait (bounded), expect exit status 0 (dstrace_stop_sig INT).
 dstrace_stop() {
-	local rc
-	[[ -n $DSTRACE_PID ]] || return 1
-	kill -INT "$DSTRACE_PID"
-	if wait_pid "$DSTRACE_PID" 20; then
-		rc=$WAIT_RC
-	else
-		kill -KILL "$DSTRACE_PID" 2>/dev/null
-		wait "$DSTRACE_PID" 2>/dev/null
-		rc="none: still running 20 s after SIGINT, killed"
-	fi
-	DSTRACE_PID=
-	check_eq "dstrace exit status after SIGINT" 0 "$rc"
-	[[ $rc == 0 ]]
+	dstrace_stop_sig INT
 }
 
 # --- dstrace output (jq) --------------------------------------------------------------
@@ -436,6 +437,25 @@ check_json_lines() {
 	last=$(tail -n 1 "$2" | jq -r .type)
 	check_eq "$1" "valid JSON Lines ending with the stats record" \
 		"valid JSON Lines ending with the $last record"
+}
+
+# json_lines_ok FILE: "ok" when FILE is not empty, ends with a newline and every line of it
+# is one whole JSON object (none torn, none blank); else what is wrong, with the first bad lines.
+json_lines_ok() {
+	local lines objs
+	if [[ ! -s $1 ]]; then
+		echo "empty or missing"
+		return
+	fi
+	lines=$(wc -l <"$1")
+	objs=$(jq -R 'fromjson? | objects | 1' "$1" 2>/dev/null | wc -l)
+	if [[ $(tail -c 1 "$1" | od -An -c | tr -d ' ') != '\n' ]]; then
+		echo "last line not terminated"
+	elif [[ $lines != "$objs" ]]; then
+		echo "$((lines - objs)) of $lines lines are not one JSON object: $(jq -R -c 'select([fromjson? | objects] == [])' "$1" | head -n 2 | paste -sd ' ')"
+	else
+		echo ok
+	fi
 }
 
 # check_events NAME FILE NSJSON SELECT EXPECTED_JSON_ARRAY

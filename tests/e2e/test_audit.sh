@@ -42,32 +42,6 @@ RSS_TOLERANCE_KB=2048
 need_root
 build_progs
 
-# Every run: a setup step that fails ends the suite with what it has.
-bail() {
-	fail "$1" "$2"
-	summary
-	exit 1
-}
-
-# json_lines_ok FILE: every line of FILE is one whole JSON object and the file ends with a
-# newline; prints "ok" or what is wrong.
-json_lines_ok() {
-	local lines objs
-	if [[ ! -s $1 ]]; then
-		echo "empty or missing"
-		return
-	fi
-	lines=$(wc -l <"$1")
-	objs=$(jq -R 'fromjson? | objects | 1' "$1" 2>/dev/null | wc -l)
-	if [[ $(tail -c 1 "$1" | od -An -c | tr -d ' ') != '\n' ]]; then
-		echo "last line not terminated"
-	elif [[ $lines != "$objs" ]]; then
-		echo "$((lines - objs)) of $lines lines are not one JSON object: $(jq -R -c 'select((fromjson? | objects) == null)' "$1" | head -n 2)"
-	else
-		echo ok
-	fi
-}
-
 # one_line_error NAME WANT_RC CMD...: CMD fails with status WANT_RC, prints exactly one
 # line on stderr and nothing on stdout.
 one_line_error() {

@@ -91,13 +91,7 @@ run_in_cg() {
 	local cg=$1 secs=$2 out=$3
 	shift 3
 	bg_in_cg RUN_PID "$cg" "$out" "$@"
-	if wait_pid "$RUN_PID" "$secs"; then
-		RUN_RC=$WAIT_RC
-	else
-		kill -KILL "$RUN_PID" 2>/dev/null
-		wait "$RUN_PID" 2>/dev/null
-		RUN_RC=124
-	fi
+	wait_run "$secs"
 }
 
 # payload OUTFILE: the bytes of the echo line of the tcpcli6 whose output is OUTFILE

@@ -33,34 +33,11 @@ PY=/usr/bin/python3
 PY_EXE=$(readlink -f "$PY")
 CHURN_N=${CHURN_N:-20000}
 
-bail() {
-	fail "$1" "$2"
-	summary
-	exit 1
-}
-
 # last_program FILE NSROLE EXE_BASENAME: the last audit record of that program (compact).
 last_program() {
 	jq -c --argjson ns "$(netns_inode "$2")" --arg exe "$3" \
 		'select(.type == "audit" and .netns == $ns and (.exe | endswith("/" + $exe)))' "$1" |
 		tail -n 1
-}
-
-# whole_json FILE: "ok" if every line is one JSON object and the file ends with a newline.
-whole_json() {
-	local bad
-	if [[ -s $1 && $(tail -c 1 "$1" | od -An -c | tr -d ' ') != '\n' ]]; then
-		echo "last line not ended by a newline"
-		return
-	fi
-	bad=$(awk 'NF' "$1" | while IFS= read -r line; do
-		jq -e 'type == "object"' <<<"$line" >/dev/null 2>&1 || printf '%s\n' "${line:0:80}"
-	done)
-	if [[ -n $bad ]]; then
-		echo "not JSON: $(head -n 3 <<<"$bad")"
-	else
-		echo ok
-	fi
 }
 
 # ===========================================================================================
@@ -244,7 +221,7 @@ if dstrace_start_raw /dev/null --audit -o "$AUD" -i 1; then
 		"$(proc_alive "$DSTRACE_PID" && echo running || echo "not running")"
 	sleep 1.5
 	dstrace_stop
-	check_eq "disk full: every line of the audit file is whole JSON" ok "$(whole_json "$AUD")"
+	check_eq "disk full: every line of the audit file is whole JSON" ok "$(json_lines_ok "$AUD")"
 	check_eq "disk full: the final totals count every connect (6 processes)" "$total 6" \
 		"$(last_program "$AUD" fs tcp6x | jq -r '"\(.connect.tcp) \(.pids)"')"
 	errors=$(jq -r 'select(.type == "audit_run" and .final) | .write_errors' "$AUD")
@@ -267,7 +244,7 @@ if dstrace_start_raw /dev/null --audit -o "$TORN" -i 1; then
 	dstrace_stop
 	check_eq "torn tail: the torn line is closed, every later line whole JSON" \
 		'{"type":"audit","run":"x","exe":"/usr/bin/cu ok' \
-		"$(sed -n 2p "$TORN") $(tail -n +3 "$TORN" >"$WORK/torn-rest"; whole_json "$WORK/torn-rest")"
+		"$(sed -n 2p "$TORN") $(tail -n +3 "$TORN" >"$WORK/torn-rest"; json_lines_ok "$WORK/torn-rest")"
 	check_match "torn tail: a run's records follow" '^[1-9][0-9]*$' \
 		"$(jq -R 'fromjson? | select(.type == "audit_run")' "$TORN" | jq -s length)" "audit_run records"
 fi

@@ -79,26 +79,8 @@ check_eq "traffic: every client connected" "done $CONNECTS" "$(cat "$WORK/traffi
 sleep 1.5 # one more interval
 dstrace_stop_sig TERM
 
-# whole_lines FILE: "ok LINES" when every line is one JSON object and the file ends with a
-# newline, else what is wrong.
-whole_lines() {
-	local lines objs
-	[[ -s $1 ]] || {
-		echo "empty or missing"
-		return
-	}
-	lines=$(wc -l <"$1")
-	objs=$(jq -R 'fromjson? | objects | 1' "$1" 2>/dev/null | wc -l)
-	if [[ $(tail -c 1 "$1" | od -An -c | tr -d ' ') != '\n' ]]; then
-		echo "last line not terminated"
-	elif [[ $lines != "$objs" ]]; then
-		echo "$((lines - objs)) of $lines lines are not one JSON object"
-	else
-		echo "ok"
-	fi
-}
 for f in "$LOG.1" "$LOG"; do
-	check_eq "${f##*/}: every line one whole JSON object (none torn)" ok "$(whole_lines "$f")"
+	check_eq "${f##*/}: every line one whole JSON object (none torn)" ok "$(json_lines_ok "$f")"
 	log "${f##*/}: $(wc -l <"$f") lines"
 done
 

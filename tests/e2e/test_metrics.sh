@@ -37,12 +37,6 @@ SCRAPE_TIMEOUT=30
 need_root
 build_progs
 
-bail() {
-	fail "$1" "$2"
-	summary
-	exit 1
-}
-
 for tool in "$PROMETHEUS" curl jq; do
 	command -v "$tool" >/dev/null || bail "prerequisites" "expected $tool installed, got none (scripts/install-deps.sh)"
 done

@@ -63,6 +63,10 @@ int main(int argc, char **argv)
 	if (!err)
 		err = register_container_tests();
 	if (!err)
+		err = register_clock_tests();
+	if (!err)
+		err = register_programs_tests();
+	if (!err)
 		err = register_audit_tests();
 	if (err) {
 		fprintf(stderr, "unit-tests: cannot register the tests: %s\n", CU_get_error_msg());

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Finding the cgroup v2 mount point in /proc/self/mountinfo text. Only the parser: the
- * functions that mount file systems are for the end-to-end tests. */
+/* Finding the cgroup v2 mount point in /proc/self/mountinfo text, a cgroup id's path (the walk,
+ * on a directory tree of our own) and a process's executable. The functions that mount file
+ * systems are for the end-to-end tests. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "cgroupfs.h"
 #include "unit.h"
 
@@ -143,6 +147,63 @@ static void test_escaped_mount_point(void)
 	ASSERT_STR_EQ(path, "/mnt/cgroup v2");
 }
 
+#define GONE_PID 5000001 /* above any pid_max: /proc never answers for it */
+
+/* A process gone: its cgroup is found by walking the hierarchy for the directory whose inode
+ * is the cgroup id. A tree of our own stands for the hierarchy. */
+static void test_path_by_id(void)
+{
+	char root[] = "/tmp/dstrace-unit-cgroup.XXXXXX", dir[128], out[64];
+	struct stat st;
+
+	REQUIRE_TRUE(mkdtemp(root) != NULL);
+	snprintf(dir, sizeof(dir), "%s/system.slice", root);
+	REQUIRE_TRUE(mkdir(dir, 0700) == 0);
+	snprintf(dir, sizeof(dir), "%s/system.slice/nginx.service", root);
+	REQUIRE_TRUE(mkdir(dir, 0700) == 0);
+	REQUIRE_TRUE(stat(dir, &st) == 0);
+	dstrace_cgroup_path(root, GONE_PID, st.st_ino, out, sizeof(out));
+	ASSERT_STR_EQ(out, "/system.slice/nginx.service");
+	dstrace_cgroup_path(root, GONE_PID, st.st_ino, out, 8); /* cut short */
+	ASSERT_STR_EQ(out, "/system");
+	REQUIRE_TRUE(stat(root, &st) == 0);
+	dstrace_cgroup_path(root, GONE_PID, st.st_ino, out, sizeof(out));
+	ASSERT_STR_EQ(out, "/"); /* the root itself */
+	dstrace_cgroup_path(root, GONE_PID, 1, out, sizeof(out)); /* no such cgroup */
+	ASSERT_STR_EQ(out, "");
+	dstrace_cgroup_path("", GONE_PID, st.st_ino, out, sizeof(out)); /* no hierarchy known */
+	ASSERT_STR_EQ(out, "");
+	rmdir(dir);
+	snprintf(dir, sizeof(dir), "%s/system.slice", root);
+	rmdir(dir);
+	rmdir(root);
+}
+
+/* A running process's cgroup from /proc/PID/cgroup; its executable from /proc/PID/exe. */
+static void test_proc_lookups(void)
+{
+	char want[256], out[256] = "x", line[300] = "";
+	ssize_t n = readlink("/proc/self/exe", want, sizeof(want) - 1);
+	FILE *f = fopen("/proc/self/cgroup", "re");
+
+	REQUIRE_TRUE(n > 0);
+	want[n] = '\0';
+	dstrace_proc_exe(getpid(), out, sizeof(out));
+	ASSERT_STR_EQ(out, want);
+	dstrace_proc_exe(GONE_PID, out, sizeof(out));
+	ASSERT_STR_EQ(out, "");
+	/* with no hierarchy to check the id against, /proc/PID/cgroup's word is taken */
+	while (f && fgets(line, sizeof(line), f) && strncmp(line, "0::", 3))
+		line[0] = '\0';
+	if (f)
+		fclose(f);
+	if (!strncmp(line, "0::", 3)) {
+		line[strcspn(line, "\n")] = '\0';
+		dstrace_cgroup_path("", getpid(), 0, out, sizeof(out));
+		ASSERT_STR_EQ(out, line + 3);
+	}
+}
+
 static const CU_TestInfo tests[] = {
 	{ "hybrid layout", test_hybrid },
 	{ "unified layout", test_unified },
@@ -152,6 +213,8 @@ static const CU_TestInfo tests[] = {
 	{ "file system type field", test_fstype_field },
 	{ "small buffer", test_small_buffer },
 	{ "escaped mount point", test_escaped_mount_point },
+	{ "cgroup path by id (walk)", test_path_by_id },
+	{ "process cgroup and executable", test_proc_lookups },
 	CU_TEST_INFO_NULL,
 };
 

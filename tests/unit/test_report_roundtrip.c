@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Writer to reader: an audit table filled through its API (user/audit.c) is written with
+ * Writer to reader: the program table filled through its API (user/programs.c) is written with
  * audit__write, the lines are read back by dstrace report, and every program folds to the
  * numbers the table holds. Two writes, as a run does (an interval record, then the final
  * one with larger cumulative counters): only the newest counts. The pids do not exist, so
@@ -101,12 +101,15 @@ static void harvest(struct audit *a, unsigned int scale)
 
 static void write_run(struct audit *a, FILE *out, unsigned int minutes, bool final)
 {
+	struct dstrace_clock clock;
 	struct audit_run_info run = {
 		.run_id = "rt-1795338000-1", .host = "rt", .backend = "tracepoint",
 		.started_realtime_ns = NS(T_0900), .now_realtime_ns = NS(T_0900 + minutes * 60),
-		.boot_to_realtime_ns = (int64_t)NS(T_0900) - (int64_t)NS(10),
+		.clock = &clock,
 		.events = 10 * minutes, .final = final,
 	};
+
+	dstrace_clock_fixed(&clock, (int64_t)NS(T_0900) - (int64_t)NS(10));
 
 	ASSERT_INT_EQ(audit__write(a, out, &run, true), NPROGS); /* every program, once */
 	audit__written(a);

@@ -7,6 +7,7 @@
 #define DSTRACE_UNIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <CUnit/CUnit.h>
 
 /* Each adds one suite to the registry; 0 or a CUnit error code. */
@@ -20,6 +21,12 @@ int register_outfile_tests(void);
 int register_report_roundtrip_tests(void);
 int register_container_tests(void);
 int register_audit_tests(void);
+int register_programs_tests(void);
+int register_clock_tests(void);
+
+/* A kernel entry (proc_stats) of executable /usr/bin/<name>, uid 7, made at first_ns, with n
+ * TCP connects (test_programs.c). */
+struct dstrace_proc_stats unit_proc_entry(const char *name, uint64_t first_ns, uint64_t n);
 
 /* Adds suite name with the tests of a CU_TEST_INFO_NULL-terminated array; cleanup (or NULL)
  * runs after the suite's last test. 0 or a CUnit error code. */
