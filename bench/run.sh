@@ -20,7 +20,8 @@
 #   -t THREADS     loadgen threads: 1, one thread does both ends in turn (ops/s is the CPU
 #                  cost of an op); 2, a server/receiver thread of its own (default 1)
 #   -o FILE        JSON results (default bench/last-run.json)
-# Environment: DSTRACE, LOADGEN, BPFTRACE override the programs used. Needs root.
+# Environment: DSTRACE, LOADGEN, BPFTRACE override the programs used; DSTRACE_BASE (an
+# earlier build) adds its configurations base-stream and base-aggregate. Needs root.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -170,18 +171,23 @@ now_s() {
 	echo "$EPOCHREALTIME"
 }
 
+# The dstrace binary of configuration $1: base-* run DSTRACE_BASE (an earlier build).
+tracer_bin() {
+	case "$1" in base-*) echo "$DSTRACE_BASE" ;; *) echo "$DSTRACE" ;; esac
+}
+
 # Start a tracer for configuration $1; sets tracer_pid, tracer_out, tracer_err.
 start_tracer() {
 	local config=$1 ready_file i t
 	tracer_out=$work/$config.out
 	tracer_err=$work/$config.err
 	case "$config" in
-	stream)
-		"$DSTRACE" -j -o "$tracer_out" 2>"$tracer_err" &
+	stream | base-stream)
+		"$(tracer_bin "$config")" -j -o "$tracer_out" 2>"$tracer_err" &
 		ready_file=$tracer_err
 		;;
-	aggregate)
-		"$DSTRACE" -i 3600 -o "$tracer_out" 2>"$tracer_err" &
+	aggregate | base-aggregate)
+		"$(tracer_bin "$config")" -i 3600 -o "$tracer_out" 2>"$tracer_err" &
 		ready_file=$tracer_err
 		;;
 	floor)
@@ -226,8 +232,8 @@ counted() {
 	local config=$1 workload=$2 pid=$3 a b k
 	if [ "$workload" = tcp ]; then a=connect b=accept; else a=send b=recv; fi
 	case "$config" in
-	stream | aggregate)
-		if [ "$config" = stream ]; then
+	stream | aggregate | base-stream | base-aggregate)
+		if [ "${config#base-}" = stream ]; then
 			grep "^{\"type\":\"process\",\"pid\":$pid," "$tracer_out" |
 				sed -E "s/.*\"$a\":([0-9]+).*\"$b\":([0-9]+).*/\1 \2/"
 		else
@@ -248,8 +254,8 @@ counted() {
 # "N events, N lost, in ..."; "null" for bpftrace, which has no ring buffer to lose from.
 lost_events() {
 	case "$1" in
-	stream) sed -nE 's/^\{"type":"stats".*"lost":([0-9]+).*/\1/p' "$tracer_out" | tail -1 ;;
-	aggregate | floor) sed -nE 's/^[0-9]+ events, ([0-9]+) lost, .*/\1/p' "$tracer_out" | tail -1 ;;
+	stream | base-stream) sed -nE 's/^\{"type":"stats".*"lost":([0-9]+).*/\1/p' "$tracer_out" | tail -1 ;;
+	aggregate | floor | base-aggregate) sed -nE 's/^[0-9]+ events, ([0-9]+) lost, .*/\1/p' "$tracer_out" | tail -1 ;;
 	*) echo null ;;
 	esac
 }
@@ -402,6 +408,13 @@ json_numbers() { # list -> [n1,n2,...]
 
 configs=(none floor stream aggregate bpftrace)
 tracers=(stream aggregate bpftrace)
+# DSTRACE_BASE: an earlier build of dstrace, run as two more configurations (base-stream,
+# base-aggregate) interleaved with the others: before and after a change, paired.
+if [ -n "${DSTRACE_BASE:-}" ]; then
+	[ -x "$DSTRACE_BASE" ] || die "DSTRACE_BASE=$DSTRACE_BASE: not an executable"
+	configs+=(base-stream base-aggregate)
+	tracers+=(base-stream base-aggregate)
+fi
 workloads=(tcp udp)
 # Storms: space-separated lists per workload:config.
 declare -A ops recv start_s cpu_s cpu_pct hwm lost cnt
@@ -436,7 +449,7 @@ record() { # config workload kind ops recv start cpu_s cpu_pct bpf_pct hwm lost 
 		hwm[$key]+=" ${10}"
 		lost[$key]+=" ${11}"
 		cnt[$key]+=" ${12}"
-		printf '  %-5s %s %-9s %10.0f ops/s\n' storm "$2" "$1" "$4" >&2
+		printf '  %-5s %s %-14s %10.0f ops/s\n' storm "$2" "$1" "$4" >&2
 	else
 		f_ops[$key]=$4
 		f_cpu[$key]=$8
@@ -445,7 +458,7 @@ record() { # config workload kind ops recv start cpu_s cpu_pct bpf_pct hwm lost 
 		f_lost[$key]=${11}
 		f_cnt[$key]=${12}
 		f_progs[$key]=${13}
-		printf '  %-5s %s %-9s %10.0f ops/s: tracer %s%% CPU, its BPF programs %s%%\n' fixed \
+		printf '  %-5s %s %-14s %10.0f ops/s: tracer %s%% CPU, its BPF programs %s%%\n' fixed \
 			"$2" "$1" "$4" "$8" "$9" >&2
 	fi
 }
@@ -527,7 +540,7 @@ echo "median of the per-round ratios (a round runs every configuration back to b
 echo "rratio: udp datagrams received; start: s until the tracer was tracing; cpu%: tracer's"
 echo "user+system time while the load ran, % of one core; rss: its VmHWM; lost: ring buffer drops,"
 echo "all rounds; counted: what the tracer counted for loadgen / what loadgen did (min)"
-row='%-4s %-9s %8s %4s %6s %6s %8s %6s %5s %5s %7s %8s %7s\n'
+row='%-4s %-14s %8s %4s %6s %6s %8s %6s %5s %5s %7s %8s %7s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ops/s +-% ratio paired recv/s rratio start cpu% rss_MiB lost counted
 json_storms=()
@@ -568,7 +581,7 @@ echo
 echo "Fixed rate, $fixed_events events/s for ${rate_duration}s: tcp $((fixed_events / 2))" \
 	"connections/s (connect + accept events), udp $((fixed_events / 2)) datagrams/s"
 echo "(sent + received); cpu = tracer process, bpf = run time of its BPF programs, % of one core"
-row='%-4s %-9s %9s %6s %6s %7s %9s %7s\n'
+row='%-4s %-14s %9s %6s %6s %7s %9s %7s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ops/s cpu% bpf% rss_MiB lost counted
 json_fixed=()
@@ -595,7 +608,7 @@ if [ -n "${f_progs[*]//-/}" ]; then
 	echo
 	echo "BPF programs in the fixed-rate runs: runs per second (of every process on the machine:"
 	echo "the hooks are system-wide) and mean run time, ns"
-	row='%-4s %-9s %-34s %8s %8s\n'
+	row='%-4s %-14s %-34s %8s %8s\n'
 	# shellcheck disable=SC2059
 	printf "$row" load config program runs/s ns/run
 	for workload in "${workloads[@]}"; do
@@ -612,7 +625,7 @@ echo
 echo "Cost per operation, ns (from the storms' median ops/s): hooks = floor - untraced (dstrace's"
 echo "hooks with programs that only return), work = tracer - floor (what dstrace's programs and"
 echo "user space add above that), x floor = work / hooks"
-row='%-4s %-9s %10s %10s %10s %8s\n'
+row='%-4s %-14s %10s %10s %10s %8s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ns/op hooks work "x floor"
 json_floor=()
