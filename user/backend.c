@@ -116,6 +116,13 @@ _Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(fentry_progs
 		       sizeof(((struct dstrace *)0)->progs) / sizeof(struct bpf_program *),
 	       "the program lists of user/backend.c do not name each program of the BPF object once");
 
+#define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
+_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) +
+			       MAX_OF(NELEM(fentry_progs),
+				      MAX_OF(NELEM(kprobe_progs), NELEM(tracepoint_progs))) <=
+		       MAX_LINKS,
+	       "MAX_LINKS cannot hold the links of every program of a backend");
+
 static struct bpf_program *prog_of(const struct dstrace *skel, const struct prog_ref *ref)
 {
 	return *(struct bpf_program *const *)((const char *)skel + ref->off);
