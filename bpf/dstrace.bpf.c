@@ -2,10 +2,12 @@
 /*
  * dstrace BPF programs. Each backend is a set of thin attach wrappers around the handlers in
  * paths.bpf.h; user space turns off (autoload) the programs of the backends it does not use.
- * Program names start with the backend's prefix: fx_ (fentry), kp_ (kprobe), tp_ and cg_
- * (tracepoint); sk_ programs (socket.bpf.h) are loaded by every backend, and so are lc_
- * programs (process lifecycle, lifecycle.bpf.h), which come first so that they are attached
- * before anything is counted.
+ * Which programs each backend loads is written down in user/backend.c (its program lists,
+ * checked against this object when it builds and when it loads): the backend's own
+ * (fentry.bpf.h, kprobe.bpf.h, tracepoint.bpf.h), the socket layer (socket.bpf.h) and the
+ * process lifecycle (lifecycle.bpf.h), which is attached first, before anything is counted.
+ * A program added here must be added to one of those lists. (Names still start with fx_,
+ * kp_, tp_/cg_, sk_ and lc_, for whoever reads bpftool's list, but nothing depends on it.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

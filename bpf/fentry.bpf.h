@@ -87,19 +87,16 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	     int *addr_len, int ret)
 {
 	FLOOR_RETURN(0);
-	__u32 raddr;
-	__u16 rport;
+	__u32 raddr = 0;
+	__u16 rport = 0;
 	__u8 proto;
 	bool mapped;
 
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
+	/* the source skb_consume_udp() handed over is taken whatever the read was */
 	mapped = udp6_recv_peer(sk, msg, &raddr, &rport);
-	/* A peek leaves the datagram queued: it is counted when it is read. An error-queue
-	 * read returns an error report, not a datagram. */
-	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !mapped)
-		return 0;
-	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
+	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport);
 	return 0;
 }
 
@@ -116,8 +113,7 @@ int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, in
 	     int *addr_len, int ret)
 {
 	FLOOR_RETURN(0);
-	if (!(flags & (MSG_PEEK | MSG_ERRQUEUE)))
-		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
+	handle_tcp_recv(sk, flags, ret);
 	return 0;
 }
 

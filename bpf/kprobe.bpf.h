@@ -176,8 +176,8 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	FLOOR_RETURN(0);
 	struct kcall call;
 	struct sock *sk;
-	__u32 raddr;
-	__u16 rport;
+	__u32 raddr = 0;
+	__u16 rport = 0;
 	__u8 proto;
 	bool mapped;
 
@@ -186,10 +186,9 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	sk = (struct sock *)call.sk;
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
+	/* the source skb_consume_udp() handed over is taken whatever the read was */
 	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport);
-	if (ret < 0 || (call.flags & (MSG_PEEK | MSG_ERRQUEUE)) || !mapped)
-		return 0;
-	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
+	handle_udp_recv(sk, proto, call.flags, ret, mapped, raddr, rport);
 	return 0;
 }
 
@@ -231,8 +230,8 @@ int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
 	FLOOR_RETURN(0);
 	struct kcall call;
 
-	if (kcall_take(KCALL_TCP_RECV, &call) && !(call.flags & (MSG_PEEK | MSG_ERRQUEUE)))
-		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, ret);
+	if (kcall_take(KCALL_TCP_RECV, &call))
+		handle_tcp_recv((struct sock *)call.sk, call.flags, ret);
 	return 0;
 }
 

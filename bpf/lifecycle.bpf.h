@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Process lifecycle, for every backend (program prefix lc_): when a process ends, or exec()s
- * another program, its proc_stats entry is final. It moves to proc_exited, where user space
- * folds it into its program (or the final table) and deletes it, and its pid is free in
- * proc_stats at once: a process that reuses the pid, or the program exec() started, gets an
- * entry of its own with its own executable, uid and cgroup.
+ * Process lifecycle, for every backend (user/backend.c's lifecycle list): when a process
+ * ends, or exec()s another program, its proc_stats entry is final. It moves to proc_exited,
+ * where user space folds it into its program (or the final table) and deletes it, and its pid
+ * is free in proc_stats at once: a process that reuses the pid, or the program exec()
+ * started, gets an entry of its own with its own executable, uid and cgroup.
  *
  * raw tracepoints: no tracefs, no kprobes, no BPF trampolines, so they load wherever any
  * backend does (this locked-down kernel included), and they fire in the ending task.

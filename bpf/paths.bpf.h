@@ -2,7 +2,9 @@
 /*
  * One handler per mapping path. A backend's attach wrappers find the socket, the peer and
  * the result the way their hook allows, then call one of these; everything that turns kernel
- * state into a dstrace event or a counter lives here, so every backend reports the same.
+ * state into a dstrace event or a counter lives here, so every backend reports the same. That
+ * includes which calls count: the handlers get the call's flags and result and decide (a
+ * peek, an error-queue read, a failed read are not counted: recv_counted()).
  */
 #ifndef DSTRACE_PATHS_BPF_H
 #define DSTRACE_PATHS_BPF_H
@@ -845,6 +847,30 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 	__sync_fetch_and_add(&flow->bytes, ret);
 }
 
+/* Did a read take data off the socket? Not a peek: it leaves the data queued, to be counted
+ * when it is read; not a read of the error queue: it returns an error report, not data. */
+static __always_inline bool recv_dequeues(int flags)
+{
+	return !(flags & (MSG_PEEK | MSG_ERRQUEUE));
+}
+
+/* Is a read that returned ret (flags: the caller's MSG_ flags) counted? Only one that took
+ * data off the socket: not a peek, not an error-queue read, not a failure (ret < 0). */
+static __always_inline bool recv_counted(int flags, int ret)
+{
+	return ret >= 0 && recv_dequeues(flags);
+}
+
+/* Path 4: a read on a UDP AF_INET6 socket returned ret (flags: the caller's MSG_ flags);
+ * mapped: the datagram it read came from the IPv4 peer raddr:rport. Every backend's reads
+ * end here, and this decides which are counted. */
+static __always_inline void handle_udp_recv(struct sock *sk, __u8 proto, int flags, int ret,
+					    bool mapped, __u32 raddr, __u16 rport)
+{
+	if (recv_counted(flags, ret) && mapped)
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
+}
+
 /*
  * A UDP send finished on an AF_INET6 socket (backends that see every call and may use socket
  * storage: tracepoint, fentry). have_peer: this call's datagram goes to the IPv4 peer
@@ -904,6 +930,14 @@ static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret
 		st->last_ns = bpf_ktime_get_boot_ns();
 		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][DSTRACE_PROTO_TCP], ret);
 	}
+}
+
+/* A read on a TCP AF_INET6 socket returned ret (flags: the caller's MSG_ flags): its bytes,
+ * if it is counted (recv_counted). */
+static __always_inline void handle_tcp_recv(struct sock *sk, int flags, int ret)
+{
+	if (recv_counted(flags, ret))
+		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
 }
 
 /*

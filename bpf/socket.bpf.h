@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The socket layer every backend shares (program names "sk_"): hooks that follow the socket,
- * not the syscall, so a connect is seen once however it is driven (syscalls, io_uring, TCP
- * Fast Open, kernel sockets, MPTCP) and however many calls touch it. They work on every
- * kernel dstrace supports, locked-down ones included (cgroup hooks on the cgroup v2 root and
- * tp_btf). The backends add what this layer cannot see: the immediate result of a call.
+ * The socket layer every backend shares (user/backend.c's socket list): hooks that follow the
+ * socket, not the syscall, so a connect is seen once however it is driven (syscalls,
+ * io_uring, TCP Fast Open, kernel sockets, MPTCP) and however many calls touch it. They work
+ * on every kernel dstrace supports, locked-down ones included (cgroup hooks on the cgroup v2
+ * root and tp_btf). The backends add what this layer cannot see: the immediate result of a
+ * call.
  */
 #ifndef DSTRACE_SOCKET_BPF_H
 #define DSTRACE_SOCKET_BPF_H

@@ -432,51 +432,61 @@ static __always_inline enum rxq_kind rxq_pop(struct sock *sk, int ret, int flags
 	return k;
 }
 
+/* The source of the datagram a read of ret bytes took off a UDP AF_INET6 socket: the address
+ * the caller asked for (cgroup/recvmsg6), the connected peer, or the head of the socket's
+ * queue of sources, which only a read that took a datagram off the socket consumes. false:
+ * not an IPv4 peer, or not known (a source unknown is counted). A peek or an error-queue
+ * read leaves the address the caller asked for in place. */
+static __always_inline bool dgram_recv_source(struct sock *sk, int ret, int flags, __u32 *raddr,
+					      __u16 *rport)
+{
+	struct rxq_slot src = {};
+	struct dgram_peer peer;
+	enum rxq_kind v;
+	bool have_peer;
+
+	if (!recv_dequeues(flags))
+		return false;
+	have_peer = dgram_handoff_take(sk, true, &peer);
+	if (ret < 0)
+		return false;
+	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)
+		return sk_mapped_peer(sk, raddr, rport);
+	/* Unconnected: every datagram read takes its source off the queue of sources; the
+	 * address the caller asked for (cgroup/recvmsg6), if any, is the exact one. */
+	v = rxq_pop(sk, ret, flags, &src);
+	if (have_peer) {
+		*raddr = peer.addr;
+		*rport = peer.port;
+		return true;
+	}
+	if (v == RXQ_V4) {
+		*raddr = src.addr;
+		*rport = src.port;
+		return true;
+	}
+	if (v == RXQ_UNKNOWN)
+		counter_add(DSTRACE_CNT_RECV_UNKNOWN, 1);
+	return false;
+}
+
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 {
 	FLOOR_RETURN(0);
-	struct dgram_peer peer;
-	struct rxq_slot src = {};
-	bool have_peer;
-	__u16 rport;
-	__u32 raddr;
+	__u32 raddr = 0;
+	__u16 rport = 0;
+	bool mapped;
 	__u8 proto;
 
 	if (!sk_is_inet6(sk, &proto))
 		return 0;
-	/* A peek leaves the data queued: it is counted when it is read. An error-queue read
-	 * returns an error report, not a datagram. */
-	if (flags & (MSG_PEEK | MSG_ERRQUEUE))
-		return 0;
 	if (proto == DSTRACE_PROTO_TCP) {
-		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
+		handle_tcp_recv(sk, flags, ret);
 		return 0;
 	}
-	have_peer = dgram_handoff_take(sk, true, &peer);
-	if (ret < 0)
-		return 0;
-	if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
-		if (!sk_mapped_peer(sk, &raddr, &rport))
-			return 0;
-	} else {
-		/* Unconnected: every datagram read takes its source off the queue of sources;
-		 * the address the caller asked for (cgroup/recvmsg6), if any, is the exact one. */
-		enum rxq_kind v = rxq_pop(sk, ret, flags, &src);
-
-		if (have_peer) {
-			raddr = peer.addr;
-			rport = peer.port;
-		} else if (v == RXQ_V4) {
-			raddr = src.addr;
-			rport = src.port;
-		} else {
-			if (v == RXQ_UNKNOWN)
-				counter_add(DSTRACE_CNT_RECV_UNKNOWN, 1);
-			return 0;
-		}
-	}
-	handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
+	mapped = dgram_recv_source(sk, ret, flags, &raddr, &rport);
+	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport);
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,21 +36,101 @@ static const enum dstrace_backend_kind auto_order[] = {
 	DSTRACE_BACKEND_TRACEPOINT,
 };
 
-/* A program belongs to the backend its name's prefix says (see bpf/dstrace.bpf.c);
- * DSTRACE_BACKEND_AUTO: to every backend (sk_, the socket layer; lc_, process lifecycle). */
-static int owner_of(const char *prog_name, enum dstrace_backend_kind *kind)
+/*
+ * The programs of the BPF object, written down once, by the part of it they belong to (see
+ * bpf/dstrace.bpf.c). A program is named by its place in the skeleton: a name that is not a
+ * program of the object does not compile, and a program added to the object without being
+ * listed here fails the count below at build time (and check_lists() at load, which also
+ * catches one listed twice).
+ */
+struct prog_ref {
+	size_t off;	   /* where its pointer is in struct dstrace */
+	const char *event; /* optional: the tracefs event it needs, which the kernel may lack */
+};
+
+#define PROG(name) { offsetof(struct dstrace, progs.name), NULL }
+/* A program for something this kernel may not have built in: left out, not fatal. */
+#define PROG_IF_EVENT(name, event) { offsetof(struct dstrace, progs.name), event }
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Process lifecycle (bpf/lifecycle.bpf.h): first, attached before anything is counted. */
+static const struct prog_ref lifecycle_progs[] = {
+	PROG(lc_process_exit),
+	PROG(lc_process_exec),
+};
+
+/* The socket layer (bpf/socket.bpf.h). */
+static const struct prog_ref socket_progs[] = {
+	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state),
+	PROG(sk_enter_bind), PROG(sk_exit_bind), PROG(sk_existing),
+};
+
+/* Backend "fentry" (bpf/fentry.bpf.h). */
+static const struct prog_ref fentry_progs[] = {
+	PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect), PROG(fx_inet_csk_accept),
+	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
+	PROG(fx_udpv6_recvmsg), PROG(fx_tcp_sendmsg), PROG(fx_tcp_recvmsg),
+};
+
+/* Backend "kprobe" (bpf/kprobe.bpf.h). */
+static const struct prog_ref kprobe_progs[] = {
+	PROG(kp_tcp_v6_connect), PROG(kp_tcp_v6_connect_ret),
+	PROG(kp_ip6_datagram_connect), PROG(kp_ip6_datagram_connect_ret),
+	PROG(kp_inet_csk_accept_ret), PROG(kp_udpv6_sendmsg),
+	PROG(kp_udpv6_sendmsg_ret), PROG(kp_udpv6_recvmsg),
+	PROG(kp_skb_consume_udp), PROG(kp_udpv6_recvmsg_ret),
+	PROG(kp_tcp_sendmsg), PROG(kp_tcp_sendmsg_ret),
+	PROG(kp_tcp_recvmsg), PROG(kp_tcp_recvmsg_ret),
+};
+
+/* Backend "tracepoint" (bpf/tracepoint.bpf.h). */
+static const struct prog_ref tracepoint_progs[] = {
+	PROG(tp_enter_connect),
+	PROG(tp_exit_connect),
+	PROG(tp_exit_accept),
+	PROG(tp_exit_accept4),
+	PROG_IF_EVENT(tp_io_uring_complete, "io_uring/io_uring_complete"),
+	PROG(cg_sendmsg4),
+	PROG(cg_sendmsg6),
+	PROG(tp_send_length),
+	PROG(cg_recvmsg6),
+	PROG(cg_skb_ingress),
+	PROG(tp_recv_length),
+};
+
+/* Every list, in the order they are attached. */
+static const struct prog_list {
+	enum dstrace_backend_kind backend; /* DSTRACE_BACKEND_AUTO: every backend loads it */
+	const struct prog_ref *progs;
+	size_t n;
+} prog_lists[] = {
+	{ DSTRACE_BACKEND_AUTO, lifecycle_progs, NELEM(lifecycle_progs) },
+	{ DSTRACE_BACKEND_AUTO, socket_progs, NELEM(socket_progs) },
+	{ DSTRACE_BACKEND_FENTRY, fentry_progs, NELEM(fentry_progs) },
+	{ DSTRACE_BACKEND_KPROBE, kprobe_progs, NELEM(kprobe_progs) },
+	{ DSTRACE_BACKEND_TRACEPOINT, tracepoint_progs, NELEM(tracepoint_progs) },
+};
+
+_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(fentry_progs) +
+			       NELEM(kprobe_progs) + NELEM(tracepoint_progs) ==
+		       sizeof(((struct dstrace *)0)->progs) / sizeof(struct bpf_program *),
+	       "the program lists of user/backend.c do not name each program of the BPF object once");
+
+#define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
+_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) +
+			       MAX_OF(NELEM(fentry_progs),
+				      MAX_OF(NELEM(kprobe_progs), NELEM(tracepoint_progs))) <=
+		       MAX_LINKS,
+	       "MAX_LINKS cannot hold the links of every program of a backend");
+
+static struct bpf_program *prog_of(const struct dstrace *skel, const struct prog_ref *ref)
 {
-	if (!strncmp(prog_name, "sk_", 3) || !strncmp(prog_name, "lc_", 3))
-		*kind = DSTRACE_BACKEND_AUTO;
-	else if (!strncmp(prog_name, "fx_", 3))
-		*kind = DSTRACE_BACKEND_FENTRY;
-	else if (!strncmp(prog_name, "kp_", 3))
-		*kind = DSTRACE_BACKEND_KPROBE;
-	else if (!strncmp(prog_name, "tp_", 3) || !strncmp(prog_name, "cg_", 3))
-		*kind = DSTRACE_BACKEND_TRACEPOINT;
-	else
-		return -ENOENT;
-	return 0;
+	return *(struct bpf_program *const *)((const char *)skel + ref->off);
+}
+
+static bool list_loaded_by(const struct prog_list *l, enum dstrace_backend_kind kind)
+{
+	return l->backend == DSTRACE_BACKEND_AUTO || l->backend == kind;
 }
 
 static bool is_cgroup_prog(const struct bpf_program *prog)
@@ -189,19 +270,44 @@ static void backend_detach(struct dstrace_backend *b)
 	b->skel = NULL;
 }
 
-/* A program for something this kernel may not have built in (io_uring): left out, not fatal. */
-static bool optional_missing(const struct bpf_program *prog)
+/* Is an optional program's tracefs event missing from this kernel? */
+static bool optional_missing(const struct prog_ref *ref)
 {
-	if (!strcmp(bpf_program__name(prog), "tp_io_uring_complete"))
-		return access("/sys/kernel/tracing/events/io_uring/io_uring_complete", F_OK) &&
-		       access("/sys/kernel/debug/tracing/events/io_uring/io_uring_complete", F_OK);
-	return false;
+	char path[128];
+
+	if (!ref->event)
+		return false;
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s", ref->event);
+	if (!access(path, F_OK))
+		return false;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tracing/events/%s", ref->event);
+	return access(path, F_OK) != 0;
+}
+
+/* Every program of the object is in exactly one list: else it would be loaded by every
+ * backend, or by none, or attached twice. */
+static int check_lists(struct dstrace_backend *b)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, b->skel->obj) {
+		int n = 0;
+
+		for (size_t l = 0; l < NELEM(prog_lists); l++)
+			for (size_t i = 0; i < prog_lists[l].n; i++)
+				n += prog_of(b->skel, &prog_lists[l].progs[i]) == prog;
+		if (n != 1)
+			return fail(b, -EINVAL,
+				    "internal error: program %s is in %d program lists of "
+				    "user/backend.c, expected 1",
+				    bpf_program__name(prog), n);
+	}
+	return 0;
 }
 
 static int configure(struct dstrace_backend *b, const struct env *env)
 {
 	struct dstrace *skel = b->skel;
-	struct bpf_program *prog;
 	int err;
 
 	skel->rodata->filter_pid_enabled = env->npids > 0;
@@ -220,14 +326,17 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	if (err)
 		return fail(b, err, "cannot size the ring buffer: %s", strerror(-err));
 
-	bpf_object__for_each_program(prog, skel->obj) {
-		enum dstrace_backend_kind owner;
+	err = check_lists(b);
+	if (err)
+		return err;
+	for (size_t l = 0; l < NELEM(prog_lists); l++) {
+		for (size_t i = 0; i < prog_lists[l].n; i++) {
+			const struct prog_ref *ref = &prog_lists[l].progs[i];
 
-		if (owner_of(bpf_program__name(prog), &owner))
-			return fail(b, -EINVAL, "internal error: program %s has no backend",
-				    bpf_program__name(prog));
-		bpf_program__set_autoload(prog, (owner == b->kind || owner == DSTRACE_BACKEND_AUTO) &&
-						!optional_missing(prog));
+			bpf_program__set_autoload(prog_of(skel, ref),
+						  list_loaded_by(&prog_lists[l], b->kind) &&
+							  !optional_missing(ref));
+		}
 	}
 	return 0;
 }
@@ -261,32 +370,45 @@ static int open_cgroup_root(struct dstrace_backend *b)
 	return 0;
 }
 
-static int attach(struct dstrace_backend *b)
+static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 {
-	struct bpf_program *prog;
+	struct bpf_link *link;
 	int err;
 
-	bpf_object__for_each_program(prog, b->skel->obj) {
-		struct bpf_link *link;
+	if (b->nlinks == MAX_LINKS)
+		return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
+	if (is_cgroup_prog(prog)) {
+		err = open_cgroup_root(b);
+		if (err)
+			return err;
+		link = bpf_program__attach_cgroup(prog, b->cgroup_fd);
+	} else {
+		link = bpf_program__attach(prog);
+	}
+	if (!link)
+		return fail(b, -errno, "failed to attach %s: %s", bpf_program__name(prog),
+			    strerror(errno));
+	b->links[b->nlinks++] = link;
+	if (prog == b->skel->progs.sk_existing)
+		b->existing = link;
+	return 0;
+}
 
-		if (!bpf_program__autoload(prog))
-			continue;
-		if (b->nlinks == MAX_LINKS)
-			return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
-		if (is_cgroup_prog(prog)) {
-			err = open_cgroup_root(b);
+/* The programs loaded, list by list (configure() chose them). */
+static int attach(struct dstrace_backend *b)
+{
+	int err;
+
+	for (size_t l = 0; l < NELEM(prog_lists); l++) {
+		for (size_t i = 0; i < prog_lists[l].n; i++) {
+			struct bpf_program *prog = prog_of(b->skel, &prog_lists[l].progs[i]);
+
+			if (!bpf_program__autoload(prog))
+				continue;
+			err = attach_one(b, prog);
 			if (err)
 				return err;
-			link = bpf_program__attach_cgroup(prog, b->cgroup_fd);
-		} else {
-			link = bpf_program__attach(prog);
 		}
-		if (!link)
-			return fail(b, -errno, "failed to attach %s: %s", bpf_program__name(prog),
-				    strerror(errno));
-		b->links[b->nlinks++] = link;
-		if (prog == b->skel->progs.sk_existing)
-			b->existing = link;
 	}
 	return 0;
 }
