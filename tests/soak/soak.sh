@@ -390,9 +390,9 @@ done
 series() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 check_eq "exact totals, the last scrape: soak-churn connects and accepts, soak-udpsend datagrams" \
 	"connect=$CH_CONNECTED accept=$CH_ACCEPTED send=$U_SENT" \
-	"connect=$(series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="connect",proto="tcp",comm="soak-churn"}') accept=$(
-		series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="accept",proto="tcp",comm="soak-churn"}') send=$(
-		series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="send",proto="udp",comm="soak-udpsend"}')"
+	"connect=$(series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="connect",proto="tcp",comm="soak-churn",runtime="",qos=""}') accept=$(
+		series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="accept",proto="tcp",comm="soak-churn",runtime="",qos=""}') send=$(
+		series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="send",proto="udp",comm="soak-udpsend",runtime="",qos=""}')"
 
 # --- drops, write errors, completeness -----------------------------------------------------
 ZERO_DROPS='{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}'
