@@ -150,6 +150,14 @@ expect_events "UDP cork flushed: events" "$CPID" "$(ev_json event=send proto=udp
 	raddr=127.0.0.1 rport=5354 ret=0)"
 expect_proc "UDP cork flushed: process" "$CPID" "$(proc_counts 0 0 2 0 0 1 7)"
 
+# An error-queue read (the ICMP port unreachable of a mapped datagram, IP_RECVERR) returns an
+# error report, not a datagram: one send, nothing received.
+case_run "UDP error-queue read" ok "$SP" udp-errqueue ::ffff:127.0.0.1 5356
+check_eq "UDP error-queue read: the program read its error queue" 1 "$(kv "$LINE" errqueue)"
+expect_events "UDP error-queue read: events" "$CPID" "$(ev_json event=send proto=udp pid="$CPID" \
+	raddr=127.0.0.1 rport=5356 ret=0)"
+expect_proc "UDP error-queue read: process" "$CPID" "$(proc_counts 0 0 1 0 0 1 1)"
+
 # Four threads send 4000 datagrams each over one socket, four threads receive them on
 # another: every datagram the program sent and received is counted, not one more.
 case_run "4 threads sharing UDP sockets" ok "$SP" udp-threads 5400 4 4000 100

@@ -30,6 +30,9 @@
  *                                          read or recvmsg) until none is left. With
  *                                          RCVBUF (SO_RCVBUF), the datagrams that do not
  *                                          fit are dropped by the kernel.
+ *   sockpaths udp-errqueue ADDR PORT       IP_RECVERR on, one datagram to a closed port,
+ *                                          the ICMP error read with MSG_ERRQUEUE (not a
+ *                                          datagram received)
  *   sockpaths bind ADDR PORT V6ONLY        bind an AF_INET6 UDP socket (V6ONLY 0 or 1)
  *   sockpaths cork-flush ADDR PORT         UDP_CORK on, send 3 bytes, UDP_CORK off (the
  *                                          flush sends them), send 4 bytes: 2 datagrams
@@ -453,6 +456,31 @@ static int udp_noaddr(const char *port, const char *count, const char *s4, const
 	return result(0);
 }
 
+static int udp_errqueue(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_DGRAM, 0), on = 1, got = 0;
+	char buf[256], ctl[512];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
+	if (sendto(fd, "x", 1, 0, (struct sockaddr *)sa, sizeof(*sa)) != 1)
+		return result(errno);
+	for (int i = 0; i < 50 && !got; i++) {
+		struct pollfd p = { .fd = fd, .events = 0 };
+
+		poll(&p, 1, 100); /* POLLERR once the ICMP error is queued */
+		msg.msg_control = ctl;
+		msg.msg_controllen = sizeof(ctl);
+		if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0)
+			got = 1;
+	}
+	close(fd);
+	printf("errqueue=%d ", got);
+	return result(got ? 0 : ETIMEDOUT);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: sockpaths MODE ARGS... (see the source's opening comment)\n");
@@ -499,6 +527,8 @@ int main(int argc, char **argv)
 		return uring_connect(&sa, argv[4]);
 	if (!strcmp(m, "bind") && argc == 5)
 		return bind6(&sa, argv[4]);
+	if (!strcmp(m, "udp-errqueue") && argc == 4)
+		return udp_errqueue(&sa);
 	if (!strcmp(m, "cork-flush") && argc == 4)
 		return cork_flush(&sa);
 	usage();
