@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "report.h"
+#include "htab.h"
 
 #define TS_UNKNOWN INT64_MIN
 /* jansson's integers are signed 64-bit: no count read can exceed this, and sums stop here, so
@@ -45,10 +46,9 @@ void fmt_ts(int64_t us, bool micro, char *buf, size_t size);
 
 /* ----------------------------------------------------------------------- index.c */
 
-/* Open addressing over the items of one array, by their index: slots hold index + 1. */
+/* The items of one array, by their index: an htab whose slots hold index + 1. */
 struct hindex {
-	uint32_t *slots;
-	uint32_t cap; /* a power of two, at least twice n */
+	struct htab slots; /* at least twice n */
 	uint32_t n;
 	uint64_t *hashes; /* of item i */
 	uint32_t hashes_cap;
