@@ -3,6 +3,7 @@
 #ifndef DSTRACE_FORMAT_H
 #define DSTRACE_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "dstrace.h"
@@ -19,9 +20,21 @@ const char *dstrace_errno_name(int negative_errno, char *buf, size_t size);
 
 /* "2026-11-22T10:00:00.123456Z" */
 void dstrace_format_ts(uint64_t realtime_ns, char *buf, size_t size);
+/* sec (since the epoch) as "2026-11-22T10:00:00.123456Z" with usec, or "2026-11-22T10:00:00Z"
+ * when usec < 0; false (buf untouched) if gmtime cannot say. */
+bool dstrace_format_utc(int64_t sec, int usec, char *buf, size_t size);
+/* IPv4 address (network order): "a.b.c.d" ("?" if buf is too small). */
+void dstrace_format_ipv4(uint32_t addr, char *buf, size_t size);
 /* IPv4 address (network order) as the application sees it: "::ffff:a.b.c.d:port". */
 void dstrace_format_mapped(uint32_t addr, uint16_t port, char *buf, size_t size);
-/* JSON string body with quotes, escaped. */
+/* Length of the valid UTF-8 multi-byte sequence at s (at most avail bytes; RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0 (ASCII included). */
+size_t dstrace_utf8_len(const unsigned char *s, size_t avail);
+/* At most maxlen bytes of src (up to its NUL) into dst (size bytes, always terminated), each
+ * byte outside printable ASCII as '?': for a terminal, or a message that must stay ASCII. */
+void dstrace_ascii_safe(char *dst, size_t size, const char *src, size_t maxlen);
+/* JSON string body with quotes, escaped: valid UTF-8 kept, other bytes and controls \u00XX
+ * (report's JSON, written by jansson, has its own rule: see report/json.c). */
 void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size);
 
 /* One line each, without the trailing newline. Return the length written. */

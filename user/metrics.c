@@ -188,38 +188,6 @@ static void add_errnos(struct comm_sums *s, const struct audit_program *p)
 	s->errnos_other += p->errnos_other;
 }
 
-/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), 0 if there is none. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	size_t len;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
 {
 	const unsigned char *in = (const unsigned char *)comm;
@@ -227,7 +195,9 @@ void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
 
 	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
 	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
-		size_t len = utf8_seq_len(in + i);
+		size_t len = in[i] < 0x80 ? 1
+					  : dstrace_utf8_len(in + i,
+							     strnlen(comm + i, DSTRACE_COMM_LEN - 1 - i));
 
 		if (in[i] == '\\' || in[i] == '"') {
 			out[o++] = '\\';

@@ -38,7 +38,6 @@ uint64_t sat_sub(uint64_t a, uint64_t b);
 /* Grow *arr (of elem-sized items, capacity *cap) to hold need items. 0 or -ENOMEM. */
 int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem);
 const char *plural(uint64_t n, const char *one, const char *many);
-void fmt_ipv4(uint32_t addr, char *buf, size_t size);
 /* "2026-11-22T10:00:00.000000Z" (any number of fraction digits, or none) to microseconds. */
 bool parse_ts(const char *s, int64_t *us);
 /* Microseconds to "2026-11-22T10:00:00.000000Z", or to seconds when !micro; "?" if unknown. */
