@@ -28,11 +28,6 @@ struct pid_key {
 	uint32_t pid;
 };
 
-static bool row_empty(const void *slot)
-{
-	return !*(const uint32_t *)slot;
-}
-
 static bool row_match(const void *slot, const void *key)
 {
 	const struct pid_key *k = key;
@@ -40,7 +35,7 @@ static bool row_match(const void *slot, const void *key)
 	return k->t->procs[*(const uint32_t *)slot - 1].pid == k->pid;
 }
 
-static const struct htab_ops index_ops = { .empty = row_empty, .match = row_match };
+static const struct htab_ops index_ops = { .empty = htab_u32_empty, .match = row_match };
 
 /* pid's slot in the index (empty for a pid not seen). */
 static uint32_t *index_slot(const struct proc_table *t, uint32_t pid)
@@ -135,11 +130,6 @@ void proc_table__sort(struct proc_table *t)
 }
 
 /* A process's peer set: the addresses themselves, 0 being the empty slot. */
-static bool peer_empty(const void *slot)
-{
-	return !*(const uint32_t *)slot;
-}
-
 static bool peer_match(const void *slot, const void *key)
 {
 	return *(const uint32_t *)slot == *(const uint32_t *)key;
@@ -150,7 +140,7 @@ static uint64_t peer_hash(const void *slot)
 	return dstrace_hash64(*(const uint32_t *)slot);
 }
 
-static const struct htab_ops peer_ops = { .empty = peer_empty, .match = peer_match,
+static const struct htab_ops peer_ops = { .empty = htab_u32_empty, .match = peer_match,
 					  .hash = peer_hash };
 
 /* Add a remote address to the set; the set stays at most half full. */

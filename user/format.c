@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Events, tables and the shared text helpers as text and JSON (format.h). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -170,6 +171,36 @@ void dstrace_ascii_safe(char *dst, size_t size, const char *src, size_t maxlen)
 		dst[i] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
 	}
 	dst[i] = '\0';
+}
+
+void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
+{
+	const unsigned char *in = (const unsigned char *)comm;
+	size_t o = 0;
+
+	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
+	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
+		size_t len = in[i] < 0x80 ? 1
+					  : dstrace_utf8_len(in + i,
+							     strnlen(comm + i, DSTRACE_COMM_LEN - 1 - i));
+
+		if (in[i] == '\\' || in[i] == '"') {
+			out[o++] = '\\';
+			out[o++] = in[i++];
+		} else if (in[i] == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+			i++;
+		} else if (len && i + len <= DSTRACE_COMM_LEN - 1) {
+			memcpy(out + o, in + i, len);
+			o += len;
+			i += len;
+		} else {
+			/* The label value gets \xNN; in the exposition its backslash is \\. */
+			o += snprintf(out + o, METRICS_LABEL_MAX - o, "\\\\x%02x", in[i++]);
+		}
+	}
+	out[o] = '\0';
 }
 
 /* comm for a text column: bytes outside printable ASCII become '?', so a process name

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Turning events and tables into text and JSON. Pure functions: no I/O, unit-tested. */
+/*
+ * Turning events and tables into text and JSON, and the one copy of the text helpers every
+ * part of user space uses: event and protocol names, errno names, UTC time stamps, IPv4
+ * addresses, UTF-8 checks, and each escaping rule (JSON strings, Prometheus label values,
+ * printable ASCII). Pure functions: no I/O, unit-tested.
+ */
 #ifndef DSTRACE_FORMAT_H
 #define DSTRACE_FORMAT_H
 
@@ -36,6 +41,14 @@ void dstrace_ascii_safe(char *dst, size_t size, const char *src, size_t maxlen);
 /* JSON string body with quotes, escaped: valid UTF-8 kept, other bytes and controls \u00XX
  * (report's JSON, written by jansson, has its own rule: see report/json.c). */
 void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size);
+
+/* A label value as written: every byte of a comm may become \\xNN (5 bytes), plus the NUL. */
+#define METRICS_LABEL_MAX (DSTRACE_COMM_LEN * 5 + 1)
+/* A comm as a label value of the Prometheus text exposition format: backslash, double quote and
+ * newline escaped (\\ \" \n), valid UTF-8 kept as it is, and each byte that is not part of
+ * valid UTF-8 written as the four characters \xNN (in the exposition: \\xNN), so that
+ * distinct comms stay distinct and the output stays UTF-8. out has METRICS_LABEL_MAX bytes. */
+void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX]);
 
 /* One line each, without the trailing newline. Return the length written. */
 int dstrace_format_event_header(char *buf, size_t size);

@@ -8,6 +8,11 @@
 #include <string.h>
 #include "htab.h"
 
+bool htab_u32_empty(const void *slot)
+{
+	return !*(const uint32_t *)slot;
+}
+
 uint32_t htab_pow2(uint32_t n)
 {
 	uint32_t cap = 1;

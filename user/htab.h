@@ -30,6 +30,9 @@ struct htab {
 	const struct htab_ops *ops;
 };
 
+/* The empty test of tables whose slots are a uint32_t, 0 being empty (sets of addresses,
+ * indexes holding an item's index + 1). */
+bool htab_u32_empty(const void *slot);
 /* The smallest power of two at least n (and at least 1). */
 uint32_t htab_pow2(uint32_t n);
 /* cap (a power of two) empty slots of esize bytes; 0 or -ENOMEM (t is left empty). */

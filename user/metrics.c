@@ -188,36 +188,6 @@ static void add_errnos(struct comm_sums *s, const struct audit_program *p)
 	s->errnos_other += p->errnos_other;
 }
 
-void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
-{
-	const unsigned char *in = (const unsigned char *)comm;
-	size_t o = 0;
-
-	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
-	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
-		size_t len = in[i] < 0x80 ? 1
-					  : dstrace_utf8_len(in + i,
-							     strnlen(comm + i, DSTRACE_COMM_LEN - 1 - i));
-
-		if (in[i] == '\\' || in[i] == '"') {
-			out[o++] = '\\';
-			out[o++] = in[i++];
-		} else if (in[i] == '\n') {
-			out[o++] = '\\';
-			out[o++] = 'n';
-			i++;
-		} else if (len && i + len <= DSTRACE_COMM_LEN - 1) {
-			memcpy(out + o, in + i, len);
-			o += len;
-			i += len;
-		} else {
-			/* The label value gets \xNN; in the exposition its backslash is \\. */
-			o += snprintf(out + o, METRICS_LABEL_MAX - o, "\\\\x%02x", in[i++]);
-		}
-	}
-	out[o] = '\0';
-}
-
 #define SERIES_MAX (METRICS_COMM_MAX + RUNTIME_LABELS * QOS_LABELS)
 
 /* The series in the order they are written: the named ones as first seen, then the buckets

@@ -38,11 +38,6 @@ struct hindex_key {
 	const void *key;
 };
 
-static bool item_empty(const void *slot)
-{
-	return !*(const uint32_t *)slot;
-}
-
 static bool item_match(const void *slot, const void *key)
 {
 	const struct hindex_key *k = key;
@@ -51,7 +46,7 @@ static bool item_match(const void *slot, const void *key)
 	return k->ix->hashes[i] == k->h && k->eq(k->items, i, k->key);
 }
 
-static const struct htab_ops item_ops = { .empty = item_empty, .match = item_match };
+static const struct htab_ops item_ops = { .empty = htab_u32_empty, .match = item_match };
 
 uint32_t hindex_find(const struct hindex *ix, uint64_t h, hindex_eq eq, const void *items,
 		     const void *key)
