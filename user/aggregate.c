@@ -4,6 +4,7 @@
 #include <string.h>
 #include "aggregate.h"
 #include "hash.h"
+#include "htab.h"
 
 void proc_table__init(struct proc_table *t)
 {
@@ -15,41 +16,50 @@ void proc_table__free(struct proc_table *t)
 	for (uint32_t i = 0; i < t->nprocs; i++)
 		free(t->procs[i].peers);
 	free(t->procs);
-	free(t->index);
+	htab_free(&t->index);
 	memset(t, 0, sizeof(*t));
 }
 
 #define NO_ROW UINT32_MAX
 
-/* pid's slot in the index: its last row, or NO_ROW (an empty slot, for a pid not seen). */
+/* The index: pid -> its last row, a slot holding row + 1 (0: empty). */
+struct pid_key {
+	const struct proc_table *t;
+	uint32_t pid;
+};
+
+static bool row_match(const void *slot, const void *key)
+{
+	const struct pid_key *k = key;
+
+	return k->t->procs[*(const uint32_t *)slot - 1].pid == k->pid;
+}
+
+static const struct htab_ops index_ops = { .empty = htab_u32_empty, .match = row_match };
+
+/* pid's slot in the index (empty for a pid not seen). */
 static uint32_t *index_slot(const struct proc_table *t, uint32_t pid)
 {
-	uint32_t mask = t->index_cap - 1;
+	struct pid_key k = { t, pid };
+	bool found;
 
-	for (uint32_t i = dstrace_hash64(pid) & mask;; i = (i + 1) & mask) {
-		uint32_t row = t->index[i];
-
-		if (row == NO_ROW || t->procs[row].pid == pid)
-			return &t->index[i];
-	}
+	return htab_find(&t->index, dstrace_hash64(pid), &k, &found);
 }
 
 /* (Re)build the index from the rows, whose rows of one pid are in the order they came. */
 static int index_build(struct proc_table *t, uint32_t cap)
 {
-	uint32_t *index = malloc(cap * sizeof(*index));
+	struct htab index;
 
-	if (!index)
+	if (htab_alloc(&index, &index_ops, sizeof(uint32_t), cap))
 		return -1;
-	free(t->index);
+	htab_free(&t->index);
 	t->index = index;
-	t->index_cap = cap;
-	memset(index, 0xff, cap * sizeof(*index)); /* NO_ROW */
 	for (uint32_t i = 0; i < t->nprocs; i++) {
 		uint32_t *slot = index_slot(t, t->procs[i].pid);
 
-		t->procs[i].prev_row = *slot;
-		*slot = i;
+		t->procs[i].prev_row = *slot ? *slot - 1 : NO_ROW;
+		*slot = i + 1;
 	}
 	return 0;
 }
@@ -57,9 +67,9 @@ static int index_build(struct proc_table *t, uint32_t cap)
 /* pid's last row, or NULL. */
 static struct proc_entry *proc_table__last(const struct proc_table *t, uint32_t pid)
 {
-	uint32_t row = t->index_cap ? *index_slot(t, pid) : NO_ROW;
+	uint32_t slot = t->index.cap ? *index_slot(t, pid) : 0;
 
-	return row == NO_ROW ? NULL : &t->procs[row];
+	return slot ? &t->procs[slot - 1] : NULL;
 }
 
 /* A new last row for pid, appended (no row moves: pids wrapping around cost nothing); NULL
@@ -82,16 +92,16 @@ static struct proc_entry *proc_table__append(struct proc_table *t, uint32_t pid)
 		t->procs = procs;
 		t->cap = cap;
 	}
-	if ((t->nprocs + 1) * 2 > t->index_cap &&
-	    index_build(t, t->index_cap ? t->index_cap * 2 : 128))
+	if ((t->nprocs + 1) * 2 > t->index.cap &&
+	    index_build(t, t->index.cap ? t->index.cap * 2 : 128))
 		return NULL;
 	slot = index_slot(t, pid);
 	p = &t->procs[t->nprocs];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->seq = t->seq++;
-	p->prev_row = *slot;
-	*slot = t->nprocs++;
+	p->prev_row = *slot ? *slot - 1 : NO_ROW;
+	*slot = ++t->nprocs; /* row nprocs - 1, plus one */
 	return p;
 }
 
@@ -116,57 +126,56 @@ void proc_table__sort(struct proc_table *t)
 	if (!t->nprocs)
 		return;
 	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_row);
-	index_build(t, t->index_cap); /* same size: cannot fail but for memory */
+	index_build(t, t->index.cap); /* same size: cannot fail but for memory */
 }
 
-static bool peers_insert(uint32_t *slots, uint32_t cap, uint32_t addr)
+/* A process's peer set: the addresses themselves, 0 being the empty slot. */
+static bool peer_match(const void *slot, const void *key)
 {
-	for (uint32_t i = dstrace_hash64(addr) & (cap - 1);; i = (i + 1) & (cap - 1)) {
-		if (slots[i] == addr)
-			return false;
-		if (!slots[i]) {
-			slots[i] = addr;
-			return true;
-		}
-	}
+	return *(const uint32_t *)slot == *(const uint32_t *)key;
 }
+
+static uint64_t peer_hash(const void *slot)
+{
+	return dstrace_hash64(*(const uint32_t *)slot);
+}
+
+static const struct htab_ops peer_ops = { .empty = htab_u32_empty, .match = peer_match,
+					  .hash = peer_hash };
 
 /* Add a remote address to the set; the set stays at most half full. */
 static int proc_entry__add_peer(struct proc_table *t, struct proc_entry *p, uint32_t addr)
 {
+	struct htab set = { p->peers, p->peers_cap, sizeof(*p->peers), &peer_ops };
+	uint32_t *slot;
+	bool found;
+
 	if (!addr) {
 		p->peer_zero = true;
 		return 0;
 	}
 	if (p->npeers + 1 > p->peers_cap / 2) {
-		uint32_t cap = p->peers_cap ? p->peers_cap * 2 : 16;
-		uint32_t *slots;
-
 		if (p->npeers >= PROC_PEERS_MAX) {
 			/* Still counted exactly if already present. */
-			for (uint32_t i = dstrace_hash64(addr) & (p->peers_cap - 1); p->peers[i];
-			     i = (i + 1) & (p->peers_cap - 1)) {
-				if (p->peers[i] == addr)
-					return 0;
-			}
+			htab_find(&set, dstrace_hash64(addr), &addr, &found);
+			if (found)
+				return 0;
 			if (!p->peers_full)
 				t->peers_capped++;
 			p->peers_full = true;
 			return 0;
 		}
-		slots = calloc(cap, sizeof(*slots));
-		if (!slots)
+		if (!set.cap ? htab_alloc(&set, &peer_ops, sizeof(*p->peers), 16)
+			     : htab_rehash(&set, set.cap * 2))
 			return -1;
-		for (uint32_t i = 0; i < p->peers_cap; i++) {
-			if (p->peers[i])
-				peers_insert(slots, cap, p->peers[i]);
-		}
-		free(p->peers);
-		p->peers = slots;
-		p->peers_cap = cap;
+		p->peers = set.slots;
+		p->peers_cap = set.cap;
 	}
-	if (peers_insert(p->peers, p->peers_cap, addr))
+	slot = htab_find(&set, dstrace_hash64(addr), &addr, &found);
+	if (!found) {
+		*slot = addr;
 		p->npeers++;
+	}
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "dstrace.h"
+#include "htab.h"
 
 #define PROC_TABLE_MAX 65536
 #define PROC_PEERS_MAX 4096
@@ -57,8 +58,7 @@ struct proc_table {
 	struct proc_entry *procs; /* as they came; sorted by pid (then age) by proc_table__sort */
 	uint32_t nprocs;
 	uint32_t cap;
-	uint32_t *index; /* pid -> its last row: open addressing, at most half full */
-	uint32_t index_cap;
+	struct htab index; /* pid -> its last row (+ 1), at most half full */
 	uint32_t seq;
 	uint64_t dropped; /* processes that did not fit */
 	uint32_t peers_capped; /* processes whose peer count reached PROC_PEERS_MAX */

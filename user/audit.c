@@ -90,9 +90,8 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 	fprintf(out, "],\"peers\":[");
 	for (uint32_t i = 0; i < ntop; i++) {
 		char ip[INET_ADDRSTRLEN];
-		struct in_addr in = { .s_addr = top[i].addr };
 
-		inet_ntop(AF_INET, &in, ip, sizeof(ip));
+		dstrace_format_ipv4(top[i].addr, ip, sizeof(ip));
 		fprintf(out, "%s{\"dir\":\"%s\",\"proto\":\"%s\",\"addr\":\"%s\",\"port\":%u,"
 			     "\"count\":%" PRIu64 "}",
 			i ? "," : "", top[i].dir == AUDIT_DIR_IN ? "in" : "out",

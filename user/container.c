@@ -27,6 +27,7 @@
 #include <string.h>
 #include "container.h"
 #include "hash.h"
+#include "htab.h"
 
 static const char *const runtime_names[] = {
 	[CONTAINER_RUNTIME_DOCKER] = "docker",
@@ -292,9 +293,20 @@ struct container_cache_entry {
 	struct container_info info;
 };
 
+static bool cache_empty(const void *slot)
+{
+	return !((const struct container_cache_entry *)slot)->cgroup_id;
+}
+
+static bool cache_match(const void *slot, const void *key)
+{
+	return ((const struct container_cache_entry *)slot)->cgroup_id == *(const uint64_t *)key;
+}
+
+static const struct htab_ops cache_ops = { .empty = cache_empty, .match = cache_match };
+
 struct container_cache {
-	struct container_cache_entry *slots; /* open addressing, 2 * max entries */
-	uint32_t mask;
+	struct htab slots; /* of struct container_cache_entry, 2 * max entries */
 	uint32_t max, used;
 	uint64_t misses;
 	container_path_fn path_of;
@@ -305,22 +317,18 @@ int container_cache__new(uint32_t max_entries, container_path_fn path_of, void *
 			 struct container_cache **out)
 {
 	struct container_cache *c;
-	uint32_t cap = 2;
 
 	*out = NULL;
 	if (!max_entries || max_entries > (1u << 24) || !path_of)
 		return -EINVAL;
-	while (cap < max_entries * 2)
-		cap <<= 1;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->slots = calloc(cap, sizeof(*c->slots));
-	if (!c->slots) {
+	if (htab_alloc(&c->slots, &cache_ops, sizeof(struct container_cache_entry),
+		       htab_pow2(max_entries * 2))) {
 		free(c);
 		return -ENOMEM;
 	}
-	c->mask = cap - 1;
 	c->max = max_entries;
 	c->path_of = path_of;
 	c->ctx = ctx;
@@ -332,7 +340,7 @@ void container_cache__free(struct container_cache *c)
 {
 	if (!c)
 		return;
-	free(c->slots);
+	htab_free(&c->slots);
 	free(c);
 }
 
@@ -342,26 +350,22 @@ const struct container_info *container_cache__get(struct container_cache *c, uin
 	static const struct container_info none;
 	struct container_cache_entry *e;
 	char path[1024];
-	uint32_t i;
+	bool found;
 
 	if (!cgroup_id)
 		return &none;
-	for (i = dstrace_hash64(cgroup_id) & c->mask; c->slots[i].cgroup_id; i = (i + 1) & c->mask) {
-		if (c->slots[i].cgroup_id == cgroup_id)
-			return &c->slots[i].info;
-	}
+	e = htab_find(&c->slots, dstrace_hash64(cgroup_id), &cgroup_id, &found);
+	if (found)
+		return &e->info;
 	if (c->used == c->max) {
 		/* Full: start over rather than grow; the cgroups in use come back one lookup each. */
-		memset(c->slots, 0, (c->mask + 1) * sizeof(*c->slots));
+		htab_clear(&c->slots);
 		c->used = 0;
-		for (i = dstrace_hash64(cgroup_id) & c->mask; c->slots[i].cgroup_id;
-		     i = (i + 1) & c->mask)
-			;
+		e = htab_place(&c->slots, dstrace_hash64(cgroup_id));
 	}
 	c->misses++;
 	path[0] = '\0';
 	c->path_of(c->ctx, cgroup_id, pid, path, sizeof(path));
-	e = &c->slots[i];
 	e->cgroup_id = cgroup_id;
 	container_info_parse(path, &e->info);
 	c->used++;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Events, tables and the shared text helpers as text and JSON (format.h). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -44,18 +45,29 @@ const char *dstrace_errno_name(int negative_errno, char *buf, size_t size)
 	return buf;
 }
 
-void dstrace_format_ts(uint64_t realtime_ns, char *buf, size_t size)
+bool dstrace_format_utc(int64_t sec, int usec, char *buf, size_t size)
 {
-	time_t sec = realtime_ns / 1000000000ull;
+	time_t t = sec;
 	struct tm tm;
 
-	gmtime_r(&sec, &tm);
-	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (unsigned int)(realtime_ns % 1000000000ull / 1000));
+	if (!gmtime_r(&t, &tm))
+		return false;
+	if (usec >= 0)
+		snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+	else
+		snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return true;
 }
 
-static void format_ipv4(uint32_t addr, char *buf, size_t size)
+void dstrace_format_ts(uint64_t realtime_ns, char *buf, size_t size)
+{
+	dstrace_format_utc(realtime_ns / 1000000000ull, realtime_ns % 1000000000ull / 1000, buf,
+			   size);
+}
+
+void dstrace_format_ipv4(uint32_t addr, char *buf, size_t size)
 {
 	struct in_addr in = { .s_addr = addr };
 
@@ -67,12 +79,11 @@ void dstrace_format_mapped(uint32_t addr, uint16_t port, char *buf, size_t size)
 {
 	char ip[INET_ADDRSTRLEN];
 
-	format_ipv4(addr, ip, sizeof(ip));
+	dstrace_format_ipv4(addr, ip, sizeof(ip));
 	snprintf(buf, size, "::ffff:%s:%u", ip, port);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
+size_t dstrace_utf8_len(const unsigned char *s, size_t avail)
 {
 	size_t n;
 	unsigned char lo = 0x80, hi = 0xbf;
@@ -117,8 +128,8 @@ void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
 	buf[o++] = '"';
 	for (size_t i = 0; i < maxlen && s[i];) {
 		unsigned char c = s[i];
-		size_t n = 1, u8 = c >= 0x80 ? utf8_len((const unsigned char *)s + i,
-							 strnlen(s + i, maxlen - i)) : 0;
+		size_t n = 1, u8 = c >= 0x80 ? dstrace_utf8_len((const unsigned char *)s + i,
+								 strnlen(s + i, maxlen - i)) : 0;
 		char esc[8];
 		const char *out = esc;
 
@@ -148,16 +159,55 @@ void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
+void dstrace_ascii_safe(char *dst, size_t size, const char *src, size_t maxlen)
+{
+	size_t i;
+
+	if (!size)
+		return;
+	for (i = 0; i < maxlen && i < size - 1 && src[i]; i++) {
+		unsigned char c = src[i];
+
+		dst[i] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+	}
+	dst[i] = '\0';
+}
+
+void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
+{
+	const unsigned char *in = (const unsigned char *)comm;
+	size_t o = 0;
+
+	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
+	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
+		size_t len = in[i] < 0x80 ? 1
+					  : dstrace_utf8_len(in + i,
+							     strnlen(comm + i, DSTRACE_COMM_LEN - 1 - i));
+
+		if (in[i] == '\\' || in[i] == '"') {
+			out[o++] = '\\';
+			out[o++] = in[i++];
+		} else if (in[i] == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+			i++;
+		} else if (len && i + len <= DSTRACE_COMM_LEN - 1) {
+			memcpy(out + o, in + i, len);
+			o += len;
+			i += len;
+		} else {
+			/* The label value gets \xNN; in the exposition its backslash is \\. */
+			o += snprintf(out + o, METRICS_LABEL_MAX - o, "\\\\x%02x", in[i++]);
+		}
+	}
+	out[o] = '\0';
+}
+
 /* comm for a text column: bytes outside printable ASCII become '?', so a process name
  * cannot forge lines or terminal escapes. */
 static void printable_comm(const char *src, char *dst)
 {
-	for (int i = 0; i < DSTRACE_COMM_LEN; i++) {
-		unsigned char c = src[i];
-
-		dst[i] = (c && (c < 0x20 || c >= 0x7f)) ? '?' : (char)c;
-	}
-	dst[DSTRACE_COMM_LEN - 1] = '\0';
+	dstrace_ascii_safe(dst, DSTRACE_COMM_LEN, src, DSTRACE_COMM_LEN - 1);
 }
 
 static int clamp(int n, size_t size)
@@ -212,7 +262,7 @@ int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_n
 	if (e->flags & DSTRACE_F_HAVE_LOCAL) {
 		char ip[INET_ADDRSTRLEN];
 
-		format_ipv4(e->laddr, ip, sizeof(ip));
+		dstrace_format_ipv4(e->laddr, ip, sizeof(ip));
 		snprintf(laddr, sizeof(laddr), "\"%s\"", ip);
 		snprintf(lport, sizeof(lport), "%u", e->lport);
 	} else {
@@ -225,7 +275,7 @@ int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_n
 	} else {
 		char ip[INET_ADDRSTRLEN];
 
-		format_ipv4(e->raddr, ip, sizeof(ip));
+		dstrace_format_ipv4(e->raddr, ip, sizeof(ip));
 		snprintf(raddr, sizeof(raddr), "\"%s\"", ip);
 		snprintf(rport, sizeof(rport), "%u", e->rport);
 	}

@@ -188,66 +188,6 @@ static void add_errnos(struct comm_sums *s, const struct audit_program *p)
 	s->errnos_other += p->errnos_other;
 }
 
-/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), 0 if there is none. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	size_t len;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX])
-{
-	const unsigned char *in = (const unsigned char *)comm;
-	size_t o = 0;
-
-	/* At most DSTRACE_COMM_LEN - 1 bytes in, 5 out each: it always fits. */
-	for (size_t i = 0; in[i] && i < DSTRACE_COMM_LEN - 1 && o + 6 <= METRICS_LABEL_MAX;) {
-		size_t len = utf8_seq_len(in + i);
-
-		if (in[i] == '\\' || in[i] == '"') {
-			out[o++] = '\\';
-			out[o++] = in[i++];
-		} else if (in[i] == '\n') {
-			out[o++] = '\\';
-			out[o++] = 'n';
-			i++;
-		} else if (len && i + len <= DSTRACE_COMM_LEN - 1) {
-			memcpy(out + o, in + i, len);
-			o += len;
-			i += len;
-		} else {
-			/* The label value gets \xNN; in the exposition its backslash is \\. */
-			o += snprintf(out + o, METRICS_LABEL_MAX - o, "\\\\x%02x", in[i++]);
-		}
-	}
-	out[o] = '\0';
-}
-
 #define SERIES_MAX (METRICS_COMM_MAX + RUNTIME_LABELS * QOS_LABELS)
 
 /* The series in the order they are written: the named ones as first seen, then the buckets

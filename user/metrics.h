@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "audit.h"
+#include "format.h"
 
 /* The per-program series are labelled comm, runtime and qos (after their own labels):
  *   runtime  "docker", "containerd", "cri-o", "podman"; "unknown" for a container id whose
@@ -24,8 +25,6 @@
 #define METRICS_COMM_MAX 100
 #define METRICS_COMM_OTHER "_other"
 #define METRICS_RUNTIME_UNKNOWN "unknown"
-/* A label value as written: every byte of a comm may become \\xNN (5 bytes), plus the NUL. */
-#define METRICS_LABEL_MAX (DSTRACE_COMM_LEN * 5 + 1)
 
 #define METRICS_CONN_MAX 32 /* HTTP connections at once; more are closed at accept */
 #define METRICS_CONN_IDLE_S 5 /* a connection silent this long is closed */
@@ -44,12 +43,6 @@ struct metrics_totals {
  * non-blocking socket or a negative errno; *what says which step failed ("parse" for a
  * malformed spec). */
 int metrics_listen(const char *spec, const char **what);
-
-/* A comm as a label value of the text exposition format: backslash, double quote and
- * newline escaped (\\ \" \n), valid UTF-8 kept as it is, and each byte that is not part of
- * valid UTF-8 written as the four characters \xNN (in the exposition: \\xNN), so that
- * distinct comms stay distinct and the output stays UTF-8. out has METRICS_LABEL_MAX bytes. */
-void metrics_label_value(const char *comm, char out[METRICS_LABEL_MAX]);
 
 /* The exposition of everything in a, summed per (comm, runtime, qos). 0 or a negative
  * errno. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include "cgroupfs.h"
 #include "hash.h"
+#include "htab.h"
 #include "programs.h"
 
 /* The kernel's counters of a process at the last look, for deltas. */
@@ -47,16 +48,51 @@ struct audit_flow {
 	bool used;
 };
 
+static bool pid_empty(const void *slot)
+{
+	return !((const struct audit_pid *)slot)->pid;
+}
+
+static bool pid_match(const void *slot, const void *key)
+{
+	return ((const struct audit_pid *)slot)->pid == *(const uint32_t *)key;
+}
+
+static const struct htab_ops pid_ops = { .empty = pid_empty, .match = pid_match };
+
+static bool flow_empty(const void *slot)
+{
+	return !((const struct audit_flow *)slot)->used;
+}
+
+static bool flow_match(const void *slot, const void *key)
+{
+	return !memcmp(&((const struct audit_flow *)slot)->key, key, sizeof(struct dstrace_flow_key));
+}
+
+static const struct htab_ops flow_ops = { .empty = flow_empty, .match = flow_match };
+
+static bool peer_empty(const void *slot)
+{
+	return !((const struct audit_peer *)slot)->count;
+}
+
+static bool peer_match(const void *slot, const void *key)
+{
+	const struct audit_peer *q = slot, *k = key;
+
+	return q->addr == k->addr && q->port == k->port && q->dir == k->dir && q->proto == k->proto;
+}
+
+static const struct htab_ops peer_ops = { .empty = peer_empty, .match = peer_match };
+
 int audit__init(struct audit *a, uint32_t max_flows)
 {
 	memset(a, 0, sizeof(*a));
 	a->programs = calloc(AUDIT_PROGRAMS_MAX, sizeof(*a->programs));
-	a->pids = calloc(AUDIT_PIDS_MAX * 2, sizeof(*a->pids));
-	a->flows_cap = 1;
-	while (a->flows_cap < max_flows * 2)
-		a->flows_cap <<= 1;
-	a->flows = calloc(a->flows_cap, sizeof(*a->flows));
-	if (!a->programs || !a->pids || !a->flows) {
+	if (!a->programs ||
+	    htab_alloc(&a->pids, &pid_ops, sizeof(struct audit_pid), AUDIT_PIDS_MAX * 2) ||
+	    htab_alloc(&a->flows, &flow_ops, sizeof(struct audit_flow), htab_pow2(max_flows * 2))) {
 		audit__free(a);
 		return -ENOMEM;
 	}
@@ -67,11 +103,11 @@ void audit__free(struct audit *a)
 {
 	if (a->programs) {
 		for (uint32_t i = 0; i < a->nprograms; i++)
-			free(a->programs[i].peers);
+			htab_free(&a->programs[i].peers);
 	}
 	free(a->programs);
-	free(a->pids);
-	free(a->flows);
+	htab_free(&a->pids);
+	htab_free(&a->flows);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -112,14 +148,7 @@ static struct audit_program *program_find_or_add(struct audit *a, const char *ex
 
 static struct audit_pid *pid_slot(struct audit *a, uint32_t pid, bool *found)
 {
-	uint32_t mask = AUDIT_PIDS_MAX * 2 - 1;
-
-	for (uint32_t i = dstrace_hash64(pid) & mask;; i = (i + 1) & mask) {
-		if (a->pids[i].pid == pid || !a->pids[i].pid) {
-			*found = a->pids[i].pid == pid;
-			return &a->pids[i];
-		}
-	}
+	return htab_find(&a->pids, dstrace_hash64(pid), &pid, found);
 }
 
 void audit_exe_path(const struct dstrace_proc_stats *st, char *out, size_t size)
@@ -262,35 +291,25 @@ static void add_errno(struct audit_program *p, uint8_t kind, int err)
 static void add_peer(struct audit_program *p, uint32_t addr, uint16_t port, uint8_t dir,
 		     uint8_t proto, uint64_t count)
 {
-	uint32_t mask = AUDIT_PEERS_MAX * 2 - 1;
-	uint64_t key = (uint64_t)addr << 32 | (uint32_t)port << 16 | dir << 8 | proto;
+	uint64_t hash = (uint64_t)addr << 32 | (uint32_t)port << 16 | dir << 8 | proto;
+	struct audit_peer key = { addr, port, dir, proto, count }, *q;
+	bool found;
 
 	if (!count)
 		return;
-	if (!p->peers) {
-		p->peers = calloc(AUDIT_PEERS_MAX * 2, sizeof(*p->peers));
-		if (!p->peers) {
-			p->peers_dropped += count;
-			return;
-		}
+	if (!p->peers.cap &&
+	    htab_alloc(&p->peers, &peer_ops, sizeof(struct audit_peer), AUDIT_PEERS_MAX * 2)) {
+		p->peers_dropped += count;
+		return;
 	}
-	for (uint32_t i = dstrace_hash64(key) & mask;; i = (i + 1) & mask) {
-		struct audit_peer *q = &p->peers[i];
-
-		if (q->count && q->addr == addr && q->port == port && q->dir == dir &&
-		    q->proto == proto) {
-			q->count += count;
-			return;
-		}
-		if (!q->count) {
-			if (p->npeers == AUDIT_PEERS_MAX) {
-				p->peers_dropped += count;
-				return;
-			}
-			*q = (struct audit_peer){ addr, port, dir, proto, count };
-			p->npeers++;
-			return;
-		}
+	q = htab_find(&p->peers, dstrace_hash64(hash), &key, &found);
+	if (found) {
+		q->count += count;
+	} else if (p->npeers == AUDIT_PEERS_MAX) {
+		p->peers_dropped += count;
+	} else {
+		*q = key;
+		p->npeers++;
 	}
 }
 
@@ -418,13 +437,10 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 
 static struct audit_flow *flow_slot(struct audit *a, const struct dstrace_flow_key *k)
 {
-	uint32_t mask = a->flows_cap - 1;
 	uint64_t h = k->sock_ino * 31 + ((uint64_t)k->raddr << 24 | (uint64_t)k->rport << 8 | k->kind);
+	bool found;
 
-	for (uint32_t i = dstrace_hash64(h ^ k->pid) & mask;; i = (i + 1) & mask) {
-		if (!a->flows[i].used || !memcmp(&a->flows[i].key, k, sizeof(*k)))
-			return &a->flows[i];
-	}
+	return htab_find(&a->flows, dstrace_hash64(h ^ k->pid), k, &found);
 }
 
 bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
@@ -443,7 +459,7 @@ bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 		return false;
 	f = flow_slot(a, k);
 	if (!f->used) {
-		if (a->nflows >= a->flows_cap / 2)
+		if (a->nflows >= a->flows.cap / 2)
 			return false; /* cannot happen with flows_cap >= 2 * kernel map */
 		f->used = true;
 		f->key = *k;
@@ -469,7 +485,7 @@ bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 /* Clear the pid table and insert these entries. */
 static void put_back_pids(struct audit *a, const struct audit_pid *keep, uint32_t n)
 {
-	memset(a->pids, 0, AUDIT_PIDS_MAX * 2 * sizeof(*a->pids));
+	htab_clear(&a->pids);
 	a->npids = n;
 	for (uint32_t i = 0; i < n; i++) {
 		bool found;
@@ -492,8 +508,8 @@ void audit__flows_done(struct audit *a)
 		free(keep_flows);
 		return;
 	}
-	for (uint32_t i = 0; i < AUDIT_PIDS_MAX * 2 && n < a->npids; i++) {
-		const struct audit_pid *ap = &a->pids[i];
+	for (uint32_t i = 0; i < a->pids.cap && n < a->npids; i++) {
+		const struct audit_pid *ap = htab_slot(&a->pids, i);
 
 		/* A running process's entry is seen at every pass, but one that ends between
 		 * the two walks of a pass is seen in neither: keep it one more pass. An ended
@@ -504,11 +520,13 @@ void audit__flows_done(struct audit *a)
 	}
 	put_back_pids(a, keep_pids, n);
 	n = 0;
-	for (uint32_t i = 0; i < a->flows_cap && n < a->nflows; i++) {
-		if (a->flows[i].used && a->flows[i].seen_gen == gen)
-			keep_flows[n++] = a->flows[i];
+	for (uint32_t i = 0; i < a->flows.cap && n < a->nflows; i++) {
+		const struct audit_flow *f = htab_slot(&a->flows, i);
+
+		if (f->used && f->seen_gen == gen)
+			keep_flows[n++] = *f;
 	}
-	memset(a->flows, 0, a->flows_cap * sizeof(*a->flows));
+	htab_clear(&a->flows);
 	a->nflows = n;
 	for (uint32_t i = 0; i < n; i++)
 		*flow_slot(a, &keep_flows[i].key) = keep_flows[i];
@@ -539,9 +557,11 @@ uint32_t audit_program__top_peers(const struct audit_program *p, struct audit_pe
 	all = malloc(p->npeers * sizeof(*all));
 	if (!all)
 		return 0;
-	for (uint32_t i = 0; i < AUDIT_PEERS_MAX * 2; i++) {
-		if (p->peers[i].count)
-			all[n++] = p->peers[i];
+	for (uint32_t i = 0; i < p->peers.cap; i++) {
+		const struct audit_peer *q = htab_slot(&p->peers, i);
+
+		if (q->count)
+			all[n++] = *q;
 	}
 	qsort(all, n, sizeof(*all), cmp_peer);
 	if (n > max)

@@ -17,6 +17,7 @@
 #include "aggregate.h"
 #include "container.h"
 #include "dstrace.h"
+#include "htab.h"
 
 #define AUDIT_PROGRAMS_MAX 4096
 #define AUDIT_PIDS_MAX 16384
@@ -64,7 +65,7 @@ struct audit_program {
 	uint16_t ports[AUDIT_PORTS_MAX];
 	uint32_t nports;
 	uint64_t ports_dropped; /* accepted connections on ports beyond AUDIT_PORTS_MAX */
-	struct audit_peer *peers; /* open addressing, AUDIT_PEERS_MAX * 2 slots */
+	struct htab peers; /* AUDIT_PEERS_MAX * 2 slots (a count of 0: empty), made on first use */
 	uint32_t npeers;
 	uint64_t peers_dropped; /* connections and datagrams of peers that did not fit */
 	bool changed; /* since the last set written (audit__written) */
@@ -77,11 +78,10 @@ struct audit {
 	struct audit_program *programs;
 	uint32_t nprograms;
 	uint64_t programs_dropped;
-	struct audit_pid *pids; /* open addressing, AUDIT_PIDS_MAX * 2 slots */
+	struct htab pids; /* of struct audit_pid, AUDIT_PIDS_MAX * 2 slots */
 	uint32_t npids;
 	uint64_t pids_dropped;
-	struct audit_flow *flows; /* open addressing */
-	uint32_t flows_cap;
+	struct htab flows; /* of struct audit_flow, twice the kernel's udp_flows */
 	uint32_t nflows;
 	uint32_t flow_gen;
 	char cgroup_root[512]; /* cgroup v2 mount point, for id -> path */

@@ -525,6 +525,47 @@ static void test_stats(void)
 			   "\"ports\":0,\"peers\":0}}");
 }
 
+/* The text helpers the tracer, metrics and report share. */
+static void test_utf8_len(void)
+{
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"a", 1), 0);
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xc3\xa9", 1), 0); /* cut */
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xc0\xaf", 2), 0); /* overlong */
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xe0\x80\xaf", 3), 0);
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+	ASSERT_UINT_EQ(dstrace_utf8_len((const unsigned char *)"\xff", 1), 0);
+}
+
+static void test_ascii_safe(void)
+{
+	char buf[8];
+
+	dstrace_ascii_safe(buf, sizeof(buf), "a\nb\x7f\xc3\xa9", 16);
+	ASSERT_STR_EQ(buf, "a?b???");
+	dstrace_ascii_safe(buf, sizeof(buf), "abcdefghij", 16);
+	ASSERT_STR_EQ(buf, "abcdefg");
+	dstrace_ascii_safe(buf, sizeof(buf), "abcdef", 3);
+	ASSERT_STR_EQ(buf, "abc");
+}
+
+static void test_format_utc_ipv4(void)
+{
+	char buf[64];
+
+	ASSERT_TRUE(dstrace_format_utc(1763805600, 123456, buf, sizeof(buf)));
+	ASSERT_STR_EQ(buf, "2025-11-22T10:00:00.123456Z");
+	ASSERT_TRUE(dstrace_format_utc(1763805600, -1, buf, sizeof(buf)));
+	ASSERT_STR_EQ(buf, "2025-11-22T10:00:00Z");
+	dstrace_format_ipv4(ipv4("192.0.2.7"), buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "192.0.2.7");
+	dstrace_format_ipv4(ipv4("192.0.2.7"), buf, 4);
+	ASSERT_STR_EQ(buf, "?");
+}
+
 static const CU_TestInfo tests[] = {
 	{ "event json", test_event_json },
 	{ "event json: udp recv, extreme values", test_event_json_udp_recv },
@@ -550,6 +591,9 @@ static const CU_TestInfo tests[] = {
 	{ "process json", test_proc_json },
 	{ "process text", test_proc_text },
 	{ "stats", test_stats },
+	{ "utf8_len", test_utf8_len },
+	{ "ascii_safe", test_ascii_safe },
+	{ "format_utc and format_ipv4", test_format_utc_ipv4 },
 	CU_TEST_INFO_NULL,
 };
 

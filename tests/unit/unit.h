@@ -23,6 +23,7 @@ int register_container_tests(void);
 int register_audit_tests(void);
 int register_programs_tests(void);
 int register_clock_tests(void);
+int register_htab_tests(void);
 
 /* A kernel entry (proc_stats) of executable /usr/bin/<name>, uid 7, made at first_ns, with n
  * TCP connects (test_programs.c). */

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * dstrace report: the one hash index it uses (open addressing over the items of an array,
- * which the caller owns and appends to) and, built on it, the interned strings: hosts, runs,
- * paths are stored once and compared by pointer.
+ * dstrace report: the one hash index it uses (the items of an array, which the caller owns
+ * and appends to, by their index in an htab) and, built on it, the interned strings: hosts,
+ * runs, paths are stored once and compared by pointer.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "hash.h"
+#include "htab.h"
 #include "internal.h"
 
 #define INTERN_MAX (4u * REPORT_ENTRIES_MAX)
@@ -28,55 +29,62 @@ uint64_t hash_str(const char *s)
 	return h;
 }
 
+/* A slot holds the item's index + 1 (0: empty); the key carries what the caller compares. */
+struct hindex_key {
+	const struct hindex *ix;
+	uint64_t h;
+	hindex_eq eq;
+	const void *items;
+	const void *key;
+};
+
+static bool item_match(const void *slot, const void *key)
+{
+	const struct hindex_key *k = key;
+	uint32_t i = *(const uint32_t *)slot - 1;
+
+	return k->ix->hashes[i] == k->h && k->eq(k->items, i, k->key);
+}
+
+static const struct htab_ops item_ops = { .empty = htab_u32_empty, .match = item_match };
+
 uint32_t hindex_find(const struct hindex *ix, uint64_t h, hindex_eq eq, const void *items,
 		     const void *key)
 {
-	if (!ix->cap)
+	struct hindex_key k = { ix, h, eq, items, key };
+	const uint32_t *slot;
+	bool found;
+
+	if (!ix->slots.cap)
 		return UINT32_MAX;
-	for (uint32_t s = h & (ix->cap - 1);; s = (s + 1) & (ix->cap - 1)) {
-		uint32_t i = ix->slots[s];
-
-		if (!i)
-			return UINT32_MAX;
-		if (ix->hashes[i - 1] == h && eq(items, i - 1, key))
-			return i - 1;
-	}
-}
-
-static void hindex_place(uint32_t *slots, uint32_t cap, uint64_t h, uint32_t item)
-{
-	uint32_t s = h & (cap - 1);
-
-	while (slots[s])
-		s = (s + 1) & (cap - 1);
-	slots[s] = item + 1;
+	slot = htab_find(&ix->slots, h, &k, &found);
+	return found ? *slot - 1 : UINT32_MAX;
 }
 
 int hindex_add(struct hindex *ix, uint64_t h)
 {
 	if (grow((void **)&ix->hashes, &ix->hashes_cap, ix->n + 1, sizeof(*ix->hashes)))
 		return -ENOMEM;
-	if ((ix->n + 1) * 2 > ix->cap) {
-		uint32_t cap = ix->cap ? ix->cap * 2 : 64;
-		uint32_t *slots = calloc(cap, sizeof(*slots));
+	if ((ix->n + 1) * 2 > ix->slots.cap) {
+		struct htab slots;
 
-		if (!slots)
+		if (htab_alloc(&slots, &item_ops, sizeof(uint32_t),
+			       ix->slots.cap ? ix->slots.cap * 2 : 64))
 			return -ENOMEM;
 		for (uint32_t i = 0; i < ix->n; i++)
-			hindex_place(slots, cap, ix->hashes[i], i);
-		free(ix->slots);
+			*(uint32_t *)htab_place(&slots, ix->hashes[i]) = i + 1;
+		htab_free(&ix->slots);
 		ix->slots = slots;
-		ix->cap = cap;
 	}
 	ix->hashes[ix->n] = h;
-	hindex_place(ix->slots, ix->cap, h, ix->n);
+	*(uint32_t *)htab_place(&ix->slots, h) = ix->n + 1;
 	ix->n++;
 	return 0;
 }
 
 void hindex_free(struct hindex *ix)
 {
-	free(ix->slots);
+	htab_free(&ix->slots);
 	free(ix->hashes);
 	memset(ix, 0, sizeof(*ix));
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "report.h"
+#include "htab.h"
 
 #define TS_UNKNOWN INT64_MIN
 /* jansson's integers are signed 64-bit: no count read can exceed this, and sums stop here, so
@@ -37,7 +38,6 @@ uint64_t sat_sub(uint64_t a, uint64_t b);
 /* Grow *arr (of elem-sized items, capacity *cap) to hold need items. 0 or -ENOMEM. */
 int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem);
 const char *plural(uint64_t n, const char *one, const char *many);
-void fmt_ipv4(uint32_t addr, char *buf, size_t size);
 /* "2026-11-22T10:00:00.000000Z" (any number of fraction digits, or none) to microseconds. */
 bool parse_ts(const char *s, int64_t *us);
 /* Microseconds to "2026-11-22T10:00:00.000000Z", or to seconds when !micro; "?" if unknown. */
@@ -45,10 +45,9 @@ void fmt_ts(int64_t us, bool micro, char *buf, size_t size);
 
 /* ----------------------------------------------------------------------- index.c */
 
-/* Open addressing over the items of one array, by their index: slots hold index + 1. */
+/* The items of one array, by their index: an htab whose slots hold index + 1. */
 struct hindex {
-	uint32_t *slots;
-	uint32_t cap; /* a power of two, at least twice n */
+	struct htab slots; /* at least twice n */
 	uint32_t n;
 	uint64_t *hashes; /* of item i */
 	uint32_t hashes_cap;

@@ -101,7 +101,7 @@ static json_t *j_program_peers(const struct report_program *p)
 	for (uint32_t i = 0; a && i < p->npeers; i++) {
 		const struct report_peer *peer = &p->peers[i];
 
-		fmt_ipv4(peer->addr, addr, sizeof(addr));
+		dstrace_format_ipv4(peer->addr, addr, sizeof(addr));
 		if (!append(a, json_pack("{s:s,s:s,s:s,s:i,s:I,s:b}", "dir",
 					 peer->dir == REPORT_DIR_IN ? "in" : "out", "proto",
 					 dstrace_proto_name(peer->proto), "addr", addr, "port",

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dstrace.h"
+#include "format.h"
 #include "internal.h"
 
 /* Limits on the strings of a record; longer means malformed. */
@@ -344,14 +345,8 @@ static int malformed(struct report *r, const char *name, uint64_t line, const ch
 static void not_json(const json_error_t *jerr, char *why)
 {
 	char text[64];
-	size_t i;
 
-	for (i = 0; i < sizeof(text) - 1 && jerr->text[i]; i++) {
-		unsigned char c = jerr->text[i];
-
-		text[i] = c >= 0x20 && c < 0x7f ? c : '?';
-	}
-	text[i] = '\0';
+	dstrace_ascii_safe(text, sizeof(text), jerr->text, sizeof(text) - 1);
 	snprintf(why, WHY_MAX, "not JSON (%s at byte %d)", text, jerr->position);
 }
 

@@ -39,12 +39,11 @@ static void put_label(FILE *out, const struct report_program *p)
 	fprintf(out, ", uid %u, cgroup ", p->uid);
 	put_safe(out, p->cgroup[0] ? p->cgroup : "?");
 	if (p->container) {
-		fputs(", container ", out); /* the short id, as docker ps shows it */
-		for (int i = 0; i < 12 && p->container[i]; i++) {
-			unsigned char c = p->container[i];
+		char id[13];
 
-			fputc(c < 0x80 && c >= 0x20 ? c : '?', out);
-		}
+		/* the short id, as docker ps shows it */
+		dstrace_ascii_safe(id, sizeof(id), p->container, 12);
+		fprintf(out, ", container %s", id);
 	}
 	if (p->show_netns)
 		fprintf(out, ", netns %" PRIu64, p->netns);
@@ -67,7 +66,7 @@ static void put_peer_list(FILE *out, const struct report_program *p, uint8_t dir
 		n++;
 		if (shown == LIST_MAX)
 			continue;
-		fmt_ipv4(peer->addr, addr, sizeof(addr));
+		dstrace_format_ipv4(peer->addr, addr, sizeof(addr));
 		fprintf(out, "%s%s", shown ? ", " : ": ", addr);
 		if (with_port)
 			fprintf(out, ":%u", peer->port);

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * dstrace report: the small helpers every part of it uses: saturating sums, growing arrays,
- * plurals, IPv4 addresses, and the ISO-8601 time stamps of audit records both ways.
+ * plurals, and the ISO-8601 time stamps of audit records both ways (written by format.c's
+ * dstrace_format_utc, like the tracer's).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "format.h"
 #include "internal.h"
 
 uint64_t sat_add(uint64_t a, uint64_t b)
@@ -43,14 +43,6 @@ int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 const char *plural(uint64_t n, const char *one, const char *many)
 {
 	return n == 1 ? one : many;
-}
-
-void fmt_ipv4(uint32_t addr, char *buf, size_t size)
-{
-	struct in_addr in = { .s_addr = addr };
-
-	if (!inet_ntop(AF_INET, &in, buf, size))
-		snprintf(buf, size, "?");
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
@@ -110,18 +102,7 @@ bool parse_ts(const char *s, int64_t *us)
 
 void fmt_ts(int64_t us, bool micro, char *buf, size_t size)
 {
-	time_t sec = us / 1000000;
-	struct tm tm;
-
-	if (us == TS_UNKNOWN || !gmtime_r(&sec, &tm)) {
+	if (us == TS_UNKNOWN ||
+	    !dstrace_format_utc(us / 1000000, micro ? (int)(us % 1000000) : -1, buf, size))
 		snprintf(buf, size, "?");
-		return;
-	}
-	if (micro)
-		snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 (int)(us % 1000000));
-	else
-		snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

@@ -311,7 +311,7 @@ static void sb_outbound(struct sbuf *b, const struct report_program *p, uint8_t 
 			rest = sat_add(rest, peer->count);
 			continue;
 		}
-		fmt_ipv4(peer->addr, addr, sizeof(addr));
+		dstrace_format_ipv4(peer->addr, addr, sizeof(addr));
 		sb_list_sep(b, shown, parts);
 		sb_printf(b, "%s:%u/%s (%" PRIu64 " %s)", addr, peer->port, dstrace_proto_name(proto),
 			  peer->count, plural(peer->count, one, many));
