@@ -11,25 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "dstrace.h"
+#include "drops.h"
 #include "htab.h"
 
 #define PROC_TABLE_MAX 65536
 #define PROC_PEERS_MAX 4096
 
-/* Everything dstrace had to leave out, by cause: in the final stats record, the audit_run
- * record and the metrics (docs/audit-format.md). */
-struct dstrace_drops {
-	uint64_t lost;		/* events the ring buffer had no room for */
-	uint64_t proc_full;	/* per-process updates with no kernel entry (proc_stats full) */
-	uint64_t stash_full;	/* connect() calls not followed (connect_stash full) */
-	uint64_t recv_unknown;	/* datagrams read without an address, source not known */
-	uint64_t flows_evicted; /* UDP flows the kernel's LRU table evicted */
-	uint64_t programs;	/* processes whose program did not fit the program table */
-	uint64_t pids;		/* processes that did not fit the process table */
-	uint64_t ports;		/* accepted connections whose listener port was not kept */
-	uint64_t peers;		/* connections/datagrams of peers not kept (audit); processes
-				 * whose peer set was capped (process table) */
-};
 
 struct proc_entry {
 	uint32_t pid;

@@ -155,8 +155,9 @@ int audit_repair_tail(int fd)
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full)
 {
 	uint32_t written = 0;
-
+	uint64_t dv[DSTRACE_DROPS_N];
 	char head[4096], host[256 * 6 + 3], run_id[320 * 6 + 3], ts[40], started[40];
+	char drops[DSTRACE_DROPS_N * 40 + 8];
 
 	dstrace_json_string(run->host, strlen(run->host), host, sizeof(host));
 	dstrace_json_string(run->run_id, strlen(run->run_id), run_id, sizeof(run_id));
@@ -171,17 +172,15 @@ int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *
 			written++;
 		}
 	}
+	dstrace_drops_values(&run->drops, dv);
+	dstrace_format_drops_json(dv, drops, sizeof(drops));
 	fprintf(out,
 		"{\"type\":\"audit_run\",%s,\"started\":\"%s\",\"events\":%" PRIu64
 		",\"lost\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"programs\":%u,"
-		"\"programs_dropped\":%" PRIu64 ",\"written\":%u,\"drops\":{\"lost\":%" PRIu64
-		",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64 ",\"recv_unknown\":%" PRIu64
-		",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64 ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64
-		",\"peers\":%" PRIu64 "},\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
+		"\"programs_dropped\":%" PRIu64 ",\"written\":%u,\"drops\":%s,"
+		"\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
 		head, started, run->events, run->lost, run->evictions, a->nprograms,
-		a->programs_dropped, written, run->drops.lost, run->drops.proc_full,
-		run->drops.stash_full, run->drops.recv_unknown, run->drops.flows_evicted, run->drops.programs,
-		run->drops.pids, run->drops.ports, run->drops.peers, run->write_errors,
+		a->programs_dropped, written, drops, run->write_errors,
 		run->final ? "true" : "false");
 	if (fflush(out) == EOF || ferror(out))
 		return -(errno ? errno : EIO);

@@ -333,26 +333,50 @@ int dstrace_format_proc_json(const struct proc_entry *p, char *buf, size_t size)
 		     size);
 }
 
+const char *const dstrace_drop_names[DSTRACE_DROPS_N] = {
+#define NAME(n) #n,
+	DSTRACE_DROPS(NAME)
+#undef NAME
+};
+
+void dstrace_drops_values(const struct dstrace_drops *d, uint64_t out[DSTRACE_DROPS_N])
+{
+	size_t i = 0;
+
+#define VALUE(n) out[i++] = d->n;
+	DSTRACE_DROPS(VALUE)
+#undef VALUE
+}
+
+int dstrace_format_drops_json(const uint64_t v[DSTRACE_DROPS_N], char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "{");
+
+	for (size_t i = 0; i < DSTRACE_DROPS_N && n >= 0; i++)
+		n += snprintf(buf + ((size_t)n < size ? (size_t)n : size),
+			      (size_t)n < size ? size - n : 0, "%s\"%s\":%" PRIu64, i ? "," : "",
+			      dstrace_drop_names[i], v[i]);
+	if (n >= 0)
+		n += snprintf(buf + ((size_t)n < size ? (size_t)n : size),
+			      (size_t)n < size ? size - n : 0, "}");
+	return n;
+}
+
 int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 {
-	const struct dstrace_drops *d = &s->drops;
-	const struct {
-		const char *name;
-		uint64_t n;
-	} drops[] = { { "proc_full", d->proc_full }, { "stash_full", d->stash_full },
-		      { "recv_unknown", d->recv_unknown },
-		      { "flows_evicted", d->flows_evicted }, { "programs", d->programs },
-		      { "pids", d->pids }, { "ports", d->ports }, { "peers", d->peers } };
+	uint64_t v[DSTRACE_DROPS_N];
 	int n = snprintf(buf, size, "%" PRIu64 " events, %" PRIu64 " lost, in %.1f s (backend %s)",
 			 s->events, s->lost, s->duration_s, s->backend);
 	bool any = false;
 
-	/* What else was left out, by cause: only the causes that happened. */
-	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
-		if (!drops[i].n || n < 0 || (size_t)n >= size)
+	/* What else was left out, by cause: only the causes that happened ("lost" is said
+	 * already). */
+	dstrace_drops_values(&s->drops, v);
+	for (size_t i = 1; i < DSTRACE_DROPS_N; i++) {
+		if (!v[i] || n < 0 || (size_t)n >= size)
 			continue;
 		n += snprintf(buf + n, size - n, "%s %s %" PRIu64, any ? "," : "; dropped:",
-			      drops[i].name, drops[i].n);
+			      dstrace_drop_names[i], v[i]);
 		any = true;
 	}
 	return clamp(n, size);
@@ -360,16 +384,14 @@ int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 
 int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
 {
-	const struct dstrace_drops *d = &s->drops;
+	uint64_t v[DSTRACE_DROPS_N];
+	char drops[DSTRACE_DROPS_N * 40 + 8];
 
+	dstrace_drops_values(&s->drops, v);
+	dstrace_format_drops_json(v, drops, sizeof(drops));
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
-			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":{\"lost\":%" PRIu64
-			      ",\"proc_full\":%" PRIu64 ",\"stash_full\":%" PRIu64
-			      ",\"recv_unknown\":%" PRIu64 ",\"flows_evicted\":%" PRIu64 ",\"programs\":%" PRIu64
-			      ",\"pids\":%" PRIu64 ",\"ports\":%" PRIu64 ",\"peers\":%" PRIu64 "}}",
-			      s->backend, s->events, s->lost, s->duration_s, d->lost, d->proc_full,
-			      d->stash_full, d->recv_unknown, d->flows_evicted, d->programs, d->pids, d->ports,
-			      d->peers),
+			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":%s}",
+			      s->backend, s->events, s->lost, s->duration_s, drops),
 		     size);
 }

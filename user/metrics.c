@@ -217,12 +217,103 @@ static void series_labels(const struct comm_sums *s, char *out, size_t size)
 	snprintf(out, size, "comm=\"%s\",runtime=\"%s\",qos=\"%s\"", comm, rt, qos);
 }
 
-int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *out)
+/* The per-program series, one metric each, in series order. */
+static void render_events(const struct comm_sums *const *series, uint32_t nseries, FILE *out)
+{
+	char labels[3 * METRICS_LABEL_MAX + 32];
+
+	fprintf(out, "# HELP dstrace_mapped_events_total IPv4 traffic of AF_INET6 sockets through "
+		     "IPv4-mapped addresses: connections (connect, accept) and datagrams (send, recv).\n"
+		     "# TYPE dstrace_mapped_events_total counter\n");
+	for (uint32_t i = 0; i < nseries; i++) {
+		const struct comm_sums *s = series[i];
+
+		series_labels(s, labels, sizeof(labels));
+		for (int k = 0; k < DSTRACE_EV_MAX; k++)
+			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
+				if (s->counts[k][pr])
+					fprintf(out, "dstrace_mapped_events_total{event=\"%s\",proto=\"%s\",%s} %" PRIu64 "\n",
+						dstrace_event_name(k), dstrace_proto_name(pr), labels,
+						s->counts[k][pr]);
+	}
+}
+
+static void render_bytes(const struct comm_sums *const *series, uint32_t nseries, FILE *out)
 {
 	static const char *const dir_names[DSTRACE_DIR_MAX] = { "sent", "received" };
+	char labels[3 * METRICS_LABEL_MAX + 32];
+
+	fprintf(out, "# HELP dstrace_mapped_bytes_total Payload bytes over IPv4-mapped sockets.\n"
+		     "# TYPE dstrace_mapped_bytes_total counter\n");
+	for (uint32_t i = 0; i < nseries; i++) {
+		const struct comm_sums *s = series[i];
+
+		series_labels(s, labels, sizeof(labels));
+		for (int d = 0; d < DSTRACE_DIR_MAX; d++)
+			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
+				if (s->bytes[d][pr])
+					fprintf(out, "dstrace_mapped_bytes_total{direction=\"%s\",proto=\"%s\",%s} %" PRIu64 "\n",
+						dir_names[d], dstrace_proto_name(pr), labels,
+						s->bytes[d][pr]);
+	}
+}
+
+static void render_failures(const struct comm_sums *const *series, uint32_t nseries, FILE *out)
+{
+	char ebuf[16], labels[3 * METRICS_LABEL_MAX + 32];
+
+	fprintf(out, "# HELP dstrace_mapped_failures_total Failed mapped attempts by errno "
+		     "(ENETUNREACH: v6-only socket or no IPv4 route).\n"
+		     "# TYPE dstrace_mapped_failures_total counter\n");
+	for (uint32_t i = 0; i < nseries; i++) {
+		const struct comm_sums *s = series[i];
+
+		series_labels(s, labels, sizeof(labels));
+		for (uint32_t j = 0; j < s->nerrnos; j++)
+			fprintf(out, "dstrace_mapped_failures_total{event=\"%s\",error=\"%s\",%s} %" PRIu64 "\n",
+				dstrace_event_name(s->errnos[j].kind),
+				dstrace_errno_name(-s->errnos[j].err, ebuf, sizeof(ebuf)), labels,
+				s->errnos[j].count);
+		if (s->errnos_other)
+			fprintf(out, "dstrace_mapped_failures_total{event=\"_other\",error=\"_other\",%s} %" PRIu64 "\n",
+				labels, s->errnos_other);
+	}
+}
+
+/* dstrace's own counters: lost events, evictions, drops by cause, write errors, build. */
+static void render_totals(const struct metrics_totals *t, FILE *out)
+{
+	uint64_t dv[DSTRACE_DROPS_N];
+
+	fprintf(out, "# HELP dstrace_lost_events_total Events the kernel ring buffer had no room for.\n"
+		     "# TYPE dstrace_lost_events_total counter\n"
+		     "dstrace_lost_events_total %" PRIu64 "\n"
+		     "# HELP dstrace_evictions_total Entries evicted from bounded tables (UDP flows, "
+		     "programs, peers).\n"
+		     "# TYPE dstrace_evictions_total counter\n"
+		     "dstrace_evictions_total %" PRIu64 "\n"
+		     "# HELP dstrace_dropped_total What dstrace had to leave out, by cause "
+		     "(docs/audit-format.md, drops).\n"
+		     "# TYPE dstrace_dropped_total counter\n",
+		t->lost, t->evictions);
+	dstrace_drops_values(&t->drops, dv);
+	for (size_t i = 0; i < DSTRACE_DROPS_N; i++)
+		fprintf(out, "dstrace_dropped_total{what=\"%s\"} %" PRIu64 "\n",
+			dstrace_drop_names[i], dv[i]);
+	fprintf(out, "# HELP dstrace_audit_write_errors_total Audit writes that failed (retried at the "
+		     "next interval).\n"
+		     "# TYPE dstrace_audit_write_errors_total counter\n"
+		     "dstrace_audit_write_errors_total %" PRIu64 "\n"
+		     "# HELP dstrace_build_info dstrace version and the backend in use.\n"
+		     "# TYPE dstrace_build_info gauge\n"
+		     "dstrace_build_info{version=\"%s\",backend=\"%s\"} 1\n",
+		t->write_errors, t->version, t->backend);
+}
+
+int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *out)
+{
 	struct comm_table *tab = calloc(1, sizeof(*tab));
 	const struct comm_sums *series[SERIES_MAX];
-	char ebuf[16], labels[3 * METRICS_LABEL_MAX + 32];
 	uint32_t nseries;
 
 	if (!tab)
@@ -240,79 +331,10 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 		add_errnos(s, p);
 	}
 	nseries = comm_series(tab, series);
-
-	fprintf(out, "# HELP dstrace_mapped_events_total IPv4 traffic of AF_INET6 sockets through "
-		     "IPv4-mapped addresses: connections (connect, accept) and datagrams (send, recv).\n"
-		     "# TYPE dstrace_mapped_events_total counter\n");
-	for (uint32_t i = 0; i < nseries; i++) {
-		const struct comm_sums *s = series[i];
-
-		series_labels(s, labels, sizeof(labels));
-		for (int k = 0; k < DSTRACE_EV_MAX; k++)
-			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
-				if (s->counts[k][pr])
-					fprintf(out, "dstrace_mapped_events_total{event=\"%s\",proto=\"%s\",%s} %" PRIu64 "\n",
-						dstrace_event_name(k), dstrace_proto_name(pr), labels,
-						s->counts[k][pr]);
-	}
-	fprintf(out, "# HELP dstrace_mapped_bytes_total Payload bytes over IPv4-mapped sockets.\n"
-		     "# TYPE dstrace_mapped_bytes_total counter\n");
-	for (uint32_t i = 0; i < nseries; i++) {
-		const struct comm_sums *s = series[i];
-
-		series_labels(s, labels, sizeof(labels));
-		for (int d = 0; d < DSTRACE_DIR_MAX; d++)
-			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
-				if (s->bytes[d][pr])
-					fprintf(out, "dstrace_mapped_bytes_total{direction=\"%s\",proto=\"%s\",%s} %" PRIu64 "\n",
-						dir_names[d], dstrace_proto_name(pr), labels,
-						s->bytes[d][pr]);
-	}
-	fprintf(out, "# HELP dstrace_mapped_failures_total Failed mapped attempts by errno "
-		     "(ENETUNREACH: v6-only socket or no IPv4 route).\n"
-		     "# TYPE dstrace_mapped_failures_total counter\n");
-	for (uint32_t i = 0; i < nseries; i++) {
-		const struct comm_sums *s = series[i];
-
-		series_labels(s, labels, sizeof(labels));
-		for (uint32_t j = 0; j < s->nerrnos; j++)
-			fprintf(out, "dstrace_mapped_failures_total{event=\"%s\",error=\"%s\",%s} %" PRIu64 "\n",
-				dstrace_event_name(s->errnos[j].kind),
-				dstrace_errno_name(-s->errnos[j].err, ebuf, sizeof(ebuf)), labels,
-				s->errnos[j].count);
-		if (s->errnos_other)
-			fprintf(out, "dstrace_mapped_failures_total{event=\"_other\",error=\"_other\",%s} %" PRIu64 "\n",
-				labels, s->errnos_other);
-	}
-	fprintf(out, "# HELP dstrace_lost_events_total Events the kernel ring buffer had no room for.\n"
-		     "# TYPE dstrace_lost_events_total counter\n"
-		     "dstrace_lost_events_total %" PRIu64 "\n"
-		     "# HELP dstrace_evictions_total Entries evicted from bounded tables (UDP flows, "
-		     "programs, peers).\n"
-		     "# TYPE dstrace_evictions_total counter\n"
-		     "dstrace_evictions_total %" PRIu64 "\n"
-		     "# HELP dstrace_dropped_total What dstrace had to leave out, by cause "
-		     "(docs/audit-format.md, drops).\n"
-		     "# TYPE dstrace_dropped_total counter\n"
-		     "dstrace_dropped_total{what=\"lost\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"proc_full\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"stash_full\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"recv_unknown\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"flows_evicted\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"programs\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"pids\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"ports\"} %" PRIu64 "\n"
-		     "dstrace_dropped_total{what=\"peers\"} %" PRIu64 "\n"
-		     "# HELP dstrace_audit_write_errors_total Audit writes that failed (retried at the "
-		     "next interval).\n"
-		     "# TYPE dstrace_audit_write_errors_total counter\n"
-		     "dstrace_audit_write_errors_total %" PRIu64 "\n"
-		     "# HELP dstrace_build_info dstrace version and the backend in use.\n"
-		     "# TYPE dstrace_build_info gauge\n"
-		     "dstrace_build_info{version=\"%s\",backend=\"%s\"} 1\n",
-		t->lost, t->evictions, t->drops.lost, t->drops.proc_full, t->drops.stash_full,
-		t->drops.recv_unknown, t->drops.flows_evicted, t->drops.programs, t->drops.pids, t->drops.ports,
-		t->drops.peers, t->write_errors, t->version, t->backend);
+	render_events(series, nseries, out);
+	render_bytes(series, nseries, out);
+	render_failures(series, nseries, out);
+	render_totals(t, out);
 	free(tab);
 	return ferror(out) ? -EIO : 0;
 }

@@ -31,6 +31,46 @@ static int split_path(const char *path, char *dir, size_t size, const char **bas
 	return 0;
 }
 
+/* Open base in directory dfd: create it if it is not there (O_EXCL: never through a symlink,
+ * never onto a file that appeared meanwhile); else open what is there, which must not be a
+ * symlink. A file removed between the two is tried again. The fd, or -errno; *created says
+ * which; why is set for a symlink. */
+static int open_in_dir(int dfd, const char *base, int flags, bool *created, char *why,
+		       size_t why_size)
+{
+	int fd;
+
+	*created = false;
+	for (int tries = 0;; tries++) {
+		fd = openat(dfd, base, flags | O_CREAT | O_EXCL, 0666);
+		if (fd >= 0) {
+			*created = true;
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -errno;
+		fd = openat(dfd, base, flags);
+		if (fd >= 0)
+			return fd;
+		if (errno == ELOOP) {
+			snprintf(why, why_size, "it is a symbolic link (dstrace never writes through one)");
+			return -ELOOP;
+		}
+		if (errno != ENOENT || tries == 3)
+			return -errno;
+	}
+}
+
+/* fs.protected_regular: in a sticky world-writable directory, a file that belongs to neither
+ * us nor the directory's owner was planted by another user for us to write into. Regular
+ * files and FIFOs, as the kernel's rule. */
+static bool planted(const struct stat *dst, const struct stat *st)
+{
+	return (dst->st_mode & S_ISVTX) && (dst->st_mode & S_IWOTH) &&
+	       (S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode)) && st->st_uid != geteuid() &&
+	       st->st_uid != dst->st_uid;
+}
+
 int outfile_open(const char *path, enum outfile_mode mode, FILE **out, char *why,
 		 size_t why_size)
 {
@@ -54,42 +94,18 @@ int outfile_open(const char *path, enum outfile_mode mode, FILE **out, char *why
 		err = -errno;
 		goto fail;
 	}
-	/* Create it if it is not there (O_EXCL: never through a symlink, never onto a file
-	 * that appeared meanwhile); else open what is there, which must not be a symlink. A
-	 * file removed between the two is tried again. */
-	for (int tries = 0; fd < 0; tries++) {
-		fd = openat(dfd, base, flags | O_CREAT | O_EXCL, 0666);
-		if (fd >= 0) {
-			created = true;
-			break;
-		}
-		if (errno != EEXIST) {
-			err = -errno;
-			goto fail;
-		}
-		fd = openat(dfd, base, flags);
-		if (fd >= 0)
-			break;
-		if (errno == ELOOP) {
-			snprintf(why, why_size, "it is a symbolic link (dstrace never writes through one)");
-			err = -ELOOP;
+	fd = open_in_dir(dfd, base, flags, &created, why, why_size);
+	if (fd < 0) {
+		err = fd;
+		if (err == -ELOOP)
 			goto fail_why;
-		}
-		if (errno != ENOENT || tries == 3) {
-			err = -errno;
-			goto fail;
-		}
+		goto fail;
 	}
 	if (fstat(fd, &st)) {
 		err = -errno;
 		goto fail;
 	}
-	/* fs.protected_regular: in a sticky world-writable directory, a file that belongs to
-	 * neither us nor the directory's owner was planted by another user for us to write
-	 * into. Regular files and FIFOs, as the kernel's rule. */
-	if (!created && (dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH) &&
-	    (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)) && st.st_uid != geteuid() &&
-	    st.st_uid != dst.st_uid) {
+	if (!created && planted(&dst, &st)) {
 		snprintf(why, why_size,
 			 "it belongs to uid %u in the sticky world-writable directory %s "
 			 "(refused, as fs.protected_regular does)",

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "drops.h"
 
 #define REPORT_PROGRAMS_MAX 65536
 #define REPORT_RUNS_MAX 65536
@@ -47,10 +48,13 @@ struct report_counts {
 /* What dstrace's own tables and writer dropped, from the "drops" object and "write_errors"
  * of audit_run records (0 when a record from an older dstrace has none). */
 struct report_drops {
-	uint64_t lost, proc_full, stash_full, recv_unknown, flows_evicted, programs, pids, ports,
-		peers;
+	DSTRACE_DROPS(DSTRACE_DROP_FIELD) /* drops.h: lost, proc_full, ... */
 	uint64_t write_errors;
 };
+
+/* The drops of d in drops.h's order; is any of them (or write_errors) non-zero? */
+void report_drops_values(const struct report_drops *d, uint64_t out[DSTRACE_DROPS_N]);
+bool report_drops_any(const struct report_drops *d);
 
 struct report_peer {
 	uint32_t addr; /* IPv4, network byte order */

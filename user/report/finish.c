@@ -160,24 +160,34 @@ static int collect_hosts(struct report *r)
 /* Did dstrace drop anything in this run, by its newest audit_run record? */
 static bool run_incomplete(const struct report_run *run)
 {
-	const struct report_drops *d = &run->drops;
+	return run->lost || run->evictions || run->programs_dropped || report_drops_any(&run->drops);
+}
 
-	return run->lost || run->evictions || run->programs_dropped || d->lost || d->proc_full ||
-	       d->stash_full || d->recv_unknown || d->flows_evicted || d->programs || d->pids || d->ports ||
-	       d->peers || d->write_errors;
+void report_drops_values(const struct report_drops *d, uint64_t out[DSTRACE_DROPS_N])
+{
+	size_t i = 0;
+
+#define VALUE(n) out[i++] = d->n;
+	DSTRACE_DROPS(VALUE)
+#undef VALUE
+}
+
+bool report_drops_any(const struct report_drops *d)
+{
+	uint64_t v[DSTRACE_DROPS_N];
+
+	report_drops_values(d, v);
+	for (size_t i = 0; i < DSTRACE_DROPS_N; i++)
+		if (v[i])
+			return true;
+	return d->write_errors != 0;
 }
 
 static void add_drops(struct report_drops *sum, const struct report_drops *d)
 {
-	sum->lost = sat_add(sum->lost, d->lost);
-	sum->proc_full = sat_add(sum->proc_full, d->proc_full);
-	sum->stash_full = sat_add(sum->stash_full, d->stash_full);
-	sum->recv_unknown = sat_add(sum->recv_unknown, d->recv_unknown);
-	sum->flows_evicted = sat_add(sum->flows_evicted, d->flows_evicted);
-	sum->programs = sat_add(sum->programs, d->programs);
-	sum->pids = sat_add(sum->pids, d->pids);
-	sum->ports = sat_add(sum->ports, d->ports);
-	sum->peers = sat_add(sum->peers, d->peers);
+#define ADD(n) sum->n = sat_add(sum->n, d->n);
+	DSTRACE_DROPS(ADD)
+#undef ADD
 	sum->write_errors = sat_add(sum->write_errors, d->write_errors);
 }
 

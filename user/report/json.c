@@ -185,11 +185,17 @@ fail:
 
 static json_t *j_drops(const struct report_drops *d)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "lost", JI(d->lost), "proc_full",
-			 JI(d->proc_full), "stash_full", JI(d->stash_full), "recv_unknown",
-			 JI(d->recv_unknown), "flows_evicted",
-			 JI(d->flows_evicted), "programs", JI(d->programs), "pids", JI(d->pids),
-			 "ports", JI(d->ports), "peers", JI(d->peers));
+	json_t *obj = json_object();
+	uint64_t v[DSTRACE_DROPS_N];
+
+	report_drops_values(d, v);
+	for (size_t i = 0; obj && i < DSTRACE_DROPS_N; i++) {
+		if (json_object_set_new(obj, dstrace_drop_names[i], json_integer(JI(v[i])))) {
+			json_decref(obj);
+			return NULL;
+		}
+	}
+	return obj;
 }
 
 static json_t *j_run(const struct report_run *run)
@@ -239,13 +245,8 @@ static json_t *j_input(const struct report *r)
 
 static bool j_complete(const struct report *r)
 {
-	const struct report_drops *d = &r->drops;
-
 	return !r->lost && !r->evictions && !r->programs_dropped && !r->over_programs &&
-	       !r->over_runs && !r->over_entries && !d->lost && !d->proc_full && !d->stash_full &&
-	       !d->recv_unknown &&
-	       !d->flows_evicted && !d->programs && !d->pids && !d->ports && !d->peers &&
-	       !d->write_errors;
+	       !r->over_runs && !r->over_entries && !report_drops_any(&r->drops);
 }
 
 static json_t *j_head(const struct report *r)

@@ -291,9 +291,8 @@ static int parse_drops(const json_t *root, struct report_drops *d, char *why)
 		const char *key, *name;
 		size_t off;
 	} fields[] = {
-#define F(k) { #k, "drops." #k, offsetof(struct report_drops, k) }
-		F(lost), F(proc_full), F(stash_full), F(recv_unknown), F(flows_evicted),
-		F(programs), F(pids), F(ports), F(peers),
+#define F(k) { #k, "drops." #k, offsetof(struct report_drops, k) },
+		DSTRACE_DROPS(F)
 #undef F
 	};
 	const json_t *drops = json_object_get(root, "drops");

@@ -260,24 +260,16 @@ static void put_summary(FILE *out, const struct report *r)
 static void put_drops_warning(FILE *out, const struct report *r)
 {
 	const struct report_drops *d = &r->drops;
-	const struct {
-		const char *name;
-		uint64_t n;
-	} drops[] = {
-		{ "lost", d->lost },	   { "proc_full", d->proc_full },
-		{ "stash_full", d->stash_full }, { "recv_unknown", d->recv_unknown },
-		{ "flows_evicted", d->flows_evicted },
-		{ "programs", d->programs }, { "pids", d->pids },
-		{ "ports", d->ports },	   { "peers", d->peers },
-	};
+	uint64_t v[DSTRACE_DROPS_N];
 	uint32_t shown = 0;
 
-	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
-		if (!drops[i].n)
+	report_drops_values(d, v);
+	for (size_t i = 0; i < DSTRACE_DROPS_N; i++) {
+		if (!v[i])
 			continue;
 		fprintf(out, "%s%s %" PRIu64, shown++ ? ", " : "warning: the audit may be incomplete: "
 							       "dstrace counted drops (",
-			drops[i].name, drops[i].n);
+			dstrace_drop_names[i], v[i]);
 	}
 	if (!shown && !d->write_errors)
 		return;
