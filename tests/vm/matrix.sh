@@ -24,6 +24,17 @@ for k in 6.1 6.12; do
 	start=$SECONDS
 	tests/vm/run-in-vm.sh -t 1500 "$k" -- bash tests/vm/guest-matrix.sh "${EXPECT[$k]}" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
+	# qemu's multi-threaded TCG can run a stale copy of kernel text that another vCPU has
+	# just patched (a static key flipped when dstrace attaches a syscall tracepoint): the
+	# guest dies of an unclaimed int3 ("Oops: int3"), a fault of the emulator, not of the
+	# code under test. Such a guest is booted once more from scratch; the first log is kept.
+	if [[ $rc -eq 125 ]] && grep -q 'Oops: int3' "$log"; then
+		mv "$log" "$out/guest-$k.int3.log"
+		echo "--- kernel $k: the guest died of an int3 oops in text patching (qemu TCG, see" \
+			"$out/guest-$k.int3.log); booting it once more"
+		tests/vm/run-in-vm.sh -t 1500 "$k" -- bash tests/vm/guest-matrix.sh "${EXPECT[$k]}" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+	fi
 	echo "--- kernel $k: exit $rc in $((SECONDS - start)) s"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ -n $line ]]; then
