@@ -107,6 +107,15 @@ bail() {
 }
 
 # --- prerequisites --------------------------------------------------------------------
+# need_tools TOOL...: every TOOL is installed, or the suite ends with a failure naming it.
+need_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null ||
+			bail "prerequisites" "expected $tool installed, got none (scripts/install-deps.sh)"
+	done
+}
+
 need_root() {
 	if [[ $(id -u) -ne 0 ]]; then
 		echo "$0: needs root (network namespaces, BPF)" >&2

@@ -28,13 +28,7 @@ SECTIONS=(comm_limit slow_clients symlink_out sticky_out)
 
 need_root
 build_progs
-for tool in curl jq python3; do
-	command -v "$tool" >/dev/null || {
-		fail "prerequisites" "expected $tool installed, got none (scripts/install-deps.sh)"
-		summary
-		exit 1
-	}
-done
+need_tools curl jq python3
 
 TAG=$(printf 'f%05d' $(($$ % 100000)))
 BIN=$WORK/bin

@@ -37,9 +37,7 @@ SCRAPE_TIMEOUT=30
 need_root
 build_progs
 
-for tool in "$PROMETHEUS" curl jq; do
-	command -v "$tool" >/dev/null || bail "prerequisites" "expected $tool installed, got none (scripts/install-deps.sh)"
-done
+need_tools "$PROMETHEUS" curl jq
 
 # The programs under names of this run's own (comm is at most 15 characters).
 TAG=$(printf 'm%05d' $(($$ % 100000)))

@@ -28,13 +28,7 @@ METRICS_PORT=9911
 need_root
 build_progs
 
-for tool in systemd-analyze python3 setpriv unshare curl jq; do
-	command -v "$tool" >/dev/null || {
-		fail "prerequisites" "expected $tool installed, got none (scripts/install-deps.sh)"
-		summary
-		exit 1
-	}
-done
+need_tools systemd-analyze python3 setpriv unshare curl jq
 
 # unit_value KEY: the values of KEY= in the unit (every occurrence, space-joined).
 unit_value() {

@@ -63,13 +63,7 @@ ROLE=soak
 
 need_root
 build_progs
-for tool in curl jq python3; do
-	command -v "$tool" >/dev/null || {
-		fail "prerequisites" "expected $tool installed, got none (scripts/install-deps.sh)"
-		summary
-		exit 1
-	}
-done
+need_tools curl jq python3
 if ((SOAK_SECONDS < 30)); then
 	fail "SOAK_SECONDS" "expected at least 30 (a disk-full episode of 4 intervals and rotations), got $SOAK_SECONDS"
 	summary
@@ -306,27 +300,10 @@ check_match "the workload ran" '^runs=[1-9][0-9]* senders=[1-9][0-9]*$' \
 	"runs=$CH_RUNS senders=$U_PROCS" "some churn runs and senders"
 
 # --- audit files: whole lines, one run, full sets ------------------------------------------
-# whole_lines FILE: "ok" when every line is one JSON object and the file ends with a newline.
-whole_lines() {
-	local lines objs
-	[[ -s $1 ]] || {
-		echo "empty or missing"
-		return
-	}
-	lines=$(wc -l <"$1")
-	objs=$(jq -R 'fromjson? | objects | 1' "$1" 2>/dev/null | wc -l)
-	if [[ $(tail -c 1 "$1" | od -An -c | tr -d ' ') != '\n' ]]; then
-		echo "last line not terminated"
-	elif [[ $lines != "$objs" ]]; then
-		echo "$((lines - objs)) of $lines lines are not one JSON object"
-	else
-		echo ok
-	fi
-}
 torn=0
 bad_files=()
 for f in "${FILES[@]}"; do
-	w=$(whole_lines "$f")
+	w=$(json_lines_ok "$f")
 	if [[ $w != ok ]]; then
 		torn=$((torn + 1))
 		bad_files+=("${f##*/}: $w")
