@@ -41,7 +41,7 @@ CPPFLAGS += $(shell pkg-config --cflags libmicrohttpd libsystemd)
 LDLIBS += $(shell pkg-config --libs libmicrohttpd libsystemd) -pthread
 CPPFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	-Iinclude -I$(BPF_OUT) -Ibpf
 # The BPF object's BTF names its source files: relative ones, whatever directory builds it
 # (a reproducible package).

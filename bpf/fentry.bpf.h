@@ -96,7 +96,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
 	mapped = udp6_recv_peer(sk, msg, &raddr, &rport);
-	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport);
+	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, true);
 	return 0;
 }
 

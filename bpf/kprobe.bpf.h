@@ -144,7 +144,7 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 
 	if (kcall_take(KCALL_UDP_SEND, &call) && sk_is_udp6((struct sock *)call.sk, &proto))
 		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_SEND, proto, call.daddr,
-				    call.dport, ret, call.corked);
+				    call.dport, ret, call.corked, NULL, false);
 	return 0;
 }
 
@@ -188,7 +188,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
 	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport);
-	handle_udp_recv(sk, proto, call.flags, ret, mapped, raddr, rport);
+	handle_udp_recv(sk, proto, call.flags, ret, mapped, raddr, rport, false);
 	return 0;
 }
 

@@ -146,9 +146,13 @@ struct {
 	__type(value, struct conn_pending);
 } conn_pending SEC(".maps");
 
-/* The peer of the UDP datagram in flight, left by a cgroup sock_addr hook for the
- * sock_{send,recv}_length tracepoint that follows in the same call: per thread and direction
- * (key: tid << 1 | received), so threads sharing a socket never overwrite each other's. */
+/* The peer of the UDP datagram in flight, left by a cgroup sock_addr hook (or a kernel function
+ * hook) for the hook that counts it later in the same call: per thread and direction (key:
+ * tid << 1 | received), so threads sharing a socket never overwrite each other's. A thread
+ * claims the array slot its key selects (compare-and-swap of the slot's tag, no lock, no hash);
+ * a thread that finds its slot held by another (two live threads whose keys collide, or an
+ * entry a thread left behind) spills to the LRU hash, which is looked up only while spills
+ * may be outstanding. */
 struct dgram_peer {
 	__u64 cookie; /* the socket's */
 	__u32 addr;   /* IPv4, network order; valid if mapped */
@@ -156,6 +160,25 @@ struct dgram_peer {
 	__u8 mapped;
 	__u8 pad;
 };
+
+#define DGRAM_HANDOFF_SLOTS 8192 /* a power of two */
+
+struct dgram_slot {
+	__u32 tag; /* key + 1 of the thread that holds it; 0: free */
+	__u32 pad;
+	struct dgram_peer peer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DGRAM_HANDOFF_SLOTS);
+	__type(key, __u32);
+	__type(value, struct dgram_slot);
+} dgram_slots SEC(".maps");
+
+/* Entries spilled to dgram_handoff and not yet taken (an LRU eviction leaves it high: the
+ * hash is then looked up on every miss, which is only slower). */
+__u64 dgram_spilled = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -212,9 +235,13 @@ struct {
 	__type(value, __u8);
 } existing_seen SEC(".maps");
 
-/* Per socket: the peer of the corked datagram being built (MSG_MORE, UDP_CORK), if valid.
- * Socket-local storage: freed with the socket. */
+/* Per AF_INET6 UDP socket with IPv4 traffic (backends that may use socket storage:
+ * tracepoint, fentry): its ids, read once instead of per datagram, and the peer of the corked
+ * datagram being built (MSG_MORE, UDP_CORK), if valid. Socket-local storage: freed with the
+ * socket. */
 struct dgram_scratch {
+	__u64 ino;   /* sk_ino(), 0 until read */
+	__u32 netns; /* sk_netns() */
 	__u32 cork_addr;
 	__u16 cork_port;
 	__u8 cork_valid;

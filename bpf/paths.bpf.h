@@ -362,17 +362,32 @@ static __always_inline bool proto_of(__u16 protocol, __u8 *proto)
 	}
 }
 
+/* A field of sk: loaded directly where sk is a BTF pointer (tp_btf, fentry: btf is a constant
+ * true and the compiler drops the other branch), copied by a CO-RE probe read where it is not
+ * (kprobe). A direct load costs a load; a probe read, a helper call. */
+#define SK_READ(btf, sk, ...) ((btf) ? (sk)->__VA_ARGS__ : BPF_CORE_READ(sk, __VA_ARGS__))
+
+static __always_inline __u64 sk_cookie_as(struct sock *sk, bool btf)
+{
+	return SK_READ(btf, sk, __sk_common.skc_cookie.counter);
+}
+
 static __always_inline __u64 sk_cookie(struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	return sk_cookie_as(sk, false);
 }
 
 /* An AF_INET6 socket of a protocol dstrace watches: *proto says which. */
+static __always_inline bool sk_is_inet6_as(struct sock *sk, __u8 *proto, bool btf)
+{
+	if (SK_READ(btf, sk, __sk_common.skc_family) != AF_INET6)
+		return false;
+	return proto_of(SK_READ(btf, sk, sk_protocol), proto);
+}
+
 static __always_inline bool sk_is_inet6(struct sock *sk, __u8 *proto)
 {
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET6)
-		return false;
-	return proto_of(BPF_CORE_READ(sk, sk_protocol), proto);
+	return sk_is_inet6_as(sk, proto, false);
 }
 
 /* The socket's connected peer, if it is IPv4-mapped. */
@@ -396,39 +411,66 @@ static __always_inline bool sk_is_v6only(struct sock *sk)
 /*
  * The peer of a datagram, handed from the hook that sees it to the one that counts it in the
  * same call: per thread and direction (key: tid << 1 | received), so threads sharing a socket
- * never overwrite each other's, and checked against the socket's cookie.
+ * never overwrite each other's, and checked against the socket's cookie. The thread's slot
+ * in dgram_slots when it is free or already the thread's, else the LRU hash (maps.bpf.h).
  */
-static __always_inline __u64 dgram_handoff_key(bool received)
+static __always_inline __u32 dgram_handoff_key(bool received)
 {
-	return (bpf_get_current_pid_tgid() << 1 | received) & 0x1ffffffffull;
+	return (__u32)(bpf_get_current_pid_tgid() << 1 | received);
+}
+
+static __always_inline struct dgram_slot *dgram_slot_of(__u32 key)
+{
+	__u32 idx = key & (DGRAM_HANDOFF_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&dgram_slots, &idx);
 }
 
 static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool mapped,
 					      __u32 addr, __u16 port)
 {
-	__u64 key = dgram_handoff_key(received);
+	__u32 key = dgram_handoff_key(received), tag = key + 1;
+	struct dgram_slot *slot = dgram_slot_of(key);
 	struct dgram_peer peer = {
 		.cookie = cookie,
 		.addr = addr,
 		.port = port,
 		.mapped = mapped,
 	};
+	__u64 hkey = key;
 
-	bpf_map_update_elem(&dgram_handoff, &key, &peer, BPF_ANY);
+	if (slot && (slot->tag == tag || __sync_val_compare_and_swap(&slot->tag, 0, tag) == 0)) {
+		slot->peer = peer;
+		return;
+	}
+	if (!bpf_map_update_elem(&dgram_handoff, &hkey, &peer, BPF_ANY))
+		__sync_fetch_and_add(&dgram_spilled, 1);
 }
 
-/* This thread's datagram peer on sk, taken out of the map. */
+/* This thread's datagram peer on sk, taken out of its slot or the hash (btf: SK_READ). */
 static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
-					       struct dgram_peer *out)
+					       struct dgram_peer *out, bool btf)
 {
-	__u64 key = dgram_handoff_key(received);
-	struct dgram_peer *p = bpf_map_lookup_elem(&dgram_handoff, &key);
+	__u32 key = dgram_handoff_key(received), tag = key + 1;
+	struct dgram_slot *slot = dgram_slot_of(key);
+	struct dgram_peer *p;
+	__u64 hkey = key;
 
+	__builtin_memset(out, 0, sizeof(*out));
+	if (slot && slot->tag == tag) {
+		*out = slot->peer;
+		__sync_lock_test_and_set(&slot->tag, 0); /* release, after the reads */
+		return out->cookie == sk_cookie_as(sk, btf);
+	}
+	if (!dgram_spilled)
+		return false;
+	p = bpf_map_lookup_elem(&dgram_handoff, &hkey);
 	if (!p)
 		return false;
 	*out = *p;
-	bpf_map_delete_elem(&dgram_handoff, &key);
-	return out->cookie == sk_cookie(sk);
+	if (!bpf_map_delete_elem(&dgram_handoff, &hkey))
+		__sync_fetch_and_add(&dgram_spilled, -1);
+	return out->cookie == sk_cookie_as(sk, btf);
 }
 
 enum sockaddr_verdict {
@@ -782,6 +824,8 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 }
 
 /* A corked UDP datagram (MSG_MORE, UDP_CORK) is still being built on this socket. */
+/* (udp_sock's fields lie beyond struct sock: a direct load through a struct sock pointer is
+ * refused, so these are probe reads on every backend) */
 static __always_inline bool udp_corked(struct sock *sk)
 {
 	return BPF_CORE_READ((struct udp_sock *)sk, pending) != 0;
@@ -804,25 +848,29 @@ static __always_inline __u64 udp_send_segments(struct sock *sk, int len)
  */
 static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8 proto,
 						__u32 raddr, __u16 rport, int ret,
-						bool continuation)
+						bool continuation,
+						const struct dgram_scratch *ids, bool btf)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 lport = SK_READ(btf, sk, __sk_common.skc_num);
 	struct dstrace_flow_key key = {};
 	struct dstrace_flow_val *flow;
 	struct dstrace_proc_stats *st;
 	__u64 ino, datagrams;
+	__u32 netns;
 
 	if (!dstrace_wanted(kind, proto, tgid, lport, rport))
 		return;
-	ino = sk_ino(sk);
+	ino = ids && ids->ino ? ids->ino : sk_ino(sk);
+	netns = ids && ids->ino ? ids->netns : sk_netns(sk);
 	if (ret < 0) {
-		proc_peer(proc_account(proc_entry(sk, tgid), kind, proto, true, 0, 0), tgid, raddr);
+		proc_peer(proc_account(proc_entry_ns(netns, tgid), kind, proto, true, 0, 0), tgid,
+			  raddr);
 		emit_event(sk, ino, kind, proto, raddr, rport, ret, false);
 		return;
 	}
 	datagrams = continuation ? 0 : kind == DSTRACE_EV_SEND ? udp_send_segments(sk, ret) : 1;
-	st = proc_account(proc_entry(sk, tgid), kind, proto, false, datagrams, ret);
+	st = proc_account(proc_entry_ns(netns, tgid), kind, proto, false, datagrams, ret);
 
 	key.sock_ino = ino;
 	key.pid = tgid;
@@ -861,14 +909,30 @@ static __always_inline bool recv_counted(int flags, int ret)
 	return ret >= 0 && recv_dequeues(flags);
 }
 
+/* The socket's dgram_scratch, made on its first IPv4 datagram, with its ids read once. Only
+ * for backends that may use socket storage (tracepoint, fentry). */
+static __always_inline struct dgram_scratch *dgram_sock(struct sock *sk)
+{
+	struct dgram_scratch *s =
+		bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (s && !s->ino) {
+		s->netns = sk_netns(sk);
+		s->ino = sk_ino(sk);
+	}
+	return s;
+}
+
 /* Path 4: a read on a UDP AF_INET6 socket returned ret (flags: the caller's MSG_ flags);
  * mapped: the datagram it read came from the IPv4 peer raddr:rport. Every backend's reads
- * end here, and this decides which are counted. */
+ * end here, and this decides which are counted. btf: sk is a BTF pointer (tracepoint,
+ * fentry; a constant), and such backends may use socket storage. */
 static __always_inline void handle_udp_recv(struct sock *sk, __u8 proto, int flags, int ret,
-					    bool mapped, __u32 raddr, __u16 rport)
+					    bool mapped, __u32 raddr, __u16 rport, bool btf)
 {
 	if (recv_counted(flags, ret) && mapped)
-		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false);
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false,
+				    btf ? dgram_sock(sk) : NULL, btf);
 }
 
 /*
@@ -891,15 +955,16 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 	}
 	if (!have_peer)
 		return;
-	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret, continuation);
+	if (!s || !s->ino)
+		s = dgram_sock(sk);
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret, continuation, s, true);
+	if (!s)
+		return;
 	if (ret >= 0 && udp_corked(sk)) {
-		s = bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (s) {
-			s->cork_addr = raddr;
-			s->cork_port = rport;
-			s->cork_valid = 1;
-		}
-	} else if (s) {
+		s->cork_addr = raddr;
+		s->cork_port = rport;
+		s->cork_valid = 1;
+	} else {
 		s->cork_valid = 0;
 	}
 }
@@ -1006,7 +1071,7 @@ static __always_inline bool udp6_recv_peer(struct sock *sk, struct msghdr *msg, 
 {
 	struct dgram_peer peer;
 
-	if (dgram_handoff_take(sk, true, &peer)) {
+	if (dgram_handoff_take(sk, true, &peer, false)) {
 		*addr = peer.addr;
 		*port = peer.port;
 		return peer.mapped;

@@ -243,7 +243,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	bool have_peer = false;
 	__u8 proto;
 
-	if (!sk_is_inet6(sk, &proto))
+	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
 	if (proto == DSTRACE_PROTO_TCP) {
 		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
@@ -252,7 +252,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	/* The peer: from the sendmsg4 hook (an address was given), the connected peer, or for
 	 * a v6-only failure the syscall's arguments; a corked continuation is resolved by
 	 * udp_send_done. */
-	if (dgram_handoff_take(sk, false, &peer)) {
+	if (dgram_handoff_take(sk, false, &peer, true)) {
 		have_peer = peer.mapped;
 		raddr = peer.addr;
 		rport = peer.port;
@@ -294,13 +294,13 @@ struct sock___dstrace {
 static __always_inline __u32 sk_drops_now(struct sock *sk)
 {
 	struct sock___dstrace *s = (void *)sk;
-	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
+	__u32 n = sk->sk_drops.counter;
 
 	if (bpf_core_field_exists(s->sk_drop_counters)) {
-		struct numa_drop_counters___dstrace *c = BPF_CORE_READ(s, sk_drop_counters);
+		struct numa_drop_counters___dstrace *c = s->sk_drop_counters;
 
 		if (c)
-			n += BPF_CORE_READ(c, drops0.counter) + BPF_CORE_READ(c, drops1.counter);
+			n += c->drops0.counter + c->drops1.counter;
 	}
 	return n;
 }
@@ -342,9 +342,38 @@ static __always_inline void rxq_unpush(struct dgram_rxq *q, __u32 d)
 	}
 }
 
+/* An IPv4 datagram's source and UDP payload length: from the linear head when it holds both
+ * headers (always, on the receive path), else copied out. skb data starts at the network
+ * header. */
+static __always_inline void skb_v4_source(struct __sk_buff *skb, struct rxq_slot *s)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data;
+	struct udphdr *uh;
+	__u8 vihl = 0;
+	__u16 ulen = 0;
+
+	s->kind = RXQ_V4;
+	if ((void *)(ip + 1) <= end) {
+		uh = data + ((*(__u8 *)ip & 0xf) << 2);
+		if ((void *)(uh + 1) <= end) {
+			s->addr = ip->saddr;
+			s->port = bpf_ntohs(uh->source);
+			s->len = bpf_ntohs(uh->len) - 8;
+			return;
+		}
+	}
+	if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 12, &s->addr, 4) ||
+	    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4, &s->port, 2) ||
+	    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4 + 4, &ulen, 2))
+		s->kind = RXQ_UNKNOWN;
+	s->port = bpf_ntohs(s->port);
+	s->len = bpf_ntohs(ulen) - 8;
+}
+
 /* A datagram about to be queued on an unconnected AF_INET6 UDP socket (udp_queue_rcv_one_skb
  * -> sk_filter, the socket's own cgroup): its source goes to the end of the socket's queue of
- * sources (dgram_rxq). skb data starts at the network header. */
+ * sources (dgram_rxq). The socket's fields are read directly (BTF pointer), not copied. */
 SEC("cgroup_skb/ingress")
 int cg_skb_ingress(struct __sk_buff *skb)
 {
@@ -353,36 +382,30 @@ int cg_skb_ingress(struct __sk_buff *skb)
 	struct rxq_slot s = { .kind = RXQ_V6 };
 	struct udp6_sock *u6;
 	struct dgram_rxq *q;
-	__u32 drops, was, queued;
-	__u8 vihl = 0;
-	__u16 ulen = 0;
+	__u32 drops, was, queued = 0;
+	bool started;
 
 	if (!bsk)
 		return 1;
 	bsk = bpf_sk_fullsock(bsk);
 	if (!bpf_sock_is_udp6(bsk) || bsk->state == TCP_ESTABLISHED)
 		return 1;
-	u6 = bpf_skc_to_udp6_sock(bsk);
-	if (!u6)
-		return 1;
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		s.kind = RXQ_V4;
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) ||
-		    bpf_skb_load_bytes(skb, 12, &s.addr, 4) ||
-		    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4, &s.port, 2) ||
-		    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4 + 4, &ulen, 2))
-			s.kind = RXQ_UNKNOWN;
-		s.port = bpf_ntohs(s.port);
-		s.len = bpf_ntohs(ulen) - 8;
-	}
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		skb_v4_source(skb, &s);
 	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6. */
 	q = bpf_sk_storage_get(&dgram_rxq, bsk, 0,
 			       s.kind == RXQ_V6 ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
 	if (!q)
 		return 1;
+	u6 = bpf_skc_to_udp6_sock(bsk);
+	if (!u6)
+		return 1;
 	drops = sk_drops_now((struct sock *)u6);
-	queued = BPF_CORE_READ(u6, udp.inet.sk.sk_receive_queue.qlen) +
-		 BPF_CORE_READ(u6, udp.reader_queue.qlen);
+	/* the queue's length matters only to a queue just made (read racily, checked again
+	 * under the lock) */
+	started = q->started;
+	if (!started)
+		queued = u6->udp.inet.sk.sk_receive_queue.qlen + u6->udp.reader_queue.qlen;
 	bpf_spin_lock(&q->lock);
 	if (!q->started) {
 		/* new: the datagrams already queued are IPv6 ones */
@@ -447,7 +470,7 @@ static __always_inline bool dgram_recv_source(struct sock *sk, int ret, int flag
 
 	if (!recv_dequeues(flags))
 		return false;
-	have_peer = dgram_handoff_take(sk, true, &peer);
+	have_peer = dgram_handoff_take(sk, true, &peer, true);
 	if (ret < 0)
 		return false;
 	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)
@@ -479,14 +502,14 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 	bool mapped;
 	__u8 proto;
 
-	if (!sk_is_inet6(sk, &proto))
+	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
 	if (proto == DSTRACE_PROTO_TCP) {
 		handle_tcp_recv(sk, flags, ret);
 		return 0;
 	}
 	mapped = dgram_recv_source(sk, ret, flags, &raddr, &rport);
-	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport);
+	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, true);
 	return 0;
 }
 
