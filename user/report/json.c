@@ -241,7 +241,8 @@ static json_t *j_run(const struct report_run *run)
 			return json_decref(obj), NULL;
 	}
 	if (obj && (json_object_set_new(obj, "drops", j_drops(&run->drops)) ||
-		    json_object_set_new(obj, "write_errors", json_integer(JI(run->drops.write_errors)))))
+		    json_object_set_new(obj, "write_errors",
+					json_integer(JI(run->drops.write_errors)))))
 		return json_decref(obj), NULL;
 	return obj;
 }

@@ -3,8 +3,9 @@
  * dstrace report: reading. Owns the line reader and the decoding of one line with jansson
  * (strict: RFC 8259, duplicate keys rejected) into an "audit" record (struct rec_ids + struct
  * entry) or an "audit_run" record (struct run_rec), checked field by field against
- * docs/audit-format.md (the counters' keys: schema.h; the drops: drops.h). A line that is not such a record is counted as malformed with the
- * first reason, which names the field or jansson's error and its byte; fold.c gets the rest.
+ * docs/audit-format.md (the counters' keys: schema.h; the drops: drops.h). A line that is not
+ * such a record is counted as malformed with the first reason, which names the field or
+ * jansson's error and its byte; fold.c gets the rest.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
