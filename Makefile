@@ -50,7 +50,7 @@ BPF_CFLAGS += -ffile-prefix-map=$(CURDIR)=.
 BPF_SRCS := bpf/dstrace.bpf.c
 BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 REPORT_SRCS := $(wildcard user/report/*.c)
-USER_LIB_SRCS := user/htab.c user/options.c user/format.c user/aggregate.c user/cgroupfs.c user/clock.c user/programs.c user/audit.c \
+USER_LIB_SRCS := user/htab.c user/options.c user/format.c user/schema.c user/aggregate.c user/cgroupfs.c user/clock.c user/programs.c user/audit.c \
 	user/metrics.c user/outfile.c user/container.c $(REPORT_SRCS)
 USER_SRCS := user/dstrace.c user/backend.c user/run.c user/sink.c user/sink_lines.c \
 	user/sink_audit.c user/sink_metrics.c $(USER_LIB_SRCS)

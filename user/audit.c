@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The audit writer (audit.h): each program of the table (programs.h) as one "audit" line, the
- * run as one "audit_run" line (docs/audit-format.md), and the appends that put a set in the
- * file whole or not at all, with the repair of a tail torn by an earlier run.
+ * run as one "audit_run" line (docs/audit-format.md; their counters' keys and order are
+ * schema.h's, the drops drops.h's), and the appends that put a set in the file whole or not at
+ * all, with the repair of a tail torn by an earlier run.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 #include "audit.h"
 #include "format.h"
+#include "schema.h"
 
 static void fmt_time(uint64_t boot_ns, const struct dstrace_clock *clock, char *buf, size_t size)
 {
@@ -35,39 +37,48 @@ static void json_or_null(const char *s, char *buf, size_t size)
 		dstrace_json_string(s, strlen(s), buf, size);
 }
 
-static int write_program(const struct audit_program *p, FILE *out, const char *head,
-			 const struct dstrace_clock *clock)
+/* The record up to its counters: who, where, how many processes. */
+static void write_identity(const struct audit_program *p, FILE *out, const char *head)
 {
 	char exe[AUDIT_EXE_LEN * 6 + 3], comm[DSTRACE_COMM_LEN * 6 + 3];
-	char cgroup[AUDIT_CGROUP_LEN * 6 + 3], container[256], first[48], last[48];
-	struct audit_peer top[AUDIT_PEERS_SHOWN];
-	uint32_t ntop = audit_program__top_peers(p, top, AUDIT_PEERS_SHOWN);
-	char ebuf[16];
+	char cgroup[AUDIT_CGROUP_LEN * 6 + 3], container[256];
 
 	dstrace_json_string(p->exe, sizeof(p->exe), exe, sizeof(exe));
 	dstrace_json_string(p->comm, sizeof(p->comm), comm, sizeof(comm));
 	json_or_null(p->cgroup, cgroup, sizeof(cgroup));
 	container_info_json(&p->container, container, sizeof(container)); /* 4 members */
-	fmt_time(p->first_ns, clock, first, sizeof(first));
-	fmt_time(p->last_ns, clock, last, sizeof(last));
-
 	fprintf(out,
 		"{\"type\":\"audit\",%s,\"exe\":%s,\"comm\":%s,\"uid\":%u,\"cgroup\":%s,"
-		"%s,\"netns\":%u,\"pids\":%" PRIu64 ","
-		"\"connect\":{\"tcp\":%" PRIu64 ",\"udp\":%" PRIu64 "},\"accept\":{\"tcp\":%" PRIu64 "},"
-		"\"sent\":{\"tcp_bytes\":%" PRIu64 ",\"udp_datagrams\":%" PRIu64 ",\"udp_bytes\":%" PRIu64 "},"
-		"\"received\":{\"tcp_bytes\":%" PRIu64 ",\"udp_datagrams\":%" PRIu64 ",\"udp_bytes\":%" PRIu64 "},"
-		"\"failed\":{\"total\":%" PRIu64 ",\"by_errno\":{",
-		head, exe, comm, p->uid, cgroup, container, p->netns, p->pids,
-		p->counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP],
-		p->counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_UDP],
-		p->counts[DSTRACE_EV_ACCEPT][DSTRACE_PROTO_TCP],
-		p->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_TCP],
-		p->counts[DSTRACE_EV_SEND][DSTRACE_PROTO_UDP],
-		p->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP],
-		p->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_TCP],
-		p->counts[DSTRACE_EV_RECV][DSTRACE_PROTO_UDP],
-		p->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP], p->failed);
+		"%s,\"netns\":%u,\"pids\":%" PRIu64,
+		head, exe, comm, p->uid, cgroup, container, p->netns, p->pids);
+}
+
+/* ,"connect":{"tcp":N,"udp":N},...,"failed":{"total":N (schema.h: "failed" left open) */
+static void write_counts(const struct audit_program *p, FILE *out)
+{
+	const struct dstrace_count_key *keys = dstrace_audit_count_keys;
+	const uint64_t v[DSTRACE_AUDIT_COUNTS_N] = {
+#define VALUE(o, k, f, source) p->source,
+		DSTRACE_AUDIT_COUNTS(VALUE)
+#undef VALUE
+	};
+
+	for (size_t i = 0; i < DSTRACE_AUDIT_COUNTS_N; i++) {
+		if (i && !strcmp(keys[i].obj, keys[i - 1].obj))
+			fputc(',', out);
+		else
+			fprintf(out, "%s\"%s\":{", i ? "}," : ",", keys[i].obj);
+		fprintf(out, "\"%s\":%" PRIu64, keys[i].key, v[i]);
+	}
+}
+
+/* ,"by_errno":{"ECONNREFUSED":N,...} closing "failed": each errno once, summed over the
+ * event kinds that failed with it. */
+static void write_errnos(const struct audit_program *p, FILE *out)
+{
+	char ebuf[16];
+
+	fputs(",\"by_errno\":{", out);
 	for (uint32_t i = 0, n = 0; i < p->nerrnos; i++) {
 		uint64_t count = 0;
 		bool first_of_errno = true;
@@ -78,13 +89,22 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 				count += p->errnos[j].count;
 			}
 		}
-		if (first_of_errno) /* each errno once, summed over event kinds */
+		if (first_of_errno)
 			fprintf(out, "%s\"%s\":%" PRIu64, n++ ? "," : "",
 				dstrace_errno_name(-p->errnos[i].err, ebuf, sizeof(ebuf)), count);
 	}
 	if (p->errnos_other)
 		fprintf(out, "%s\"other\":%" PRIu64, p->nerrnos ? "," : "", p->errnos_other);
-	fprintf(out, "}},\"first_seen\":%s,\"last_seen\":%s,\"listen_ports\":[", first, last);
+	fputs("}}", out);
+}
+
+/* ,"listen_ports":[...],"peers":[...] (the busiest AUDIT_PEERS_SHOWN) */
+static void write_ports_peers(const struct audit_program *p, FILE *out)
+{
+	struct audit_peer top[AUDIT_PEERS_SHOWN];
+	uint32_t ntop = audit_program__top_peers(p, top, AUDIT_PEERS_SHOWN);
+
+	fputs(",\"listen_ports\":[", out);
 	for (uint32_t i = 0; i < p->nports; i++)
 		fprintf(out, "%s%u", i ? "," : "", p->ports[i]);
 	fprintf(out, "],\"peers\":[");
@@ -97,7 +117,22 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 			i ? "," : "", top[i].dir == AUDIT_DIR_IN ? "in" : "out",
 			dstrace_proto_name(top[i].proto), ip, top[i].port, top[i].count);
 	}
-	return fprintf(out, "],\"peers_dropped\":%" PRIu64 "}\n", p->peers_dropped) < 0 ? -EIO : 0;
+	fputc(']', out);
+}
+
+static int write_program(const struct audit_program *p, FILE *out, const char *head,
+			 const struct dstrace_clock *clock)
+{
+	char first[48], last[48];
+
+	fmt_time(p->first_ns, clock, first, sizeof(first));
+	fmt_time(p->last_ns, clock, last, sizeof(last));
+	write_identity(p, out, head);
+	write_counts(p, out);
+	write_errnos(p, out);
+	fprintf(out, ",\"first_seen\":%s,\"last_seen\":%s", first, last);
+	write_ports_peers(p, out);
+	return fprintf(out, ",\"peers_dropped\":%" PRIu64 "}\n", p->peers_dropped) < 0 ? -EIO : 0;
 }
 
 
@@ -152,17 +187,42 @@ int audit_repair_tail(int fd)
 	return write(fd, "\n", 1) == 1 ? 0 : (errno ? -errno : -EIO);
 }
 
+/* The "audit_run" record: schema.h's run counters, then what only the writer knows. */
+static void write_run(const struct audit *a, FILE *out, const struct audit_run_info *run,
+		      const char *head, uint32_t written)
+{
+	const struct {
+		DSTRACE_RUN_COUNTS(DSTRACE_RUN_COUNT_FIELD)
+	} c = {
+		.events = run->events, .lost = run->lost, .evictions = run->evictions,
+		.programs = a->nprograms, .programs_dropped = a->programs_dropped,
+	};
+	const uint64_t v[DSTRACE_RUN_COUNTS_N] = {
+#define VALUE(k) c.k,
+		DSTRACE_RUN_COUNTS(VALUE)
+#undef VALUE
+	};
+	uint64_t dv[DSTRACE_DROPS_N];
+	char started[40], drops[DSTRACE_DROPS_N * 40 + 8];
+
+	dstrace_format_ts(run->started_realtime_ns, started, sizeof(started));
+	dstrace_drops_values(&run->drops, dv);
+	dstrace_format_drops_json(dv, drops, sizeof(drops));
+	fprintf(out, "{\"type\":\"audit_run\",%s,\"started\":\"%s\"", head, started);
+	for (size_t i = 0; i < DSTRACE_RUN_COUNTS_N; i++)
+		fprintf(out, ",\"%s\":%" PRIu64, dstrace_run_count_keys[i], v[i]);
+	fprintf(out, ",\"written\":%u,\"drops\":%s,\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
+		written, drops, run->write_errors, run->final ? "true" : "false");
+}
+
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full)
 {
 	uint32_t written = 0;
-	uint64_t dv[DSTRACE_DROPS_N];
-	char head[4096], host[256 * 6 + 3], run_id[320 * 6 + 3], ts[40], started[40];
-	char drops[DSTRACE_DROPS_N * 40 + 8];
+	char head[4096], host[256 * 6 + 3], run_id[320 * 6 + 3], ts[40];
 
 	dstrace_json_string(run->host, strlen(run->host), host, sizeof(host));
 	dstrace_json_string(run->run_id, strlen(run->run_id), run_id, sizeof(run_id));
 	dstrace_format_ts(run->now_realtime_ns, ts, sizeof(ts));
-	dstrace_format_ts(run->started_realtime_ns, started, sizeof(started));
 	snprintf(head, sizeof(head), "\"run\":%s,\"ts\":\"%s\",\"host\":%s,\"backend\":\"%s\"",
 		 run_id, ts, host, run->backend);
 	clearerr(out);
@@ -172,16 +232,7 @@ int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *
 			written++;
 		}
 	}
-	dstrace_drops_values(&run->drops, dv);
-	dstrace_format_drops_json(dv, drops, sizeof(drops));
-	fprintf(out,
-		"{\"type\":\"audit_run\",%s,\"started\":\"%s\",\"events\":%" PRIu64
-		",\"lost\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"programs\":%u,"
-		"\"programs_dropped\":%" PRIu64 ",\"written\":%u,\"drops\":%s,"
-		"\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
-		head, started, run->events, run->lost, run->evictions, a->nprograms,
-		a->programs_dropped, written, drops, run->write_errors,
-		run->final ? "true" : "false");
+	write_run(a, out, run, head, written);
 	if (fflush(out) == EOF || ferror(out))
 		return -(errno ? errno : EIO);
 	return (int)written;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "drops.h"
+#include "schema.h"
 
 #define REPORT_PROGRAMS_MAX 65536
 #define REPORT_RUNS_MAX 65536
@@ -37,12 +38,10 @@ enum report_dir {
 	REPORT_DIR_OUT = 1, /* connect, send: port is the remote port */
 };
 
-/* The counters of an audit record, and their sums. */
+/* The counters of an audit record, and their sums: connect_tcp, connect_udp, accept_tcp,
+ * sent_tcp_bytes, ..., failed (schema.h, DSTRACE_AUDIT_COUNTS). */
 struct report_counts {
-	uint64_t connect_tcp, connect_udp, accept_tcp;
-	uint64_t sent_tcp_bytes, sent_udp_datagrams, sent_udp_bytes;
-	uint64_t recv_tcp_bytes, recv_udp_datagrams, recv_udp_bytes;
-	uint64_t failed;
+	DSTRACE_AUDIT_COUNTS(DSTRACE_AUDIT_COUNT_FIELD)
 };
 
 /* What dstrace's own tables and writer dropped, from the "drops" object and "write_errors"
@@ -127,7 +126,8 @@ struct report_run {
 	uint64_t audit_records;
 	uint32_t programs_seen;
 	bool have_run_record, final;
-	uint64_t events, lost, evictions, programs, programs_dropped; /* its last audit_run */
+	/* its last audit_run: events, lost, evictions, programs, programs_dropped (schema.h) */
+	DSTRACE_RUN_COUNTS(DSTRACE_RUN_COUNT_FIELD)
 	struct report_drops drops; /* of that record too */
 	int64_t run_ts;	 /* internal: ts and input order of that record */
 	uint64_t run_seq;

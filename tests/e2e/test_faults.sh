@@ -111,75 +111,20 @@ section_comm_limit() {
 }
 
 # --- slow_clients -------------------------------------------------------------------------------------
-# The hostile clients: one thread each, reconnecting whenever the server cuts them; every cut
-# is logged as "cut KIND SECONDS" (the connection's lifetime).
-write_slowloris() {
-	cat >"$WORK/slowloris.py" <<'EOF'
-import socket, sys, threading, time, select
-host, port, nslow, nidle, secs, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
-end = time.monotonic() + secs
-lock = threading.Lock()
-out = open(log, "w", buffering=1)
-connected = [0]
-
-def say(line):
-    with lock:
-        print(line, file=out)
-
-def client(kind):
-    first = True
-    while time.monotonic() < end:
-        s = socket.create_connection((host, port))
-        start = time.monotonic()
-        if first:
-            with lock:
-                connected[0] += 1
-                if connected[0] == nslow + nidle:
-                    print("all connected", file=out)
-            first = False
-        rest = b"ics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100000
-        i = 0
-        if kind == "slow":
-            s.sendall(b"GET /metr")
-        cut = False
-        while time.monotonic() < end:
-            r, _, _ = select.select([s], [], [], 0.5)
-            try:
-                if r:
-                    if not s.recv(4096):
-                        cut = True
-                        break
-                elif kind == "slow":
-                    s.send(rest[i:i + 1])
-                    i += 1
-            except OSError:
-                cut = True
-                break
-        if cut:
-            say("cut %s %.2f" % (kind, time.monotonic() - start))
-        s.close()
-
-threads = [threading.Thread(target=client, args=(k,)) for k in ["slow"] * nslow + ["idle"] * nidle]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-say("done")
-EOF
-}
-
+# The hostile clients are tests/progs/slowhttp.py (the soak's too): one thread each,
+# reconnecting whenever the server cuts them; every cut is logged as "cut KIND SECONDS" (the
+# connection's lifetime).
 section_slow_clients() {
 	local port=9930 mport=9931 nslow=16 nidle=8 i t0 t1 pid seen lat max_lat=0 late=0 code
 	local slow_pid srv_pid scrape_max=0 scrape_bad=0 got
 	lo_host_add fs
 	cp "$PROGS/tcpserv4" "$BIN/$TAG-ssrv"
 	cp "$PROGS/tcpcli6" "$BIN/$TAG-scli"
-	write_slowloris
 	bg_start srv_pid fs "$WORK/fs-srv" "$BIN/$TAG-ssrv" "$port"
 	wait_line "$WORK/fs-srv.out" '^listening' 5 || fail "slow_clients: server" "did not start"
 	dstrace_start_in fs "$WORK/fs.jsonl" -j --metrics "127.0.0.1:$mport" || return
-	bg_start slow_pid fs "$WORK/fs-slow" python3 "$WORK/slowloris.py" 127.0.0.1 "$mport" \
-		"$nslow" "$nidle" 16 "$WORK/fs-slow.log"
+	bg_start slow_pid fs "$WORK/fs-slow" python3 "$REPO_ROOT/tests/progs/slowhttp.py" \
+		--seconds 16 127.0.0.1 "$mport" "$nslow" "$nidle" "$WORK/fs-slow.log"
 	if ! wait_line "$WORK/fs-slow.log" '^all connected$' 5; then
 		fail "slow_clients: $((nslow + nidle)) hostile clients connected" \
 			"expected within 5 s, got: $(cat "$WORK/fs-slow.err" "$WORK/fs-slow.log")"
@@ -224,9 +169,9 @@ section_slow_clients() {
 	# Cut times: idle ones by the 5 s idle timeout, slow ones by the 10 s deadline (checked
 	# once a second). Every client must have been cut at least once in 16 s.
 	check_eq "slow_clients: every idle client cut after 5 to 7 s" "$nidle+ 0" \
-		"$(awk '$2 == "idle" { n++; if ($3 < 5 || $3 > 7) bad++ } END { printf "%s %d", (n >= '"$nidle"' ? "'"$nidle"'+" : n), bad }' "$WORK/fs-slow.log")"
+		"$(awk '$1 == "cut" && $2 == "idle" { n++; if ($3 < 5 || $3 > 7) bad++ } END { printf "%s %d", (n >= '"$nidle"' ? "'"$nidle"'+" : n), bad }' "$WORK/fs-slow.log")"
 	check_eq "slow_clients: every slow client cut after 10 to 12 s" "$nslow+ 0" \
-		"$(awk '$2 == "slow" { n++; if ($3 < 10 || $3 > 12) bad++ } END { printf "%s %d", (n >= '"$nslow"' ? "'"$nslow"'+" : n), bad }' "$WORK/fs-slow.log")"
+		"$(awk '$1 == "cut" && $2 == "slow" { n++; if ($3 < 10 || $3 > 12) bad++ } END { printf "%s %d", (n >= '"$nslow"' ? "'"$nslow"'+" : n), bad }' "$WORK/fs-slow.log")"
 	log "slow_clients: cut times: $(awk '$1 == "cut" { print $2 "=" $3 }' "$WORK/fs-slow.log" | sort | uniq -c | sort -rn | head -n 6 | paste -sd ' ')"
 	dstrace_stop_sig TERM "slow_clients: exit status after SIGTERM"
 	check_eq "slow_clients: the 10 connect events in the -j output" 10 \

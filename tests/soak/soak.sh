@@ -14,7 +14,7 @@
 #     each SOAK_DGRAMS mapped datagrams to an echoing receiver (udp6 as soak-udprecv) and
 #     waiting for every echo, cycling through sendto, sendmsg, sendmmsg and connect+send,
 #     from one of 8 local ports (the programs' peer tables never overflow: drops stay 0);
-#   - hostile HTTP clients on /metrics (tests/soak/slowhttp.py): slow ones that send a byte
+#   - hostile HTTP clients on /metrics (tests/progs/slowhttp.py): slow ones that send a byte
 #     every half second, idle ones that send nothing, reconnecting whenever cut;
 #   - a regular scrape of /metrics every second;
 #   - rotations, as logrotate does them: mv FILE FILE.rot, SIGHUP, and once dstrace has made
@@ -172,8 +172,8 @@ bg_start CHURN_LOOP "$ROLE" "$WORK/churn-loop" bash "$WORK/churn-loop.sh" "$BIN/
 	"$BATCH" "$JOBS" "$TCP_PORT" "$STOP" "$WORK/churn.log"
 bg_start UDP_LOOP "$ROLE" "$WORK/udp-loop" bash "$WORK/udp-loop.sh" "$BIN/soak-udpsend" \
 	"$DGRAMS" "$UDP_PORT" "$STOP" "$WORK/udp.log" "$UDP_LPORT"
-bg_start SLOW_PID "$ROLE" "$WORK/slowhttp" python3 "$REPO_ROOT/tests/soak/slowhttp.py" \
-	127.0.0.1 "$MPORT" "$NSLOW" "$NIDLE" "$STOP" "$WORK/slowhttp.log"
+bg_start SLOW_PID "$ROLE" "$WORK/slowhttp" python3 "$REPO_ROOT/tests/progs/slowhttp.py" \
+	--stop "$STOP" 127.0.0.1 "$MPORT" "$NSLOW" "$NIDLE" "$WORK/slowhttp.log"
 bg_start SCRAPE_LOOP "$ROLE" "$WORK/scrape-loop" bash "$WORK/scrape-loop.sh" \
 	"http://127.0.0.1:$MPORT/metrics" "$STOP" "$WORK/scrape.log" "$WORK/last.prom"
 

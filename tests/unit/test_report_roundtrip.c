@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "dstrace.h"
 #include "report.h"
+#include "schema.h"
 #include "unit.h"
 
 #define NS(sec) ((uint64_t)(sec) * 1000000000ull)
@@ -129,16 +130,9 @@ static void check_counts(const struct report_program *p, const struct audit_prog
 {
 	const struct report_counts *c = &p->c;
 
-	ASSERT_UINT_EQ(c->connect_tcp, ap->counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_TCP]);
-	ASSERT_UINT_EQ(c->connect_udp, ap->counts[DSTRACE_EV_CONNECT][DSTRACE_PROTO_UDP]);
-	ASSERT_UINT_EQ(c->accept_tcp, ap->counts[DSTRACE_EV_ACCEPT][DSTRACE_PROTO_TCP]);
-	ASSERT_UINT_EQ(c->sent_tcp_bytes, ap->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_TCP]);
-	ASSERT_UINT_EQ(c->sent_udp_datagrams, ap->counts[DSTRACE_EV_SEND][DSTRACE_PROTO_UDP]);
-	ASSERT_UINT_EQ(c->sent_udp_bytes, ap->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP]);
-	ASSERT_UINT_EQ(c->recv_tcp_bytes, ap->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_TCP]);
-	ASSERT_UINT_EQ(c->recv_udp_datagrams, ap->counts[DSTRACE_EV_RECV][DSTRACE_PROTO_UDP]);
-	ASSERT_UINT_EQ(c->recv_udp_bytes, ap->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP]);
-	ASSERT_UINT_EQ(c->failed, ap->failed);
+#define CHECK(o, k, field, source) ASSERT_UINT_EQ(c->field, ap->source);
+	DSTRACE_AUDIT_COUNTS(CHECK) /* schema.h: every counter of the record */
+#undef CHECK
 	ASSERT_STR_EQ(p->comm, ap->comm);
 	ASSERT_UINT_EQ(p->uid, ap->uid);
 	ASSERT_UINT_EQ(p->netns, ap->netns);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "schema.h"
 
 void entry_free_arrays(struct entry *e)
 {
@@ -241,11 +242,9 @@ int fold_add_run(struct report *r, struct rec_ids *ids, const struct run_rec *re
 	run->run_seq = r->priv->seq;
 	run->backend = ids->backend;
 	run->started = rec->started;
-	run->events = rec->events;
-	run->lost = rec->lost;
-	run->evictions = rec->evictions;
-	run->programs = rec->programs;
-	run->programs_dropped = rec->programs_dropped;
+#define COPY(k) run->k = rec->k;
+	DSTRACE_RUN_COUNTS(COPY)
+#undef COPY
 	run->drops = rec->drops;
 	run->final = rec->final;
 	return 0;
@@ -296,16 +295,9 @@ static int cmp_errno_busiest(const void *a, const void *b)
 
 static void add_counts(struct report_counts *sum, const struct report_counts *c)
 {
-	sum->connect_tcp = sat_add(sum->connect_tcp, c->connect_tcp);
-	sum->connect_udp = sat_add(sum->connect_udp, c->connect_udp);
-	sum->accept_tcp = sat_add(sum->accept_tcp, c->accept_tcp);
-	sum->sent_tcp_bytes = sat_add(sum->sent_tcp_bytes, c->sent_tcp_bytes);
-	sum->sent_udp_datagrams = sat_add(sum->sent_udp_datagrams, c->sent_udp_datagrams);
-	sum->sent_udp_bytes = sat_add(sum->sent_udp_bytes, c->sent_udp_bytes);
-	sum->recv_tcp_bytes = sat_add(sum->recv_tcp_bytes, c->recv_tcp_bytes);
-	sum->recv_udp_datagrams = sat_add(sum->recv_udp_datagrams, c->recv_udp_datagrams);
-	sum->recv_udp_bytes = sat_add(sum->recv_udp_bytes, c->recv_udp_bytes);
-	sum->failed = sat_add(sum->failed, c->failed);
+#define ADD(o, k, field, s) sum->field = sat_add(sum->field, c->field);
+	DSTRACE_AUDIT_COUNTS(ADD)
+#undef ADD
 }
 
 /* The scalars of p's entries; how many ports, peers and errnos they hold in all. */

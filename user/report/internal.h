@@ -109,7 +109,7 @@ struct entry {
 /* The fields of an "audit_run" record, as read. */
 struct run_rec {
 	int64_t ts, started;
-	uint64_t events, lost, evictions, programs, programs_dropped;
+	DSTRACE_RUN_COUNTS(DSTRACE_RUN_COUNT_FIELD) /* events, lost, ... (schema.h) */
 	struct report_drops drops; /* with write_errors */
 	bool final;
 };

@@ -3,7 +3,8 @@
  * dstrace report --json: the report as one JSON document on one line (docs/report-format.md,
  * "JSON"). Every value is built with jansson (json_pack) and written with json_dumpf, keys
  * in the order they are added; the document's frame is written around the elements of its
- * three arrays, one at a time. Every count is at most 2^63-1 (COUNT_MAX): a json_int_t.
+ * three arrays, one at a time. The counters of a program and a run carry the audit records'
+ * keys, in their order (schema.h). Every count is at most 2^63-1 (COUNT_MAX): a json_int_t.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include "format.h"
 #include "internal.h"
+#include "schema.h"
 
 #define JI(v) ((json_int_t)(v))
 
@@ -54,16 +56,40 @@ static bool append(json_t *a, json_t *v)
 	return a && v && !json_array_append_new(a, v);
 }
 
-static json_t *j_program_failed(const struct report_program *p)
+/* schema.h's counters of c added to obj: "connect":{"tcp":N,"udp":N},...,"failed":{"total":N}.
+ * false when out of memory. */
+static bool add_counts(json_t *obj, const struct report_counts *c)
+{
+	const struct dstrace_count_key *keys = dstrace_audit_count_keys;
+	const uint64_t v[DSTRACE_AUDIT_COUNTS_N] = {
+#define VALUE(o, k, field, s) c->field,
+		DSTRACE_AUDIT_COUNTS(VALUE)
+#undef VALUE
+	};
+
+	for (size_t i = 0; i < DSTRACE_AUDIT_COUNTS_N; i++) {
+		json_t *o = json_object_get(obj, keys[i].obj);
+
+		if (!o && json_object_set_new(obj, keys[i].obj, o = json_object()))
+			return false;
+		if (json_object_set_new(o, keys[i].key, json_integer(JI(v[i]))))
+			return false;
+	}
+	return true;
+}
+
+/* The report's members of "failed", after the record's "total". */
+static bool add_failed(json_t *failed, const struct report_program *p)
 {
 	json_t *by = json_object();
 
 	for (uint32_t i = 0; by && i < p->nerrnos; i++) {
 		if (json_object_set_new(by, p->errnos[i].name, json_integer(JI(p->errnos[i].count))))
-			return json_decref(by), NULL;
+			return json_decref(by), false;
 	}
-	return json_pack("{s:I,s:I,s:o,s:I}", "total", JI(p->c.failed), "enetunreach",
-			 JI(p->enetunreach), "by_errno", by, "other", JI(p->errnos_other));
+	return !json_object_set_new(failed, "enetunreach", json_integer(JI(p->enetunreach))) &&
+	       !json_object_set_new(failed, "by_errno", by) &&
+	       !json_object_set_new(failed, "other", json_integer(JI(p->errnos_other)));
 }
 
 static json_t *j_program_ports(const struct report_program *p)
@@ -127,16 +153,13 @@ static json_t *j_program_identity(const struct report_program *p)
 
 static json_t *j_program_counts(const struct report_program *p)
 {
-	const struct report_counts *c = &p->c;
+	json_t *obj = json_pack("{s:b,s:I,s:I}", "depends", p->depends, "activity",
+				JI(p->activity), "bytes", JI(p->bytes));
 
-	return json_pack("{s:b,s:I,s:I,s:{s:I,s:I},s:{s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:o}",
-			 "depends", p->depends, "activity", JI(p->activity), "bytes", JI(p->bytes),
-			 "connect", "tcp", JI(c->connect_tcp), "udp", JI(c->connect_udp), "accept",
-			 "tcp", JI(c->accept_tcp), "sent", "tcp_bytes", JI(c->sent_tcp_bytes),
-			 "udp_datagrams", JI(c->sent_udp_datagrams), "udp_bytes",
-			 JI(c->sent_udp_bytes), "received", "tcp_bytes", JI(c->recv_tcp_bytes),
-			 "udp_datagrams", JI(c->recv_udp_datagrams), "udp_bytes",
-			 JI(c->recv_udp_bytes), "failed", j_program_failed(p));
+	if (obj && add_counts(obj, &p->c) && add_failed(json_object_get(obj, "failed"), p))
+		return obj;
+	json_decref(obj);
+	return NULL;
 }
 
 static json_t *j_program_peer_info(const struct report_program *p)
@@ -200,15 +223,28 @@ static json_t *j_drops(const struct report_drops *d)
 
 static json_t *j_run(const struct report_run *run)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:I}",
-			 "host", j_str(run->host), "run", j_str(run->run), "backend",
-			 j_str_or_null(run->backend), "started", j_ts(run->started), "first_ts",
-			 j_ts(run->first_ts), "last_ts", j_ts(run->last_ts), "audit_records",
-			 JI(run->audit_records), "programs_seen", JI(run->programs_seen), "audit_run",
-			 run->have_run_record, "final", run->final, "events", JI(run->events), "lost",
-			 JI(run->lost), "evictions", JI(run->evictions), "programs", JI(run->programs),
-			 "programs_dropped", JI(run->programs_dropped), "drops", j_drops(&run->drops),
-			 "write_errors", JI(run->drops.write_errors));
+	const uint64_t v[DSTRACE_RUN_COUNTS_N] = {
+#define VALUE(k) run->k,
+		DSTRACE_RUN_COUNTS(VALUE)
+#undef VALUE
+	};
+	json_t *obj = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:b,s:b}", "host",
+				j_str(run->host), "run", j_str(run->run), "backend",
+				j_str_or_null(run->backend), "started", j_ts(run->started),
+				"first_ts", j_ts(run->first_ts), "last_ts", j_ts(run->last_ts),
+				"audit_records", JI(run->audit_records), "programs_seen",
+				JI(run->programs_seen), "audit_run", run->have_run_record, "final",
+				run->final);
+
+	for (size_t i = 0; obj && i < DSTRACE_RUN_COUNTS_N; i++) {
+		if (json_object_set_new(obj, dstrace_run_count_keys[i], json_integer(JI(v[i]))))
+			return json_decref(obj), NULL;
+	}
+	if (obj && (json_object_set_new(obj, "drops", j_drops(&run->drops)) ||
+		    json_object_set_new(obj, "write_errors",
+					json_integer(JI(run->drops.write_errors)))))
+		return json_decref(obj), NULL;
+	return obj;
 }
 
 static json_t *j_host(const struct report *r, uint32_t h)

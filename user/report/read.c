@@ -3,8 +3,9 @@
  * dstrace report: reading. Owns the line reader and the decoding of one line with jansson
  * (strict: RFC 8259, duplicate keys rejected) into an "audit" record (struct rec_ids + struct
  * entry) or an "audit_run" record (struct run_rec), checked field by field against
- * docs/audit-format.md. A line that is not such a record is counted as malformed with the
- * first reason, which names the field or jansson's error and its byte; fold.c gets the rest.
+ * docs/audit-format.md (the counters' keys: schema.h; the drops: drops.h). A line that is not
+ * such a record is counted as malformed with the first reason, which names the field or
+ * jansson's error and its byte; fold.c gets the rest.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -17,6 +18,7 @@
 #include "dstrace.h"
 #include "format.h"
 #include "internal.h"
+#include "schema.h"
 
 /* Limits on the strings of a record; longer means malformed. */
 #define HOST_LEN_MAX 255
@@ -79,31 +81,20 @@ static bool get_ts(const json_t *obj, const char *key, bool nullable, int64_t *o
 	return as_str(v, TS_LEN_MAX, &s) && parse_ts(s, out);
 }
 
-/* The counters of an audit record: object, key, and where they go. */
-static const struct count_field {
-	const char *obj, *key, *name;
-	size_t off;
-} count_fields[] = {
-#define F(o, k, field) { o, k, o "." k, offsetof(struct report_counts, field) }
-	F("connect", "tcp", connect_tcp),
-	F("connect", "udp", connect_udp),
-	F("accept", "tcp", accept_tcp),
-	F("sent", "tcp_bytes", sent_tcp_bytes),
-	F("sent", "udp_datagrams", sent_udp_datagrams),
-	F("sent", "udp_bytes", sent_udp_bytes),
-	F("received", "tcp_bytes", recv_tcp_bytes),
-	F("received", "udp_datagrams", recv_udp_datagrams),
-	F("received", "udp_bytes", recv_udp_bytes),
-	F("failed", "total", failed),
-#undef F
+/* The counters of an "audit" record (schema.h): where each goes in struct report_counts. */
+static const size_t count_offsets[DSTRACE_AUDIT_COUNTS_N] = {
+#define OFF(o, k, field, s) offsetof(struct report_counts, field),
+	DSTRACE_AUDIT_COUNTS(OFF)
+#undef OFF
 };
 
 static int parse_counts(const json_t *root, struct report_counts *c, char *why)
 {
-	for (size_t i = 0; i < sizeof(count_fields) / sizeof(count_fields[0]); i++) {
-		const struct count_field *f = &count_fields[i];
+	for (size_t i = 0; i < DSTRACE_AUDIT_COUNTS_N; i++) {
+		const struct dstrace_count_key *f = &dstrace_audit_count_keys[i];
 
-		NEED(get_u64(json_object_get(root, f->obj), f->key, (uint64_t *)((char *)c + f->off)),
+		NEED(get_u64(json_object_get(root, f->obj), f->key,
+			     (uint64_t *)((char *)c + count_offsets[i])),
 		     f->name);
 	}
 	return 0;
@@ -310,6 +301,13 @@ static int parse_drops(const json_t *root, struct report_drops *d, char *why)
 	return 0;
 }
 
+/* The counters of an "audit_run" record (schema.h): where each goes in struct run_rec. */
+static const size_t run_count_offsets[DSTRACE_RUN_COUNTS_N] = {
+#define OFF(k) offsetof(struct run_rec, k),
+	DSTRACE_RUN_COUNTS(OFF)
+#undef OFF
+};
+
 static int parse_run(const json_t *root, struct rec_ids *ids, struct run_rec *rec, char *why)
 {
 	NEED(get_str(root, "run", RUN_LEN_MAX, &ids->run) && ids->run[0], "run");
@@ -317,11 +315,10 @@ static int parse_run(const json_t *root, struct rec_ids *ids, struct run_rec *re
 	NEED(get_str(root, "host", HOST_LEN_MAX, &ids->host), "host");
 	NEED(get_str(root, "backend", BACKEND_LEN_MAX, &ids->backend), "backend");
 	NEED(get_ts(root, "started", false, &rec->started), "started");
-	NEED(get_u64(root, "events", &rec->events), "events");
-	NEED(get_u64(root, "lost", &rec->lost), "lost");
-	NEED(get_u64(root, "evictions", &rec->evictions), "evictions");
-	NEED(get_u64(root, "programs", &rec->programs), "programs");
-	NEED(get_u64(root, "programs_dropped", &rec->programs_dropped), "programs_dropped");
+	for (size_t i = 0; i < DSTRACE_RUN_COUNTS_N; i++)
+		NEED(get_u64(root, dstrace_run_count_keys[i],
+			     (uint64_t *)((char *)rec + run_count_offsets[i])),
+		     dstrace_run_count_keys[i]);
 	NEED(json_is_boolean(json_object_get(root, "final")), "final");
 	rec->final = json_is_true(json_object_get(root, "final"));
 	return parse_drops(root, &rec->drops, why);
