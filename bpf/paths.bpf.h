@@ -554,6 +554,13 @@ static __always_inline struct sock *sk_from_fd(int fd)
 	return sk_from_file(file);
 }
 
+/* The socket's inode number when something will use it: an event, or the scan of existing
+ * sockets (4 probe reads saved per connection with -i once the scan is over). */
+static __always_inline __u64 sk_ino_wanted(struct sock *sk)
+{
+	return emit_events || !existing_done ? sk_ino(sk) : 0;
+}
+
 /* While the scan of existing sockets runs: this process's socket is reported already. */
 static __always_inline void existing_mark(__u64 ino, __u32 tgid)
 {
@@ -623,6 +630,7 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 	struct dstrace_proc_stats *st;
 	struct conn_pending *p, c;
 	__u16 lport;
+	__u64 ino;
 
 	if (!sk || !cookie)
 		return;
@@ -643,9 +651,10 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 		st = NULL;
 	proc_peer(proc_account(st, DSTRACE_EV_CONNECT, c.proto, ret < 0, 1, 0), c.who.tgid,
 		  c.daddr);
+	ino = sk_ino_wanted(sk);
 	if (!ret)
-		existing_mark(sk_ino(sk), c.who.tgid);
-	emit_event_as(sk, sk_ino(sk), DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret, ret == 0,
+		existing_mark(ino, c.who.tgid);
+	emit_event_as(sk, ino, DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret, ret == 0,
 		      &c.who, c.flags | flags);
 }
 
@@ -692,6 +701,7 @@ static __always_inline void handle_accept_done(struct sock *sk)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 rport;
 	__u32 raddr;
+	__u64 ino;
 	__u8 proto;
 
 	if (!sk || !sk_is_inet6(sk, &proto) || proto != DSTRACE_PROTO_TCP)
@@ -704,8 +714,9 @@ static __always_inline void handle_accept_done(struct sock *sk)
 	proc_peer(proc_account(proc_entry(sk, tgid), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false,
 			       1, 0),
 		  tgid, raddr);
-	existing_mark(sk_ino(sk), tgid);
-	emit_event_as(sk, sk_ino(sk), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true,
+	ino = sk_ino_wanted(sk);
+	existing_mark(ino, tgid);
+	emit_event_as(sk, ino, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true,
 		      NULL,
 		      BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP ? DSTRACE_F_MPTCP : 0);
 }

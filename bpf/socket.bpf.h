@@ -44,7 +44,8 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
 {
 	FLOOR_RETURN(0);
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6)
+	/* most changes leave at the first test, without touching the socket */
+	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6)
 		handle_tcp_state(sk, oldstate, newstate);
 	return 0;
 }
