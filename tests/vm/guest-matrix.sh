@@ -127,10 +127,15 @@ if [[ ${#runs[@]} -gt 0 ]]; then
 			echo "RESULT $kernel $b pass differential"
 		done
 	else
-		grep '^FAIL' "$log" | head -n 20
+		# each failure with what follows it (the differences), up to 200 lines
+		awk '/^FAIL/ {n = 40} n > 0 {print; n--}' "$log" | head -n 200
 		ko "$kernel: differential (${runs[*]}): ${line:-no result line} (exit $rc)"
 		for b in "${runs[@]}"; do
-			grep -q "^FAIL $b:" "$log" && echo "RESULT $kernel $b fail differential"
+			if grep -q "^FAIL $b:" "$log"; then
+				echo "RESULT $kernel $b fail differential"
+			else
+				echo "RESULT $kernel $b pass differential"
+			fi
 		done
 	fi
 	rm -f "$log"
