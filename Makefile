@@ -6,7 +6,7 @@
 #   make test       install missing dependencies, build, run every test
 #   make soak       the soak: 10 minutes of churn, slow clients, rotations and a full disk
 #                   (SOAK_SECONDS=N for another length; SAN=1 soaks the sanitizer build)
-#   make test-vm    the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, every backend
+#   make test-vm    the kernel matrix: Debian 11's 5.10, 12's 6.1 and 6.12, 13's 6.12 under qemu
 #   make bench      the benchmark (bench/RESULTS.md); make bench-smoke: a few seconds of it
 #   make deps       install missing build and test dependencies (Debian 12)
 #   make deb        the Debian package, ../dstrace_VERSION_ARCH.deb (dpkg-buildpackage -b)

@@ -46,11 +46,13 @@ static const enum dstrace_backend_kind auto_order[] = {
 struct prog_ref {
 	size_t off;	   /* where its pointer is in struct dstrace */
 	const char *event; /* optional: the tracefs event it needs, which the kernel may lack */
+	const char *blind; /* with event: what goes unseen without it (said once at start) */
 };
 
-#define PROG(name) { offsetof(struct dstrace, progs.name), NULL }
-/* A program for something this kernel may not have built in: left out, not fatal. */
-#define PROG_IF_EVENT(name, event) { offsetof(struct dstrace, progs.name), event }
+#define PROG(name) { offsetof(struct dstrace, progs.name), NULL, NULL }
+/* A program for something this kernel may not have built in: left out, not fatal, and the
+ * path it would see declared blind at start. */
+#define PROG_IF_EVENT(name, event, blind) { offsetof(struct dstrace, progs.name), event, blind }
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Process lifecycle (bpf/lifecycle.bpf.h): first, attached before anything is counted. */
@@ -89,7 +91,7 @@ static const struct prog_ref tracepoint_progs[] = {
 	PROG(tp_exit_connect),
 	PROG(tp_exit_accept),
 	PROG(tp_exit_accept4),
-	PROG_IF_EVENT(tp_io_uring_complete, "io_uring/io_uring_complete"),
+	PROG_IF_EVENT(tp_io_uring_complete, "io_uring/io_uring_complete", "io_uring accepts"),
 	PROG(cg_sendmsg4),
 	PROG(cg_sendmsg6),
 	PROG(tp_send_length),
@@ -413,6 +415,30 @@ static int attach(struct dstrace_backend *b)
 	return 0;
 }
 
+/* Once the backend runs: one line per path it cannot see on this kernel, and why. */
+static void say_blind(const struct dstrace_backend *b)
+{
+	for (size_t l = 0; l < NELEM(prog_lists); l++) {
+		if (!list_loaded_by(&prog_lists[l], b->kind))
+			continue;
+		for (size_t i = 0; i < prog_lists[l].n; i++) {
+			const struct prog_ref *ref = &prog_lists[l].progs[i];
+			char event[64], *slash;
+
+			if (!ref->blind || bpf_program__autoload(prog_of(b->skel, ref)))
+				continue;
+			snprintf(event, sizeof(event), "%s", ref->event); /* io_uring:io_uring_... */
+			slash = strchr(event, '/');
+			if (slash)
+				*slash = ':';
+			fprintf(stderr,
+				"dstrace: warning: backend %s: %s are not seen on this kernel "
+				"(no %s tracepoint)\n",
+				dstrace_backend_name(b->kind), ref->blind, event);
+		}
+	}
+}
+
 /* Open, configure, load and attach one backend; on failure b->why says what failed. */
 static int backend_try(struct dstrace_backend *b, const struct env *env,
 		       enum dstrace_backend_kind kind)
@@ -444,6 +470,8 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	if (err)
 		goto out;
 	err = attach(b);
+	if (!err)
+		say_blind(b);
 	if (!err && kind == DSTRACE_BACKEND_TRACEPOINT && !b->skel->rodata->syscall_dest_supported)
 		fprintf(stderr, "dstrace: warning: on this architecture a send on a v6-only socket "
 				"to a mapped address fails unseen (no syscall table for it)\n");

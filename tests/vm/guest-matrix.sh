@@ -3,11 +3,25 @@
 # Runs INSIDE a guest of tests/vm/run-in-vm.sh (see tests/vm/matrix.sh): which backends this
 # kernel runs, that auto picks the best, the Table 12.2 suite under each backend, and the
 # differential test across them. Prints "RESULT KERNEL BACKEND pass|fail|unsupported WHY"
-# lines for the support table, then "N passed, N failed".
-#   guest-matrix.sh EXPECTED_BACKENDS   (e.g. "fentry kprobe" for 6.1)
+# lines for the support table, each step's duration ("TIME step seconds"), then
+# "N passed, N failed".
+#   guest-matrix.sh [--refusals FILE] [--table12 all|first|none] EXPECTED_BACKENDS
+#     EXPECTED_BACKENDS  the backends that must run here, e.g. "fentry kprobe" ("" for none)
+#     --refusals FILE    lines "BACKEND<TAB>LINE": the refused backend's whole stderr must be
+#                        that one line (BACKEND auto: what auto says when none runs)
+#     --table12 first    the Table 12.2 suite under the first backend that runs only (auto's
+#                        pick); none: not at all. The differential test always runs them all.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-expected=" $1 "
+refusals='' table12=all
+while [[ $# -gt 1 ]]; do
+	case $1 in
+	--refusals) refusals=$2; shift 2 ;;
+	--table12) table12=$2; shift 2 ;;
+	*) break ;;
+	esac
+done
+expected=" ${1:-} "
 kernel=$(uname -r)
 DSTRACE=${DSTRACE:-$PWD/dstrace}
 export DSTRACE DSTRACE_START_TIMEOUT=${DSTRACE_START_TIMEOUT:-240}
@@ -15,31 +29,77 @@ passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "PASS $*"; }
 ko() { failed=$((failed + 1)); echo "FAIL $*"; }
+step_start=$SECONDS
+step_time() { echo "TIME $1 $((SECONDS - step_start)) s"; step_start=$SECONDS; }
 
+# expected_refusal BACKEND: the exact line the refusals file gives for BACKEND (or nothing)
+expected_refusal() {
+	[[ -n $refusals ]] || return 0
+	awk -F'\t' -v b="$1" '$1 == b { sub(/^[^\t]*\t/, ""); print; exit }' "$refusals"
+}
+
+# check_refusal NAME STDERR_FILE EXPECTED_LINE: a refusal is one line, the expected one
+check_refusal() {
+	local name=$1 file=$2 want=$3 n got
+	n=$(wc -l <"$file")
+	got=$(head -n 1 "$file")
+	if [[ $n -ne 1 ]]; then
+		ko "$kernel: $name: expected one line on stderr, got $n:"
+		sed 's/^/    /' "$file" | head -n 20
+	elif [[ -n $want && $got != "$want" ]]; then
+		ko "$kernel: $name: expected the line '$want', got '$got'"
+	else
+		ok "$kernel: $name refused in one line: $got"
+	fi
+}
+
+err=$(mktemp)
 runs=()
 for b in fentry kprobe tracepoint; do
-	if err=$("$DSTRACE" --backend "$b" -d 1 -o /dev/null 2>&1 >/dev/null); then
+	if "$DSTRACE" --backend "$b" -d 1 -o /dev/null >/dev/null 2>"$err"; then
 		runs+=("$b")
 		[[ $expected == *" $b "* ]] && ok "$kernel: backend $b runs" ||
 			ko "$kernel: backend $b: expected not to run here, but it does"
 	else
-		why=$(grep -v '^Tracing' <<<"$err" | head -n 1)
+		why=$(grep -v '^Tracing' "$err" | head -n 1)
 		if [[ $expected == *" $b "* ]]; then
 			ko "$kernel: backend $b: expected to run, got: $why"
 			echo "RESULT $kernel $b fail $why"
 		else
-			ok "$kernel: backend $b refused with a clear line: $why"
+			check_refusal "backend $b" "$err" "$(expected_refusal "$b")"
 			echo "RESULT $kernel $b unsupported ${why#dstrace: }"
 		fi
 	fi
 done
 
 best=${runs[0]:-none}
-chosen=$("$DSTRACE" -v -d 1 -o /dev/null 2>&1 | sed -n 's/^dstrace: using backend //p')
-[[ $chosen == "$best" ]] && ok "$kernel: auto picks $best" ||
-	ko "$kernel: auto: expected $best, got '${chosen:-nothing}'"
+if [[ $best == none ]]; then
+	# auto: one line saying no backend works (and why), exit 1; -v: each backend's reason too
+	if "$DSTRACE" -d 1 -o /dev/null >/dev/null 2>"$err"; then
+		ko "$kernel: auto: expected no backend to run, but dstrace ran"
+	else
+		check_refusal "auto" "$err" "$(expected_refusal auto)"
+	fi
+	"$DSTRACE" -v -d 1 -o /dev/null >/dev/null 2>"$err"
+	for b in fentry kprobe tracepoint; do
+		grep -q "^dstrace: backend $b: .*; trying the next backend\$" "$err" &&
+			ok "$kernel: auto -v says why $b does not run" ||
+			ko "$kernel: auto -v: no line saying why $b does not run"
+	done
+else
+	chosen=$("$DSTRACE" -v -d 1 -o /dev/null 2>&1 | sed -n 's/^dstrace: using backend //p')
+	[[ $chosen == "$best" ]] && ok "$kernel: auto picks $best" ||
+		ko "$kernel: auto: expected $best, got '${chosen:-nothing}'"
+fi
+rm -f "$err"
+step_time backends
 
-for b in "${runs[@]}"; do
+table12_runs=()
+case $table12 in
+all) table12_runs=("${runs[@]}") ;;
+first) [[ ${#runs[@]} -gt 0 ]] && table12_runs=("${runs[0]}") ;;
+esac
+for b in "${table12_runs[@]}"; do
 	log=$(mktemp)
 	DSTRACE_ARGS="--backend $b" bash tests/e2e/test_matrix.sh >"$log" 2>&1
 	rc=$?
@@ -53,6 +113,7 @@ for b in "${runs[@]}"; do
 		echo "RESULT $kernel $b fail Table 12.2 suite: ${line:-exit $rc}"
 	fi
 	rm -f "$log"
+	step_time "table12-$b"
 done
 
 if [[ ${#runs[@]} -gt 0 ]]; then
@@ -62,14 +123,23 @@ if [[ ${#runs[@]} -gt 0 ]]; then
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
 		ok "$kernel: differential (${runs[*]}): $line"
+		for b in "${runs[@]}"; do
+			echo "RESULT $kernel $b pass differential"
+		done
 	else
-		grep '^FAIL' "$log" | head -n 20
+		# each failure with what follows it (the differences), up to 200 lines
+		awk '/^FAIL/ {n = 40} n > 0 {print; n--}' "$log" | head -n 200
 		ko "$kernel: differential (${runs[*]}): ${line:-no result line} (exit $rc)"
 		for b in "${runs[@]}"; do
-			grep -q "^FAIL $b:" "$log" && echo "RESULT $kernel $b fail differential"
+			if grep -q "^FAIL $b:" "$log"; then
+				echo "RESULT $kernel $b fail differential"
+			else
+				echo "RESULT $kernel $b pass differential"
+			fi
 		done
 	fi
 	rm -f "$log"
+	step_time "differential-$(IFS=+; echo "${runs[*]}")"
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

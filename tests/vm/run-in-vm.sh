@@ -30,8 +30,15 @@ usage: $PROG [options] KERNEL -- COMMAND [ARG...]
 Boots Debian's stock kernel KERNEL under qemu and runs COMMAND as root in the repository
 ($REPO) on the host's userland; exits with COMMAND's status.
 
-KERNEL   6.1 | 6.12 | any X.Y Debian packages (newest linux-image-X.Y.*-amd64 build)
-         | an exact package name (linux-image-6.1.0-56-amd64)
+KERNEL   5.10         Debian 11's newest linux-image-5.10.0-N-amd64 (suite bullseye)
+         6.1          Debian 12's newest linux-image-6.1.0-N-amd64
+         6.12         Debian 12's newest linux-image-6.12.N+deb12-amd64 (bookworm-security)
+         6.12-trixie  Debian 13's newest linux-image-6.12.N+deb13-amd64 (suite trixie)
+         X.Y          the newest linux-image-X.Y.*-amd64 in the host's apt lists
+         X.Y-SUITE    the newest linux-image-X.Y.*-amd64 of Debian suite SUITE
+         an exact package name (linux-image-6.1.0-56-amd64), optionally as NAME@SUITE
+         Suites other than the host's are read from apt lists of their own under the cache
+         (\$DSTRACE_VM_CACHE/apt/SUITE), never from or into the host's apt configuration.
 options:
   -t, --timeout SEC  kill the guest after SEC seconds (default $TIMEOUT; exit 124)
   -C, --workdir DIR  working directory in the guest (default: the repository)
@@ -103,19 +110,75 @@ done
 [ ${#need[@]} -eq 0 ] || die "missing host tools; install: apt-get install ${need[*]}"
 
 # ---------------------------------------------------------------- kernel
-# kernel_regex KERNEL: the package names KERNEL stands for
-kernel_regex() {
-	case $1 in
-	linux-image-*) printf '^%s$' "${1//./\\.}" ;;
-	[0-9]*.[0-9]*) printf '^linux-image-%s\\.[0-9]+(-[0-9]+)?(\\+deb[0-9]+)?-amd64$' "${1//./\\.}" ;;
+# kernel_spec KERNEL: sets KRE (the package names KERNEL stands for, an ERE) and KSUITE (the
+# Debian suite whose apt lists name them; empty: the host's own lists)
+kernel_spec() {
+	local k=$1 v
+	KSUITE=''
+	case $k in
+	*@*) KSUITE=${k#*@} k=${k%%@*} ;;
+	esac
+	case $k in
+	linux-image-*)
+		KRE="^${k//./\\.}\$"
+		KRE=${KRE//+/\\+}
+		if [ -z "$KSUITE" ]; then
+			case $k in
+			linux-image-5.10.0-*) KSUITE=bullseye ;;
+			*+deb13-*) KSUITE=trixie ;;
+			esac
+		fi
+		;;
+	5.10 | 5.10-bullseye) KSUITE=bullseye KRE='^linux-image-5\.10\.0-[0-9]+-amd64$' ;;
+	6.12) KRE='^linux-image-6\.12\.[0-9]+\+deb12-amd64$' ;;
+	6.12-trixie) KSUITE=trixie KRE='^linux-image-6\.12\.[0-9]+\+deb13-amd64$' ;;
+	[0-9]*.[0-9]*-[a-z]*)
+		v=${k%%-*} KSUITE=${k#*-}
+		KRE="^linux-image-${v//./\\.}\\.[0-9]+(-[0-9]+)?(\\+deb[0-9]+)?-amd64\$"
+		;;
+	[0-9]*.[0-9]*) KRE="^linux-image-${k//./\\.}\\.[0-9]+(-[0-9]+)?(\\+deb[0-9]+)?-amd64\$" ;;
 	*) return 1 ;;
 	esac
+	case $KSUITE in *[!a-z]*) return 1 ;; esac
+}
+
+# Apt for a suite the host does not use: its own sources list, lists and package cache under
+# $CACHE/apt/SUITE, passed as -o options to each apt-get/apt-cache call. The host's
+# sources.list(.d), /var/lib/apt/lists and pkgcache are neither read nor written, so what the
+# host installs and upgrades does not change. Empty for the host's own lists.
+APT_OPTS=()
+suite_apt() { # suite_apt SUITE: sets APT_OPTS, writes the sources list the first time
+	local suite=$1 dir=$CACHE/apt/$1
+	APT_OPTS=()
+	[ -n "$suite" ] || return 0
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d" ||
+		die "cannot create $dir (set DSTRACE_VM_CACHE)"
+	if [ ! -s "$dir/sources.list" ]; then
+		local key=/usr/share/keyrings/debian-archive-keyring.gpg sec=$suite-security
+		[ "$suite" = buster ] && sec=$suite/updates
+		printf 'deb [signed-by=%s] http://deb.debian.org/debian %s main\n' "$key" "$suite" "$key" "$suite-updates" >"$dir/sources.list.tmp"
+		printf 'deb [signed-by=%s] http://deb.debian.org/debian-security %s main\n' "$key" "$sec" >>"$dir/sources.list.tmp"
+		mv "$dir/sources.list.tmp" "$dir/sources.list"
+	fi
+	APT_OPTS=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o "Dir::Etc::sourceparts=$dir/sources.list.d"
+		-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o APT::Sandbox::User=root)
+}
+
+# suite_update: refresh the suite's own lists when they are missing or a day old
+suite_update() {
+	local dir=$CACHE/apt/$KSUITE
+	[ -n "$KSUITE" ] || return 0
+	if [ -z "$(find "$dir/lists" -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+		note "updating the apt lists of $KSUITE (in $dir)"
+		apt-get -q "${APT_OPTS[@]}" update >"$dir/update.log" 2>&1 ||
+			{ cat "$dir/update.log" >&2; die "apt-get update for suite $KSUITE failed"; }
+	fi
 }
 
 # newest_package REGEX: the newest package in apt's lists whose name matches
 newest_package() {
-	{ apt-cache search --names-only "$1" 2>/dev/null || :; } | cut -d' ' -f1 | { grep -E "$1" || :; } |
-		sort -V | tail -n1
+	{ apt-cache "${APT_OPTS[@]}" search --names-only "$1" 2>/dev/null || :; } | cut -d' ' -f1 |
+		{ grep -E "$1" || :; } | sort -V | tail -n1
 }
 
 # newest_cached REGEX: the newest kernel already unpacked in the cache
@@ -159,12 +222,17 @@ fetch_kernel() {
 	if [ ! -e "$kdir/.dstrace-vm-ready" ]; then
 		note "downloading $pkg into $CACHE"
 		tmp=$(mktemp -d "$CACHE/.fetch.XXXXXX")
-		if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >download.log 2>&1); then
+		if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "${APT_OPTS[@]}" "$pkg" >download.log 2>&1); then
 			cat "$tmp/download.log" >&2
 			rm -rf "$tmp"
 			die "apt-get download $pkg failed"
 		fi
 		dpkg -x "$tmp"/*.deb "$tmp/root" || { rm -rf "$tmp"; die "dpkg -x $pkg failed"; }
+		# Debian 13's packages (merged /usr) ship the modules in /usr/lib/modules
+		if [ ! -d "$tmp/root/lib/modules/$rel" ] && [ -d "$tmp/root/usr/lib/modules/$rel" ]; then
+			mkdir -p "$tmp/root/lib/modules"
+			mv "$tmp/root/usr/lib/modules/$rel" "$tmp/root/lib/modules/$rel"
+		fi
 		if [ ! -f "$tmp/root/boot/vmlinuz-$rel" ] || [ ! -d "$tmp/root/lib/modules/$rel" ]; then
 			rm -rf "$tmp"
 			die "$pkg has no boot/vmlinuz-$rel or lib/modules/$rel"
@@ -184,7 +252,10 @@ fetch_kernel() {
 # resolve_kernel KERNEL: sets KREL, KDIR (downloading when needed)
 resolve_kernel() {
 	local re pkg
-	re=$(kernel_regex "$1") || die "bad KERNEL '$1' (want 6.1, 6.12 or a linux-image-... package)"
+	kernel_spec "$1" || die "bad KERNEL '$1' (want 5.10, 6.1, 6.12, 6.12-trixie, X.Y, X.Y-SUITE or a linux-image-... package)"
+	re=$KRE
+	suite_apt "$KSUITE"
+	suite_update
 	pkg=$(newest_package "$re")
 	if [ -z "$pkg" ]; then
 		pkg=$(newest_cached "$re")
@@ -192,9 +263,9 @@ resolve_kernel() {
 			note "no $1 kernel in apt's lists; using the cached ${pkg#linux-image-}"
 		else
 			note "no $1 kernel in apt's lists; running apt-get update"
-			apt-get update -q >/dev/null 2>&1 || true
+			apt-get update -q "${APT_OPTS[@]}" >/dev/null 2>&1 || true
 			pkg=$(newest_package "$re")
-			[ -n "$pkg" ] || die "no package matches $re (apt-cache search)"
+			[ -n "$pkg" ] || die "no package matches $re (apt-cache search${KSUITE:+, suite $KSUITE})"
 		fi
 	fi
 	fetch_kernel "$pkg"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Self-test of the VM harness: boots each kernel (default: 6.1 6.12) and checks what the test
+# Self-test of the VM harness: boots each kernel (default: 5.10 6.1 6.12 6.12-trixie) and checks what the test
 # suite relies on inside the guest (BTF, no lockdown, cgroup2/bpffs/tracefs, netns, veth, a
 # bridge, modprobe, bpftool, writable /tmp and repository), that the command's exit status
 # comes back, and that a hung command times out with 124. Ends with "N passed, N failed".
@@ -50,7 +50,7 @@ fi
 TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/dstrace-vm-smoke.XXXXXX")
 export TMPDIR
 kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
+[ ${#kernels[@]} -gt 0 ] || kernels=(5.10 6.1 6.12 6.12-trixie)
 passed=0 failed=0
 result() { # result NAME STATUS
 	if [ "$2" -eq 0 ]; then
