@@ -7,6 +7,7 @@
 #   make soak       the soak: 10 minutes of churn, slow clients, rotations and a full disk
 #                   (SOAK_SECONDS=N for another length; SAN=1 soaks the sanitizer build)
 #   make test-vm    the kernel matrix: Debian 11's 5.10, 12's 6.1 and 6.12, 13's 6.12 under qemu
+#                   (VM_KERNELS="5.10 6.1" for some of them)
 #   make bench      the benchmark (bench/RESULTS.md); make bench-smoke: a few seconds of it
 #   make deps       install missing build and test dependencies (Debian 12)
 #   make deb        the Debian package, ../dstrace_VERSION_ARCH.deb (dpkg-buildpackage -b)
@@ -138,7 +139,7 @@ test-vm: deps
 	$(Q)scripts/install-deps.sh vm
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -C tests/progs
-	$(Q)tests/vm/matrix.sh
+	$(Q)tests/vm/matrix.sh $(VM_KERNELS)
 
 bench: deps
 	$(Q)scripts/install-deps.sh bench
