@@ -927,6 +927,8 @@ static __always_inline struct dgram_scratch *dgram_sock(struct sock *sk)
 	struct dgram_scratch *s =
 		bpf_sk_storage_get(&dgram_scratch, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
+	if (!s) /* another CPU made it at the same instant: this one got NULL */
+		s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	if (s && !s->ino) {
 		s->netns = sk_netns(sk);
 		s->ino = sk_ino(sk);

@@ -392,9 +392,12 @@ int cg_skb_ingress(struct __sk_buff *skb)
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		skb_v4_source(skb, &s);
-	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6. */
+	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6. Two
+	 * CPUs creating it at once: the one that loses gets NULL, and looks again. */
 	q = bpf_sk_storage_get(&dgram_rxq, bsk, 0,
 			       s.kind == RXQ_V6 ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
+	if (!q && s.kind != RXQ_V6)
+		q = bpf_sk_storage_get(&dgram_rxq, bsk, 0, 0);
 	if (!q)
 		return 1;
 	u6 = bpf_skc_to_udp6_sock(bsk);
