@@ -69,19 +69,17 @@ struct {
 } proc_exited SEC(".maps");
 
 /* The (process entry, remote IPv4 address) pairs seen, for proc_stats.peers: counted in the
- * kernel so the count stays exact when events are lost. LRU: a pair evicted and seen again
- * counts twice (only past 65536 pairs). first_ns names the entry (a reused pid, or the
- * program a process exec()ed, counts its peers afresh). */
-struct proc_peer_key {
-	__u32 tgid;
-	__u32 raddr;
-	__u64 first_ns;
-};
-
+ * kernel so the count stays exact when events are lost. A plain hash, not an LRU: a pair
+ * evicted and met again would count twice. User space deletes the pairs of every entry it
+ * folds once the entry has ended (user/backend.c, walk_procs), so only the pairs of entries
+ * still in proc_stats or proc_exited are here; should it fill even so, the pair is not
+ * counted and its entry is marked (peers_partial): that count is then a lower bound, and
+ * says so. first_ns names the entry (a reused pid, or the program a process exec()ed,
+ * counts its peers afresh). Key: struct dstrace_peer_key (include/dstrace.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct proc_peer_key);
+	__type(key, struct dstrace_peer_key);
 	__type(value, __u8);
 } proc_peers SEC(".maps");
 

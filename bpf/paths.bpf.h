@@ -223,14 +223,20 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
  * once per (process, address). Not per datagram: every new peer starts a new flow. */
 static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid, __u32 raddr)
 {
-	struct proc_peer_key peer = { .tgid = tgid, .raddr = raddr };
+	struct dstrace_peer_key peer = { .tgid = tgid, .raddr = raddr };
 	__u8 one = 1;
+	long err;
 
-	if (st)
-		peer.first_ns = st->first_ns;
-	if (st && !bpf_map_lookup_elem(&proc_peers, &peer) &&
-	    !bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST))
+	if (!st)
+		return;
+	peer.first_ns = st->first_ns;
+	if (bpf_map_lookup_elem(&proc_peers, &peer))
+		return;
+	err = bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST);
+	if (!err)
 		__sync_fetch_and_add(&st->peers, 1);
+	else if (err != -EEXIST) /* another CPU counted it; else the table is full */
+		st->peers_partial = 1;
 }
 
 /* Count n connections or datagrams, or one failure, and their payload bytes. */

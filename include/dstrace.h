@@ -105,7 +105,9 @@ struct dstrace_proc_stats {
 	 * path had more components than kept. */
 	char exe_parts[DSTRACE_EXE_PARTS][DSTRACE_EXE_PART_LEN];
 	unsigned int exe_parts_full;
-	unsigned int pad;
+	/* 1: a peer met was not counted (the kernel's proc_peers table was full): peers is a
+	 * lower bound */
+	unsigned int peers_partial;
 	/* Lifecycle (bpf/lifecycle.bpf.h). first_ns names this entry: a pid has one entry per
 	 * process and per program it exec()s, and first_ns tells them apart. */
 	unsigned long long start_ns; /* the process's start (task start_time): a reused pid's is another */
@@ -120,6 +122,14 @@ enum dstrace_end {
 	DSTRACE_END_EXIT = 1,  /* the process's last thread exited */
 	DSTRACE_END_EXEC = 2,  /* the process exec()ed another program: a new entry follows */
 	DSTRACE_END_STALE = 3, /* its exit was missed and its pid is now another process's */
+};
+
+/* A (process entry, remote IPv4 address) pair met (map proc_peers): first_ns names the entry
+ * (struct dstrace_proc_stats.first_ns). User space deletes the pairs of the entries it frees. */
+struct dstrace_peer_key {
+	unsigned int tgid;
+	unsigned int raddr;
+	unsigned long long first_ns;
 };
 
 /* UDP flow values (map udp_flows), read by user space for per-peer datagram counts. */

@@ -13,8 +13,6 @@ void proc_table__init(struct proc_table *t)
 
 void proc_table__free(struct proc_table *t)
 {
-	for (uint32_t i = 0; i < t->nprocs; i++)
-		free(t->procs[i].peers);
 	free(t->procs);
 	htab_free(&t->index);
 	memset(t, 0, sizeof(*t));
@@ -129,62 +127,9 @@ void proc_table__sort(struct proc_table *t)
 	index_build(t, t->index.cap); /* same size: cannot fail but for memory */
 }
 
-/* A process's peer set: the addresses themselves, 0 being the empty slot. */
-static bool peer_match(const void *slot, const void *key)
-{
-	return *(const uint32_t *)slot == *(const uint32_t *)key;
-}
-
-static uint64_t peer_hash(const void *slot)
-{
-	return dstrace_hash64(*(const uint32_t *)slot);
-}
-
-static const struct htab_ops peer_ops = { .empty = htab_u32_empty, .match = peer_match,
-					  .hash = peer_hash };
-
-/* Add a remote address to the set; the set stays at most half full. */
-static int proc_entry__add_peer(struct proc_table *t, struct proc_entry *p, uint32_t addr)
-{
-	struct htab set = { p->peers, p->peers_cap, sizeof(*p->peers), &peer_ops };
-	uint32_t *slot;
-	bool found;
-
-	if (!addr) {
-		p->peer_zero = true;
-		return 0;
-	}
-	if (p->npeers + 1 > p->peers_cap / 2) {
-		if (p->npeers >= PROC_PEERS_MAX) {
-			/* Still counted exactly if already present. */
-			htab_find(&set, dstrace_hash64(addr), &addr, &found);
-			if (found)
-				return 0;
-			if (!p->peers_full)
-				t->peers_capped++;
-			p->peers_full = true;
-			return 0;
-		}
-		if (!set.cap ? htab_alloc(&set, &peer_ops, sizeof(*p->peers), 16)
-			     : htab_rehash(&set, set.cap * 2))
-			return -1;
-		p->peers = set.slots;
-		p->peers_cap = set.cap;
-	}
-	slot = htab_find(&set, dstrace_hash64(addr), &addr, &found);
-	if (!found) {
-		*slot = addr;
-		p->npeers++;
-	}
-	return 0;
-}
-
 uint32_t proc_entry__peers(const struct proc_entry *p)
 {
-	uint32_t seen = p->npeers + (p->peer_zero ? 1 : 0);
-
-	/* The kernel counts every peer, events or not; the events' set is the fallback. */
-	return p->kernel_peers > seen ? (uint32_t)p->kernel_peers : seen;
+	return (uint32_t)p->peers;
 }
 
 static void copy_comm(char *dst, const char *src)
@@ -207,9 +152,7 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 		copy_comm(p->comm, e->comm);
 	if (!p->uid)
 		p->uid = e->uid;
-	if (e->flags & DSTRACE_F_NO_REMOTE)
-		return 0;
-	return proc_entry__add_peer(t, p, e->raddr);
+	return 0;
 }
 
 /* The row of the kernel entry st of pid: the row following it, else the pid's last row if
@@ -241,7 +184,8 @@ int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstra
 			o->counts[kind] += st->counts[kind][DSTRACE_PROTO_TCP] +
 					   st->counts[kind][DSTRACE_PROTO_UDP];
 		o->failed += st->failed;
-		o->kernel_peers += st->peers;
+		o->peers += st->peers;
+		o->peers_partial |= st->peers_partial != 0;
 		o->bytes += st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
 			    st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];
 		return 0;
@@ -255,7 +199,10 @@ int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstra
 	for (int kind = 0; kind < DSTRACE_EV_MAX; kind++)
 		p->counts[kind] = st->counts[kind][DSTRACE_PROTO_TCP] + st->counts[kind][DSTRACE_PROTO_UDP];
 	p->failed = st->failed;
-	p->kernel_peers = st->peers;
+	p->peers = st->peers;
+	if (st->peers_partial && !p->peers_partial)
+		t->peers_partial++;
+	p->peers_partial = st->peers_partial != 0;
 	p->bytes = st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
 		   st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];
 	return 0;

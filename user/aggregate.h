@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The per-process table: counters summed in the kernel (proc_stats) merged with the set of
- * distinct remote IPv4 addresses seen in events. Bounded: at most PROC_TABLE_MAX processes
- * and PROC_PEERS_MAX distinct peers each (0.0.0.0 is kept apart, so the count can be one
- * more); what does not fit is counted in the table.
+ * The per-process table: the counters summed in the kernel (proc_stats), distinct peers
+ * included (counted there, exact unless the kernel's table of pairs was full, which the
+ * entry then says), a row per kernel entry, and rows made from events for the processes the
+ * kernel had no entry for. Bounded: at most PROC_TABLE_MAX processes; what does not fit is
+ * counted in the table.
  */
 #ifndef DSTRACE_AGGREGATE_H
 #define DSTRACE_AGGREGATE_H
@@ -15,7 +16,6 @@
 #include "htab.h"
 
 #define PROC_TABLE_MAX 65536
-#define PROC_PEERS_MAX 4096
 
 
 struct proc_entry {
@@ -25,14 +25,10 @@ struct proc_entry {
 	uint64_t counts[DSTRACE_EV_MAX]; /* TCP and UDP together */
 	uint64_t failed;
 	uint64_t bytes; /* UDP payload bytes, sent and received */
-	/* distinct remote IPv4 addresses: open addressing, 0 is the empty slot and
-	 * 0.0.0.0 is tracked apart */
-	uint32_t *peers;
-	uint32_t peers_cap;
-	uint32_t npeers;
-	bool peer_zero;
-	uint64_t kernel_peers; /* the kernel's count: exact even when events were lost */
-	bool peers_full; /* PROC_PEERS_MAX reached: the count is a lower bound */
+	/* distinct remote IPv4 addresses, the kernel's count: exact even when events were
+	 * lost; a lower bound if peers_partial (the kernel's table of pairs was full) */
+	uint64_t peers;
+	bool peers_partial;
 	/* The kernel entry this row shows (its first_ns; 0: none yet, events only). A pid has a
 	 * row per entry: a reused pid, or a program the process exec()ed, gets a new row. */
 	uint64_t kid;
@@ -48,7 +44,7 @@ struct proc_table {
 	struct htab index; /* pid -> its last row (+ 1), at most half full */
 	uint32_t seq;
 	uint64_t dropped; /* processes that did not fit */
-	uint32_t peers_capped; /* processes whose peer count reached PROC_PEERS_MAX */
+	uint32_t peers_partial; /* processes whose peer count is a lower bound */
 	/* Ended processes that did not fit, summed: totals stay whole (pid 0, comm "(ended)") */
 	struct proc_entry others;
 };
@@ -66,7 +62,7 @@ void proc_table__init(struct proc_table *t);
 void proc_table__free(struct proc_table *t);
 /* Find or add; NULL when the table is full (counted in t->dropped) or out of memory. */
 struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid);
-/* An event arrived: remember its peer. */
+/* An event arrived: a row for its process (its comm and uid) if it has none yet. */
 int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e);
 /* The kernel's totals for one process entry replace ours (the row of that entry: a new row
  * when the pid's last row followed another entry). An ended entry (st->exit_ns) that does not

@@ -622,17 +622,50 @@ static void key_list_delete(struct key_list *l, int fd)
 
 typedef bool (*proc_visit_fn)(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st);
 
+/* Entries ((pid, first_ns), as in struct dstrace_peer_key with raddr 0) in order. */
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct dstrace_peer_key *x = a, *y = b;
+
+	if (x->tgid != y->tgid)
+		return x->tgid < y->tgid ? -1 : 1;
+	return x->first_ns < y->first_ns ? -1 : x->first_ns > y->first_ns;
+}
+
+/* Delete the peer pairs (proc_peers) of the entries just freed: nothing adds to an entry
+ * that has ended, so they are garbage, and without this the table would fill with the pairs
+ * of processes long gone. */
+static void peers_sweep(const struct dstrace_backend *b, struct key_list *freed)
+{
+	int fd = bpf_map__fd(b->skel->maps.proc_peers);
+	struct key_list dead = { .size = sizeof(struct dstrace_peer_key) };
+	struct dstrace_peer_key key, *prev = NULL;
+
+	if (freed->n) {
+		qsort(freed->keys, freed->n, freed->size, entry_cmp);
+		while (!bpf_map_get_next_key(fd, prev, &key)) {
+			prev = &key;
+			if (bsearch(&key, freed->keys, freed->n, freed->size, entry_cmp) &&
+			    key_list_add(&dead, &key))
+				break; /* out of memory: the rest at the next sweep */
+		}
+		key_list_delete(&dead, fd);
+	}
+	free(freed->keys);
+}
+
 /*
  * Every process entry, ended ones first: those in proc_exited, then those of proc_stats (an
  * ended entry can still be there, marked, when proc_exited was full). visit returns true when
- * it has folded an ended entry for good: the entry is then deleted. Only ended entries are
- * deleted, and nothing writes to an entry once it has ended (bpf/lifecycle.bpf.h): no count
- * made between the read and the delete is lost.
+ * it has folded an ended entry for good: the entry is then deleted, and its peer pairs with
+ * it. Only ended entries are deleted, and nothing writes to an entry once it has ended
+ * (bpf/lifecycle.bpf.h): no count made between the read and the delete is lost.
  */
 static void walk_procs(const struct dstrace_backend *b, proc_visit_fn visit, void *ctx)
 {
 	int fds[2] = { bpf_map__fd(b->skel->maps.proc_exited),
 		       bpf_map__fd(b->skel->maps.proc_stats) };
+	struct key_list freed = { .size = sizeof(struct dstrace_peer_key) };
 
 	for (int m = 0; m < 2; m++) {
 		struct key_list done = { .size = sizeof(uint32_t) };
@@ -643,11 +676,18 @@ static void walk_procs(const struct dstrace_backend *b, proc_visit_fn visit, voi
 			prev = &key;
 			if (bpf_map_lookup_elem(fds[m], &key, &st))
 				continue; /* gone meanwhile */
-			if (visit(ctx, key, &st) && st.exit_ns)
-				key_list_add(&done, &key);
+			if (visit(ctx, key, &st) && st.exit_ns) {
+				struct dstrace_peer_key entry = { .tgid = key,
+								  .first_ns = st.first_ns };
+
+				/* no room to remember it: its pairs stay, in the table's bound */
+				if (!key_list_add(&done, &key))
+					key_list_add(&freed, &entry);
+			}
 		}
 		key_list_delete(&done, fds[m]);
 	}
+	peers_sweep(b, &freed);
 }
 
 static bool table_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)

@@ -11,8 +11,8 @@
  *   programs      processes whose program did not fit the program table
  *   pids          processes that did not fit the process table
  *   ports         accepted connections whose listener port was not kept
- *   peers         connections/datagrams of peers not kept (audit); processes whose peer set
- *                 was capped (process table)
+ *   peers         connections/datagrams of peers not kept (audit); processes whose peer count
+ *                 is a lower bound, the kernel's table of pairs having been full (process table)
  * A new cause is one more X() here; every list follows.
  */
 #ifndef DSTRACE_DROPS_H

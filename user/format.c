@@ -304,16 +304,17 @@ int dstrace_format_proc_header(char *buf, size_t size)
 
 int dstrace_format_proc_text(const struct proc_entry *p, char *buf, size_t size)
 {
-	char comm[DSTRACE_COMM_LEN];
+	char comm[DSTRACE_COMM_LEN], peers[24];
 
 	printable_comm(p->comm, comm);
+	/* "+": a lower bound (the kernel's table of pairs was full) */
+	snprintf(peers, sizeof(peers), "%u%s", proc_entry__peers(p), p->peers_partial ? "+" : "");
 	return clamp(snprintf(buf, size,
 			      "%-7u %-16s %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10" PRIu64
-			      " %7" PRIu64 " %6u %12" PRIu64,
+			      " %7" PRIu64 " %6s %12" PRIu64,
 			      p->pid, comm, p->counts[DSTRACE_EV_CONNECT],
 			      p->counts[DSTRACE_EV_ACCEPT], p->counts[DSTRACE_EV_SEND],
-			      p->counts[DSTRACE_EV_RECV], p->failed, proc_entry__peers(p),
-			      p->bytes),
+			      p->counts[DSTRACE_EV_RECV], p->failed, peers, p->bytes),
 		     size);
 }
 

@@ -171,6 +171,6 @@ void run_collect_drops(struct run *r, struct dstrace_drops *d)
 		if (!dstrace_backend__flow_evictions(r->backend, &evictions))
 			d->flows_evicted = evictions;
 		d->pids = r->procs.dropped;
-		d->peers = r->procs.peers_capped;
+		d->peers = r->procs.peers_partial;
 	}
 }

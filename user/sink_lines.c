@@ -182,10 +182,10 @@ static void print_warnings(struct run *r, const struct run_stats *stats)
 				"per-process counts are complete (kept in the kernel), the event list "
 				"is not: raise --ringbuf-kb\n",
 			(unsigned long long)stats->lost);
-	if (r->procs.peers_capped)
-		fprintf(stderr, "dstrace: warning: %u processes reached %d distinct peers; their "
-				"PEERS count is a lower bound\n",
-			r->procs.peers_capped, PROC_PEERS_MAX);
+	if (r->procs.peers_partial)
+		fprintf(stderr, "dstrace: warning: the kernel's table of (process, peer) pairs was "
+				"full: PEERS is a lower bound for %u process(es)\n",
+			r->procs.peers_partial);
 	if (stats->drops.stash_full)
 		fprintf(stderr, "dstrace: warning: %llu connect() calls not followed (too many in "
 				"flight at once)\n",

@@ -17,6 +17,13 @@
 #    Should a machine lose nothing even so, the burst is repeated, larger (450 addresses).
 # 2. Control: the default ring buffer and 5000 flows (50 addresses), which it holds even if
 #    dstrace read nothing until the end: lost = 0, events = 5000 = event lines.
+# 3. Peer pairs: the kernel counts a process's distinct peers in a table of (process, peer)
+#    pairs (65536), freed as the processes end. Three senders one after another, each to
+#    30000 distinct addresses (90000 pairs in all), in one dstrace run: each counted exactly
+#    (a table that kept the pairs of ended processes, or an LRU, would lose or double count),
+#    nothing dropped. Then one sender to 70000: the table fills, its count is 65536 and says
+#    it is a lower bound (drops.peers = 1, the "+" of the text table, a warning); twice over,
+#    still 65536 (an LRU table would count the addresses met again twice).
 # dstrace follows only the sender (-p, the pid known before it starts) so that other
 # mapped traffic on the machine cannot change the counts. DSTRACE_ARGS adds arguments.
 set -u
@@ -140,5 +147,82 @@ if burst "$name" 50 0; then
 	check_eq "$name: lost" 0 "$(stats_record "$B_OUT" | jq -r '.lost')"
 	check_eq "$name: event lines" 5000 "$(jq -c 'select(.type == "event")' "$B_OUT" | wc -l)"
 fi
+
+# --- 3. peer pairs freed with their processes; a full table said -------------------------
+# senders N ADDRS [ROUNDS]: start N gated senders of one datagram to each of ADDRS addresses
+# (one port), ROUNDS times over (default 1), their pids in S_PIDS.
+S_PIDS=()
+senders() {
+	local n=$1 addrs=$2 rounds=${3:-1} i pid
+	S_PIDS=()
+	for ((i = 0; i < n; i++)); do
+		bg_start_gated pid lo "$(fbase "peers-$addrs-$i")" "$PROGS/udpflows" send -m sendmmsg \
+			-b 1024 -a "$addrs" -p 1 -r "$rounds" -s "$SIZE" 127.0.0.1 "$BASE_PORT" || return 1
+		S_PIDS+=("$pid")
+	done
+}
+
+# run_sender I ADDRS [DATAGRAMS]: open sender I's gate, wait for it, check its line.
+run_sender() {
+	local i=$1 addrs=$2 datagrams=${3:-$2} base
+	base=$(fbase "peers-$addrs-$i")
+	if ! gate_open "$base" || ! wait_pid "${S_PIDS[$i]}" 30; then
+		fail "peers: sender $i" "expected it to run and finish within 30 s, got not"
+		stop_pid "${S_PIDS[$i]}"
+		return 1
+	fi
+	check_eq "peers: sender $i" "exit 0, sent datagrams=$datagrams" \
+		"exit $WAIT_RC, $(grep -o '^sent datagrams=[0-9]*' "$base.out")"
+}
+
+name="peers: 3 senders in turn, 30000 addresses each"
+OUT=$(fbase "$name").jsonl
+if senders 3 30000 && dstrace_start "$OUT" -i 3600 -p "${S_PIDS[0]}" -p "${S_PIDS[1]}" \
+	-p "${S_PIDS[2]}" "${extra[@]}"; then
+	for i in 0 1 2; do
+		run_sender "$i" 30000
+		sleep 2.5 # dstrace's harvest (every second) frees the ended sender's pairs
+	done
+	dstrace_stop
+	for i in 0 1 2; do
+		check_eq "$name: sender $i's peers" "peers=30000 send=30000" \
+			"$(process_record "$OUT" "${S_PIDS[$i]}" | tail -n 1 | jq -r '"peers=\(.peers) send=\(.send)"')"
+	done
+	check_eq "$name: drops" '{"proc_full":0,"peers":0}' \
+		"$(stats_record "$OUT" | jq -c '.drops | {proc_full, peers}')"
+else
+	fail "$name: start" "expected the senders and dstrace to start, got not"
+fi
+for pid in "${S_PIDS[@]}"; do stop_pid "$pid"; done
+
+name="peers: one sender to 70000 addresses, more than the table holds"
+OUT=$(fbase "$name").txt
+if senders 1 70000 && dstrace_start_raw "$OUT" -p "${S_PIDS[0]}" "${extra[@]}"; then
+	run_sender 0 70000
+	dstrace_stop
+	cp "$DSTRACE_LOG" "$(fbase "$name").dstrace.log"
+	check_eq "$name: PEERS column, marked a lower bound" "65536+" \
+		"$(awk -v p="${S_PIDS[0]}" '$1 == p { print $8 }' "$OUT")"
+	check_eq "$name: SEND column" 70000 "$(awk -v p="${S_PIDS[0]}" '$1 == p { print $5 }' "$OUT")"
+	check_match "$name: warning on stderr" "table of \(process, peer\) pairs was full: PEERS is a lower bound for 1 process\(es\)$" \
+		"$(grep -m1 'pairs was full' "$DSTRACE_LOG")" "the warning"
+else
+	fail "$name: start" "expected the sender and dstrace to start, got not"
+fi
+stop_pid "${S_PIDS[0]}"
+
+# Twice over: the pairs met again after the flows table (an LRU of 65536) forgot them are
+# still not counted twice.
+name="peers: the same twice over, JSON Lines"
+OUT=$(fbase "$name").jsonl
+if senders 1 70000 2 && dstrace_start "$OUT" -i 3600 -p "${S_PIDS[0]}" "${extra[@]}"; then
+	run_sender 0 70000 140000
+	dstrace_stop
+	check_eq "$name: process record and drops.peers" "peers=65536 drops.peers=1" \
+		"$(process_record "$OUT" "${S_PIDS[0]}" | tail -n 1 | jq -r '"peers=\(.peers)"') drops.peers=$(stats_record "$OUT" | jq -r '.drops.peers')"
+else
+	fail "$name: start" "expected the sender and dstrace to start, got not"
+fi
+stop_pid "${S_PIDS[0]}"
 
 summary

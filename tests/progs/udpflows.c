@@ -121,7 +121,7 @@ static int do_send(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'a': naddrs = parse_num("address count", optarg, 1, 65536); break;
+		case 'a': naddrs = parse_num("address count", optarg, 1, 1 << 20); break;
 		case 'p': nports = parse_num("port count", optarg, 1, 65535); break;
 		case 'r': rounds = parse_num("rounds", optarg, 1, 1000000); break;
 		case 's': size = parse_num("size", optarg, 0, 65507); break;

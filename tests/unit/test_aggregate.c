@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The per-process table: order, distinct peers, both bounds, and the merge with the kernel's
+/* The per-process table: order, the kernel's peer count, the bound, and the merge with the kernel's
  * counters. ASan checks that proc_table__free() releases everything. */
 #include <arpa/inet.h>
 #include <string.h>
@@ -105,8 +105,8 @@ static void test_events_fill_entry(void)
 	ASSERT_UINT_EQ(p->pid, 42);
 	ASSERT_STR_EQ(p->comm, "curl"); /* the first comm seen */
 	ASSERT_UINT_EQ(p->uid, 1000);
-	ASSERT_UINT_EQ(proc_entry__peers(p), 1);
-	/* events carry no counters: those come from the kernel */
+	/* events carry no counters, peers included: those come from the kernel */
+	ASSERT_UINT_EQ(proc_entry__peers(p), 0);
 	for (int k = 0; k < DSTRACE_EV_MAX; k++)
 		ASSERT_UINT_EQ(p->counts[k], 0);
 	proc_table__free(&t);
@@ -125,43 +125,37 @@ static void test_unterminated_comm(void)
 	proc_table__free(&t);
 }
 
-static void test_peers_distinct(void)
-{
-	static const char *const peers[] = { "192.0.2.1", "192.0.2.1", "198.51.100.2", "0.0.0.0",
-					     "192.0.2.1", "0.0.0.0",   "203.0.113.3", "192.0.2.2" };
-	struct proc_table t;
-
-	proc_table__init(&t);
-	for (size_t i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
-		struct dstrace_event e = event(7, "app", ipv4(peers[i]));
-
-		ASSERT_INT_EQ(proc_table__add_event(&t, &e), 0);
-	}
-	/* a different process keeps its own set */
-	struct dstrace_event other = event(8, "other", ipv4("192.0.2.1"));
-
-	ASSERT_INT_EQ(proc_table__add_event(&t, &other), 0);
-	REQUIRE_TRUE(t.nprocs == 2);
-	/* 192.0.2.1, 198.51.100.2, 0.0.0.0, 203.0.113.3, 192.0.2.2 */
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 5);
-	ASSERT_TRUE(t.procs[0].peer_zero);
-	ASSERT_TRUE(!t.procs[0].peers_full);
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[1]), 1);
-	proc_table__free(&t);
-}
-
-/* Only 0.0.0.0: counted, without allocating the set. */
-static void test_peer_zero_only(void)
+/* Peers are the kernel's count: events add none (the kernel counted theirs already), each
+ * read of the kernel's entry replaces the count, and a partial count is flagged and the
+ * process counted once, however often it is read. */
+static void test_peers_from_kernel(void)
 {
 	struct proc_table t;
-	struct dstrace_event e = event(9, "app", 0);
+	struct dstrace_event e = event(7, "app", ipv4("192.0.2.1"));
+	struct dstrace_proc_stats st = { .peers = 5, .first_ns = 10, .comm = "app" };
+	struct dstrace_proc_stats other = { .peers = 65536, .peers_partial = 1, .first_ns = 20,
+					    .comm = "scanner" };
 
 	proc_table__init(&t);
-	ASSERT_INT_EQ(proc_table__add_event(&t, &e), 0);
 	ASSERT_INT_EQ(proc_table__add_event(&t, &e), 0);
 	REQUIRE_TRUE(t.nprocs == 1);
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 1);
-	ASSERT_UINT_EQ(t.procs[0].npeers, 0);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 0);
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 7, &st), 0);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 5);
+	ASSERT_TRUE(!t.procs[0].peers_partial);
+	st.peers = 6;
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 7, &st), 0);
+	ASSERT_INT_EQ(proc_table__add_event(&t, &e), 0);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 6);
+	ASSERT_UINT_EQ(t.peers_partial, 0);
+
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 8, &other), 0);
+	ASSERT_INT_EQ(proc_table__set_stats(&t, 8, &other), 0);
+	REQUIRE_TRUE(t.nprocs == 2);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[1]), 65536);
+	ASSERT_TRUE(t.procs[1].peers_partial);
+	ASSERT_UINT_EQ(t.peers_partial, 1);
+	ASSERT_UINT_EQ(t.dropped, 0);
 	proc_table__free(&t);
 }
 
@@ -174,42 +168,6 @@ static void add_peers(struct proc_table *t, uint32_t pid, uint32_t first, uint32
 				"add_event(peer %u) failed", first + i))
 			return;
 	}
-}
-
-static void test_peers_cap(void)
-{
-	struct proc_table t;
-	struct proc_entry *p;
-
-	proc_table__init(&t);
-	/* exactly the cap: every peer counted, not full */
-	add_peers(&t, 5, 0x0a000001, PROC_PEERS_MAX);
-	REQUIRE_TRUE(t.nprocs == 1);
-	p = &t.procs[0];
-	ASSERT_UINT_EQ(proc_entry__peers(p), PROC_PEERS_MAX);
-	ASSERT_TRUE(!p->peers_full);
-	/* peers already in the set are still recognized */
-	add_peers(&t, 5, 0x0a000001, PROC_PEERS_MAX);
-	ASSERT_UINT_EQ(proc_entry__peers(p), PROC_PEERS_MAX);
-	ASSERT_TRUE(!p->peers_full);
-	/* ten more distinct ones do not fit */
-	add_peers(&t, 5, 0x0a000001 + PROC_PEERS_MAX, 10);
-	ASSERT_UINT_EQ(proc_entry__peers(p), PROC_PEERS_MAX);
-	ASSERT_TRUE(p->peers_full);
-	ASSERT_UINT_EQ(t.dropped, 0); /* the process itself was not dropped */
-	proc_table__free(&t);
-}
-
-static void test_peers_cap_at_once(void)
-{
-	struct proc_table t;
-
-	proc_table__init(&t);
-	add_peers(&t, 5, 0xc0000201, PROC_PEERS_MAX + 10);
-	REQUIRE_TRUE(t.nprocs == 1);
-	ASSERT_TRUE(t.procs[0].peers_full);
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), PROC_PEERS_MAX);
-	proc_table__free(&t);
 }
 
 static void test_table_cap(void)
@@ -240,7 +198,7 @@ static void test_table_cap(void)
 	ASSERT_INT_EQ(proc_table__set_stats(&t, 2 * PROC_TABLE_MAX, &st), 0);
 	ASSERT_UINT_EQ(t.dropped, 3);
 	ASSERT_UINT_EQ(t.procs[0].pid, 2);
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 1);
+	ASSERT_STR_EQ(t.procs[0].comm, "early");
 	ASSERT_UINT_EQ(t.procs[PROC_TABLE_MAX - 1].pid, 2 * PROC_TABLE_MAX);
 	ASSERT_UINT_EQ(t.procs[PROC_TABLE_MAX - 1].counts[0], 1);
 	proc_table__free(&t);
@@ -256,6 +214,7 @@ static void test_set_stats(void)
 		.counts = { { 1, 0 }, { 2, 0 }, { 0, 3 }, { 0, 4 } },
 		.failed = 5,
 		.bytes = { { 1000, 2 }, { 2000, 4 } },
+		.peers = 2,
 		.uid = 33,
 		.comm = "from-kernel",
 	};
@@ -290,11 +249,11 @@ static void test_set_stats(void)
 	ASSERT_UINT_EQ(p->counts[DSTRACE_EV_RECV], 0);
 	ASSERT_UINT_EQ(p->failed, 0);
 	ASSERT_UINT_EQ(p->bytes, 600);
-	/* the peers seen in events are kept, and later events add to them */
+	/* the kernel's peer count, events add nothing to it */
 	ASSERT_UINT_EQ(proc_entry__peers(p), 2);
 	e2.raddr = ipv4("192.0.2.3");
 	ASSERT_INT_EQ(proc_table__add_event(&t, &e2), 0);
-	ASSERT_UINT_EQ(proc_entry__peers(p), 3);
+	ASSERT_UINT_EQ(proc_entry__peers(p), 2);
 	ASSERT_STR_EQ(p->comm, "from-kernel");
 	ASSERT_UINT_EQ(p->counts[DSTRACE_EV_CONNECT], 10);
 	proc_table__free(&t);
@@ -323,7 +282,7 @@ static void test_set_stats_new_process(void)
 	proc_table__free(&t);
 }
 
-/* Many processes with peer sets: free leaves nothing behind (LeakSanitizer at exit) and the
+/* Many processes made from events: free leaves nothing behind (LeakSanitizer at exit) and the
  * table can be used again. */
 static void test_free(void)
 {
@@ -341,7 +300,7 @@ static void test_free(void)
 
 	add_peers(&t, 1, 1, 3);
 	ASSERT_UINT_EQ(t.nprocs, 1);
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 3);
+	ASSERT_UINT_EQ(t.procs[0].pid, 1);
 	proc_table__free(&t);
 }
 
@@ -350,8 +309,9 @@ static void test_free(void)
 static void test_entry_rows(void)
 {
 	struct proc_table t;
-	struct dstrace_proc_stats old = { .first_ns = 100, .exit_ns = 200, .comm = "curl" };
-	struct dstrace_proc_stats new = { .first_ns = 300, .comm = "wget" };
+	struct dstrace_proc_stats old = { .first_ns = 100, .exit_ns = 200, .peers = 1,
+					  .comm = "curl" };
+	struct dstrace_proc_stats new = { .first_ns = 300, .peers = 3, .comm = "wget" };
 	struct dstrace_event late = { .pid = 42, .ts_ns = 150, .raddr = 1 };
 	struct dstrace_event next = { .pid = 42, .ts_ns = 350, .raddr = 2 };
 
@@ -372,7 +332,7 @@ static void test_entry_rows(void)
 	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[0]), 1);
 	ASSERT_STR_EQ(t.procs[1].comm, "wget");
 	ASSERT_UINT_EQ(t.procs[1].counts[DSTRACE_EV_CONNECT], 5);
-	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[1]), 1);
+	ASSERT_UINT_EQ(proc_entry__peers(&t.procs[1]), 3);
 	proc_table__free(&t);
 }
 
@@ -402,10 +362,7 @@ static const CU_TestInfo tests[] = {
 	{ "many, out of order", test_many_out_of_order },
 	{ "events fill comm and uid", test_events_fill_entry },
 	{ "unterminated comm", test_unterminated_comm },
-	{ "distinct peers", test_peers_distinct },
-	{ "0.0.0.0 alone", test_peer_zero_only },
-	{ "peers cap", test_peers_cap },
-	{ "peers cap, past it at once", test_peers_cap_at_once },
+	{ "peers: the kernel's count", test_peers_from_kernel },
 	{ "table cap", test_table_cap },
 	{ "set_stats replaces counters, keeps peers", test_set_stats },
 	{ "set_stats for a new process", test_set_stats_new_process },

@@ -418,8 +418,6 @@ static void test_json_string_bounds(void)
 
 static void fill_proc(struct proc_entry *p)
 {
-	static uint32_t peers[16];
-
 	memset(p, 0, sizeof(*p));
 	p->pid = 77;
 	p->uid = 33;
@@ -430,13 +428,7 @@ static void fill_proc(struct proc_entry *p)
 	p->counts[DSTRACE_EV_RECV] = 4;
 	p->failed = 5;
 	p->bytes = 6;
-	/* two distinct peers, one of them 0.0.0.0 (tracked apart from the set) */
-	memset(peers, 0, sizeof(peers));
-	peers[3] = ipv4("198.51.100.7");
-	p->peers = peers;
-	p->peers_cap = 16;
-	p->npeers = 1;
-	p->peer_zero = true;
+	p->peers = 2; /* the kernel's count */
 }
 
 static void test_proc_json(void)
@@ -454,7 +446,8 @@ static void test_proc_json(void)
 
 	p.bytes = UINT64_MAX;
 	p.counts[DSTRACE_EV_RECV] = 10000000000ull;
-	p.peer_zero = false;
+	p.peers = 1;
+	p.peers_partial = true; /* a lower bound: the stats record's drops.peers says so */
 	strcpy(p.comm, "a\"b");
 	dstrace_format_proc_json(&p, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "{\"type\":\"process\",\"pid\":77,\"comm\":\"a\\\"b\",\"connect\":1,"
@@ -480,6 +473,14 @@ static void test_proc_text(void)
 			   "         3" " " "         4" " " "      5" " " "     2" " "
 			   "           6");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
+
+	/* a lower bound (the kernel's table of pairs was full) */
+	p.peers = 65536;
+	p.peers_partial = true;
+	dstrace_format_proc_text(&p, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "77     " " " "nginx           " " " "       1" " " "       2" " "
+			   "         3" " " "         4" " " "      5" " " "65536+" " "
+			   "           6");
 }
 
 static void test_stats(void)
