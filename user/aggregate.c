@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The per-process table (aggregate.h): rows in arrival order with a pid index (htab.h), a row
+ * per kernel entry, the kernel's counts copied in, and the bounds' accounting.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The BPF side as user space sees it (backend.h): choosing and loading a backend (its
+ * program lists, feature probes, refusals in one line), attaching, and every read of the
+ * kernel's maps: counters, process entries (walked, folded, freed with their peer pairs),
+ * UDP flows and their evictions.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>

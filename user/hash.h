@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The one hash function of the user-space tables (htab.h and its users). */
 #ifndef DSTRACE_HASH_H
 #define DSTRACE_HASH_H
 

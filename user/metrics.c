@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Prometheus metrics (metrics.h): the listening socket, the exposition rendered from the audit
+ * tables, the textfile writer, and the libmicrohttpd server that answers scrapes from the last
+ * published buffer.
+ */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

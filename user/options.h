@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The command line (options.c, argp): what the user asked for, as struct env. */
 #ifndef DSTRACE_OPTIONS_H
 #define DSTRACE_OPTIONS_H
 

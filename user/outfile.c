@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Output files opened the safe way for a root process (outfile.h): no symbolic link, no file
+ * planted by another user in a sticky world-writable directory, close-on-exec.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
