@@ -103,6 +103,9 @@ struct {
  * thread, until syscall exit gives the immediate result. Inserts that fail are counted. */
 struct connect_args {
 	__s32 fd;
+	/* set by the cgroup hook: a TCP connect it saw start, whose outcome the state change
+	 * reports; the syscall's exit then needs no socket for a result that is not final */
+	__u32 tcp;
 };
 
 struct {

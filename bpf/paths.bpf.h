@@ -214,8 +214,13 @@ static __always_inline __u32 sk_netns(struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* The same, sk's namespace read only when the entry is made (most calls find it). */
 static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
 {
+	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
+
+	if (st && !st->exit_ns && st->start_ns == proc_start_ns(0))
+		return st;
 	return proc_entry_ns(sk_netns(sk), tgid);
 }
 
@@ -605,8 +610,16 @@ static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, _
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
 	}
+	/* The connect(2) in progress on this thread (tracepoint backend), if that is what
+	 * drives it: TCP, its outcome comes from the state change. */
+	if (c.proto == DSTRACE_PROTO_TCP) {
+		struct connect_args *call = bpf_map_lookup_elem(&connect_stash, &c.who.tid);
+
+		if (call)
+			call->tcp = 1;
+	}
 	/* The process's entry is made here, where its executable and cgroup are current. */
-	proc_entry_ns(c.who.netns, c.who.tgid);
+	proc_entry_who(c.who.netns, c.who.tgid, &c.who, (__u64)task);
 }
 
 /* Is this result of a connect call its outcome? A TCP connect still in progress (started,

@@ -46,7 +46,9 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 	if (!args)
 		return 0;
-	handle_connect_call(sk_from_fd(args->fd), (int)ctx->ret);
+	/* a TCP connect the socket layer follows, not decided yet: nothing to read here */
+	if (!args->tcp || connect_ret_final(true, (int)ctx->ret))
+		handle_connect_call(sk_from_fd(args->fd), (int)ctx->ret);
 	bpf_map_delete_elem(&connect_stash, &tid);
 	return 0;
 }
