@@ -4,10 +4,11 @@
  * paths.bpf.h; user space turns off (autoload) the programs of the backends it does not use.
  * Which programs each backend loads is written down in user/backend.c (its program lists,
  * checked against this object when it builds and when it loads): the backend's own
- * (fentry.bpf.h, kprobe.bpf.h, tracepoint.bpf.h), the socket layer (socket.bpf.h) and the
- * process lifecycle (lifecycle.bpf.h), which is attached first, before anything is counted.
+ * (fentry.bpf.h, kprobe.bpf.h, tracepoint.bpf.h), the socket layer (socket.bpf.h), the
+ * resolver's uprobes (resolver.bpf.h) and the process lifecycle (lifecycle.bpf.h), which is
+ * attached first, before anything is counted.
  * A program added here must be added to one of those lists. (Names still start with fx_,
- * kp_, tp_/cg_, sk_ and lc_, for whoever reads bpftool's list, but nothing depends on it.)
+ * kp_, tp_/cg_, sk_, rs_ and lc_, for whoever reads bpftool's list, but nothing depends on it.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,6 +21,7 @@
 #include "tracepoint.bpf.h"
 #include "fentry.bpf.h"
 #include "kprobe.bpf.h"
+#include "resolver.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

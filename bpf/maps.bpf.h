@@ -299,4 +299,40 @@ struct {
 	__type(value, struct dgram_rxq);
 } dgram_rxq SEC(".maps");
 
+/* The resolver (bpf/resolver.bpf.h). A getaddrinfo() call in progress, per thread: the name
+ * asked, the hints (DSTRACE_NAME_* bits), and where the answer list will be. */
+struct gai_call {
+	__u64 res; /* struct addrinfo ** of the caller */
+	__u32 flags;
+	__u32 pad;
+	char name[DSTRACE_NAME_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct gai_call);
+} gai_calls SEC(".maps");
+
+/* Which name each IPv4 address of a process came from: the last answer that held it. An
+ * LRU: the oldest answers make room (an address not found has no name: "unknown"). */
+struct name_key {
+	__u32 tgid;
+	__u32 addr; /* IPv4, network order */
+};
+
+struct name_val {
+	char name[DSTRACE_NAME_LEN];
+	__u32 flags; /* DSTRACE_NAME_* */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct name_key);
+	__type(value, struct name_val);
+} resolved SEC(".maps");
+
 #endif /* DSTRACE_MAPS_BPF_H */

@@ -283,6 +283,24 @@ struct given_local {
 
 /* Write one event; a full ring buffer is counted as lost. who: the task that acted, or NULL
  * for the current one. */
+/* The name an outbound event's peer came from, if the process resolved it (e->pid set). */
+static __always_inline void name_of(struct dstrace_event *e, __u8 kind, __u8 flags, __u32 raddr)
+{
+	struct name_key k = { .tgid = e->pid, .addr = raddr };
+	struct name_val *v;
+
+	e->name_flags = 0;
+	e->name[0] = '\0';
+	if ((kind != DSTRACE_EV_CONNECT && kind != DSTRACE_EV_SEND) || (flags & DSTRACE_F_NO_REMOTE))
+		return;
+	v = bpf_map_lookup_elem(&resolved, &k);
+	if (!v)
+		return;
+	__builtin_memcpy(e->name, v->name, sizeof(e->name));
+	e->name[DSTRACE_NAME_LEN - 1] = '\0';
+	e->name_flags = (__u8)(v->flags | DSTRACE_NAME_KNOWN);
+}
+
 static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
 					    __u32 raddr, __u16 rport, int ret,
 					    enum local_end local, const struct given_local *given,
@@ -313,6 +331,7 @@ static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kin
 		e->uid = (__u32)bpf_get_current_uid_gid();
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 	}
+	name_of(e, kind, flags, raddr);
 	e->sock_ino = ino;
 	e->netns = sk_netns(sk);
 	e->raddr = raddr;
@@ -320,7 +339,6 @@ static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kin
 	e->ret = ret;
 	e->kind = kind;
 	e->proto = proto;
-	e->pad = 0;
 	/* A connection refused before we looked has already given its port back. */
 	if (local == LOCAL_GIVEN && given) {
 		e->laddr = given->addr;
@@ -606,6 +624,8 @@ static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, _
 	c.dport = dport;
 	if (protocol == IPPROTO_MPTCP)
 		c.flags = DSTRACE_F_MPTCP;
+	if (bpf_map_lookup_elem(&gai_calls, &c.who.tid))
+		c.flags |= DSTRACE_F_BY_RESOLVER;
 	if (bpf_map_update_elem(&conn_pending, &cookie, &c, BPF_ANY)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;

@@ -52,6 +52,22 @@ enum dstrace_proto {
  * in ring order, before any event of a process that reuses the pid or of the program an exec
  * started, so user space knows those are not the old entry's (bpf/lifecycle.bpf.h). */
 #define DSTRACE_F_ENDED 0x10
+/* A connect made by getaddrinfo() itself, inside the call: glibc connect()s a UDP socket to
+ * each answer to sort them (RFC 6724) and sends nothing on it. */
+#define DSTRACE_F_BY_RESOLVER 0x20
+
+/* The name a mapped peer came from, as the C library's getaddrinfo() answered it in the same
+ * process (bpf/resolver.bpf.h): on outbound events (connect, send) when known. */
+#define DSTRACE_NAME_LEN 64
+#define DSTRACE_NAME_KNOWN 0x01	    /* name is set */
+#define DSTRACE_NAME_AAAA 0x02	    /* the answer had IPv6 addresses too (a+aaaa), else a-only */
+#define DSTRACE_NAME_V4MAPPED 0x04  /* the hints asked AI_V4MAPPED */
+#define DSTRACE_NAME_ALL 0x08	    /* ... and AI_ALL */
+#define DSTRACE_NAME_ADDRCONFIG 0x10 /* ... and AI_ADDRCONFIG */
+/* the answer gave this address as ::ffff:a.b.c.d (the resolver mapped it); else as a plain
+ * IPv4 address the program mapped itself (Java does) */
+#define DSTRACE_NAME_RESOLVER_MAPPED 0x20
+#define DSTRACE_NAME_FAMILY_INET6 0x40 /* the hints asked AF_INET6 (else AF_UNSPEC or other) */
 
 /* One record in the ring buffer. Addresses are the IPv4 addresses on the wire, in network
  * byte order; ports are in host byte order. */
@@ -71,8 +87,9 @@ struct dstrace_event {
 	unsigned char kind; /* enum dstrace_event_kind (< DSTRACE_EV_KINDS) */
 	unsigned char proto; /* enum dstrace_proto */
 	unsigned char flags;
-	unsigned char pad;
+	unsigned char name_flags; /* DSTRACE_NAME_* (0: no name known) */
 	char comm[DSTRACE_COMM_LEN];
+	char name[DSTRACE_NAME_LEN]; /* NUL-terminated when name_flags says KNOWN */
 };
 
 #define DSTRACE_PROTO_MAX 2

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ struct dstrace_backend {
 	int cgroup_fd;
 	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
+	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 };
 
@@ -71,6 +73,12 @@ static const struct prog_ref lifecycle_progs[] = {
 static const struct prog_ref socket_progs[] = {
 	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state),
 	PROG(sk_enter_bind), PROG(sk_exit_bind), PROG(sk_existing),
+};
+
+/* The resolver (bpf/resolver.bpf.h): uprobes on the C library's getaddrinfo(), attached by
+ * attach_uprobe(); without them names are unknown, nothing else is lost. */
+static const struct prog_ref resolver_progs[] = {
+	PROG(rs_getaddrinfo), PROG(rs_getaddrinfo_ret),
 };
 
 /* Backend "fentry" (bpf/fentry.bpf.h). */
@@ -114,18 +122,19 @@ static const struct prog_list {
 } prog_lists[] = {
 	{ DSTRACE_BACKEND_AUTO, lifecycle_progs, NELEM(lifecycle_progs) },
 	{ DSTRACE_BACKEND_AUTO, socket_progs, NELEM(socket_progs) },
+	{ DSTRACE_BACKEND_AUTO, resolver_progs, NELEM(resolver_progs) },
 	{ DSTRACE_BACKEND_FENTRY, fentry_progs, NELEM(fentry_progs) },
 	{ DSTRACE_BACKEND_KPROBE, kprobe_progs, NELEM(kprobe_progs) },
 	{ DSTRACE_BACKEND_TRACEPOINT, tracepoint_progs, NELEM(tracepoint_progs) },
 };
 
-_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(fentry_progs) +
-			       NELEM(kprobe_progs) + NELEM(tracepoint_progs) ==
+_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(resolver_progs) +
+			       NELEM(fentry_progs) + NELEM(kprobe_progs) + NELEM(tracepoint_progs) ==
 		       sizeof(((struct dstrace *)0)->progs) / sizeof(struct bpf_program *),
 	       "the program lists of user/backend.c do not name each program of the BPF object once");
 
 #define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
-_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) +
+_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(resolver_progs) +
 			       MAX_OF(NELEM(fentry_progs),
 				      MAX_OF(NELEM(kprobe_progs), NELEM(tracepoint_progs))) <=
 		       MAX_LINKS,
@@ -378,6 +387,67 @@ static int open_cgroup_root(struct dstrace_backend *b)
 	return 0;
 }
 
+/* The C library this process runs with (a path from /proc/self/maps): the file whose
+ * getaddrinfo() the resolver's uprobes follow, for every program that maps it. */
+static int libc_path(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (err && fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/'), *base;
+
+		if (!path)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		base = strrchr(path, '/') + 1;
+		if ((!strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5) ||
+		     !strncmp(base, "ld-musl", 7)) &&
+		    (size_t)snprintf(buf, size, "%s", path) < size)
+			err = 0;
+	}
+	fclose(f);
+	return err;
+}
+
+/* A uprobe of the resolver list on getaddrinfo() of the C library. Not fatal: without it the
+ * events' names are unknown, which start-up says once (b->resolver_blind). */
+static struct bpf_link *attach_uprobe(struct dstrace_backend *b, struct bpf_program *prog)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "getaddrinfo",
+		    .retprobe = !strncmp(bpf_program__section_name(prog), "uretprobe", 9));
+	struct bpf_link *link;
+	char path[PATH_MAX];
+	int err = libc_path(path, sizeof(path));
+
+	if (err) {
+		snprintf(b->resolver_blind, sizeof(b->resolver_blind),
+			 "no C library found in /proc/self/maps");
+		return NULL;
+	}
+	link = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
+	if (!link) {
+		int n = snprintf(b->resolver_blind, sizeof(b->resolver_blind),
+				 "cannot attach a uprobe to getaddrinfo(): %s", strerror(errno));
+
+		if (n > 0 && (size_t)n < sizeof(b->resolver_blind))
+			snprintf(b->resolver_blind + n, sizeof(b->resolver_blind) - n, " (%.128s)",
+				 path);
+	}
+	return link;
+}
+
+static bool is_resolver_prog(const struct dstrace_backend *b, const struct bpf_program *prog)
+{
+	for (size_t i = 0; i < NELEM(resolver_progs); i++)
+		if (prog_of(b->skel, &resolver_progs[i]) == prog)
+			return true;
+	return false;
+}
+
 static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 {
 	struct bpf_link *link;
@@ -385,6 +455,12 @@ static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 
 	if (b->nlinks == MAX_LINKS)
 		return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
+	if (is_resolver_prog(b, prog)) {
+		link = attach_uprobe(b, prog);
+		if (link)
+			b->links[b->nlinks++] = link;
+		return 0;
+	}
 	if (is_cgroup_prog(prog)) {
 		err = open_cgroup_root(b);
 		if (err)
@@ -424,6 +500,9 @@ static int attach(struct dstrace_backend *b)
 /* Once the backend runs: one line per path it cannot see on this kernel, and why. */
 static void say_blind(const struct dstrace_backend *b)
 {
+	if (b->resolver_blind[0])
+		fprintf(stderr, "dstrace: warning: names of resolved peers are not seen: %s\n",
+			b->resolver_blind);
 	for (size_t l = 0; l < NELEM(prog_lists); l++) {
 		if (!list_loaded_by(&prog_lists[l], b->kind))
 			continue;
@@ -453,6 +532,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 
 	b->kind = kind;
 	b->why[0] = '\0';
+	b->resolver_blind[0] = '\0';
 	err = precheck(b);
 	if (err)
 		return err;

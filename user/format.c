@@ -210,6 +210,17 @@ static void printable_comm(const char *src, char *dst)
 	dstrace_ascii_safe(dst, DSTRACE_COMM_LEN, src, DSTRACE_COMM_LEN - 1);
 }
 
+static void printable_name(const char *src, char *dst)
+{
+	dstrace_ascii_safe(dst, DSTRACE_NAME_LEN, src, DSTRACE_NAME_LEN - 1);
+}
+
+/* The answer's kind: did the name have IPv6 addresses too? */
+static const char *name_answer(const struct dstrace_event *e)
+{
+	return e->name_flags & DSTRACE_NAME_AAAA ? "a+aaaa" : "a-only";
+}
+
 static int clamp(int n, size_t size)
 {
 	if (n < 0 || !size)
@@ -227,7 +238,8 @@ int dstrace_format_event_header(char *buf, size_t size)
 int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
 			      size_t size)
 {
-	char ts[16], local[48], remote[48], comm[DSTRACE_COMM_LEN], ebuf[16];
+	char ts[16], local[48], remote[48], comm[DSTRACE_COMM_LEN], ebuf[16],
+		named[DSTRACE_NAME_LEN + 16] = "";
 	time_t sec = realtime_ns / 1000000000ull;
 	struct tm tm;
 
@@ -244,16 +256,63 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 	else
 		dstrace_format_mapped(e->raddr, e->rport, remote, sizeof(remote));
 	printable_comm(e->comm, comm);
-	return clamp(snprintf(buf, size, "%-8s %-7u %-16s %-7s %-5s %-28s %-28s %s", ts, e->pid,
+	/* the name the peer came from, where known: "  NAME (a-only)" */
+	if (e->flags & DSTRACE_F_BY_RESOLVER)
+		snprintf(named, sizeof(named), "  (getaddrinfo sorting its answers)");
+	else if (e->name_flags & DSTRACE_NAME_KNOWN) {
+		char name[DSTRACE_NAME_LEN];
+
+		printable_name(e->name, name);
+		snprintf(named, sizeof(named), "  %s (%s)", name, name_answer(e));
+	}
+	return clamp(snprintf(buf, size, "%-8s %-7u %-16s %-7s %-5s %-28s %-28s %s%s", ts, e->pid,
 			      comm, dstrace_event_name(e->kind), dstrace_event_proto_name(e),
 			      local, remote,
-			      e->ret ? dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)) : "ok"),
+			      e->ret ? dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)) : "ok", named),
 		     size);
+}
+
+/* ,"name":..,"answer":..,"mapped_by":..,"hints":[..]: nulls when no name is known. */
+static void name_members(const struct dstrace_event *e, char *buf, size_t size)
+{
+	static const struct {
+		unsigned char bit;
+		const char *name;
+	} hints[] = {
+		{ DSTRACE_NAME_FAMILY_INET6, "AF_INET6" },
+		{ DSTRACE_NAME_V4MAPPED, "AI_V4MAPPED" },
+		{ DSTRACE_NAME_ALL, "AI_ALL" },
+		{ DSTRACE_NAME_ADDRCONFIG, "AI_ADDRCONFIG" },
+	};
+	char name[DSTRACE_NAME_LEN * 6 + 3];
+	size_t n;
+
+	if (!(e->name_flags & DSTRACE_NAME_KNOWN)) {
+		snprintf(buf, size, ",\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,"
+				    "\"resolver_probe\":%s",
+			 e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false");
+		return;
+	}
+	dstrace_json_string(e->name, DSTRACE_NAME_LEN, name, sizeof(name));
+	n = (size_t)clamp(snprintf(buf, size, ",\"name\":%s,\"answer\":\"%s\",\"mapped_by\":\"%s\",\"hints\":[",
+				   name, name_answer(e),
+				   e->name_flags & DSTRACE_NAME_RESOLVER_MAPPED ? "resolver" : "program"),
+			  size);
+	for (size_t i = 0, k = 0; i < sizeof(hints) / sizeof(hints[0]); i++) {
+		if (!(e->name_flags & hints[i].bit))
+			continue;
+		n += (size_t)clamp(snprintf(buf + n, size - n, "%s\"%s\"", k++ ? "," : "", hints[i].name),
+				   size - n);
+	}
+	clamp(snprintf(buf + n, size - n, "],\"resolver_probe\":%s",
+		       e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false"),
+	      size - n);
 }
 
 int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
 			      size_t size)
 {
+	char names[DSTRACE_NAME_LEN * 6 + 160];
 	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], laddr[24], raddr[24], rport[8], err[32],
 		ebuf[16], lport[8];
 
@@ -283,14 +342,15 @@ int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_n
 		snprintf(err, sizeof(err), "\"%s\"", dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)));
 	else
 		snprintf(err, sizeof(err), "null");
+	name_members(e, names, sizeof(names));
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"event\",\"ts\":\"%s\",\"event\":\"%s\",\"proto\":\"%s\","
 			      "\"pid\":%u,\"tid\":%u,\"comm\":%s,\"uid\":%u,\"netns\":%u,"
 			      "\"cgroup\":%llu,\"laddr\":%s,\"lport\":%s,\"raddr\":%s,"
-			      "\"rport\":%s,\"ret\":%d,\"error\":%s}",
+			      "\"rport\":%s,\"ret\":%d,\"error\":%s%s}",
 			      ts, dstrace_event_name(e->kind), dstrace_event_proto_name(e), e->pid,
 			      e->tid, comm, e->uid, e->netns, e->cgroup_id, laddr, lport, raddr,
-			      rport, e->ret, err),
+			      rport, e->ret, err, names),
 		     size);
 }
 

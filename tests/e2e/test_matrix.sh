@@ -68,6 +68,9 @@ declare -A TRIED=(
 #   udp-unreach    rule 1, source address selection), connect()s an AF_INET6 UDP socket to
 #                  each, ::ffff:a.b.c.d included: a mapped UDP connect, ENETUNREACH on the
 #                  IPv6-only host. Only srvds has several addresses.
+# Every outbound event also names its host (the resolver uprobes): name srv4 or srvds, answer
+# a-only or a+aaaa, mapped by the resolver (tcpcli6 asks AF_INET6 with AI_V4MAPPED | AI_ALL);
+# glibc's sorting connects carry no name and say resolver_probe; accepts have no name.
 declare -A EVENTS=(
 	[1,4]=accept
 	[2,1]=tcp-unreach
@@ -156,7 +159,10 @@ expected_event() {
 	local tok=$1 cell=$2 r=$3 c=$4 port=$((9000 + 10 * $3 + $4))
 	local crole=${ROW_ROLE[$r]} srole=${COL_ROLE[$c]}
 	local cli=${CLI_PID[$cell]} srv=${SRV_PID[$cell]} lport=${CLI_LPORT[$cell]:-0}
+	local name=${COL_NAMEHOST[$c]} answer=a-only
+	[[ $name == srvds ]] && answer=a+aaaa
 	local -a common=(--argjson port "$port" --arg cv4 "${HOST_V4[$crole]:-}"
+		--arg name "$name" --arg answer "$answer"
 		--arg sv4 "${HOST_V4[$srole]:-}" --argjson lport "${lport:-0}"
 		--argjson cns "$(netns_inode "$crole")" --argjson sns "$(netns_inode "$srole")"
 		--argjson cpid "$cli" --argjson spid "$srv"
@@ -165,28 +171,33 @@ expected_event() {
 	accept)
 		jq -nc "${common[@]}" '{event: "accept", proto: "tcp", pid: $spid, tid: $spid,
 			comm: $scomm, uid: 0, netns: $sns, cgroup: "~number", laddr: $sv4,
-			lport: $port, raddr: $cv4, rport: $lport, ret: 0, error: null}'
+			lport: $port, raddr: $cv4, rport: $lport, ret: 0, error: null, name: null,
+			resolver_probe: false}'
 		;;
 	tcp-connect)
 		jq -nc "${common[@]}" '{event: "connect", proto: "tcp", pid: $cpid, tid: $cpid,
 			comm: $ccomm, uid: 0, netns: $cns, cgroup: "~number", laddr: $cv4,
-			lport: $lport, raddr: $sv4, rport: $port, ret: 0, error: null}'
+			lport: $lport, raddr: $sv4, rport: $port, ret: 0, error: null, name: $name,
+			answer: $answer, mapped_by: "resolver",
+			hints: ["AF_INET6", "AI_V4MAPPED", "AI_ALL"], resolver_probe: false}'
 		;;
 	tcp-unreach)
 		jq -nc "${common[@]}" '{event: "connect", proto: "tcp", pid: $cpid, tid: $cpid,
 			comm: $ccomm, uid: 0, netns: $cns, cgroup: "~number", laddr: null,
-			lport: null, raddr: $sv4, rport: $port, ret: -101, error: "ENETUNREACH"}'
+			lport: null, raddr: $sv4, rport: $port, ret: -101, error: "ENETUNREACH",
+			name: $name, answer: $answer, mapped_by: "resolver", resolver_probe: false}'
 		;;
 	udp-probe)
 		jq -nc "${common[@]}" '{event: "connect", proto: "udp", pid: $cpid, tid: $cpid,
 			comm: $ccomm, uid: 0, netns: $cns, cgroup: "~number", laddr: $cv4,
-			lport: "~number", raddr: $sv4, rport: $port, ret: 0, error: null}'
+			lport: "~number", raddr: $sv4, rport: $port, ret: 0, error: null,
+			name: null, resolver_probe: true}'
 		;;
 	udp-unreach)
 		jq -nc "${common[@]}" '{event: "connect", proto: "udp", pid: $cpid, tid: $cpid,
 			comm: $ccomm, uid: 0, netns: $cns, cgroup: "~number", laddr: null,
 			lport: "~number|null", raddr: $sv4, rport: $port, ret: -101,
-			error: "ENETUNREACH"}'
+			error: "ENETUNREACH", name: null, resolver_probe: true}'
 		;;
 	esac
 }

@@ -75,7 +75,8 @@ static void test_event_json(void)
 			   "\"proto\":\"tcp\",\"pid\":4242,\"tid\":4243,\"comm\":\"curl\","
 			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
 			   "\"laddr\":\"10.0.0.2\",\"lport\":40000,\"raddr\":\"93.184.216.34\","
-			   "\"rport\":443,\"ret\":0,\"error\":null}");
+			   "\"rport\":443,\"ret\":0,\"error\":null,"
+			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 }
 
@@ -98,7 +99,7 @@ static void test_event_json_udp_recv(void)
 			   "\"comm\":\"curl\",\"uid\":0,\"netns\":4026531840,"
 			   "\"cgroup\":18446744073709551615,\"laddr\":\"0.0.0.0\",\"lport\":53,"
 			   "\"raddr\":\"255.255.255.255\",\"rport\":65535,\"ret\":0,"
-			   "\"error\":null}");
+			   "\"error\":null,\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
 }
 
 static void test_event_json_failed_connect(void)
@@ -111,7 +112,8 @@ static void test_event_json_failed_connect(void)
 			   "\"proto\":\"tcp\",\"pid\":4242,\"tid\":4243,\"comm\":\"curl\","
 			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
 			   "\"laddr\":null,\"lport\":null,\"raddr\":\"192.0.2.1\","
-			   "\"rport\":80,\"ret\":-101,\"error\":\"ENETUNREACH\"}");
+			   "\"rport\":80,\"ret\":-101,\"error\":\"ENETUNREACH\","
+			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
 }
 
 /* A failed bind: the address asked for is the local end, there is no remote end; an MPTCP
@@ -132,7 +134,8 @@ static void test_event_json_bind_and_mptcp(void)
 			   "\"proto\":\"udplite\",\"pid\":4242,\"tid\":4243,\"comm\":\"curl\","
 			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
 			   "\"laddr\":\"192.0.2.99\",\"lport\":7001,\"raddr\":null,"
-			   "\"rport\":null,\"ret\":-22,\"error\":\"EINVAL\"}");
+			   "\"rport\":null,\"ret\":-22,\"error\":\"EINVAL\","
+			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
 	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
 	ASSERT_TRUE(strstr(buf, " bind    udplite ::ffff:192.0.2.99:7001") != NULL);
 	ASSERT_TRUE(strstr(buf, " -                            EINVAL") != NULL);
@@ -151,7 +154,7 @@ static void test_event_json_unknown_errno(void)
 
 	e.ret = -4095;
 	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
-	ASSERT_TRUE(strstr(buf, ",\"ret\":-4095,\"error\":\"E4095\"}") != NULL);
+	ASSERT_TRUE(strstr(buf, ",\"ret\":-4095,\"error\":\"E4095\",\"name\":null,") != NULL);
 }
 
 static void test_event_json_escapes_comm(void)
@@ -567,8 +570,62 @@ static void test_format_utc_ipv4(void)
 	ASSERT_STR_EQ(buf, "?");
 }
 
+
+/* The resolver's name on an outbound event: JSON members and the text suffix. */
+static void test_event_names(void)
+{
+	struct dstrace_event e = connect_event();
+	char buf[DSTRACE_LINE_MAX];
+	const char *tail;
+
+	strcpy(e.name, "db.example");
+	e.name_flags = DSTRACE_NAME_KNOWN | DSTRACE_NAME_FAMILY_INET6 | DSTRACE_NAME_V4MAPPED |
+		       DSTRACE_NAME_RESOLVER_MAPPED;
+	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
+	tail = strstr(buf, ",\"name\":");
+	REQUIRE_TRUE(tail != NULL);
+	ASSERT_STR_EQ(tail, ",\"name\":\"db.example\",\"answer\":\"a-only\",\"mapped_by\":\"resolver\","
+			    "\"hints\":[\"AF_INET6\",\"AI_V4MAPPED\"],\"resolver_probe\":false}");
+
+	/* A+AAAA, resolved with AF_UNSPEC and mapped by the program; a quote in the name */
+	strcpy(e.name, "we\"ird");
+	e.name_flags = DSTRACE_NAME_KNOWN | DSTRACE_NAME_AAAA | DSTRACE_NAME_ALL |
+		       DSTRACE_NAME_ADDRCONFIG;
+	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
+	tail = strstr(buf, ",\"name\":");
+	REQUIRE_TRUE(tail != NULL);
+	ASSERT_STR_EQ(tail, ",\"name\":\"we\\\"ird\",\"answer\":\"a+aaaa\",\"mapped_by\":\"program\","
+			    "\"hints\":[\"AI_ALL\",\"AI_ADDRCONFIG\"],\"resolver_probe\":false}");
+
+	/* getaddrinfo's own UDP connect, sorting its answers */
+	e.name_flags = 0;
+	e.flags |= DSTRACE_F_BY_RESOLVER;
+	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
+	tail = strstr(buf, ",\"name\":");
+	REQUIRE_TRUE(tail != NULL);
+	ASSERT_STR_EQ(tail, ",\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,"
+			    "\"resolver_probe\":true}");
+	set_tz("UTC");
+	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
+	ASSERT_TRUE(strstr(buf, " ok  (getaddrinfo sorting its answers)") != NULL);
+
+	/* text: the name and the answer after the result, unprintable bytes made safe */
+	e.flags = DSTRACE_F_HAVE_LOCAL;
+	strcpy(e.name, "a\tb.example");
+	e.name_flags = DSTRACE_NAME_KNOWN | DSTRACE_NAME_AAAA;
+	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
+	tail = strstr(buf, " ok  ");
+	REQUIRE_TRUE(tail != NULL);
+	ASSERT_STR_EQ(tail, " ok  a?b.example (a+aaaa)");
+	/* no name, no suffix */
+	e.name_flags = 0;
+	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf + strlen(buf) - 3, " ok");
+}
+
 static const CU_TestInfo tests[] = {
 	{ "event json", test_event_json },
+	{ "event json and text: the resolver's name", test_event_names },
 	{ "event json: udp recv, extreme values", test_event_json_udp_recv },
 	{ "event json: failed connect", test_event_json_failed_connect },
 	{ "event json and text: bind, udplite, mptcp", test_event_json_bind_and_mptcp },

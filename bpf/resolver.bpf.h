@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The resolver's side, for every backend (user/backend.c's resolver list): uprobes on the C
+ * library's getaddrinfo(), attached to the library dstrace itself runs with (so every
+ * program that shares that file: uprobes follow the file, not the path). At return, each
+ * IPv4 address of the answer, given plainly (AF_INET) or mapped (AF_INET6 ::ffff:a.b.c.d,
+ * AI_V4MAPPED), is remembered for the process with the name asked, whether the answer also
+ * had IPv6 addresses, and the hints; a mapped connect or send to that address later carries
+ * the name (paths.bpf.h, name_of). Programs that do not resolve through this library (static
+ * Go binaries, another libc) leave no name: their events say name null.
+ */
+#ifndef DSTRACE_RESOLVER_BPF_H
+#define DSTRACE_RESOLVER_BPF_H
+
+#include "paths.bpf.h"
+
+#define AI_NUMERICHOST 0x0004
+#define AI_V4MAPPED 0x0008
+#define AI_ALL 0x0010
+#define AI_ADDRCONFIG 0x0020
+#define GAI_ANSWERS_MAX 24 /* entries of the answer list read (one per address and socktype) */
+
+/* struct addrinfo as the C library lays it out (LP64: glibc and musl alike). */
+struct user_addrinfo {
+	int ai_flags;
+	int ai_family;
+	int ai_socktype;
+	int ai_protocol;
+	__u32 ai_addrlen;
+	__u32 pad;
+	__u64 ai_addr;
+	__u64 ai_canonname;
+	__u64 ai_next;
+};
+
+/* An address written out, not a name: "192.0.2.7" (digits and dots only) or an IPv6
+ * literal (a colon, which no host name has). Its answer would name the address by itself. */
+static __always_inline bool gai_numeric(const char *name)
+{
+	bool digits_dots = true;
+
+	for (int i = 0; i < DSTRACE_NAME_LEN; i++) {
+		char ch = name[i];
+
+		if (!ch)
+			break;
+		if (ch == ':')
+			return true;
+		if ((ch < '0' || ch > '9') && ch != '.')
+			digits_dots = false;
+	}
+	return digits_dots;
+}
+
+/* int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+ *                 struct addrinfo **res) */
+SEC("uprobe")
+int BPF_KPROBE(rs_getaddrinfo, const char *node, const char *service,
+	       const struct user_addrinfo *hints, __u64 res)
+{
+	FLOOR_RETURN(0);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct gai_call c = { .res = res };
+	struct user_addrinfo h;
+
+	if (!node || !res || bpf_probe_read_user_str(c.name, sizeof(c.name), node) <= 1 ||
+	    gai_numeric(c.name))
+		return 0;
+	if (hints && !bpf_probe_read_user(&h, sizeof(h), hints)) {
+		if (h.ai_flags & AI_NUMERICHOST)
+			return 0;
+		if (h.ai_flags & AI_V4MAPPED)
+			c.flags |= DSTRACE_NAME_V4MAPPED;
+		if (h.ai_flags & AI_ALL)
+			c.flags |= DSTRACE_NAME_ALL;
+		if (h.ai_flags & AI_ADDRCONFIG)
+			c.flags |= DSTRACE_NAME_ADDRCONFIG;
+		if (h.ai_family == AF_INET6)
+			c.flags |= DSTRACE_NAME_FAMILY_INET6;
+	}
+	bpf_map_update_elem(&gai_calls, &tid, &c, BPF_ANY);
+	return 0;
+}
+
+/* Entry i's IPv4 address (plain or mapped: *mapped says which) or whether it is IPv6; the
+ * next entry in *next. Returns 1 for IPv4, 2 for IPv6, 0 for neither, -1 at the end. */
+static __always_inline int gai_entry(__u64 *next, __u32 *addr, bool *mapped)
+{
+	struct user_addrinfo ai;
+	__u32 a[4];
+
+	if (!*next || bpf_probe_read_user(&ai, sizeof(ai), (const void *)*next))
+		return -1;
+	*next = ai.ai_next;
+	if (ai.ai_family == AF_INET && ai.ai_addrlen >= 8 &&
+	    !bpf_probe_read_user(addr, sizeof(*addr), (const void *)(ai.ai_addr + 4))) {
+		*mapped = false;
+		return 1;
+	}
+	if (ai.ai_family != AF_INET6 || ai.ai_addrlen < 24 ||
+	    bpf_probe_read_user(a, sizeof(a), (const void *)(ai.ai_addr + 8)))
+		return 0;
+	if (a[0] || a[1] || a[2] != bpf_htonl(0xffff))
+		return 2;
+	*addr = a[3];
+	*mapped = true;
+	return 1;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
+{
+	FLOOR_RETURN(0);
+	__u64 id = bpf_get_current_pid_tgid(), first = 0, next;
+	__u32 tid = (__u32)id;
+	struct gai_call *p = bpf_map_lookup_elem(&gai_calls, &tid);
+	struct name_key k = { .tgid = id >> 32 };
+	struct name_val v = {};
+	bool mapped = false;
+	int kind;
+
+	if (!p)
+		return 0;
+	__builtin_memcpy(v.name, p->name, sizeof(v.name));
+	v.flags = p->flags;
+	if (ret || bpf_probe_read_user(&first, sizeof(first), (const void *)p->res))
+		first = 0;
+	bpf_map_delete_elem(&gai_calls, &tid);
+	/* First pass: did the answer have IPv6 addresses? */
+	next = first;
+	for (int i = 0; i < GAI_ANSWERS_MAX; i++) {
+		kind = gai_entry(&next, &k.addr, &mapped);
+		if (kind < 0)
+			break;
+		if (kind == 2) {
+			v.flags |= DSTRACE_NAME_AAAA;
+			break;
+		}
+	}
+	/* Second: each IPv4 address, with the name (an address given once per socket type is
+	 * written again, the same). */
+	next = first;
+	for (int i = 0; i < GAI_ANSWERS_MAX; i++) {
+		kind = gai_entry(&next, &k.addr, &mapped);
+		if (kind < 0)
+			break;
+		if (kind != 1)
+			continue;
+		if (mapped)
+			v.flags |= DSTRACE_NAME_RESOLVER_MAPPED;
+		else
+			v.flags &= ~DSTRACE_NAME_RESOLVER_MAPPED;
+		bpf_map_update_elem(&resolved, &k, &v, BPF_ANY);
+	}
+	return 0;
+}
+
+#endif /* DSTRACE_RESOLVER_BPF_H */

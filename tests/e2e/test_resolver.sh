@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# The resolver's side (issue 11): a mapped connect or send carries the name the process
+# resolved through the C library's getaddrinfo() (uprobes), whether the name also had IPv6
+# addresses (answer a-only or a+aaaa), who mapped the address (the resolver, asked for
+# AI_V4MAPPED, or the program itself, as Java does) and the hints; glibc's own UDP connects,
+# made while sorting a list of several answers, say resolver_probe. Unmodified Python
+# clients (tests/progs/resolve.py, the C library's resolver through Python's socket module).
+#
+#   sudo tests/e2e/test_resolver.sh
+#
+# One namespace with lo and its own hosts file (ip netns exec mounts /etc/netns/NS/hosts):
+#   aonly.dstrace.test  A 127.0.0.1
+#   both.dstrace.test   A 127.0.0.1, AAAA 2001:db8::99 (no route: that connect fails)
+# Checks, each a separate process: TCP with AF_INET6 + AI_V4MAPPED to aonly (name, a-only,
+# mapped by the resolver, refused: nothing listens); TCP with AF_UNSPEC, the program mapping
+# the A record itself (mapped by the program); UDP with AI_V4MAPPED | AI_ALL to both
+# (a+aaaa; glibc's sorting probe to ::ffff:127.0.0.1 flagged, without a name); a process
+# that resolved nothing, connecting to the same address, gets no name (names are per
+# process); and a numeric "host" is no name. DSTRACE_ARGS adds arguments to dstrace.
+set -u
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need_root
+need_tools python3 jq
+NS=$(ns_name rs)
+ip netns add "$NS" || exit 2
+NAMESPACES+=("$NS")
+ip -n "$NS" link set lo up
+mkdir -p "/etc/netns/$NS"
+printf '127.0.0.1\taonly.dstrace.test\n127.0.0.1\tboth.dstrace.test\n2001:db8::99\tboth.dstrace.test\n' \
+	>"/etc/netns/$NS/hosts"
+printf 'hosts: files\n' >"/etc/netns/$NS/nsswitch.conf"
+NSJ="[$(netns_inode rs)]"
+RS=$REPO_ROOT/tests/progs/resolve.py
+read -ra extra <<<"${DSTRACE_ARGS:-}"
+OUT=$WORK/resolver.jsonl
+
+# client NAME ARGS...: run resolve.py in the namespace; its pid in the global C_PID[NAME].
+declare -A C_PID=()
+client() {
+	local name=$1
+	shift
+	run_in rs 20 "$WORK/$name" python3 "$RS" "$@"
+	C_PID[$name]=$RUN_PID
+	# exit 0: an answer worked, 1: none did (nothing listens for TCP); no traceback
+	check_eq "$name: client ran" "$([[ $1 == udp ]] && echo 0 || echo 1), stderr empty" \
+		"$RUN_RC, stderr $([[ -s $WORK/$name.err ]] && head -c 200 "$WORK/$name.err" || echo empty)"
+}
+
+if dstrace_start "$OUT" "${extra[@]}"; then
+	client aonly-v4mapped tcp aonly.dstrace.test 9 --v4mapped
+	client aonly-program tcp aonly.dstrace.test 9 --family unspec --map
+	client both-udp udp both.dstrace.test 9 --v4mapped --all
+	client numeric tcp 127.0.0.1 9 --v4mapped
+	dstrace_stop
+else
+	fail "dstrace start" "expected it to start"
+fi
+
+# Client exit status: resolve.py exits 1 when no answer worked (the TCP ones are refused).
+check_eq "aonly-v4mapped: the client's attempts" "try ::ffff:127.0.0.1 error ECONNREFUSED" \
+	"$(head -n 1 "$WORK/aonly-v4mapped.out")"
+check_eq "both-udp: the client's attempts" "try ::ffff:127.0.0.1 ok" \
+	"$(head -n 1 "$WORK/both-udp.out")"
+
+pid_json() { jq -nc --argjson p "${C_PID[$1]}" '$p'; }
+
+check_events "aonly-v4mapped: AF_INET6 + AI_V4MAPPED, name with only an A record" "$OUT" "$NSJ" \
+	".pid == ${C_PID[aonly-v4mapped]}" \
+	"$(jq -nc '[{event: "connect", proto: "tcp", raddr: "127.0.0.1", rport: 9, ret: -111,
+		name: "aonly.dstrace.test", answer: "a-only", mapped_by: "resolver",
+		hints: ["AF_INET6", "AI_V4MAPPED"], resolver_probe: false}]')"
+check_events "aonly-program: AF_UNSPEC, the program maps the A record itself" "$OUT" "$NSJ" \
+	".pid == ${C_PID[aonly-program]}" \
+	"$(jq -nc '[{event: "connect", proto: "tcp", raddr: "127.0.0.1", rport: 9, ret: -111,
+		name: "aonly.dstrace.test", answer: "a-only", mapped_by: "program", hints: [],
+		resolver_probe: false}]')"
+check_events "both-udp: AI_V4MAPPED | AI_ALL, A and AAAA: glibc's sorting probe, then the send" \
+	"$OUT" "$NSJ" ".pid == ${C_PID[both-udp]}" \
+	"$(jq -nc '[{event: "connect", proto: "udp", raddr: "127.0.0.1", rport: 9, ret: 0,
+		name: null, answer: null, mapped_by: null, hints: null, resolver_probe: true},
+		{event: "send", proto: "udp", raddr: "127.0.0.1", rport: 9, ret: 0,
+		name: "both.dstrace.test", answer: "a+aaaa", mapped_by: "resolver",
+		hints: ["AF_INET6", "AI_V4MAPPED", "AI_ALL"], resolver_probe: false}]')"
+check_events "numeric: an address written out is no name, another process's names are not its" \
+	"$OUT" "$NSJ" ".pid == ${C_PID[numeric]}" \
+	"$(jq -nc '[{event: "connect", proto: "tcp", raddr: "127.0.0.1", rport: 9, ret: -111,
+		name: null, answer: null, mapped_by: null, hints: null, resolver_probe: false}]')"
+check_eq "no warning about names on stderr" none \
+	"$(grep -m1 'names of resolved peers' "$DSTRACE_LOG" || echo none)"
+
+summary
