@@ -7,6 +7,8 @@
  *   tcp  a client thread: socket + connect([::ffff:127.0.0.1]:PORT) + close; a server
  *        thread: accept4 on [::]:PORT (IPV6_V6ONLY=0) + close. One op = one connection
  *        connected and accepted.
+ *   gai  one thread: getaddrinfo("localhost", AF_INET6, AI_V4MAPPED | AI_ALL) + freeaddrinfo
+ *        (from /etc/hosts: what the resolver uprobes add to a call). One op = one call.
  *   udp  a sender thread: sendto([::ffff:127.0.0.1]:PORT) of SIZE bytes; a receiver thread:
  *        recvfrom on [::]:PORT (IPV6_V6ONLY=0), asking for the source address. One op = one
  *        datagram sent; the datagrams received are counted too.
@@ -18,6 +20,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -42,7 +45,7 @@
 /* How long the receiver keeps draining its queue once the sender has stopped. */
 #define UDP_DRAIN_MS 50
 
-enum mode { MODE_TCP, MODE_UDP };
+enum mode { MODE_TCP, MODE_UDP, MODE_GAI };
 
 struct config {
 	enum mode mode;
@@ -377,15 +380,42 @@ static int run_udp(const struct config *cfg, FILE *out)
 	return sent && !send_errors ? 0 : 1;
 }
 
+/* ---- gai: resolver calls ---- */
+
+static int run_gai(const struct config *cfg, FILE *out)
+{
+	struct addrinfo hints = { .ai_family = AF_INET6, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_V4MAPPED | AI_ALL };
+	uint64_t start = now_ns(), end = start + (uint64_t)(cfg->duration_s * 1e9), t = start;
+	uint64_t ops = 0, errors = 0;
+
+	while ((t = now_ns()) < end) {
+		struct addrinfo *res = NULL;
+
+		if (getaddrinfo("localhost", "80", &hints, &res))
+			errors++;
+		else
+			freeaddrinfo(res);
+		ops++;
+		if (cfg->rate > 0)
+			sleep_until_ns(start + (uint64_t)((double)ops * 1e9 / cfg->rate));
+	}
+	fprintf(out, "loadgen mode=gai duration_s=%.3f ops=%llu ops_per_s=%.1f errors=%llu\n",
+		(double)(t - start) / 1e9, (unsigned long long)ops,
+		(double)ops * 1e9 / (double)(t - start), (unsigned long long)errors);
+	return errors ? 1 : 0;
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: loadgen tcp|udp [-1] [-d SECONDS] [-r OPS_PER_S] [-s BYTES] [-p PORT]\n"
+		"Usage: loadgen tcp|udp|gai [-1] [-d SECONDS] [-r OPS_PER_S] [-s BYTES] [-p PORT]\n"
 		"IPv4-mapped traffic on loopback: AF_INET6 sockets to [::ffff:127.0.0.1].\n"
 		"  tcp   connect + accept + close storm (one op = one connection)\n"
 		"  udp   sendto + recvfrom storm (one op = one datagram sent)\n"
+		"  gai   getaddrinfo(\"localhost\") calls (one op = one call)\n"
 		"  -d, --duration=SECONDS  how long to run (default 5)\n"
 		"  -r, --rate=OPS          ops per second; 0: as fast as possible (default 0)\n"
 		"  -s, --size=BYTES        UDP payload, 0 to %d (default 64)\n"
@@ -463,6 +493,8 @@ int main(int argc, char **argv)
 		cfg.mode = MODE_TCP;
 	else if (!strcmp(argv[optind], "udp"))
 		cfg.mode = MODE_UDP;
+	else if (!strcmp(argv[optind], "gai"))
+		return run_gai(&cfg, stdout);
 	else {
 		usage(stderr);
 		return 2;
