@@ -120,6 +120,25 @@ static void write_ports_peers(const struct audit_program *p, FILE *out)
 	fputc(']', out);
 }
 
+/* ,"names":[{"name":..,"answer":"a-only","mapped_by":"resolver","count":N,"failed":N}],
+ * "names_dropped":N */
+static void write_names(const struct audit_program *p, FILE *out)
+{
+	fputs(",\"names\":[", out);
+	for (uint32_t i = 0; i < p->nnames; i++) {
+		const struct audit_name *n = &p->names[i];
+		char name[DSTRACE_NAME_LEN * 6 + 3];
+
+		dstrace_json_string(n->name, DSTRACE_NAME_LEN, name, sizeof(name));
+		fprintf(out, "%s{\"name\":%s,\"answer\":\"%s\",\"mapped_by\":\"%s\",\"count\":%" PRIu64
+			     ",\"failed\":%" PRIu64 "}",
+			i ? "," : "", name, n->flags & DSTRACE_NAME_AAAA ? "a+aaaa" : "a-only",
+			n->flags & DSTRACE_NAME_RESOLVER_MAPPED ? "resolver" : "program", n->count,
+			n->failed);
+	}
+	fprintf(out, "],\"names_dropped\":%" PRIu64, p->names_dropped);
+}
+
 static int write_program(const struct audit_program *p, FILE *out, const char *head,
 			 const struct dstrace_clock *clock)
 {
@@ -132,7 +151,9 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 	write_errnos(p, out);
 	fprintf(out, ",\"first_seen\":%s,\"last_seen\":%s", first, last);
 	write_ports_peers(p, out);
-	return fprintf(out, ",\"peers_dropped\":%" PRIu64 "}\n", p->peers_dropped) < 0 ? -EIO : 0;
+	fprintf(out, ",\"peers_dropped\":%" PRIu64, p->peers_dropped);
+	write_names(p, out);
+	return fputs("}\n", out) < 0 ? -EIO : 0;
 }
 
 

@@ -313,6 +313,29 @@ static void add_peer(struct audit_program *p, uint32_t addr, uint16_t port, uint
 	}
 }
 
+/* The name an outbound event's peer came from: counted per name, failures apart. */
+static void add_name(struct audit_program *p, const struct dstrace_event *e)
+{
+	struct audit_name *n = NULL;
+
+	for (uint32_t i = 0; i < p->nnames && !n; i++)
+		if (!strncmp(p->names[i].name, e->name, DSTRACE_NAME_LEN))
+			n = &p->names[i];
+	if (!n && p->nnames == AUDIT_NAMES_MAX) {
+		p->names_dropped++;
+		return;
+	}
+	if (!n) {
+		n = &p->names[p->nnames++];
+		memcpy(n->name, e->name, DSTRACE_NAME_LEN);
+		n->name[DSTRACE_NAME_LEN - 1] = '\0';
+	}
+	n->flags |= e->name_flags;
+	n->count++;
+	if (e->ret)
+		n->failed++;
+}
+
 void audit__add_event(struct audit *a, const struct dstrace_event *e)
 {
 	struct audit_program *p;
@@ -329,6 +352,8 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	if (!p)
 		return;
 	p->changed = true;
+	if (e->name_flags & DSTRACE_NAME_KNOWN)
+		add_name(p, e);
 	if (e->ret) {
 		add_errno(p, e->kind, -e->ret);
 		return;

@@ -25,6 +25,7 @@
 #define AUDIT_PEERS_SHOWN 16
 #define AUDIT_PORTS_MAX 64
 #define AUDIT_ERRNOS_MAX 16
+#define AUDIT_NAMES_MAX 8 /* names kept per program (the resolver's side) */
 #define AUDIT_EXE_LEN 256
 #define AUDIT_CGROUP_LEN 256
 
@@ -36,6 +37,14 @@ struct audit_peer {
 	uint8_t dir;
 	uint8_t proto;
 	uint64_t count; /* connections (TCP) or datagrams (UDP) */
+};
+
+/* A name the program resolved and then reached over IPv4 (events' name, bpf/resolver.bpf.h). */
+struct audit_name {
+	char name[DSTRACE_NAME_LEN];
+	uint8_t flags;	/* DSTRACE_NAME_* of its events, or'ed */
+	uint64_t count;	/* mapped connects and UDP flows to its addresses */
+	uint64_t failed; /* of them, failed */
 };
 
 struct audit_errno {
@@ -68,6 +77,9 @@ struct audit_program {
 	struct htab peers; /* AUDIT_PEERS_MAX * 2 slots (a count of 0: empty), made on first use */
 	uint32_t npeers;
 	uint64_t peers_dropped; /* connections and datagrams of peers that did not fit */
+	struct audit_name names[AUDIT_NAMES_MAX];
+	uint32_t nnames;
+	uint64_t names_dropped; /* named events whose name did not fit */
 	bool changed; /* since the last set written (audit__written) */
 };
 
@@ -100,7 +112,7 @@ bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *
 /* The kernel said (DSTRACE_F_ENDED, in ring order) that pid's entry ended at ts_ns: later
  * events of pid are another entry's. Its counts are folded when the entry is read. */
 void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns);
-/* An event arrived: failures by errno, listener ports, TCP peers. */
+/* An event arrived: failures by errno, listener ports, TCP peers, names. */
 void audit__add_event(struct audit *a, const struct dstrace_event *e);
 /* The kernel's counters for one process entry (proc_stats, proc_exited): what they grew by
  * since the last look goes to the entry's program. Returns true when the entry has ended

@@ -22,12 +22,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "drops.h"
+#include "dstrace.h"
 #include "schema.h"
 
 #define REPORT_PROGRAMS_MAX 65536
 #define REPORT_RUNS_MAX 65536
 #define REPORT_ENTRIES_MAX 262144
 #define REPORT_PEERS_MAX 1024
+#define REPORT_NAMES_MAX 64 /* names per program (the audit keeps 8 per run) */
 #define REPORT_PORTS_MAX 1024
 #define REPORT_ERRNOS_MAX 64
 #define REPORT_ERRNO_NAME_MAX 32 /* with the NUL */
@@ -62,6 +64,14 @@ struct report_peer {
 	uint8_t proto; /* DSTRACE_PROTO_TCP, DSTRACE_PROTO_UDP */
 	bool reply;    /* "in" UDP from an address it also sends to: replies, not a service */
 	uint64_t count; /* connections (TCP), datagrams (UDP) */
+};
+
+/* A name the program resolved and reached over IPv4 (the audit record's "names"). */
+struct report_name {
+	char name[DSTRACE_NAME_LEN];
+	uint8_t flags;	 /* DSTRACE_NAME_AAAA, DSTRACE_NAME_RESOLVER_MAPPED */
+	uint64_t count;	 /* mapped connects and UDP flows */
+	uint64_t failed; /* of them, failed */
 };
 
 struct report_errno {
@@ -102,6 +112,10 @@ struct report_program {
 	uint32_t npeers;
 	uint64_t peers_dropped;	/* the writer's peers_dropped, summed */
 	uint64_t peers_capped;	/* merged peers beyond REPORT_PEERS_MAX */
+	struct report_name *names; /* merged over runs, busiest first */
+	uint32_t nnames;
+	uint64_t names_dropped; /* the writer's names_dropped, summed, and those beyond
+				 * REPORT_NAMES_MAX */
 
 	/* Derived by report__finish(). */
 	uint64_t activity; /* connections + datagrams, the sort key */

@@ -92,4 +92,25 @@ check_events "numeric: an address written out is no name, another process's name
 check_eq "no warning about names on stderr" none \
 	"$(grep -m1 'names of resolved peers' "$DSTRACE_LOG" || echo none)"
 
+# --- the audit and the report: per program, the names reached over IPv4 and their fix ------
+AUD=$WORK/resolver-audit.jsonl
+if dstrace_start_raw "$WORK/audit.stdout" --audit -o "$AUD" -i 60 "${extra[@]}"; then
+	client audit-aonly tcp aonly.dstrace.test 9 --v4mapped
+	client audit-both udp both.dstrace.test 9 --v4mapped --all
+	dstrace_stop
+	check_eq "audit: the python3 program's names (its two processes)" \
+		'[{"name":"aonly.dstrace.test","answer":"a-only","mapped_by":"resolver","count":1,"failed":1},{"name":"both.dstrace.test","answer":"a+aaaa","mapped_by":"resolver","count":1,"failed":0}] 0' \
+		"$(jq -c --argjson ns "$(netns_inode rs)" 'select(.type == "audit" and .netns == $ns and .comm == "python3")' "$AUD" |
+			tail -n 1 | jq -c '"\(.names | sort_by(.name) | tojson) \(.names_dropped)"' -r)"
+	"$DSTRACE" report --json "$AUD" >"$WORK/report.json" 2>"$WORK/report.err"
+	check_eq "report: names with their fix" \
+		'[["aonly.dstrace.test","a-only",1,"no AAAA record: publish one for the name (or move the service to IPv6)"],["both.dstrace.test","a+aaaa",1,"has an AAAA record, yet the program connected to its A record (asked AI_V4MAPPED): its IPv6 address failed or was sorted last (/etc/gai.conf)"]]' \
+		"$(jq -c --argjson ns "$(netns_inode rs)" '[.programs[] | select(.netns == $ns and .comm == "python3") | .names[] | [.name, .answer, .count, .fix]] | sort' "$WORK/report.json")"
+	"$DSTRACE" report "$AUD" >"$WORK/report.txt" 2>&1
+	check_match "report text: the names line" "names +aonly\.dstrace\.test: 1 mapped connection or flow \(1 failed\), no AAAA record" \
+		"$(grep -m1 'names ' "$WORK/report.txt")" "'names     aonly.dstrace.test: 1 mapped connection or flow (1 failed), no AAAA record...'"
+else
+	fail "dstrace --audit start" "expected it to start"
+fi
+
 summary

@@ -76,6 +76,43 @@ static void event(struct audit *a, int prog, int kind, const char *raddr, uint16
 	audit__add_event(a, &e);
 }
 
+/* A connect of CLI that came from a name (the resolver's side). */
+static void named_event(struct audit *a, const char *name, uint8_t name_flags, int ret)
+{
+	struct dstrace_event e = {
+		.pid = PID_BASE + CLI, .uid = 100 + CLI, .netns = NETNS, .cgroup_id = 1,
+		.kind = DSTRACE_EV_CONNECT, .proto = DSTRACE_PROTO_TCP, .lport = 40010,
+		.rport = 5432, .ret = ret, .name_flags = DSTRACE_NAME_KNOWN | name_flags,
+	};
+
+	inet_pton(AF_INET, "198.51.100.9", &e.raddr);
+	strcpy(e.comm, comms[CLI]);
+	snprintf(e.name, sizeof(e.name), "%s", name);
+	audit__add_event(a, &e);
+}
+
+/* The same names, counts and answers (a name needing escapes included). */
+static void check_names(const struct report_program *p, const struct audit_program *ap)
+{
+	ASSERT_UINT_EQ(p->nnames, ap->nnames);
+	ASSERT_UINT_EQ(p->names_dropped, ap->names_dropped);
+	for (uint32_t i = 0; i < ap->nnames; i++) {
+		bool found = false;
+
+		for (uint32_t j = 0; j < p->nnames; j++) {
+			const struct report_name *n = &p->names[j];
+
+			found = found ||
+				(!strcmp(n->name, ap->names[i].name) &&
+				 n->count == ap->names[i].count && n->failed == ap->names[i].failed &&
+				 n->flags == (ap->names[i].flags &
+					      (DSTRACE_NAME_AAAA | DSTRACE_NAME_RESOLVER_MAPPED)));
+		}
+		unit_check(UNIT_AT(false), found, "%s: name %s not read back", ap->exe,
+			   ap->names[i].name);
+	}
+}
+
 static void flow(struct audit *a, int kind, uint64_t datagrams)
 {
 	struct dstrace_flow_key k = { .sock_ino = 77, .pid = PID_BASE + DNS, .rport = 53,
@@ -187,6 +224,10 @@ static void test_roundtrip(void)
 	event(&a, CLI, DSTRACE_EV_CONNECT, "198.51.100.7", 40001, 5432, 0);
 	event(&a, CLI, DSTRACE_EV_CONNECT, "198.51.100.8", 40002, 5432, -ENETUNREACH);
 	event(&a, CLI, DSTRACE_EV_CONNECT, "198.51.100.8", 40003, 5432, -ECONNREFUSED);
+	named_event(&a, "db.example", DSTRACE_NAME_V4MAPPED | DSTRACE_NAME_RESOLVER_MAPPED, 0);
+	named_event(&a, "db.example", DSTRACE_NAME_V4MAPPED | DSTRACE_NAME_RESOLVER_MAPPED,
+		    -ECONNREFUSED);
+	named_event(&a, "we\"ird\\name", DSTRACE_NAME_AAAA, 0);
 	write_run(&a, out, 2, true);
 	fclose(out);
 
@@ -211,7 +252,9 @@ static void test_roundtrip(void)
 		ASSERT_UINT_EQ(p->runs, 1);
 		check_counts(p, &a.programs[i]);
 		check_peers(p, &a.programs[i]);
+		check_names(p, &a.programs[i]);
 	}
+	REQUIRE_TRUE(by_exe(r, "/usr/bin/psql")->nnames == 2);
 	/* and what the report makes of them */
 	ASSERT_UINT_EQ(by_exe(r, "/usr/sbin/nginx")->c.accept_tcp, 6);
 	ASSERT_UINT_EQ(by_exe(r, "/usr/bin/psql")->enetunreach, 1);

@@ -29,6 +29,7 @@ static void program_free(struct report_program *p)
 	free(p->errnos);
 	free(p->ports);
 	free(p->peers);
+	free(p->names);
 	free(p->inbound);
 	free(p->verdict_ipv4);
 	free(p->verdict_bindv6only);

@@ -19,9 +19,11 @@ void entry_free_arrays(struct entry *e)
 	free(e->ports);
 	free(e->peers);
 	free(e->errnos);
+	free(e->names);
 	e->ports = NULL;
 	e->peers = NULL;
 	e->errnos = NULL;
+	e->names = NULL;
 }
 
 static bool newer(int64_t ts, uint64_t seq, int64_t old_ts, uint64_t old_seq)
@@ -431,6 +433,63 @@ static void merge_errnos(struct report_program *p)
 	}
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct report_name *)a)->name, ((const struct report_name *)b)->name);
+}
+
+static int cmp_name_busiest(const void *a, const void *b)
+{
+	const struct report_name *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Names: those of all p's entries, the same name in several runs added up (counts summed,
+ * answers or'ed: one run that saw AAAA records says so); the busiest REPORT_NAMES_MAX. */
+static int fold_names(const struct report_private *pv, struct report_program *p)
+{
+	uint32_t total = 0, n = 0;
+
+	for (uint32_t i = p->first_entry; i; i = pv->entries[i - 1].next) {
+		total += pv->entries[i - 1].nnames;
+		p->names_dropped = sat_add(p->names_dropped, pv->entries[i - 1].names_dropped);
+	}
+	if (!total)
+		return 0;
+	p->names = malloc(total * sizeof(*p->names));
+	if (!p->names)
+		return -ENOMEM;
+	for (uint32_t i = p->first_entry; i; i = pv->entries[i - 1].next) {
+		const struct entry *e = &pv->entries[i - 1];
+
+		if (e->nnames)
+			memcpy(p->names + p->nnames, e->names, e->nnames * sizeof(*p->names));
+		p->nnames += e->nnames;
+	}
+	qsort(p->names, p->nnames, sizeof(*p->names), cmp_name);
+	for (uint32_t i = 0; i < p->nnames; i++) {
+		struct report_name *last = n ? &p->names[n - 1] : NULL;
+
+		if (last && !strcmp(last->name, p->names[i].name)) {
+			last->count = sat_add(last->count, p->names[i].count);
+			last->failed = sat_add(last->failed, p->names[i].failed);
+			last->flags |= p->names[i].flags;
+		} else {
+			p->names[n++] = p->names[i];
+		}
+	}
+	p->nnames = n;
+	qsort(p->names, p->nnames, sizeof(*p->names), cmp_name_busiest);
+	if (p->nnames > REPORT_NAMES_MAX) {
+		p->names_dropped = sat_add(p->names_dropped, p->nnames - REPORT_NAMES_MAX);
+		p->nnames = REPORT_NAMES_MAX;
+	}
+	return 0;
+}
+
 int fold_program(struct report *r, struct report_program *p)
 {
 	uint32_t nports = 0, npeers = 0, nerrnos = 0;
@@ -443,5 +502,5 @@ int fold_program(struct report *r, struct report_program *p)
 	merge_ports(p);
 	merge_peers(p);
 	merge_errnos(p);
-	return 0;
+	return fold_names(r->priv, p);
 }

@@ -104,6 +104,9 @@ struct entry {
 	struct report_errno *errnos;
 	uint32_t nerrnos;
 	uint64_t errnos_other;
+	struct report_name *names;
+	uint32_t nnames;
+	uint64_t names_dropped;
 };
 
 /* The fields of an "audit_run" record, as read. */
@@ -144,6 +147,8 @@ int fold_program(struct report *r, struct report_program *p);
 int derive_program(struct report_program *p);
 uint32_t count_peers(const struct report_program *p, uint8_t dir, uint8_t proto);
 uint32_t count_groups(const struct report_program *p, uint8_t proto);
+/* What to do about a name reached over IPv4: its answer says which fix applies. */
+const char *name_fix(const struct report_name *n);
 
 /* ------------------------------------------------------------------------ text.c */
 

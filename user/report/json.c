@@ -173,6 +173,25 @@ static json_t *j_program_peer_info(const struct report_program *p)
 			 JI(p->out_tcp_unlisted), "out_udp", JI(p->out_udp_unlisted));
 }
 
+/* "names":[{"name":..,"answer":..,"mapped_by":..,"count":N,"failed":N,"fix":..}] */
+static json_t *j_program_names(const struct report_program *p)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; a && i < p->nnames; i++) {
+		const struct report_name *n = &p->names[i];
+
+		if (!append(a, json_pack("{s:o,s:s,s:s,s:I,s:I,s:s}", "name", j_str(n->name),
+					 "answer", n->flags & DSTRACE_NAME_AAAA ? "a+aaaa" : "a-only",
+					 "mapped_by",
+					 n->flags & DSTRACE_NAME_RESOLVER_MAPPED ? "resolver" : "program",
+					 "count", JI(n->count), "failed", JI(n->failed), "fix",
+					 name_fix(n))))
+			return json_decref(a), NULL;
+	}
+	return a;
+}
+
 static json_t *j_program_verdict(const struct report_program *p)
 {
 	return json_pack("{s:b,s:b,s:b,s:s?,s:s?,s:s?}", "breaks_without_ipv4",
@@ -197,7 +216,9 @@ static json_t *j_program(const struct report_program *p)
 	if (!part || json_object_update(obj, part))
 		goto fail;
 	json_decref(part);
-	if (json_object_set_new(obj, "verdict", j_program_verdict(p)))
+	if (json_object_set_new(obj, "names", j_program_names(p)) ||
+	    json_object_set_new(obj, "names_dropped", json_integer(JI(p->names_dropped))) ||
+	    json_object_set_new(obj, "verdict", j_program_verdict(p)))
 		return json_decref(obj), NULL;
 	return obj;
 fail:

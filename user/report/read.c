@@ -219,6 +219,54 @@ static int parse_peers(const json_t *root, struct entry *e, char *why)
 	return 0;
 }
 
+/* "names" (absent in records of older versions: none): [{"name":..,"answer":"a-only"|
+ * "a+aaaa","mapped_by":"resolver"|"program","count":N,"failed":N}], "names_dropped". */
+static int parse_name(const json_t *m, struct report_name *n, char *why)
+{
+	const char *name, *answer, *by;
+
+	NEED(json_is_object(m), "names");
+	NEED(get_str(m, "name", DSTRACE_NAME_LEN - 1, &name) && name[0], "names.name");
+	NEED(get_str(m, "answer", 6, &answer) &&
+		     (!strcmp(answer, "a-only") || !strcmp(answer, "a+aaaa")),
+	     "names.answer");
+	NEED(get_str(m, "mapped_by", 8, &by) && (!strcmp(by, "resolver") || !strcmp(by, "program")),
+	     "names.mapped_by");
+	NEED(get_u64(m, "count", &n->count), "names.count");
+	NEED(get_u64(m, "failed", &n->failed) && n->failed <= n->count, "names.failed");
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->flags = (!strcmp(answer, "a+aaaa") ? DSTRACE_NAME_AAAA : 0) |
+		   (!strcmp(by, "resolver") ? DSTRACE_NAME_RESOLVER_MAPPED : 0);
+	return 0;
+}
+
+static int parse_names(const json_t *root, struct entry *e, char *why)
+{
+	json_t *a = json_object_get(root, "names"), *m;
+	size_t i, n;
+	int err;
+
+	if (!a)
+		return 0;
+	NEED(json_is_array(a), "names");
+	NEED(get_u64(root, "names_dropped", &e->names_dropped), "names_dropped");
+	n = json_array_size(a);
+	if (n && !(e->names = calloc(n < REPORT_NAMES_MAX ? n : REPORT_NAMES_MAX, sizeof(*e->names))))
+		return -ENOMEM;
+	json_array_foreach(a, i, m) {
+		struct report_name nm = {};
+
+		err = parse_name(m, &nm, why);
+		if (err)
+			return err;
+		if (e->nnames == REPORT_NAMES_MAX)
+			e->names_dropped = sat_add(e->names_dropped, 1);
+		else
+			e->names[e->nnames++] = nm;
+	}
+	return 0;
+}
+
 /* The identity of an "audit" record: who ran what, where. */
 static int parse_ids(const json_t *root, struct rec_ids *ids, struct entry *e, char *why)
 {
@@ -272,6 +320,8 @@ static int parse_audit(const json_t *root, struct rec_ids *ids, struct entry *e,
 		err = parse_ports(root, e, why);
 	if (!err)
 		err = parse_peers(root, e, why);
+	if (!err)
+		err = parse_names(root, e, why);
 	return err;
 }
 

@@ -190,6 +190,25 @@ static void put_totals(FILE *out, const struct report_program *p)
 			REPORT_PORTS_MAX);
 }
 
+/* "  names     db.example: 4 connections, no AAAA record: ..." one line per name. */
+static void put_names(FILE *out, const struct report_program *p)
+{
+	for (uint32_t i = 0; i < p->nnames; i++) {
+		const struct report_name *n = &p->names[i];
+
+		fprintf(out, "  %-9s ", i ? "" : "names");
+		put_safe(out, n->name);
+		fprintf(out, ": %" PRIu64 " mapped %s", n->count,
+			plural(n->count, "connection or flow", "connections or flows"));
+		if (n->failed)
+			fprintf(out, " (%" PRIu64 " failed)", n->failed);
+		fprintf(out, ", %s\n", name_fix(n));
+	}
+	if (p->names_dropped)
+		fprintf(out, "  %-9s %" PRIu64 " more not kept\n", p->nnames ? "" : "names",
+			p->names_dropped);
+}
+
 static void put_program(FILE *out, const struct report_program *p)
 {
 	char from[TS_BUF], to[TS_BUF];
@@ -223,6 +242,7 @@ static void put_program(FILE *out, const struct report_program *p)
 	}
 	put_inbound(out, p);
 	put_outbound(out, p);
+	put_names(out, p);
 	put_totals(out, p);
 }
 

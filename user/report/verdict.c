@@ -442,3 +442,14 @@ int derive_program(struct report_program *p)
 		return -ENOMEM;
 	return 0;
 }
+
+const char *name_fix(const struct report_name *n)
+{
+	if (!(n->flags & DSTRACE_NAME_AAAA))
+		return "no AAAA record: publish one for the name (or move the service to IPv6)";
+	if (n->flags & DSTRACE_NAME_RESOLVER_MAPPED)
+		return "has an AAAA record, yet the program connected to its A record (asked "
+		       "AI_V4MAPPED): its IPv6 address failed or was sorted last (/etc/gai.conf)";
+	return "has an AAAA record the program passed over, mapping the A record itself: make "
+	       "it prefer IPv6 (Java: -Djava.net.preferIPv6Addresses=true)";
+}
