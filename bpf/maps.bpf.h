@@ -132,12 +132,22 @@ struct task_ident {
  * TCP Fast Open, a kernel socket) to the state change or immediate error that decides it.
  * One per socket (keyed by socket cookie): re-issued connect() calls add nothing. LRU: an
  * entry whose outcome never came (a socket closed in SYN_SENT is still an outcome) ages out. */
+/* A native IPv6 connect that failed, for the mapped connect that may follow (the starred
+ * cell: the resolver's side, bpf/resolver.bpf.h). */
+struct fallback_rec {
+	__u32 addr6[4];
+	__s32 err;	 /* negative errno */
+	__u32 pad;
+	__u64 start_ns;	 /* the failed connect's start; in an event: the time lost */
+};
+
 struct conn_pending {
 	struct task_ident who;
 	__u32 daddr;
 	__u16 dport;
 	__u8 proto;
 	__u8 flags;
+	struct fallback_rec fb; /* with DSTRACE_F_FALLBACK */
 };
 
 struct {
@@ -314,6 +324,37 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gai_call);
 } gai_calls SEC(".maps");
+
+/* Threads whose last answer had IPv6 and IPv4 addresses both: their native IPv6 connects
+ * are followed (native_pending, by socket cookie) and a failed one is kept (fallback_last,
+ * by thread) for a mapped connect that follows. LRUs: an attempt never decided is forgotten. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u64); /* when the answer came (CLOCK_BOOTTIME) */
+} gai_recent SEC(".maps");
+
+struct native_try {
+	__u32 tid;
+	__u32 pad;
+	__u32 addr6[4];
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct native_try);
+} native_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct fallback_rec);
+} fallback_last SEC(".maps");
 
 /* Which name each IPv4 address of a process came from: the last answer that held it. An
  * LRU: the oldest answers make room (an address not found has no name: "unknown"). */

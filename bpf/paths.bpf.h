@@ -304,7 +304,8 @@ static __always_inline void name_of(struct dstrace_event *e, __u8 kind, __u8 fla
 static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
 					    __u32 raddr, __u16 rport, int ret,
 					    enum local_end local, const struct given_local *given,
-					    const struct task_ident *who, __u8 flags)
+					    const struct task_ident *who, __u8 flags,
+					    const struct fallback_rec *fb)
 {
 	struct dstrace_event *e;
 
@@ -332,6 +333,16 @@ static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kin
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 	}
 	name_of(e, kind, flags, raddr);
+	if (fb && (flags & DSTRACE_F_FALLBACK)) {
+		__builtin_memcpy(e->fb_addr6, fb->addr6, sizeof(e->fb_addr6));
+		e->fb_err = fb->err;
+		e->fb_lost_ns = fb->start_ns;
+	} else {
+		__builtin_memset(e->fb_addr6, 0, sizeof(e->fb_addr6));
+		e->fb_err = 0;
+		e->fb_lost_ns = 0;
+	}
+	e->fb_pad = 0;
 	e->sock_ino = ino;
 	e->netns = sk_netns(sk);
 	e->raddr = raddr;
@@ -363,7 +374,7 @@ static __always_inline void emit_event_as(struct sock *sk, __u64 ino, __u8 kind,
 					  const struct task_ident *who, __u8 flags)
 {
 	emit_event_full(sk, ino, kind, proto, raddr, rport, ret, have_local ? LOCAL_SOCK : LOCAL_NONE,
-			NULL, who, flags);
+			NULL, who, flags, NULL);
 }
 
 static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
@@ -609,6 +620,60 @@ static __always_inline void existing_mark(__u64 ino, __u32 tgid)
  * immediate error before any SYN; for UDP the result of the call. One event per attempt:
  * the pending entry is deleted by whoever decides first.
  */
+/* The starred cell, its mapped half: did this thread's native IPv6 connect to an address of
+ * a name with A and AAAA records fail just before (fallback_last), and does the mapped address
+ * come from such a name's answer in this process? Then this connect is its fallback. */
+#define FALLBACK_WINDOW_NS (60ull * 1000000000ull)
+static __always_inline void fallback_take(struct conn_pending *c)
+{
+	struct name_key k = { .tgid = c->who.tgid, .addr = c->daddr };
+	struct fallback_rec *fb = bpf_map_lookup_elem(&fallback_last, &c->who.tid);
+	struct name_val *v;
+	__u64 now;
+
+	if (!fb)
+		return;
+	now = bpf_ktime_get_boot_ns();
+	v = bpf_map_lookup_elem(&resolved, &k);
+	if (v && (v->flags & DSTRACE_NAME_AAAA) && now - fb->start_ns < FALLBACK_WINDOW_NS) {
+		c->fb = *fb;
+		c->fb.start_ns = now - fb->start_ns; /* the time lost */
+		c->flags |= DSTRACE_F_FALLBACK;
+	}
+	bpf_map_delete_elem(&fallback_last, &c->who.tid);
+}
+
+/* The starred cell, its native half: a thread whose last answer had A and AAAA records
+ * connects over IPv6 (the cgroup hook): follow that attempt until its outcome. */
+static __always_inline void native_try_start(__u64 cookie, const __u32 *addr6)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct native_try t = { .tid = (__u32)id };
+
+	if (!cookie || !bpf_map_lookup_elem(&gai_recent, &t.tid))
+		return;
+	__builtin_memcpy(t.addr6, addr6, sizeof(t.addr6));
+	t.start_ns = bpf_ktime_get_boot_ns();
+	bpf_map_update_elem(&native_pending, &cookie, &t, BPF_ANY);
+}
+
+/* Its outcome (a state change out of SYN_SENT): a failure is kept for the thread. */
+static __always_inline void native_try_done(__u64 cookie, int err)
+{
+	struct native_try *t = bpf_map_lookup_elem(&native_pending, &cookie);
+	struct fallback_rec fb = {};
+
+	if (!t)
+		return;
+	if (err) {
+		__builtin_memcpy(fb.addr6, t->addr6, sizeof(fb.addr6));
+		fb.err = err;
+		fb.start_ns = t->start_ns;
+		bpf_map_update_elem(&fallback_last, &t->tid, &fb, BPF_ANY);
+	}
+	bpf_map_delete_elem(&native_pending, &cookie);
+}
+
 static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, __u32 daddr,
 						 __u16 dport)
 {
@@ -626,6 +691,8 @@ static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, _
 		c.flags = DSTRACE_F_MPTCP;
 	if (bpf_map_lookup_elem(&gai_calls, &c.who.tid))
 		c.flags |= DSTRACE_F_BY_RESOLVER;
+	else if (c.proto == DSTRACE_PROTO_TCP)
+		fallback_take(&c);
 	if (bpf_map_update_elem(&conn_pending, &cookie, &c, BPF_ANY)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
@@ -693,8 +760,8 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 	ino = sk_ino_wanted(sk);
 	if (!ret)
 		existing_mark(ino, c.who.tgid);
-	emit_event_as(sk, ino, DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret, ret == 0,
-		      &c.who, c.flags | flags);
+	emit_event_full(sk, ino, DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret,
+			ret == 0 ? LOCAL_SOCK : LOCAL_NONE, NULL, &c.who, c.flags | flags, &c.fb);
 }
 
 /* A connect call on sk returned ret (backends that see calls: syscalls, kernel functions). */
@@ -725,12 +792,14 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 		return;
 	if (newstate == TCP_ESTABLISHED) {
 		handle_connect_result(sk, sk_cookie(sk), 0, tcp_mptcp_flag(sk));
+		native_try_done(sk_cookie(sk), 0);
 	} else if (newstate == TCP_CLOSE) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
 		 * closed by its program before an answer came: ECONNABORTED */
 		err = BPF_CORE_READ(sk, sk_err);
-		handle_connect_result(sk, sk_cookie(sk), err ? -err : -ECONNABORTED,
-				      tcp_mptcp_flag(sk));
+		err = err ? -err : -ECONNABORTED;
+		handle_connect_result(sk, sk_cookie(sk), err, tcp_mptcp_flag(sk));
+		native_try_done(sk_cookie(sk), err);
 	}
 }
 
@@ -777,7 +846,7 @@ static __always_inline void handle_bind_done(struct sock *sk, __u32 addr, __u16 
 	if (ret < 0)
 		proc_account(proc_entry(sk, tgid), DSTRACE_EV_BIND, proto, true, 0, 0);
 	emit_event_full(sk, sk_ino(sk), DSTRACE_EV_BIND, proto, 0, 0, ret,
-			ret ? LOCAL_GIVEN : LOCAL_SOCK, &asked, NULL, DSTRACE_F_NO_REMOTE);
+			ret ? LOCAL_GIVEN : LOCAL_SOCK, &asked, NULL, DSTRACE_F_NO_REMOTE, NULL);
 }
 
 /* The identity of a task seen from outside (an iterator runs in the reader's context). */
@@ -870,7 +939,7 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP)
 		flags |= DSTRACE_F_MPTCP;
 	emit_event_full(sk, ino, DSTRACE_EV_EXISTING, proto, raddr, rport, 0, LOCAL_SOCK, NULL,
-			&who, flags);
+			&who, flags, NULL);
 }
 
 /* A corked UDP datagram (MSG_MORE, UDP_CORK) is still being built on this socket. */

@@ -137,6 +137,15 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 			break;
 		}
 	}
+	/* A and AAAA: the thread's native IPv6 connects are followed for a while (the
+	 * starred cell); else forget an older answer's */
+	if (v.flags & DSTRACE_NAME_AAAA) {
+		__u64 now = bpf_ktime_get_boot_ns();
+
+		bpf_map_update_elem(&gai_recent, &tid, &now, BPF_ANY);
+	} else {
+		bpf_map_delete_elem(&gai_recent, &tid);
+	}
 	/* Second: each IPv4 address, with the name (an address given once per socket type is
 	 * written again, the same). */
 	next = first;

@@ -17,8 +17,17 @@ SEC("cgroup/connect6")
 int sk_connect6(struct bpf_sock_addr *ctx)
 {
 	FLOOR_RETURN(1);
-	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
+	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff)) {
+		/* native IPv6: followed only for a thread that has just resolved a name with A
+		 * and AAAA records (the starred cell: its failure may precede a fallback) */
+		if (ctx->protocol == IPPROTO_TCP) {
+			__u32 a[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+				       ctx->user_ip6[3] };
+
+			native_try_start(bpf_get_socket_cookie(ctx), a);
+		}
 		return 1;
+	}
 	handle_connect_start(bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip6[3],
 			     bpf_ntohs((__u16)ctx->user_port));
 	return 1;

@@ -55,6 +55,10 @@ enum dstrace_proto {
 /* A connect made by getaddrinfo() itself, inside the call: glibc connect()s a UDP socket to
  * each answer to sort them (RFC 6724) and sends nothing on it. */
 #define DSTRACE_F_BY_RESOLVER 0x20
+/* The book's starred cell: this mapped connect follows a failed native IPv6 connect of the
+ * same thread to an address of the same name's answer (fb_* say which, how it failed and
+ * how long the program lost before falling back to the A record). */
+#define DSTRACE_F_FALLBACK 0x40
 
 /* The name a mapped peer came from, as the C library's getaddrinfo() answered it in the same
  * process (bpf/resolver.bpf.h): on outbound events (connect, send) when known. */
@@ -90,6 +94,12 @@ struct dstrace_event {
 	unsigned char name_flags; /* DSTRACE_NAME_* (0: no name known) */
 	char comm[DSTRACE_COMM_LEN];
 	char name[DSTRACE_NAME_LEN]; /* NUL-terminated when name_flags says KNOWN */
+	/* with DSTRACE_F_FALLBACK: the IPv6 address tried first, its error (negative errno),
+	 * and the time from that attempt's start to this connect's */
+	unsigned int fb_addr6[4];
+	int fb_err;
+	unsigned int fb_pad;
+	unsigned long long fb_lost_ns;
 };
 
 #define DSTRACE_PROTO_MAX 2

@@ -120,7 +120,8 @@ static void write_ports_peers(const struct audit_program *p, FILE *out)
 	fputc(']', out);
 }
 
-/* ,"names":[{"name":..,"answer":"a-only","mapped_by":"resolver","count":N,"failed":N}],
+/* ,"names":[{"name":..,"answer":"a-only","mapped_by":"resolver","count":N,"failed":N,
+ * "fallbacks":N}],
  * "names_dropped":N */
 static void write_names(const struct audit_program *p, FILE *out)
 {
@@ -131,10 +132,10 @@ static void write_names(const struct audit_program *p, FILE *out)
 
 		dstrace_json_string(n->name, DSTRACE_NAME_LEN, name, sizeof(name));
 		fprintf(out, "%s{\"name\":%s,\"answer\":\"%s\",\"mapped_by\":\"%s\",\"count\":%" PRIu64
-			     ",\"failed\":%" PRIu64 "}",
+			     ",\"failed\":%" PRIu64 ",\"fallbacks\":%" PRIu64 "}",
 			i ? "," : "", name, n->flags & DSTRACE_NAME_AAAA ? "a+aaaa" : "a-only",
 			n->flags & DSTRACE_NAME_RESOLVER_MAPPED ? "resolver" : "program", n->count,
-			n->failed);
+			n->failed, n->fallbacks);
 	}
 	fprintf(out, "],\"names_dropped\":%" PRIu64, p->names_dropped);
 }

@@ -215,6 +215,18 @@ static void printable_name(const char *src, char *dst)
 	dstrace_ascii_safe(dst, DSTRACE_NAME_LEN, src, DSTRACE_NAME_LEN - 1);
 }
 
+/* The fallback of the starred cell: "2001:db8::4 ECONNREFUSED" and the time lost in ms. */
+static void fallback_parts(const struct dstrace_event *e, char *addr, size_t addr_size,
+			   char *err, size_t err_size, double *lost_ms)
+{
+	char tmp[16];
+
+	if (!inet_ntop(AF_INET6, e->fb_addr6, addr, addr_size))
+		snprintf(addr, addr_size, "?");
+	snprintf(err, err_size, "%s", dstrace_errno_name(e->fb_err, tmp, sizeof(tmp)));
+	*lost_ms = (double)e->fb_lost_ns / 1e6;
+}
+
 /* The answer's kind: did the name have IPv6 addresses too? */
 static const char *name_answer(const struct dstrace_event *e)
 {
@@ -239,7 +251,7 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 			      size_t size)
 {
 	char ts[16], local[48], remote[48], comm[DSTRACE_COMM_LEN], ebuf[16],
-		named[DSTRACE_NAME_LEN + 16] = "";
+		named[DSTRACE_NAME_LEN + 96] = "";
 	time_t sec = realtime_ns / 1000000000ull;
 	struct tm tm;
 
@@ -265,10 +277,34 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 		printable_name(e->name, name);
 		snprintf(named, sizeof(named), "  %s (%s)", name, name_answer(e));
 	}
+	if (e->flags & DSTRACE_F_FALLBACK) { /* "  after 2001:db8::4 ECONNREFUSED, 1.2 ms lost" */
+		char addr[INET6_ADDRSTRLEN], err[16];
+		size_t n = strlen(named);
+		double lost_ms;
+
+		fallback_parts(e, addr, sizeof(addr), err, sizeof(err), &lost_ms);
+		snprintf(named + n, sizeof(named) - n, "  after %s %s, %.1f ms lost", addr, err,
+			 lost_ms);
+	}
 	return clamp(snprintf(buf, size, "%-8s %-7u %-16s %-7s %-5s %-28s %-28s %s%s", ts, e->pid,
 			      comm, dstrace_event_name(e->kind), dstrace_event_proto_name(e),
 			      local, remote,
 			      e->ret ? dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)) : "ok", named),
+		     size);
+}
+
+/* ,"fallback":null or {"from":"2001:db8::4","error":"ECONNREFUSED","lost_ms":1.234} */
+static int fallback_member(const struct dstrace_event *e, char *buf, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN], err[16];
+	double lost_ms;
+
+	if (!(e->flags & DSTRACE_F_FALLBACK))
+		return clamp(snprintf(buf, size, ",\"fallback\":null"), size);
+	fallback_parts(e, addr, sizeof(addr), err, sizeof(err), &lost_ms);
+	return clamp(snprintf(buf, size,
+			      ",\"fallback\":{\"from\":\"%s\",\"error\":\"%s\",\"lost_ms\":%.3f}",
+			      addr, err, lost_ms),
 		     size);
 }
 
@@ -288,9 +324,12 @@ static void name_members(const struct dstrace_event *e, char *buf, size_t size)
 	size_t n;
 
 	if (!(e->name_flags & DSTRACE_NAME_KNOWN)) {
-		snprintf(buf, size, ",\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,"
-				    "\"resolver_probe\":%s",
-			 e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false");
+		n = (size_t)clamp(snprintf(buf, size,
+					   ",\"name\":null,\"answer\":null,\"mapped_by\":null,"
+					   "\"hints\":null,\"resolver_probe\":%s",
+					   e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false"),
+				  size);
+		fallback_member(e, buf + n, size - n);
 		return;
 	}
 	dstrace_json_string(e->name, DSTRACE_NAME_LEN, name, sizeof(name));
@@ -304,15 +343,16 @@ static void name_members(const struct dstrace_event *e, char *buf, size_t size)
 		n += (size_t)clamp(snprintf(buf + n, size - n, "%s\"%s\"", k++ ? "," : "", hints[i].name),
 				   size - n);
 	}
-	clamp(snprintf(buf + n, size - n, "],\"resolver_probe\":%s",
-		       e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false"),
-	      size - n);
+	n += (size_t)clamp(snprintf(buf + n, size - n, "],\"resolver_probe\":%s",
+				    e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false"),
+			   size - n);
+	fallback_member(e, buf + n, size - n);
 }
 
 int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
 			      size_t size)
 {
-	char names[DSTRACE_NAME_LEN * 6 + 160];
+	char names[DSTRACE_NAME_LEN * 6 + 256];
 	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], laddr[24], raddr[24], rport[8], err[32],
 		ebuf[16], lport[8];
 

@@ -131,6 +131,7 @@ struct comm_sums {
 	struct audit_errno errnos[AUDIT_ERRNOS_MAX];
 	uint32_t nerrnos;
 	uint64_t errnos_other;
+	uint64_t fallbacks; /* mapped connects after a failed native IPv6 one (the starred cell) */
 };
 
 struct comm_table {
@@ -285,6 +286,24 @@ static void render_failures(const struct comm_sums *const *series, uint32_t nser
 	}
 }
 
+/* The starred cell: mapped connects made after a failed IPv6 attempt to the same name. */
+static void render_fallbacks(const struct comm_sums *const *series, uint32_t nseries, FILE *out)
+{
+	char labels[3 * METRICS_LABEL_MAX + 32];
+
+	fprintf(out, "# HELP dstrace_fallbacks_total Mapped connects made after the same thread's "
+		     "IPv6 connect to an address of the same name failed (the name has A and AAAA "
+		     "records; README, Names).\n"
+		     "# TYPE dstrace_fallbacks_total counter\n");
+	for (uint32_t i = 0; i < nseries; i++) {
+		if (!series[i]->fallbacks)
+			continue;
+		series_labels(series[i], labels, sizeof(labels));
+		fprintf(out, "dstrace_fallbacks_total{%s} %" PRIu64 "\n", labels,
+			series[i]->fallbacks);
+	}
+}
+
 /* dstrace's own counters: lost events, evictions, drops by cause, write errors, build. */
 static void render_totals(const struct metrics_totals *t, FILE *out)
 {
@@ -334,11 +353,13 @@ int metrics_render(const struct audit *a, const struct metrics_totals *t, FILE *
 			for (int pr = 0; pr < DSTRACE_PROTO_MAX; pr++)
 				s->bytes[d][pr] += p->bytes[d][pr];
 		add_errnos(s, p);
+		s->fallbacks += p->fallbacks;
 	}
 	nseries = comm_series(tab, series);
 	render_events(series, nseries, out);
 	render_bytes(series, nseries, out);
 	render_failures(series, nseries, out);
+	render_fallbacks(series, nseries, out);
 	render_totals(t, out);
 	free(tab);
 	return ferror(out) ? -EIO : 0;

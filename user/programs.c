@@ -334,6 +334,8 @@ static void add_name(struct audit_program *p, const struct dstrace_event *e)
 	n->count++;
 	if (e->ret)
 		n->failed++;
+	if (e->flags & DSTRACE_F_FALLBACK)
+		n->fallbacks++;
 }
 
 void audit__add_event(struct audit *a, const struct dstrace_event *e)
@@ -354,6 +356,8 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	p->changed = true;
 	if (e->name_flags & DSTRACE_NAME_KNOWN)
 		add_name(p, e);
+	if (e->flags & DSTRACE_F_FALLBACK)
+		p->fallbacks++;
 	if (e->ret) {
 		add_errno(p, e->kind, -e->ret);
 		return;

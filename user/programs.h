@@ -45,6 +45,7 @@ struct audit_name {
 	uint8_t flags;	/* DSTRACE_NAME_* of its events, or'ed */
 	uint64_t count;	/* mapped connects and UDP flows to its addresses */
 	uint64_t failed; /* of them, failed */
+	uint64_t fallbacks; /* of them, after a failed IPv6 attempt (DSTRACE_F_FALLBACK) */
 };
 
 struct audit_errno {
@@ -80,6 +81,7 @@ struct audit_program {
 	struct audit_name names[AUDIT_NAMES_MAX];
 	uint32_t nnames;
 	uint64_t names_dropped; /* named events whose name did not fit */
+	uint64_t fallbacks; /* mapped connects after a failed IPv6 attempt (the starred cell) */
 	bool changed; /* since the last set written (audit__written) */
 };
 

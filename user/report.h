@@ -72,6 +72,7 @@ struct report_name {
 	uint8_t flags;	 /* DSTRACE_NAME_AAAA, DSTRACE_NAME_RESOLVER_MAPPED */
 	uint64_t count;	 /* mapped connects and UDP flows */
 	uint64_t failed; /* of them, failed */
+	uint64_t fallbacks; /* of them, after a failed IPv6 attempt (the starred cell) */
 };
 
 struct report_errno {

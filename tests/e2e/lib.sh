@@ -479,6 +479,8 @@ check_events() {
 		def ok($e; $g):
 			if $e == "~number" then ($g | type) == "number"
 			elif $e == "~number|null" then ($g | type) == "number" or $g == null
+			elif ($e | type) == "object" and ($g | type) == "object" then
+				all($e | to_entries[]; . as $x | ok($x.value; $g[$x.key]))
 			else $e == $g end;
 		def short: "\(.event)/\(.proto) ret=\(.ret) pid=\(.pid) \(.laddr):\(.lport)->\(.raddr):\(.rport)";
 		(. | sort_by(key)) as $g | ($exp | sort_by(key)) as $e

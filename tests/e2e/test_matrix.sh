@@ -70,7 +70,9 @@ declare -A TRIED=(
 #                  IPv6-only host. Only srvds has several addresses.
 # Every outbound event also names its host (the resolver uprobes): name srv4 or srvds, answer
 # a-only or a+aaaa, mapped by the resolver (tcpcli6 asks AF_INET6 with AI_V4MAPPED | AI_ALL);
-# glibc's sorting connects carry no name and say resolver_probe; accepts have no name.
+# glibc's sorting connects carry no name and say resolver_probe; accepts have no name. The
+# connects to srvds (the starred cell, and the same walk on the IPv6-only host) say fallback:
+# from srvds's AAAA address, refused, and the time lost.
 declare -A EVENTS=(
 	[1,4]=accept
 	[2,1]=tcp-unreach
@@ -159,10 +161,15 @@ expected_event() {
 	local tok=$1 cell=$2 r=$3 c=$4 port=$((9000 + 10 * $3 + $4))
 	local crole=${ROW_ROLE[$r]} srole=${COL_ROLE[$c]}
 	local cli=${CLI_PID[$cell]} srv=${SRV_PID[$cell]} lport=${CLI_LPORT[$cell]:-0}
-	local name=${COL_NAMEHOST[$c]} answer=a-only
-	[[ $name == srvds ]] && answer=a+aaaa
+	local name=${COL_NAMEHOST[$c]} answer=a-only fallback=null
+	# the starred cell: the AAAA address is tried first and refused, then the mapped A one
+	if [[ $name == srvds ]]; then
+		answer=a+aaaa
+		fallback=$(jq -nc --arg from "${HOST_V6[sds]}" \
+			'{from: $from, error: "ECONNREFUSED", lost_ms: "~number"}')
+	fi
 	local -a common=(--argjson port "$port" --arg cv4 "${HOST_V4[$crole]:-}"
-		--arg name "$name" --arg answer "$answer"
+		--arg name "$name" --arg answer "$answer" --argjson fallback "$fallback"
 		--arg sv4 "${HOST_V4[$srole]:-}" --argjson lport "${lport:-0}"
 		--argjson cns "$(netns_inode "$crole")" --argjson sns "$(netns_inode "$srole")"
 		--argjson cpid "$cli" --argjson spid "$srv"
@@ -172,20 +179,22 @@ expected_event() {
 		jq -nc "${common[@]}" '{event: "accept", proto: "tcp", pid: $spid, tid: $spid,
 			comm: $scomm, uid: 0, netns: $sns, cgroup: "~number", laddr: $sv4,
 			lport: $port, raddr: $cv4, rport: $lport, ret: 0, error: null, name: null,
-			resolver_probe: false}'
+			resolver_probe: false, fallback: null}'
 		;;
 	tcp-connect)
 		jq -nc "${common[@]}" '{event: "connect", proto: "tcp", pid: $cpid, tid: $cpid,
 			comm: $ccomm, uid: 0, netns: $cns, cgroup: "~number", laddr: $cv4,
 			lport: $lport, raddr: $sv4, rport: $port, ret: 0, error: null, name: $name,
 			answer: $answer, mapped_by: "resolver",
-			hints: ["AF_INET6", "AI_V4MAPPED", "AI_ALL"], resolver_probe: false}'
+			hints: ["AF_INET6", "AI_V4MAPPED", "AI_ALL"], resolver_probe: false,
+			fallback: $fallback}'
 		;;
 	tcp-unreach)
 		jq -nc "${common[@]}" '{event: "connect", proto: "tcp", pid: $cpid, tid: $cpid,
 			comm: $ccomm, uid: 0, netns: $cns, cgroup: "~number", laddr: null,
 			lport: null, raddr: $sv4, rport: $port, ret: -101, error: "ENETUNREACH",
-			name: $name, answer: $answer, mapped_by: "resolver", resolver_probe: false}'
+			name: $name, answer: $answer, mapped_by: "resolver", resolver_probe: false,
+			fallback: $fallback}'
 		;;
 	udp-probe)
 		jq -nc "${common[@]}" '{event: "connect", proto: "udp", pid: $cpid, tid: $cpid,

@@ -13,10 +13,13 @@
 # One namespace with lo and its own hosts file (ip netns exec mounts /etc/netns/NS/hosts):
 #   aonly.dstrace.test  A 127.0.0.1
 #   both.dstrace.test   A 127.0.0.1, AAAA 2001:db8::99 (no route: that connect fails)
+#   fb.dstrace.test     A 127.0.0.1, AAAA ::1 (an IPv4-only server: ::1 refuses)
 # Checks, each a separate process: TCP with AF_INET6 + AI_V4MAPPED to aonly (name, a-only,
 # mapped by the resolver, refused: nothing listens); TCP with AF_UNSPEC, the program mapping
 # the A record itself (mapped by the program); UDP with AI_V4MAPPED | AI_ALL to both
-# (a+aaaa; glibc's sorting probe to ::ffff:127.0.0.1 flagged, without a name); a process
+# (a+aaaa; glibc's sorting probe to ::ffff:127.0.0.1 flagged, without a name); TCP with
+# AI_V4MAPPED | AI_ALL to fb (A 127.0.0.1, AAAA ::1, an IPv4-only server): ::1 refused, then
+# ::ffff:127.0.0.1: the book's starred cell, reported as a fallback with the time lost; a process
 # that resolved nothing, connecting to the same address, gets no name (names are per
 # process); and a numeric "host" is no name. DSTRACE_ARGS adds arguments to dstrace.
 set -u
@@ -30,7 +33,7 @@ ip netns add "$NS" || exit 2
 NAMESPACES+=("$NS")
 ip -n "$NS" link set lo up
 mkdir -p "/etc/netns/$NS"
-printf '127.0.0.1\taonly.dstrace.test\n127.0.0.1\tboth.dstrace.test\n2001:db8::99\tboth.dstrace.test\n' \
+printf '127.0.0.1\taonly.dstrace.test\n127.0.0.1\tboth.dstrace.test\n2001:db8::99\tboth.dstrace.test\n127.0.0.1\tfb.dstrace.test\n::1\tfb.dstrace.test\n' \
 	>"/etc/netns/$NS/hosts"
 printf 'hosts: files\n' >"/etc/netns/$NS/nsswitch.conf"
 NSJ="[$(netns_inode rs)]"
@@ -38,23 +41,28 @@ RS=$REPO_ROOT/tests/progs/resolve.py
 read -ra extra <<<"${DSTRACE_ARGS:-}"
 OUT=$WORK/resolver.jsonl
 
-# client NAME ARGS...: run resolve.py in the namespace; its pid in the global C_PID[NAME].
+# client NAME RC ARGS...: run resolve.py in the namespace, expecting exit status RC (0: an
+# answer worked, 1: none did) and no traceback; its pid in the global C_PID[NAME].
 declare -A C_PID=()
 client() {
-	local name=$1
-	shift
+	local name=$1 rc=$2
+	shift 2
 	run_in rs 20 "$WORK/$name" python3 "$RS" "$@"
 	C_PID[$name]=$RUN_PID
-	# exit 0: an answer worked, 1: none did (nothing listens for TCP); no traceback
-	check_eq "$name: client ran" "$([[ $1 == udp ]] && echo 0 || echo 1), stderr empty" \
+	check_eq "$name: client ran" "$rc, stderr empty" \
 		"$RUN_RC, stderr $([[ -s $WORK/$name.err ]] && head -c 200 "$WORK/$name.err" || echo empty)"
 }
 
+build_progs
+# An IPv4-only server for fb.dstrace.test: its AAAA address (::1) refuses, its A one answers.
+bg_start SRV_PID rs "$WORK/server4" "$PROGS/tcpserv4" -n 1 9100
+wait_line "$WORK/server4.out" listening 5 || fail "tcpserv4" "expected it to listen, got not"
 if dstrace_start "$OUT" "${extra[@]}"; then
-	client aonly-v4mapped tcp aonly.dstrace.test 9 --v4mapped
-	client aonly-program tcp aonly.dstrace.test 9 --family unspec --map
-	client both-udp udp both.dstrace.test 9 --v4mapped --all
-	client numeric tcp 127.0.0.1 9 --v4mapped
+	client fallback 0 tcp fb.dstrace.test 9100 --v4mapped --all
+	client aonly-v4mapped 1 tcp aonly.dstrace.test 9 --v4mapped
+	client aonly-program 1 tcp aonly.dstrace.test 9 --family unspec --map
+	client both-udp 0 udp both.dstrace.test 9 --v4mapped --all
+	client numeric 1 tcp 127.0.0.1 9 --v4mapped
 	dstrace_stop
 else
 	fail "dstrace start" "expected it to start"
@@ -66,7 +74,16 @@ check_eq "aonly-v4mapped: the client's attempts" "try ::ffff:127.0.0.1 error ECO
 check_eq "both-udp: the client's attempts" "try ::ffff:127.0.0.1 ok" \
 	"$(head -n 1 "$WORK/both-udp.out")"
 
-pid_json() { jq -nc --argjson p "${C_PID[$1]}" '$p'; }
+check_eq "fallback: the client's attempts" "try ::1 error ECONNREFUSED|try ::ffff:127.0.0.1 ok" \
+	"$(head -n 2 "$WORK/fallback.out" | paste -sd '|')"
+# The book's starred cell: the AAAA address refused, then the mapped A address.
+check_events "fallback: AAAA refused, then the mapped A record (the starred cell)" "$OUT" "$NSJ" \
+	".pid == ${C_PID[fallback]}" \
+	"$(jq -nc '[{event: "connect", proto: "udp", raddr: "127.0.0.1", rport: 9100, ret: 0,
+		resolver_probe: true, fallback: null},
+		{event: "connect", proto: "tcp", raddr: "127.0.0.1", rport: 9100, ret: 0,
+		name: "fb.dstrace.test", answer: "a+aaaa", mapped_by: "resolver",
+		fallback: {from: "::1", error: "ECONNREFUSED", lost_ms: "~number"}}]')"
 
 check_events "aonly-v4mapped: AF_INET6 + AI_V4MAPPED, name with only an A record" "$OUT" "$NSJ" \
 	".pid == ${C_PID[aonly-v4mapped]}" \
@@ -94,17 +111,24 @@ check_eq "no warning about names on stderr" none \
 
 # --- the audit and the report: per program, the names reached over IPv4 and their fix ------
 AUD=$WORK/resolver-audit.jsonl
-if dstrace_start_raw "$WORK/audit.stdout" --audit -o "$AUD" -i 60 "${extra[@]}"; then
-	client audit-aonly tcp aonly.dstrace.test 9 --v4mapped
-	client audit-both udp both.dstrace.test 9 --v4mapped --all
+bg_start SRV2_PID rs "$WORK/server4b" "$PROGS/tcpserv4" -n 1 9101
+wait_line "$WORK/server4b.out" listening 5 || fail "tcpserv4" "expected it to listen, got not"
+if dstrace_start_raw "$WORK/audit.stdout" --audit -o "$AUD" -i 60 \
+	--metrics-file "$WORK/metrics.prom" "${extra[@]}"; then
+	client audit-aonly 1 tcp aonly.dstrace.test 9 --v4mapped
+	client audit-both 0 udp both.dstrace.test 9 --v4mapped --all
+	client audit-fallback 0 tcp fb.dstrace.test 9101 --v4mapped --all
 	dstrace_stop
+	check_match "metrics: the fallback counted for python3" \
+		'^dstrace_fallbacks_total\{comm="python3",runtime="",qos=""\} 1$' \
+		"$(grep '^dstrace_fallbacks_total' "$WORK/metrics.prom")" "one python3 series, 1"
 	check_eq "audit: the python3 program's names (its two processes)" \
-		'[{"name":"aonly.dstrace.test","answer":"a-only","mapped_by":"resolver","count":1,"failed":1},{"name":"both.dstrace.test","answer":"a+aaaa","mapped_by":"resolver","count":1,"failed":0}] 0' \
+		'[{"name":"aonly.dstrace.test","answer":"a-only","mapped_by":"resolver","count":1,"failed":1,"fallbacks":0},{"name":"both.dstrace.test","answer":"a+aaaa","mapped_by":"resolver","count":1,"failed":0,"fallbacks":0},{"name":"fb.dstrace.test","answer":"a+aaaa","mapped_by":"resolver","count":1,"failed":0,"fallbacks":1}] 0' \
 		"$(jq -c --argjson ns "$(netns_inode rs)" 'select(.type == "audit" and .netns == $ns and .comm == "python3")' "$AUD" |
 			tail -n 1 | jq -c '"\(.names | sort_by(.name) | tojson) \(.names_dropped)"' -r)"
 	"$DSTRACE" report --json "$AUD" >"$WORK/report.json" 2>"$WORK/report.err"
 	check_eq "report: names with their fix" \
-		'[["aonly.dstrace.test","a-only",1,"no AAAA record: publish one for the name (or move the service to IPv6)"],["both.dstrace.test","a+aaaa",1,"has an AAAA record, yet the program connected to its A record (asked AI_V4MAPPED): its IPv6 address failed or was sorted last (/etc/gai.conf)"]]' \
+		'[["aonly.dstrace.test","a-only",1,"no AAAA record: publish one for the name (or move the service to IPv6)"],["both.dstrace.test","a+aaaa",1,"has an AAAA record, yet the program connected to its A record (asked AI_V4MAPPED): its IPv6 address failed or was sorted last (/etc/gai.conf)"],["fb.dstrace.test","a+aaaa",1,"has an AAAA record, but connecting to its IPv6 address failed and the program fell back to the A record: make the service answer over IPv6"]]' \
 		"$(jq -c --argjson ns "$(netns_inode rs)" '[.programs[] | select(.netns == $ns and .comm == "python3") | .names[] | [.name, .answer, .count, .fix]] | sort' "$WORK/report.json")"
 	"$DSTRACE" report "$AUD" >"$WORK/report.txt" 2>&1
 	check_match "report text: the names line" "names +aonly\.dstrace\.test: 1 mapped connection or flow \(1 failed\), no AAAA record" \

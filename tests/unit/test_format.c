@@ -76,7 +76,7 @@ static void test_event_json(void)
 			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
 			   "\"laddr\":\"10.0.0.2\",\"lport\":40000,\"raddr\":\"93.184.216.34\","
 			   "\"rport\":443,\"ret\":0,\"error\":null,"
-			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
+			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false,\"fallback\":null}");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 }
 
@@ -99,7 +99,7 @@ static void test_event_json_udp_recv(void)
 			   "\"comm\":\"curl\",\"uid\":0,\"netns\":4026531840,"
 			   "\"cgroup\":18446744073709551615,\"laddr\":\"0.0.0.0\",\"lport\":53,"
 			   "\"raddr\":\"255.255.255.255\",\"rport\":65535,\"ret\":0,"
-			   "\"error\":null,\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
+			   "\"error\":null,\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false,\"fallback\":null}");
 }
 
 static void test_event_json_failed_connect(void)
@@ -113,7 +113,7 @@ static void test_event_json_failed_connect(void)
 			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
 			   "\"laddr\":null,\"lport\":null,\"raddr\":\"192.0.2.1\","
 			   "\"rport\":80,\"ret\":-101,\"error\":\"ENETUNREACH\","
-			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
+			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false,\"fallback\":null}");
 }
 
 /* A failed bind: the address asked for is the local end, there is no remote end; an MPTCP
@@ -135,7 +135,7 @@ static void test_event_json_bind_and_mptcp(void)
 			   "\"uid\":1000,\"netns\":4026531840,\"cgroup\":12345,"
 			   "\"laddr\":\"192.0.2.99\",\"lport\":7001,\"raddr\":null,"
 			   "\"rport\":null,\"ret\":-22,\"error\":\"EINVAL\","
-			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false}");
+			   "\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,\"resolver_probe\":false,\"fallback\":null}");
 	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
 	ASSERT_TRUE(strstr(buf, " bind    udplite ::ffff:192.0.2.99:7001") != NULL);
 	ASSERT_TRUE(strstr(buf, " -                            EINVAL") != NULL);
@@ -585,7 +585,7 @@ static void test_event_names(void)
 	tail = strstr(buf, ",\"name\":");
 	REQUIRE_TRUE(tail != NULL);
 	ASSERT_STR_EQ(tail, ",\"name\":\"db.example\",\"answer\":\"a-only\",\"mapped_by\":\"resolver\","
-			    "\"hints\":[\"AF_INET6\",\"AI_V4MAPPED\"],\"resolver_probe\":false}");
+			    "\"hints\":[\"AF_INET6\",\"AI_V4MAPPED\"],\"resolver_probe\":false,\"fallback\":null}");
 
 	/* A+AAAA, resolved with AF_UNSPEC and mapped by the program; a quote in the name */
 	strcpy(e.name, "we\"ird");
@@ -595,7 +595,7 @@ static void test_event_names(void)
 	tail = strstr(buf, ",\"name\":");
 	REQUIRE_TRUE(tail != NULL);
 	ASSERT_STR_EQ(tail, ",\"name\":\"we\\\"ird\",\"answer\":\"a+aaaa\",\"mapped_by\":\"program\","
-			    "\"hints\":[\"AI_ALL\",\"AI_ADDRCONFIG\"],\"resolver_probe\":false}");
+			    "\"hints\":[\"AI_ALL\",\"AI_ADDRCONFIG\"],\"resolver_probe\":false,\"fallback\":null}");
 
 	/* getaddrinfo's own UDP connect, sorting its answers */
 	e.name_flags = 0;
@@ -604,7 +604,7 @@ static void test_event_names(void)
 	tail = strstr(buf, ",\"name\":");
 	REQUIRE_TRUE(tail != NULL);
 	ASSERT_STR_EQ(tail, ",\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,"
-			    "\"resolver_probe\":true}");
+			    "\"resolver_probe\":true,\"fallback\":null}");
 	set_tz("UTC");
 	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
 	ASSERT_TRUE(strstr(buf, " ok  (getaddrinfo sorting its answers)") != NULL);
@@ -617,6 +617,21 @@ static void test_event_names(void)
 	tail = strstr(buf, " ok  ");
 	REQUIRE_TRUE(tail != NULL);
 	ASSERT_STR_EQ(tail, " ok  a?b.example (a+aaaa)");
+	/* the starred cell: a fallback after a failed native IPv6 connect */
+	e.flags = DSTRACE_F_HAVE_LOCAL | DSTRACE_F_FALLBACK;
+	REQUIRE_TRUE(inet_pton(AF_INET6, "2001:db8::4", e.fb_addr6) == 1);
+	e.fb_err = -ECONNREFUSED;
+	e.fb_lost_ns = 1234567;
+	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));
+	tail = strstr(buf, " ok  ");
+	REQUIRE_TRUE(tail != NULL);
+	ASSERT_STR_EQ(tail, " ok  a?b.example (a+aaaa)  after 2001:db8::4 ECONNREFUSED, 1.2 ms lost");
+	dstrace_format_event_json(&e, TS_NS, buf, sizeof(buf));
+	tail = strstr(buf, ",\"fallback\":");
+	REQUIRE_TRUE(tail != NULL);
+	ASSERT_STR_EQ(tail, ",\"fallback\":{\"from\":\"2001:db8::4\",\"error\":\"ECONNREFUSED\","
+			    "\"lost_ms\":1.235}}");
+	e.flags = DSTRACE_F_HAVE_LOCAL;
 	/* no name, no suffix */
 	e.name_flags = 0;
 	dstrace_format_event_text(&e, TS_NS, buf, sizeof(buf));

@@ -476,6 +476,7 @@ static int fold_names(const struct report_private *pv, struct report_program *p)
 		if (last && !strcmp(last->name, p->names[i].name)) {
 			last->count = sat_add(last->count, p->names[i].count);
 			last->failed = sat_add(last->failed, p->names[i].failed);
+			last->fallbacks = sat_add(last->fallbacks, p->names[i].fallbacks);
 			last->flags |= p->names[i].flags;
 		} else {
 			p->names[n++] = p->names[i];

@@ -173,7 +173,8 @@ static json_t *j_program_peer_info(const struct report_program *p)
 			 JI(p->out_tcp_unlisted), "out_udp", JI(p->out_udp_unlisted));
 }
 
-/* "names":[{"name":..,"answer":..,"mapped_by":..,"count":N,"failed":N,"fix":..}] */
+/* "names":[{"name":..,"answer":..,"mapped_by":..,"count":N,"failed":N,"fallbacks":N,
+ * "fix":..}] */
 static json_t *j_program_names(const struct report_program *p)
 {
 	json_t *a = json_array();
@@ -181,12 +182,12 @@ static json_t *j_program_names(const struct report_program *p)
 	for (uint32_t i = 0; a && i < p->nnames; i++) {
 		const struct report_name *n = &p->names[i];
 
-		if (!append(a, json_pack("{s:o,s:s,s:s,s:I,s:I,s:s}", "name", j_str(n->name),
+		if (!append(a, json_pack("{s:o,s:s,s:s,s:I,s:I,s:I,s:s}", "name", j_str(n->name),
 					 "answer", n->flags & DSTRACE_NAME_AAAA ? "a+aaaa" : "a-only",
 					 "mapped_by",
 					 n->flags & DSTRACE_NAME_RESOLVER_MAPPED ? "resolver" : "program",
-					 "count", JI(n->count), "failed", JI(n->failed), "fix",
-					 name_fix(n))))
+					 "count", JI(n->count), "failed", JI(n->failed), "fallbacks",
+					 JI(n->fallbacks), "fix", name_fix(n))))
 			return json_decref(a), NULL;
 	}
 	return a;

@@ -234,6 +234,9 @@ static int parse_name(const json_t *m, struct report_name *n, char *why)
 	     "names.mapped_by");
 	NEED(get_u64(m, "count", &n->count), "names.count");
 	NEED(get_u64(m, "failed", &n->failed) && n->failed <= n->count, "names.failed");
+	NEED(!json_object_get(m, "fallbacks") ||
+		     (get_u64(m, "fallbacks", &n->fallbacks) && n->fallbacks <= n->count),
+	     "names.fallbacks");
 	snprintf(n->name, sizeof(n->name), "%s", name);
 	n->flags = (!strcmp(answer, "a+aaaa") ? DSTRACE_NAME_AAAA : 0) |
 		   (!strcmp(by, "resolver") ? DSTRACE_NAME_RESOLVER_MAPPED : 0);

@@ -202,6 +202,8 @@ static void put_names(FILE *out, const struct report_program *p)
 			plural(n->count, "connection or flow", "connections or flows"));
 		if (n->failed)
 			fprintf(out, " (%" PRIu64 " failed)", n->failed);
+		if (n->fallbacks)
+			fprintf(out, " (%" PRIu64 " after a failed IPv6 attempt)", n->fallbacks);
 		fprintf(out, ", %s\n", name_fix(n));
 	}
 	if (p->names_dropped)

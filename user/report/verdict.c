@@ -447,6 +447,9 @@ const char *name_fix(const struct report_name *n)
 {
 	if (!(n->flags & DSTRACE_NAME_AAAA))
 		return "no AAAA record: publish one for the name (or move the service to IPv6)";
+	if (n->fallbacks)
+		return "has an AAAA record, but connecting to its IPv6 address failed and the "
+		       "program fell back to the A record: make the service answer over IPv6";
 	if (n->flags & DSTRACE_NAME_RESOLVER_MAPPED)
 		return "has an AAAA record, yet the program connected to its A record (asked "
 		       "AI_V4MAPPED): its IPv6 address failed or was sorted last (/etc/gai.conf)";
