@@ -7,7 +7,8 @@ set -euo pipefail
 build_pkgs=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libmicrohttpd-dev libsystemd-dev libjansson-dev debhelper dpkg-dev)
 test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc liburing-dev
-	prometheus python3 systemd lintian man-db bash-completion logrotate python3-yaml)
+	prometheus python3 systemd lintian man-db bash-completion logrotate python3-yaml
+	default-jdk-headless)
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 bench_pkgs=(bpftrace)
 

@@ -21,13 +21,15 @@
 # AI_V4MAPPED | AI_ALL to fb (A 127.0.0.1, AAAA ::1, an IPv4-only server): ::1 refused, then
 # ::ffff:127.0.0.1: the book's starred cell, reported as a fallback with the time lost; a process
 # that resolved nothing, connecting to the same address, gets no name (names are per
-# process); and a numeric "host" is no name. DSTRACE_ARGS adds arguments to dstrace.
+# process); a numeric "host" is no name; and Java, unmodified (tests/progs/JavaConnect.java),
+# to aonly and to both: it resolves AF_UNSPEC and maps the A record itself (mapped by the
+# program; for both, with the AAAA record passed over under Java's default preference). DSTRACE_ARGS adds arguments to dstrace.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 need_root
-need_tools python3 jq
+need_tools python3 jq java
 NS=$(ns_name rs)
 ip netns add "$NS" || exit 2
 NAMESPACES+=("$NS")
@@ -63,6 +65,14 @@ if dstrace_start "$OUT" "${extra[@]}"; then
 	client aonly-program 1 tcp aonly.dstrace.test 9 --family unspec --map
 	client both-udp 0 udp both.dstrace.test 9 --v4mapped --all
 	client numeric 1 tcp 127.0.0.1 9 --v4mapped
+	# Java, unmodified: it resolves with AF_UNSPEC and maps the A record itself
+	for n in aonly both; do
+		run_in rs 30 "$WORK/java-$n" java "$REPO_ROOT/tests/progs/JavaConnect.java" \
+			"$n.dstrace.test" 9
+		C_PID[java-$n]=$RUN_PID
+		check_eq "java-$n: client ran" "0, error java.net.ConnectException: Connection refused" \
+			"$RUN_RC, $(head -c 200 "$WORK/java-$n.out" | head -n 1)"
+	done
 	dstrace_stop
 else
 	fail "dstrace start" "expected it to start"
@@ -106,6 +116,16 @@ check_events "numeric: an address written out is no name, another process's name
 	"$OUT" "$NSJ" ".pid == ${C_PID[numeric]}" \
 	"$(jq -nc '[{event: "connect", proto: "tcp", raddr: "127.0.0.1", rport: 9, ret: -111,
 		name: null, answer: null, mapped_by: null, hints: null, resolver_probe: false}]')"
+for n in aonly both; do
+	answer=a-only
+	[[ $n == both ]] && answer=a+aaaa
+	check_events "java-$n: Java maps the A record of a name with $answer itself" "$OUT" "$NSJ" \
+		".pid == ${C_PID[java-$n]} and .proto == \"tcp\"" \
+		"$(jq -nc --arg name "$n.dstrace.test" --arg answer "$answer" \
+			'[{event: "connect", proto: "tcp", comm: "java", raddr: "127.0.0.1", rport: 9,
+			ret: -111, name: $name, answer: $answer, mapped_by: "program",
+			resolver_probe: false, fallback: null}]')"
+done
 check_eq "no warning about names on stderr" none \
 	"$(grep -m1 'names of resolved peers' "$DSTRACE_LOG" || echo none)"
 
