@@ -56,6 +56,8 @@ struct run_stats {
 	uint64_t proc_full; /* per-process updates the kernel table had no room for */
 	double duration_s;
 	struct dstrace_drops drops;
+	const char *blind[4]; /* what the backend cannot see on this kernel (backend.h) */
+	int nblind;
 };
 
 void proc_table__init(struct proc_table *t);

@@ -225,16 +225,18 @@ static void write_run(const struct audit *a, FILE *out, const struct audit_run_i
 #undef VALUE
 	};
 	uint64_t dv[DSTRACE_DROPS_N];
-	char started[40], drops[DSTRACE_DROPS_N * 40 + 8];
+	char started[40], drops[DSTRACE_DROPS_N * 40 + 8], blind[4 * 140 + 8];
 
 	dstrace_format_ts(run->started_realtime_ns, started, sizeof(started));
 	dstrace_drops_values(&run->drops, dv);
 	dstrace_format_drops_json(dv, drops, sizeof(drops));
+	dstrace_format_blind_json(run->blind, run->nblind, blind, sizeof(blind));
 	fprintf(out, "{\"type\":\"audit_run\",%s,\"started\":\"%s\"", head, started);
 	for (size_t i = 0; i < DSTRACE_RUN_COUNTS_N; i++)
 		fprintf(out, ",\"%s\":%" PRIu64, dstrace_run_count_keys[i], v[i]);
-	fprintf(out, ",\"written\":%u,\"drops\":%s,\"write_errors\":%" PRIu64 ",\"final\":%s}\n",
-		written, drops, run->write_errors, run->final ? "true" : "false");
+	fprintf(out, ",\"written\":%u,\"drops\":%s,\"write_errors\":%" PRIu64 ",\"blind\":%s,"
+		     "\"final\":%s}\n",
+		written, drops, run->write_errors, blind, run->final ? "true" : "false");
 }
 
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full)

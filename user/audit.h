@@ -23,6 +23,8 @@ struct audit_run_info {
 	uint64_t events, lost, evictions;
 	struct dstrace_drops drops; /* audit__drops() fills programs, pids, ports, peers */
 	uint64_t write_errors; /* audit writes that failed so far */
+	const char *blind[4]; /* what the backend cannot see on this kernel */
+	int nblind;
 	bool final;
 };
 

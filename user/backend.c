@@ -34,6 +34,7 @@ struct dstrace_backend {
 	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
+	const char *resolver_lib; /* --resolver-lib, or NULL: the C library dstrace runs with */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 };
 
@@ -421,8 +422,10 @@ static struct bpf_link *attach_uprobe(struct dstrace_backend *b, struct bpf_prog
 		    .retprobe = !strncmp(bpf_program__section_name(prog), "uretprobe", 9));
 	struct bpf_link *link;
 	char path[PATH_MAX];
-	int err = libc_path(path, sizeof(path));
+	int err = b->resolver_lib ? 0 : libc_path(path, sizeof(path));
 
+	if (b->resolver_lib)
+		snprintf(path, sizeof(path), "%s", b->resolver_lib);
 	if (err) {
 		snprintf(b->resolver_blind, sizeof(b->resolver_blind),
 			 "no C library found in /proc/self/maps");
@@ -497,6 +500,28 @@ static int attach(struct dstrace_backend *b)
 	return 0;
 }
 
+int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max)
+{
+	int n = 0;
+
+	for (size_t l = 0; l < NELEM(prog_lists); l++) {
+		if (!list_loaded_by(&prog_lists[l], b->kind))
+			continue;
+		for (size_t i = 0; i < prog_lists[l].n && n < max; i++) {
+			const struct prog_ref *ref = &prog_lists[l].progs[i];
+
+			if (ref->blind && !bpf_program__autoload(prog_of(b->skel, ref)))
+				out[n++] = ref->blind;
+		}
+	}
+	if (b->resolver_blind[0] && n < max)
+		out[n++] = "names of resolved peers";
+	if (b->kind == DSTRACE_BACKEND_TRACEPOINT && !b->skel->rodata->syscall_dest_supported &&
+	    n < max)
+		out[n++] = "v6-only send failures";
+	return n;
+}
+
 /* Once the backend runs: one line per path it cannot see on this kernel, and why. */
 static void say_blind(const struct dstrace_backend *b)
 {
@@ -533,6 +558,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->kind = kind;
 	b->why[0] = '\0';
 	b->resolver_blind[0] = '\0';
+	b->resolver_lib = env->resolver_lib;
 	err = precheck(b);
 	if (err)
 		return err;

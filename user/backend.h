@@ -14,6 +14,10 @@ struct dstrace_backend;
 int dstrace_backend__new(const struct env *env, struct dstrace_backend **out);
 void dstrace_backend__free(struct dstrace_backend *b);
 const char *dstrace_backend__name(const struct dstrace_backend *b);
+/* What this backend cannot see on this kernel (said once at start): up to max short
+ * phrases ("io_uring accepts", "names of resolved peers") into out; returns how many. */
+#define DSTRACE_BLIND_MAX 4
+int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max);
 int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b);
 /* Sum of the per-CPU global counters. */
 int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX]);

@@ -480,19 +480,38 @@ int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 			      dstrace_drop_names[i], v[i]);
 		any = true;
 	}
+	/* and what this kernel does not let the backend see */
+	for (int i = 0; i < s->nblind && n >= 0 && (size_t)n < size; i++)
+		n += snprintf(buf + n, size - n, "%s %s", i ? "," : "; not seen on this kernel:",
+			      s->blind[i]);
 	return clamp(n, size);
+}
+
+int dstrace_format_blind_json(const char *const *blind, int n, char *buf, size_t size)
+{
+	size_t used = (size_t)clamp(snprintf(buf, size, "["), size);
+
+	for (int i = 0; i < n; i++) {
+		char item[128];
+
+		dstrace_json_string(blind[i], 64, item, sizeof(item));
+		used += (size_t)clamp(snprintf(buf + used, size - used, "%s%s", i ? "," : "", item),
+				      size - used);
+	}
+	return (int)used + clamp(snprintf(buf + used, size - used, "]"), size - used);
 }
 
 int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
 {
 	uint64_t v[DSTRACE_DROPS_N];
-	char drops[DSTRACE_DROPS_N * 40 + 8];
+	char drops[DSTRACE_DROPS_N * 40 + 8], blind[4 * 140 + 8];
 
 	dstrace_drops_values(&s->drops, v);
 	dstrace_format_drops_json(v, drops, sizeof(drops));
+	dstrace_format_blind_json(s->blind, s->nblind, blind, sizeof(blind));
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
-			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":%s}",
-			      s->backend, s->events, s->lost, s->duration_s, drops),
+			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":%s,\"blind\":%s}",
+			      s->backend, s->events, s->lost, s->duration_s, drops, blind),
 		     size);
 }

@@ -60,6 +60,8 @@ int dstrace_format_proc_header(char *buf, size_t size);
 int dstrace_format_proc_text(const struct proc_entry *p, char *buf, size_t size);
 int dstrace_format_proc_json(const struct proc_entry *p, char *buf, size_t size);
 int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size);
+/* ["io_uring accepts",...]: what a backend cannot see (snprintf's contract). */
+int dstrace_format_blind_json(const char *const *blind, int n, char *buf, size_t size);
 int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size);
 
 #endif /* DSTRACE_FORMAT_H */

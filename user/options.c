@@ -39,6 +39,7 @@ enum {
 	OPT_METRICS,
 	OPT_FLOOR,
 	OPT_METRICS_FILE,
+	OPT_RESOLVER_LIB,
 };
 
 static const struct argp_option opts[] = {
@@ -65,6 +66,9 @@ static const struct argp_option opts[] = {
 	{ "metrics-file", OPT_METRICS_FILE, "PATH", 0,
 	  "Write the same metrics to PATH (node_exporter's textfile collector) every interval "
 	  "(every 10 s without -i) and at exit, through PATH.tmp and rename", 0 },
+	{ "resolver-lib", OPT_RESOLVER_LIB, "PATH", 0,
+	  "The C library whose getaddrinfo() names peers (default: the one dstrace runs with; "
+	  "another libc, e.g. a container's musl, by its path)", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
 	/* make bench's floor: every hook attached, every program returning at once */
@@ -215,6 +219,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_FLOOR:
 		env->floor = true;
+		break;
+	case OPT_RESOLVER_LIB:
+		if (!*arg)
+			FAIL(state, "invalid --resolver-lib '': expected the path of a C library");
+		env->resolver_lib = arg;
 		break;
 	case OPT_METRICS:
 		if (!*arg)

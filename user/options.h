@@ -33,6 +33,7 @@ struct env {
 	const char *metrics; /* --metrics ADDR:PORT */
 	bool floor; /* --floor (make bench): programs attached that only return */
 	const char *metrics_file; /* --metrics-file PATH: the exposition, for node_exporter */
+	const char *resolver_lib; /* --resolver-lib PATH: getaddrinfo()'s library (NULL: ours) */
 };
 
 #define DSTRACE_AUDIT_DEFAULT_INTERVAL 60

@@ -29,7 +29,9 @@
 #define REPORT_RUNS_MAX 65536
 #define REPORT_ENTRIES_MAX 262144
 #define REPORT_PEERS_MAX 1024
-#define REPORT_NAMES_MAX 64 /* names per program (the audit keeps 8 per run) */
+#define REPORT_NAMES_MAX 64
+#define REPORT_BLIND_MAX 4 /* an audit_run's "blind" entries kept */
+#define REPORT_BLIND_LEN 64 /* names per program (the audit keeps 8 per run) */
 #define REPORT_PORTS_MAX 1024
 #define REPORT_ERRNOS_MAX 64
 #define REPORT_ERRNO_NAME_MAX 32 /* with the NUL */
@@ -144,6 +146,8 @@ struct report_run {
 	/* its last audit_run: events, lost, evictions, programs, programs_dropped (schema.h) */
 	DSTRACE_RUN_COUNTS(DSTRACE_RUN_COUNT_FIELD)
 	struct report_drops drops; /* of that record too */
+	char blind[REPORT_BLIND_MAX][REPORT_BLIND_LEN]; /* what its backend could not see there */
+	uint32_t nblind;
 	int64_t run_ts;	 /* internal: ts and input order of that record */
 	uint64_t run_seq;
 };

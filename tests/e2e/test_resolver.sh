@@ -157,4 +157,30 @@ else
 	fail "dstrace --audit start" "expected it to start"
 fi
 
+# --- no uprobes: said at start, in the stats and audit_run records, and by the report -----
+BL=$WORK/blind.jsonl
+if dstrace_start_raw "$WORK/blind.stdout" --audit -o "$BL" -i 60 --resolver-lib /nonexistent/libc.so.6 \
+	"${extra[@]}"; then
+	client blind-aonly 1 tcp aonly.dstrace.test 9 --v4mapped
+	dstrace_stop
+	check_match "blind: said once at start" \
+		'^1 dstrace: warning: names of resolved peers are not seen: cannot attach a uprobe to getaddrinfo\(\): .*/nonexistent/libc\.so\.6' \
+		"$(grep -c 'names of resolved peers are not seen' "$DSTRACE_LOG") $(grep -m1 'names of resolved' "$DSTRACE_LOG")" \
+		"the warning, once"
+	check_eq "blind: the audit_run record says so" '["names of resolved peers"]' \
+		"$(jq -c 'select(.type == "audit_run") | .blind' "$BL" | tail -n 1)"
+	check_eq "blind: the program has no names" '[] 0' \
+		"$(jq -c --argjson ns "$(netns_inode rs)" 'select(.type == "audit" and .netns == $ns) | "\(.names | tojson) \(.names_dropped)"' -r "$BL" | tail -n 1)"
+	check_match "blind: the report warns" "could not see on its kernel: names of resolved peers" \
+		"$("$DSTRACE" report "$BL" 2>&1 | grep -m1 'could not see')" "the warning"
+else
+	fail "dstrace --resolver-lib start" "expected it to start"
+fi
+if dstrace_start "$WORK/blind-stats.jsonl" --resolver-lib /nonexistent/libc.so.6 "${extra[@]}"; then
+	dstrace_stop
+	check_eq "blind: the stats record says so" '["names of resolved peers"]' \
+		"$(stats_record "$WORK/blind-stats.jsonl" | jq -c .blind)"
+fi
+check_eq "not blind: the first run's stats record" '[]' "$(stats_record "$OUT" | jq -c .blind)"
+
 summary

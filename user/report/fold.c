@@ -248,6 +248,8 @@ int fold_add_run(struct report *r, struct rec_ids *ids, const struct run_rec *re
 	DSTRACE_RUN_COUNTS(COPY)
 #undef COPY
 	run->drops = rec->drops;
+	memcpy(run->blind, rec->blind, sizeof(run->blind));
+	run->nblind = rec->nblind;
 	run->final = rec->final;
 	return 0;
 }

@@ -114,6 +114,8 @@ struct run_rec {
 	int64_t ts, started;
 	DSTRACE_RUN_COUNTS(DSTRACE_RUN_COUNT_FIELD) /* events, lost, ... (schema.h) */
 	struct report_drops drops; /* with write_errors */
+	char blind[REPORT_BLIND_MAX][REPORT_BLIND_LEN];
+	uint32_t nblind;
 	bool final;
 };
 

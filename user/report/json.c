@@ -243,6 +243,17 @@ static json_t *j_drops(const struct report_drops *d)
 	return obj;
 }
 
+/* "blind": what the run's backend could not see on its kernel */
+static json_t *j_blind(const struct report_run *run)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; a && i < run->nblind; i++)
+		if (!append(a, j_str(run->blind[i])))
+			return json_decref(a), NULL;
+	return a;
+}
+
 static json_t *j_run(const struct report_run *run)
 {
 	const uint64_t v[DSTRACE_RUN_COUNTS_N] = {
@@ -264,7 +275,8 @@ static json_t *j_run(const struct report_run *run)
 	}
 	if (obj && (json_object_set_new(obj, "drops", j_drops(&run->drops)) ||
 		    json_object_set_new(obj, "write_errors",
-					json_integer(JI(run->drops.write_errors)))))
+					json_integer(JI(run->drops.write_errors))) ||
+		    json_object_set_new(obj, "blind", j_blind(run))))
 		return json_decref(obj), NULL;
 	return obj;
 }

@@ -361,8 +361,28 @@ static const size_t run_count_offsets[DSTRACE_RUN_COUNTS_N] = {
 #undef OFF
 };
 
+/* "blind": what the run's backend could not see on its kernel (absent before it: none). */
+static int parse_blind(const json_t *root, struct run_rec *rec, char *why)
+{
+	const json_t *a = json_object_get(root, "blind"), *m;
+	size_t i;
+
+	if (!a)
+		return 0;
+	NEED(json_is_array(a) && json_array_size(a) <= REPORT_BLIND_MAX, "blind");
+	json_array_foreach(a, i, m) {
+		const char *s;
+
+		NEED(as_str(m, REPORT_BLIND_LEN - 1, &s), "blind");
+		snprintf(rec->blind[rec->nblind++], REPORT_BLIND_LEN, "%s", s);
+	}
+	return 0;
+}
+
 static int parse_run(const json_t *root, struct rec_ids *ids, struct run_rec *rec, char *why)
 {
+	int err;
+
 	NEED(get_str(root, "run", RUN_LEN_MAX, &ids->run) && ids->run[0], "run");
 	NEED(get_ts(root, "ts", false, &rec->ts), "ts");
 	NEED(get_str(root, "host", HOST_LEN_MAX, &ids->host), "host");
@@ -374,7 +394,8 @@ static int parse_run(const json_t *root, struct rec_ids *ids, struct run_rec *re
 		     dstrace_run_count_keys[i]);
 	NEED(json_is_boolean(json_object_get(root, "final")), "final");
 	rec->final = json_is_true(json_object_get(root, "final"));
-	return parse_drops(root, &rec->drops, why);
+	err = parse_blind(root, rec, why);
+	return err ? err : parse_drops(root, &rec->drops, why);
 }
 
 static int malformed(struct report *r, const char *name, uint64_t line, const char *why)

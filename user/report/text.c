@@ -319,6 +319,21 @@ void report_put_warnings(FILE *out, const struct report *r)
 			"runs); peers, ports or whole programs may be missing\n",
 			r->lost, r->evictions, r->programs_dropped, r->runs_incomplete, r->nruns);
 	put_drops_warning(out, r);
+	for (uint32_t i = 0; i < r->nruns; i++) {
+		const struct report_run *run = &r->runs[i];
+
+		if (!run->nblind)
+			continue;
+		fputs("warning: run ", out);
+		put_safe(out, run->run);
+		fputs(" could not see on its kernel: ", out);
+		for (uint32_t j = 0; j < run->nblind; j++) {
+			if (j)
+				fputs(", ", out);
+			put_safe(out, run->blind[j]);
+		}
+		fputs(" (not counted: the audit says nothing of them)\n", out);
+	}
 	if (r->over_programs || r->over_runs || r->over_entries)
 		fprintf(out,
 			"warning: this report had no room for %" PRIu64 " records (at most %d "
