@@ -172,4 +172,23 @@ check_eq "dist/daemonset.yaml parses: kinds, hostPID, --audit, capabilities, mou
 	"Namespace DaemonSet hostPID=True audit=True BPF,DAC_READ_SEARCH,NET_ADMIN,PERFMON,SYS_PTRACE,SYS_RESOURCE /sys/fs/bpf,/sys/fs/cgroup,/sys/kernel/btf,/sys/kernel/tracing,/var/log/dstrace" \
 	"$got"
 
+# --- 4. the README's support table -------------------------------------------------------------
+# Written by make test-vm (tests/vm/support-table.sh): between its markers, the header and one
+# row per kernel line, four cells each; and the script keeps a row it has no news of while
+# replacing one it has (a point release newer).
+block=$(sed -n '/^<!-- support-table -->$/,/^<!-- \/support-table -->$/p' "$REPO_ROOT/README.md")
+check_eq "README support table: header, then rows of four cells" "ok" \
+	"$(awk 'NR == 1 || /^<!--/ { next } NR == 2 { if ($0 != "| kernel | fentry | kprobe | tracepoint |") { print "bad header: " $0; exit } next }
+		NR == 3 { next } { if (gsub(/\|/, "|") != 5 || $0 !~ /^\| [0-9]+\.[0-9]+/) { print "bad row: " $0; exit } rows++ }
+		END { if (rows >= 1) print "ok" }' <<<"$block" | head -n 1)"
+printf '%s\n' '<!-- support-table -->' '| kernel | fentry | kprobe | tracepoint |' '|---|---|---|---|' \
+	'| 6.1.0-1-amd64 | pass | pass | refused: old |' '| 6.12.1+deb12-amd64 | pass | pass | pass |' \
+	'<!-- /support-table -->' >"$WORK/readme.md"
+printf '%s\n' '| kernel | fentry | kprobe | tracepoint |' '|---|---|---|---|' \
+	'| 6.12.9+deb12-amd64 | pass | FAIL | pass |' '| 5.10.0-9-amd64 | refused: x | refused: y | refused: z |' >"$WORK/support.md"
+"$REPO_ROOT/tests/vm/support-table.sh" "$WORK/support.md" "$WORK/readme.md"
+check_eq "support-table.sh: new rows replace their kernel line's, others stay, by version" \
+	"| 5.10.0-9-amd64 | refused: x | refused: y | refused: z |;| 6.1.0-1-amd64 | pass | pass | refused: old |;| 6.12.9+deb12-amd64 | pass | FAIL | pass |" \
+	"$(grep '^| [0-9]' "$WORK/readme.md" | paste -sd ';')"
+
 summary

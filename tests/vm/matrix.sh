@@ -7,7 +7,8 @@
 # the differential test under every backend that runs (trimmed on a kernel that repeats
 # another: GUEST_ARGS). This machine's own kernel (locked down: tracepoint only) is covered
 # by the ordinary suites, and checked here for which backends it refuses. Writes the support
-# table to tests/vm/.output/support.md and ends with "N passed, N failed". A boot failure or
+# table to tests/vm/.output/support.md, puts its rows into README.md's support table
+# (tests/vm/support-table.sh), and ends with "N passed, N failed". A boot failure or
 # a guest error is a failure.
 #   tests/vm/matrix.sh [KERNEL...]   (default: 5.10 6.1 6.12 6.12-trixie; tests/vm/README.md)
 set -u
@@ -117,6 +118,9 @@ done
 } >"$out/support.md"
 echo
 cat "$out/support.md"
+# the README's table: this run's rows replace those of the same kernels (commit the change)
+tests/vm/support-table.sh "$out/support.md" README.md ||
+	{ echo "FAIL README support table not updated"; failed=$((failed + 1)); }
 echo
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
