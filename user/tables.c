@@ -248,3 +248,21 @@ int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *e
 			     0;
 	return 0;
 }
+
+int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *evictions)
+{
+	int fd = bpf_map__fd(b->skel->maps.resolved);
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, present = 0;
+	uint8_t key[8], *prev = NULL; /* struct name_key: tgid, address */
+	int err = dstrace_backend__counters(b, counters);
+
+	if (err)
+		return err;
+	while (!bpf_map_get_next_key(fd, prev, key)) {
+		prev = key;
+		present++;
+	}
+	*evictions = counters[DSTRACE_CNT_NAME_NEW] > present ?
+			     counters[DSTRACE_CNT_NAME_NEW] - present : 0;
+	return 0;
+}
