@@ -159,7 +159,11 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 			v.flags |= DSTRACE_NAME_RESOLVER_MAPPED;
 		else
 			v.flags &= ~DSTRACE_NAME_RESOLVER_MAPPED;
-		bpf_map_update_elem(&resolved, &k, &v, BPF_ANY);
+		/* a new (process, address) is counted: user space tells evictions from it */
+		if (!bpf_map_update_elem(&resolved, &k, &v, BPF_NOEXIST))
+			counter_add(DSTRACE_CNT_NAME_NEW, 1);
+		else
+			bpf_map_update_elem(&resolved, &k, &v, BPF_ANY);
 	}
 	return 0;
 }

@@ -186,7 +186,9 @@ enum dstrace_counter {
 	DSTRACE_CNT_CONN_FULL = 5, /* connects whose outcome could not be followed: table full */
 	DSTRACE_CNT_RECV_UNKNOWN = 6, /* datagrams read without an address whose source (IPv4
 					* or not) could not be told: not counted */
-	DSTRACE_CNT_MAX = 7,
+	DSTRACE_CNT_NAME_NEW = 7, /* (process, address) names inserted (evictions = inserted -
+				   * present in the LRU map resolved) */
+	DSTRACE_CNT_MAX = 8,
 };
 
 #endif /* DSTRACE_H */

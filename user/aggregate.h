@@ -58,6 +58,7 @@ struct run_stats {
 	struct dstrace_drops drops;
 	const char *blind[4]; /* what the backend cannot see on this kernel (backend.h) */
 	int nblind;
+	uint64_t names_evicted; /* (process, address) names the kernel's LRU forgot */
 };
 
 void proc_table__init(struct proc_table *t);

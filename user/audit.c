@@ -235,8 +235,9 @@ static void write_run(const struct audit *a, FILE *out, const struct audit_run_i
 	for (size_t i = 0; i < DSTRACE_RUN_COUNTS_N; i++)
 		fprintf(out, ",\"%s\":%" PRIu64, dstrace_run_count_keys[i], v[i]);
 	fprintf(out, ",\"written\":%u,\"drops\":%s,\"write_errors\":%" PRIu64 ",\"blind\":%s,"
-		     "\"final\":%s}\n",
-		written, drops, run->write_errors, blind, run->final ? "true" : "false");
+		     "\"names_evicted\":%" PRIu64 ",\"final\":%s}\n",
+		written, drops, run->write_errors, blind, run->names_evicted,
+		run->final ? "true" : "false");
 }
 
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full)

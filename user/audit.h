@@ -25,6 +25,7 @@ struct audit_run_info {
 	uint64_t write_errors; /* audit writes that failed so far */
 	const char *blind[4]; /* what the backend cannot see on this kernel */
 	int nblind;
+	uint64_t names_evicted; /* (process, address) names the kernel's LRU forgot */
 	bool final;
 };
 

@@ -18,6 +18,9 @@ const char *dstrace_backend__name(const struct dstrace_backend *b);
  * phrases ("io_uring accepts", "names of resolved peers") into out; returns how many. */
 #define DSTRACE_BLIND_MAX 4
 int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max);
+/* How many (process, address) names the kernel's LRU table forgot to make room: their
+ * later connects and sends have no name. */
+int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *evictions);
 int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b);
 /* Sum of the per-CPU global counters. */
 int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX]);

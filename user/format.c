@@ -480,6 +480,8 @@ int dstrace_format_stats_text(const struct run_stats *s, char *buf, size_t size)
 			      dstrace_drop_names[i], v[i]);
 		any = true;
 	}
+	if (s->names_evicted && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, "; names forgotten: %" PRIu64, s->names_evicted);
 	/* and what this kernel does not let the backend see */
 	for (int i = 0; i < s->nblind && n >= 0 && (size_t)n < size; i++)
 		n += snprintf(buf + n, size - n, "%s %s", i ? "," : "; not seen on this kernel:",
@@ -511,7 +513,9 @@ int dstrace_format_stats_json(const struct run_stats *s, char *buf, size_t size)
 	dstrace_format_blind_json(s->blind, s->nblind, blind, sizeof(blind));
 	return clamp(snprintf(buf, size,
 			      "{\"type\":\"stats\",\"backend\":\"%s\",\"events\":%" PRIu64
-			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":%s,\"blind\":%s}",
-			      s->backend, s->events, s->lost, s->duration_s, drops, blind),
+			      ",\"lost\":%" PRIu64 ",\"duration_s\":%.3f,\"drops\":%s,\"blind\":%s,"
+			      "\"names_evicted\":%" PRIu64 "}",
+			      s->backend, s->events, s->lost, s->duration_s, drops, blind,
+			      s->names_evicted),
 		     size);
 }

@@ -82,6 +82,7 @@ static int write_audit(struct sink_audit *a, bool final)
 	info.evictions = r->evictions;
 	run_collect_drops(r, &info.drops);
 	info.nblind = dstrace_backend__blind(r->backend, info.blind, DSTRACE_BLIND_MAX);
+	dstrace_backend__name_evictions(r->backend, &info.names_evicted);
 	/* the final set has every program: it alone is the run's whole picture */
 	err = write_set(a, &info, a->full || final, &torn);
 	if (err >= 0) {

@@ -217,6 +217,7 @@ static int lines_finish(struct sink *s)
 	run_collect_drops(r, &stats.drops);
 	stats.duration_s = (run_clock_ns(CLOCK_MONOTONIC) - r->start_ns) / 1e9;
 	stats.nblind = dstrace_backend__blind(r->backend, stats.blind, DSTRACE_BLIND_MAX);
+	dstrace_backend__name_evictions(r->backend, &stats.names_evicted);
 	if (r->env.json)
 		dstrace_format_stats_json(&stats, line, sizeof(line));
 	else

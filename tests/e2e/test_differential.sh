@@ -113,7 +113,8 @@ hold_start() {
 	wait_line "$WORK/$tag-hold.out" '^connected' 10 || fail "$tag workload" "the held connection did not start"
 }
 
-# normalize FILE: the run's answer without pids, times, tids and ephemeral ports.
+# normalize FILE: the run's answer without pids, times, tids and ephemeral ports (the
+# resolver's fields included: names, answers, sorting probes, fallbacks without their time).
 normalize() {
 	local ns
 	ns=$(ns_json c4 c6 cds s4 s6 sds)
@@ -123,7 +124,10 @@ normalize() {
 		| ($ev | map(.pid) | unique) as $pids
 		| {
 			events: ($ev | map({event, proto, comm, laddr, lport: port(.lport), raddr,
-				rport: port(.rport), ret, error, tid_is_pid: (.tid == .pid)}) | sort_by(tostring)),
+				rport: port(.rport), ret, error, tid_is_pid: (.tid == .pid), name, answer,
+				mapped_by, hints, resolver_probe,
+				fallback: (if .fallback then .fallback | .lost_ms = "ms" else null end)})
+				| sort_by(tostring)),
 			processes: (map(select(.type == "process" and (.pid as $p | $pids | index($p))))
 				| map(del(.type, .pid)) | sort_by(tostring))
 		}' "$1"

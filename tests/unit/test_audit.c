@@ -43,7 +43,7 @@ static void test_changed_only(void)
 	ASSERT_INT_EQ(audit__write(&a, mem, &run, true), 2); /* a full set */
 	fclose(mem);
 	ASSERT_TRUE(strstr(buf, "\"programs\":2,\"programs_dropped\":0,\"written\":1,\"drops\":{") != NULL);
-	ASSERT_TRUE(strstr(buf, "\"write_errors\":0,\"blind\":[],\"final\":false}\n") != NULL);
+	ASSERT_TRUE(strstr(buf, "\"write_errors\":0,\"blind\":[],\"names_evicted\":0,\"final\":false}\n") != NULL);
 	free(buf);
 	audit__free(&a);
 }

@@ -505,7 +505,7 @@ static void test_stats(void)
 	ASSERT_STR_EQ(buf, "{\"type\":\"stats\",\"backend\":\"tracepoint\",\"events\":12345,"
 			   "\"lost\":7,\"duration_s\":12.500,\"drops\":{\"lost\":7,\"proc_full\":3,"
 			   "\"stash_full\":4,\"recv_unknown\":11,\"flows_evicted\":5,\"programs\":6,\"pids\":8,\"ports\":9,"
-			   "\"peers\":10},\"blind\":[]}");
+			   "\"peers\":10},\"blind\":[],\"names_evicted\":0}");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 	n = dstrace_format_stats_text(&s, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "12345 events, 7 lost, in 12.5 s (backend tracepoint); dropped: "
@@ -526,7 +526,7 @@ static void test_stats(void)
 	ASSERT_STR_EQ(buf, "{\"type\":\"stats\",\"backend\":\"tracepoint\",\"events\":0,"
 			   "\"lost\":0,\"duration_s\":0.000,\"drops\":{\"lost\":0,\"proc_full\":0,"
 			   "\"stash_full\":0,\"recv_unknown\":0,\"flows_evicted\":0,\"programs\":0,\"pids\":0,"
-			   "\"ports\":0,\"peers\":0},\"blind\":[]}");
+			   "\"ports\":0,\"peers\":0},\"blind\":[],\"names_evicted\":0}");
 
 	/* what the backend cannot see on this kernel: in both */
 	s.blind[0] = "io_uring accepts";
@@ -536,7 +536,13 @@ static void test_stats(void)
 	ASSERT_STR_EQ(buf, "0 events, 0 lost, in 0.0 s (backend tracepoint); not seen on this "
 			   "kernel: io_uring accepts, names of \"resolved\" peers");
 	dstrace_format_stats_json(&s, buf, sizeof(buf));
-	ASSERT_TRUE(strstr(buf, ",\"blind\":[\"io_uring accepts\",\"names of \\\"resolved\\\" peers\"]}") != NULL);
+	ASSERT_TRUE(strstr(buf, ",\"blind\":[\"io_uring accepts\",\"names of \\\"resolved\\\" peers\"],") != NULL);
+	s.names_evicted = 3;
+	s.nblind = 0;
+	dstrace_format_stats_text(&s, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "0 events, 0 lost, in 0.0 s (backend tracepoint); names forgotten: 3");
+	dstrace_format_stats_json(&s, buf, sizeof(buf));
+	ASSERT_TRUE(strstr(buf, ",\"blind\":[],\"names_evicted\":3}") != NULL);
 }
 
 /* The text helpers the tracer, metrics and report share. */

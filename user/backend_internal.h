@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The backend's state, shared by backend.c (load, attach) and tables.c (the maps' reads). */
+#ifndef DSTRACE_BACKEND_INTERNAL_H
+#define DSTRACE_BACKEND_INTERNAL_H
+
+#include <stdint.h>
+#include <bpf/libbpf.h>
+#include "backend.h"
+#include "dstrace.skel.h"
+
+#define MAX_LINKS 32
+#define WHY_LEN 256
+
+struct dstrace_backend {
+	struct dstrace *skel;
+	enum dstrace_backend_kind kind;
+	struct bpf_link *links[MAX_LINKS];
+	int nlinks;
+	int cgroup_fd;
+	struct bpf_link *existing; /* the iterator over every process's sockets */
+	char why[WHY_LEN]; /* why the last attempt failed */
+	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
+	const char *resolver_lib; /* --resolver-lib, or NULL: the C library dstrace runs with */
+	uint64_t flows_reclaimed; /* UDP flows user space deleted */
+};
+
+#endif /* DSTRACE_BACKEND_INTERNAL_H */

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The kernel's tables as user space reads them (backend.h): the counters, the process
+ * entries (walked, folded, the ended ones freed with their peer pairs) and the UDP flows
+ * (harvested, reclaimed, their evictions counted).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "audit.h"
+#include "backend_internal.h"
+
+int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX])
+{
+	int ncpus = libbpf_num_possible_cpus();
+	int fd = bpf_map__fd(b->skel->maps.counters);
+	uint64_t *vals;
+
+	if (ncpus <= 0)
+		return -EINVAL;
+	vals = calloc(ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (uint32_t key = 0; key < DSTRACE_CNT_MAX; key++) {
+		out[key] = 0;
+		if (bpf_map_lookup_elem(fd, &key, vals))
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			out[key] += vals[cpu];
+	}
+	free(vals);
+	return 0;
+}
+
+/* Keys to delete once an iteration is over (deleting during it would restart it). */
+struct key_list {
+	void *keys;
+	size_t n, cap, size;
+};
+
+static int key_list_add(struct key_list *l, const void *key)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		void *keys = realloc(l->keys, cap * l->size);
+
+		if (!keys)
+			return -ENOMEM;
+		l->keys = keys;
+		l->cap = cap;
+	}
+	memcpy((char *)l->keys + l->n++ * l->size, key, l->size);
+	return 0;
+}
+
+/* Delete the keys listed (entries read whole and final: nothing can have changed since). */
+static void key_list_delete(struct key_list *l, int fd)
+{
+	for (size_t i = 0; i < l->n; i++)
+		bpf_map_delete_elem(fd, (char *)l->keys + i * l->size);
+	free(l->keys);
+	l->keys = NULL;
+	l->n = l->cap = 0;
+}
+
+typedef bool (*proc_visit_fn)(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st);
+
+/* Entries ((pid, first_ns), as in struct dstrace_peer_key with raddr 0) in order. */
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct dstrace_peer_key *x = a, *y = b;
+
+	if (x->tgid != y->tgid)
+		return x->tgid < y->tgid ? -1 : 1;
+	return x->first_ns < y->first_ns ? -1 : x->first_ns > y->first_ns;
+}
+
+/* Delete the peer pairs (proc_peers) of the entries just freed: nothing adds to an entry
+ * that has ended, so they are garbage, and without this the table would fill with the pairs
+ * of processes long gone. */
+static void peers_sweep(const struct dstrace_backend *b, struct key_list *freed)
+{
+	int fd = bpf_map__fd(b->skel->maps.proc_peers);
+	struct key_list dead = { .size = sizeof(struct dstrace_peer_key) };
+	struct dstrace_peer_key key, *prev = NULL;
+
+	if (freed->n) {
+		qsort(freed->keys, freed->n, freed->size, entry_cmp);
+		while (!bpf_map_get_next_key(fd, prev, &key)) {
+			prev = &key;
+			if (bsearch(&key, freed->keys, freed->n, freed->size, entry_cmp) &&
+			    key_list_add(&dead, &key))
+				break; /* out of memory: the rest at the next sweep */
+		}
+		key_list_delete(&dead, fd);
+	}
+	free(freed->keys);
+}
+
+/*
+ * Every process entry, ended ones first: those in proc_exited, then those of proc_stats (an
+ * ended entry can still be there, marked, when proc_exited was full). visit returns true when
+ * it has folded an ended entry for good: the entry is then deleted, and its peer pairs with
+ * it. Only ended entries are deleted, and nothing writes to an entry once it has ended
+ * (bpf/lifecycle.bpf.h): no count made between the read and the delete is lost.
+ */
+static void walk_procs(const struct dstrace_backend *b, proc_visit_fn visit, void *ctx)
+{
+	int fds[2] = { bpf_map__fd(b->skel->maps.proc_exited),
+		       bpf_map__fd(b->skel->maps.proc_stats) };
+	struct key_list freed = { .size = sizeof(struct dstrace_peer_key) };
+
+	for (int m = 0; m < 2; m++) {
+		struct key_list done = { .size = sizeof(uint32_t) };
+		struct dstrace_proc_stats st;
+		uint32_t key, *prev = NULL;
+
+		while (!bpf_map_get_next_key(fds[m], prev, &key)) {
+			prev = &key;
+			if (bpf_map_lookup_elem(fds[m], &key, &st))
+				continue; /* gone meanwhile */
+			if (visit(ctx, key, &st) && st.exit_ns) {
+				struct dstrace_peer_key entry = { .tgid = key,
+								  .first_ns = st.first_ns };
+
+				/* no room to remember it: its pairs stay, in the table's bound */
+				if (!key_list_add(&done, &key))
+					key_list_add(&freed, &entry);
+			}
+		}
+		key_list_delete(&done, fds[m]);
+	}
+	peers_sweep(b, &freed);
+}
+
+static bool table_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	/* a full table counts it in t->dropped; an ended entry then goes to t->others */
+	proc_table__set_stats(ctx, pid, st);
+	return true;
+}
+
+int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t)
+{
+	walk_procs(b, table_visit, t);
+	return 0;
+}
+
+int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid, uint64_t ts_ns,
+				struct dstrace_proc_stats *st)
+{
+	/* The running process's entry, else the one that ended (its event came before). */
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
+	    st->first_ns <= ts_ns)
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
+	    st->first_ns <= ts_ns)
+		return 0;
+	return -ENOENT;
+}
+
+int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, uint64_t first_ns,
+				struct dstrace_proc_stats *st)
+{
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
+	    st->first_ns == first_ns)
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
+	    st->first_ns == first_ns && st->exit_ns)
+		return 0;
+	return -ENOENT;
+}
+
+uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b)
+{
+	return bpf_map__max_entries(b->skel->maps.udp_flows);
+}
+
+struct harvest_ctx {
+	struct audit *audit;
+	struct proc_table *table;
+};
+
+static bool audit_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	struct harvest_ctx *h = ctx;
+
+	if (h->table)
+		proc_table__set_stats(h->table, pid, st);
+	return audit__add_proc(h->audit, pid, st);
+}
+
+int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct proc_table *t,
+			     uint64_t *evictions)
+{
+	struct harvest_ctx h = { .audit = a, .table = t };
+	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
+	struct key_list dead_flows = { .size = sizeof(struct dstrace_flow_key) };
+	struct dstrace_flow_key fkey, *fprev = NULL;
+	struct dstrace_flow_val fval;
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
+
+	/* Counters before the walks: a flow inserted during them is live, never "evicted". */
+	dstrace_backend__counters(b, counters);
+	/* Processes first: a process found ended gets its last counts, then its flows theirs. */
+	walk_procs(b, audit_visit, &h);
+	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
+		fprev = &fkey;
+		if (bpf_map_lookup_elem(flows_fd, &fkey, &fval))
+			continue;
+		live_flows++;
+		if (audit__add_flow(a, &fkey, &fval))
+			key_list_add(&dead_flows, &fkey);
+	}
+	audit__flows_done(a);
+	for (size_t i = 0; i < dead_flows.n; i++) {
+		if (!bpf_map_delete_elem(flows_fd, (struct dstrace_flow_key *)dead_flows.keys + i)) {
+			b->flows_reclaimed++;
+			live_flows--;
+		}
+	}
+	free(dead_flows.keys);
+	/* every flow inserted is live, reclaimed by us, or evicted by the LRU */
+	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
+			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
+			     0;
+	return 0;
+}
+
+int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *evictions)
+{
+	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
+	struct dstrace_flow_key fkey, *fprev = NULL;
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
+	int err = dstrace_backend__counters(b, counters);
+
+	if (err)
+		return err;
+	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
+		fprev = &fkey;
+		live_flows++;
+	}
+	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
+			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
+			     0;
+	return 0;
+}
+
+int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *evictions)
+{
+	int fd = bpf_map__fd(b->skel->maps.resolved);
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, present = 0;
+	uint8_t key[8], *prev = NULL; /* struct name_key: tgid, address */
+	int err = dstrace_backend__counters(b, counters);
+
+	if (err)
+		return err;
+	while (!bpf_map_get_next_key(fd, prev, key)) {
+		prev = key;
+		present++;
+	}
+	*evictions = counters[DSTRACE_CNT_NAME_NEW] > present ?
+			     counters[DSTRACE_CNT_NAME_NEW] - present : 0;
+	return 0;
+}
