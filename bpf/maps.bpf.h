@@ -325,6 +325,14 @@ struct {
 	__type(value, struct gai_call);
 } gai_calls SEC(".maps");
 
+/* How many entries the resolver's maps may hold, so that the hooks every connection runs
+ * (the cgroup connect hook, the state change) look them up only while one can be there:
+ * raised before an insert, lowered after a delete; an entry an LRU forgot keeps its count
+ * up, which costs only the lookups. */
+__u64 gai_calls_live = 0;	/* getaddrinfo() calls in progress (gai_calls) */
+__u64 native_tries_live = 0;	/* native IPv6 connects followed (native_pending) */
+__u64 fallbacks_live = 0;	/* failed ones kept for a fallback (fallback_last) */
+
 /* Threads whose last answer had IPv6 and IPv4 addresses both: their native IPv6 connects
  * are followed (native_pending, by socket cookie) and a failed one is kept (fallback_last,
  * by thread) for a mapped connect that follows. LRUs: an attempt never decided is forgotten. */

@@ -627,10 +627,13 @@ static __always_inline void existing_mark(__u64 ino, __u32 tgid)
 static __always_inline void fallback_take(struct conn_pending *c)
 {
 	struct name_key k = { .tgid = c->who.tgid, .addr = c->daddr };
-	struct fallback_rec *fb = bpf_map_lookup_elem(&fallback_last, &c->who.tid);
+	struct fallback_rec *fb;
 	struct name_val *v;
 	__u64 now;
 
+	if (!fallbacks_live)
+		return;
+	fb = bpf_map_lookup_elem(&fallback_last, &c->who.tid);
 	if (!fb)
 		return;
 	now = bpf_ktime_get_boot_ns();
@@ -640,7 +643,8 @@ static __always_inline void fallback_take(struct conn_pending *c)
 		c->fb.start_ns = now - fb->start_ns; /* the time lost */
 		c->flags |= DSTRACE_F_FALLBACK;
 	}
-	bpf_map_delete_elem(&fallback_last, &c->who.tid);
+	if (!bpf_map_delete_elem(&fallback_last, &c->who.tid))
+		__sync_fetch_and_add(&fallbacks_live, -1);
 }
 
 /* The starred cell, its native half: a thread whose last answer had A and AAAA records
@@ -654,24 +658,32 @@ static __always_inline void native_try_start(__u64 cookie, const __u32 *addr6)
 		return;
 	__builtin_memcpy(t.addr6, addr6, sizeof(t.addr6));
 	t.start_ns = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&native_pending, &cookie, &t, BPF_ANY);
+	__sync_fetch_and_add(&native_tries_live, 1);
+	if (bpf_map_update_elem(&native_pending, &cookie, &t, BPF_ANY))
+		__sync_fetch_and_add(&native_tries_live, -1);
 }
 
 /* Its outcome (a state change out of SYN_SENT): a failure is kept for the thread. */
 static __always_inline void native_try_done(__u64 cookie, int err)
 {
-	struct native_try *t = bpf_map_lookup_elem(&native_pending, &cookie);
 	struct fallback_rec fb = {};
+	struct native_try *t;
 
+	if (!native_tries_live)
+		return;
+	t = bpf_map_lookup_elem(&native_pending, &cookie);
 	if (!t)
 		return;
 	if (err) {
 		__builtin_memcpy(fb.addr6, t->addr6, sizeof(fb.addr6));
 		fb.err = err;
 		fb.start_ns = t->start_ns;
-		bpf_map_update_elem(&fallback_last, &t->tid, &fb, BPF_ANY);
+		__sync_fetch_and_add(&fallbacks_live, 1);
+		if (bpf_map_update_elem(&fallback_last, &t->tid, &fb, BPF_ANY))
+			__sync_fetch_and_add(&fallbacks_live, -1);
 	}
-	bpf_map_delete_elem(&native_pending, &cookie);
+	if (!bpf_map_delete_elem(&native_pending, &cookie))
+		__sync_fetch_and_add(&native_tries_live, -1);
 }
 
 static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, __u32 daddr,
@@ -689,7 +701,7 @@ static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, _
 	c.dport = dport;
 	if (protocol == IPPROTO_MPTCP)
 		c.flags = DSTRACE_F_MPTCP;
-	if (bpf_map_lookup_elem(&gai_calls, &c.who.tid))
+	if (gai_calls_live && bpf_map_lookup_elem(&gai_calls, &c.who.tid))
 		c.flags |= DSTRACE_F_BY_RESOLVER;
 	else if (c.proto == DSTRACE_PROTO_TCP)
 		fallback_take(&c);

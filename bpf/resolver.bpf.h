@@ -78,7 +78,9 @@ int BPF_KPROBE(rs_getaddrinfo, const char *node, const char *service,
 		if (h.ai_family == AF_INET6)
 			c.flags |= DSTRACE_NAME_FAMILY_INET6;
 	}
-	bpf_map_update_elem(&gai_calls, &tid, &c, BPF_ANY);
+	__sync_fetch_and_add(&gai_calls_live, 1);
+	if (bpf_map_update_elem(&gai_calls, &tid, &c, BPF_ANY))
+		__sync_fetch_and_add(&gai_calls_live, -1);
 	return 0;
 }
 
@@ -125,7 +127,8 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 	v.flags = p->flags;
 	if (ret || bpf_probe_read_user(&first, sizeof(first), (const void *)p->res))
 		first = 0;
-	bpf_map_delete_elem(&gai_calls, &tid);
+	if (!bpf_map_delete_elem(&gai_calls, &tid))
+		__sync_fetch_and_add(&gai_calls_live, -1);
 	/* First pass: did the answer have IPv6 addresses? */
 	next = first;
 	for (int i = 0; i < GAI_ANSWERS_MAX; i++) {
