@@ -29,7 +29,7 @@ set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 need_root
-need_tools python3 jq java
+need_tools python3 jq java curl
 NS=$(ns_name rs)
 ip netns add "$NS" || exit 2
 NAMESPACES+=("$NS")
@@ -65,6 +65,11 @@ if dstrace_start "$OUT" "${extra[@]}"; then
 	client aonly-program 1 tcp aonly.dstrace.test 9 --family unspec --map
 	client both-udp 0 udp both.dstrace.test 9 --v4mapped --all
 	client numeric 1 tcp 127.0.0.1 9 --v4mapped
+	# curl resolves AF_UNSPEC and connects an AF_INET socket to an A-only name: nothing
+	# mapped, nothing to report (its name is not wanted on an IPv4 socket)
+	run_in rs 20 "$WORK/curl" curl -s --max-time 5 http://aonly.dstrace.test:9/
+	C_PID[curl]=$RUN_PID
+	check_eq "curl: refused over plain IPv4 (exit 7)" 7 "$RUN_RC"
 	# Java, unmodified: it resolves with AF_UNSPEC and maps the A record itself
 	for n in aonly both; do
 		run_in rs 30 "$WORK/java-$n" java "$REPO_ROOT/tests/progs/JavaConnect.java" \
@@ -126,6 +131,8 @@ for n in aonly both; do
 			ret: -111, name: $name, answer: $answer, mapped_by: "program",
 			resolver_probe: false, fallback: null}]')"
 done
+check_events "curl: an AF_INET socket to an A-only name is not mapped: no event" "$OUT" "$NSJ" \
+	".pid == ${C_PID[curl]}" '[]'
 check_eq "no warning about names on stderr" none \
 	"$(grep -m1 'names of resolved peers' "$DSTRACE_LOG" || echo none)"
 
