@@ -681,6 +681,9 @@ static __always_inline void native_try_done(__u64 cookie, int err)
 		__sync_fetch_and_add(&fallbacks_live, 1);
 		if (bpf_map_update_elem(&fallback_last, &t->tid, &fb, BPF_ANY))
 			__sync_fetch_and_add(&fallbacks_live, -1);
+	} else if (fallbacks_live && !bpf_map_delete_elem(&fallback_last, &t->tid)) {
+		/* a later IPv6 address of the answer worked: no fallback to IPv4 is pending */
+		__sync_fetch_and_add(&fallbacks_live, -1);
 	}
 	if (!bpf_map_delete_elem(&native_pending, &cookie))
 		__sync_fetch_and_add(&native_tries_live, -1);
