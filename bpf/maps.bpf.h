@@ -74,11 +74,15 @@ struct {
  * folds once the entry has ended (user/backend.c, walk_procs), so only the pairs of entries
  * still in proc_stats or proc_exited are here; should it fill even so, the pair is not
  * counted and its entry is marked (peers_partial): that count is then a lower bound, and
- * says so. first_ns names the entry (a reused pid, or the program a process exec()ed,
+ * says so. One entry counts at most PEER_PAIRS_PER_ENTRY peers (then it is marked the same
+ * way), so that a long-lived server meeting the world cannot fill the table for the others;
+ * entries are allocated as used (262 144 pairs, about 20 MiB at most). first_ns names the entry (a reused pid, or the program a process exec()ed,
  * counts its peers afresh). Key: struct dstrace_peer_key (include/dstrace.h). */
+#define PEER_PAIRS_PER_ENTRY 65536 /* one process's distinct peers counted at most */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 262144);
 	__type(key, struct dstrace_peer_key);
 	__type(value, __u8);
 } proc_peers SEC(".maps");
@@ -313,13 +317,17 @@ struct {
  * asked, the hints (DSTRACE_NAME_* bits), and where the answer list will be. */
 struct gai_call {
 	__u64 res; /* struct addrinfo ** of the caller */
+	__u64 start_ns; /* a call older than GAI_CALL_MAX_NS never returned (longjmp, exit) */
 	__u32 flags;
 	__u32 pad;
 	char name[DSTRACE_NAME_LEN];
 };
 
+/* An LRU: a call whose return probe never ran (siglongjmp out of it, thread cancelled, exit)
+ * is forgotten in time, and ignored once older than GAI_CALL_MAX_NS. */
+#define GAI_CALL_MAX_NS (30ull * 1000000000ull)
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct gai_call);

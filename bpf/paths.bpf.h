@@ -237,6 +237,10 @@ static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid,
 	peer.first_ns = st->first_ns;
 	if (bpf_map_lookup_elem(&proc_peers, &peer))
 		return;
+	if (st->peers >= PEER_PAIRS_PER_ENTRY) {
+		st->peers_partial = 1;
+		return;
+	}
 	err = bpf_map_update_elem(&proc_peers, &peer, &one, BPF_NOEXIST);
 	if (!err)
 		__sync_fetch_and_add(&st->peers, 1);
@@ -290,7 +294,7 @@ static __always_inline void name_of(struct dstrace_event *e, __u8 kind, __u8 fla
 	struct name_val *v;
 
 	e->name_flags = 0;
-	e->name[0] = '\0';
+	__builtin_memset(e->name, 0, sizeof(e->name));
 	if ((kind != DSTRACE_EV_CONNECT && kind != DSTRACE_EV_SEND) || (flags & DSTRACE_F_NO_REMOTE))
 		return;
 	v = bpf_map_lookup_elem(&resolved, &k);
@@ -620,10 +624,22 @@ static __always_inline void existing_mark(__u64 ino, __u32 tgid)
  * immediate error before any SYN; for UDP the result of the call. One event per attempt:
  * the pending entry is deleted by whoever decides first.
  */
+/* Is this thread inside getaddrinfo() (its own sorting connects)? */
+static __always_inline bool gai_in_call(__u32 tid)
+{
+	struct gai_call *g;
+
+	if (!gai_calls_live)
+		return false;
+	g = bpf_map_lookup_elem(&gai_calls, &tid);
+	return g && bpf_ktime_get_boot_ns() - g->start_ns < GAI_CALL_MAX_NS;
+}
+
 /* The starred cell, its mapped half: did this thread's native IPv6 connect to an address of
  * a name with A and AAAA records fail just before (fallback_last), and does the mapped address
  * come from such a name's answer in this process? Then this connect is its fallback. */
 #define FALLBACK_WINDOW_NS (60ull * 1000000000ull)
+#define GAI_RECENT_NS (60ull * 1000000000ull)
 static __always_inline void fallback_take(struct conn_pending *c)
 {
 	struct name_key k = { .tgid = c->who.tgid, .addr = c->daddr };
@@ -651,10 +667,14 @@ static __always_inline void fallback_take(struct conn_pending *c)
  * connects over IPv6 (the cgroup hook): follow that attempt until its outcome. */
 static __always_inline void native_try_start(__u64 cookie, const __u32 *addr6)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_pid_tgid(), *answered;
 	struct native_try t = { .tid = (__u32)id };
 
-	if (!cookie || !bpf_map_lookup_elem(&gai_recent, &t.tid))
+	if (!cookie)
+		return;
+	/* an answer of the last GAI_RECENT_NS: the connects that walk it */
+	answered = bpf_map_lookup_elem(&gai_recent, &t.tid);
+	if (!answered || bpf_ktime_get_boot_ns() - *answered > GAI_RECENT_NS)
 		return;
 	__builtin_memcpy(t.addr6, addr6, sizeof(t.addr6));
 	t.start_ns = bpf_ktime_get_boot_ns();
@@ -674,7 +694,9 @@ static __always_inline void native_try_done(__u64 cookie, int err)
 	t = bpf_map_lookup_elem(&native_pending, &cookie);
 	if (!t)
 		return;
-	if (err) {
+	/* given up by the program before an answer (ECONNABORTED: Happy Eyeballs closing the
+	 * attempt that lost the race) is no failure of the address */
+	if (err && err != -ECONNABORTED) {
 		__builtin_memcpy(fb.addr6, t->addr6, sizeof(fb.addr6));
 		fb.err = err;
 		fb.start_ns = t->start_ns;
@@ -704,7 +726,7 @@ static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, _
 	c.dport = dport;
 	if (protocol == IPPROTO_MPTCP)
 		c.flags = DSTRACE_F_MPTCP;
-	if (gai_calls_live && bpf_map_lookup_elem(&gai_calls, &c.who.tid))
+	if (gai_in_call(c.who.tid))
 		c.flags |= DSTRACE_F_BY_RESOLVER;
 	else if (c.proto == DSTRACE_PROTO_TCP)
 		fallback_take(&c);

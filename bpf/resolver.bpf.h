@@ -18,7 +18,11 @@
 #define AI_V4MAPPED 0x0008
 #define AI_ALL 0x0010
 #define AI_ADDRCONFIG 0x0020
-#define GAI_ANSWERS_MAX 24 /* entries of the answer list read (one per address and socktype) */
+/* Entries of the answer list read: looking for an AAAA record (glibc may sort them last, and
+ * without hints it lists each address once per socket type), and naming IPv4 addresses
+ * (those of the first entry's socket type only: each address once). */
+#define GAI_SCAN_MAX 64
+#define GAI_ANSWERS_MAX 32
 
 /* struct addrinfo as the C library lays it out (LP64: glibc and musl alike). */
 struct user_addrinfo {
@@ -78,15 +82,19 @@ int BPF_KPROBE(rs_getaddrinfo, const char *node, const char *service,
 		if (h.ai_family == AF_INET6)
 			c.flags |= DSTRACE_NAME_FAMILY_INET6;
 	}
+	c.start_ns = bpf_ktime_get_boot_ns();
+	/* counted once per entry: a thread's stale call (its return never seen) is replaced */
 	__sync_fetch_and_add(&gai_calls_live, 1);
-	if (bpf_map_update_elem(&gai_calls, &tid, &c, BPF_ANY))
+	if (bpf_map_update_elem(&gai_calls, &tid, &c, BPF_NOEXIST)) {
 		__sync_fetch_and_add(&gai_calls_live, -1);
+		bpf_map_update_elem(&gai_calls, &tid, &c, BPF_ANY);
+	}
 	return 0;
 }
 
 /* Entry i's IPv4 address (plain or mapped: *mapped says which) or whether it is IPv6; the
  * next entry in *next. Returns 1 for IPv4, 2 for IPv6, 0 for neither, -1 at the end. */
-static __always_inline int gai_entry(__u64 *next, __u32 *addr, bool *mapped)
+static __always_inline int gai_entry(__u64 *next, __u32 *addr, bool *mapped, int *socktype)
 {
 	struct user_addrinfo ai;
 	__u32 a[4];
@@ -94,6 +102,10 @@ static __always_inline int gai_entry(__u64 *next, __u32 *addr, bool *mapped)
 	if (!*next || bpf_probe_read_user(&ai, sizeof(ai), (const void *)*next))
 		return -1;
 	*next = ai.ai_next;
+	if (!*socktype)
+		*socktype = ai.ai_socktype ? ai.ai_socktype : -1;
+	if (ai.ai_socktype != (*socktype < 0 ? 0 : *socktype))
+		return 0; /* the same address again, for another socket type */
 	if (ai.ai_family == AF_INET && ai.ai_addrlen >= 8 &&
 	    !bpf_probe_read_user(addr, sizeof(*addr), (const void *)(ai.ai_addr + 4))) {
 		*mapped = false;
@@ -119,7 +131,7 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 	struct name_key k = { .tgid = id >> 32 };
 	struct name_val v = {};
 	bool mapped = false;
-	int kind;
+	int kind, socktype = 0;
 
 	if (!p)
 		return 0;
@@ -131,8 +143,8 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 		__sync_fetch_and_add(&gai_calls_live, -1);
 	/* First pass: did the answer have IPv6 addresses? */
 	next = first;
-	for (int i = 0; i < GAI_ANSWERS_MAX; i++) {
-		kind = gai_entry(&next, &k.addr, &mapped);
+	for (int i = 0; i < GAI_SCAN_MAX; i++) {
+		kind = gai_entry(&next, &k.addr, &mapped, &socktype);
 		if (kind < 0)
 			break;
 		if (kind == 2) {
@@ -152,8 +164,9 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 	/* Second: each IPv4 address, with the name (an address given once per socket type is
 	 * written again, the same). */
 	next = first;
+	socktype = 0;
 	for (int i = 0; i < GAI_ANSWERS_MAX; i++) {
-		kind = gai_entry(&next, &k.addr, &mapped);
+		kind = gai_entry(&next, &k.addr, &mapped, &socktype);
 		if (kind < 0)
 			break;
 		if (kind != 1)

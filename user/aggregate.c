@@ -189,6 +189,8 @@ int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstra
 					   st->counts[kind][DSTRACE_PROTO_UDP];
 		o->failed += st->failed;
 		o->peers += st->peers;
+		if (st->peers_partial && !o->peers_partial)
+			t->peers_partial++;
 		o->peers_partial |= st->peers_partial != 0;
 		o->bytes += st->bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP] +
 			    st->bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP];

@@ -63,7 +63,9 @@ static const struct prog_ref socket_progs[] = {
 /* The resolver (bpf/resolver.bpf.h): uprobes on the C library's getaddrinfo(), attached by
  * attach_uprobe(); without them names are unknown, nothing else is lost. */
 static const struct prog_ref resolver_progs[] = {
-	PROG(rs_getaddrinfo), PROG(rs_getaddrinfo_ret),
+	/* the return probe first: a call that starts before the entry probe is attached then
+	 * has no entry left behind; without it, the entry probe is not attached */
+	PROG(rs_getaddrinfo_ret), PROG(rs_getaddrinfo),
 };
 
 /* Backend "fentry" (bpf/fentry.bpf.h). */
@@ -443,6 +445,8 @@ static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 	if (b->nlinks == MAX_LINKS)
 		return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
 	if (is_resolver_prog(b, prog)) {
+		if (b->resolver_blind[0])
+			return 0; /* the return probe failed: no entry probe without it */
 		link = attach_uprobe(b, prog);
 		if (link)
 			b->links[b->nlinks++] = link;

@@ -12,7 +12,8 @@
  *   pids          processes that did not fit the process table
  *   ports         accepted connections whose listener port was not kept
  *   peers         connections/datagrams of peers not kept (audit); processes whose peer count
- *                 is a lower bound, the kernel's table of pairs having been full (process table)
+ *                 is a lower bound: over 65536 peers, or the kernel's table of pairs full
+ *                 (process table)
  * A new cause is one more X() here; every list follows.
  */
 #ifndef DSTRACE_DROPS_H

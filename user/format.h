@@ -14,7 +14,7 @@
 #include "dstrace.h"
 #include "aggregate.h"
 
-#define DSTRACE_LINE_MAX 1024
+#define DSTRACE_LINE_MAX 2048
 
 const char *dstrace_event_name(unsigned int kind);
 const char *dstrace_proto_name(unsigned int proto);

@@ -354,7 +354,8 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	if (!p)
 		return;
 	p->changed = true;
-	if (e->name_flags & DSTRACE_NAME_KNOWN)
+	/* glibc's sorting connects are no traffic to the name (they carry none anyway) */
+	if ((e->name_flags & DSTRACE_NAME_KNOWN) && !(e->flags & DSTRACE_F_BY_RESOLVER))
 		add_name(p, e);
 	if (e->flags & DSTRACE_F_FALLBACK)
 		p->fallbacks++;

@@ -183,8 +183,9 @@ static void print_warnings(struct run *r, const struct run_stats *stats)
 				"is not: raise --ringbuf-kb\n",
 			(unsigned long long)stats->lost);
 	if (r->procs.peers_partial)
-		fprintf(stderr, "dstrace: warning: the kernel's table of (process, peer) pairs was "
-				"full: PEERS is a lower bound for %u process(es)\n",
+		fprintf(stderr, "dstrace: warning: PEERS is a lower bound for %u process(es): "
+				"more than 65536 distinct peers each, or the kernel's table of "
+				"(process, peer) pairs full\n",
 			r->procs.peers_partial);
 	if (stats->drops.stash_full)
 		fprintf(stderr, "dstrace: warning: %llu connect() calls not followed (too many in "

@@ -226,7 +226,8 @@ static int parse_name(const json_t *m, struct report_name *n, char *why)
 	const char *name, *answer, *by;
 
 	NEED(json_is_object(m), "names");
-	NEED(get_str(m, "name", DSTRACE_NAME_LEN - 1, &name) && name[0], "names.name");
+	/* bytes the writer escaped as \u00XX decode to two: up to twice the name's bytes */
+	NEED(get_str(m, "name", 2 * (DSTRACE_NAME_LEN - 1), &name) && name[0], "names.name");
 	NEED(get_str(m, "answer", 6, &answer) &&
 		     (!strcmp(answer, "a-only") || !strcmp(answer, "a+aaaa")),
 	     "names.answer");
