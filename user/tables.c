@@ -193,6 +193,27 @@ static bool audit_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats
 	return audit__add_proc(h->audit, pid, st);
 }
 
+/* An LRU map's evictions: what was inserted and is neither there nor deleted by us. */
+static uint64_t evictions_of(uint64_t inserted, uint64_t present, uint64_t reclaimed)
+{
+	return inserted > present + reclaimed ? inserted - present - reclaimed : 0;
+}
+
+/* How many keys the map holds now. */
+static uint64_t map_keys(const struct bpf_map *map)
+{
+	int fd = bpf_map__fd(map);
+	uint64_t key[8], *prev = NULL, n = 0; /* keys of up to 64 bytes */
+
+	if (bpf_map__key_size(map) > sizeof(key))
+		return 0;
+	while (!bpf_map_get_next_key(fd, prev, key)) {
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
 int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct proc_table *t,
 			     uint64_t *evictions)
 {
@@ -224,45 +245,29 @@ int dstrace_backend__harvest(struct dstrace_backend *b, struct audit *a, struct 
 	}
 	free(dead_flows.keys);
 	/* every flow inserted is live, reclaimed by us, or evicted by the LRU */
-	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
-			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
-			     0;
+	*evictions = evictions_of(counters[DSTRACE_CNT_FLOW_NEW], live_flows, b->flows_reclaimed);
 	return 0;
 }
 
 int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *evictions)
 {
-	int flows_fd = bpf_map__fd(b->skel->maps.udp_flows);
-	struct dstrace_flow_key fkey, *fprev = NULL;
-	uint64_t counters[DSTRACE_CNT_MAX] = {}, live_flows = 0;
+	uint64_t counters[DSTRACE_CNT_MAX] = {};
 	int err = dstrace_backend__counters(b, counters);
 
 	if (err)
 		return err;
-	while (!bpf_map_get_next_key(flows_fd, fprev, &fkey)) {
-		fprev = &fkey;
-		live_flows++;
-	}
-	*evictions = counters[DSTRACE_CNT_FLOW_NEW] > live_flows + b->flows_reclaimed ?
-			     counters[DSTRACE_CNT_FLOW_NEW] - live_flows - b->flows_reclaimed :
-			     0;
+	*evictions = evictions_of(counters[DSTRACE_CNT_FLOW_NEW], map_keys(b->skel->maps.udp_flows),
+				  b->flows_reclaimed);
 	return 0;
 }
 
 int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *evictions)
 {
-	int fd = bpf_map__fd(b->skel->maps.resolved);
-	uint64_t counters[DSTRACE_CNT_MAX] = {}, present = 0;
-	uint8_t key[8], *prev = NULL; /* struct name_key: tgid, address */
+	uint64_t counters[DSTRACE_CNT_MAX] = {};
 	int err = dstrace_backend__counters(b, counters);
 
 	if (err)
 		return err;
-	while (!bpf_map_get_next_key(fd, prev, key)) {
-		prev = key;
-		present++;
-	}
-	*evictions = counters[DSTRACE_CNT_NAME_NEW] > present ?
-			     counters[DSTRACE_CNT_NAME_NEW] - present : 0;
+	*evictions = evictions_of(counters[DSTRACE_CNT_NAME_NEW], map_keys(b->skel->maps.resolved), 0);
 	return 0;
 }
