@@ -18,6 +18,8 @@ const volatile bool emit_events = true;
  * the cost of the hooks themselves can be told from dstrace's work. The verifier drops the
  * rest of each program. */
 const volatile bool floor_only = false;
+/* the tracepoint backend: connect(2)'s exit gives the immediate result (connect_stash) */
+const volatile bool connect_by_syscall = false;
 #define FLOOR_RETURN(ret)                                                                        \
 	do {                                                                                     \
 		if (floor_only)                                                                  \
@@ -103,17 +105,23 @@ struct {
 	__type(value, struct dstrace_flow_val);
 } udp_flows SEC(".maps");
 
-/* connect() through syscalls (tracepoint backend): the socket's fd from syscall entry, per
- * thread, until syscall exit gives the immediate result. Inserts that fail are counted. */
+/* connect() through syscalls (tracepoint backend): the socket of a mapped connect, left per
+ * thread by the cgroup connect hook (socket.bpf.h) for the syscall's exit, which gives the
+ * immediate result. No syscall entry hook: the cgroup hook runs inside connect(2), only for
+ * AF_INET6 sockets. A connect driven by io_uring or a kernel socket leaves an entry that no
+ * syscall exit takes: LRU, and the exit checks the socket's cookie, so a stale entry ages out
+ * and never decides another socket. Inserts that fail are counted. */
 struct connect_args {
-	__s32 fd;
-	/* set by the cgroup hook: a TCP connect it saw start, whose outcome the state change
-	 * reports; the syscall's exit then needs no socket for a result that is not final */
+	__u64 sk;     /* struct sock *, as the hook saw it */
+	__u64 cookie; /* its cookie then: a socket freed and reused since is not this one */
+	/* a TCP connect, whose outcome the state change reports; the syscall's exit then
+	 * needs no socket for a result that is not final */
 	__u32 tcp;
+	__u32 pad;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct connect_args);

@@ -711,8 +711,8 @@ static __always_inline void native_try_done(__u64 cookie, int err)
 		__sync_fetch_and_add(&native_tries_live, -1);
 }
 
-static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, __u32 daddr,
-						 __u16 dport)
+static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 protocol,
+						 __u32 daddr, __u16 dport)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct conn_pending c = {};
@@ -734,13 +734,14 @@ static __always_inline void handle_connect_start(__u64 cookie, __u16 protocol, _
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
 	}
-	/* The connect(2) in progress on this thread (tracepoint backend), if that is what
-	 * drives it: TCP, its outcome comes from the state change. */
-	if (c.proto == DSTRACE_PROTO_TCP) {
-		struct connect_args *call = bpf_map_lookup_elem(&connect_stash, &c.who.tid);
+	/* The tracepoint backend: the socket for connect(2)'s exit, if that is what drives it
+	 * (tp_exit_connect): the immediate result, where the state change gives none. */
+	if (connect_by_syscall) {
+		struct connect_args call = { .sk = sk, .cookie = cookie,
+					     .tcp = c.proto == DSTRACE_PROTO_TCP };
 
-		if (call)
-			call->tcp = 1;
+		if (bpf_map_update_elem(&connect_stash, &c.who.tid, &call, BPF_ANY))
+			counter_add(DSTRACE_CNT_STASH_FULL, 1);
 	}
 	/* The process's entry is made here, where its executable and cgroup are current. */
 	proc_entry_who(c.who.netns, c.who.tgid, &c.who, (__u64)task);

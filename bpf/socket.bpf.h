@@ -28,7 +28,8 @@ int sk_connect6(struct bpf_sock_addr *ctx)
 		}
 		return 1;
 	}
-	handle_connect_start(bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip6[3],
+	handle_connect_start((__u64)ctx->sk, bpf_get_socket_cookie(ctx), ctx->protocol,
+			     ctx->user_ip6[3],
 			     bpf_ntohs((__u16)ctx->user_port));
 	return 1;
 }
@@ -43,7 +44,7 @@ int sk_connect4(struct bpf_sock_addr *ctx)
 
 	if (!sk || sk->family != AF_INET6)
 		return 1;
-	handle_connect_start(bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip4,
+	handle_connect_start((__u64)sk, bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip4,
 			     bpf_ntohs((__u16)ctx->user_port));
 	return 1;
 }

@@ -2,7 +2,7 @@
 /*
  * Backend "tracepoint", for locked-down kernels without kprobes or fentry (Linux 6.3+:
  * it needs the sock:sock_{send,recv}_length tracepoints):
- *   connect  syscalls:sys_{enter,exit}_connect, socket found from the fd
+ *   connect  the socket layer's cgroup hook + syscalls:sys_exit_connect (immediate result)
  *   accept   syscalls:sys_exit_accept{,4}, socket found from the returned fd
  *   send     cgroup/sendmsg4 (mapped peer, AF_INET6 socket) + tp_btf/sock_send_length
  *   recv     cgroup/recvmsg6 (mapped source) + tp_btf/sock_recv_length; for reads without
@@ -17,39 +17,32 @@
 /* ---- path 1: connect (begins and usually ends in the socket layer, socket.bpf.h) ---- */
 
 /* The immediate result of connect(2): an error before any SYN (a v6-only socket, no IPv4
- * route) and every UDP result. The fd is kept from entry, for connects of AF_INET6 sockets
- * that have a pending mapped connect (checked at exit). */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	FLOOR_RETURN(0);
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args args = { .fd = (int)ctx->args[0] };
-	__u32 daddr;
-	__u16 dport;
-
-	/* Only connects to a mapped address (or one paged out, read by the kernel later). */
-	if (sockaddr_classify((const void *)ctx->args[1], (__u32)ctx->args[2], true, &daddr,
-			      &dport) == SA_OTHER)
-		return 0;
-	if (bpf_map_update_elem(&connect_stash, &tid, &args, BPF_ANY))
-		counter_add(DSTRACE_CNT_STASH_FULL, 1); /* this connect's result will not be seen */
-	return 0;
-}
-
+ * route) and every UDP result. The socket is the one the cgroup connect hook saw start a
+ * mapped connect on this thread (connect_stash); no entry hook: a connect that is not
+ * mapped costs one lookup here. */
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args *args = bpf_map_lookup_elem(&connect_stash, &tid);
+	struct connect_args *p = bpf_map_lookup_elem(&connect_stash, &tid), args;
+	struct sock *sk;
 
-	if (!args)
+	if (!p)
 		return 0;
-	/* a TCP connect the socket layer follows, not decided yet: nothing to read here */
-	if (!args->tcp || connect_ret_final(true, (int)ctx->ret))
-		handle_connect_call(sk_from_fd(args->fd), (int)ctx->ret);
+	args = *p;
 	bpf_map_delete_elem(&connect_stash, &tid);
+	/* a TCP connect the socket layer follows, not decided yet: nothing to read here */
+	if (args.tcp && !connect_ret_final(true, (int)ctx->ret))
+		return 0;
+	sk = (struct sock *)args.sk;
+	/* An entry left by a connect that no syscall drove (io_uring) is not this call's: its
+	 * socket may be gone (another cookie), or still connecting (a TCP immediate failure
+	 * leaves the socket closed; one in flight is in SYN_SENT). */
+	if (sk_cookie(sk) != args.cookie ||
+	    (args.tcp && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE))
+		return 0;
+	handle_connect_call(sk, (int)ctx->ret);
 	return 0;
 }
 

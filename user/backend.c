@@ -88,7 +88,6 @@ static const struct prog_ref kprobe_progs[] = {
 
 /* Backend "tracepoint" (bpf/tracepoint.bpf.h). */
 static const struct prog_ref tracepoint_progs[] = {
-	PROG(tp_enter_connect),
 	PROG(tp_exit_connect),
 	PROG(tp_exit_accept),
 	PROG(tp_exit_accept4),
@@ -321,6 +320,7 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_events = env->events;
 	skel->rodata->filter_protos = env->protos;
 	skel->rodata->floor_only = env->floor;
+	skel->rodata->connect_by_syscall = b->kind == DSTRACE_BACKEND_TRACEPOINT;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
 	/* a quarter of the ring: a burst still wakes the reader well before it fills */

@@ -121,6 +121,17 @@ expect_events "io_uring UDP connect: events" "$CPID" "$(ev_json event=connect pr
 	pid="$CPID" comm=sockpaths raddr=127.0.0.1 rport=5355 lport='~number' ret=0)"
 expect_proc "io_uring UDP connect: process" "$CPID" "$(proc_counts 1 0 0 0 0 1 0)"
 
+# An io_uring connect still in flight while the same thread's own connect(2) of another
+# socket fails at once (a native IPv6 address without a route): that result is not the
+# io_uring connect's, which times out later.
+case_run "io_uring connect in flight, connect(2) meanwhile" ETIMEDOUT \
+	"$SP" uring-connect ::ffff:198.51.100.2 82 meanwhile 2001:db8::9
+check_eq "io_uring connect in flight: the other connect's result" ENETUNREACH \
+	"$(kv "$LINE" meanwhile)"
+one_connect "io_uring connect in flight, connect(2) meanwhile" "$CPID" tcp -110 ETIMEDOUT \
+	198.51.100.2 82
+expect_proc "io_uring connect in flight: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
+
 # io_uring accept: a server accepting 2 IPv4 clients through io_uring only.
 srv_base=$(fbase "io_uring accept server")
 bg_start UPID lo "$srv_base" "$SP" uring-accept 8090 2

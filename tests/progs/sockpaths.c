@@ -14,6 +14,8 @@
  *   sockpaths mptcp ADDR PORT BYTES        IPPROTO_MPTCP connect, send BYTES
  *   sockpaths udplite ADDR PORT N SIZE     N UDP-Lite datagrams of SIZE bytes
  *   sockpaths uring-connect ADDR PORT [udp] connect through io_uring (a TCP socket, or UDP)
+ *   sockpaths uring-connect ADDR PORT meanwhile ADDR2
+ *                                          the same, connect(2)ing ADDR2 port 80 meanwhile
  *   sockpaths uring-accept PORT N          accept N clients through io_uring on [::]:PORT
  *   sockpaths accept-hold PORT             accept one client on [::]:PORT, read until it
  *                                          closes (no time limit), print the bytes read
@@ -228,7 +230,9 @@ static int uring_wait(struct io_uring *ring)
 	return res;
 }
 
-static int uring_connect(struct sockaddr_in6 *sa, const char *udp)
+/* With meanwhile: while the io_uring connect is in flight, the same thread connect()s
+ * another AF_INET6 TCP socket to that address (printed as meanwhile=RESULT). */
+static int uring_connect(struct sockaddr_in6 *sa, const char *udp, const char *meanwhile)
 {
 	struct io_uring ring;
 	int fd = sock6(udp ? SOCK_DGRAM : SOCK_STREAM, 0), res;
@@ -236,6 +240,16 @@ static int uring_connect(struct sockaddr_in6 *sa, const char *udp)
 	if (io_uring_queue_init(4, &ring, 0))
 		return result(ENOSYS);
 	io_uring_prep_connect(io_uring_get_sqe(&ring), fd, (struct sockaddr *)sa, sizeof(*sa));
+	if (meanwhile) {
+		struct sockaddr_in6 other = addr6(meanwhile, "80");
+		int ofd = sock6(SOCK_STREAM, 0);
+
+		if (io_uring_submit(&ring) < 0)
+			return result(EIO);
+		res = connect(ofd, (struct sockaddr *)&other, sizeof(other)) ? errno : 0;
+		printf("meanwhile=%s ", res ? errname(res) : "ok");
+		close(ofd);
+	}
 	res = uring_wait(&ring);
 	io_uring_queue_exit(&ring);
 	close(fd);
@@ -522,9 +536,11 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "udplite") && argc == 6)
 		return udplite(&sa, argv[4], argv[5]);
 	if (!strcmp(m, "uring-connect") && argc == 4)
-		return uring_connect(&sa, NULL);
+		return uring_connect(&sa, NULL, NULL);
 	if (!strcmp(m, "uring-connect") && argc == 5 && !strcmp(argv[4], "udp"))
-		return uring_connect(&sa, argv[4]);
+		return uring_connect(&sa, argv[4], NULL);
+	if (!strcmp(m, "uring-connect") && argc == 6 && !strcmp(argv[4], "meanwhile"))
+		return uring_connect(&sa, NULL, argv[5]);
 	if (!strcmp(m, "bind") && argc == 5)
 		return bind6(&sa, argv[4]);
 	if (!strcmp(m, "udp-errqueue") && argc == 4)
