@@ -78,7 +78,7 @@ SEC("fentry/skb_consume_udp")
 int BPF_PROG(fx_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
 {
 	FLOOR_RETURN(0);
-	udp6_skb_consumed(sk, skb);
+	udp6_skb_consumed(sk, skb, true);
 	return 0;
 }
 
@@ -95,7 +95,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
-	mapped = udp6_recv_peer(sk, msg, &raddr, &rport);
+	mapped = udp6_recv_peer(sk, msg, &raddr, &rport, true);
 	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, true);
 	return 0;
 }

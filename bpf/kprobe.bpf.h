@@ -148,12 +148,19 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 	return 0;
 }
 
-/* udpv6_recvmsg(sk, msg, len, flags, addr_len) since 5.19. */
+/* The caller's MSG_ flags of udpv6_recvmsg() and tcp_recvmsg(): (sk, msg, len, flags,
+ * addr_len) since 5.19, (sk, msg, len, noblock, flags, addr_len) before. */
+static __always_inline int recvmsg_flags(struct pt_regs *ctx, int flags)
+{
+	return recvmsg_noblock ? (int)PT_REGS_PARM5(ctx) : flags;
+}
+
 SEC("kprobe/udpv6_recvmsg")
 int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk, .msg = (__u64)msg, .flags = flags };
+	struct kcall call = { .sk = (__u64)sk, .msg = (__u64)msg,
+			      .flags = recvmsg_flags(ctx, flags) };
 	__u8 proto;
 
 	if (sk_is_udp6(sk, &proto))
@@ -166,7 +173,7 @@ SEC("kprobe/skb_consume_udp")
 int BPF_KPROBE(kp_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
 {
 	FLOOR_RETURN(0);
-	udp6_skb_consumed(sk, skb);
+	udp6_skb_consumed(sk, skb, false);
 	return 0;
 }
 
@@ -187,7 +194,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
-	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport);
+	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport, false);
 	handle_udp_recv(sk, proto, call.flags, ret, mapped, raddr, rport, false);
 	return 0;
 }
@@ -213,12 +220,11 @@ int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
 	return 0;
 }
 
-/* tcp_recvmsg(sk, msg, len, flags, addr_len) since 5.19. */
 SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(kp_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk, .flags = flags };
+	struct kcall call = { .sk = (__u64)sk, .flags = recvmsg_flags(ctx, flags) };
 
 	kcall_save(KCALL_TCP_RECV, &call);
 	return 0;

@@ -20,6 +20,9 @@ const volatile bool emit_events = true;
 const volatile bool floor_only = false;
 /* the tracepoint backend: connect(2)'s exit gives the immediate result (connect_stash) */
 const volatile bool connect_by_syscall = false;
+/* the kprobe backend before Linux 5.19: udpv6_recvmsg() and tcp_recvmsg() take
+ * (sk, msg, len, noblock, flags, addr_len), flags one argument later */
+const volatile bool recvmsg_noblock = false;
 #define FLOOR_RETURN(ret)                                                                        \
 	do {                                                                                     \
 		if (floor_only)                                                                  \

@@ -109,11 +109,15 @@ static __always_inline void ident_current(struct task_ident *who, __u32 netns)
 	bpf_get_current_comm(who->comm, sizeof(who->comm));
 }
 
-/* The executable's path into st->exe_parts, last component first, crossing mount points
- * up to the root the task sees: a bounded d_path() (once per process). A global function:
- * the verifier checks it once, not in every program that creates a process entry. */
-__noinline int read_exe_path(struct dstrace_proc_stats *st, __u64 exe_file)
+/* The executable's path into the new process entry being built (proc_scratch), last
+ * component first, crossing mount points up to the root the task sees: a bounded d_path()
+ * (once per process). A global function: the verifier checks it once, not in every program
+ * that creates a process entry; its arguments are scalars (before Linux 5.12 a global
+ * function takes no pointer to a map value), so it finds the entry itself. */
+__noinline int read_exe_path(__u64 exe_file)
 {
+	__u32 zero = 0;
+	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_scratch, &zero);
 	struct file *exe = (struct file *)exe_file;
 	struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
@@ -193,7 +197,7 @@ proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task
 	init->netns = netns;
 	init->first_ns = bpf_ktime_get_boot_ns();
 	init->start_ns = start_ns;
-	read_exe_path(init, (__u64)BPF_CORE_READ((struct task_struct *)task, mm, exe_file));
+	read_exe_path((__u64)BPF_CORE_READ((struct task_struct *)task, mm, exe_file));
 	if (bpf_map_update_elem(&proc_stats, &tgid, init, BPF_NOEXIST) &&
 	    !bpf_map_lookup_elem(&proc_stats, &tgid)) {
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);
@@ -457,6 +461,8 @@ static __always_inline bool sk_is_v6only(struct sock *sk)
  * same call: per thread and direction (key: tid << 1 | received), so threads sharing a socket
  * never overwrite each other's, and checked against the socket's cookie. The thread's slot
  * in dgram_slots when it is free or already the thread's, else the LRU hash (maps.bpf.h).
+ * slots: a constant, false in kprobe programs: they also run on kernels before 5.12, whose
+ * verifier refuses a compare-and-exchange anywhere in a program; they use the hash only.
  */
 static __always_inline __u32 dgram_handoff_key(bool received)
 {
@@ -471,7 +477,7 @@ static __always_inline struct dgram_slot *dgram_slot_of(__u32 key)
 }
 
 static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool mapped,
-					      __u32 addr, __u16 port)
+					      __u32 addr, __u16 port, bool slots)
 {
 	__u32 key = dgram_handoff_key(received), tag = key + 1;
 	struct dgram_slot *slot = dgram_slot_of(key);
@@ -483,7 +489,8 @@ static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool 
 	};
 	__u64 hkey = key;
 
-	if (slot && (slot->tag == tag || __sync_val_compare_and_swap(&slot->tag, 0, tag) == 0)) {
+	if (slots && slot &&
+	    (slot->tag == tag || __sync_val_compare_and_swap(&slot->tag, 0, tag) == 0)) {
 		slot->peer = peer;
 		return;
 	}
@@ -493,7 +500,7 @@ static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool 
 
 /* This thread's datagram peer on sk, taken out of its slot or the hash (btf: SK_READ). */
 static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
-					       struct dgram_peer *out, bool btf)
+					       struct dgram_peer *out, bool btf, bool slots)
 {
 	__u32 key = dgram_handoff_key(received), tag = key + 1;
 	struct dgram_slot *slot = dgram_slot_of(key);
@@ -501,7 +508,7 @@ static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
 	__u64 hkey = key;
 
 	__builtin_memset(out, 0, sizeof(*out));
-	if (slot && slot->tag == tag) {
+	if (slots && slot && slot->tag == tag) {
 		*out = slot->peer;
 		__sync_lock_test_and_set(&slot->tag, 0); /* release, after the reads */
 		return out->cookie == sk_cookie_as(sk, btf);
@@ -1203,7 +1210,7 @@ static __always_inline bool udp6_msg_peer(struct sock *sk, struct msghdr *msg, b
  * udpv6_recvmsg() gives it to a caller that asks (the IPv4 and UDP headers of an IPv4
  * datagram), is handed to the return of udpv6_recvmsg(): that is how a read without an
  * address (recv(), read()) on an unconnected socket learns its peer. */
-static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *skb)
+static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *skb, bool slots)
 {
 	bool v4 = BPF_CORE_READ(skb, protocol) == bpf_htons(ETH_P_IP);
 	__u32 addr = 0;
@@ -1220,17 +1227,17 @@ static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *s
 		addr = BPF_CORE_READ(iph, saddr);
 		port = bpf_ntohs(BPF_CORE_READ(uh, source));
 	}
-	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port);
+	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port, slots);
 }
 
 /* The IPv4 peer of the datagram udpv6_recvmsg() returned: its source handed over by
- * skb_consume_udp(), else msg_name or the connected peer. */
+ * skb_consume_udp(), else msg_name or the connected peer (slots: dgram_handoff_set). */
 static __always_inline bool udp6_recv_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
-					   __u16 *port)
+					   __u16 *port, bool slots)
 {
 	struct dgram_peer peer;
 
-	if (dgram_handoff_take(sk, true, &peer, false)) {
+	if (dgram_handoff_take(sk, true, &peer, false, slots)) {
 		*addr = peer.addr;
 		*port = peer.port;
 		return peer.mapped;

@@ -99,7 +99,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 static __always_inline void dgram_handoff_put(struct bpf_sock_addr *ctx, bool received,
 					      bool mapped, __u32 addr, __u16 port)
 {
-	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port);
+	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port, true);
 }
 
 static __always_inline bool bpf_sock_is_udp6(struct bpf_sock *sk)
@@ -247,7 +247,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	/* The peer: from the sendmsg4 hook (an address was given), the connected peer, or for
 	 * a v6-only failure the syscall's arguments; a corked continuation is resolved by
 	 * udp_send_done. */
-	if (dgram_handoff_take(sk, false, &peer, true)) {
+	if (dgram_handoff_take(sk, false, &peer, true, true)) {
 		have_peer = peer.mapped;
 		raddr = peer.addr;
 		rport = peer.port;
@@ -468,7 +468,7 @@ static __always_inline bool dgram_recv_source(struct sock *sk, int ret, int flag
 
 	if (!recv_dequeues(flags))
 		return false;
-	have_peer = dgram_handoff_take(sk, true, &peer, true);
+	have_peer = dgram_handoff_take(sk, true, &peer, true, true);
 	if (ret < 0)
 		return false;
 	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)

@@ -199,7 +199,11 @@ out:
 }
 
 /* The fentry and kprobe backends read kernel functions' arguments by position: a kernel
- * whose signatures differ would load and count wrong, so it is refused. */
+ * whose signatures differ would load and count wrong, so it is refused. The kprobe backend
+ * reads registers, so it also takes the recvmsg functions of kernels before 5.19, which
+ * had a noblock argument before flags (b->recvmsg_noblock); an fexit program's arguments are
+ * typed by the kernel's BTF, and the fentry backend needs socket storage in tracing
+ * programs (5.11+) anyway, so it takes 5.19's only. */
 static int check_signatures(struct dstrace_backend *b)
 {
 	static const struct {
@@ -207,23 +211,38 @@ static int check_signatures(struct dstrace_backend *b)
 		unsigned int idx;
 		const char *arg;
 		const char *since;
+		bool recvmsg; /* with noblock at idx and flags after it: before 5.19 */
 	} sig[] = {
-		{ "udpv6_recvmsg", 3, "flags", "udpv6_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+" },
-		{ "tcp_recvmsg", 3, "flags", "tcp_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+" },
-		{ "udpv6_sendmsg", 2, "len", "udpv6_sendmsg(sk, msg, len)" },
-		{ "tcp_v6_connect", 0, "sk", "tcp_v6_connect(sk, uaddr, addr_len)" },
+		{ "udpv6_recvmsg", 3, "flags", "udpv6_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+", true },
+		{ "tcp_recvmsg", 3, "flags", "tcp_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+", true },
+		{ "udpv6_sendmsg", 2, "len", "udpv6_sendmsg(sk, msg, len)", false },
+		{ "tcp_v6_connect", 0, "sk", "tcp_v6_connect(sk, uaddr, addr_len)", false },
 	};
+	int old = 0, recvmsgs = 0;
 
 	for (size_t i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
 		int r = vmlinux_func_arg_is(sig[i].fn, sig[i].idx, sig[i].arg);
 
 		if (r == -ENOENT)
 			return fail(b, -EOPNOTSUPP, "this kernel has no %s() in its BTF", sig[i].fn);
+		if (!r && sig[i].recvmsg && b->kind == DSTRACE_BACKEND_KPROBE &&
+		    vmlinux_func_arg_is(sig[i].fn, sig[i].idx + 1, "flags") == 1) {
+			old++;
+			recvmsgs++;
+			continue;
+		}
+		recvmsgs += sig[i].recvmsg;
 		if (!r)
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel's %s() has other arguments than dstrace reads (%s)",
 				    sig[i].fn, sig[i].since);
 	}
+	/* both old or both new: one switch serves both */
+	if (old && old != recvmsgs)
+		return fail(b, -EOPNOTSUPP,
+			    "this kernel's udpv6_recvmsg() and tcp_recvmsg() differ in their "
+			    "arguments (one has noblock, one not)");
+	b->recvmsg_noblock = old > 0;
 	return 0;
 }
 
@@ -308,6 +327,27 @@ static int check_lists(struct dstrace_backend *b)
 	return 0;
 }
 
+/* Before Linux 6.1 (no BPF memory allocator) a tracing program that uses a hash map
+ * allocated as used makes the kernel warn (a WARN_ONCE in the log, the kernel tainted):
+ * there the maps that would be are preallocated instead (proc_peers about 19 MiB, existing_seen
+ * 4 MiB of kernel memory). */
+static int preallocate_on_old_kernels(struct dstrace_backend *b)
+{
+	struct bpf_map *maps[] = { b->skel->maps.proc_peers, b->skel->maps.existing_seen };
+
+	if (vmlinux_has_type("bpf_mem_alloc", BTF_KIND_STRUCT))
+		return 0;
+	for (size_t i = 0; i < NELEM(maps); i++) {
+		int err = bpf_map__set_map_flags(maps[i], bpf_map__map_flags(maps[i]) &
+								  ~BPF_F_NO_PREALLOC);
+
+		if (err)
+			return fail(b, err, "cannot preallocate map %s: %s",
+				    bpf_map__name(maps[i]), strerror(-err));
+	}
+	return 0;
+}
+
 static int configure(struct dstrace_backend *b, const struct env *env)
 {
 	struct dstrace *skel = b->skel;
@@ -321,6 +361,7 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_protos = env->protos;
 	skel->rodata->floor_only = env->floor;
 	skel->rodata->connect_by_syscall = b->kind == DSTRACE_BACKEND_TRACEPOINT;
+	skel->rodata->recvmsg_noblock = b->recvmsg_noblock;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
 	/* a quarter of the ring: a burst still wakes the reader well before it fills */
@@ -330,6 +371,9 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	if (err)
 		return fail(b, err, "cannot size the ring buffer: %s", strerror(-err));
 
+	err = preallocate_on_old_kernels(b);
+	if (err)
+		return err;
 	err = check_lists(b);
 	if (err)
 		return err;
@@ -547,6 +591,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->why[0] = '\0';
 	b->resolver_blind[0] = '\0';
 	b->resolver_lib = env->resolver_lib;
+	b->recvmsg_noblock = false;
 	err = precheck(b);
 	if (err)
 		return err;

@@ -22,6 +22,7 @@ struct dstrace_backend {
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
 	const char *resolver_lib; /* --resolver-lib, or NULL: the C library dstrace runs with */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
+	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
 };
 
 #endif /* DSTRACE_BACKEND_INTERNAL_H */
