@@ -75,6 +75,12 @@ for k in "${kernels[@]}"; do
 		echo "FAIL kernel $k: the guest did not finish cleanly (exit $rc): see $log"
 		failed=$((failed + 1))
 	fi
+	# a kernel WARNING or oops while dstrace ran (a verifier WARN_ONCE, say) taints the kernel:
+	# a failure of dstrace, whatever the suites said
+	if grep -q '^run-in-vm: warning: kernel oops/warning' "$log"; then
+		echo "FAIL kernel $k: the kernel warned (oops or WARNING in its console): see $log"
+		failed=$((failed + 1))
+	fi
 	grep '^RESULT ' "$log" >>"$results"
 done
 
