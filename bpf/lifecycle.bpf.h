@@ -54,14 +54,18 @@ static __always_inline void proc_end(__u32 how)
 		bpf_map_delete_elem(&proc_stats, &tgid);
 }
 
-/* Every task's exit; only the process's end matters: the last thread of the group (live
- * dropped to 0 in do_exit() before this), whichever thread that is. A thread's exit, or the
- * group leader's while other threads run, leaves the entry open. */
+/* Every task's exit. For the process's entry only the process's end matters: the last thread
+ * of the group (live dropped to 0 in do_exit() before this), whichever thread that is. A
+ * thread's exit, or the group leader's while other threads run, leaves the entry open. */
 SEC("raw_tp/sched_process_exit")
 int lc_process_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
+	/* a connect this thread started without a syscall (io_uring) left its socket behind */
+	if (connect_by_syscall)
+		bpf_map_delete_elem(&connect_stash, &tid);
 	if (BPF_CORE_READ(task, signal, live.counter) == 0)
 		proc_end(DSTRACE_END_EXIT);
 	return 0;
