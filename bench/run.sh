@@ -635,16 +635,16 @@ for workload in "${workloads[@]}"; do
 	nf=$(ns_op "${m_ops[$workload:floor]}")
 	for config in stream aggregate; do
 		nc=$(ns_op "${m_ops[$workload:$config]}")
-		read -r hooks work times < <(awk -v a="$n0" -v f="$nf" -v c="$nc" 'BEGIN {
+		read -r hooks work_ns times < <(awk -v a="$n0" -v f="$nf" -v c="$nc" 'BEGIN {
 			if (a == "null" || f == "null" || c == "null") { print "null null null"; exit }
 			h = f - a; w = c - f
 			printf "%.0f %.0f %s\n", h, w, (h > 0 ? sprintf("%.2f", w / h) : "null") }')
 		# shellcheck disable=SC2059
 		printf "$row" "$workload" "$config" "$(fmt %s "$nc")" "$(fmt %s "$hooks")" \
-			"$(fmt %s "$work")" "$(fmt %s "$times")"
+			"$(fmt %s "$work_ns")" "$(fmt %s "$times")"
 		json_floor+=("$(printf '{"workload":"%s","config":"%s","ns_per_op":%s,' "$workload" \
 			"$config" "$nc"
-		printf '"hooks_ns":%s,"work_ns":%s,"work_per_hooks":%s}' "$hooks" "$work" "$times")")
+		printf '"hooks_ns":%s,"work_ns":%s,"work_per_hooks":%s}' "$hooks" "$work_ns" "$times")")
 	done
 done
 

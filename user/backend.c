@@ -162,40 +162,52 @@ static int fail(struct dstrace_backend *b, int err, const char *fmt, ...)
 	return err;
 }
 
-static bool vmlinux_has_type(const char *name, __u32 kind)
+/* The kernel's BTF while a backend is tried: parsed once (several megabytes, tens of ms),
+ * freed before the BPF object is loaded (libbpf reads its own copy), so it never adds to
+ * dstrace's peak memory. NULL: the kernel has none. */
+static const struct btf *kernel_btf(struct dstrace_backend *b)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
-	bool found;
+	if (!b->btf_tried) {
+		b->btf_tried = true;
+		b->btf = btf__load_vmlinux_btf();
+	}
+	return b->btf;
+}
+
+static void kernel_btf_release(struct dstrace_backend *b)
+{
+	btf__free(b->btf);
+	b->btf = NULL;
+	b->btf_tried = false;
+}
+
+static bool vmlinux_has_type(struct dstrace_backend *b, const char *name, __u32 kind)
+{
+	const struct btf *btf = kernel_btf(b);
 
 	if (!btf)
 		return true; /* cannot tell: let the load decide */
-	found = btf__find_by_name_kind(btf, name, kind) >= 0;
-	btf__free(btf);
-	return found;
+	return btf__find_by_name_kind(btf, name, kind) >= 0;
 }
 
 /* Is argument idx (from 0) of the kernel function fn called name? -ENOENT: fn is not in BTF;
  * 1 yes, 0 no; also 1 when the kernel has no BTF to tell (the load decides). */
-static int vmlinux_func_arg_is(const char *fn, unsigned int idx, const char *name)
+static int vmlinux_func_arg_is(struct dstrace_backend *b, const char *fn, unsigned int idx,
+			       const char *name)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf *btf = kernel_btf(b);
 	const struct btf_type *t;
 	const struct btf_param *params;
-	int id, ret = 0;
+	int id;
 
 	if (!btf)
 		return 1;
 	id = btf__find_by_name_kind(btf, fn, BTF_KIND_FUNC);
-	if (id < 0) {
-		ret = -ENOENT;
-		goto out;
-	}
+	if (id < 0)
+		return -ENOENT;
 	t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type); /* FUNC_PROTO */
 	params = btf_params(t);
-	ret = idx < btf_vlen(t) && !strcmp(btf__name_by_offset(btf, params[idx].name_off), name);
-out:
-	btf__free(btf);
-	return ret;
+	return idx < btf_vlen(t) && !strcmp(btf__name_by_offset(btf, params[idx].name_off), name);
 }
 
 /* The fentry and kprobe backends read kernel functions' arguments by position: a kernel
@@ -221,12 +233,12 @@ static int check_signatures(struct dstrace_backend *b)
 	int old = 0, recvmsgs = 0;
 
 	for (size_t i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
-		int r = vmlinux_func_arg_is(sig[i].fn, sig[i].idx, sig[i].arg);
+		int r = vmlinux_func_arg_is(b, sig[i].fn, sig[i].idx, sig[i].arg);
 
 		if (r == -ENOENT)
 			return fail(b, -EOPNOTSUPP, "this kernel has no %s() in its BTF", sig[i].fn);
 		if (!r && sig[i].recvmsg && b->kind == DSTRACE_BACKEND_KPROBE &&
-		    vmlinux_func_arg_is(sig[i].fn, sig[i].idx + 1, "flags") == 1) {
+		    vmlinux_func_arg_is(b, sig[i].fn, sig[i].idx + 1, "flags") == 1) {
 			old++;
 			recvmsgs++;
 			continue;
@@ -271,7 +283,7 @@ static int precheck(struct dstrace_backend *b)
 		    access("/sys/kernel/debug/tracing/events/syscalls/sys_enter_connect", F_OK))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
-		if (!vmlinux_has_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
+		if (!vmlinux_has_type(b, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no sock:sock_send_length tracepoint (Linux 6.3+)");
 		return 0;
@@ -335,7 +347,7 @@ static int preallocate_on_old_kernels(struct dstrace_backend *b)
 {
 	struct bpf_map *maps[] = { b->skel->maps.proc_peers, b->skel->maps.existing_seen };
 
-	if (vmlinux_has_type("bpf_mem_alloc", BTF_KIND_STRUCT))
+	if (vmlinux_has_type(b, "bpf_mem_alloc", BTF_KIND_STRUCT))
 		return 0;
 	for (size_t i = 0; i < NELEM(maps); i++) {
 		int err = bpf_map__set_map_flags(maps[i], bpf_map__map_flags(maps[i]) &
@@ -593,14 +605,17 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->resolver_lib = env->resolver_lib;
 	b->recvmsg_noblock = false;
 	err = precheck(b);
-	if (err)
+	if (err) {
+		kernel_btf_release(b);
 		return err;
+	}
 	b->skel = dstrace__open();
 	if (!b->skel) {
 		err = fail(b, -errno, "failed to open the BPF object: %s", strerror(errno));
 		goto out;
 	}
 	err = configure(b, env);
+	kernel_btf_release(b); /* before the load: libbpf reads its own */
 	if (err)
 		goto out;
 	err = dstrace__load(b->skel);
@@ -621,6 +636,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 		fprintf(stderr, "dstrace: warning: on this architecture a send on a v6-only socket "
 				"to a mapped address fails unseen (no syscall table for it)\n");
 out:
+	kernel_btf_release(b);
 	if (err)
 		backend_detach(b);
 	return err;

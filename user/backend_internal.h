@@ -23,6 +23,8 @@ struct dstrace_backend {
 	const char *resolver_lib; /* --resolver-lib, or NULL: the C library dstrace runs with */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
+	struct btf *btf;      /* the kernel's BTF while the backend is tried (backend.c) */
+	bool btf_tried;
 };
 
 #endif /* DSTRACE_BACKEND_INTERNAL_H */
