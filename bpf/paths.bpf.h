@@ -524,51 +524,37 @@ static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
 	return out->cookie == sk_cookie_as(sk, btf);
 }
 
-enum sockaddr_verdict {
-	SA_OTHER = 0, /* native IPv6, another family, too short */
-	SA_V4 = 1,    /* leads an AF_INET6 socket to IPv4 */
-	SA_UNREADABLE = 2,
-};
-
 static __always_inline long read_mem(void *dst, __u32 size, const void *src, bool user)
 {
 	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
 }
 
 /* Does this sockaddr take an AF_INET6 socket to IPv4? ::ffff:a.b.c.d does, and so does a
- * plain sockaddr_in, which udpv6_sendmsg and ip6_datagram_connect also accept.
- * user: the address is still in user memory (syscall tracepoints). */
-static __always_inline int sockaddr_classify(const void *uaddr, __u32 addrlen, bool user,
-					     __u32 *addr, __u16 *port)
+ * plain sockaddr_in, which udpv6_sendmsg and ip6_datagram_connect also accept. An address
+ * that cannot be read does not. user: the address is still in user memory (syscall
+ * tracepoints). */
+static __always_inline bool sockaddr_v4(const void *uaddr, __u32 addrlen, bool user, __u32 *addr,
+					__u16 *port)
 {
 	struct sockaddr_in6 sa = {};
 
-	if (!uaddr || addrlen < sizeof(struct sockaddr_in))
-		return SA_OTHER;
-	if (read_mem(&sa, sizeof(struct sockaddr_in), uaddr, user))
-		return SA_UNREADABLE;
+	if (!uaddr || addrlen < sizeof(struct sockaddr_in) ||
+	    read_mem(&sa, sizeof(struct sockaddr_in), uaddr, user))
+		return false;
 	if (sa.sin6_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
 
 		*addr = sin->sin_addr.s_addr;
 		*port = bpf_ntohs(sin->sin_port);
-		return SA_V4;
+		return true;
 	}
-	if (sa.sin6_family != AF_INET6 || addrlen < sizeof(struct sockaddr_in6))
-		return SA_OTHER;
-	if (read_mem(&sa, sizeof(sa), uaddr, user))
-		return SA_UNREADABLE;
-	if (!in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
-		return SA_OTHER;
+	if (sa.sin6_family != AF_INET6 || addrlen < sizeof(struct sockaddr_in6) ||
+	    read_mem(&sa, sizeof(sa), uaddr, user) ||
+	    !in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
+		return false;
 	*addr = sa.sin6_addr.in6_u.u6_addr32[3];
 	*port = bpf_ntohs(sa.sin6_port);
-	return SA_V4;
-}
-
-static __always_inline bool sockaddr_v4(const void *uaddr, __u32 addrlen, bool user, __u32 *addr,
-					__u16 *port)
-{
-	return sockaddr_classify(uaddr, addrlen, user, addr, port) == SA_V4;
+	return true;
 }
 
 #define S_IFMT 00170000

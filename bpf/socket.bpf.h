@@ -29,8 +29,7 @@ int sk_connect6(struct bpf_sock_addr *ctx)
 		return 1;
 	}
 	handle_connect_start((__u64)ctx->sk, bpf_get_socket_cookie(ctx), ctx->protocol,
-			     ctx->user_ip6[3],
-			     bpf_ntohs((__u16)ctx->user_port));
+			     ctx->user_ip6[3], bpf_ntohs((__u16)ctx->user_port));
 	return 1;
 }
 
