@@ -12,6 +12,16 @@
  *   udp  a sender thread: sendto([::ffff:127.0.0.1]:PORT) of SIZE bytes; a receiver thread:
  *        recvfrom on [::]:PORT (IPV6_V6ONLY=0), asking for the source address. One op = one
  *        datagram sent; the datagrams received are counted too.
+ *   dns  a DNS-like server on [::]:PORT (IPV6_V6ONLY=0, AF_INET6 UDP): recvfrom of a
+ *        request of SIZE bytes (its IPv4 source arrives as ::ffff:127.0.0.1), sendto of an
+ *        answer of 2 x SIZE bytes back to it; an IPv4 client (AF_INET, connected to
+ *        127.0.0.1:PORT) sends a request and waits for its answer. One op = one answer. The
+ *        server's sendto and recvfrom are the mapped datagrams.
+ *   http, http-ka
+ *        IPv4 clients (AF_INET) of an HTTP server on 127.0.0.1:PORT (-p; the server's [::]
+ *        socket accepts them as ::ffff:127.0.0.1): GET / with "Connection: close" on a new
+ *        connection per request (http), or on connections kept alive (http-ka, reconnecting
+ *        when the server closes one). -c clients, a thread each. One op = one response.
  * With -1 one thread does both ends in turn: no cross-CPU wakeups, so ops/s measures the CPU
  * cost of an op alone (two threads measure it mixed with how the scheduler pairs them).
  *
@@ -21,6 +31,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -30,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,8 +56,13 @@
 #define UDP_RCVBUF (4 << 20)
 /* How long the receiver keeps draining its queue once the sender has stopped. */
 #define UDP_DRAIN_MS 50
+/* How long a DNS-like client waits for an answer before it counts the request as lost. */
+#define DNS_TIMEOUT_MS 1000
+#define HTTP_CLIENTS_MAX 256
+#define HTTP_BUF 65536
+#define HTTP_TIMEOUT_S 5
 
-enum mode { MODE_TCP, MODE_UDP, MODE_GAI };
+enum mode { MODE_TCP, MODE_UDP, MODE_GAI, MODE_DNS, MODE_HTTP, MODE_HTTP_KA };
 
 struct config {
 	enum mode mode;
@@ -54,6 +71,7 @@ struct config {
 	size_t size;	 /* UDP payload */
 	uint16_t port;	 /* 0: any free port */
 	bool one_thread; /* the client also accepts, the sender also receives */
+	int clients;	 /* http: client threads */
 };
 
 /* Shared by the two threads of a run. */
@@ -62,6 +80,7 @@ struct shared {
 	atomic_bool stop;
 	atomic_uint_fast64_t done;   /* connections accepted, datagrams received */
 	atomic_uint_fast64_t errors; /* accept or recvfrom failures */
+	atomic_uint_fast64_t sent;   /* dns: answers sent */
 };
 
 static uint64_t now_ns(void)
@@ -380,6 +399,296 @@ static int run_udp(const struct config *cfg, FILE *out)
 	return sent && !send_errors ? 0 : 1;
 }
 
+/* ---- dns: a request/response server on [::] with IPv4 clients ---- */
+
+/* Answers one request (2 x its size, to its source); false once stopped and drained. */
+static bool dns_answer_one(struct shared *sh, size_t size)
+{
+	static char buf[UDP_MAX_SIZE];
+
+	for (;;) {
+		struct sockaddr_in6 from;
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(sh->fd, buf, size, 0, (struct sockaddr *)&from, &len);
+
+		if (n >= 0) {
+			size_t answer = 2 * size < sizeof(buf) ? 2 * size : sizeof(buf);
+
+			atomic_fetch_add(&sh->done, 1);
+			if (sendto(sh->fd, buf, answer, 0, (struct sockaddr *)&from, len) ==
+			    (ssize_t)answer)
+				atomic_fetch_add(&sh->sent, 1);
+			else
+				atomic_fetch_add(&sh->errors, 1);
+			return true;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (atomic_load(&sh->stop))
+				return false;
+			continue;
+		}
+		if (errno != EINTR)
+			atomic_fetch_add(&sh->errors, 1);
+	}
+}
+
+static size_t dns_size; /* the request size, for the server thread */
+
+static void *dns_server(void *arg)
+{
+	while (dns_answer_one(arg, dns_size))
+		;
+	return NULL;
+}
+
+static int run_dns(const struct config *cfg, FILE *out)
+{
+	struct timeval drain = { .tv_sec = 0, .tv_usec = UDP_DRAIN_MS * 1000 };
+	struct timeval wait = { .tv_sec = DNS_TIMEOUT_MS / 1000,
+				.tv_usec = DNS_TIMEOUT_MS % 1000 * 1000 };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct shared sh = {};
+	struct pacer pace = {};
+	uint64_t requests = 0, answers = 0, errors = 0, end;
+	size_t size = cfg->size ? cfg->size : 1;
+	char *buf;
+	uint16_t port;
+	pthread_t server;
+	int fd, err;
+
+	sh.fd = dual_stack_socket(SOCK_DGRAM, cfg->port, &port);
+	if (setsockopt(sh.fd, SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof(drain)))
+		die("setsockopt SO_RCVTIMEO");
+	dst.sin_port = htons(port);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)))
+		die("setsockopt SO_RCVTIMEO");
+	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)))
+		die("connect 127.0.0.1");
+	buf = calloc(1, 2 * size);
+	if (!buf)
+		die("calloc");
+	dns_size = size;
+	if (!cfg->one_thread) {
+		err = pthread_create(&server, NULL, dns_server, &sh);
+		if (err) {
+			errno = err;
+			die("pthread_create");
+		}
+	}
+
+	pacer_init(&pace, cfg->duration_s, cfg->rate);
+	while (pacer_next(&pace)) {
+		if (send(fd, buf, size, 0) != (ssize_t)size) {
+			errors++;
+			continue;
+		}
+		requests++;
+		/* On loopback the request is queued when send() returns: this does not wait. */
+		if (cfg->one_thread)
+			dns_answer_one(&sh, size);
+		if (recv(fd, buf, 2 * size, 0) >= 0)
+			answers++;
+		else
+			errors++;
+	}
+	atomic_store(&sh.stop, true);
+	if (!cfg->one_thread)
+		pthread_join(server, NULL); /* returns once the queue is empty */
+	end = now_ns();
+	close(fd);
+	close(sh.fd);
+	free(buf);
+
+	{
+		double secs = (pace.deadline_ns - pace.start_ns) / 1e9;
+
+		/* sent and received: the server's, the mapped datagrams */
+		fprintf(out,
+			"loadgen mode=dns duration_s=%.3f ops=%llu ops_per_s=%.1f requests=%llu "
+			"sent=%llu received=%llu received_per_s=%.1f errors=%llu server_errors=%llu "
+			"size=%zu rate=%.0f threads=%d wall_s=%.3f\n",
+			secs, (unsigned long long)answers, answers / secs,
+			(unsigned long long)requests, (unsigned long long)atomic_load(&sh.sent),
+			(unsigned long long)atomic_load(&sh.done), atomic_load(&sh.done) / secs,
+			(unsigned long long)errors, (unsigned long long)atomic_load(&sh.errors),
+			size, cfg->rate, cfg->one_thread ? 1 : 2, (end - pace.start_ns) / 1e9);
+	}
+	return answers && !errors && !atomic_load(&sh.errors) ? 0 : 1;
+}
+
+/* ---- http: IPv4 clients of a server on 127.0.0.1 ---- */
+
+struct http_client {
+	const struct config *cfg;
+	struct sockaddr_in dst;
+	pthread_t thread;
+	uint64_t responses, connections, errors, bytes_sent, bytes_received;
+	char buf[HTTP_BUF];
+};
+
+static int http_connect(struct http_client *c)
+{
+	struct timeval t = { .tv_sec = HTTP_TIMEOUT_S };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof(t)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof(t)))
+		die("setsockopt");
+	if (connect(fd, (struct sockaddr *)&c->dst, sizeof(c->dst))) {
+		close(fd);
+		return -1;
+	}
+	c->connections++;
+	return fd;
+}
+
+/* Closes with RST (SO_LINGER 0): the server, which closed first or will never learn of it,
+ * keeps no TIME_WAIT, so a run of any length does not fill the machine with them. */
+static void http_abort(int fd)
+{
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+	close(fd);
+}
+
+/* One request and its whole response (status 200, Content-Length bytes of body); false if
+ * the server closed the connection or anything failed (the connection is then unusable). */
+static bool http_exchange(struct http_client *c, int fd, const char *req, size_t reqlen)
+{
+	size_t have = 0, need = 0;
+	bool header = false;
+
+	if (write(fd, req, reqlen) != (ssize_t)reqlen)
+		return false;
+	c->bytes_sent += reqlen;
+	for (;;) {
+		ssize_t n = read(fd, c->buf + have, sizeof(c->buf) - 1 - have);
+		char *end, *cl;
+
+		if (n <= 0)
+			return false;
+		c->bytes_received += (uint64_t)n;
+		have += (size_t)n;
+		if (!header) {
+			c->buf[have] = '\0';
+			end = strstr(c->buf, "\r\n\r\n");
+			if (!end) {
+				if (have >= sizeof(c->buf) - 1)
+					return false;
+				continue;
+			}
+			if (strncmp(c->buf, "HTTP/1.1 200 ", 13))
+				return false;
+			for (cl = c->buf; (cl = strchr(cl, '\n')) && cl < end; cl++)
+				if (!strncasecmp(cl + 1, "Content-Length:", 15))
+					break;
+			if (!cl || cl >= end)
+				return false;
+			need = (size_t)(end + 4 - c->buf) + strtoull(cl + 16, NULL, 10);
+			header = true;
+		}
+		if (have >= need)
+			return have == need; /* one response at a time: nothing more may come */
+		if (have == sizeof(c->buf) - 1) { /* a long body: keep only the count */
+			need -= have;
+			have = 0;
+		}
+	}
+}
+
+static void *http_client_run(void *arg)
+{
+	static const char close_req[] =
+		"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: dstrace-loadgen\r\n"
+		"Connection: close\r\n\r\n";
+	static const char ka_req[] =
+		"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: dstrace-loadgen\r\n\r\n";
+	struct http_client *c = arg;
+	bool ka = c->cfg->mode == MODE_HTTP_KA;
+	const char *req = ka ? ka_req : close_req;
+	size_t reqlen = ka ? sizeof(ka_req) - 1 : sizeof(close_req) - 1;
+	struct pacer pace;
+	int fd = -1;
+
+	pacer_init(&pace, c->cfg->duration_s, c->cfg->rate / c->cfg->clients);
+	while (pacer_next(&pace)) {
+		if (fd < 0 && (fd = http_connect(c)) < 0) {
+			c->errors++;
+			continue;
+		}
+		if (http_exchange(c, fd, req, reqlen)) {
+			c->responses++;
+			if (ka)
+				continue;
+		} else if (!ka || c->responses == 0) {
+			c->errors++;
+		}
+		/* A kept-alive connection the server closed (keepalive_requests, timeouts) is
+		 * opened again: not an error. */
+		http_abort(fd);
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd); /* a kept-alive connection: closed as clients do, with FIN */
+	return NULL;
+}
+
+static int run_http(const struct config *cfg, FILE *out)
+{
+	struct http_client *clients = calloc((size_t)cfg->clients, sizeof(*clients));
+	uint64_t responses = 0, connections = 0, errors = 0, sent = 0, received = 0, start;
+	double secs;
+
+	if (!clients)
+		die("calloc");
+	if (!cfg->port) {
+		fprintf(stderr, "loadgen: http wants the server's port (-p)\n");
+		exit(2);
+	}
+	start = now_ns();
+	for (int i = 0; i < cfg->clients; i++) {
+		struct http_client *c = &clients[i];
+		int err;
+
+		c->cfg = cfg;
+		c->dst.sin_family = AF_INET;
+		c->dst.sin_port = htons(cfg->port);
+		c->dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		err = pthread_create(&c->thread, NULL, http_client_run, c);
+		if (err) {
+			errno = err;
+			die("pthread_create");
+		}
+	}
+	for (int i = 0; i < cfg->clients; i++) {
+		pthread_join(clients[i].thread, NULL);
+		responses += clients[i].responses;
+		connections += clients[i].connections;
+		errors += clients[i].errors;
+		sent += clients[i].bytes_sent;
+		received += clients[i].bytes_received;
+	}
+	secs = cfg->duration_s;
+	/* bytes: both directions, what the server's mapped sockets carried */
+	fprintf(out,
+		"loadgen mode=%s duration_s=%.3f ops=%llu ops_per_s=%.1f connections=%llu "
+		"errors=%llu bytes_sent=%llu bytes_received=%llu bytes=%llu clients=%d rate=%.0f "
+		"wall_s=%.3f\n",
+		cfg->mode == MODE_HTTP_KA ? "http-ka" : "http", secs, (unsigned long long)responses,
+		responses / secs, (unsigned long long)connections, (unsigned long long)errors,
+		(unsigned long long)sent, (unsigned long long)received,
+		(unsigned long long)(sent + received), cfg->clients, cfg->rate,
+		(now_ns() - start) / 1e9);
+	free(clients);
+	return responses && !errors ? 0 : 1;
+}
+
 /* ---- gai: resolver calls ---- */
 
 static int run_gai(const struct config *cfg, FILE *out)
@@ -411,19 +720,27 @@ static int run_gai(const struct config *cfg, FILE *out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: loadgen tcp|udp|gai [-1] [-d SECONDS] [-r OPS_PER_S] [-s BYTES] [-p PORT]\n"
-		"IPv4-mapped traffic on loopback: AF_INET6 sockets to [::ffff:127.0.0.1].\n"
-		"  tcp   connect + accept + close storm (one op = one connection)\n"
-		"  udp   sendto + recvfrom storm (one op = one datagram sent)\n"
-		"  gai   getaddrinfo(\"localhost\") calls (one op = one call)\n"
+		"Usage: loadgen tcp|udp|dns|http|http-ka|gai [-1] [-d SECONDS] [-r OPS_PER_S]\n"
+		"               [-s BYTES] [-p PORT] [-c CLIENTS]\n"
+		"IPv4-mapped traffic on loopback: AF_INET6 sockets to [::ffff:127.0.0.1], or\n"
+		"IPv4 clients of an AF_INET6 server on [::].\n"
+		"  tcp      connect + accept + close storm (one op = one connection)\n"
+		"  udp      sendto + recvfrom storm (one op = one datagram sent)\n"
+		"  dns      request + answer, server on [::] (one op = one answer)\n"
+		"  http     GET, a connection per request, server on 127.0.0.1:PORT (one op =\n"
+		"           one response)\n"
+		"  http-ka  the same on kept-alive connections\n"
+		"  gai      getaddrinfo(\"localhost\") calls (one op = one call)\n"
 		"  -d, --duration=SECONDS  how long to run (default 5)\n"
 		"  -r, --rate=OPS          ops per second; 0: as fast as possible (default 0)\n"
 		"  -s, --size=BYTES        UDP payload, 0 to %d (default 64)\n"
-		"  -p, --port=PORT         port on [::] (default 0: any free port)\n"
+		"  -p, --port=PORT         port on [::] (default 0: any free port); http: the\n"
+		"                          server's port\n"
+		"  -c, --clients=N         http: client threads, 1 to %d (default 1)\n"
 		"  -1, --one-thread        one thread does both ends, in turn (default: a\n"
 		"                          server or receiver thread of its own)\n"
 		"Prints one line: loadgen mode=... duration_s=... ops=N ops_per_s=X ...\n",
-		UDP_MAX_SIZE);
+		UDP_MAX_SIZE, HTTP_CLIENTS_MAX);
 }
 
 static int parse_double(const char *s, double min, double max, double *out)
@@ -447,14 +764,15 @@ int main(int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "one-thread", no_argument, NULL, '1' },
+		{ "clients", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct config cfg = { .duration_s = 5, .size = 64 };
+	struct config cfg = { .duration_s = 5, .size = 64, .clients = 1 };
 	double v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "1d:r:s:p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "1d:r:s:p:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (parse_double(optarg, 0.01, 86400, &cfg.duration_s))
@@ -477,6 +795,11 @@ int main(int argc, char **argv)
 		case '1':
 			cfg.one_thread = true;
 			break;
+		case 'c':
+			if (parse_double(optarg, 1, HTTP_CLIENTS_MAX, &v) || v != (int)v)
+				goto bad;
+			cfg.clients = (int)v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -490,16 +813,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[optind], "tcp"))
-		cfg.mode = MODE_TCP;
-	else if (!strcmp(argv[optind], "udp"))
-		cfg.mode = MODE_UDP;
-	else if (!strcmp(argv[optind], "gai"))
-		return run_gai(&cfg, stdout);
-	else {
-		usage(stderr);
-		return 2;
+		return run_tcp(&cfg, stdout);
+	if (!strcmp(argv[optind], "udp"))
+		return run_udp(&cfg, stdout);
+	if (!strcmp(argv[optind], "dns"))
+		return run_dns(&cfg, stdout);
+	if (!strcmp(argv[optind], "http") || !strcmp(argv[optind], "http-ka")) {
+		cfg.mode = strcmp(argv[optind], "http") ? MODE_HTTP_KA : MODE_HTTP;
+		return run_http(&cfg, stdout);
 	}
-	return cfg.mode == MODE_TCP ? run_tcp(&cfg, stdout) : run_udp(&cfg, stdout);
+	if (!strcmp(argv[optind], "gai"))
+		return run_gai(&cfg, stdout);
+	usage(stderr);
+	return 2;
 bad:
 	fprintf(stderr, "loadgen: invalid value for -%c: '%s'\n", c, optarg);
 	return 2;

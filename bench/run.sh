@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# dstrace benchmark: IPv4-mapped loopback storms (bench/loadgen) with no tracing, with
-# dstrace streaming JSON to a file, with dstrace aggregating in the kernel (-i), and with the
-# bpftrace peer (bench/mapped.bt). Configurations are interleaved round by round, so a
-# change in the machine's load hits them all alike; the table shows medians. Then fixed-rate
-# runs at 10 000 events/s measure the tracers' own CPU, and the run time of their BPF
-# programs (kernel.bpf_stats_enabled is turned on for those runs only, then restored).
-# Prints a table; writes the same as JSON.
+# dstrace benchmark: IPv4-mapped loopback load (bench/loadgen) with no tracing, with
+# dstrace's hooks attached to programs that only return (the floor), with dstrace streaming
+# JSON to a file, with dstrace aggregating in the kernel (-i), and with the bpftrace peer
+# (bench/mapped.bt). Workloads:
+#   tcp      connect + accept storm, AF_INET6 sockets to ::ffff:127.0.0.1
+#   udp      sendto + recvfrom storm, the same
+#   dns      a DNS-like server on [::] (request, answer twice its size) with IPv4 clients
+#   http     nginx on [::]:PORT ipv6only=off, IPv4 clients, a new connection per request
+#            ("Connection: close", one mapped accept per request)
+#   http-ka  the same on kept-alive connections (the mapped connection's bytes)
+# Configurations are interleaved round by round, so a change in the machine's load hits them
+# all alike; the table shows medians. Then fixed-rate runs (5 000 ops/s: 10 000 events/s for
+# tcp, udp and dns) measure the tracers' own CPU, and the run time of their BPF programs
+# (kernel.bpf_stats_enabled is turned on for those runs only, then restored). Prints a table;
+# writes the same as JSON.
 #
 # Usage: bench/run.sh [--smoke] [-r ROUNDS] [-d SECONDS] [-R SECONDS] [-s BYTES] [-o FILE]
+#                     [-w WORKLOADS] [-c CLIENTS]
 #   --smoke        a few seconds: every configuration once, one tracer per configuration for
 #                  all its runs, BPF statistics on throughout (for CI: checks that it works,
 #                  its numbers are rough)
@@ -20,6 +29,8 @@
 #   -t THREADS     loadgen threads: 1, one thread does both ends in turn (ops/s is the CPU
 #                  cost of an op); 2, a server/receiver thread of its own (default 1)
 #   -o FILE        JSON results (default bench/last-run.json)
+#   -w WORKLOADS   which, comma-separated (default tcp,udp,dns,http,http-ka)
+#   -c CLIENTS     http workloads: client threads, each one request at a time (default 8)
 # Environment: DSTRACE, LOADGEN, BPFTRACE override the programs used; DSTRACE_BASE (an
 # earlier build) adds its configurations base-stream and base-aggregate. Needs root.
 set -euo pipefail
@@ -37,6 +48,8 @@ size=64
 threads=1
 json_out=$here/last-run.json
 mode=full
+workload_list=tcp,udp,dns,http,http-ka
+clients=8
 # 10 000 events/s: a TCP op is two events (connect + accept), a UDP op two datagrams
 # counted (send + recv).
 fixed_events=10000
@@ -59,7 +72,7 @@ while [ $# -gt 0 ]; do
 		duration=0.25
 		rate_duration=0.25
 		;;
-	-r | -d | -R | -s | -t | -o)
+	-r | -d | -R | -s | -t | -o | -w | -c)
 		[ $# -ge 2 ] || die "$1 wants a value"
 		case "$1" in
 		-r) rounds=$2 ;;
@@ -68,6 +81,8 @@ while [ $# -gt 0 ]; do
 		-s) size=$2 ;;
 		-t) threads=$2 ;;
 		-o) json_out=$2 ;;
+		-w) workload_list=$2 ;;
+		-c) clients=$2 ;;
 		esac
 		shift
 		;;
@@ -86,6 +101,17 @@ done
 number='^[0-9]+([.][0-9]+)?$'
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "-r wants a whole number of rounds, not '$rounds'"
 [[ $threads =~ ^[12]$ ]] || die "-t wants 1 or 2 threads, not '$threads'"
+[[ $clients =~ ^[1-9][0-9]?$ ]] || die "-c wants 1 to 99 clients, not '$clients'"
+IFS=, read -r -a workloads <<<"$workload_list"
+[ ${#workloads[@]} -gt 0 ] || die "-w wants at least one workload"
+http_wanted=0
+for w in "${workloads[@]}"; do
+	case "$w" in
+	tcp | udp | dns) ;;
+	http | http-ka) http_wanted=1 ;;
+	*) die "unknown workload '$w' (tcp, udp, dns, http, http-ka)" ;;
+	esac
+done
 one_thread=()
 [ "$threads" = 2 ] || one_thread=(-1)
 for v in "$duration" "$rate_duration" "$size"; do
@@ -100,10 +126,13 @@ flock -w 3600 9 || die "another dstrace test or benchmark holds /run/dstrace-mac
 [ -x "$LOADGEN" ] || die "no loadgen at $LOADGEN: run make -C bench first"
 command -v "$BPFTRACE" >/dev/null ||
 	die "bpftrace not found: apt-get install bpftrace (the peer every run compares with)"
+[ "$http_wanted" = 0 ] || command -v nginx >/dev/null ||
+	die "nginx not found: apt-get install nginx (the http workloads' server), or -w tcp,udp,dns"
 
 work=
 tracer_pid=
 load_pid=
+nginx_pid=
 
 stop_pid() { # pid: SIGTERM, then SIGKILL if it lingers
 	local pid=$1 i
@@ -122,6 +151,7 @@ bpf_stats_saved=
 cleanup() {
 	[ -n "$load_pid" ] && stop_pid "$load_pid"
 	[ -n "$tracer_pid" ] && stop_pid "$tracer_pid"
+	[ -n "$nginx_pid" ] && stop_pid "$nginx_pid"
 	[ -n "$bpf_stats_saved" ] && echo "$bpf_stats_saved" >"$bpf_stats_file"
 	[ -z "$work" ] || rm -rf "$work"
 }
@@ -218,6 +248,61 @@ start_tracer() {
 	die "$config: not tracing after ${start_timeout}s"
 }
 
+# The http workloads' server: nginx with one worker (nginx_worker, the process the tracers
+# count), on [::]:nginx_port with ipv6only=off, serving a page of the size of Debian's default
+# one with sendfile, as Debian's configuration does; no access log.
+nginx_port=
+nginx_worker=
+nginx_start() {
+	local ng=$work/nginx i try
+	mkdir -p "$ng/www"
+	head -c 615 /dev/zero | tr '\0' x >"$ng/www/index.html"
+	for ((try = 0; try < 5; try++)); do
+		nginx_port=$((20000 + RANDOM % 10000))
+		cat >"$ng/nginx.conf" <<EOF
+# Written by bench/run.sh: everything under $ng.
+user root;
+worker_processes 1;
+pid $ng/nginx.pid;
+error_log $ng/error.log;
+events {
+	worker_connections 1024;
+}
+http {
+	access_log off;
+	sendfile on;
+	keepalive_requests 100000000;
+	client_body_temp_path $ng/client_body;
+	proxy_temp_path $ng/proxy;
+	fastcgi_temp_path $ng/fastcgi;
+	uwsgi_temp_path $ng/uwsgi;
+	scgi_temp_path $ng/scgi;
+	server {
+		listen [::]:$nginx_port ipv6only=off;
+		root $ng/www;
+	}
+}
+EOF
+		nginx -p "$ng/" -e "$ng/error.log" -c "$ng/nginx.conf" -g 'daemon off;' \
+			>"$ng/run.log" 2>&1 &
+		nginx_pid=$!
+		for ((i = 0; i < 500; i++)); do
+			nginx_worker=$(cat "/proc/$nginx_pid/task/$nginx_pid/children" 2>/dev/null || true)
+			nginx_worker=${nginx_worker%% *}
+			if [ -n "$nginx_worker" ] &&
+				(exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null; then
+				return 0
+			fi
+			kill -0 "$nginx_pid" 2>/dev/null || break
+			sleep 0.02
+		done
+		stop_pid "$nginx_pid" # the port was taken, most likely: another one
+		nginx_pid=
+	done
+	cat "$ng/error.log" "$ng/run.log" >&2
+	die "nginx did not start on [::]:$nginx_port"
+}
+
 # Fields of the loadgen line: field LINE KEY
 field() {
 	local kv
@@ -227,27 +312,44 @@ field() {
 	echo 0
 }
 
-# What tracer $1 counted for process $3 in workload $2 (connect+accept, or send+recv).
+# What a workload's tracers count, and what loadgen says it did, for the "counted" column:
+# the tracer's counters (summed) and loadgen's fields (summed). The http workloads count the
+# nginx worker's accepts (the mapped connections; the tables' bytes are UDP's).
+counted_fields() {
+	case "$1" in
+	tcp) echo "connect accept" ;;
+	udp | dns) echo "send recv" ;;
+	http | http-ka) echo accept ;;
+	esac
+}
+done_fields() {
+	case "$1" in
+	tcp) echo "connects accepts" ;;
+	udp | dns) echo "sent received" ;;
+	http | http-ka) echo connections ;;
+	esac
+}
+
+# What tracer $1 counted for process $3 of workload $2 (counted_fields, summed).
 counted() {
-	local config=$1 workload=$2 pid=$3 a b k
-	if [ "$workload" = tcp ]; then a=connect b=accept; else a=send b=recv; fi
-	case "$config" in
-	stream | aggregate | base-stream | base-aggregate)
-		if [ "${config#base-}" = stream ]; then
-			grep "^{\"type\":\"process\",\"pid\":$pid," "$tracer_out" |
-				sed -E "s/.*\"$a\":([0-9]+).*\"$b\":([0-9]+).*/\1 \2/"
-		else
+	local config=$1 pid=$3 f
+	for f in $(counted_fields "$2"); do
+		case "$config" in
+		stream | base-stream)
+			grep "^{\"type\":\"process\",\"pid\":$pid," "$tracer_out" | tail -1 |
+				sed -E "s/.*\"$f\":([0-9]+).*/\1/"
+			;;
+		aggregate | base-aggregate)
 			# PID COMM CONNECT ACCEPT SEND RECV FAILED PEERS BYTES
-			awk -v pid="$pid" -v w="$workload" '$1 == pid {
-				if (w == "tcp") print $3, $4; else print $5, $6 }' "$tracer_out" | tail -1
-		fi
-		;;
-	bpftrace)
-		for k in "$a" "$b"; do
-			sed -nE "s/^@$k\\[[^,]*, $pid\\]: ([0-9]+)$/\\1/p" "$tracer_out" | tail -1
-		done | paste -sd' '
-		;;
-	esac | awk '{ print $1 + $2 }'
+			awk -v pid="$pid" -v f="$f" '$1 == pid {
+				print $(f == "connect" ? 3 : f == "accept" ? 4 : f == "send" ? 5 : 6) }' \
+				"$tracer_out" | tail -1
+			;;
+		bpftrace)
+			sed -nE "s/^@$f\\[[^,]*, $pid\\]: ([0-9]+)$/\\1/p" "$tracer_out" | tail -1
+			;;
+		esac
+	done | awk '{ t += $1 } END { print t + 0 }'
 }
 
 # Tracer $1's lost events, from its final stats: {"type":"stats",...,"lost":N} or
@@ -277,16 +379,20 @@ tracer_begin() {
 
 load() { # workload kind(storm|fixed) seconds rate
 	local workload=$1 kind=$2 secs=$3 rate=$4 line t0 t1 c0=0 c1=0 b0=0 b1=0 hwm=null lpid
-	local expected usage rates progs=-
+	local expected=0 usage rates progs=- f args
 	if [ -n "$tracer_pid" ]; then
 		c0=$(cpu_ticks "$tracer_pid")
 		bpf_prog_stats "$tracer_pid" >"$work/progs0"
 	fi
+	case "$workload" in
+	http | http-ka) args=(-p "$nginx_port" -c "$clients") ;;
+	*) args=("${one_thread[@]}" -s "$size") ;;
+	esac
 	t0=$(now_s)
-	"$LOADGEN" "$workload" "${one_thread[@]}" -d "$secs" -r "$rate" -s "$size" \
-		>"$work/load" 2>&1 &
+	"$LOADGEN" "$workload" "${args[@]}" -d "$secs" -r "$rate" >"$work/load" 2>&1 &
 	load_pid=$!
-	lpid=$load_pid
+	# the process whose mapped traffic the tracers count: loadgen, or nginx's worker
+	case "$workload" in http | http-ka) lpid=$nginx_worker ;; *) lpid=$load_pid ;; esac
 	if ! wait "$load_pid"; then
 		load_pid=
 		cat "$work/load" >&2
@@ -314,11 +420,9 @@ load() { # workload kind(storm|fixed) seconds rate
 	else
 		usage="null null null"
 	fi
-	if [ "$workload" = tcp ]; then
-		expected=$(($(field "$line" connects) + $(field "$line" accepts)))
-	else
-		expected=$(($(field "$line" sent) + $(field "$line" received)))
-	fi
+	for f in $(done_fields "$workload"); do
+		expected=$((expected + $(field "$line" "$f")))
+	done
 	rates="$(field "$line" ops_per_s) $(field "$line" received_per_s)"
 	windows+=("$workload $kind $rates $usage $hwm $lpid $expected ${progs:--}")
 }
@@ -327,22 +431,31 @@ tracer_end() {
 	# w_*: the globals of the same names are the results record() fills
 	local w_lost=null w w_workload w_kind w_ops w_recv w_cpu_s w_cpu_pct w_bpf_pct w_hwm w_lpid
 	local w_expected w_got w_counted w_progs
+	local -A pid_expected=()
 	if [ -n "$tracer_pid" ]; then
 		stop_pid "$tracer_pid"
 		tracer_pid=
 		w_lost=$(lost_events "$cur_config")
 		[ -n "$w_lost" ] || die "$cur_config: no final stats from the tracer"
 	fi
+	# One tracer may see one process in several windows (nginx's worker, in a smoke run):
+	# what it counted for it is set against what all those windows did.
+	for w in "${windows[@]}"; do
+		read -r _ _ _ _ _ _ _ _ w_lpid w_expected _ <<<"$w"
+		pid_expected[$w_lpid]=$((${pid_expected[$w_lpid]:-0} + w_expected))
+	done
 	for w in "${windows[@]}"; do
 		read -r w_workload w_kind w_ops w_recv w_cpu_s w_cpu_pct w_bpf_pct w_hwm w_lpid \
 			w_expected w_progs <<<"$w"
+		w_expected=${pid_expected[$w_lpid]}
 		w_counted=null
 		if [ "$cur_config" != none ] && [ "$cur_config" != floor ]; then
 			w_got=$(counted "$cur_config" "$w_workload" "$w_lpid")
 			w_counted=$(awk -v g="${w_got:-0}" -v e="$w_expected" \
 				'BEGIN { printf "%.4f", e ? g / e : 0 }')
 			[ "$w_counted" = 1.0000 ] || echo "bench: warning: $cur_config counted" \
-				"${w_got:-0} of $w_expected $w_workload operations of loadgen" >&2
+				"${w_got:-0} of $w_expected $w_workload operations ($(counted_fields "$w_workload")" \
+				"of process $w_lpid)" >&2
 		fi
 		record "$cur_config" "$w_workload" "$w_kind" "$w_ops" "$w_recv" "$cur_start" \
 			"$w_cpu_s" "$w_cpu_pct" "$w_bpf_pct" "$w_hwm" "$w_lost" "$w_counted" "$w_progs"
@@ -415,7 +528,6 @@ if [ -n "${DSTRACE_BASE:-}" ]; then
 	configs+=(base-stream base-aggregate)
 	tracers+=(base-stream base-aggregate)
 fi
-workloads=(tcp udp)
 # Storms: space-separated lists per workload:config.
 declare -A ops recv start_s cpu_s cpu_pct hwm lost cnt
 # Fixed rate: one value per workload:config.
@@ -436,6 +548,12 @@ echo "dstrace bench ($mode), $started: $rounds round(s) x ${duration}s storms," 
 	"${rate_duration}s fixed-rate runs; loadgen with $threads thread(s)"
 echo "machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r); load average $load_before"
 echo "tracers: ${dstrace_version:-dstrace} (commit ${dstrace_commit:-unknown}), $("$BPFTRACE" --version)"
+echo "workloads: ${workloads[*]}"
+if [ "$http_wanted" = 1 ]; then
+	nginx_start
+	echo "nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), one worker (pid $nginx_worker)" \
+		"on [::]:$nginx_port ipv6only=off; $clients client threads"
+fi
 
 # Every window lands here; storms keep lists (one value per round), fixed-rate runs one value.
 record() { # config workload kind ops recv start cpu_s cpu_pct bpf_pct hwm lost counted progs
@@ -477,7 +595,7 @@ bpf_stats_restore() {
 	fi
 }
 
-fixed_rate=$((fixed_events / 2))
+fixed_rate=$((fixed_events / 2)) # ops/s: tcp, udp and dns ops are two events
 if [ "$mode" = full ]; then
 	# Storms: every configuration in every round, interleaved, each round starting one
 	# configuration later; a tracer of its own for each storm.
@@ -534,13 +652,14 @@ for key in "${!ops[@]}"; do
 done
 
 echo
-echo "Storms, as fast as possible: medians of $rounds rounds. ops/s: udp datagrams sent; +-%: half"
-echo "the range of the rounds, % of the median; ratio: median ops/s / untraced median; paired:"
-echo "median of the per-round ratios (a round runs every configuration back to back); recv/s,"
-echo "rratio: udp datagrams received; start: s until the tracer was tracing; cpu%: tracer's"
-echo "user+system time while the load ran, % of one core; rss: its VmHWM; lost: ring buffer drops,"
-echo "all rounds; counted: what the tracer counted for loadgen / what loadgen did (min)"
-row='%-4s %-14s %8s %4s %6s %6s %8s %6s %5s %5s %7s %8s %7s\n'
+echo "Storms, as fast as possible: medians of $rounds rounds. ops/s: tcp connections, udp datagrams"
+echo "sent, dns answers, http responses; +-%: half the range of the rounds, % of the median; ratio:"
+echo "median ops/s / untraced median; paired: median of the per-round ratios (a round runs every"
+echo "configuration back to back); recv/s, rratio: udp datagrams received, dns requests received;"
+echo "start: s until the tracer was tracing; cpu%: tracer's user+system time while the load ran, %"
+echo "of one core; rss: its VmHWM; lost: ring buffer drops, all rounds; counted: what the tracer"
+echo "counted / what loadgen did, for loadgen or for nginx's worker (http: its accepts), the lowest"
+row='%-7s %-14s %8s %4s %6s %6s %8s %6s %5s %5s %7s %8s %7s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ops/s +-% ratio paired recv/s rratio start cpu% rss_MiB lost counted
 json_storms=()
@@ -551,7 +670,7 @@ for workload in "${workloads[@]}"; do
 		pr=$(paired_ratio "${ops[$key]}" "${ops[$workload:none]}")
 		sp=$(spread "${ops[$key]}")
 		rv=null rr=null
-		if [ "$workload" = udp ]; then
+		if [ "$workload" = udp ] || [ "$workload" = dns ]; then
 			rv=${m_recv[$key]}
 			rr=$(ratio "$rv" "${m_recv[$workload:none]}")
 		fi
@@ -578,10 +697,11 @@ for workload in "${workloads[@]}"; do
 done
 
 echo
-echo "Fixed rate, $fixed_events events/s for ${rate_duration}s: tcp $((fixed_events / 2))" \
-	"connections/s (connect + accept events), udp $((fixed_events / 2)) datagrams/s"
-echo "(sent + received); cpu = tracer process, bpf = run time of its BPF programs, % of one core"
-row='%-4s %-14s %9s %6s %6s %7s %9s %7s\n'
+echo "Fixed rate, $fixed_rate ops/s for ${rate_duration}s: tcp connections (connect + accept, $fixed_events"
+echo "events/s), udp datagrams (sent + received), dns requests (received + answered), http"
+echo "responses (one accept each; http-ka: none); cpu = tracer process, bpf = run time of its BPF"
+echo "programs, % of one core"
+row='%-7s %-14s %9s %6s %6s %7s %9s %7s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ops/s cpu% bpf% rss_MiB lost counted
 json_fixed=()
@@ -608,7 +728,7 @@ if [ -n "${f_progs[*]//-/}" ]; then
 	echo
 	echo "BPF programs in the fixed-rate runs: runs per second (of every process on the machine:"
 	echo "the hooks are system-wide) and mean run time, ns"
-	row='%-4s %-14s %-34s %8s %8s\n'
+	row='%-7s %-14s %-34s %8s %8s\n'
 	# shellcheck disable=SC2059
 	printf "$row" load config program runs/s ns/run
 	for workload in "${workloads[@]}"; do
@@ -625,10 +745,11 @@ echo
 echo "Cost per operation, ns (from the storms' median ops/s): hooks = floor - untraced (dstrace's"
 echo "hooks with programs that only return), work = tracer - floor (what dstrace's programs and"
 echo "user space add above that), x floor = work / hooks"
-row='%-4s %-14s %10s %10s %10s %8s\n'
+row='%-7s %-14s %10s %10s %10s %8s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ns/op hooks work "x floor"
 json_floor=()
+declare -A xfloor
 ns_op() { awk -v o="$1" 'BEGIN { if (o == "null" || o == 0) print "null"; else printf "%.0f", 1e9 / o }'; }
 for workload in "${workloads[@]}"; do
 	n0=$(ns_op "${m_ops[$workload:none]}")
@@ -639,6 +760,7 @@ for workload in "${workloads[@]}"; do
 			if (a == "null" || f == "null" || c == "null") { print "null null null"; exit }
 			h = f - a; w = c - f
 			printf "%.0f %.0f %s\n", h, w, (h > 0 ? sprintf("%.2f", w / h) : "null") }')
+		xfloor[$workload:$config]=$times
 		# shellcheck disable=SC2059
 		printf "$row" "$workload" "$config" "$(fmt %s "$nc")" "$(fmt %s "$hooks")" \
 			"$(fmt %s "$work_ns")" "$(fmt %s "$times")"
@@ -657,7 +779,7 @@ target() { # name value op limit
 		if (v == "null") print "null"
 		else if (op == ">=") print (v >= l) ? "true" : "false"
 		else print (v <= l) ? "true" : "false" }')
-	printf '  %-50s %8s %s %-5s %s\n' "$1" "$2" "$3" "$4" \
+	printf '  %-60s %8s %s %-5s %s\n' "$1" "$2" "$3" "$4" \
 		"$(case $met in true) echo met ;; false) echo MISSED ;; *) echo n/a ;; esac)"
 	json_targets+=("$(printf '{"name":"%s","value":%s,"op":"%s","limit":%s,"met":%s}' \
 		"$1" "$2" "$3" "$4" "$met")")
@@ -667,19 +789,48 @@ target() { # name value op limit
 paired() { # config_a config_b workload
 	paired_ratio "${ops[$3:$1]}" "${ops[$3:$2]}"
 }
-target "tcp storm ratio, dstrace streaming (paired)" "$(paired stream none tcp)" ">=" 0.98
-target "tcp storm ratio, dstrace -i (paired)" "$(paired aggregate none tcp)" ">=" 0.99
-target "udp storm ratio, dstrace streaming (paired)" "$(paired stream none udp)" ">=" 0.97
-target "udp storm ratio, dstrace -i (paired)" "$(paired aggregate none udp)" ">=" 0.97
-target "udp storm, dstrace streaming / bpftrace" "$(paired stream bpftrace udp)" ">=" 1
-target "udp storm, dstrace -i / bpftrace" "$(paired aggregate bpftrace udp)" ">=" 1
-target "tcp storm lost events, dstrace streaming" "$(total "${lost[tcp:stream]}")" "<=" 0
-target "dstrace CPU % of a core at 10k events/s, max" \
-	"$(maximum "${f_cpu[tcp:stream]} ${f_cpu[udp:stream]} ${f_cpu[tcp:aggregate]}" \
-		"${f_cpu[udp:aggregate]}")" "<=" 5
-target "dstrace VmHWM MiB, max" "$(mib "$(maximum "${hwm[tcp:stream]} ${hwm[tcp:aggregate]}" \
-	"${hwm[udp:stream]} ${hwm[udp:aggregate]} ${f_hwm[tcp:stream]} ${f_hwm[tcp:aggregate]}" \
-	"${f_hwm[udp:stream]} ${f_hwm[udp:aggregate]}")")" "<=" 32
+has() { # workload: was it run?
+	[[ " ${workloads[*]} " == *" $1 "* ]]
+}
+# Values of an array for the workloads run: of ARRAY CONFIG WORKLOAD...
+of() {
+	local -n a=$1
+	local w
+	for w in "${@:3}"; do
+		has "$w" && echo "${a[$w:$2]:-null}"
+	done | paste -sd' '
+}
+# issue 13: on every workload, dstrace -i ahead of bpftrace, and what dstrace's programs and
+# user space add at most 1.5 times what its hooks cost (the floor)
+for w in "${workloads[@]}"; do
+	target "$w: dstrace -i / bpftrace (paired)" "$(paired aggregate bpftrace "$w")" ">=" 1
+done
+for w in "${workloads[@]}"; do
+	for c in stream aggregate; do
+		target "$w: dstrace $([ $c = stream ] && echo streaming || echo -i), work / floor" \
+			"${xfloor[$w:$c]:-null}" "<=" 1.5
+	done
+done
+if has http; then
+	target "http (a connection per request): dstrace -i (paired)" \
+		"$(paired aggregate none http)" ">=" 0.98
+	target "http (a connection per request): dstrace streaming (paired)" \
+		"$(paired stream none http)" ">=" 0.95
+fi
+if has tcp; then
+	target "tcp storm ratio, dstrace streaming (paired)" "$(paired stream none tcp)" ">=" 0.98
+	target "tcp storm ratio, dstrace -i (paired)" "$(paired aggregate none tcp)" ">=" 0.99
+	target "tcp storm lost events, dstrace streaming" "$(total "${lost[tcp:stream]}")" "<=" 0
+fi
+if has udp; then
+	target "udp storm ratio, dstrace streaming (paired)" "$(paired stream none udp)" ">=" 0.97
+	target "udp storm ratio, dstrace -i (paired)" "$(paired aggregate none udp)" ">=" 0.97
+fi
+target "dstrace streaming CPU % of a core at 10k events/s, max" \
+	"$(maximum "$(of f_cpu stream tcp udp dns)")" "<=" 2
+target "dstrace VmHWM MiB, max" "$(mib "$(maximum "$(of hwm stream "${workloads[@]}")" \
+	"$(of hwm aggregate "${workloads[@]}")" "$(of f_hwm stream "${workloads[@]}")" \
+	"$(of f_hwm aggregate "${workloads[@]}")")")" "<=" 20
 
 {
 	printf '{"mode":"%s","started":"%s","elapsed_s":%s,' "$mode" "$started" "$elapsed"
@@ -690,7 +841,8 @@ target "dstrace VmHWM MiB, max" "$(mib "$(maximum "${hwm[tcp:stream]} ${hwm[tcp:
 		"$dstrace_commit" "$("$BPFTRACE" --version)"
 	printf '"settings":{"rounds":%s,"storm_s":%s,"fixed_rate_s":%s,"udp_size":%s,' \
 		"$rounds" "$duration" "$rate_duration" "$size"
-	printf '"loadgen_threads":%s,' "$threads"
+	printf '"loadgen_threads":%s,"http_clients":%s,"workloads":"%s",' "$threads" "$clients" \
+		"${workloads[*]}"
 	printf '"fixed_events_per_s":%s},' "$fixed_events"
 	printf '"storms":%s,"fixed_rate":%s,"floor":%s,"targets":%s}\n' \
 		"$(json_list "${json_storms[@]}")" "$(json_list "${json_fixed[@]}")" \

@@ -10,7 +10,7 @@ test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc l
 	prometheus python3 systemd lintian man-db bash-completion logrotate python3-yaml
 	default-jdk-headless)
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
-bench_pkgs=(bpftrace)
+bench_pkgs=(bpftrace nginx)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
