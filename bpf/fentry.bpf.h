@@ -108,6 +108,29 @@ int BPF_PROG(fx_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, i
 	return 0;
 }
 
+/* Before Linux 6.5 sendfile() and splice() to a TCP socket send pages, through
+ * tcp_sendpage(), not tcp_sendmsg() (from 6.5 they go through tcp_sendmsg()): only on the
+ * kernels that have it (user/backend.c). */
+SEC("fexit/tcp_sendpage")
+int BPF_PROG(fx_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size,
+	     int flags, int ret)
+{
+	FLOOR_RETURN(0);
+	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
+	return 0;
+}
+
+/* splice() from a TCP socket reads without tcp_recvmsg(). */
+SEC("fexit/tcp_splice_read")
+int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_inode_info *pipe,
+	     size_t len, unsigned int flags, ssize_t ret)
+{
+	FLOOR_RETURN(0);
+	if (ret > 0 && sock)
+		handle_tcp_bytes(sock->sk, DSTRACE_EV_RECV, (int)ret);
+	return 0;
+}
+
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)

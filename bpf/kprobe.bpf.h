@@ -15,6 +15,8 @@ enum kcall_fn {
 	KCALL_UDP_RECV,
 	KCALL_TCP_SEND,
 	KCALL_TCP_RECV,
+	KCALL_TCP_SENDPAGE,
+	KCALL_TCP_SPLICE_READ,
 };
 
 struct kcall {
@@ -217,6 +219,50 @@ int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
 
 	if (kcall_take(KCALL_TCP_SEND, &call))
 		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret);
+	return 0;
+}
+
+/* sendfile() and splice() to a TCP socket before Linux 6.5 (only on the kernels that have
+ * tcp_sendpage(): user/backend.c), splice() from one on every kernel. */
+SEC("kprobe/tcp_sendpage")
+int BPF_KPROBE(kp_tcp_sendpage, struct sock *sk)
+{
+	FLOOR_RETURN(0);
+	struct kcall call = { .sk = (__u64)sk };
+
+	kcall_save(KCALL_TCP_SENDPAGE, &call);
+	return 0;
+}
+
+SEC("kretprobe/tcp_sendpage")
+int BPF_KRETPROBE(kp_tcp_sendpage_ret, int ret)
+{
+	FLOOR_RETURN(0);
+	struct kcall call;
+
+	if (kcall_take(KCALL_TCP_SENDPAGE, &call))
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret);
+	return 0;
+}
+
+SEC("kprobe/tcp_splice_read")
+int BPF_KPROBE(kp_tcp_splice_read, struct socket *sock)
+{
+	FLOOR_RETURN(0);
+	struct kcall call = { .sk = (__u64)BPF_CORE_READ(sock, sk) };
+
+	kcall_save(KCALL_TCP_SPLICE_READ, &call);
+	return 0;
+}
+
+SEC("kretprobe/tcp_splice_read")
+int BPF_KRETPROBE(kp_tcp_splice_read_ret, long ret)
+{
+	FLOOR_RETURN(0);
+	struct kcall call;
+
+	if (kcall_take(KCALL_TCP_SPLICE_READ, &call) && ret > 0)
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, (int)ret);
 	return 0;
 }
 

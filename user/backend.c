@@ -40,12 +40,17 @@ struct prog_ref {
 	size_t off;	   /* where its pointer is in struct dstrace */
 	const char *event; /* optional: the tracefs event it needs, which the kernel may lack */
 	const char *blind; /* with event: what goes unseen without it (said once at start) */
+	const char *func;  /* optional: the kernel function it hooks, which only some kernels
+			    * have (where it is missing, so is the path: nothing unseen) */
 };
 
-#define PROG(name) { offsetof(struct dstrace, progs.name), NULL, NULL }
+#define PROG(name) { offsetof(struct dstrace, progs.name), NULL, NULL, NULL }
 /* A program for something this kernel may not have built in: left out, not fatal, and the
  * path it would see declared blind at start. */
-#define PROG_IF_EVENT(name, event, blind) { offsetof(struct dstrace, progs.name), event, blind }
+#define PROG_IF_EVENT(name, event, blind) \
+	{ offsetof(struct dstrace, progs.name), event, blind, NULL }
+/* A program on a kernel function of some kernels only: left out where the function is not. */
+#define PROG_IF_FUNC(name, func) { offsetof(struct dstrace, progs.name), NULL, NULL, func }
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Process lifecycle (bpf/lifecycle.bpf.h): first, attached before anything is counted. */
@@ -73,6 +78,7 @@ static const struct prog_ref fentry_progs[] = {
 	PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect), PROG(fx_inet_csk_accept),
 	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
 	PROG(fx_udpv6_recvmsg), PROG(fx_tcp_sendmsg), PROG(fx_tcp_recvmsg),
+	PROG_IF_FUNC(fx_tcp_sendpage, "tcp_sendpage"), PROG(fx_tcp_splice_read),
 };
 
 /* Backend "kprobe" (bpf/kprobe.bpf.h). */
@@ -84,6 +90,8 @@ static const struct prog_ref kprobe_progs[] = {
 	PROG(kp_skb_consume_udp), PROG(kp_udpv6_recvmsg_ret),
 	PROG(kp_tcp_sendmsg), PROG(kp_tcp_sendmsg_ret),
 	PROG(kp_tcp_recvmsg), PROG(kp_tcp_recvmsg_ret),
+	PROG_IF_FUNC(kp_tcp_sendpage_ret, "tcp_sendpage"), PROG_IF_FUNC(kp_tcp_sendpage, "tcp_sendpage"),
+	PROG(kp_tcp_splice_read_ret), PROG(kp_tcp_splice_read),
 };
 
 /* Backend "tracepoint" (bpf/tracepoint.bpf.h). */
@@ -304,11 +312,13 @@ static void backend_detach(struct dstrace_backend *b)
 	b->skel = NULL;
 }
 
-/* Is an optional program's tracefs event missing from this kernel? */
-static bool optional_missing(const struct prog_ref *ref)
+/* Is an optional program's tracefs event or kernel function missing from this kernel? */
+static bool optional_missing(struct dstrace_backend *b, const struct prog_ref *ref)
 {
 	char path[128];
 
+	if (ref->func)
+		return !vmlinux_has_type(b, ref->func, BTF_KIND_FUNC);
 	if (!ref->event)
 		return false;
 	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s", ref->event);
@@ -395,7 +405,7 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 
 			bpf_program__set_autoload(prog_of(skel, ref),
 						  list_loaded_by(&prog_lists[l], b->kind) &&
-							  !optional_missing(ref));
+							  !optional_missing(b, ref));
 		}
 	}
 	return 0;

@@ -140,6 +140,20 @@ if [[ ${#runs[@]} -gt 0 ]]; then
 	fi
 	rm -f "$log"
 	step_time "differential-$(IFS=+; echo "${runs[*]}")"
+
+	# TCP bytes, every way of moving them, on every backend (tcp_sendpage before 6.5)
+	log=$(mktemp)
+	bash tests/e2e/test_tcpbytes.sh "${runs[@]}" >"$log" 2>&1
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
+		ok "$kernel: TCP bytes (${runs[*]}): $line"
+	else
+		grep -A3 '^FAIL' "$log" | head -n 60
+		ko "$kernel: TCP bytes (${runs[*]}): ${line:-no result line} (exit $rc)"
+	fi
+	rm -f "$log"
+	step_time "tcpbytes"
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tcpbytes METHOD PORT BYTES: one mapped TCP connection in one process, BYTES sent each way
+ * with one way of moving bytes through a socket, so that a test can check that every way is
+ * counted, exactly. A listener on [::]:PORT (IPV6_V6ONLY=0) accepts a connection from an
+ * AF_INET6 socket connected to ::ffff:127.0.0.1:PORT: both ends are mapped. The client sends
+ * BYTES to the server, then the server BYTES to the client, in chunks, each chunk read by the
+ * other end before the next is sent.
+ *
+ *   rw        write() / read()
+ *   sendrecv  send() / recv(), every chunk peeked at first (MSG_PEEK: not a read)
+ *   iov       writev() / readv(), three buffers
+ *   msg       sendmsg() / recvmsg()
+ *   sendfile  sendfile() from a file / read()
+ *   splice    splice() from a pipe to the socket / splice() from the socket to a pipe
+ *
+ * Prints: method=M sent=N received=N result=ok (sent and received: of both ends together).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "common.h"
+
+#define CHUNK 16384
+
+enum method { M_RW, M_SENDRECV, M_IOV, M_MSG, M_SENDFILE, M_SPLICE };
+static const char *const method_names[] = { "rw", "sendrecv", "iov", "msg", "sendfile", "splice" };
+
+static char buf[CHUNK];
+static int file_fd = -1;       /* sendfile: CHUNK bytes to send from */
+static int pipe_fds[2] = { -1, -1 }; /* splice */
+
+static void die(const char *what)
+{
+	fprintf(stderr, "tcpbytes: %s: %s\n", what, strerror(errno));
+	printf("result=%s\n", errname(errno));
+	exit(1);
+}
+
+/* Send n bytes (n <= CHUNK) on fd the method's way; all of them, or die. */
+static void send_chunk(enum method m, int fd, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		size_t left = n - done;
+		ssize_t r;
+
+		switch (m) {
+		case M_SENDRECV:
+			r = send(fd, buf + done, left, 0);
+			break;
+		case M_IOV: {
+			size_t a = left / 3, b = left / 3;
+			struct iovec iov[3] = { { buf, a }, { buf + a, b }, { buf + a + b, left - a - b } };
+
+			r = writev(fd, iov, 3);
+			break;
+		}
+		case M_MSG: {
+			struct iovec iov = { buf, left };
+			struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+			r = sendmsg(fd, &msg, 0);
+			break;
+		}
+		case M_SENDFILE: {
+			off_t off = (off_t)done;
+
+			r = sendfile(fd, file_fd, &off, left);
+			break;
+		}
+		case M_SPLICE: {
+			/* fill the pipe, then splice it all into the socket */
+			if (write(pipe_fds[1], buf, left) != (ssize_t)left)
+				die("write to the pipe");
+			for (size_t in = 0; in < left; in += (size_t)r) {
+				r = splice(pipe_fds[0], NULL, fd, NULL, left - in, SPLICE_F_MOVE);
+				if (r <= 0)
+					die("splice to the socket");
+			}
+			r = (ssize_t)left;
+			break;
+		}
+		default:
+			r = write(fd, buf + done, left);
+			break;
+		}
+		if (r <= 0)
+			die("send");
+		done += (size_t)r;
+	}
+}
+
+/* Read n bytes from fd the method's way; all of them, or die. */
+static void recv_chunk(enum method m, int fd, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		size_t left = n - done;
+		ssize_t r;
+
+		switch (m) {
+		case M_SENDRECV:
+			if (recv(fd, buf, 1, MSG_PEEK) != 1)
+				die("recv MSG_PEEK");
+			r = recv(fd, buf, left, 0);
+			break;
+		case M_IOV: {
+			size_t a = left / 3, b = left / 3;
+			struct iovec iov[3] = { { buf, a }, { buf + a, b }, { buf + a + b, left - a - b } };
+
+			r = readv(fd, iov, 3);
+			break;
+		}
+		case M_MSG: {
+			struct iovec iov = { buf, left };
+			struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+			r = recvmsg(fd, &msg, 0);
+			break;
+		}
+		case M_SPLICE:
+			r = splice(fd, NULL, pipe_fds[1], NULL, left, SPLICE_F_MOVE);
+			if (r > 0 && read(pipe_fds[0], buf, (size_t)r) != r)
+				die("read from the pipe");
+			break;
+		default:
+			r = read(fd, buf, left);
+			break;
+		}
+		if (r <= 0)
+			die("recv");
+		done += (size_t)r;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in6 dst = { .sin6_family = AF_INET6 };
+	int off = 0, on = 1, lfd, cfd, sfd;
+	enum method m = M_RW;
+	uint64_t total, sent = 0;
+	size_t i;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: tcpbytes rw|sendrecv|iov|msg|sendfile|splice PORT BYTES\n");
+		return 2;
+	}
+	for (i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+		if (!strcmp(argv[1], method_names[i]))
+			break;
+	if (i == sizeof(method_names) / sizeof(method_names[0])) {
+		fprintf(stderr, "tcpbytes: unknown method %s\n", argv[1]);
+		return 2;
+	}
+	m = (enum method)i;
+	any.sin6_port = htons((uint16_t)parse_num("port", argv[2], 1, 65535));
+	dst.sin6_port = any.sin6_port;
+	total = parse_num("bytes", argv[3], 1, 1ul << 30);
+	dst.sin6_addr.s6_addr[10] = 0xff;
+	dst.sin6_addr.s6_addr[11] = 0xff;
+	dst.sin6_addr.s6_addr[12] = 127;
+	dst.sin6_addr.s6_addr[15] = 1;
+
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)('a' + i % 26);
+	if (m == M_SENDFILE) {
+		char path[] = "/tmp/tcpbytes.XXXXXX";
+
+		file_fd = mkstemp(path);
+		if (file_fd < 0)
+			die("mkstemp");
+		unlink(path);
+		if (write(file_fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			die("write the file");
+	}
+	if (m == M_SPLICE && pipe(pipe_fds))
+		die("pipe");
+
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
+	    bind(lfd, (struct sockaddr *)&any, sizeof(any)) || listen(lfd, 1))
+		die("listen on [::]");
+	cfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cfd < 0 || connect(cfd, (struct sockaddr *)&dst, sizeof(dst)))
+		die("connect to ::ffff:127.0.0.1");
+	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (sfd < 0)
+		die("accept4");
+
+	/* client to server, then server to client */
+	for (int dir = 0; dir < 2; dir++) {
+		for (uint64_t done = 0; done < total;) {
+			size_t n = total - done < CHUNK ? (size_t)(total - done) : CHUNK;
+
+			send_chunk(m, dir ? sfd : cfd, n);
+			recv_chunk(m, dir ? cfd : sfd, n);
+			done += n;
+			sent += n;
+		}
+	}
+	close(cfd);
+	close(sfd);
+	close(lfd);
+	printf("method=%s sent=%llu received=%llu result=ok\n", method_names[m],
+	       (unsigned long long)sent, (unsigned long long)sent);
+	return 0;
+}
