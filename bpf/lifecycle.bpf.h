@@ -65,7 +65,7 @@ int lc_process_exit(void *ctx)
 
 	/* a connect this thread started without a syscall (io_uring) left its socket behind */
 	if (connect_by_syscall)
-		bpf_map_delete_elem(&connect_stash, &tid);
+		connect_slot_release(tid, 0);
 	if (BPF_CORE_READ(task, signal, live.counter) == 0)
 		proc_end(DSTRACE_END_EXIT);
 	return 0;

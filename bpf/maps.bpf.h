@@ -108,29 +108,53 @@ struct {
 	__type(value, struct dstrace_flow_val);
 } udp_flows SEC(".maps");
 
-/* connect() through syscalls (tracepoint backend): the socket of a mapped connect, left per
- * thread by the cgroup connect hook (socket.bpf.h) for the syscall's exit, which gives the
- * immediate result. No syscall entry hook: the cgroup hook runs inside connect(2), only for
- * AF_INET6 sockets. A connect driven by io_uring or a kernel socket leaves an entry that no
- * syscall exit takes: such an entry is the thread's only one (the key is the thread), is
- * deleted when the thread exits (lifecycle.bpf.h), and never decides another socket (the exit
- * checks the socket's cookie). A plain hash, not an LRU: an LRU insert cost 450 ns more
- * per connect here. Inserts that fail are counted. */
+/* connect() through syscalls (tracepoint backend): the socket of a mapped connect, left by
+ * the cgroup connect hook (socket.bpf.h) in the calling thread's slot for the syscall's exit,
+ * which gives the immediate result (a failure before any SYN, every UDP result). No syscall
+ * entry hook: the cgroup hook runs inside connect(2), only for AF_INET6 sockets.
+ *
+ * An array of slots, a thread's being its tid modulo CONNECT_SLOTS, written and read in place:
+ * a hash's insert and delete cost 520 ns per connect here. A slot is held only while a result
+ * may still come from the call: the exit empties it, and so does a TCP connect that sends its
+ * SYN (inet_sock_set_state to SYN_SENT, in the caller's context: from then on the state
+ * change decides), so a blocking connect waiting for its handshake holds none. Two threads
+ * sharing a slot at the same instant: the second overwrites the first, which is counted
+ * (stash_full). A connect driven by io_uring or a kernel socket may leave its thread's slot
+ * filled; it never decides another socket (the exit checks the cookie and, for TCP, that the
+ * socket is still closed), and the thread's exit empties it (lifecycle.bpf.h). */
+#define CONNECT_SLOTS 16384
 struct connect_args {
 	__u64 sk;     /* struct sock *, as the hook saw it */
 	__u64 cookie; /* its cookie then: a socket freed and reused since is not this one */
 	/* a TCP connect, whose outcome the state change reports; the syscall's exit then
 	 * needs no socket for a result that is not final */
 	__u32 tcp;
-	__u32 pad;
+	__u32 tid; /* the thread whose slot it is; 0: empty */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONNECT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct connect_args);
 } connect_stash SEC(".maps");
+
+/* Thread tid's slot (never NULL for a valid index, but the verifier wants the test). */
+static __always_inline struct connect_args *connect_slot(__u32 tid)
+{
+	__u32 key = tid & (CONNECT_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&connect_stash, &key);
+}
+
+/* Empty tid's slot if it holds sk's connect (cookie), or any of tid's if cookie is 0. */
+static __always_inline void connect_slot_release(__u32 tid, __u64 cookie)
+{
+	struct connect_args *slot = connect_slot(tid);
+
+	if (slot && slot->tid == tid && (!cookie || slot->cookie == cookie))
+		slot->tid = 0;
+}
 
 /* Who did something, read in their own context: a connect's outcome arrives later, often in
  * softirq, where the current task is anybody. */

@@ -730,11 +730,17 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	/* The tracepoint backend: the socket for connect(2)'s exit, if that is what drives it
 	 * (tp_exit_connect): the immediate result, where the state change gives none. */
 	if (connect_by_syscall) {
-		struct connect_args call = { .sk = sk, .cookie = cookie,
-					     .tcp = c.proto == DSTRACE_PROTO_TCP };
+		struct connect_args *slot = connect_slot(c.who.tid);
 
-		if (bpf_map_update_elem(&connect_stash, &c.who.tid, &call, BPF_ANY))
-			counter_add(DSTRACE_CNT_STASH_FULL, 1);
+		if (slot) {
+			/* another thread's connect, still waiting for its result: lost, counted */
+			if (slot->tid && slot->tid != c.who.tid)
+				counter_add(DSTRACE_CNT_STASH_FULL, 1);
+			slot->sk = sk;
+			slot->cookie = cookie;
+			slot->tcp = c.proto == DSTRACE_PROTO_TCP;
+			slot->tid = c.who.tid;
+		}
 	}
 	/* The process's entry is made here, where its executable and cgroup are current. */
 	proc_entry_who(c.who.netns, c.who.tgid, &c.who, (__u64)task);

@@ -18,20 +18,22 @@
 
 /* The immediate result of connect(2): an error before any SYN (a v6-only socket, no IPv4
  * route) and every UDP result. The socket is the one the cgroup connect hook saw start a
- * mapped connect on this thread (connect_stash); no entry hook: a connect that is not
- * mapped costs one lookup here. */
+ * mapped connect on this thread (its slot in connect_stash); no entry hook: a connect that is
+ * not mapped costs one array lookup here. */
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args *p = bpf_map_lookup_elem(&connect_stash, &tid), args;
+	struct connect_args *p = connect_slot(tid), args;
 	struct sock *sk;
 
-	if (!p)
+	if (!p || p->tid != tid)
 		return 0;
 	args = *p;
-	bpf_map_delete_elem(&connect_stash, &tid);
+	p->tid = 0;
+	if (args.tid != tid)
+		return 0; /* another thread's, written meanwhile (counted by its hook) */
 	/* a TCP connect the socket layer follows, not decided yet: nothing to read here */
 	if (args.tcp && !connect_ret_final(true, (int)ctx->ret))
 		return 0;
