@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -63,15 +64,63 @@ bool dstrace_format_utc(int64_t sec, int usec, char *buf, size_t size)
 
 void dstrace_format_ts(uint64_t realtime_ns, char *buf, size_t size)
 {
-	dstrace_format_utc(realtime_ns / 1000000000ull, realtime_ns % 1000000000ull / 1000, buf,
-			   size);
+	/* Every event has one: the date and time of the last second are kept (per thread),
+	 * only the microseconds are written anew. */
+	static __thread int64_t cached_sec = -1;
+	static __thread char cached[32]; /* "2026-12-02T20:13:13." */
+	static __thread size_t cached_len;
+	int64_t sec = (int64_t)(realtime_ns / 1000000000ull);
+	unsigned int usec = (unsigned int)(realtime_ns % 1000000000ull / 1000);
+	char tail[8];
+
+	if (sec != cached_sec) {
+		char full[48];
+
+		cached_sec = -1;
+		if (!dstrace_format_utc(sec, 0, full, sizeof(full)) || strlen(full) < 8 ||
+		    strlen(full) - 8 >= sizeof(cached)) {
+			dstrace_format_utc(sec, (int)usec, buf, size);
+			return;
+		}
+		cached_len = strlen(full) - 7; /* up to the "." */
+		memcpy(cached, full, cached_len);
+		cached_sec = sec;
+	}
+	for (int i = 5; i >= 0; i--, usec /= 10)
+		tail[i] = (char)('0' + usec % 10);
+	tail[6] = 'Z';
+	tail[7] = '\0';
+	if (cached_len + sizeof(tail) <= size) {
+		memcpy(buf, cached, cached_len);
+		memcpy(buf + cached_len, tail, sizeof(tail));
+	} else {
+		snprintf(buf, size, "%.*s%s", (int)cached_len, cached, tail);
+	}
 }
 
+/* Dotted quad of a network-order address; "?" if it does not fit. By hand: inet_ntop() goes
+ * through sprintf(), and every event has two. */
 void dstrace_format_ipv4(uint32_t addr, char *buf, size_t size)
 {
-	struct in_addr in = { .s_addr = addr };
+	const unsigned char *b = (const unsigned char *)&addr;
+	char tmp[INET_ADDRSTRLEN];
+	size_t n = 0;
 
-	if (!inet_ntop(AF_INET, &in, buf, size))
+	for (int i = 0; i < 4; i++) {
+		unsigned int v = b[i];
+
+		if (i)
+			tmp[n++] = '.';
+		if (v >= 100)
+			tmp[n++] = (char)('0' + v / 100);
+		if (v >= 10)
+			tmp[n++] = (char)('0' + v / 10 % 10);
+		tmp[n++] = (char)('0' + v % 10);
+	}
+	tmp[n] = '\0';
+	if (n < size)
+		memcpy(buf, tmp, n + 1);
+	else if (size)
 		snprintf(buf, size, "?");
 }
 
@@ -130,29 +179,32 @@ void dstrace_json_string(const char *s, size_t maxlen, char *buf, size_t size)
 		unsigned char c = s[i];
 		size_t n = 1, u8 = c >= 0x80 ? dstrace_utf8_len((const unsigned char *)s + i,
 								 strnlen(s + i, maxlen - i)) : 0;
+		static const char hex[] = "0123456789abcdef";
 		char esc[8];
 		const char *out = esc;
+		size_t len = 1;
 
 		if (u8) {
 			/* valid UTF-8 passes as it is (a path like /opt/café stays readable) */
 			out = s + i;
-			n = u8;
+			n = len = u8;
 		} else if (c == '"' || c == '\\') {
-			snprintf(esc, sizeof(esc), "\\%c", c);
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			len = 2;
 		} else if (c < 0x20 || c >= 0x7f) {
 			/* control bytes, and bytes that are not UTF-8: \u00XX, so nothing is lost */
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			len = 6;
 		} else {
-			snprintf(esc, sizeof(esc), "%c", c);
+			out = s + i; /* the common case: a printable ASCII byte, as it is */
 		}
-		{
-			size_t len = u8 ? u8 : strlen(esc);
-
-			if (o + len + 2 > size)
-				break;
-			memcpy(buf + o, out, len);
-			o += len;
-		}
+		if (o + len + 2 > size)
+			break;
+		memcpy(buf + o, out, len);
+		o += len;
 		i += n;
 	}
 	buf[o++] = '"';
@@ -293,6 +345,67 @@ int dstrace_format_event_text(const struct dstrace_event *e, uint64_t realtime_n
 		     size);
 }
 
+/* A line built piece by piece without printf, for the per-event path of -j: like snprintf,
+ * it keeps what fits, always terminated, and counts all it was given (len). */
+struct line_out {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void out_mem(struct line_out *o, const char *s, size_t n)
+{
+	if (!o->size)
+		return;
+	if (o->len < o->size - 1) {
+		size_t room = o->size - 1 - o->len;
+
+		memcpy(o->buf + o->len, s, n < room ? n : room);
+	}
+	o->len += n;
+	o->buf[o->len < o->size - 1 ? o->len : o->size - 1] = '\0';
+}
+
+static void out_str(struct line_out *o, const char *s)
+{
+	out_mem(o, s, strlen(s));
+}
+
+static void out_u64(struct line_out *o, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	out_mem(o, tmp + i, sizeof(tmp) - i);
+}
+
+/* "a.b.c.d" (quoted) or null */
+static void out_ipv4(struct line_out *o, bool have, uint32_t addr)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	if (!have) {
+		out_str(o, "null");
+		return;
+	}
+	dstrace_format_ipv4(addr, ip, sizeof(ip));
+	out_mem(o, "\"", 1);
+	out_str(o, ip);
+	out_mem(o, "\"", 1);
+}
+
+static void out_port(struct line_out *o, bool have, uint16_t port)
+{
+	if (have)
+		out_u64(o, port);
+	else
+		out_str(o, "null");
+}
+
 /* ,"fallback":null or {"from":"2001:db8::4","error":"ECONNREFUSED","lost_ms":1.234} */
 static int fallback_member(const struct dstrace_event *e, char *buf, size_t size)
 {
@@ -323,12 +436,17 @@ static void name_members(const struct dstrace_event *e, char *buf, size_t size)
 	char name[DSTRACE_NAME_LEN * 6 + 3];
 	size_t n;
 
-	if (!(e->name_flags & DSTRACE_NAME_KNOWN)) {
-		n = (size_t)clamp(snprintf(buf, size,
-					   ",\"name\":null,\"answer\":null,\"mapped_by\":null,"
-					   "\"hints\":null,\"resolver_probe\":%s",
-					   e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false"),
-				  size);
+	if (!(e->name_flags & DSTRACE_NAME_KNOWN)) { /* most events: no printf */
+		struct line_out o = { .buf = buf, .size = size };
+
+		out_str(&o, ",\"name\":null,\"answer\":null,\"mapped_by\":null,\"hints\":null,"
+			    "\"resolver_probe\":");
+		out_str(&o, e->flags & DSTRACE_F_BY_RESOLVER ? "true" : "false");
+		if (!(e->flags & DSTRACE_F_FALLBACK)) {
+			out_str(&o, ",\"fallback\":null");
+			return;
+		}
+		n = o.len < size ? o.len : size - 1;
 		fallback_member(e, buf + n, size - n);
 		return;
 	}
@@ -352,46 +470,58 @@ static void name_members(const struct dstrace_event *e, char *buf, size_t size)
 int dstrace_format_event_json(const struct dstrace_event *e, uint64_t realtime_ns, char *buf,
 			      size_t size)
 {
+	struct line_out o = { .buf = buf, .size = size };
+	bool local = e->flags & DSTRACE_F_HAVE_LOCAL, remote = !(e->flags & DSTRACE_F_NO_REMOTE);
 	char names[DSTRACE_NAME_LEN * 6 + 256];
-	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], laddr[24], raddr[24], rport[8], err[32],
-		ebuf[16], lport[8];
+	char ts[40], comm[DSTRACE_COMM_LEN * 6 + 3], ebuf[16];
 
 	dstrace_format_ts(realtime_ns, ts, sizeof(ts));
 	dstrace_json_string(e->comm, DSTRACE_COMM_LEN, comm, sizeof(comm));
-	if (e->flags & DSTRACE_F_HAVE_LOCAL) {
-		char ip[INET_ADDRSTRLEN];
-
-		dstrace_format_ipv4(e->laddr, ip, sizeof(ip));
-		snprintf(laddr, sizeof(laddr), "\"%s\"", ip);
-		snprintf(lport, sizeof(lport), "%u", e->lport);
+	out_str(&o, "{\"type\":\"event\",\"ts\":\"");
+	out_str(&o, ts);
+	out_str(&o, "\",\"event\":\"");
+	out_str(&o, dstrace_event_name(e->kind));
+	out_str(&o, "\",\"proto\":\"");
+	out_str(&o, dstrace_event_proto_name(e));
+	out_str(&o, "\",\"pid\":");
+	out_u64(&o, e->pid);
+	out_str(&o, ",\"tid\":");
+	out_u64(&o, e->tid);
+	out_str(&o, ",\"comm\":");
+	out_str(&o, comm);
+	out_str(&o, ",\"uid\":");
+	out_u64(&o, e->uid);
+	out_str(&o, ",\"netns\":");
+	out_u64(&o, e->netns);
+	out_str(&o, ",\"cgroup\":");
+	out_u64(&o, e->cgroup_id);
+	out_str(&o, ",\"laddr\":");
+	out_ipv4(&o, local, e->laddr);
+	out_str(&o, ",\"lport\":");
+	out_port(&o, local, e->lport);
+	out_str(&o, ",\"raddr\":");
+	out_ipv4(&o, remote, e->raddr);
+	out_str(&o, ",\"rport\":");
+	out_port(&o, remote, e->rport);
+	out_str(&o, ",\"ret\":");
+	if (e->ret < 0) {
+		out_mem(&o, "-", 1);
+		out_u64(&o, (uint64_t)0 - (uint64_t)(int64_t)e->ret);
 	} else {
-		snprintf(laddr, sizeof(laddr), "null");
-		snprintf(lport, sizeof(lport), "null");
+		out_u64(&o, (uint64_t)e->ret);
 	}
-	if (e->flags & DSTRACE_F_NO_REMOTE) {
-		snprintf(raddr, sizeof(raddr), "null");
-		snprintf(rport, sizeof(rport), "null");
+	out_str(&o, ",\"error\":");
+	if (e->ret) {
+		out_mem(&o, "\"", 1);
+		out_str(&o, dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)));
+		out_mem(&o, "\"", 1);
 	} else {
-		char ip[INET_ADDRSTRLEN];
-
-		dstrace_format_ipv4(e->raddr, ip, sizeof(ip));
-		snprintf(raddr, sizeof(raddr), "\"%s\"", ip);
-		snprintf(rport, sizeof(rport), "%u", e->rport);
+		out_str(&o, "null");
 	}
-	if (e->ret)
-		snprintf(err, sizeof(err), "\"%s\"", dstrace_errno_name(e->ret, ebuf, sizeof(ebuf)));
-	else
-		snprintf(err, sizeof(err), "null");
 	name_members(e, names, sizeof(names));
-	return clamp(snprintf(buf, size,
-			      "{\"type\":\"event\",\"ts\":\"%s\",\"event\":\"%s\",\"proto\":\"%s\","
-			      "\"pid\":%u,\"tid\":%u,\"comm\":%s,\"uid\":%u,\"netns\":%u,"
-			      "\"cgroup\":%llu,\"laddr\":%s,\"lport\":%s,\"raddr\":%s,"
-			      "\"rport\":%s,\"ret\":%d,\"error\":%s%s}",
-			      ts, dstrace_event_name(e->kind), dstrace_event_proto_name(e), e->pid,
-			      e->tid, comm, e->uid, e->netns, e->cgroup_id, laddr, lport, raddr,
-			      rport, e->ret, err, names),
-		     size);
+	out_str(&o, names);
+	out_mem(&o, "}", 1);
+	return clamp(o.len > INT_MAX ? INT_MAX : (int)o.len, size);
 }
 
 int dstrace_format_proc_header(char *buf, size_t size)

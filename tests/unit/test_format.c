@@ -325,6 +325,13 @@ static void test_ts(void)
 	ASSERT_STR_EQ(buf, "1970-01-01T00:00:01.999999Z");
 	dstrace_format_ts(951782400000001000ull, buf, sizeof(buf)); /* leap day */
 	ASSERT_STR_EQ(buf, "2000-02-29T00:00:00.000001Z");
+	/* the same second again (its date and time are kept), the next one, a short buffer */
+	dstrace_format_ts(951782400000002000ull, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "2000-02-29T00:00:00.000002Z");
+	dstrace_format_ts(951782401000000000ull, buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "2000-02-29T00:00:01.000000Z");
+	dstrace_format_ts(951782401999999000ull, buf, 12);
+	ASSERT_STR_EQ(buf, "2000-02-29T");
 }
 
 static void test_mapped_address(void)
@@ -583,6 +590,19 @@ static void test_format_utc_ipv4(void)
 	dstrace_format_ipv4(ipv4("192.0.2.7"), buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "192.0.2.7");
 	dstrace_format_ipv4(ipv4("192.0.2.7"), buf, 4);
+	ASSERT_STR_EQ(buf, "?");
+	/* every digit count, zeros inside and at the ends */
+	for (unsigned int v = 0; v < 256; v++) {
+		char want[INET_ADDRSTRLEN], addr[INET_ADDRSTRLEN];
+
+		snprintf(addr, sizeof(addr), "%u.%u.%u.%u", v, 255 - v, v / 2, (v * 7) % 256);
+		dstrace_format_ipv4(ipv4(addr), buf, sizeof(buf));
+		inet_ntop(AF_INET, &(struct in_addr){ .s_addr = ipv4(addr) }, want, sizeof(want));
+		ASSERT_STR_EQ(buf, want);
+	}
+	dstrace_format_ipv4(ipv4("255.255.255.255"), buf, 16);
+	ASSERT_STR_EQ(buf, "255.255.255.255");
+	dstrace_format_ipv4(ipv4("255.255.255.255"), buf, 15);
 	ASSERT_STR_EQ(buf, "?");
 }
 
