@@ -81,6 +81,7 @@ struct shared {
 	atomic_uint_fast64_t done;   /* connections accepted, datagrams received */
 	atomic_uint_fast64_t errors; /* accept or recvfrom failures */
 	atomic_uint_fast64_t sent;   /* dns: answers sent */
+	size_t answer;		     /* dns: bytes sent back to each datagram's source; 0: none */
 };
 
 static uint64_t now_ns(void)
@@ -297,7 +298,8 @@ static int run_tcp(const struct config *cfg, FILE *out)
 
 /* ---- udp ---- */
 
-/* Receives one datagram; false once stopped and drained (no datagram for UDP_DRAIN_MS). */
+/* Receives one datagram, and answers its source if sh->answer says so; false once stopped
+ * and drained (no datagram for UDP_DRAIN_MS). */
 static bool udp_recv_one(struct shared *sh)
 {
 	static char buf[UDP_MAX_SIZE];
@@ -310,6 +312,13 @@ static bool udp_recv_one(struct shared *sh)
 
 		if (n >= 0) {
 			atomic_fetch_add(&sh->done, 1);
+			if (!sh->answer)
+				return true;
+			if (sendto(sh->fd, buf, sh->answer, 0, (struct sockaddr *)&from, len) ==
+			    (ssize_t)sh->answer)
+				atomic_fetch_add(&sh->sent, 1);
+			else
+				atomic_fetch_add(&sh->errors, 1);
 			return true;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -401,46 +410,6 @@ static int run_udp(const struct config *cfg, FILE *out)
 
 /* ---- dns: a request/response server on [::] with IPv4 clients ---- */
 
-/* Answers one request (2 x its size, to its source); false once stopped and drained. */
-static bool dns_answer_one(struct shared *sh, size_t size)
-{
-	static char buf[UDP_MAX_SIZE];
-
-	for (;;) {
-		struct sockaddr_in6 from;
-		socklen_t len = sizeof(from);
-		ssize_t n = recvfrom(sh->fd, buf, size, 0, (struct sockaddr *)&from, &len);
-
-		if (n >= 0) {
-			size_t answer = 2 * size < sizeof(buf) ? 2 * size : sizeof(buf);
-
-			atomic_fetch_add(&sh->done, 1);
-			if (sendto(sh->fd, buf, answer, 0, (struct sockaddr *)&from, len) ==
-			    (ssize_t)answer)
-				atomic_fetch_add(&sh->sent, 1);
-			else
-				atomic_fetch_add(&sh->errors, 1);
-			return true;
-		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (atomic_load(&sh->stop))
-				return false;
-			continue;
-		}
-		if (errno != EINTR)
-			atomic_fetch_add(&sh->errors, 1);
-	}
-}
-
-static size_t dns_size; /* the request size, for the server thread */
-
-static void *dns_server(void *arg)
-{
-	while (dns_answer_one(arg, dns_size))
-		;
-	return NULL;
-}
-
 static int run_dns(const struct config *cfg, FILE *out)
 {
 	struct timeval drain = { .tv_sec = 0, .tv_usec = UDP_DRAIN_MS * 1000 };
@@ -470,9 +439,9 @@ static int run_dns(const struct config *cfg, FILE *out)
 	buf = calloc(1, 2 * size);
 	if (!buf)
 		die("calloc");
-	dns_size = size;
+	sh.answer = 2 * size < UDP_MAX_SIZE ? 2 * size : UDP_MAX_SIZE;
 	if (!cfg->one_thread) {
-		err = pthread_create(&server, NULL, dns_server, &sh);
+		err = pthread_create(&server, NULL, udp_receiver, &sh);
 		if (err) {
 			errno = err;
 			die("pthread_create");
@@ -488,7 +457,7 @@ static int run_dns(const struct config *cfg, FILE *out)
 		requests++;
 		/* On loopback the request is queued when send() returns: this does not wait. */
 		if (cfg->one_thread)
-			dns_answer_one(&sh, size);
+			udp_recv_one(&sh);
 		if (recv(fd, buf, 2 * size, 0) >= 0)
 			answers++;
 		else

@@ -781,3 +781,27 @@ cli() {
 	CLPORT=$(kv "$LINE" lport || true)
 	log "$name: pid $CPID exit $RUN_RC: $LINE"
 }
+
+# --- backends ---------------------------------------------------------------------------
+# backends_to_run [BACKEND...]: the backends a suite runs under, into BACKENDS: the ones
+# named, or else every backend that loads on this kernel (each one that does not is logged
+# with its reason). Fails the suite when none is left.
+BACKENDS=()
+backends_to_run() {
+	local b
+	BACKENDS=("$@")
+	if [[ ${#BACKENDS[@]} -eq 0 ]]; then
+		for b in fentry kprobe tracepoint; do
+			if "$DSTRACE" --backend "$b" -d 1 -o /dev/null 2>"$WORK/probe-$b.err"; then
+				BACKENDS+=("$b")
+			else
+				log "backend $b does not run on this kernel: $(grep -v '^Tracing' "$WORK/probe-$b.err" | head -n 1)"
+			fi
+		done
+	fi
+	if [[ ${#BACKENDS[@]} -eq 0 ]]; then
+		fail "backends" "expected at least one backend to run, got none"
+		summary
+		exit 1
+	fi
+}

@@ -22,22 +22,8 @@ need_root
 build_progs
 
 # --- which backends run here -----------------------------------------------------------
-backends=("$@")
-if [[ ${#backends[@]} -eq 0 ]]; then
-	for b in fentry kprobe tracepoint; do
-		if "$DSTRACE" --backend "$b" -d 1 -o /dev/null 2>"$WORK/probe-$b.err"; then
-			backends+=("$b")
-		else
-			log "backend $b does not run on this kernel: $(grep -v '^Tracing' "$WORK/probe-$b.err" | head -n 1)"
-		fi
-	done
-fi
-if [[ ${#backends[@]} -eq 0 ]]; then
-	fail "backends" "expected at least one backend to run, got none"
-	summary
-	exit 1
-fi
-log "backends compared: ${backends[*]}"
+backends_to_run "$@"
+log "backends compared: ${BACKENDS[*]}"
 
 # A kernel built without MPTCP (Debian 11's 5.10) cannot run the MPTCP client: it is left out
 # of the workload, and its part of the expected answer with it (its connect, the accept it
@@ -153,7 +139,7 @@ normalize() {
 		}' "$1"
 }
 
-for b in "${backends[@]}"; do
+for b in "${BACKENDS[@]}"; do
 	out=$WORK/run-$b.jsonl
 	hold_start "$b"
 	dstrace_start "$out" --backend "$b" || continue

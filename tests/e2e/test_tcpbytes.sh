@@ -22,22 +22,8 @@ PORT0=9400
 need_root
 build_progs
 
-backends=("$@")
-if [[ ${#backends[@]} -eq 0 ]]; then
-	for b in fentry kprobe tracepoint; do
-		if "$DSTRACE" --backend "$b" -d 1 -o /dev/null 2>"$WORK/probe-$b.err"; then
-			backends+=("$b")
-		else
-			log "backend $b does not run on this kernel: $(grep -v '^Tracing' "$WORK/probe-$b.err" | head -n 1)"
-		fi
-	done
-fi
-if [[ ${#backends[@]} -eq 0 ]]; then
-	fail "backends" "expected at least one backend to run, got none"
-	summary
-	exit 1
-fi
-log "backends: ${backends[*]}"
+backends_to_run "$@"
+log "backends: ${BACKENDS[*]}"
 
 lo_host_add tb
 NS_INODE=$(netns_inode tb)
@@ -46,7 +32,7 @@ for m in "${METHODS[@]}"; do
 	cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-$m"
 done
 
-for b in "${backends[@]}"; do
+for b in "${BACKENDS[@]}"; do
 	AUD=$WORK/audit-$b.jsonl
 	dstrace_start_raw "$WORK/audit-$b.stdout" --backend "$b" --audit -o "$AUD" -i 3600 || continue
 	for i in "${!METHODS[@]}"; do
