@@ -53,7 +53,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret >= 0)
-		handle_accept_done(sk_from_fd((int)ctx->ret));
+		handle_accept_done(sk_from_fd_btf((int)ctx->ret));
 	return 0;
 }
 
@@ -382,10 +382,13 @@ int cg_skb_ingress(struct __sk_buff *skb)
 	__u32 drops, was, queued = 0;
 	bool started;
 
-	if (!bsk)
+	/* Every packet the machine receives comes here: most leave on the socket's common
+	 * fields (not AF_INET6; a TCP connection's or a connected UDP socket's), without a
+	 * helper call; the full socket says UDP. */
+	if (!bsk || bsk->family != AF_INET6 || bsk->state == TCP_ESTABLISHED)
 		return 1;
 	bsk = bpf_sk_fullsock(bsk);
-	if (!bpf_sock_is_udp6(bsk) || bsk->state == TCP_ESTABLISHED)
+	if (!bpf_sock_is_udp6(bsk))
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		skb_v4_source(skb, &s);
