@@ -79,7 +79,7 @@ struct shared {
 	int fd; /* listener (tcp) or receiving socket (udp) */
 	atomic_bool stop;
 	atomic_uint_fast64_t done;   /* connections accepted, datagrams received */
-	atomic_uint_fast64_t errors; /* accept or recvfrom failures */
+	atomic_uint_fast64_t errors; /* accept, recvfrom or (dns) answer sendto failures */
 	atomic_uint_fast64_t sent;   /* dns: answers sent */
 	size_t answer;		     /* dns: bytes sent back to each datagram's source; 0: none */
 };

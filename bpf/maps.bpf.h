@@ -115,11 +115,13 @@ struct {
  *
  * An array of slots, a thread's being its tid modulo CONNECT_SLOTS, written and read in place:
  * a hash's insert and delete cost 520 ns per connect here. A slot is held only while a result
- * may still come from the call: the exit empties it, and so does a TCP connect that sends its
- * SYN (inet_sock_set_state to SYN_SENT, in the caller's context: from then on the state
- * change decides), so a blocking connect waiting for its handshake holds none. Two threads
- * sharing a slot at the same instant: the second overwrites the first, which is counted
- * (stash_full). A connect driven by io_uring or a kernel socket may leave its thread's slot
+ * may still come from the call: the exit empties it, and so does a TCP connect that goes to
+ * SYN_SENT (inet_sock_set_state, in the caller's context: from then on the state change
+ * decides), so a blocking connect waiting for its handshake holds none; a connect that fails
+ * inside the call after that (no local port left) gets it back for the exit
+ * (connect_call_decides in paths.bpf.h). Two threads sharing a slot at the same instant:
+ * the second overwrites the first, which is counted (stash_full). A connect driven by a
+ * kernel socket, or by io_uring and completed in another thread, may leave its thread's slot
  * filled; it never decides another socket (the exit checks the cookie and, for TCP, that the
  * socket is still closed), and the thread's exit empties it (lifecycle.bpf.h). */
 #define CONNECT_SLOTS 16384

@@ -752,9 +752,15 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 			/* another thread's connect, still waiting for its result: lost, counted */
 			if (slot->tid && slot->tid != c.who.tid)
 				counter_add(DSTRACE_CNT_STASH_FULL, 1);
+			/* emptied first, owned last: an exit that copies the slot meanwhile
+			 * fails to claim it (tp_exit_connect); no compare-and-exchange here,
+			 * this program also runs on 5.10 */
+			slot->tid = 0;
+			barrier();
 			slot->sk = sk;
 			slot->cookie = cookie;
 			slot->tcp = c.proto == DSTRACE_PROTO_TCP;
+			barrier();
 			slot->tid = c.who.tid;
 		}
 	}
@@ -836,6 +842,31 @@ static __always_inline __u8 tcp_mptcp_flag(struct sock *sk)
 	return 0;
 }
 
+/* A TCP socket closed in SYN_SENT without an error, and not by its program (close() shuts
+ * it down first): the connect call itself failed after setting SYN_SENT (no local port left:
+ * EADDRNOTAVAIL; no route for the port chosen; no memory), in the connecting thread. The
+ * call's return has the error: its exit decides (fexit, kretprobe, or on the tracepoint
+ * backend the syscall's exit, given the thread's slot back), not the state change. */
+static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_args *slot;
+	struct conn_pending *p;
+
+	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown))
+		return false;
+	p = bpf_map_lookup_elem(&conn_pending, &cookie);
+	if (!p || p->who.tid != tid)
+		return false;
+	if (!connect_by_syscall)
+		return true;
+	slot = connect_slot(tid);
+	if (!slot || slot->cookie != cookie || (slot->tid && slot->tid != tid))
+		return false;
+	slot->tid = tid;
+	return true;
+}
+
 /* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly). */
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate)
 {
@@ -852,7 +883,8 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 		 * closed by its program before an answer came: ECONNABORTED */
 		err = sk->sk_err;
 		err = err ? -err : -ECONNABORTED;
-		handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true);
+		if (err != -ECONNABORTED || !connect_call_decides(sk, cookie))
+			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true);
 		native_try_done(cookie, err);
 	}
 }

@@ -31,9 +31,10 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!p || p->tid != tid)
 		return 0;
 	args = *p;
-	p->tid = 0;
-	if (args.tid != tid)
-		return 0; /* another thread's, written meanwhile (counted by its hook) */
+	/* claimed after the copy: a hook of another thread writing it meanwhile emptied it
+	 * first, and the copy is dropped (counted by that hook) */
+	if (__sync_val_compare_and_swap(&p->tid, tid, 0) != tid || args.tid != tid)
+		return 0;
 	/* a TCP connect the socket layer follows, not decided yet: nothing to read here */
 	if (args.tcp && !connect_ret_final(true, (int)ctx->ret))
 		return 0;
@@ -90,8 +91,16 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	op = BPF_CORE_READ(req, opcode);
 	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT) && res >= 0)
 		handle_accept_done(sk_from_fd(res));
-	else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT))
-		handle_connect_call(sk_from_file(BPF_CORE_READ(req, file)), res);
+	else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
+		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
+		__u64 cookie = sk ? sk_cookie(sk) : 0;
+
+		handle_connect_call(sk, res);
+		/* the slot its connect hook filled, if it ran in this thread: no syscall exit
+		 * comes for it (a socket without a cookie never met the hook) */
+		if (cookie)
+			connect_slot_release((__u32)bpf_get_current_pid_tgid(), cookie);
+	}
 	return 0;
 }
 

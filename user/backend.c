@@ -294,6 +294,9 @@ static int precheck(struct dstrace_backend *b)
 		if (!vmlinux_has_type(b, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no sock:sock_send_length tracepoint (Linux 6.3+)");
+		b->sendpage_blind = kernel_btf(b) &&
+				    btf__find_by_name_kind(kernel_btf(b), "tcp_sendpage",
+							   BTF_KIND_FUNC) >= 0;
 		return 0;
 	default:
 		return 0;
@@ -554,6 +557,8 @@ static int attach(struct dstrace_backend *b)
 	return 0;
 }
 
+#define SENDPAGE_BLIND "TCP bytes sent with sendfile() or splice()"
+
 int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max)
 {
 	int n = 0;
@@ -573,6 +578,8 @@ int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, in
 	if (b->kind == DSTRACE_BACKEND_TRACEPOINT && !b->skel->rodata->syscall_dest_supported &&
 	    n < max)
 		out[n++] = "v6-only send failures";
+	if (b->sendpage_blind && n < max)
+		out[n++] = SENDPAGE_BLIND;
 	return n;
 }
 
@@ -582,6 +589,11 @@ static void say_blind(const struct dstrace_backend *b)
 	if (b->resolver_blind[0])
 		fprintf(stderr, "dstrace: warning: names of resolved peers are not seen: %s\n",
 			b->resolver_blind);
+	if (b->sendpage_blind)
+		fprintf(stderr,
+			"dstrace: warning: backend %s: %s are not seen on this kernel "
+			"(tcp_sendpage(), before Linux 6.5: no sock_send_length tracepoint)\n",
+			dstrace_backend_name(b->kind), SENDPAGE_BLIND);
 	for (size_t l = 0; l < NELEM(prog_lists); l++) {
 		if (!list_loaded_by(&prog_lists[l], b->kind))
 			continue;
@@ -614,19 +626,23 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->resolver_blind[0] = '\0';
 	b->resolver_lib = env->resolver_lib;
 	b->recvmsg_noblock = false;
+	b->sendpage_blind = false;
 	err = precheck(b);
 	if (err) {
 		kernel_btf_release(b);
 		return err;
 	}
+	/* The verifier's log, which libbpf asks for when a program is refused, in a buffer of
+	 * ours: libbpf's own is 16 MiB (where fentry is refused, that attempt's log added 2.3 MB
+	 * to dstrace's peak memory). A log longer than 64 KiB keeps its end (Linux 6.4+) or its
+	 * start, and the kernel then answers ENOSPC instead of the load's own error. libbpf
+	 * prints only logs in its own buffers: -v prints this one. */
+	static char verifier_log[64 * 1024];
 	{
-		/* The verifier's log, which libbpf asks for when a program is refused: its last
-		 * 64 KiB, in a buffer of ours. libbpf's own is 16 MiB: where fentry is refused,
-		 * that attempt's log added 2.3 MB to dstrace's peak memory. */
-		static char verifier_log[64 * 1024];
 		LIBBPF_OPTS(bpf_object_open_opts, opts, .kernel_log_buf = verifier_log,
 			    .kernel_log_size = sizeof(verifier_log));
 
+		verifier_log[0] = '\0';
 		b->skel = dstrace__open_opts(&opts);
 	}
 	if (!b->skel) {
@@ -639,7 +655,12 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 		goto out;
 	err = dstrace__load(b->skel);
 	if (err) {
-		fail(b, err, "failed to load BPF programs: %s%s", strerror(-err),
+		if (env->verbose && verifier_log[0])
+			fprintf(stderr, "dstrace: backend %s: the verifier's log:\n%s\n",
+				dstrace_backend_name(kind), verifier_log);
+		fail(b, err, "failed to load BPF programs: %s%s",
+		     err == -ENOSPC ? "refused by the kernel's verifier (its log was cut short)" :
+				      strerror(-err),
 		     kind == DSTRACE_BACKEND_FENTRY && err == -EPERM ?
 			     " (this kernel refuses fentry programs)" :
 			     "");

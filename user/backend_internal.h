@@ -23,6 +23,9 @@ struct dstrace_backend {
 	const char *resolver_lib; /* --resolver-lib, or NULL: the C library dstrace runs with */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
+	/* tracepoint backend, before 6.5: sendfile()/splice() to a TCP socket go through
+	 * tcp_sendpage(), not sock_sendmsg(): no sock_send_length for their bytes */
+	bool sendpage_blind;
 	struct btf *btf;      /* the kernel's BTF while the backend is tried (backend.c) */
 	bool btf_tried;
 };

@@ -79,7 +79,8 @@ void dstrace_format_ts(uint64_t realtime_ns, char *buf, size_t size)
 		cached_sec = -1;
 		if (!dstrace_format_utc(sec, 0, full, sizeof(full)) || strlen(full) < 8 ||
 		    strlen(full) - 8 >= sizeof(cached)) {
-			dstrace_format_utc(sec, (int)usec, buf, size);
+			if (!dstrace_format_utc(sec, (int)usec, buf, size) && size)
+				snprintf(buf, size, "?");
 			return;
 		}
 		cached_len = strlen(full) - 7; /* up to the "." */

@@ -101,6 +101,26 @@ one_connect "blocking connect timed out" "$CPID" tcp -110 ETIMEDOUT 198.51.100.2
 case_run "non-blocking connect timed out" ETIMEDOUT "$SP" tcp-nb ::ffff:198.51.100.2 81
 one_connect "non-blocking connect timed out" "$CPID" tcp -110 ETIMEDOUT 198.51.100.2 81
 
+# No local port left: the namespace's range is one port, held by a connection to the same
+# peer. tcp_v4_connect sets SYN_SENT before it picks the port, so the socket closes in
+# SYN_SENT without an error, inside the call: the result is the call's (EADDRNOTAVAIL), not
+# a connect its program gave up (ECONNABORTED).
+ns_sysctl "$NS" net.ipv4.ip_local_port_range="40000 40000"
+full_base=$(fbase "no local port left: holder")
+bg_start FULL lo "$full_base" "$SP" tcp-hold ::ffff:127.0.0.1 8080 300
+PIDS+=("$FULL")
+if wait_line "$full_base.out" '^connected' 5; then
+	case_run "no local port left" EADDRNOTAVAIL "$SP" tcp-block ::ffff:127.0.0.1 8080
+	one_connect "no local port left" "$CPID" tcp -99 EADDRNOTAVAIL
+	expect_proc "no local port left: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
+	case_run "no local port left, non-blocking" EADDRNOTAVAIL "$SP" tcp-nb ::ffff:127.0.0.1 8080
+	one_connect "no local port left, non-blocking" "$CPID" tcp -99 EADDRNOTAVAIL
+else
+	fail "no local port left: holder connected" "no line: $(cat "$full_base.err")"
+fi
+stop_pid "$FULL"
+ns_sysctl "$NS" net.ipv4.ip_local_port_range="32768 60999"
+
 case_run "TCP Fast Open" ok "$SP" tfo ::ffff:127.0.0.1 8080
 one_connect "TCP Fast Open" "$CPID" tcp 0 null
 
