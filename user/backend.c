@@ -294,9 +294,7 @@ static int precheck(struct dstrace_backend *b)
 		if (!vmlinux_has_type(b, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no sock:sock_send_length tracepoint (Linux 6.3+)");
-		b->sendpage_blind = kernel_btf(b) &&
-				    btf__find_by_name_kind(kernel_btf(b), "tcp_sendpage",
-							   BTF_KIND_FUNC) >= 0;
+		b->sendpage_blind = kernel_btf(b) && vmlinux_has_type(b, "tcp_sendpage", BTF_KIND_FUNC);
 		return 0;
 	default:
 		return 0;
