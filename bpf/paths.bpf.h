@@ -576,35 +576,38 @@ static __always_inline struct sock *sk_from_file(struct file *file)
 	return sock ? BPF_CORE_READ(sock, sk) : NULL;
 }
 
-static __always_inline struct sock *sk_from_fd(int fd)
+/* The socket of the current task's file descriptor fd. btf: the file table is reached through
+ * the task's BTF with direct loads (Linux 5.11+; the tracepoint backend's programs only, 6.3+),
+ * else with probe reads (every kernel). */
+static __always_inline struct sock *sk_from_fd_as(int fd, bool btf)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = NULL;
+	unsigned int max_fds;
 
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+	if (btf) {
+		fdt = bpf_get_current_task_btf()->files->fdt;
+		if (!fdt)
+			return NULL;
+		max_fds = fdt->max_fds;
+		fds = fdt->fd;
+	} else {
+		fdt = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), files, fdt);
+		if (!fdt)
+			return NULL;
+		max_fds = BPF_CORE_READ(fdt, max_fds);
+		fds = BPF_CORE_READ(fdt, fd);
+	}
+	if (fd < 0 || (unsigned int)fd >= max_fds ||
+	    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
 		return NULL;
 	return sk_from_file(file);
 }
 
-/* The same through the task's BTF (Linux 5.11+: programs of the tracepoint backend only,
- * 6.3+): the file table is reached with direct loads, not four probe reads. */
-static __always_inline struct sock *sk_from_fd_btf(int fd)
+static __always_inline struct sock *sk_from_fd(int fd)
 {
-	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
-	struct file **fds;
-	struct file *file = NULL;
-
-	if (!fdt || fd < 0 || (unsigned int)fd >= fdt->max_fds)
-		return NULL;
-	fds = fdt->fd;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
-		return NULL;
-	return sk_from_file(file);
+	return sk_from_fd_as(fd, false);
 }
 
 /* The socket's inode number when something will use it: an event, or the scan of existing
@@ -871,7 +874,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie)
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate)
 {
 	__u64 cookie = sk_cookie_as(sk, true);
-	int err;
+	int sk_err, err;
 
 	if (oldstate != TCP_SYN_SENT)
 		return;
@@ -881,9 +884,9 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 	} else if (newstate == TCP_CLOSE) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
 		 * closed by its program before an answer came: ECONNABORTED */
-		err = sk->sk_err;
-		err = err ? -err : -ECONNABORTED;
-		if (err != -ECONNABORTED || !connect_call_decides(sk, cookie))
+		sk_err = sk->sk_err;
+		err = sk_err ? -sk_err : -ECONNABORTED;
+		if (sk_err || !connect_call_decides(sk, cookie))
 			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true);
 		native_try_done(cookie, err);
 	}
