@@ -398,7 +398,10 @@ done
 	die "cannot build the initramfs"
 
 # ---------------------------------------------------------------- boot
-CMDLINE="console=ttyS0,115200 panic=-1 oops=panic rdinit=/init mitigations=off tsc=reliable"
+# softlockup_panic: a CPU stuck for 20 s ends the guest at once (exit 125) instead of at the
+# timeout (see tests/vm/matrix.sh: qemu's TCG can loop in a stale copy of patched text)
+CMDLINE="console=ttyS0,115200 panic=-1 oops=panic softlockup_panic=1 rdinit=/init"
+CMDLINE+=" mitigations=off tsc=reliable"
 CMDLINE+=" loglevel=4 ${APPEND_EXTRA}"
 KIMAGE=$KDIR/boot/vmlinux-$KREL
 [ -f "$KIMAGE" ] || KIMAGE=$KDIR/boot/vmlinuz-$KREL
