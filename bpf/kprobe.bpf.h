@@ -45,7 +45,9 @@ static __always_inline void kcall_save(enum kcall_fn fn, struct kcall *call)
 {
 	__u64 key = kcall_key(fn);
 
-	bpf_map_update_elem(&kprobe_calls, &key, call, BPF_ANY);
+	/* full: the return finds nothing; counted (stash_full), never silent */
+	if (bpf_map_update_elem(&kprobe_calls, &key, call, BPF_ANY))
+		counter_add(DSTRACE_CNT_STASH_FULL, 1);
 }
 
 /* The saved call, removed from the map into *call; false if there is none. */

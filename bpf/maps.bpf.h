@@ -45,6 +45,22 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* sk_state on this CPU (socket.bpf.h): how deep it runs, how many times it ran, and that count
+ * when the outermost run began. */
+struct sk_state_cpu {
+	__u32 depth;
+	__u32 pad;
+	__u64 runs;
+	__u64 top_runs;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sk_state_cpu);
+} sk_state_cpus SEC(".maps");
+
 /* -p/--pid values (tgids). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -49,10 +49,8 @@ int sk_connect4(struct bpf_sock_addr *ctx)
 }
 
 /* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
+static __always_inline void sk_state_change(struct sock *sk, int oldstate, int newstate)
 {
-	FLOOR_RETURN(0);
 	/* most changes leave at the first test, without touching the socket */
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6)
 		handle_tcp_state(sk, oldstate, newstate);
@@ -62,6 +60,45 @@ int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
 		 sk->__sk_common.skc_family == AF_INET6)
 		connect_slot_release((__u32)bpf_get_current_pid_tgid(),
 				     sk->__sk_common.skc_cookie.counter);
+}
+
+/*
+ * The kernel runs a program at most once at a time per CPU: a state change made by a softirq
+ * (a SYN-ACK, a reset) that interrupts sk_state on its CPU is skipped for sk_state (its
+ * recursion_misses). sk_state_nested, attached after it, handles exactly those: it acts when
+ * sk_state is running on this CPU (depth) and has not run since its outermost run began
+ * (runs == top_runs; where a kernel does run nested programs, sk_state ran and counted). What
+ * is left, sk_state's misses minus the changes handled here (DSTRACE_CNT_STATE_NESTED), are
+ * losses, counted in drops.missed.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	struct sk_state_cpu *c = bpf_map_lookup_elem(&sk_state_cpus, &zero);
+
+	FLOOR_RETURN(0);
+	if (!c)
+		return 0;
+	c->runs++;
+	if (c->depth++ == 0)
+		c->top_runs = c->runs;
+	sk_state_change(sk, oldstate, newstate);
+	c->depth--;
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sk_state_nested, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	struct sk_state_cpu *c = bpf_map_lookup_elem(&sk_state_cpus, &zero);
+
+	FLOOR_RETURN(0);
+	if (!c || !c->depth || c->runs != c->top_runs)
+		return 0;
+	counter_add(DSTRACE_CNT_STATE_NESTED, 1);
+	sk_state_change(sk, oldstate, newstate);
 	return 0;
 }
 

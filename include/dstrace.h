@@ -182,13 +182,15 @@ enum dstrace_counter {
 	DSTRACE_CNT_LOST = 1,	  /* events the ring buffer had no room for */
 	DSTRACE_CNT_PROC_FULL = 2, /* per-process updates dropped: proc_stats full */
 	DSTRACE_CNT_FLOW_NEW = 3, /* UDP flows inserted (evictions = inserted - present) */
-	DSTRACE_CNT_STASH_FULL = 4, /* connect() and bind() calls not followed: stash full */
+	DSTRACE_CNT_STASH_FULL = 4, /* calls not followed: connect/bind stash or kprobe_calls full */
 	DSTRACE_CNT_CONN_FULL = 5, /* connects whose outcome could not be followed: table full */
 	DSTRACE_CNT_RECV_UNKNOWN = 6, /* datagrams read without an address whose source (IPv4
 					* or not) could not be told: not counted */
 	DSTRACE_CNT_NAME_NEW = 7, /* (process, address) names inserted (evictions = inserted -
 				   * present in the LRU map resolved) */
-	DSTRACE_CNT_MAX = 8,
+	DSTRACE_CNT_STATE_NESTED = 8, /* TCP state changes sk_state_nested handled: sk_state
+				       * was running on the CPU, so the kernel skipped it */
+	DSTRACE_CNT_MAX = 9,
 };
 
 #endif /* DSTRACE_H */

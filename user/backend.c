@@ -61,7 +61,7 @@ static const struct prog_ref lifecycle_progs[] = {
 
 /* The socket layer (bpf/socket.bpf.h). */
 static const struct prog_ref socket_progs[] = {
-	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state),
+	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state), PROG(sk_state_nested),
 	PROG(sk_enter_bind), PROG(sk_exit_bind), PROG(sk_existing),
 };
 
@@ -306,6 +306,7 @@ static void backend_detach(struct dstrace_backend *b)
 	b->existing = NULL;
 	while (b->nlinks > 0)
 		bpf_link__destroy(b->links[--b->nlinks]);
+	kretprobes_remove(&b->kret); /* once no link holds them */
 	if (b->cgroup_fd >= 0)
 		close(b->cgroup_fd);
 	b->cgroup_fd = -1;
@@ -504,6 +505,24 @@ static bool is_resolver_prog(const struct dstrace_backend *b, const struct bpf_p
 	return false;
 }
 
+/* A return probe with room for many calls in flight (kretprobe.h); where tracefs cannot make
+ * one, the kprobe PMU's, which has the kernel's default room: said at start and in the blind
+ * list (b->kret_blind), as its misses cannot be counted. */
+static struct bpf_link *attach_kretprobe(struct dstrace_backend *b, struct bpf_program *prog,
+					 const char *func)
+{
+	struct bpf_link *link = kretprobe_attach(&b->kret, prog, func);
+
+	if (link)
+		return link;
+	if (!b->kret_blind[0])
+		snprintf(b->kret_blind, sizeof(b->kret_blind),
+			 "cannot make the return probe on %s() with room for %d calls in tracefs "
+			 "kprobe_events: %s",
+			 func, KRETPROBE_MAXACTIVE, strerror(errno));
+	return bpf_program__attach(prog);
+}
+
 static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 {
 	struct bpf_link *link;
@@ -524,6 +543,8 @@ static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 		if (err)
 			return err;
 		link = bpf_program__attach_cgroup(prog, b->cgroup_fd);
+	} else if (!strncmp(bpf_program__section_name(prog), "kretprobe/", 10)) {
+		link = attach_kretprobe(b, prog, bpf_program__section_name(prog) + 10);
 	} else {
 		link = bpf_program__attach(prog);
 	}
@@ -556,6 +577,7 @@ static int attach(struct dstrace_backend *b)
 }
 
 #define SENDPAGE_BLIND "TCP bytes sent with sendfile() or splice()"
+#define KRET_BLIND "returns of calls beyond the kernel's default kretprobe room"
 
 int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max)
 {
@@ -578,6 +600,8 @@ int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, in
 		out[n++] = "v6-only send failures";
 	if (b->sendpage_blind && n < max)
 		out[n++] = SENDPAGE_BLIND;
+	if (b->kret_blind[0] && n < max)
+		out[n++] = KRET_BLIND;
 	return n;
 }
 
@@ -587,6 +611,12 @@ static void say_blind(const struct dstrace_backend *b)
 	if (b->resolver_blind[0])
 		fprintf(stderr, "dstrace: warning: names of resolved peers are not seen: %s\n",
 			b->resolver_blind);
+	if (b->kret_blind[0])
+		fprintf(stderr,
+			"dstrace: warning: backend %s: %s: more calls of a function in flight at "
+			"once than the kernel's default room (as few as one per CPU) return unseen "
+			"and uncounted\n",
+			dstrace_backend_name(b->kind), b->kret_blind);
 	if (b->sendpage_blind)
 		fprintf(stderr,
 			"dstrace: warning: backend %s: %s are not seen on this kernel "
@@ -625,6 +655,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->resolver_lib = env->resolver_lib;
 	b->recvmsg_noblock = false;
 	b->sendpage_blind = false;
+	b->kret_blind[0] = '\0';
 	err = precheck(b);
 	if (err) {
 		kernel_btf_release(b);

@@ -22,6 +22,13 @@ int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, in
  * later connects and sends have no name. */
 int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *evictions);
 int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b);
+/* Runs of dstrace's programs the kernel skipped (drops.h, "missed"): return probes with no
+ * room for another call in flight, programs not run inside another one (recursion). */
+int dstrace_backend__missed(const struct dstrace_backend *b, uint64_t *missed);
+/* The kprobe backend's table of calls in flight keeps a call whose return was missed (see
+ * "missed") until its thread calls again: those of threads that ended are deleted here (at
+ * most every 10 s), so they cannot fill it. How many were deleted. */
+int dstrace_backend__sweep_calls(struct dstrace_backend *b);
 /* Sum of the per-CPU global counters. */
 int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX]);
 /* Copy the kernel's per-process totals into t; entries of processes that ended are folded

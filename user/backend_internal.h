@@ -4,8 +4,10 @@
 #define DSTRACE_BACKEND_INTERNAL_H
 
 #include <stdint.h>
+#include <time.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
+#include "kretprobe.h"
 #include "dstrace.skel.h"
 
 #define MAX_LINKS 32
@@ -26,6 +28,9 @@ struct dstrace_backend {
 	/* tracepoint backend, before 6.5: sendfile()/splice() to a TCP socket go through
 	 * tcp_sendpage(), not sock_sendmsg(): no sock_send_length for their bytes */
 	bool sendpage_blind;
+	struct kretprobes kret; /* kprobe backend: its return probes' tracefs events */
+	time_t calls_swept_s; /* kprobe_calls last swept (CLOCK_MONOTONIC) */
+	char kret_blind[WHY_LEN]; /* why they are the kernel's default ones ("": they are not) */
 	struct btf *btf;      /* the kernel's BTF while the backend is tried (backend.c) */
 	bool btf_tried;
 };

@@ -7,6 +7,9 @@
  *   proc_full     per-process updates with no kernel entry (proc_stats full)
  *   stash_full    connect() calls not followed (connect_stash or conn_pending full)
  *   recv_unknown  datagrams read without an address whose source was not known
+ *   missed        runs of dstrace's programs the kernel skipped: a return probe with no room
+ *                 for one more call in flight (kprobe backend), a program that would have
+ *                 run inside another one on the same CPU (recursion, Linux 5.12+)
  *   flows_evicted UDP flows the kernel's LRU table evicted
  *   programs      processes whose program did not fit the program table
  *   pids          processes that did not fit the process table
@@ -23,8 +26,8 @@
 #include <stdint.h>
 
 #define DSTRACE_DROPS(X)                                                                  \
-	X(lost) X(proc_full) X(stash_full) X(recv_unknown) X(flows_evicted) X(programs)   \
-	X(pids) X(ports) X(peers)
+	X(lost) X(proc_full) X(stash_full) X(recv_unknown) X(missed) X(flows_evicted)       \
+	X(programs) X(pids) X(ports) X(peers)
 
 #define DSTRACE_DROP_COUNT_ONE(n) +1
 enum { DSTRACE_DROPS_N = 0 DSTRACE_DROPS(DSTRACE_DROP_COUNT_ONE) };

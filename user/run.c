@@ -142,6 +142,7 @@ void run_harvest(struct run *r, bool force)
 	/* Events first: a process's events must be read before its kernel record, which the
 	 * harvest frees once the process has ended. */
 	ring_buffer__consume(r->rb);
+	dstrace_backend__sweep_calls(r->backend);
 	if (!r->per_program) {
 		dstrace_backend__read_procs(r->backend, &r->procs);
 		return;
@@ -164,6 +165,7 @@ void run_collect_drops(struct run *r, struct dstrace_drops *d)
 	/* calls (connect, bind) and connects whose outcome could not be followed */
 	d->stash_full = counters[DSTRACE_CNT_STASH_FULL] + counters[DSTRACE_CNT_CONN_FULL];
 	d->recv_unknown = counters[DSTRACE_CNT_RECV_UNKNOWN];
+	dstrace_backend__missed(r->backend, &d->missed);
 	if (r->per_program) {
 		audit__drops(&r->audit, d);
 		d->flows_evicted = r->evictions;

@@ -188,13 +188,18 @@ static void print_warnings(struct run *r, const struct run_stats *stats)
 				"(process, peer) pairs full\n",
 			r->procs.peers_partial);
 	if (stats->drops.stash_full)
-		fprintf(stderr, "dstrace: warning: %llu connect() calls not followed (too many in "
-				"flight at once)\n",
+		fprintf(stderr, "dstrace: warning: %llu calls not followed (too many in flight at "
+				"once)\n",
 			(unsigned long long)stats->drops.stash_full);
 	if (stats->drops.recv_unknown)
 		fprintf(stderr, "dstrace: warning: %llu datagrams read without an address whose "
 				"source could not be told were not counted (see README, Limits)\n",
 			(unsigned long long)stats->drops.recv_unknown);
+	if (stats->drops.missed)
+		fprintf(stderr, "dstrace: warning: the kernel skipped dstrace's programs %llu "
+				"times (return probes out of room, or recursion): the counts are "
+				"lower bounds\n",
+			(unsigned long long)stats->drops.missed);
 	if (stats->proc_full || r->procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "
 				"not counted\n",

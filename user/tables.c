@@ -5,9 +5,11 @@
  * (harvested, reclaimed, their evictions counted).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "audit.h"
@@ -33,6 +35,53 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 	}
 	free(vals);
 	return 0;
+}
+
+static uint64_t recursion_misses(const struct bpf_program *prog)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	int fd = bpf_program__fd(prog);
+
+	memset(&info, 0, sizeof(info));
+	/* recursion_misses: Linux 5.12+ (an older kernel leaves it 0) */
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.recursion_misses;
+}
+
+int dstrace_backend__missed(const struct dstrace_backend *b, uint64_t *missed)
+{
+	const struct bpf_program *state = b->skel->progs.sk_state;
+	uint64_t counters[DSTRACE_CNT_MAX] = {}, m;
+	struct bpf_program *prog;
+
+	kretprobes_missed(&b->kret, missed);
+	bpf_object__for_each_program(prog, b->skel->obj) {
+		/* sk_state_nested runs only inside sk_state's run on its CPU: what it misses,
+		 * sk_state has seen (socket.bpf.h) */
+		if (prog == b->skel->progs.sk_state_nested || prog == state)
+			continue;
+		*missed += recursion_misses(prog);
+	}
+	/* sk_state's misses that sk_state_nested did not make up for */
+	m = recursion_misses(state);
+	dstrace_backend__counters(b, counters);
+	if (m > counters[DSTRACE_CNT_STATE_NESTED])
+		*missed += m - counters[DSTRACE_CNT_STATE_NESTED];
+	return 0;
+}
+
+/* The init PID namespace's inode (PROC_PID_INIT_INO): tids in the kernel's tables are its. */
+static bool in_init_pidns(void)
+{
+	char link[64];
+	ssize_t n = readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
+
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "pid:[4026531836]");
 }
 
 /* Keys to delete once an iteration is over (deleting during it would restart it). */
@@ -270,4 +319,29 @@ int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *e
 		return err;
 	*evictions = evictions_of(counters[DSTRACE_CNT_NAME_NEW], map_keys(b->skel->maps.resolved), 0);
 	return 0;
+}
+
+int dstrace_backend__sweep_calls(struct dstrace_backend *b)
+{
+	struct key_list dead = { .size = sizeof(__u64) };
+	int fd = bpf_map__fd(b->skel->maps.kprobe_calls), n = 0;
+	__u64 key, *prev = NULL;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (b->kind != DSTRACE_BACKEND_KPROBE || now.tv_sec < b->calls_swept_s + 10)
+		return 0;
+	b->calls_swept_s = now.tv_sec;
+	/* another PID namespace's numbers are not the kernel's tids: nothing can be told */
+	if (!in_init_pidns())
+		return 0;
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		if (kill((pid_t)(__u32)key, 0) && errno == ESRCH)
+			key_list_add(&dead, &key);
+	}
+	for (size_t i = 0; i < dead.n; i++)
+		n += !bpf_map_delete_elem(fd, (__u64 *)dead.keys + i);
+	free(dead.keys);
+	return n;
 }

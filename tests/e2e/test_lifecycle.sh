@@ -67,7 +67,7 @@ if dstrace_start_raw "$OUT" -j -i 3600; then
 		"$(jq -s --argjson p "$CHURN_PID" '[.[] | select(.type == "process" and .comm == "churn"
 			and .pid != $p and .connect == 1)] | length' "$OUT")"
 	check_eq "churn (-j -i 3600): stats record drops" \
-		'{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}' \
+		'{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"missed":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}' \
 		"$(stats_record "$OUT" | jq -c .drops)"
 fi
 
@@ -83,7 +83,7 @@ if dstrace_start_raw /dev/null --audit -o "$AUD" -i 3600; then
 		"{\"connect\":{\"tcp\":$CHURN_N,\"udp\":0},\"accept\":{\"tcp\":$CHURN_N},\"pids\":$((CHURN_N + 1))}" \
 		"$(last_program "$AUD" ch churn | jq -c '{connect, accept, pids}')"
 	check_eq "churn (--audit): audit_run drops and write errors" \
-		'{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0} 0' \
+		'{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"missed":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0} 0' \
 		"$(jq -c 'select(.type == "audit_run" and .final)' "$AUD" | jq -rc '"\(.drops | tojson) \(.write_errors)"')"
 fi
 
@@ -298,7 +298,7 @@ if dstrace_start_in mx /dev/null --metrics 127.0.0.1:9471; then
 	in_ns mx curl -s -m 5 http://127.0.0.1:9471/metrics >"$WORK/metrics.txt"
 	dstrace_stop
 	check_eq "metrics: dstrace_dropped_total, one series per cause, and the write errors" \
-		"counter lost proc_full stash_full recv_unknown flows_evicted programs pids ports peers; write_errors=0" \
+		"counter lost proc_full stash_full recv_unknown missed flows_evicted programs pids ports peers; write_errors=0" \
 		"$(awk '$1 == "#" && $2 == "TYPE" && $3 == "dstrace_dropped_total" { t = $4 }
 			$1 ~ /^dstrace_dropped_total\{what="[a-z_]+"\}$/ && $2 ~ /^[0-9]+$/ {
 				w = $1; sub(/.*what="/, "", w); sub(/".*/, "", w); l = l " " w }

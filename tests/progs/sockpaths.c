@@ -23,6 +23,10 @@
  *                                          ::ffff:127.0.0.1:PORT over one shared socket,
  *                                          T threads receive them (recvfrom) on another
  *   sockpaths udp-threads PORT T N SIZE recv  the same, receivers use recv() (no address)
+ *   sockpaths udp-blocked PORT T SIZE      T threads (up to 8000) block at once in
+ *                                          recvfrom() on one AF_INET6 socket on [::]:PORT;
+ *                                          once all are, an AF_INET socket sends them T
+ *                                          datagrams of SIZE bytes from 127.0.0.1: one each
  *   sockpaths udp-noaddr PORT N S4 S6 HOW [RCVBUF]
  *                                          an AF_INET6 socket on [::]:PORT gets N IPv6
  *                                          datagrams of S6 bytes (from ::1) and N IPv4 ones
@@ -40,6 +44,7 @@
  *                                          flush sends them), send 4 bytes: 2 datagrams
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -384,6 +389,101 @@ static int udp_threads(const char *port, const char *threads, const char *count,
 	return result(0);
 }
 
+/* udp-blocked: many threads in recvfrom() at once (a kretprobe's instances all taken). */
+struct udp_blocked {
+	int fd;
+	atomic_ulong entered, received, rbytes;
+};
+
+static void *blocked_receiver(void *arg)
+{
+	struct udp_blocked *u = arg;
+	struct sockaddr_in6 from;
+	socklen_t len = sizeof(from);
+	char buf[2048];
+	ssize_t n;
+
+	atomic_fetch_add(&u->entered, 1);
+	n = recvfrom(u->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+	if (n >= 0) {
+		atomic_fetch_add(&u->received, 1);
+		atomic_fetch_add(&u->rbytes, n);
+	}
+	return NULL;
+}
+
+/* This process's threads asleep (state S in /proc/self/task/TID/stat). */
+static unsigned long threads_sleeping(void)
+{
+	unsigned long n = 0;
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/task");
+
+	while (dir && (d = readdir(dir))) {
+		char path[300], buf[256], *p;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] && p[2] == 'S')
+			n++;
+		fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+static int udp_blocked(const char *port, const char *threads, const char *size)
+{
+	struct udp_blocked u = { .fd = sock6(SOCK_DGRAM, 0) };
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(atoi(port)) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = any.sin6_port,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = 120 }; /* no thread waits forever */
+	unsigned long t = parse_num("threads", threads, 1, 8000), sent = 0;
+	size_t len = parse_num("size", size, 1, 2048);
+	pthread_t *tids = calloc(t, sizeof(*tids));
+	int zero = 0, big = 32 << 20, sfd = socket(AF_INET, SOCK_DGRAM, 0), waited = 0;
+	char buf[2048] = { 0 };
+	pthread_attr_t attr;
+
+	if (!tids || sfd < 0)
+		return result(errno ? errno : ENOMEM);
+	setsockopt(u.fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	setsockopt(u.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	setsockopt(u.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (bind(u.fd, (struct sockaddr *)&any, sizeof(any)))
+		return result(errno);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 << 10);
+	for (unsigned long i = 0; i < t; i++)
+		if (pthread_create(&tids[i], &attr, blocked_receiver, &u))
+			return result(EAGAIN);
+	/* every thread asleep in recvfrom() before the first datagram (at most 120 s) */
+	while ((atomic_load(&u.entered) < t || threads_sleeping() < t) && waited++ < 1200)
+		usleep(100000);
+	fprintf(stderr, "sockpaths: %lu threads asleep after %d.%d s\n", threads_sleeping(),
+		waited / 10, waited % 10);
+	for (unsigned long i = 0; i < t; i++) {
+		if (sendto(sfd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len)
+			sent++;
+		if (i % 64 == 63)
+			usleep(1000);
+	}
+	for (unsigned long i = 0; i < t; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	close(sfd);
+	printf("sent=%lu received=%lu rbytes=%lu ", sent, atomic_load(&u.received),
+	       atomic_load(&u.rbytes));
+	return result(waited > 1200 ? ETIMEDOUT : 0);
+}
+
 static int bind6(struct sockaddr_in6 *sa, const char *v6only)
 {
 	int fd = sock6(SOCK_DGRAM, 0);
@@ -515,6 +615,8 @@ int main(int argc, char **argv)
 		return uring_accept(argv[2], argv[3]);
 	if (!strcmp(m, "udp-threads") && (argc == 6 || argc == 7))
 		return udp_threads(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
+	if (!strcmp(m, "udp-blocked") && argc == 5)
+		return udp_blocked(argv[2], argv[3], argv[4]);
 	if (!strcmp(m, "udp-noaddr") && (argc == 7 || argc == 8))
 		return udp_noaddr(argv[2], argv[3], argv[4], argv[5], argv[6],
 				  argc == 8 ? argv[7] : NULL);

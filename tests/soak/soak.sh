@@ -372,7 +372,7 @@ check_eq "exact totals, the last scrape: soak-churn connects and accepts, soak-u
 		series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="send",proto="udp",comm="soak-udpsend",runtime="",qos=""}')"
 
 # --- drops, write errors, completeness -----------------------------------------------------
-ZERO_DROPS='{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}'
+ZERO_DROPS='{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"missed":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}'
 DROPS=$(jq -c .drops <<<"$FINAL_RUN")
 check_eq "drops in the final audit_run: none" "$ZERO_DROPS" "$DROPS"
 check_eq "the report counts the same drops (what may be missing), no malformed line, a final set" \
@@ -380,7 +380,7 @@ check_eq "the report counts the same drops (what may be missing), no malformed l
 	"$(jq -r '"drops=\(.completeness.drops | tojson) malformed=\(.input.malformed_lines) runs_without_final=\(.completeness.runs_without_final)"' "$REPORT")"
 check_eq "the metrics count the same drops" \
 	"$(jq -r 'to_entries | map("\(.key)=\(.value)") | join(" ")' <<<"$DROPS")" \
-	"$(for w in lost proc_full stash_full recv_unknown flows_evicted programs pids ports peers; do
+	"$(for w in lost proc_full stash_full recv_unknown missed flows_evicted programs pids ports peers; do
 		printf '%s=%s ' "$w" "$(series "$FINAL_SCRAPE" "dstrace_dropped_total{what=\"$w\"}")"
 	done | sed 's/ $//')"
 WERR=$(jq -r .write_errors <<<"$FINAL_RUN")

@@ -502,7 +502,7 @@ static void test_stats(void)
 		.proc_full = 3,
 		.duration_s = 12.5,
 		.drops = { .lost = 7, .proc_full = 3, .stash_full = 4, .recv_unknown = 11,
-			   .flows_evicted = 5,
+			   .missed = 12, .flows_evicted = 5,
 			   .programs = 6, .pids = 8, .ports = 9, .peers = 10 },
 	};
 	char buf[DSTRACE_LINE_MAX];
@@ -511,12 +511,12 @@ static void test_stats(void)
 	n = dstrace_format_stats_json(&s, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "{\"type\":\"stats\",\"backend\":\"tracepoint\",\"events\":12345,"
 			   "\"lost\":7,\"duration_s\":12.500,\"drops\":{\"lost\":7,\"proc_full\":3,"
-			   "\"stash_full\":4,\"recv_unknown\":11,\"flows_evicted\":5,\"programs\":6,\"pids\":8,\"ports\":9,"
+			   "\"stash_full\":4,\"recv_unknown\":11,\"missed\":12,\"flows_evicted\":5,\"programs\":6,\"pids\":8,\"ports\":9,"
 			   "\"peers\":10},\"blind\":[],\"names_evicted\":0}");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 	n = dstrace_format_stats_text(&s, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "12345 events, 7 lost, in 12.5 s (backend tracepoint); dropped: "
-			   "proc_full 3, stash_full 4, recv_unknown 11, flows_evicted 5, programs 6, pids 8, ports 9, "
+			   "proc_full 3, stash_full 4, recv_unknown 11, missed 12, flows_evicted 5, programs 6, pids 8, ports 9, "
 			   "peers 10");
 	ASSERT_INT_EQ(n, (long long)strlen(buf));
 	s.drops = (struct dstrace_drops){ .lost = 7, .pids = 2 }; /* only what happened */
@@ -532,7 +532,7 @@ static void test_stats(void)
 	dstrace_format_stats_json(&s, buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "{\"type\":\"stats\",\"backend\":\"tracepoint\",\"events\":0,"
 			   "\"lost\":0,\"duration_s\":0.000,\"drops\":{\"lost\":0,\"proc_full\":0,"
-			   "\"stash_full\":0,\"recv_unknown\":0,\"flows_evicted\":0,\"programs\":0,\"pids\":0,"
+			   "\"stash_full\":0,\"recv_unknown\":0,\"missed\":0,\"flows_evicted\":0,\"programs\":0,\"pids\":0,"
 			   "\"ports\":0,\"peers\":0},\"blind\":[],\"names_evicted\":0}");
 
 	/* what the backend cannot see on this kernel: in both */

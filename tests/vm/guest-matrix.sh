@@ -11,13 +11,18 @@
 #                        that one line (BACKEND auto: what auto says when none runs)
 #     --table12 first    the Table 12.2 suite under the first backend that runs only (auto's
 #                        pick); none: not at all. The differential test always runs them all.
+#     --sockpaths B      test_sockpaths.sh under backend B too (e.g. kprobe: its return
+#                        probes' room for calls in flight, which the kernel sets)
+# The kprobe backend's tracefs events are also checked: none left by a dstrace that ended,
+# and those of a killed one removed by the next.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-refusals='' table12=all
+refusals='' table12=all sockpaths=()
 while [[ $# -gt 1 ]]; do
 	case $1 in
 	--refusals) refusals=$2; shift 2 ;;
 	--table12) table12=$2; shift 2 ;;
+	--sockpaths) sockpaths+=("$2"); shift 2 ;;
 	*) break ;;
 	esac
 done
@@ -91,7 +96,6 @@ else
 	[[ $chosen == "$best" ]] && ok "$kernel: auto picks $best" ||
 		ko "$kernel: auto: expected $best, got '${chosen:-nothing}'"
 fi
-rm -f "$err"
 step_time backends
 
 table12_runs=()
@@ -155,5 +159,49 @@ if [[ ${#runs[@]} -gt 0 ]]; then
 	rm -f "$log"
 	step_time "tcpbytes"
 fi
+
+for b in "${sockpaths[@]}"; do
+	[[ " ${runs[*]} " == *" $b "* ]] || continue
+	log=$(mktemp)
+	DSTRACE_ARGS="--backend $b" bash tests/e2e/test_sockpaths.sh >"$log" 2>&1
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	grep -E '^# (skipped|5000 threads blocked: [0-9c])' "$log"
+	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
+		ok "$kernel: socket paths, backend $b: $line"
+	else
+		grep -A3 '^FAIL' "$log" | head -n 60
+		ko "$kernel: socket paths, backend $b: ${line:-no result line} (exit $rc)"
+	fi
+	rm -f "$log"
+	step_time "sockpaths-$b"
+done
+
+# The kprobe backend's return probes are tracefs events of group dstrace: a run that ends
+# removes its own; one killed leaves them, and the next run removes those.
+if [[ " ${runs[*]} " == *" kprobe "* ]]; then
+	events=/sys/kernel/tracing/kprobe_events
+	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
+	n=$(grep -c ':dstrace/' "$events")
+	[[ $n -eq 0 ]] && ok "$kernel: kprobe: no tracefs event left by a run that ended" ||
+		ko "$kernel: kprobe: $n tracefs events left by a run that ended: $(grep ':dstrace/' "$events" | head -n 3)"
+	"$DSTRACE" --backend kprobe -o /dev/null 2>"$err" &
+	pid=$!
+	for _ in $(seq 1 600); do
+		grep -q '^Tracing' "$err" && break
+		sleep 0.2
+	done
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	n=$(grep -c ":dstrace/.*_$pid " "$events")
+	[[ $n -gt 0 ]] && ok "$kernel: kprobe: a killed run leaves its $n return probes" ||
+		ko "$kernel: kprobe: a killed run left no return probe (did it attach any?)"
+	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
+	n=$(grep -c ':dstrace/' "$events")
+	[[ $n -eq 0 ]] && ok "$kernel: kprobe: the next run removed them" ||
+		ko "$kernel: kprobe: $n tracefs events left after the next run: $(grep ':dstrace/' "$events" | head -n 3)"
+	step_time "kprobe-events"
+fi
+rm -f "$err"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

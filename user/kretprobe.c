@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Return probes that follow many calls at once (kretprobe.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include "kretprobe.h"
+
+#define GROUP "dstrace"
+
+/* tracefs (dstrace_ensure_tracefs() has mounted it if it can), with file appended. */
+static int tracefs_path(const char *file, char *buf, size_t size)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(buf, size, "%s/%s", roots[i], file);
+		if (!access(buf, F_OK))
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/* One command to kprobe_events ("r4096:dstrace/E F", "-:dstrace/E"). 0 or a negative errno. */
+static int kprobe_events_write(const char *cmd)
+{
+	char path[128];
+	ssize_t n;
+	int fd, err = tracefs_path("kprobe_events", path, sizeof(path));
+
+	if (err)
+		return err;
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, cmd, strlen(cmd));
+	err = n < 0 ? -errno : (size_t)n == strlen(cmd) ? 0 : -EIO;
+	close(fd);
+	return err;
+}
+
+static void event_remove(const char *event)
+{
+	char cmd[KRETPROBE_NAME_LEN + 16];
+
+	snprintf(cmd, sizeof(cmd), "-:" GROUP "/%s", event);
+	kprobe_events_write(cmd);
+}
+
+/* Events of dstrace processes that ended without removing theirs (killed): "NAME_PID" whose
+ * PID is no process. One of a live dstrace, or of another PID namespace's, stays: the kernel
+ * refuses to remove an event in use. */
+static void sweep_stale(void)
+{
+	char path[128], line[512];
+	FILE *f;
+
+	if (tracefs_path("kprobe_events", path, sizeof(path)))
+		return;
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *ev = strstr(line, ":" GROUP "/"), *end, *us;
+		long pid;
+
+		if (!ev)
+			continue;
+		ev += strlen(":" GROUP "/");
+		end = strchr(ev, ' ');
+		if (!end)
+			continue;
+		*end = '\0';
+		us = strrchr(ev, '_');
+		if (!us || !us[1])
+			continue;
+		pid = strtol(us + 1, &end, 10);
+		if (*end || pid <= 0 || !(kill((pid_t)pid, 0) && errno == ESRCH))
+			continue;
+		event_remove(ev);
+	}
+	fclose(f);
+}
+
+static int event_id(const char *event)
+{
+	char file[KRETPROBE_NAME_LEN + 32], path[192], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(file, sizeof(file), "events/" GROUP "/%s/id", event);
+	if (tracefs_path(file, path, sizeof(path)))
+		return -ENOENT;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	return atoi(buf);
+}
+
+struct bpf_link *kretprobe_attach(struct kretprobes *k, struct bpf_program *prog,
+				  const char *func)
+{
+	char event[KRETPROBE_NAME_LEN], cmd[2 * KRETPROBE_NAME_LEN + 32];
+	struct perf_event_attr attr = { .size = sizeof(attr), .type = PERF_TYPE_TRACEPOINT,
+					.sample_period = 1, .wakeup_events = 1 };
+	struct bpf_link *link;
+	int err, id, pfd;
+	size_t i;
+
+	if (k->n == KRETPROBES_MAX) {
+		errno = E2BIG;
+		return NULL;
+	}
+	if (!k->swept) {
+		sweep_stale();
+		k->swept = true;
+	}
+	/* an event name is letters, digits and '_' (a function may be "f.isra.0") */
+	snprintf(event, sizeof(event), "%.40s_%d", func, (int)getpid());
+	for (i = 0; event[i]; i++)
+		if (!isalnum((unsigned char)event[i]))
+			event[i] = '_';
+	snprintf(cmd, sizeof(cmd), "r%d:" GROUP "/%s %s", KRETPROBE_MAXACTIVE, event, func);
+	err = kprobe_events_write(cmd);
+	if (err == -EEXIST) { /* ours from an earlier attempt */
+		event_remove(event);
+		err = kprobe_events_write(cmd);
+	}
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	id = event_id(event);
+	if (id < 0) {
+		event_remove(event);
+		errno = -id;
+		return NULL;
+	}
+	attr.config = (__u64)id;
+	pfd = (int)syscall(SYS_perf_event_open, &attr, -1 /* every process */, 0 /* cpu */,
+			   -1 /* group */, PERF_FLAG_FD_CLOEXEC);
+	if (pfd < 0) {
+		err = -errno;
+		event_remove(event);
+		errno = -err;
+		return NULL;
+	}
+	link = bpf_program__attach_perf_event(prog, pfd); /* the link owns pfd */
+	if (!link) {
+		err = -errno;
+		close(pfd);
+		event_remove(event);
+		errno = -err;
+		return NULL;
+	}
+	snprintf(k->events[k->n++], KRETPROBE_NAME_LEN, "%s", event);
+	return link;
+}
+
+int kretprobes_missed(const struct kretprobes *k, uint64_t *missed)
+{
+	char path[128], line[512], name[256];
+	unsigned long long hit, miss;
+	FILE *f;
+
+	*missed = 0;
+	if (!k->n)
+		return 0;
+	if (tracefs_path("kprobe_profile", path, sizeof(path)))
+		return -ENOENT;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	/* "  NAME  NHIT  NMISSED": a return probe's misses include the calls it had no room for
+	 * (since Linux 5.14; before, only the entry's, which are rare) */
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%255s %llu %llu", name, &hit, &miss) != 3)
+			continue;
+		for (int i = 0; i < k->n; i++)
+			if (!strcmp(name, k->events[i]))
+				*missed += miss;
+	}
+	fclose(f);
+	return 0;
+}
+
+void kretprobes_remove(struct kretprobes *k)
+{
+	while (k->n > 0)
+		event_remove(k->events[--k->n]);
+}
