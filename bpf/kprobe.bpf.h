@@ -50,6 +50,16 @@ static __always_inline void kcall_save(enum kcall_fn fn, struct kcall *call)
 		counter_add(DSTRACE_CNT_STASH_FULL, 1);
 }
 
+/* A call that keeps nothing: an older one of this thread, whose return was missed, must not
+ * be taken by this call's return (a lookup first: there is almost never one). */
+static __always_inline void kcall_clear(enum kcall_fn fn)
+{
+	__u64 key = kcall_key(fn);
+
+	if (bpf_map_lookup_elem(&kprobe_calls, &key))
+		bpf_map_delete_elem(&kprobe_calls, &key);
+}
+
 /* The saved call, removed from the map into *call; false if there is none. */
 static __always_inline bool kcall_take(enum kcall_fn fn, struct kcall *call)
 {
@@ -72,6 +82,8 @@ static __always_inline void kcall_connect_entry(enum kcall_fn fn, struct sock *s
 
 	if (cookie && bpf_map_lookup_elem(&conn_pending, &cookie))
 		kcall_save(fn, &call);
+	else
+		kcall_clear(fn);
 }
 
 static __always_inline void kcall_connect_return(enum kcall_fn fn, int ret)
@@ -134,6 +146,8 @@ int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 	if (udp6_msg_peer(sk, msg, false, &call.daddr, &call.dport)) {
 		call.corked = udp_corked(sk);
 		kcall_save(KCALL_UDP_SEND, &call);
+	} else {
+		kcall_clear(KCALL_UDP_SEND);
 	}
 	return 0;
 }
@@ -169,6 +183,8 @@ int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len
 
 	if (sk_is_udp6(sk, &proto))
 		kcall_save(KCALL_UDP_RECV, &call);
+	else
+		kcall_clear(KCALL_UDP_RECV);
 	return 0;
 }
 

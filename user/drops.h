@@ -5,11 +5,13 @@
  * (docs/audit-format.md, "drops"):
  *   lost          events the ring buffer had no room for
  *   proc_full     per-process updates with no kernel entry (proc_stats full)
- *   stash_full    connect() calls not followed (connect_stash or conn_pending full)
+ *   stash_full    calls not followed to their return (the connect slots, conn_pending,
+ *                 bind_stash or kprobe_calls full)
  *   recv_unknown  datagrams read without an address whose source was not known
  *   missed        runs of dstrace's programs the kernel skipped: a return probe with no room
  *                 for one more call in flight (kprobe backend), a program that would have
- *                 run inside another one on the same CPU (recursion, Linux 5.12+)
+ *                 run inside its own run on the same CPU (recursion_misses; where the
+ *                 kernel counts them: fentry 5.12+, tp_btf 6.0+, kprobes 6.7+)
  *   flows_evicted UDP flows the kernel's LRU table evicted
  *   programs      processes whose program did not fit the program table
  *   pids          processes that did not fit the process table

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/perf_event.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include "kretprobe.h"
 
@@ -53,12 +54,22 @@ static void event_remove(const char *event)
 	kprobe_events_write(cmd);
 }
 
-/* Events of dstrace processes that ended without removing theirs (killed): "NAME_PID" whose
- * PID is no process. One of a live dstrace, or of another PID namespace's, stays: the kernel
- * refuses to remove an event in use. */
-static void sweep_stale(void)
+/* This process's PID namespace (its inode): a PID means something only with it. */
+static unsigned long pidns_ino(void)
 {
-	char path[128], line[512];
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) ? 0 : (unsigned long)st.st_ino;
+}
+
+/* Events of dstrace processes that ended without removing theirs (killed): "FUNC_NS_PID"
+ * whose NS is ours and whose PID is no process. One of a live dstrace stays (and the kernel
+ * refuses to remove an event in use). The names are read first, then removed: removing
+ * while kprobe_events is read would shift what is left to read. */
+static void sweep_stale(unsigned long ns)
+{
+	char path[128], line[512], names[KRETPROBES_MAX * 4][KRETPROBE_NAME_LEN];
+	int n = 0;
 	FILE *f;
 
 	if (tracefs_path("kprobe_events", path, sizeof(path)))
@@ -66,26 +77,37 @@ static void sweep_stale(void)
 	f = fopen(path, "re");
 	if (!f)
 		return;
-	while (fgets(line, sizeof(line), f)) {
+	while (fgets(line, sizeof(line), f) && n < (int)(sizeof(names) / sizeof(names[0]))) {
 		char *ev = strstr(line, ":" GROUP "/"), *end, *us;
+		unsigned long ev_ns;
 		long pid;
 
 		if (!ev)
 			continue;
 		ev += strlen(":" GROUP "/");
 		end = strchr(ev, ' ');
-		if (!end)
+		if (!end || end - ev >= KRETPROBE_NAME_LEN)
 			continue;
 		*end = '\0';
-		us = strrchr(ev, '_');
-		if (!us || !us[1])
+		snprintf(names[n], KRETPROBE_NAME_LEN, "%s", ev);
+		us = strrchr(ev, '_'); /* FUNC_NS_PID: PID */
+		if (!us)
 			continue;
 		pid = strtol(us + 1, &end, 10);
-		if (*end || pid <= 0 || !(kill((pid_t)pid, 0) && errno == ESRCH))
+		if (*end || pid <= 0)
 			continue;
-		event_remove(ev);
+		*us = '\0';
+		us = strrchr(ev, '_'); /* NS */
+		if (!us)
+			continue;
+		ev_ns = strtoul(us + 1, &end, 10);
+		if (*end || ev_ns != ns || !(kill((pid_t)pid, 0) && errno == ESRCH))
+			continue;
+		n++;
 	}
 	fclose(f);
+	while (n > 0)
+		event_remove(names[--n]);
 }
 
 static int event_id(const char *event)
@@ -123,11 +145,12 @@ struct bpf_link *kretprobe_attach(struct kretprobes *k, struct bpf_program *prog
 		return NULL;
 	}
 	if (!k->swept) {
-		sweep_stale();
+		sweep_stale(pidns_ino());
 		k->swept = true;
 	}
-	/* an event name is letters, digits and '_' (a function may be "f.isra.0") */
-	snprintf(event, sizeof(event), "%.40s_%d", func, (int)getpid());
+	/* an event name is letters, digits and '_' (a function may be "f.isra.0"); the PID
+	 * namespace keeps two dstraces of the same PID in two containers apart */
+	snprintf(event, sizeof(event), "%.36s_%lu_%d", func, pidns_ino(), (int)getpid());
 	for (i = 0; event[i]; i++)
 		if (!isalnum((unsigned char)event[i]))
 			event[i] = '_';
@@ -183,7 +206,7 @@ int kretprobes_missed(const struct kretprobes *k, uint64_t *missed)
 	if (!f)
 		return -errno;
 	/* "  NAME  NHIT  NMISSED": a return probe's misses include the calls it had no room for
-	 * (since Linux 5.14; before, only the entry's, which are rare) */
+	 * since Linux 5.17 (and 5.10.94, 5.15.17); before, only its entry's, which are rare */
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%255s %llu %llu", name, &hit, &miss) != 3)
 			continue;

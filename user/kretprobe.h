@@ -7,9 +7,9 @@
  * kernel's default: num_possible_cpus() without CONFIG_PREEMPTION (Debian 11's 5.10), at
  * least 10 with it. Threads blocked in recvfrom() or accept() hold their instances, so a few
  * more of them than CPUs made returns go unseen and uncounted. Here the probe is a tracefs
- * event ("r4096:dstrace/FUNC_PID FUNC" in kprobe_events) with the kernel's largest maxactive,
- * the program attached to it as a perf event, and the returns it still misses counted from
- * kprobe_profile.
+ * event ("r4096:dstrace/FUNC_NS_PID FUNC" in kprobe_events; NS: the PID namespace's inode)
+ * with the kernel's largest maxactive, the program attached to it as a perf event, and the
+ * returns it still misses counted from kprobe_profile.
  */
 #ifndef DSTRACE_KRETPROBE_H
 #define DSTRACE_KRETPROBE_H
@@ -25,7 +25,7 @@
 struct kretprobes {
 	int n;
 	bool swept; /* stale events of dstrace processes that died removed */
-	char events[KRETPROBES_MAX][KRETPROBE_NAME_LEN]; /* "FUNC_PID", in group "dstrace" */
+	char events[KRETPROBES_MAX][KRETPROBE_NAME_LEN]; /* "FUNC_NS_PID", group "dstrace" */
 };
 
 /* Attach prog (a kretprobe program) to the return of the kernel function func with room for

@@ -165,7 +165,11 @@ void run_collect_drops(struct run *r, struct dstrace_drops *d)
 	/* calls (connect, bind) and connects whose outcome could not be followed */
 	d->stash_full = counters[DSTRACE_CNT_STASH_FULL] + counters[DSTRACE_CNT_CONN_FULL];
 	d->recv_unknown = counters[DSTRACE_CNT_RECV_UNKNOWN];
-	dstrace_backend__missed(r->backend, &d->missed);
+	/* read from several kernel counters at once: a read that catches the kernel between two
+	 * of them (a skipped state change not yet made up for) or fails is never taken back */
+	if (!dstrace_backend__missed(r->backend, &d->missed) && d->missed > r->missed)
+		r->missed = d->missed;
+	d->missed = r->missed;
 	if (r->per_program) {
 		audit__drops(&r->audit, d);
 		d->flows_evicted = r->evictions;

@@ -42,6 +42,7 @@ struct run {
 	bool per_program; /* --audit or --metrics: keep the per-program tables */
 	struct audit audit;
 	uint64_t evictions;
+	uint64_t missed; /* drops.missed so far: a counter, it never goes down (run_collect_drops) */
 	uint64_t write_errors; /* failed audit writes */
 	uint64_t last_harvest_ns;
 	uint32_t ended_unread; /* end notices since the last harvest */

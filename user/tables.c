@@ -44,7 +44,8 @@ static uint64_t recursion_misses(const struct bpf_program *prog)
 	int fd = bpf_program__fd(prog);
 
 	memset(&info, 0, sizeof(info));
-	/* recursion_misses: Linux 5.12+ (an older kernel leaves it 0) */
+	/* recursion_misses: counted for fentry from Linux 5.12, tp_btf 6.0, kprobes and
+	 * tracepoints 6.7 (an older kernel leaves it 0) */
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 		return 0;
 	return info.recursion_misses;
@@ -335,13 +336,16 @@ int dstrace_backend__sweep_calls(struct dstrace_backend *b)
 	/* another PID namespace's numbers are not the kernel's tids: nothing can be told */
 	if (!in_init_pidns())
 		return 0;
-	while (!bpf_map_get_next_key(fd, prev, &key)) {
+	/* The kernel deletes entries meanwhile (every call's return), and a walk whose last key
+	 * is gone starts over: at most two tables' worth of steps, each dead key deleted once. */
+	for (uint32_t steps = 2 * bpf_map__max_entries(b->skel->maps.kprobe_calls);
+	     steps > 0 && !bpf_map_get_next_key(fd, prev, &key); steps--) {
 		prev = &key;
 		if (kill((pid_t)(__u32)key, 0) && errno == ESRCH)
 			key_list_add(&dead, &key);
 	}
 	for (size_t i = 0; i < dead.n; i++)
-		n += !bpf_map_delete_elem(fd, (__u64 *)dead.keys + i);
+		n += !bpf_map_delete_elem(fd, (__u64 *)dead.keys + i); /* a repeat: ENOENT */
 	free(dead.keys);
 	return n;
 }

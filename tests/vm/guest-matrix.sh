@@ -181,9 +181,10 @@ done
 # removes its own; one killed leaves them, and the next run removes those.
 if [[ " ${runs[*]} " == *" kprobe "* ]]; then
 	events=/sys/kernel/tracing/kprobe_events
+	[[ -r $events ]] || ko "$kernel: kprobe: no $events to check"
 	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
-	n=$(grep -c ':dstrace/' "$events")
-	[[ $n -eq 0 ]] && ok "$kernel: kprobe: no tracefs event left by a run that ended" ||
+	n=$(grep -c ':dstrace/' "$events" 2>&1)
+	[[ $n == 0 ]] && ok "$kernel: kprobe: no tracefs event left by a run that ended" ||
 		ko "$kernel: kprobe: $n tracefs events left by a run that ended: $(grep ':dstrace/' "$events" | head -n 3)"
 	"$DSTRACE" --backend kprobe -o /dev/null 2>"$err" &
 	pid=$!
@@ -193,12 +194,12 @@ if [[ " ${runs[*]} " == *" kprobe "* ]]; then
 	done
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null
-	n=$(grep -c ":dstrace/.*_$pid " "$events")
-	[[ $n -gt 0 ]] && ok "$kernel: kprobe: a killed run leaves its $n return probes" ||
+	n=$(grep -c ":dstrace/.*_$pid " "$events" 2>&1)
+	[[ $n =~ ^[1-9][0-9]*$ ]] && ok "$kernel: kprobe: a killed run leaves its $n return probes" ||
 		ko "$kernel: kprobe: a killed run left no return probe (did it attach any?)"
 	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
-	n=$(grep -c ':dstrace/' "$events")
-	[[ $n -eq 0 ]] && ok "$kernel: kprobe: the next run removed them" ||
+	n=$(grep -c ':dstrace/' "$events" 2>&1)
+	[[ $n == 0 ]] && ok "$kernel: kprobe: the next run removed them" ||
 		ko "$kernel: kprobe: $n tracefs events left after the next run: $(grep ':dstrace/' "$events" | head -n 3)"
 	step_time "kprobe-events"
 fi
