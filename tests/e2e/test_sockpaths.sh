@@ -309,8 +309,12 @@ if [[ $(jq -r .backend <<<"$STATS") == kprobe ]]; then
 		'^[0-9]+ [0-9]+$' "$BLOCKED_MISSED0 $BLOCKED_MISSED1" "its misses before and after"
 	[[ $BLOCKED_MISSED0 =~ ^[0-9]+$ && $BLOCKED_MISSED1 =~ ^[0-9]+$ ]] ||
 		BLOCKED_MISSED0=0 BLOCKED_MISSED1=0
-	check_eq "5000 threads blocked: each datagram counted, or its return missed (kprobe_profile)" \
-		"$BLOCKED_N" "$((${BLOCKED_RECV:-0} + BLOCKED_MISSED1 - BLOCKED_MISSED0))"
+	# the kernel counts a kretprobe's misses without atomics (rp->nmissed++ on every CPU):
+	# with two CPUs missing at once it can come out a few short (903 of 904 once in 6.1)
+	seen=$((${BLOCKED_RECV:-0} + BLOCKED_MISSED1 - BLOCKED_MISSED0))
+	check_eq "5000 threads blocked: each datagram counted, or its return missed (kprobe_profile, to 1 %)" \
+		yes "$([[ $seen -le $BLOCKED_N && $seen -ge $((BLOCKED_N * 99 / 100)) ]] && echo yes ||
+			echo "no: $seen")"
 	check_eq "5000 threads blocked: drops.missed counts the probe's misses" yes \
 		"$([[ $MISSED -ge $((BLOCKED_MISSED1 - BLOCKED_MISSED0)) ]] && echo yes || echo "no: $MISSED")"
 	check_eq "5000 threads blocked: the return probe followed at most 4096 at once" yes \
