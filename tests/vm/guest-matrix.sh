@@ -12,9 +12,9 @@
 #     --table12 first    the Table 12.2 suite under the first backend that runs only (auto's
 #                        pick); none: not at all. The differential test always runs them all.
 #     --sockpaths B      test_sockpaths.sh under backend B too (e.g. kprobe: its return
-#                        probes' room for calls in flight, which the kernel sets)
-# The kprobe backend's tracefs events are also checked: none left by a dstrace that ended,
-# and those of a killed one removed by the next.
+#                        probes' room for calls in flight, which the kernel sets); with
+#                        kprobe, also its tracefs events: none left by a dstrace that ended,
+#                        and those of a killed one removed by the next.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 refusals='' table12=all sockpaths=()
@@ -178,8 +178,9 @@ for b in "${sockpaths[@]}"; do
 done
 
 # The kprobe backend's return probes are tracefs events of group dstrace: a run that ends
-# removes its own; one killed leaves them, and the next run removes those.
-if [[ " ${runs[*]} " == *" kprobe "* ]]; then
+# removes its own; one killed leaves them, and the next run removes those (with --sockpaths
+# kprobe: the same kernels).
+if [[ " ${runs[*]} " == *" kprobe "* && " ${sockpaths[*]} " == *" kprobe "* ]]; then
 	events=/sys/kernel/tracing/kprobe_events
 	[[ -r $events ]] || ko "$kernel: kprobe: no $events to check"
 	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
