@@ -269,6 +269,7 @@ static int check_signatures(struct dstrace_backend *b)
 /* What a backend needs from the kernel, checked before loading so the error can say it. */
 static int precheck(struct dstrace_backend *b)
 {
+	char path[96];
 	int err;
 
 	switch (b->kind) {
@@ -278,8 +279,7 @@ static int precheck(struct dstrace_backend *b)
 		/* perf's kprobe PMU, or the tracefs interface libbpf falls back to */
 		dstrace_ensure_tracefs();
 		if (access("/sys/bus/event_source/devices/kprobe/type", F_OK) &&
-		    access("/sys/kernel/tracing/kprobe_events", F_OK) &&
-		    access("/sys/kernel/debug/tracing/kprobe_events", F_OK))
+		    dstrace_tracefs_path("kprobe_events", path, sizeof(path)))
 			return fail(b, -EOPNOTSUPP, "this kernel has no kprobes (CONFIG_KPROBES)");
 		return check_signatures(b);
 	case DSTRACE_BACKEND_TRACEPOINT:
@@ -287,8 +287,7 @@ static int precheck(struct dstrace_backend *b)
 		if (err)
 			return fail(b, err, "cannot mount tracefs on /sys/kernel/tracing: %s",
 				    strerror(-err));
-		if (access("/sys/kernel/tracing/events/syscalls/sys_enter_connect", F_OK) &&
-		    access("/sys/kernel/debug/tracing/events/syscalls/sys_enter_connect", F_OK))
+		if (dstrace_tracefs_path("events/syscalls/sys_enter_connect", path, sizeof(path)))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
 		if (!vmlinux_has_type(b, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
@@ -317,17 +316,14 @@ static void backend_detach(struct dstrace_backend *b)
 /* Is an optional program's tracefs event or kernel function missing from this kernel? */
 static bool optional_missing(struct dstrace_backend *b, const struct prog_ref *ref)
 {
-	char path[128];
+	char file[96], path[160];
 
 	if (ref->func)
 		return !vmlinux_has_type(b, ref->func, BTF_KIND_FUNC);
 	if (!ref->event)
 		return false;
-	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s", ref->event);
-	if (!access(path, F_OK))
-		return false;
-	snprintf(path, sizeof(path), "/sys/kernel/debug/tracing/events/%s", ref->event);
-	return access(path, F_OK) != 0;
+	snprintf(file, sizeof(file), "events/%s", ref->event);
+	return dstrace_tracefs_path(file, path, sizeof(path)) != 0;
 }
 
 /* Every program of the object is in exactly one list: else it would be loaded by every

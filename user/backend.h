@@ -23,8 +23,10 @@ int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, in
 int dstrace_backend__name_evictions(const struct dstrace_backend *b, uint64_t *evictions);
 int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b);
 /* Runs of dstrace's programs the kernel skipped (drops.h, "missed"): return probes with no
- * room for another call in flight, programs not run inside another one (recursion). */
-int dstrace_backend__missed(const struct dstrace_backend *b, uint64_t *missed);
+ * room for another call in flight, programs not run inside another one (recursion).
+ * counters: dstrace_backend__counters()'s, read before. */
+int dstrace_backend__missed(const struct dstrace_backend *b,
+			    const uint64_t counters[DSTRACE_CNT_MAX], uint64_t *missed);
 /* The kprobe backend's table of calls in flight keeps a call whose return was missed (see
  * "missed") until its thread calls again: those of threads that ended are deleted here (at
  * most every 10 s), so they cannot fill it. How many were deleted. */

@@ -131,10 +131,23 @@ int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size)
 	return 0;
 }
 
+int dstrace_tracefs_path(const char *file, char *buf, size_t size)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(buf, size, "%s/%s", roots[i], file);
+		if (!access(buf, F_OK))
+			return 0;
+	}
+	return -ENOENT;
+}
+
 int dstrace_ensure_tracefs(void)
 {
-	if (!access("/sys/kernel/tracing/events", F_OK) ||
-	    !access("/sys/kernel/debug/tracing/events", F_OK))
+	char path[64];
+
+	if (!dstrace_tracefs_path("events", path, sizeof(path)))
 		return 0;
 	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
 		return -errno;

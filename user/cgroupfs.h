@@ -17,6 +17,9 @@ int dstrace_find_cgroup2(const char *mountinfo, char *path, size_t size);
 int dstrace_parse_cgroup2_mount(const char *mountinfo_text, char *path, size_t size);
 /* The cgroup v2 mount point if one is mounted (never mounts); "" otherwise. */
 void dstrace_find_cgroup2_quiet(char *path, size_t size);
+/* file under tracefs (/sys/kernel/tracing, or debugfs's tracing) into buf, if it exists there:
+ * 0, or -ENOENT. */
+int dstrace_tracefs_path(const char *file, char *buf, size_t size);
 /* Make sure tracefs is reachable where libbpf looks for it. 0 or a negative errno. */
 int dstrace_ensure_tracefs(void);
 

@@ -11,29 +11,17 @@
 #include <linux/perf_event.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include "cgroupfs.h"
 #include "kretprobe.h"
 
 #define GROUP "dstrace"
-
-/* tracefs (dstrace_ensure_tracefs() has mounted it if it can), with file appended. */
-static int tracefs_path(const char *file, char *buf, size_t size)
-{
-	static const char *const roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
-
-	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
-		snprintf(buf, size, "%s/%s", roots[i], file);
-		if (!access(buf, F_OK))
-			return 0;
-	}
-	return -ENOENT;
-}
 
 /* One command to kprobe_events ("r4096:dstrace/E F", "-:dstrace/E"). 0 or a negative errno. */
 static int kprobe_events_write(const char *cmd)
 {
 	char path[128];
 	ssize_t n;
-	int fd, err = tracefs_path("kprobe_events", path, sizeof(path));
+	int fd, err = dstrace_tracefs_path("kprobe_events", path, sizeof(path));
 
 	if (err)
 		return err;
@@ -54,8 +42,7 @@ static void event_remove(const char *event)
 	kprobe_events_write(cmd);
 }
 
-/* This process's PID namespace (its inode): a PID means something only with it. */
-static unsigned long pidns_ino(void)
+unsigned long dstrace_pidns_ino(void)
 {
 	struct stat st;
 
@@ -72,7 +59,7 @@ static void sweep_stale(unsigned long ns)
 	int n = 0;
 	FILE *f;
 
-	if (tracefs_path("kprobe_events", path, sizeof(path)))
+	if (dstrace_tracefs_path("kprobe_events", path, sizeof(path)))
 		return;
 	f = fopen(path, "re");
 	if (!f)
@@ -117,7 +104,7 @@ static int event_id(const char *event)
 	int fd;
 
 	snprintf(file, sizeof(file), "events/" GROUP "/%s/id", event);
-	if (tracefs_path(file, path, sizeof(path)))
+	if (dstrace_tracefs_path(file, path, sizeof(path)))
 		return -ENOENT;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -145,12 +132,12 @@ struct bpf_link *kretprobe_attach(struct kretprobes *k, struct bpf_program *prog
 		return NULL;
 	}
 	if (!k->swept) {
-		sweep_stale(pidns_ino());
+		sweep_stale(dstrace_pidns_ino());
 		k->swept = true;
 	}
 	/* an event name is letters, digits and '_' (a function may be "f.isra.0"); the PID
 	 * namespace keeps two dstraces of the same PID in two containers apart */
-	snprintf(event, sizeof(event), "%.36s_%lu_%d", func, pidns_ino(), (int)getpid());
+	snprintf(event, sizeof(event), "%.36s_%lu_%d", func, dstrace_pidns_ino(), (int)getpid());
 	for (i = 0; event[i]; i++)
 		if (!isalnum((unsigned char)event[i]))
 			event[i] = '_';
@@ -166,29 +153,28 @@ struct bpf_link *kretprobe_attach(struct kretprobes *k, struct bpf_program *prog
 	}
 	id = event_id(event);
 	if (id < 0) {
-		event_remove(event);
-		errno = -id;
-		return NULL;
+		err = id;
+		goto remove;
 	}
 	attr.config = (__u64)id;
 	pfd = (int)syscall(SYS_perf_event_open, &attr, -1 /* every process */, 0 /* cpu */,
 			   -1 /* group */, PERF_FLAG_FD_CLOEXEC);
 	if (pfd < 0) {
 		err = -errno;
-		event_remove(event);
-		errno = -err;
-		return NULL;
+		goto remove;
 	}
 	link = bpf_program__attach_perf_event(prog, pfd); /* the link owns pfd */
 	if (!link) {
 		err = -errno;
 		close(pfd);
-		event_remove(event);
-		errno = -err;
-		return NULL;
+		goto remove;
 	}
 	snprintf(k->events[k->n++], KRETPROBE_NAME_LEN, "%s", event);
 	return link;
+remove:
+	event_remove(event);
+	errno = -err;
+	return NULL;
 }
 
 int kretprobes_missed(const struct kretprobes *k, uint64_t *missed)
@@ -200,7 +186,7 @@ int kretprobes_missed(const struct kretprobes *k, uint64_t *missed)
 	*missed = 0;
 	if (!k->n)
 		return 0;
-	if (tracefs_path("kprobe_profile", path, sizeof(path)))
+	if (dstrace_tracefs_path("kprobe_profile", path, sizeof(path)))
 		return -ENOENT;
 	f = fopen(path, "re");
 	if (!f)

@@ -34,6 +34,8 @@ struct bpf_link *kretprobe_attach(struct kretprobes *k, struct bpf_program *prog
 				  const char *func);
 /* Returns the events made by kretprobe_attach() missed so far (kprobe_profile). */
 int kretprobes_missed(const struct kretprobes *k, uint64_t *missed);
+/* This process's PID namespace (its inode; 0 if unknown): a PID means something only in it. */
+unsigned long dstrace_pidns_ino(void);
 /* Remove the events; their links must be destroyed first (the kernel refuses events in use). */
 void kretprobes_remove(struct kretprobes *k);
 

@@ -167,7 +167,7 @@ void run_collect_drops(struct run *r, struct dstrace_drops *d)
 	d->recv_unknown = counters[DSTRACE_CNT_RECV_UNKNOWN];
 	/* read from several kernel counters at once: a read that catches the kernel between two
 	 * of them (a skipped state change not yet made up for) or fails is never taken back */
-	if (!dstrace_backend__missed(r->backend, &d->missed) && d->missed > r->missed)
+	if (!dstrace_backend__missed(r->backend, counters, &d->missed) && d->missed > r->missed)
 		r->missed = d->missed;
 	d->missed = r->missed;
 	if (r->per_program) {

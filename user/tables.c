@@ -51,11 +51,12 @@ static uint64_t recursion_misses(const struct bpf_program *prog)
 	return info.recursion_misses;
 }
 
-int dstrace_backend__missed(const struct dstrace_backend *b, uint64_t *missed)
+int dstrace_backend__missed(const struct dstrace_backend *b,
+			    const uint64_t counters[DSTRACE_CNT_MAX], uint64_t *missed)
 {
 	const struct bpf_program *state = b->skel->progs.sk_state;
-	uint64_t counters[DSTRACE_CNT_MAX] = {}, m;
 	struct bpf_program *prog;
+	uint64_t m;
 
 	kretprobes_missed(&b->kret, missed);
 	bpf_object__for_each_program(prog, b->skel->obj) {
@@ -67,22 +68,9 @@ int dstrace_backend__missed(const struct dstrace_backend *b, uint64_t *missed)
 	}
 	/* sk_state's misses that sk_state_nested did not make up for */
 	m = recursion_misses(state);
-	dstrace_backend__counters(b, counters);
 	if (m > counters[DSTRACE_CNT_STATE_NESTED])
 		*missed += m - counters[DSTRACE_CNT_STATE_NESTED];
 	return 0;
-}
-
-/* The init PID namespace's inode (PROC_PID_INIT_INO): tids in the kernel's tables are its. */
-static bool in_init_pidns(void)
-{
-	char link[64];
-	ssize_t n = readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
-
-	if (n < 0)
-		return false;
-	link[n] = '\0';
-	return !strcmp(link, "pid:[4026531836]");
 }
 
 /* Keys to delete once an iteration is over (deleting during it would restart it). */
@@ -333,8 +321,9 @@ int dstrace_backend__sweep_calls(struct dstrace_backend *b)
 	if (b->kind != DSTRACE_BACKEND_KPROBE || now.tv_sec < b->calls_swept_s + 10)
 		return 0;
 	b->calls_swept_s = now.tv_sec;
-	/* another PID namespace's numbers are not the kernel's tids: nothing can be told */
-	if (!in_init_pidns())
+	/* another PID namespace's numbers are not the kernel's tids: nothing can be told (the
+	 * initial one is PROC_PID_INIT_INO) */
+	if (dstrace_pidns_ino() != 0xEFFFFFFCUL)
 		return 0;
 	/* The kernel deletes entries meanwhile (every call's return), and a walk whose last key
 	 * is gone starts over: at most two tables' worth of steps, each dead key deleted once. */
