@@ -80,7 +80,7 @@ static __always_inline void kcall_connect_entry(enum kcall_fn fn, struct sock *s
 	struct kcall call = { .sk = (__u64)sk };
 	__u64 cookie = sk_cookie(sk);
 
-	if (cookie && bpf_map_lookup_elem(&conn_pending, &cookie))
+	if (cookie && conn_pending_peek(cookie))
 		kcall_save(fn, &call);
 	else
 		kcall_clear(fn);

@@ -186,11 +186,6 @@ struct task_ident {
 	char comm[DSTRACE_COMM_LEN];
 };
 
-/* A connect() of an AF_INET6 socket to an IPv4-mapped address whose outcome is not known yet,
- * from the cgroup connect hook (the caller's context, whatever drove it: a syscall, io_uring,
- * TCP Fast Open, a kernel socket) to the state change or immediate error that decides it.
- * One per socket (keyed by socket cookie): re-issued connect() calls add nothing. LRU: an
- * entry whose outcome never came (a socket closed in SYN_SENT is still an outcome) ages out. */
 /* A native IPv6 connect that failed, for the mapped connect that may follow (the starred
  * cell: the resolver's side, bpf/resolver.bpf.h). */
 struct fallback_rec {
@@ -200,6 +195,12 @@ struct fallback_rec {
 	__u64 start_ns;	 /* the failed connect's start; in an event: the time lost */
 };
 
+/* A connect() of an AF_INET6 socket to an IPv4-mapped address whose outcome is not known yet,
+ * from the cgroup connect hook (the caller's context, whatever drove it: a syscall, io_uring,
+ * TCP Fast Open, a kernel socket) to the state change or immediate error that decides it.
+ * One per socket (keyed by socket cookie): re-issued connect() calls add nothing. An entry
+ * whose outcome never came (a socket closed in SYN_SENT is still an outcome) ages out of the
+ * LRU hash below. */
 struct conn_pending {
 	struct task_ident who;
 	__u32 daddr;
@@ -208,6 +209,37 @@ struct conn_pending {
 	__u8 flags;
 	struct fallback_rec fb; /* with DSTRACE_F_FALLBACK */
 };
+
+/* Where a pending connect is kept (paths.bpf.h, conn_pending_put): in place, in the array slot
+ * its cookie selects, claimed and released by compare-and-exchange of the slot's tag (an LRU
+ * hash's insert and delete cost 800-1100 ns per connect here); in the LRU hash conn_pending
+ * when the slot is held by another socket's connect, or where no compare-and-exchange may be
+ * used (pending_slots false: the kprobe backend, which also runs on kernels before 5.12).
+ * A connect holding a slot for more than CONN_SLOT_AGE_NS (no answer yet, or an outcome never
+ * seen) moves to the hash when another needs the slot, so slots never clog: the hash ages
+ * such entries out as before. */
+const volatile bool pending_slots = false;
+
+#define CONN_SLOTS 16384	    /* a power of two */
+#define CONN_SLOT_BUSY (~0ull) /* a tag while one CPU writes or reads it */
+#define CONN_SLOT_AGE_NS 1000000000ull /* held longer (a SYN unanswered): may move to the hash */
+
+struct conn_slot {
+	__u64 tag;   /* the socket cookie of the connect held; 0: free; or CONN_SLOT_BUSY */
+	__u64 since; /* when it was filled (CLOCK_BOOTTIME) */
+	struct conn_pending c;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct conn_slot);
+} conn_slots SEC(".maps");
+
+/* Entries put in conn_pending with slots in use and not taken yet (an LRU eviction leaves it
+ * high: the hash is then looked up on every miss, which is only slower). */
+__u64 conn_spilled = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

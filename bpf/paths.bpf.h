@@ -723,6 +723,96 @@ static __always_inline void native_try_done(__u64 cookie, int err)
 		__sync_fetch_and_add(&native_tries_live, -1);
 }
 
+/* ---- pending connects (maps.bpf.h: conn_slots, conn_pending) ---- */
+
+static __always_inline struct conn_slot *conn_slot_of(__u64 cookie)
+{
+	__u32 idx = (__u32)cookie & (CONN_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&conn_slots, &idx);
+}
+
+/* Fill a slot claimed (tag CONN_SLOT_BUSY) and hand it to cookie; an older connect of the
+ * socket's in the hash (re-issued after its outcome was missed) is replaced. */
+static __always_inline void conn_slot_fill(struct conn_slot *s, __u64 cookie,
+					   const struct conn_pending *c, __u64 now)
+{
+	s->since = now;
+	s->c = *c;
+	__sync_lock_test_and_set(&s->tag, cookie); /* published after the writes */
+	if (conn_spilled && !bpf_map_delete_elem(&conn_pending, &cookie))
+		__sync_fetch_and_add(&conn_spilled, -1);
+}
+
+/* Keep c as cookie's pending connect, replacing one it had; false if there was no room. */
+static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pending *c)
+{
+	struct conn_slot *s = pending_slots ? conn_slot_of(cookie) : NULL;
+
+	if (s) {
+		__u64 old = s->tag, now = bpf_ktime_get_boot_ns();
+
+		if ((old == 0 || old == cookie) &&
+		    __sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
+			conn_slot_fill(s, cookie, c, now);
+			return true;
+		}
+		/* held for long by another socket's connect: that one moves to the hash */
+		if (old != CONN_SLOT_BUSY && now - s->since > CONN_SLOT_AGE_NS &&
+		    __sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
+			if (bpf_map_update_elem(&conn_pending, &old, &s->c, BPF_ANY))
+				counter_add(DSTRACE_CNT_CONN_FULL, 1);
+			else
+				__sync_fetch_and_add(&conn_spilled, 1);
+			conn_slot_fill(s, cookie, c, now);
+			return true;
+		}
+	}
+	if (bpf_map_update_elem(&conn_pending, &cookie, c, BPF_ANY))
+		return false;
+	if (pending_slots)
+		__sync_fetch_and_add(&conn_spilled, 1);
+	return true;
+}
+
+/* cookie's pending connect, left in place (a look: it may be decided meanwhile), or NULL. */
+static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie)
+{
+	struct conn_slot *s = pending_slots ? conn_slot_of(cookie) : NULL;
+
+	if (s && s->tag == cookie)
+		return &s->c;
+	if (pending_slots && !conn_spilled)
+		return NULL;
+	return bpf_map_lookup_elem(&conn_pending, &cookie);
+}
+
+/* Take cookie's pending connect out: true if this caller decides it (one caller does). */
+static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending *out)
+{
+	struct conn_slot *s = pending_slots ? conn_slot_of(cookie) : NULL;
+	struct conn_pending *p;
+
+	if (s && s->tag == cookie) {
+		if (__sync_val_compare_and_swap(&s->tag, cookie, CONN_SLOT_BUSY) != cookie)
+			return false; /* decided on another CPU */
+		*out = s->c;
+		__sync_lock_test_and_set(&s->tag, 0); /* released after the reads */
+		return true;
+	}
+	if (pending_slots && !conn_spilled)
+		return false;
+	p = bpf_map_lookup_elem(&conn_pending, &cookie);
+	if (!p)
+		return false;
+	*out = *p;
+	if (bpf_map_delete_elem(&conn_pending, &cookie))
+		return false; /* decided on another CPU */
+	if (pending_slots)
+		__sync_fetch_and_add(&conn_spilled, -1);
+	return true;
+}
+
 static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 protocol,
 						 __u32 daddr, __u16 dport)
 {
@@ -742,7 +832,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		c.flags |= DSTRACE_F_BY_RESOLVER;
 	else if (c.proto == DSTRACE_PROTO_TCP)
 		fallback_take(&c);
-	if (bpf_map_update_elem(&conn_pending, &cookie, &c, BPF_ANY)) {
+	if (!conn_pending_put(cookie, &c)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
 	}
@@ -796,18 +886,12 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 						  __u8 flags, bool btf)
 {
 	struct dstrace_proc_stats *st;
-	struct conn_pending *p, c;
+	struct conn_pending c;
 	__u16 lport;
 	__u64 ino;
 
-	if (!sk || !cookie)
+	if (!sk || !cookie || !conn_pending_take(cookie, &c))
 		return;
-	p = bpf_map_lookup_elem(&conn_pending, &cookie);
-	if (!p)
-		return;
-	c = *p;
-	if (bpf_map_delete_elem(&conn_pending, &cookie))
-		return; /* decided on another CPU */
 	lport = ret ? 0 : SK_READ(btf, sk, __sk_common.skc_num);
 	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport))
 		return;
@@ -858,7 +942,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie)
 
 	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown))
 		return false;
-	p = bpf_map_lookup_elem(&conn_pending, &cookie);
+	p = conn_pending_peek(cookie);
 	if (!p || p->who.tid != tid)
 		return false;
 	if (!connect_by_syscall)

@@ -381,6 +381,8 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_protos = env->protos;
 	skel->rodata->floor_only = env->floor;
 	skel->rodata->connect_by_syscall = b->kind == DSTRACE_BACKEND_TRACEPOINT;
+	/* compare-and-exchange (Linux 5.12+): not in the kprobe backend, which runs on 5.10 too */
+	skel->rodata->pending_slots = b->kind != DSTRACE_BACKEND_KPROBE;
 	skel->rodata->recvmsg_noblock = b->recvmsg_noblock;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);

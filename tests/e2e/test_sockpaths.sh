@@ -254,6 +254,41 @@ for _ in $(seq 1 30); do
 done
 check_eq "5000 threads blocked: no call of an ended thread left in kprobe_calls" 0 "$(stale_calls)"
 
+# 12 000 connects waiting for an answer at once, each followed to its outcome (ETIMEDOUT): the
+# tracepoint and fentry backends keep a pending connect in the array slot its socket's cookie
+# selects, the kprobe backend in a hash. Between two batches of 6000, 10 384 refused connects
+# to [::1]:1 take cookies, so (one CPU hands cookies out in sequence) the second batch's
+# sockets find the first's slots held, for more than a second: those move to the hash
+# (dstrace's conn_spilled counts them while they wait) and nothing is lost.
+PEND_N=6000
+pend_base=$(fbase "12000 connects pending")
+bg_start PEND lo "$pend_base" taskset -c 0 "$SP" tcp-pending ::ffff:198.51.100.2 9000 \
+	"$PEND_N" 10384 "$PEND_N" 3
+PIDS+=("$PEND")
+# dstrace's count of pending connects in the hash while slots are in use
+conn_spilled() {
+	bpftool -j map dump name dstrace.bss 2>/dev/null |
+		jq -r '[.[0].formatted.value[".bss"][] | .conn_spilled // empty][0] // "none"'
+}
+if wait_line "$pend_base.out" '^pending' 60; then
+	spilled=$(conn_spilled)
+	log "12000 connects pending: $spilled of them in the hash (conn_spilled)"
+	if [[ ${DSTRACE_ARGS:-} != *kprobe* ]]; then
+		check_eq "12000 connects pending: some moved to the hash (slots held for over 1 s)" yes \
+			"$([[ $spilled =~ ^[0-9]+$ && $spilled -gt 0 ]] && echo yes || echo "no: $spilled")"
+	fi
+else
+	fail "12000 connects pending: the program's pending line" "$(cat "$pend_base.err")"
+fi
+RUN_PID=$PEND
+wait_run 60
+LINE=$(tail -n 1 "$pend_base.out")
+check_eq "12000 connects pending: the program's result" "ok $((PEND_N * 2)) 0" \
+	"$(kv "$LINE" result) $(kv "$LINE" timedout) $(kv "$LINE" other)"
+[[ ${DSTRACE_ARGS:-} != *kprobe* ]] &&
+	check_eq "12000 connects pending: every one taken out of the hash again (conn_spilled)" 0 \
+		"$(conn_spilled)"
+
 # Reads that ask for no source (recv(), read(), recvmsg() without msg_name) on an unconnected
 # socket that gets IPv4 and IPv6 datagrams (of different sizes) interleaved: only the IPv4
 # ones are counted, with their source. With a small receive buffer the kernel drops most of
@@ -326,5 +361,14 @@ else
 	check_eq "5000 threads blocked: process" \
 		"$(proc_counts 0 0 0 "$BLOCKED_N" 0 1 $((BLOCKED_N * 100)))" "$BLOCKED"
 fi
+PEND_EVENTS=$(events_in "$OUT" "$NSJ" ".pid == $PEND" |
+	jq -sr 'group_by([.event, .ret, .error, .raddr]) |
+		map("\(length) \(.[0].event) \(.[0].ret) \(.[0].error) \(.[0].raddr)") | join(", ")')
+check_eq "12000 connects pending: one connect event each, timed out" \
+	"$((PEND_N * 2)) connect -110 ETIMEDOUT 198.51.100.2" "$PEND_EVENTS"
+check_eq "12000 connects pending: process" "$(proc_counts 0 0 0 0 $((PEND_N * 2)) 1 0)" \
+	"$(process_counts "$OUT" "$PEND")"
+check_eq "12000 connects pending: no pending connect without room (drops.stash_full)" 0 \
+	"$(jq -r '.drops.stash_full' <<<"$STATS")"
 check_expectations "$OUT" "$NSJ"
 summary

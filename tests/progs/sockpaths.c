@@ -8,6 +8,14 @@
  *   sockpaths tcp-retry ADDR PORT          non-blocking connect, poll, connect() again
  *   sockpaths tcp-block ADDR PORT          blocking connect (result: ok or the errno)
  *   sockpaths tcp-nb ADDR PORT             non-blocking connect, result from SO_ERROR
+ *   sockpaths tcp-pending ADDR PORT N BURN N2 WAIT
+ *                                          N non-blocking connects to ADDR, ports PORT to
+ *                                          PORT+63, 2 SYN retries each (timed out after 7 s
+ *                                          unanswered); then BURN blocking connects to [::1]:1
+ *                                          (refused: sockets that take cookies and let go);
+ *                                          WAIT seconds after the first, N2 more like the N;
+ *                                          prints "pending", then waits for every one of
+ *                                          the N + N2 to end: result=ok timedout=T other=O
  *   sockpaths tcp-hold ADDR PORT SECONDS   connect, hold it open until SIGUSR1 (at most
  *                                          SECONDS), then send 100 bytes and close
  *   sockpaths tfo ADDR PORT                sendto(MSG_FASTOPEN) of 5 bytes
@@ -58,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -147,6 +156,96 @@ static int tcp_nb(struct sockaddr_in6 *sa)
 		err = errno == EINPROGRESS ? wait_connected(fd) : errno;
 	close(fd);
 	return result(err);
+}
+
+/* Open n non-blocking connects into fds (TCP_SYNCNT 2), to sa's port and the 63 above. */
+static int connect_many(const struct sockaddr_in6 *sa, struct pollfd *fds, long n)
+{
+	struct sockaddr_in6 to = *sa;
+	int syncnt = 2;
+
+	for (long i = 0; i < n; i++) {
+		fds[i].fd = sock6(SOCK_STREAM | SOCK_NONBLOCK, 0);
+		fds[i].events = POLLOUT;
+		setsockopt(fds[i].fd, IPPROTO_TCP, TCP_SYNCNT, &syncnt, sizeof(syncnt));
+		to.sin6_port = htons((uint16_t)(ntohs(sa->sin6_port) + i % 64));
+		if (connect(fds[i].fd, (struct sockaddr *)&to, sizeof(to)) && errno != EINPROGRESS) {
+			fprintf(stderr, "sockpaths: connect %ld: %s\n", i, errname(errno));
+			fds[i].events = 0; /* ended already: counted as other */
+		}
+	}
+	return 0;
+}
+
+static int tcp_pending(const struct sockaddr_in6 *sa, const char *n_s, const char *burn_s,
+		       const char *n2_s, const char *wait_s)
+{
+	long n = parse_num("N", n_s, 1, 20000), burn = parse_num("BURN", burn_s, 0, 100000);
+	long n2 = parse_num("N2", n2_s, 0, 20000), wait = parse_num("WAIT", wait_s, 0, 5);
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_port = htons(1),
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct rlimit rl = { .rlim_cur = (rlim_t)(n + n2 + 64), .rlim_max = (rlim_t)(n + n2 + 64) };
+	struct pollfd *fds = calloc((size_t)(n + n2), sizeof(*fds));
+	long left, timedout = 0, other = 0;
+	struct timespec t0, t;
+
+	if (!fds || setrlimit(RLIMIT_NOFILE, &rl)) {
+		fprintf(stderr, "sockpaths: %s\n", fds ? strerror(errno) : "out of memory");
+		return result(errno ? errno : ENOMEM);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	connect_many(sa, fds, n);
+	for (long i = 0; i < burn; i++) {
+		int fd = sock6(SOCK_STREAM, 0);
+
+		if (!connect(fd, (struct sockaddr *)&lo6, sizeof(lo6)) || errno != ECONNREFUSED)
+			fprintf(stderr, "sockpaths: [::1]:1 not refused\n");
+		close(fd);
+	}
+	do {
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < wait || (t.tv_sec - t0.tv_sec == wait && t.tv_nsec < t0.tv_nsec));
+	connect_many(sa, fds + n, n2);
+	say("pending");
+	for (left = n + n2;;) {
+		long live = 0;
+
+		for (long i = 0; i < n + n2; i++) {
+			int err = 0;
+			socklen_t len = sizeof(err);
+
+			if (!fds[i].events) {
+				if (fds[i].fd >= 0) {
+					other++;
+					close(fds[i].fd);
+					fds[i].fd = -1;
+					left--;
+				}
+				continue;
+			}
+			if (!fds[i].revents) {
+				live++;
+				continue;
+			}
+			getsockopt(fds[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			if (err == ETIMEDOUT)
+				timedout++;
+			else
+				other++;
+			close(fds[i].fd);
+			fds[i].fd = -1;
+			fds[i].events = 0;
+			left--;
+		}
+		if (!left || !live)
+			break;
+		if (poll(fds, (nfds_t)(n + n2), 30000) <= 0)
+			break;
+	}
+	free(fds);
+	printf("timedout=%ld other=%ld left=%ld ", timedout, other, left);
+	return result(left ? ETIMEDOUT : 0);
 }
 
 static volatile sig_atomic_t released;
@@ -629,6 +728,8 @@ int main(int argc, char **argv)
 		return tcp_block(&sa);
 	if (!strcmp(m, "tcp-nb") && argc == 4)
 		return tcp_nb(&sa);
+	if (!strcmp(m, "tcp-pending") && argc == 8)
+		return tcp_pending(&sa, argv[4], argv[5], argv[6], argv[7]);
 	if (!strcmp(m, "tcp-hold") && argc == 5)
 		return tcp_hold(&sa, argv[4]);
 	if (!strcmp(m, "tfo") && argc == 4)
