@@ -96,7 +96,8 @@ static __always_inline __u64 proc_start_ns(__u64 task)
 	return BPF_CORE_READ((struct task_struct *)task, group_leader, start_time);
 }
 
-static __always_inline void ident_current(struct task_ident *who, __u32 netns)
+/* The current task; its network namespace is read only if a process entry is made. */
+static __always_inline void ident_current(struct task_ident *who)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -104,7 +105,6 @@ static __always_inline void ident_current(struct task_ident *who, __u32 netns)
 	who->tid = (__u32)id;
 	who->uid = (__u32)bpf_get_current_uid_gid();
 	who->cgroup_id = bpf_get_current_cgroup_id();
-	who->netns = netns;
 	who->start_ns = proc_start_ns(0);
 	bpf_get_current_comm(who->comm, sizeof(who->comm));
 }
@@ -169,7 +169,8 @@ static __always_inline bool proc_entry_current(struct dstrace_proc_stats *st, __
 }
 
 /* A process's totals, created on first use. who: the process, read in its own context, and
- * task its task_struct; NULL and 0 for the current task. A full table is counted, not hidden. */
+ * task its task_struct; NULL and 0 for the current task. netns: its network namespace, or 0
+ * to read the task's if the entry is made. A full table is counted, not hidden. */
 static __always_inline struct dstrace_proc_stats *
 proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task)
 {
@@ -194,7 +195,8 @@ proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task
 		bpf_get_current_comm(init->comm, sizeof(init->comm));
 		task = bpf_get_current_task();
 	}
-	init->netns = netns;
+	/* 0: the task's (read here, once per process) */
+	init->netns = netns ?: BPF_CORE_READ((struct task_struct *)task, nsproxy, net_ns, ns.inum);
 	init->first_ns = bpf_ktime_get_boot_ns();
 	init->start_ns = start_ns;
 	read_exe_path((__u64)BPF_CORE_READ((struct task_struct *)task, mm, exe_file));
@@ -229,18 +231,22 @@ static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __
 }
 
 /* A remote address the process has met (a connection, a failure, a new UDP flow): counted
- * once per (process, address). Not per datagram: every new peer starts a new flow. */
+ * once per (process, address). Not per datagram: every new peer starts a new flow. The entry's
+ * last_peer, an address already in proc_peers for it (whichever CPU wrote it last), spares
+ * the table's lookup when the same peer comes again (a client's server, a server's proxy). */
 static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid, __u32 raddr)
 {
 	struct dstrace_peer_key peer = { .tgid = tgid, .raddr = raddr };
 	__u8 one = 1;
 	long err;
 
-	if (!st)
+	if (!st || (raddr && st->last_peer == raddr))
 		return;
 	peer.first_ns = st->first_ns;
-	if (bpf_map_lookup_elem(&proc_peers, &peer))
+	if (bpf_map_lookup_elem(&proc_peers, &peer)) {
+		st->last_peer = raddr;
 		return;
+	}
 	if (st->peers >= PEER_PAIRS_PER_ENTRY) {
 		st->peers_partial = 1;
 		return;
@@ -250,6 +256,8 @@ static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid,
 		__sync_fetch_and_add(&st->peers, 1);
 	else if (err != -EEXIST) /* another CPU counted it; else the table is full */
 		st->peers_partial = 1;
+	if (!err || err == -EEXIST)
+		st->last_peer = raddr;
 }
 
 /* Count n connections or datagrams, or one failure, and their payload bytes. */
@@ -821,7 +829,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 
 	if (!cookie || !proto_of(protocol, &c.proto))
 		return;
-	ident_current(&c.who, BPF_CORE_READ(task, nsproxy, net_ns, ns.inum));
+	ident_current(&c.who);
 	if (!filter_process(c.who.tgid, c.who.comm))
 		return;
 	c.daddr = daddr;

@@ -140,7 +140,9 @@ struct dstrace_proc_stats {
 	unsigned long long start_ns; /* the process's start (task start_time): a reused pid's is another */
 	unsigned long long exit_ns;  /* CLOCK_BOOTTIME of the end, 0 while it runs: counts are final */
 	unsigned int ended_by;	     /* enum dstrace_end */
-	unsigned int pad2;
+	/* the last peer counted in proc_peers (IPv4, network order; 0: none): the kernel's
+	 * shortcut past the table for the same peer again (bpf/paths.bpf.h, proc_peer) */
+	unsigned int last_peer;
 };
 
 /* Why a proc_stats entry ended (it is never updated again; user space folds and frees it). */
