@@ -14,7 +14,7 @@ SEC("fexit/tcp_v6_connect")
 int BPF_PROG(fx_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
 {
 	FLOOR_RETURN(0);
-	handle_connect_call(sk, ret);
+	handle_connect_call(sk, ret, true);
 	return 0;
 }
 
@@ -24,7 +24,7 @@ int BPF_PROG(fx_ip6_datagram_connect, struct sock *sk, struct sockaddr *uaddr, i
 	     int ret)
 {
 	FLOOR_RETURN(0);
-	handle_connect_call(sk, ret);
+	handle_connect_call(sk, ret, true);
 	return 0;
 }
 

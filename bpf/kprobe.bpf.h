@@ -80,7 +80,7 @@ static __always_inline void kcall_connect_entry(enum kcall_fn fn, struct sock *s
 	struct kcall call = { .sk = (__u64)sk };
 	__u64 cookie = sk_cookie(sk);
 
-	if (cookie && conn_pending_peek(cookie))
+	if (cookie && conn_pending_peek(cookie, false))
 		kcall_save(fn, &call);
 	else
 		kcall_clear(fn);
@@ -91,7 +91,7 @@ static __always_inline void kcall_connect_return(enum kcall_fn fn, int ret)
 	struct kcall call;
 
 	if (kcall_take(fn, &call))
-		handle_connect_call((struct sock *)call.sk, ret);
+		handle_connect_call((struct sock *)call.sk, ret, false);
 }
 
 SEC("kprobe/tcp_v6_connect")

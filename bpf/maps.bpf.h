@@ -213,12 +213,12 @@ struct conn_pending {
 /* Where a pending connect is kept (paths.bpf.h, conn_pending_put): in place, in the array slot
  * its cookie selects, claimed and released by compare-and-exchange of the slot's tag (an LRU
  * hash's insert and delete cost 800-1100 ns per connect here); in the LRU hash conn_pending
- * when the slot is held by another socket's connect, or where no compare-and-exchange may be
- * used (pending_slots false: the kprobe backend, which also runs on kernels before 5.12).
- * A connect holding a slot for more than CONN_SLOT_AGE_NS (no answer yet, or an outcome never
- * seen) moves to the hash when another needs the slot, so slots never clog: the hash ages
- * such entries out as before. */
-const volatile bool pending_slots = false;
+ * when the slot is held by another socket's connect, or in programs that may use no
+ * compare-and-exchange (slots false: the kprobe backend's, and the socket layer's *_hash
+ * twins it loads: it also runs on kernels before 5.12, whose verifier refuses the
+ * instruction even where it cannot run). A connect holding a slot for more than
+ * CONN_SLOT_AGE_NS (no answer yet, or an outcome never seen) moves to the hash when another
+ * needs the slot, so slots never clog: the hash ages such entries out as before. */
 
 #define CONN_SLOTS 16384	    /* a power of two */
 #define CONN_SLOT_BUSY (~0ull) /* a tag while one CPU writes or reads it */

@@ -752,10 +752,12 @@ static __always_inline void conn_slot_fill(struct conn_slot *s, __u64 cookie,
 		__sync_fetch_and_add(&conn_spilled, -1);
 }
 
-/* Keep c as cookie's pending connect, replacing one it had; false if there was no room. */
-static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pending *c)
+/* Keep c as cookie's pending connect, replacing one it had; false if there was no room.
+ * slots: a constant (maps.bpf.h, conn_slots). */
+static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pending *c,
+					     bool slots)
 {
-	struct conn_slot *s = pending_slots ? conn_slot_of(cookie) : NULL;
+	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
 
 	if (s) {
 		__u64 old = s->tag, now = bpf_ktime_get_boot_ns();
@@ -778,27 +780,28 @@ static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pen
 	}
 	if (bpf_map_update_elem(&conn_pending, &cookie, c, BPF_ANY))
 		return false;
-	if (pending_slots)
+	if (slots)
 		__sync_fetch_and_add(&conn_spilled, 1);
 	return true;
 }
 
 /* cookie's pending connect, left in place (a look: it may be decided meanwhile), or NULL. */
-static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie)
+static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie, bool slots)
 {
-	struct conn_slot *s = pending_slots ? conn_slot_of(cookie) : NULL;
+	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
 
 	if (s && s->tag == cookie)
 		return &s->c;
-	if (pending_slots && !conn_spilled)
+	if (slots && !conn_spilled)
 		return NULL;
 	return bpf_map_lookup_elem(&conn_pending, &cookie);
 }
 
 /* Take cookie's pending connect out: true if this caller decides it (one caller does). */
-static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending *out)
+static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending *out,
+					      bool slots)
 {
-	struct conn_slot *s = pending_slots ? conn_slot_of(cookie) : NULL;
+	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
 	struct conn_pending *p;
 
 	if (s && s->tag == cookie) {
@@ -808,7 +811,7 @@ static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending 
 		__sync_lock_test_and_set(&s->tag, 0); /* released after the reads */
 		return true;
 	}
-	if (pending_slots && !conn_spilled)
+	if (slots && !conn_spilled)
 		return false;
 	p = bpf_map_lookup_elem(&conn_pending, &cookie);
 	if (!p)
@@ -816,13 +819,13 @@ static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending 
 	*out = *p;
 	if (bpf_map_delete_elem(&conn_pending, &cookie))
 		return false; /* decided on another CPU */
-	if (pending_slots)
+	if (slots)
 		__sync_fetch_and_add(&conn_spilled, -1);
 	return true;
 }
 
 static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 protocol,
-						 __u32 daddr, __u16 dport)
+						 __u32 daddr, __u16 dport, bool slots)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct conn_pending c = {};
@@ -840,7 +843,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		c.flags |= DSTRACE_F_BY_RESOLVER;
 	else if (c.proto == DSTRACE_PROTO_TCP)
 		fallback_take(&c);
-	if (!conn_pending_put(cookie, &c)) {
+	if (!conn_pending_put(cookie, &c, slots)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
 	}
@@ -891,14 +894,14 @@ static __always_inline bool connect_ret_final(bool tcp, int ret)
 }
 
 static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie, int ret,
-						  __u8 flags, bool btf)
+						  __u8 flags, bool btf, bool slots)
 {
 	struct dstrace_proc_stats *st;
 	struct conn_pending c;
 	__u16 lport;
 	__u64 ino;
 
-	if (!sk || !cookie || !conn_pending_take(cookie, &c))
+	if (!sk || !cookie || !conn_pending_take(cookie, &c, slots))
 		return;
 	lport = ret ? 0 : SK_READ(btf, sk, __sk_common.skc_num);
 	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport))
@@ -919,12 +922,12 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 }
 
 /* A connect call on sk returned ret (backends that see calls: syscalls, kernel functions). */
-static __always_inline void handle_connect_call(struct sock *sk, int ret)
+static __always_inline void handle_connect_call(struct sock *sk, int ret, bool slots)
 {
 	__u8 proto;
 
 	if (sk && sk_is_inet6(sk, &proto) && connect_ret_final(proto == DSTRACE_PROTO_TCP, ret))
-		handle_connect_result(sk, sk_cookie(sk), ret, 0, false);
+		handle_connect_result(sk, sk_cookie(sk), ret, 0, false, slots);
 }
 
 /* MPTCP connects through its first subflow, a TCP socket the cgroup hook sees. */
@@ -942,7 +945,7 @@ static __always_inline __u8 tcp_mptcp_flag(struct sock *sk)
  * EADDRNOTAVAIL; no route for the port chosen; no memory), in the connecting thread. The
  * call's return has the error: its exit decides (fexit, kretprobe, or on the tracepoint
  * backend the syscall's exit, given the thread's slot back), not the state change. */
-static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie)
+static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, bool slots)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args *slot;
@@ -950,7 +953,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie)
 
 	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown))
 		return false;
-	p = conn_pending_peek(cookie);
+	p = conn_pending_peek(cookie, slots);
 	if (!p || p->who.tid != tid)
 		return false;
 	if (!connect_by_syscall)
@@ -963,7 +966,8 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie)
 }
 
 /* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly). */
-static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate)
+static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate,
+					     bool slots)
 {
 	__u64 cookie = sk_cookie_as(sk, true);
 	int sk_err, err;
@@ -971,15 +975,15 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 	if (oldstate != TCP_SYN_SENT)
 		return;
 	if (newstate == TCP_ESTABLISHED) {
-		handle_connect_result(sk, cookie, 0, tcp_mptcp_flag(sk), true);
+		handle_connect_result(sk, cookie, 0, tcp_mptcp_flag(sk), true, slots);
 		native_try_done(cookie, 0);
 	} else if (newstate == TCP_CLOSE) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
 		 * closed by its program before an answer came: ECONNABORTED */
 		sk_err = sk->sk_err;
 		err = sk_err ? -sk_err : -ECONNABORTED;
-		if (sk_err || !connect_call_decides(sk, cookie))
-			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true);
+		if (sk_err || !connect_call_decides(sk, cookie, slots))
+			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true, slots);
 		native_try_done(cookie, err);
 	}
 }

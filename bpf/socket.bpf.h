@@ -12,11 +12,16 @@
 
 #include "paths.bpf.h"
 
+/*
+ * Each program that keeps or takes a pending connect has two builds (slots: a constant,
+ * maps.bpf.h, conn_slots): NAME keeps it in an array slot with compare-and-exchange (Linux
+ * 5.12+), NAME_hash in a hash only; the kprobe backend, which also runs on older kernels,
+ * loads the _hash ones, the other backends the others (user/backend.c).
+ */
+
 /* connect() of an AF_INET6 socket to ::ffff:a.b.c.d, before the kernel translates it. */
-SEC("cgroup/connect6")
-int sk_connect6(struct bpf_sock_addr *ctx)
+static __always_inline int connect6(struct bpf_sock_addr *ctx, bool slots)
 {
-	FLOOR_RETURN(1);
 	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff)) {
 		/* native IPv6: followed only for a thread that has just resolved a name with A
 		 * and AAAA records (the starred cell: its failure may precede a fallback) */
@@ -29,31 +34,58 @@ int sk_connect6(struct bpf_sock_addr *ctx)
 		return 1;
 	}
 	handle_connect_start((__u64)ctx->sk, bpf_get_socket_cookie(ctx), ctx->protocol,
-			     ctx->user_ip6[3], bpf_ntohs((__u16)ctx->user_port));
+			     ctx->user_ip6[3], bpf_ntohs((__u16)ctx->user_port), slots);
 	return 1;
+}
+
+SEC("cgroup/connect6")
+int sk_connect6(struct bpf_sock_addr *ctx)
+{
+	FLOOR_RETURN(1);
+	return connect6(ctx, true);
+}
+
+SEC("cgroup/connect6")
+int sk_connect6_hash(struct bpf_sock_addr *ctx)
+{
+	FLOOR_RETURN(1);
+	return connect6(ctx, false);
 }
 
 /* A UDP AF_INET6 socket connected with a plain sockaddr_in: the IPv4 hook, with the
  * AF_INET6 socket. */
-SEC("cgroup/connect4")
-int sk_connect4(struct bpf_sock_addr *ctx)
+static __always_inline int connect4(struct bpf_sock_addr *ctx, bool slots)
 {
-	FLOOR_RETURN(1);
 	struct bpf_sock *sk = ctx->sk;
 
 	if (!sk || sk->family != AF_INET6)
 		return 1;
 	handle_connect_start((__u64)sk, bpf_get_socket_cookie(ctx), ctx->protocol, ctx->user_ip4,
-			     bpf_ntohs((__u16)ctx->user_port));
+			     bpf_ntohs((__u16)ctx->user_port), slots);
 	return 1;
 }
 
+SEC("cgroup/connect4")
+int sk_connect4(struct bpf_sock_addr *ctx)
+{
+	FLOOR_RETURN(1);
+	return connect4(ctx, true);
+}
+
+SEC("cgroup/connect4")
+int sk_connect4_hash(struct bpf_sock_addr *ctx)
+{
+	FLOOR_RETURN(1);
+	return connect4(ctx, false);
+}
+
 /* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */
-static __always_inline void sk_state_change(struct sock *sk, int oldstate, int newstate)
+static __always_inline void sk_state_change(struct sock *sk, int oldstate, int newstate,
+					    bool slots)
 {
 	/* most changes leave at the first test, without touching the socket */
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6)
-		handle_tcp_state(sk, oldstate, newstate);
+		handle_tcp_state(sk, oldstate, newstate, slots);
 	/* the tracepoint backend: the SYN goes out (in the connecting thread): the connect(2)
 	 * call's slot is not needed any more, the state change decides (maps.bpf.h) */
 	else if (connect_by_syscall && newstate == TCP_SYN_SENT &&
@@ -69,37 +101,61 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
  * sk_state is running on this CPU (depth) and has not run since its outermost run began
  * (runs == top_runs; where a kernel does run nested programs, sk_state ran and counted). What
  * is left, sk_state's misses minus the changes handled here (DSTRACE_CNT_STATE_NESTED), are
- * losses, counted in drops.missed.
+ * losses, counted in drops.missed. (The same of the _hash pair.)
  */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
+static __always_inline int state_outer(struct sock *sk, int oldstate, int newstate, bool slots)
 {
 	__u32 zero = 0;
 	struct sk_state_cpu *c = bpf_map_lookup_elem(&sk_state_cpus, &zero);
 
-	FLOOR_RETURN(0);
 	if (!c)
 		return 0;
 	c->runs++;
 	if (c->depth++ == 0)
 		c->top_runs = c->runs;
-	sk_state_change(sk, oldstate, newstate);
+	sk_state_change(sk, oldstate, newstate, slots);
 	c->depth--;
 	return 0;
+}
+
+static __always_inline int state_nested(struct sock *sk, int oldstate, int newstate, bool slots)
+{
+	__u32 zero = 0;
+	struct sk_state_cpu *c = bpf_map_lookup_elem(&sk_state_cpus, &zero);
+
+	if (!c || !c->depth || c->runs != c->top_runs)
+		return 0;
+	counter_add(DSTRACE_CNT_STATE_NESTED, 1);
+	sk_state_change(sk, oldstate, newstate, slots);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sk_state, struct sock *sk, int oldstate, int newstate)
+{
+	FLOOR_RETURN(0);
+	return state_outer(sk, oldstate, newstate, true);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sk_state_nested, struct sock *sk, int oldstate, int newstate)
 {
-	__u32 zero = 0;
-	struct sk_state_cpu *c = bpf_map_lookup_elem(&sk_state_cpus, &zero);
-
 	FLOOR_RETURN(0);
-	if (!c || !c->depth || c->runs != c->top_runs)
-		return 0;
-	counter_add(DSTRACE_CNT_STATE_NESTED, 1);
-	sk_state_change(sk, oldstate, newstate);
-	return 0;
+	return state_nested(sk, oldstate, newstate, true);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sk_state_hash, struct sock *sk, int oldstate, int newstate)
+{
+	FLOOR_RETURN(0);
+	return state_outer(sk, oldstate, newstate, false);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sk_state_nested_hash, struct sock *sk, int oldstate, int newstate)
+{
+	FLOOR_RETURN(0);
+	return state_nested(sk, oldstate, newstate, false);
 }
 
 /* ---- bind: an AF_INET6 socket bound to ::ffff:a.b.c.d ---- */

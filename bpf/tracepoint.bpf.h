@@ -45,7 +45,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (sk_cookie(sk) != args.cookie ||
 	    (args.tcp && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE))
 		return 0;
-	handle_connect_call(sk, (int)ctx->ret);
+	handle_connect_call(sk, (int)ctx->ret, true);
 	return 0;
 }
 
@@ -95,7 +95,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;
 
-		handle_connect_call(sk, res);
+		handle_connect_call(sk, res, true);
 		/* the slot its connect hook filled, if it ran in this thread: no syscall exit
 		 * comes for it (a socket without a cookie never met the hook) */
 		if (cookie)

@@ -59,9 +59,20 @@ static const struct prog_ref lifecycle_progs[] = {
 	PROG(lc_process_exec),
 };
 
-/* The socket layer (bpf/socket.bpf.h). */
-static const struct prog_ref socket_progs[] = {
+/* The socket layer (bpf/socket.bpf.h): the programs that keep pending connects in array
+ * slots (compare-and-exchange, Linux 5.12+), loaded by every backend but kprobe, which
+ * runs on older kernels too and loads their twins that keep them in a hash; then the rest.
+ * sk_state_nested after sk_state (the kernel runs them in the order attached). */
+static const struct prog_ref socket_slot_progs[] = {
 	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state), PROG(sk_state_nested),
+};
+
+static const struct prog_ref socket_hash_progs[] = {
+	PROG(sk_connect6_hash), PROG(sk_connect4_hash), PROG(sk_state_hash),
+	PROG(sk_state_nested_hash),
+};
+
+static const struct prog_ref socket_progs[] = {
 	PROG(sk_enter_bind), PROG(sk_exit_bind), PROG(sk_existing),
 };
 
@@ -108,29 +119,40 @@ static const struct prog_ref tracepoint_progs[] = {
 	PROG(tp_recv_length),
 };
 
-/* Every list, in the order they are attached. */
+/* Every list, in the order they are attached, and the backends that load it. */
+#define BACKEND_BIT(kind) (1u << (kind))
+#define BACKENDS_ALL                                                                          \
+	(BACKEND_BIT(DSTRACE_BACKEND_FENTRY) | BACKEND_BIT(DSTRACE_BACKEND_KPROBE) |           \
+	 BACKEND_BIT(DSTRACE_BACKEND_TRACEPOINT))
 static const struct prog_list {
-	enum dstrace_backend_kind backend; /* DSTRACE_BACKEND_AUTO: every backend loads it */
+	unsigned int backends; /* BACKEND_BIT()s */
 	const struct prog_ref *progs;
 	size_t n;
 } prog_lists[] = {
-	{ DSTRACE_BACKEND_AUTO, lifecycle_progs, NELEM(lifecycle_progs) },
-	{ DSTRACE_BACKEND_AUTO, socket_progs, NELEM(socket_progs) },
-	{ DSTRACE_BACKEND_AUTO, resolver_progs, NELEM(resolver_progs) },
-	{ DSTRACE_BACKEND_FENTRY, fentry_progs, NELEM(fentry_progs) },
-	{ DSTRACE_BACKEND_KPROBE, kprobe_progs, NELEM(kprobe_progs) },
-	{ DSTRACE_BACKEND_TRACEPOINT, tracepoint_progs, NELEM(tracepoint_progs) },
+	{ BACKENDS_ALL, lifecycle_progs, NELEM(lifecycle_progs) },
+	{ BACKENDS_ALL & ~BACKEND_BIT(DSTRACE_BACKEND_KPROBE), socket_slot_progs,
+	  NELEM(socket_slot_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_KPROBE), socket_hash_progs, NELEM(socket_hash_progs) },
+	{ BACKENDS_ALL, socket_progs, NELEM(socket_progs) },
+	{ BACKENDS_ALL, resolver_progs, NELEM(resolver_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_FENTRY), fentry_progs, NELEM(fentry_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_KPROBE), kprobe_progs, NELEM(kprobe_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_TRACEPOINT), tracepoint_progs, NELEM(tracepoint_progs) },
 };
 
-_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(resolver_progs) +
-			       NELEM(fentry_progs) + NELEM(kprobe_progs) + NELEM(tracepoint_progs) ==
+#define SHARED_PROGS                                                                          \
+	(NELEM(lifecycle_progs) + NELEM(socket_slot_progs) + NELEM(socket_progs) +             \
+	 NELEM(resolver_progs))
+_Static_assert(SHARED_PROGS + NELEM(socket_hash_progs) + NELEM(fentry_progs) +
+			       NELEM(kprobe_progs) + NELEM(tracepoint_progs) ==
 		       sizeof(((struct dstrace *)0)->progs) / sizeof(struct bpf_program *),
 	       "the program lists of user/backend.c do not name each program of the BPF object once");
+_Static_assert(NELEM(socket_slot_progs) == NELEM(socket_hash_progs),
+	       "the socket layer's twins come in pairs");
 
 #define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
-_Static_assert(NELEM(lifecycle_progs) + NELEM(socket_progs) + NELEM(resolver_progs) +
-			       MAX_OF(NELEM(fentry_progs),
-				      MAX_OF(NELEM(kprobe_progs), NELEM(tracepoint_progs))) <=
+_Static_assert(SHARED_PROGS + MAX_OF(NELEM(fentry_progs),
+				     MAX_OF(NELEM(kprobe_progs), NELEM(tracepoint_progs))) <=
 		       MAX_LINKS,
 	       "MAX_LINKS cannot hold the links of every program of a backend");
 
@@ -141,7 +163,7 @@ static struct bpf_program *prog_of(const struct dstrace *skel, const struct prog
 
 static bool list_loaded_by(const struct prog_list *l, enum dstrace_backend_kind kind)
 {
-	return l->backend == DSTRACE_BACKEND_AUTO || l->backend == kind;
+	return l->backends & BACKEND_BIT(kind);
 }
 
 static bool is_cgroup_prog(const struct bpf_program *prog)
@@ -381,8 +403,6 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->filter_protos = env->protos;
 	skel->rodata->floor_only = env->floor;
 	skel->rodata->connect_by_syscall = b->kind == DSTRACE_BACKEND_TRACEPOINT;
-	/* compare-and-exchange (Linux 5.12+): not in the kprobe backend, which runs on 5.10 too */
-	skel->rodata->pending_slots = b->kind != DSTRACE_BACKEND_KPROBE;
 	skel->rodata->recvmsg_noblock = b->recvmsg_noblock;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);

@@ -54,7 +54,12 @@ static uint64_t recursion_misses(const struct bpf_program *prog)
 int dstrace_backend__missed(const struct dstrace_backend *b,
 			    const uint64_t counters[DSTRACE_CNT_MAX], uint64_t *missed)
 {
-	const struct bpf_program *state = b->skel->progs.sk_state;
+	/* the pair this backend loaded (socket.bpf.h: the kprobe backend's are the _hash twins) */
+	bool hash = b->kind == DSTRACE_BACKEND_KPROBE;
+	const struct bpf_program *state = hash ? b->skel->progs.sk_state_hash
+					       : b->skel->progs.sk_state;
+	const struct bpf_program *nested = hash ? b->skel->progs.sk_state_nested_hash
+						: b->skel->progs.sk_state_nested;
 	struct bpf_program *prog;
 	uint64_t m;
 
@@ -62,7 +67,7 @@ int dstrace_backend__missed(const struct dstrace_backend *b,
 	bpf_object__for_each_program(prog, b->skel->obj) {
 		/* sk_state_nested runs only inside sk_state's run on its CPU: what it misses,
 		 * sk_state has seen (socket.bpf.h) */
-		if (prog == b->skel->progs.sk_state_nested || prog == state)
+		if (prog == nested || prog == state)
 			continue;
 		*missed += recursion_misses(prog);
 	}
