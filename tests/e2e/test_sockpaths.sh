@@ -261,10 +261,10 @@ check_eq "5000 threads blocked: no call of an ended thread left in kprobe_calls"
 # sockets find the first's slots held, for more than a second: those move to the hash
 # (dstrace's conn_spilled counts them while they wait) and nothing is lost.
 # The kprobe backend keeps them in an LRU hash only (16 384 entries, which may evict before it
-# is full: 753 of 12 000 went so before the slots): 2 x 2000 and no refused connects there,
+# is full: 753 of 12 000 went so before the slots): 2 x 1000 and no refused connects there,
 # which also suits the 5.10 guest, under an emulator.
 PEND_N=6000 PEND_BURN=10384
-[[ ${DSTRACE_ARGS:-} == *kprobe* ]] && PEND_N=2000 PEND_BURN=0
+[[ ${DSTRACE_ARGS:-} == *kprobe* ]] && PEND_N=1000 PEND_BURN=0
 pend_base=$(fbase "12000 connects pending")
 bg_start PEND lo "$pend_base" taskset -c 0 "$SP" tcp-pending ::ffff:198.51.100.2 9000 \
 	"$PEND_N" "$PEND_BURN" "$PEND_N" 3

@@ -208,39 +208,28 @@ static int tcp_pending(const struct sockaddr_in6 *sa, const char *n_s, const cha
 	} while (t.tv_sec - t0.tv_sec < wait || (t.tv_sec - t0.tv_sec == wait && t.tv_nsec < t0.tv_nsec));
 	connect_many(sa, fds + n, n2);
 	say("pending");
+	/* each pass takes the ended ones out and keeps the others at the front */
 	for (left = n + n2;;) {
-		long live = 0;
+		long kept = 0;
 
-		for (long i = 0; i < n + n2; i++) {
+		for (long i = 0; i < left; i++) {
 			int err = 0;
 			socklen_t len = sizeof(err);
 
-			if (!fds[i].events) {
-				if (fds[i].fd >= 0) {
-					other++;
-					close(fds[i].fd);
-					fds[i].fd = -1;
-					left--;
-				}
+			if (fds[i].events && !fds[i].revents) {
+				fds[kept++] = fds[i];
 				continue;
 			}
-			if (!fds[i].revents) {
-				live++;
-				continue;
-			}
-			getsockopt(fds[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			if (fds[i].events)
+				getsockopt(fds[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
 			if (err == ETIMEDOUT)
 				timedout++;
 			else
 				other++;
 			close(fds[i].fd);
-			fds[i].fd = -1;
-			fds[i].events = 0;
-			left--;
 		}
-		if (!left || !live)
-			break;
-		if (poll(fds, (nfds_t)(n + n2), 30000) <= 0)
+		left = kept;
+		if (!left || poll(fds, (nfds_t)left, 30000) <= 0)
 			break;
 	}
 	free(fds);
