@@ -98,6 +98,26 @@ else
 fi
 step_time backends
 
+# run_suite NAME SHOW CMD...: run a test script; its "N passed, M failed" line as ok or ko,
+# and on failure each FAIL line with the 3 after it; SHOW: an extended regex of log lines to
+# print in any case ('': none).
+run_suite() {
+	local name=$1 show=$2 log rc line
+	shift 2
+	log=$(mktemp)
+	"$@" >"$log" 2>&1
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	[[ -n $show ]] && grep -E "$show" "$log"
+	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
+		ok "$kernel: $name: $line"
+	else
+		grep -A3 '^FAIL' "$log" | head -n 60
+		ko "$kernel: $name: ${line:-no result line} (exit $rc)"
+	fi
+	rm -f "$log"
+}
+
 table12_runs=()
 case $table12 in
 all) table12_runs=("${runs[@]}") ;;
@@ -146,34 +166,15 @@ if [[ ${#runs[@]} -gt 0 ]]; then
 	step_time "differential-$(IFS=+; echo "${runs[*]}")"
 
 	# TCP bytes, every way of moving them, on every backend (tcp_sendpage before 6.5)
-	log=$(mktemp)
-	bash tests/e2e/test_tcpbytes.sh "${runs[@]}" >"$log" 2>&1
-	rc=$?
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
-		ok "$kernel: TCP bytes (${runs[*]}): $line"
-	else
-		grep -A3 '^FAIL' "$log" | head -n 60
-		ko "$kernel: TCP bytes (${runs[*]}): ${line:-no result line} (exit $rc)"
-	fi
-	rm -f "$log"
+	run_suite "TCP bytes (${runs[*]})" '' bash tests/e2e/test_tcpbytes.sh "${runs[@]}"
 	step_time "tcpbytes"
 fi
 
 for b in "${sockpaths[@]}"; do
 	[[ " ${runs[*]} " == *" $b "* ]] || continue
-	log=$(mktemp)
-	DSTRACE_ARGS="--backend $b" bash tests/e2e/test_sockpaths.sh >"$log" 2>&1
-	rc=$?
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	grep -E '^# (skipped|5000 threads blocked: [0-9c])' "$log"
-	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
-		ok "$kernel: socket paths, backend $b: $line"
-	else
-		grep -A3 '^FAIL' "$log" | head -n 60
-		ko "$kernel: socket paths, backend $b: ${line:-no result line} (exit $rc)"
-	fi
-	rm -f "$log"
+	DSTRACE_ARGS="--backend $b" run_suite "socket paths, backend $b" \
+		'^# (skipped|5000 threads blocked: [0-9c]|12000 connects pending)' \
+		bash tests/e2e/test_sockpaths.sh
 	step_time "sockpaths-$b"
 done
 
