@@ -37,7 +37,7 @@ int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 	__u64 newsk = 0;
 
 	if (!bpf_get_func_ret(ctx, &newsk) && newsk)
-		handle_accept_done((struct sock *)newsk);
+		handle_accept_done((struct sock *)newsk, true);
 	return 0;
 }
 
@@ -104,7 +104,7 @@ SEC("fexit/tcp_sendmsg")
 int BPF_PROG(fx_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
 	FLOOR_RETURN(0);
-	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
+	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
 	return 0;
 }
 
@@ -116,7 +116,7 @@ int BPF_PROG(fx_tcp_sendpage, struct sock *sk, struct page *page, int offset, si
 	     int flags, int ret)
 {
 	FLOOR_RETURN(0);
-	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
+	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
 	return 0;
 }
 
@@ -127,7 +127,7 @@ int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_
 {
 	FLOOR_RETURN(0);
 	if (ret > 0 && sock)
-		handle_tcp_bytes(sock->sk, DSTRACE_EV_RECV, (int)ret);
+		handle_tcp_bytes(sock->sk, DSTRACE_EV_RECV, (int)ret, true);
 	return 0;
 }
 
@@ -136,7 +136,7 @@ int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, in
 	     int *addr_len, int ret)
 {
 	FLOOR_RETURN(0);
-	handle_tcp_recv(sk, flags, ret);
+	handle_tcp_recv(sk, flags, ret, true);
 	return 0;
 }
 

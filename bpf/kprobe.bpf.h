@@ -131,7 +131,7 @@ int BPF_KRETPROBE(kp_inet_csk_accept_ret, struct sock *newsk)
 {
 	FLOOR_RETURN(0);
 	if (newsk)
-		handle_accept_done(newsk);
+		handle_accept_done(newsk, false);
 	return 0;
 }
 
@@ -236,7 +236,7 @@ int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
 	struct kcall call;
 
 	if (kcall_take(KCALL_TCP_SEND, &call))
-		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret);
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret, false);
 	return 0;
 }
 
@@ -259,7 +259,7 @@ int BPF_KRETPROBE(kp_tcp_sendpage_ret, int ret)
 	struct kcall call;
 
 	if (kcall_take(KCALL_TCP_SENDPAGE, &call))
-		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret);
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret, false);
 	return 0;
 }
 
@@ -280,7 +280,7 @@ int BPF_KRETPROBE(kp_tcp_splice_read_ret, long ret)
 	struct kcall call;
 
 	if (kcall_take(KCALL_TCP_SPLICE_READ, &call) && ret > 0)
-		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, (int)ret);
+		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, (int)ret, false);
 	return 0;
 }
 
@@ -301,7 +301,7 @@ int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
 	struct kcall call;
 
 	if (kcall_take(KCALL_TCP_RECV, &call))
-		handle_tcp_recv((struct sock *)call.sk, call.flags, ret);
+		handle_tcp_recv((struct sock *)call.sk, call.flags, ret, false);
 	return 0;
 }
 

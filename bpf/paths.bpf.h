@@ -97,6 +97,15 @@ static __always_inline __u64 proc_start_ns(__u64 task)
 }
 
 /* The current task; its network namespace is read only if a process entry is made. */
+/* The same for the current task; task_btf: through the task's BTF, with direct loads (Linux
+ * 5.11+; not in cgroup programs, nor on the kprobe backend, which runs on 5.10 too). */
+static __always_inline __u64 proc_start_now(bool task_btf)
+{
+	if (task_btf)
+		return bpf_get_current_task_btf()->group_leader->start_time;
+	return proc_start_ns(0);
+}
+
 static __always_inline void ident_current(struct task_ident *who)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -172,10 +181,10 @@ static __always_inline bool proc_entry_current(struct dstrace_proc_stats *st, __
  * task its task_struct; NULL and 0 for the current task. netns: its network namespace, or 0
  * to read the task's if the entry is made. A full table is counted, not hidden. */
 static __always_inline struct dstrace_proc_stats *
-proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task)
+proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task, bool task_btf)
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
-	__u64 start_ns = who ? who->start_ns : proc_start_ns(0);
+	__u64 start_ns = who ? who->start_ns : proc_start_now(task_btf);
 	struct dstrace_proc_stats *init;
 	__u32 zero = 0;
 
@@ -209,10 +218,11 @@ proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task
 	return st && proc_entry_current(st, start_ns) ? st : NULL;
 }
 
-/* The current process's totals (in the process's own context). */
-static __always_inline struct dstrace_proc_stats *proc_entry_ns(__u32 netns, __u32 tgid)
+/* The current process's totals (in the process's own context; task_btf: proc_start_now). */
+static __always_inline struct dstrace_proc_stats *proc_entry_ns(__u32 netns, __u32 tgid,
+								bool task_btf)
 {
-	return proc_entry_who(netns, tgid, NULL, 0);
+	return proc_entry_who(netns, tgid, NULL, 0, task_btf);
 }
 
 static __always_inline __u32 sk_netns(struct sock *sk)
@@ -221,13 +231,14 @@ static __always_inline __u32 sk_netns(struct sock *sk)
 }
 
 /* The same, sk's namespace read only when the entry is made (most calls find it). */
-static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid)
+static __always_inline struct dstrace_proc_stats *proc_entry(struct sock *sk, __u32 tgid,
+							     bool task_btf)
 {
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
 
-	if (st && !st->exit_ns && st->start_ns == proc_start_ns(0))
+	if (st && !st->exit_ns && st->start_ns == proc_start_now(task_btf))
 		return st;
-	return proc_entry_ns(sk_netns(sk), tgid);
+	return proc_entry_ns(sk_netns(sk), tgid, task_btf);
 }
 
 /* A remote address the process has met (a connection, a failure, a new UDP flow): counted
@@ -446,17 +457,33 @@ static __always_inline bool sk_is_inet6(struct sock *sk, __u8 *proto)
 	return sk_is_inet6_as(sk, proto, false);
 }
 
-/* The socket's connected peer, if it is IPv4-mapped. */
-static __always_inline bool sk_mapped_peer(struct sock *sk, __u32 *raddr, __u16 *rport)
+/* The socket's connected peer, if it is IPv4-mapped (btf: SK_READ). */
+static __always_inline bool sk_mapped_peer_as(struct sock *sk, __u32 *raddr, __u16 *rport,
+					      bool btf)
 {
 	__u32 daddr6[4];
 
-	BPF_CORE_READ_INTO(&daddr6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	if (btf)
+		__builtin_memcpy(daddr6, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32,
+				 sizeof(daddr6));
+	else
+		BPF_CORE_READ_INTO(&daddr6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
 	if (!in6_is_v4mapped(daddr6))
 		return false;
 	*raddr = daddr6[3];
-	*rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	*rport = bpf_ntohs(SK_READ(btf, sk, __sk_common.skc_dport));
 	return true;
+}
+
+static __always_inline bool sk_mapped_peer(struct sock *sk, __u32 *raddr, __u16 *rport)
+{
+	return sk_mapped_peer_as(sk, raddr, rport, false);
+}
+
+/* The local port, for the -P filter only (no read without one). */
+static __always_inline __u16 sk_lport_filtered(struct sock *sk, bool btf)
+{
+	return filter_port ? SK_READ(btf, sk, __sk_common.skc_num) : 0;
 }
 
 static __always_inline bool sk_is_v6only(struct sock *sk)
@@ -869,7 +896,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		}
 	}
 	/* The process's entry is made here, where its executable and cgroup are current. */
-	proc_entry_who(c.who.netns, c.who.tgid, &c.who, (__u64)task);
+	proc_entry_who(c.who.netns, c.who.tgid, &c.who, (__u64)task, false);
 }
 
 /* Is this result of a connect call its outcome? A TCP connect still in progress (started,
@@ -988,8 +1015,9 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 	}
 }
 
-/* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it. */
-static __always_inline void handle_accept_done(struct sock *sk)
+/* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it
+ * (task_btf: proc_start_now). */
+static __always_inline void handle_accept_done(struct sock *sk, bool task_btf)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 rport;
@@ -1001,17 +1029,18 @@ static __always_inline void handle_accept_done(struct sock *sk)
 		return;
 	if (!sk_mapped_peer(sk, &raddr, &rport))
 		return;
-	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid,
-			    BPF_CORE_READ(sk, __sk_common.skc_num), rport))
+	if (!dstrace_wanted(DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, tgid, sk_lport_filtered(sk, false),
+			    rport))
 		return;
-	proc_peer(proc_account(proc_entry(sk, tgid), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, false,
-			       1, 0),
+	proc_peer(proc_account(proc_entry(sk, tgid, task_btf), DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP,
+			       false, 1, 0),
 		  tgid, raddr);
 	ino = sk_ino_wanted(sk);
 	existing_mark(ino, tgid);
-	emit_event_as(sk, ino, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true,
-		      NULL,
-		      BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP ? DSTRACE_F_MPTCP : 0);
+	if (emit_events) /* no read for an event not made (-i) */
+		emit_event_as(sk, ino, DSTRACE_EV_ACCEPT, DSTRACE_PROTO_TCP, raddr, rport, 0, true,
+			      NULL,
+			      BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP ? DSTRACE_F_MPTCP : 0);
 }
 
 /*
@@ -1029,7 +1058,7 @@ static __always_inline void handle_bind_done(struct sock *sk, __u32 addr, __u16 
 	    !dstrace_wanted(DSTRACE_EV_BIND, proto, tgid, port, 0))
 		return;
 	if (ret < 0)
-		proc_account(proc_entry(sk, tgid), DSTRACE_EV_BIND, proto, true, 0, 0);
+		proc_account(proc_entry(sk, tgid, false), DSTRACE_EV_BIND, proto, true, 0, 0);
 	emit_event_full(sk, sk_ino(sk), DSTRACE_EV_BIND, proto, 0, 0, ret,
 			ret ? LOCAL_GIVEN : LOCAL_SOCK, &asked, NULL, DSTRACE_F_NO_REMOTE, NULL);
 }
@@ -1114,7 +1143,7 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 		return;
 	if (proto == DSTRACE_PROTO_TCP && bpf_map_lookup_elem(&existing_listeners, &lk))
 		flags = DSTRACE_F_INBOUND;
-	st = proc_entry_who(lk.netns, who.tgid, &who, (__u64)task);
+	st = proc_entry_who(lk.netns, who.tgid, &who, (__u64)task, false);
 	if (proto == DSTRACE_PROTO_TCP)
 		proc_account(st, flags ? DSTRACE_EV_ACCEPT : DSTRACE_EV_CONNECT, proto, false, 1, 0);
 	if (raddr)
@@ -1168,13 +1197,13 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 	ino = ids && ids->ino ? ids->ino : sk_ino(sk);
 	netns = ids && ids->ino ? ids->netns : sk_netns(sk);
 	if (ret < 0) {
-		proc_peer(proc_account(proc_entry_ns(netns, tgid), kind, proto, true, 0, 0), tgid,
+		proc_peer(proc_account(proc_entry_ns(netns, tgid, btf), kind, proto, true, 0, 0), tgid,
 			  raddr);
 		emit_event(sk, ino, kind, proto, raddr, rport, ret, false);
 		return;
 	}
 	datagrams = continuation ? 0 : kind == DSTRACE_EV_SEND ? udp_send_segments(sk, ret) : 1;
-	st = proc_account(proc_entry_ns(netns, tgid), kind, proto, false, datagrams, ret);
+	st = proc_account(proc_entry_ns(netns, tgid, btf), kind, proto, false, datagrams, ret);
 
 	key.sock_ino = ino;
 	key.pid = tgid;
@@ -1278,23 +1307,23 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 /*
  * Payload bytes sent or received (ret of tcp_sendmsg/tcp_recvmsg, or of the socket layer) on
  * a TCP connection of an AF_INET6 socket with an IPv4 peer. Only counted: a connection is
- * reported once, by its connect or accept.
+ * reported once, by its connect or accept. btf: sk is read directly and the task through
+ * its BTF (proc_start_now).
  */
-static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret)
+static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret, bool btf)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 rport;
 	__u32 raddr;
 	__u8 proto;
 
-	if (ret <= 0 || !sk_is_inet6(sk, &proto) || proto != DSTRACE_PROTO_TCP ||
-	    !sk_mapped_peer(sk, &raddr, &rport))
+	if (ret <= 0 || !sk_is_inet6_as(sk, &proto, btf) || proto != DSTRACE_PROTO_TCP ||
+	    !sk_mapped_peer_as(sk, &raddr, &rport, btf))
 		return;
-	if (!dstrace_wanted(kind, DSTRACE_PROTO_TCP, tgid, BPF_CORE_READ(sk, __sk_common.skc_num),
-			    rport))
+	if (!dstrace_wanted(kind, DSTRACE_PROTO_TCP, tgid, sk_lport_filtered(sk, btf), rport))
 		return;
 	{
-		struct dstrace_proc_stats *st = proc_entry(sk, tgid);
+		struct dstrace_proc_stats *st = proc_entry(sk, tgid, btf);
 
 		if (!st)
 			return;
@@ -1305,10 +1334,10 @@ static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret
 
 /* A read on a TCP AF_INET6 socket returned ret (flags: the caller's MSG_ flags): its bytes,
  * if it is counted (recv_counted). */
-static __always_inline void handle_tcp_recv(struct sock *sk, int flags, int ret)
+static __always_inline void handle_tcp_recv(struct sock *sk, int flags, int ret, bool btf)
 {
 	if (recv_counted(flags, ret))
-		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret);
+		handle_tcp_bytes(sk, DSTRACE_EV_RECV, ret, btf);
 }
 
 /*

@@ -54,7 +54,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret >= 0)
-		handle_accept_done(sk_from_fd_as((int)ctx->ret, true));
+		handle_accept_done(sk_from_fd_as((int)ctx->ret, true), true);
 	return 0;
 }
 
@@ -90,7 +90,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		return 0;
 	op = BPF_CORE_READ(req, opcode);
 	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT) && res >= 0)
-		handle_accept_done(sk_from_fd_as(res, true));
+		handle_accept_done(sk_from_fd_as(res, true), true);
 	else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;
@@ -252,7 +252,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
 	if (proto == DSTRACE_PROTO_TCP) {
-		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret);
+		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
 		return 0;
 	}
 	/* The peer: from the sendmsg4 hook (an address was given), the connected peer, or for
@@ -517,7 +517,7 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
 	if (proto == DSTRACE_PROTO_TCP) {
-		handle_tcp_recv(sk, flags, ret);
+		handle_tcp_recv(sk, flags, ret, true);
 		return 0;
 	}
 	mapped = dgram_recv_source(sk, ret, flags, &raddr, &rport);
