@@ -96,7 +96,6 @@ static __always_inline __u64 proc_start_ns(__u64 task)
 	return BPF_CORE_READ((struct task_struct *)task, group_leader, start_time);
 }
 
-/* The current task; its network namespace is read only if a process entry is made. */
 /* The same for the current task; task_btf: through the task's BTF, with direct loads (Linux
  * 5.11+; not in cgroup programs, nor on the kprobe backend, which runs on 5.10 too). */
 static __always_inline __u64 proc_start_now(bool task_btf)
@@ -106,6 +105,7 @@ static __always_inline __u64 proc_start_now(bool task_btf)
 	return proc_start_ns(0);
 }
 
+/* The current task; its network namespace is read only if a process entry is made. */
 static __always_inline void ident_current(struct task_ident *who)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -767,20 +767,62 @@ static __always_inline struct conn_slot *conn_slot_of(__u64 cookie)
 	return bpf_map_lookup_elem(&conn_slots, &idx);
 }
 
+/* Put c in the hash under key, counted in conn_spilled (slots) from before the insert, so a
+ * take meanwhile looks there. only_new: not if key is there already; else it is replaced. */
+static __always_inline bool conn_hash_put(__u64 key, const struct conn_pending *c, bool slots,
+					  bool only_new)
+{
+	long err;
+
+	if (slots)
+		__sync_fetch_and_add(&conn_spilled, 1);
+	err = bpf_map_update_elem(&conn_pending, &key, c, BPF_NOEXIST);
+	if (!err)
+		return true;
+	if (slots)
+		__sync_fetch_and_add(&conn_spilled, -1);
+	return err == -EEXIST && !only_new && !bpf_map_update_elem(&conn_pending, &key, c, BPF_EXIST);
+}
+
+/* Take key's entry out of the hash into *out: true if this caller took it. */
+static __always_inline bool conn_hash_take(__u64 key, struct conn_pending *out, bool slots)
+{
+	struct conn_pending *p;
+
+	if (slots && !conn_spilled)
+		return false;
+	p = bpf_map_lookup_elem(&conn_pending, &key);
+	if (!p)
+		return false;
+	*out = *p;
+	if (bpf_map_delete_elem(&conn_pending, &key))
+		return false; /* decided on another CPU */
+	if (slots)
+		__sync_fetch_and_add(&conn_spilled, -1);
+	return true;
+}
+
 /* Fill a slot claimed (tag CONN_SLOT_BUSY) and hand it to cookie; an older connect of the
  * socket's in the hash (re-issued after its outcome was missed) is replaced. */
 static __always_inline void conn_slot_fill(struct conn_slot *s, __u64 cookie,
 					   const struct conn_pending *c, __u64 now)
 {
+	struct conn_pending old;
+
 	s->since = now;
 	s->c = *c;
 	__sync_lock_test_and_set(&s->tag, cookie); /* published after the writes */
-	if (conn_spilled && !bpf_map_delete_elem(&conn_pending, &cookie))
-		__sync_fetch_and_add(&conn_spilled, -1);
+	conn_hash_take(cookie, &old, true);
 }
 
-/* Keep c as cookie's pending connect, replacing one it had; false if there was no room.
- * slots: a constant (maps.bpf.h, conn_slots). */
+/*
+ * Keep c as cookie's pending connect, replacing one it had; false if there was no room.
+ * slots: a constant (maps.bpf.h, conn_slots). A slot held for over CONN_SLOT_AGE_NS by
+ * another socket's connect X is taken over: X is copied to the hash first (only if X is not
+ * there already), then the slot claimed from X; a take of X meanwhile finds it in one place
+ * or the other (conn_pending_take), and if X was taken from the slot first, its copy is
+ * deleted again.
+ */
 static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pending *c,
 					     bool slots)
 {
@@ -788,28 +830,26 @@ static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pen
 
 	if (s) {
 		__u64 old = s->tag, now = bpf_ktime_get_boot_ns();
+		struct conn_pending moved;
 
 		if ((old == 0 || old == cookie) &&
 		    __sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
 			conn_slot_fill(s, cookie, c, now);
 			return true;
 		}
-		/* held for long by another socket's connect: that one moves to the hash */
-		if (old != CONN_SLOT_BUSY && now - s->since > CONN_SLOT_AGE_NS &&
-		    __sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
-			if (bpf_map_update_elem(&conn_pending, &old, &s->c, BPF_ANY))
-				counter_add(DSTRACE_CNT_CONN_FULL, 1);
-			else
-				__sync_fetch_and_add(&conn_spilled, 1);
-			conn_slot_fill(s, cookie, c, now);
-			return true;
+		if (old != 0 && old != cookie && old != CONN_SLOT_BUSY &&
+		    (__s64)(now - s->since) > (__s64)CONN_SLOT_AGE_NS) {
+			moved = s->c; /* stable while the tag is old's: only its owner writes */
+			if (s->tag == old && conn_hash_put(old, &moved, true, true)) {
+				if (__sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
+					conn_slot_fill(s, cookie, c, now);
+					return true;
+				}
+				conn_hash_take(old, &moved, true); /* taken from the slot meanwhile */
+			}
 		}
 	}
-	if (bpf_map_update_elem(&conn_pending, &cookie, c, BPF_ANY))
-		return false;
-	if (slots)
-		__sync_fetch_and_add(&conn_spilled, 1);
-	return true;
+	return conn_hash_put(cookie, c, slots, false);
 }
 
 /* cookie's pending connect, left in place (a look: it may be decided meanwhile), or NULL. */
@@ -829,26 +869,15 @@ static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending 
 					      bool slots)
 {
 	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
-	struct conn_pending *p;
 
-	if (s && s->tag == cookie) {
-		if (__sync_val_compare_and_swap(&s->tag, cookie, CONN_SLOT_BUSY) != cookie)
-			return false; /* decided on another CPU */
+	if (s && s->tag == cookie &&
+	    __sync_val_compare_and_swap(&s->tag, cookie, CONN_SLOT_BUSY) == cookie) {
 		*out = s->c;
 		__sync_lock_test_and_set(&s->tag, 0); /* released after the reads */
 		return true;
 	}
-	if (slots && !conn_spilled)
-		return false;
-	p = bpf_map_lookup_elem(&conn_pending, &cookie);
-	if (!p)
-		return false;
-	*out = *p;
-	if (bpf_map_delete_elem(&conn_pending, &cookie))
-		return false; /* decided on another CPU */
-	if (slots)
-		__sync_fetch_and_add(&conn_spilled, -1);
-	return true;
+	/* not in its slot, or moved to the hash meanwhile (conn_pending_put) */
+	return conn_hash_take(cookie, out, slots);
 }
 
 static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 protocol,
@@ -884,8 +913,8 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 			if (slot->tid && slot->tid != c.who.tid)
 				counter_add(DSTRACE_CNT_STASH_FULL, 1);
 			/* emptied first, owned last: an exit that copies the slot meanwhile
-			 * fails to claim it (tp_exit_connect); no compare-and-exchange here,
-			 * this program also runs on 5.10 */
+			 * fails to claim it (tp_exit_connect); no compare-and-exchange here:
+			 * the _hash twins, which load on 5.10, have this code too */
 			slot->tid = 0;
 			barrier();
 			slot->sk = sk;

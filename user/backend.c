@@ -412,6 +412,12 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	err = bpf_map__set_max_entries(skel->maps.events, env->ringbuf_kb * 1024);
 	if (err)
 		return fail(b, err, "cannot size the ring buffer: %s", strerror(-err));
+	/* the kprobe backend's programs keep pending connects in the hash only */
+	if (b->kind == DSTRACE_BACKEND_KPROBE) {
+		err = bpf_map__set_max_entries(skel->maps.conn_slots, 1);
+		if (err)
+			return fail(b, err, "cannot size conn_slots: %s", strerror(-err));
+	}
 
 	err = preallocate_on_old_kernels(b);
 	if (err)

@@ -265,7 +265,7 @@ check_eq "5000 threads blocked: no call of an ended thread left in kprobe_calls"
 # which also suits the 5.10 guest, under an emulator.
 PEND_N=6000 PEND_BURN=10384
 [[ ${DSTRACE_ARGS:-} == *kprobe* ]] && PEND_N=1000 PEND_BURN=0
-pend_base=$(fbase "12000 connects pending")
+pend_base=$(fbase "connects pending at once")
 bg_start PEND lo "$pend_base" taskset -c 0 "$SP" tcp-pending ::ffff:198.51.100.2 9000 \
 	"$PEND_N" "$PEND_BURN" "$PEND_N" 3
 PIDS+=("$PEND")
@@ -276,21 +276,26 @@ conn_spilled() {
 }
 if wait_line "$pend_base.out" '^pending' 120; then
 	spilled=$(conn_spilled)
-	log "12000 connects pending: $spilled of them in the hash (conn_spilled)"
-	if [[ ${DSTRACE_ARGS:-} != *kprobe* ]]; then
-		check_eq "12000 connects pending: some moved to the hash (slots held for over 1 s)" yes \
+	elapsed=$(kv "$(head -n 1 "$pend_base.out")" elapsed)
+	log "connects pending at once: $spilled of them in the hash (conn_spilled), the second batch in place ${elapsed}s after the first"
+	# the first batch times out 7 s after its SYNs: on a machine too slow to make both
+	# batches well within that, there is nothing left to move
+	if [[ ${DSTRACE_ARGS:-} != *kprobe* ]] && ! awk -v e="$elapsed" 'BEGIN { exit !(e < 5.5) }'; then
+		log "skipped: some moved to the hash: the second batch came ${elapsed}s after the first (the first may have timed out)"
+	elif [[ ${DSTRACE_ARGS:-} != *kprobe* ]]; then
+		check_eq "connects pending at once: some moved to the hash (slots held for over 1 s)" yes \
 			"$([[ $spilled =~ ^[0-9]+$ && $spilled -gt 0 ]] && echo yes || echo "no: $spilled")"
 	fi
 else
-	fail "12000 connects pending: the program's pending line" "$(cat "$pend_base.err")"
+	fail "connects pending at once: the program's pending line" "$(cat "$pend_base.err")"
 fi
 RUN_PID=$PEND
 wait_run 120
 LINE=$(tail -n 1 "$pend_base.out")
-check_eq "12000 connects pending: the program's result" "ok $((PEND_N * 2)) 0" \
+check_eq "connects pending at once: the program's result" "ok $((PEND_N * 2)) 0" \
 	"$(kv "$LINE" result) $(kv "$LINE" timedout) $(kv "$LINE" other)"
 [[ ${DSTRACE_ARGS:-} != *kprobe* ]] &&
-	check_eq "12000 connects pending: every one taken out of the hash again (conn_spilled)" 0 \
+	check_eq "connects pending at once: every one taken out of the hash again (conn_spilled)" 0 \
 		"$(conn_spilled)"
 
 # Reads that ask for no source (recv(), read(), recvmsg() without msg_name) on an unconnected
@@ -368,11 +373,11 @@ fi
 PEND_EVENTS=$(events_in "$OUT" "$NSJ" ".pid == $PEND" |
 	jq -sr 'group_by([.event, .ret, .error, .raddr]) |
 		map("\(length) \(.[0].event) \(.[0].ret) \(.[0].error) \(.[0].raddr)") | join(", ")')
-check_eq "12000 connects pending: one connect event each, timed out" \
+check_eq "connects pending at once: one connect event each, timed out" \
 	"$((PEND_N * 2)) connect -110 ETIMEDOUT 198.51.100.2" "$PEND_EVENTS"
-check_eq "12000 connects pending: process" "$(proc_counts 0 0 0 0 $((PEND_N * 2)) 1 0)" \
+check_eq "connects pending at once: process" "$(proc_counts 0 0 0 0 $((PEND_N * 2)) 1 0)" \
 	"$(process_counts "$OUT" "$PEND")"
-check_eq "12000 connects pending: no pending connect without room (drops.stash_full)" 0 \
+check_eq "connects pending at once: no pending connect without room (drops.stash_full)" 0 \
 	"$(jq -r '.drops.stash_full' <<<"$STATS")"
 check_expectations "$OUT" "$NSJ"
 summary

@@ -14,8 +14,9 @@
  *                                          unanswered); then BURN blocking connects to [::1]:1
  *                                          (refused: sockets that take cookies and let go);
  *                                          WAIT seconds after the first, N2 more like the N;
- *                                          prints "pending", then waits for every one of
- *                                          the N + N2 to end: result=ok timedout=T other=O
+ *                                          prints "pending elapsed=S" (seconds since the
+ *                                          first), then waits for every one of the N + N2
+ *                                          to end: timedout=T other=O left=L result=ok
  *   sockpaths tcp-hold ADDR PORT SECONDS   connect, hold it open until SIGUSR1 (at most
  *                                          SECONDS), then send 100 bytes and close
  *   sockpaths tfo ADDR PORT                sendto(MSG_FASTOPEN) of 5 bytes
@@ -207,7 +208,8 @@ static int tcp_pending(const struct sockaddr_in6 *sa, const char *n_s, const cha
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while (t.tv_sec - t0.tv_sec < wait || (t.tv_sec - t0.tv_sec == wait && t.tv_nsec < t0.tv_nsec));
 	connect_many(sa, fds + n, n2);
-	say("pending");
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	say("pending elapsed=%.1f", (double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9);
 	/* each pass takes the ended ones out and keeps the others at the front */
 	for (left = n + n2;;) {
 		long kept = 0;
