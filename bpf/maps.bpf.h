@@ -199,9 +199,11 @@ struct fallback_rec {
  * from the cgroup connect hook (the caller's context, whatever drove it: a syscall, io_uring,
  * TCP Fast Open, a kernel socket) to the state change or immediate error that decides it.
  * One per socket (keyed by socket cookie): re-issued connect() calls add nothing. An entry
- * whose outcome never came (a socket closed in SYN_SENT is still an outcome) ages out of the
- * LRU hash below. */
+ * whose outcome never came (a socket closed in SYN_SENT is still an outcome; a run of the
+ * program that decides it was missed) is given up by user space after a while
+ * (user/tables.c, dstrace_backend__sweep_connects), and counted (stash_full). */
 struct conn_pending {
+	__u64 since; /* when it was kept (CLOCK_BOOTTIME); first: user space reads it */
 	struct task_ident who;
 	__u32 daddr;
 	__u16 dport;
@@ -211,38 +213,49 @@ struct conn_pending {
 };
 
 /* Where a pending connect is kept (paths.bpf.h, conn_pending_put): in place, in the array slot
- * its cookie selects, claimed and released by compare-and-exchange of the slot's tag (an LRU
- * hash's insert and delete cost 800-1100 ns per connect here); in the LRU hash conn_pending
+ * its cookie selects, claimed and released by compare-and-exchange of the slot's tag (a
+ * hash's insert and delete cost 800-1100 ns per connect here); in the hash conn_pending
  * when the slot is held by another socket's connect, or in programs that may use no
  * compare-and-exchange (slots false: the kprobe backend's, and the socket layer's *_hash
  * twins it loads: it also runs on kernels before 5.12, whose verifier refuses the
  * instruction even where it cannot run). A connect holding a slot for more than
  * CONN_SLOT_AGE_NS (no answer yet, or an outcome never seen) moves to the hash when another
- * needs the slot, so slots never clog: the hash ages such entries out as before. */
+ * needs the slot, so slots never clog. The hash is a plain one, not an LRU: an LRU evicts
+ * before it is full, uncounted (753 of 12 000 connects waiting at once were lost so); full,
+ * a new connect is counted (stash_full). User space gives up entries of either kind that
+ * waited too long (the slots are mapped into it for that: it claims one as a take does). */
 
 #define CONN_SLOTS 16384	    /* a power of two */
-#define CONN_SLOT_BUSY (~0ull) /* a tag while one CPU writes or reads it */
+#define CONN_SLOT_BUSY DSTRACE_CONN_SLOT_BUSY /* a tag while one CPU writes or reads it */
 #define CONN_SLOT_AGE_NS 1000000000ull /* held longer (a SYN unanswered): may move to the hash */
 
 struct conn_slot {
 	__u64 tag;   /* the socket cookie of the connect held; 0: free; or CONN_SLOT_BUSY */
-	__u64 since; /* when it was filled (CLOCK_BOOTTIME) */
 	struct conn_pending c;
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, CONN_SLOTS);
 	__type(key, __u32);
 	__type(value, struct conn_slot);
 } conn_slots SEC(".maps");
 
-/* Entries put in conn_pending with slots in use and not taken yet (an LRU eviction leaves it
- * high: the hash is then looked up on every miss, which is only slower). */
+/* What user space reads of them (include/dstrace.h) */
+_Static_assert(__builtin_offsetof(struct conn_slot, tag) ==
+		       __builtin_offsetof(struct dstrace_conn_slot_head, tag) &&
+	       __builtin_offsetof(struct conn_slot, c.since) ==
+		       __builtin_offsetof(struct dstrace_conn_slot_head, since),
+	       "conn_slot's head");
+
+/* Entries put in conn_pending with slots in use and not taken yet (user space lowers it for
+ * the entries it gives up; only slower if it were high: the hash is then looked up on every
+ * miss). */
 __u64 conn_spilled = 0;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct conn_pending);

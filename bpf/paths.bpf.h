@@ -805,11 +805,10 @@ static __always_inline bool conn_hash_take(__u64 key, struct conn_pending *out, 
 /* Fill a slot claimed (tag CONN_SLOT_BUSY) and hand it to cookie; an older connect of the
  * socket's in the hash (re-issued after its outcome was missed) is replaced. */
 static __always_inline void conn_slot_fill(struct conn_slot *s, __u64 cookie,
-					   const struct conn_pending *c, __u64 now)
+					   const struct conn_pending *c)
 {
 	struct conn_pending old;
 
-	s->since = now;
 	s->c = *c;
 	__sync_lock_test_and_set(&s->tag, cookie); /* published after the writes */
 	conn_hash_take(cookie, &old, true);
@@ -823,26 +822,27 @@ static __always_inline void conn_slot_fill(struct conn_slot *s, __u64 cookie,
  * or the other (conn_pending_take), and if X was taken from the slot first, its copy is
  * deleted again.
  */
-static __always_inline bool conn_pending_put(__u64 cookie, const struct conn_pending *c,
-					     bool slots)
+static __always_inline bool conn_pending_put(__u64 cookie, struct conn_pending *c, bool slots)
 {
 	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
+	__u64 now = bpf_ktime_get_boot_ns();
 
+	c->since = now;
 	if (s) {
-		__u64 old = s->tag, now = bpf_ktime_get_boot_ns();
+		__u64 old = s->tag;
 		struct conn_pending moved;
 
 		if ((old == 0 || old == cookie) &&
 		    __sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
-			conn_slot_fill(s, cookie, c, now);
+			conn_slot_fill(s, cookie, c);
 			return true;
 		}
 		if (old != 0 && old != cookie && old != CONN_SLOT_BUSY &&
-		    (__s64)(now - s->since) > (__s64)CONN_SLOT_AGE_NS) {
+		    (__s64)(now - s->c.since) > (__s64)CONN_SLOT_AGE_NS) {
 			moved = s->c; /* stable while the tag is old's: only its owner writes */
 			if (s->tag == old && conn_hash_put(old, &moved, true, true)) {
 				if (__sync_val_compare_and_swap(&s->tag, old, CONN_SLOT_BUSY) == old) {
-					conn_slot_fill(s, cookie, c, now);
+					conn_slot_fill(s, cookie, c);
 					return true;
 				}
 				conn_hash_take(old, &moved, true); /* taken from the slot meanwhile */

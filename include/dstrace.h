@@ -178,6 +178,15 @@ struct dstrace_flow_val {
 	unsigned short pad[3];
 };
 
+/* A connect waiting for its outcome (bpf/maps.bpf.h): the head of its record in the slot
+ * array conn_slots and, since alone, in the hash conn_pending, as user space reads them to
+ * give up the connects that waited too long (user/tables.c). */
+#define DSTRACE_CONN_SLOT_BUSY (~0ull) /* a slot's tag while one CPU writes or reads it */
+struct dstrace_conn_slot_head {
+	unsigned long long tag;	  /* the socket cookie of the connect held; 0: free; or BUSY */
+	unsigned long long since; /* when it was kept (CLOCK_BOOTTIME) */
+};
+
 /* Global counters (map counters, index). */
 enum dstrace_counter {
 	DSTRACE_CNT_EVENTS = 0,	  /* events written to the ring buffer */
@@ -185,7 +194,8 @@ enum dstrace_counter {
 	DSTRACE_CNT_PROC_FULL = 2, /* per-process updates dropped: proc_stats full */
 	DSTRACE_CNT_FLOW_NEW = 3, /* UDP flows inserted (evictions = inserted - present) */
 	DSTRACE_CNT_STASH_FULL = 4, /* calls not followed: connect/bind stash or kprobe_calls full */
-	DSTRACE_CNT_CONN_FULL = 5, /* connects whose outcome could not be followed: table full */
+	DSTRACE_CNT_CONN_FULL = 5, /* connects whose outcome could not be followed: table full
+				    * (user space adds those it gave up) */
 	DSTRACE_CNT_RECV_UNKNOWN = 6, /* datagrams read without an address whose source (IPv4
 					* or not) could not be told: not counted */
 	DSTRACE_CNT_NAME_NEW = 7, /* (process, address) names inserted (evictions = inserted -

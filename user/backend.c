@@ -328,6 +328,7 @@ static void backend_detach(struct dstrace_backend *b)
 	while (b->nlinks > 0)
 		bpf_link__destroy(b->links[--b->nlinks]);
 	kretprobes_remove(&b->kret); /* once no link holds them */
+	dstrace_backend__unmap(b);
 	if (b->cgroup_fd >= 0)
 		close(b->cgroup_fd);
 	b->cgroup_fd = -1;
@@ -744,6 +745,21 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 	if (!b)
 		return -ENOMEM;
 	b->cgroup_fd = -1;
+	b->conn_wait_max_s = DSTRACE_CONNECT_WAIT_MAX_S;
+	if (getenv("DSTRACE_CONNECT_WAIT_MAX")) {
+		const char *v = getenv("DSTRACE_CONNECT_WAIT_MAX");
+		char *end;
+
+		errno = 0;
+		b->conn_wait_max_s = strtoull(v, &end, 10);
+		if (errno || end == v || *end || *v == '-' || b->conn_wait_max_s == 0 ||
+		    b->conn_wait_max_s > 86400 * 365) {
+			fprintf(stderr, "dstrace: DSTRACE_CONNECT_WAIT_MAX='%s': not a number of "
+					"seconds from 1 to 31536000\n", v);
+			free(b);
+			return -EINVAL;
+		}
+	}
 	if (env->backend != DSTRACE_BACKEND_AUTO) {
 		err = backend_try(b, env, env->backend);
 		if (err)

@@ -31,6 +31,12 @@ int dstrace_backend__missed(const struct dstrace_backend *b,
  * "missed") until its thread calls again: those of threads that ended are deleted here (at
  * most every 10 s), so they cannot fill it. How many were deleted. */
 int dstrace_backend__sweep_calls(struct dstrace_backend *b);
+/* Connects waiting for their outcome for longer than DSTRACE_CONNECT_WAIT_MAX seconds
+ * (default 900: a SYN is retried for 127 s by default) are given up: their outcome was
+ * missed, or will come too late to be told. Counted with the connects that did not fit
+ * (counter DSTRACE_CNT_CONN_FULL, drops stash_full). At most every 10 s; how many. */
+#define DSTRACE_CONNECT_WAIT_MAX_S 900
+int dstrace_backend__sweep_connects(struct dstrace_backend *b);
 /* Sum of the per-CPU global counters. */
 int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTRACE_CNT_MAX]);
 /* Copy the kernel's per-process totals into t; entries of processes that ended are folded

@@ -30,9 +30,18 @@ struct dstrace_backend {
 	bool sendpage_blind;
 	struct kretprobes kret; /* kprobe backend: its return probes' tracefs events */
 	time_t calls_swept_s; /* kprobe_calls last swept (CLOCK_MONOTONIC) */
+	/* connects waiting for their outcome (tables.c, dstrace_backend__sweep_connects) */
+	uint64_t conn_wait_max_s; /* given up after so long */
+	time_t conns_swept_s;	  /* last swept (CLOCK_MONOTONIC) */
+	uint64_t conns_given_up;
+	void *conn_slots_mem;	  /* conn_slots, mapped (MAP_FAILED: not) */
+	size_t conn_slots_len;
 	char kret_blind[WHY_LEN]; /* why they are the kernel's default ones ("": they are not) */
 	struct btf *btf;      /* the kernel's BTF while the backend is tried (backend.c) */
 	bool btf_tried;
 };
+
+/* Unmap what tables.c mapped of the kernel's tables (before the object is destroyed). */
+void dstrace_backend__unmap(struct dstrace_backend *b);
 
 #endif /* DSTRACE_BACKEND_INTERNAL_H */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "audit.h"
@@ -34,6 +35,7 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 			out[key] += vals[cpu];
 	}
 	free(vals);
+	out[DSTRACE_CNT_CONN_FULL] += b->conns_given_up;
 	return 0;
 }
 
@@ -341,5 +343,99 @@ int dstrace_backend__sweep_calls(struct dstrace_backend *b)
 	for (size_t i = 0; i < dead.n; i++)
 		n += !bpf_map_delete_elem(fd, (__u64 *)dead.keys + i); /* a repeat: ENOENT */
 	free(dead.keys);
+	return n;
+}
+
+/* The slot array of pending connects, mapped (BPF_F_MMAPABLE): NULL if it cannot be. */
+static struct dstrace_conn_slot_head *conn_slots_map(struct dstrace_backend *b, size_t *stride,
+						     uint32_t *n)
+{
+	const struct bpf_map *map = b->skel->maps.conn_slots;
+	long page = sysconf(_SC_PAGESIZE);
+
+	*stride = (bpf_map__value_size(map) + 7) & ~(size_t)7; /* the kernel's element size */
+	*n = bpf_map__max_entries(map);
+	if (!b->conn_slots_mem) {
+		b->conn_slots_len = (*stride * *n + (size_t)page - 1) & ~((size_t)page - 1);
+		b->conn_slots_mem = mmap(NULL, b->conn_slots_len, PROT_READ | PROT_WRITE,
+					 MAP_SHARED, bpf_map__fd(map), 0);
+	}
+	return b->conn_slots_mem == MAP_FAILED ? NULL : b->conn_slots_mem;
+}
+
+void dstrace_backend__unmap(struct dstrace_backend *b)
+{
+	if (b->conn_slots_mem && b->conn_slots_mem != MAP_FAILED)
+		munmap(b->conn_slots_mem, b->conn_slots_len);
+	b->conn_slots_mem = NULL;
+}
+
+/* Give up the slot h if it has held one connect since before limit: claimed as the kernel's
+ * take does (compare-and-exchange of its tag), its time read again once claimed. */
+static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit)
+{
+	uint64_t tag = __atomic_load_n(&h->tag, __ATOMIC_ACQUIRE);
+
+	if (tag == 0 || tag == DSTRACE_CONN_SLOT_BUSY ||
+	    (int64_t)(__atomic_load_n(&h->since, __ATOMIC_RELAXED) - limit) >= 0)
+		return false;
+	if (!__atomic_compare_exchange_n(&h->tag, &tag, DSTRACE_CONN_SLOT_BUSY, false,
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return false; /* taken or given to another meanwhile */
+	if ((int64_t)(h->since - limit) >= 0) {
+		/* refilled by the same socket between the two reads: its own again */
+		__atomic_store_n(&h->tag, tag, __ATOMIC_RELEASE);
+		return false;
+	}
+	__atomic_store_n(&h->tag, 0, __ATOMIC_RELEASE);
+	return true;
+}
+
+int dstrace_backend__sweep_connects(struct dstrace_backend *b)
+{
+	struct key_list old = { .size = sizeof(__u64) };
+	int fd = bpf_map__fd(b->skel->maps.conn_pending), n = 0;
+	uint32_t vsize = bpf_map__value_size(b->skel->maps.conn_pending), nslots;
+	bool slots = b->kind != DSTRACE_BACKEND_KPROBE; /* backend.c: the _hash twins */
+	struct dstrace_conn_slot_head *mem;
+	struct timespec mono, boot;
+	__u64 key, *prev = NULL;
+	uint64_t limit, since;
+	size_t stride;
+	void *val;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	if (mono.tv_sec < b->conns_swept_s + (time_t)(b->conn_wait_max_s < 20 ? 1 : 10))
+		return 0;
+	b->conns_swept_s = mono.tv_sec;
+	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
+	limit = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec -
+		b->conn_wait_max_s * 1000000000ull;
+	if (slots && (mem = conn_slots_map(b, &stride, &nslots)))
+		for (uint32_t i = 0; i < nslots; i++)
+			n += conn_slot_give_up((void *)((char *)mem + (size_t)i * stride), limit);
+	val = malloc(vsize);
+	if (!val)
+		return -ENOMEM;
+	/* the kernel deletes entries meanwhile: a walk whose last key is gone starts over */
+	for (uint32_t steps = 2 * bpf_map__max_entries(b->skel->maps.conn_pending);
+	     steps > 0 && !bpf_map_get_next_key(fd, prev, &key); steps--) {
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, val))
+			continue;
+		memcpy(&since, val, sizeof(since)); /* the record's first field */
+		if ((int64_t)(since - limit) < 0)
+			key_list_add(&old, &key);
+	}
+	free(val);
+	for (size_t i = 0; i < old.n; i++) {
+		if (bpf_map_delete_elem(fd, (__u64 *)old.keys + i))
+			continue; /* decided meanwhile */
+		n++;
+		if (slots)
+			__atomic_fetch_sub(&b->skel->bss->conn_spilled, 1, __ATOMIC_RELAXED);
+	}
+	free(old.keys);
+	b->conns_given_up += (uint64_t)n;
 	return n;
 }

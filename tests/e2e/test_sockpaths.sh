@@ -256,16 +256,15 @@ check_eq "5000 threads blocked: no call of an ended thread left in kprobe_calls"
 
 # Connects waiting for an answer at once, each followed to its outcome (ETIMEDOUT): the
 # tracepoint and fentry backends keep a pending connect in the array slot its socket's cookie
-# selects, the kprobe backend in an LRU hash. Between two batches of 1000, 15 384 refused
+# selects, the kprobe backend in a hash. Between two batches of 6000, 10 384 refused
 # connects to [::1]:1 take cookies, so (one CPU hands cookies out in sequence) the second
 # batch's sockets find the first's slots held, for more than a second: those move to the hash
-# (dstrace's conn_spilled counts them while they wait) and nothing is lost. Known defect, not
-# checked by default: with thousands moved to the LRU hash at once some are evicted,
-# uncounted (2 x 6000: 0 lost in 3 runs here, 396 of 12 000 in one CI run; with the hash
-# alone 753): DSTRACE_PENDING_N=6000 DSTRACE_PENDING_BURN=10384 runs that. The kprobe backend
-# takes 2 x 1000 and no refused connects (the 5.10 guest, under an emulator).
-PEND_N=${DSTRACE_PENDING_N:-1000} PEND_BURN=${DSTRACE_PENDING_BURN:-15384}
-[[ ${DSTRACE_ARGS:-} == *kprobe* ]] && PEND_N=1000 PEND_BURN=0
+# (dstrace's conn_spilled counts them while they wait) and nothing is lost. (The hash was an
+# LRU until 2026-12-03: it evicted some of 12 000 uncounted, 753 with the hash alone.) The
+# kprobe backend takes 2 x 6000 in its hash alone, and no refused connects.
+# DSTRACE_PENDING_N and DSTRACE_PENDING_BURN change the sizes.
+PEND_N=${DSTRACE_PENDING_N:-6000} PEND_BURN=${DSTRACE_PENDING_BURN:-10384}
+[[ ${DSTRACE_ARGS:-} == *kprobe* ]] && PEND_BURN=0
 pend_base=$(fbase "connects pending at once")
 bg_start PEND lo "$pend_base" taskset -c 0 "$SP" tcp-pending ::ffff:198.51.100.2 9000 \
 	"$PEND_N" "$PEND_BURN" "$PEND_N" 3
@@ -381,4 +380,36 @@ check_eq "connects pending at once: process" "$(proc_counts 0 0 0 0 $((PEND_N * 
 check_eq "connects pending at once: no pending connect without room (drops.stash_full)" 0 \
 	"$(jq -r '.drops.stash_full' <<<"$STATS")"
 check_expectations "$OUT" "$NSJ"
+
+# Connects that wait for their outcome longer than DSTRACE_CONNECT_WAIT_MAX seconds (here 2;
+# their SYNs time out after 7 s) are given up, each counted (drops.stash_full), in their
+# slots and in the hash alike: 2 x 500 to the silent peer, 15 884 refused connects between
+# the batches (so some of the second find the first's slots held and move them to the hash,
+# if the first are not given up yet). No connect event, none left behind.
+GOUT=$WORK/sockpaths-giveup.jsonl
+if DSTRACE_CONNECT_WAIT_MAX=2 dstrace_start "$GOUT" "${extra[@]}"; then
+	GIVE_N=500 GIVE_BURN=15884
+	[[ ${DSTRACE_ARGS:-} == *kprobe* ]] && GIVE_BURN=0
+	give_base=$(fbase "connects given up")
+	bg_start GIVE lo "$give_base" taskset -c 0 "$SP" tcp-pending ::ffff:198.51.100.2 9100 \
+		"$GIVE_N" "$GIVE_BURN" "$GIVE_N" 0
+	PIDS+=("$GIVE")
+	wait_line "$give_base.out" '^pending' 120 &&
+		log "connects given up: $(conn_spilled) in the hash (conn_spilled) when the second batch was made"
+	RUN_PID=$GIVE
+	wait_run 120
+	LINE=$(tail -n 1 "$give_base.out")
+	check_eq "connects given up: the program's result" "ok $((GIVE_N * 2)) 0" \
+		"$(kv "$LINE" result) $(kv "$LINE" timedout) $(kv "$LINE" other)"
+	[[ ${DSTRACE_ARGS:-} != *kprobe* ]] &&
+		check_eq "connects given up: none left in the hash (conn_spilled)" 0 "$(conn_spilled)"
+	dstrace_stop
+	check_json_lines "given up: output" "$GOUT"
+	check_eq "connects given up: no connect event" 0 \
+		"$(events_in "$GOUT" "$NSJ" ".pid == $GIVE" | wc -l)"
+	check_eq "connects given up: each counted (drops.stash_full)" $((GIVE_N * 2)) \
+		"$(stats_record "$GOUT" | jq -r .drops.stash_full)"
+	check_eq "connects given up: nothing else lost (drops.missed, lost)" "0 0" \
+		"$(stats_record "$GOUT" | jq -r '"\(.drops.missed) \(.drops.lost)"')"
+fi
 summary
