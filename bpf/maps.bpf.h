@@ -182,7 +182,7 @@ struct task_ident {
 	__u32 tgid;
 	__u32 tid;
 	__u32 uid;
-	__u32 netns;
+	__u32 pad; /* the network namespace is the socket's (sk_netns), read where needed */
 	char comm[DSTRACE_COMM_LEN];
 };
 

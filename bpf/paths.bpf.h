@@ -925,7 +925,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		}
 	}
 	/* The process's entry is made here, where its executable and cgroup are current. */
-	proc_entry_who(c.who.netns, c.who.tgid, &c.who, (__u64)task, false);
+	proc_entry_who(0 /* the task's */, c.who.tgid, &c.who, (__u64)task, false);
 }
 
 /* Is this result of a connect call its outcome? A TCP connect still in progress (started,
@@ -1093,14 +1093,12 @@ static __always_inline void handle_bind_done(struct sock *sk, __u32 addr, __u16 
 }
 
 /* The identity of a task seen from outside (an iterator runs in the reader's context). */
-static __always_inline void ident_task(struct task_ident *who, struct task_struct *task,
-				       __u32 netns)
+static __always_inline void ident_task(struct task_ident *who, struct task_struct *task)
 {
 	who->tgid = BPF_CORE_READ(task, tgid);
 	who->tid = who->tgid;
 	who->uid = BPF_CORE_READ(task, cred, uid.val);
 	who->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	who->netns = netns;
 	who->start_ns = BPF_CORE_READ(task, group_leader, start_time);
 	BPF_CORE_READ_STR_INTO(&who->comm, task, comm);
 }
@@ -1159,7 +1157,7 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 	}
 	if (pass != 2 || !sk_existing_mapped(sk, proto, &raddr, &rport))
 		return;
-	ident_task(&who, task, lk.netns);
+	ident_task(&who, task);
 	ek.ino = ino;
 	ek.tgid = who.tgid;
 	err = bpf_map_update_elem(&existing_seen, &ek, &one, BPF_NOEXIST);

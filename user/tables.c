@@ -5,6 +5,7 @@
  * (harvested, reclaimed, their evictions counted).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,10 @@ static struct dstrace_conn_slot_head *conn_slots_map(struct dstrace_backend *b, 
 		b->conn_slots_len = (*stride * *n + (size_t)page - 1) & ~((size_t)page - 1);
 		b->conn_slots_mem = mmap(NULL, b->conn_slots_len, PROT_READ | PROT_WRITE,
 					 MAP_SHARED, bpf_map__fd(map), 0);
+		if (b->conn_slots_mem == MAP_FAILED) /* said once: not tried again */
+			fprintf(stderr, "dstrace: warning: cannot map the kernel's table of pending "
+					"connects (%s): one whose outcome never comes is not counted\n",
+				strerror(errno));
 	}
 	return b->conn_slots_mem == MAP_FAILED ? NULL : b->conn_slots_mem;
 }
@@ -391,6 +396,10 @@ static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit)
 	return true;
 }
 
+/* A give-up races with the kernel only for a connect that waited the whole while: its
+ * outcome arriving in the same instant finds it gone (counted, not reported), or, during a
+ * take-over's copy to the hash, is reported and also counted: a drop counted too many,
+ * never one missing. */
 int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 {
 	struct key_list old = { .size = sizeof(__u64) };
@@ -408,15 +417,15 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	if (mono.tv_sec < b->conns_swept_s + (time_t)(b->conn_wait_max_s < 20 ? 1 : 10))
 		return 0;
 	b->conns_swept_s = mono.tv_sec;
+	val = malloc(vsize);
+	if (!val)
+		return -ENOMEM;
 	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
 	limit = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec -
 		b->conn_wait_max_s * 1000000000ull;
 	if (slots && (mem = conn_slots_map(b, &stride, &nslots)))
 		for (uint32_t i = 0; i < nslots; i++)
 			n += conn_slot_give_up((void *)((char *)mem + (size_t)i * stride), limit);
-	val = malloc(vsize);
-	if (!val)
-		return -ENOMEM;
 	/* the kernel deletes entries meanwhile: a walk whose last key is gone starts over */
 	for (uint32_t steps = 2 * bpf_map__max_entries(b->skel->maps.conn_pending);
 	     steps > 0 && !bpf_map_get_next_key(fd, prev, &key); steps--) {

@@ -381,21 +381,34 @@ check_eq "connects pending at once: no pending connect without room (drops.stash
 	"$(jq -r '.drops.stash_full' <<<"$STATS")"
 check_expectations "$OUT" "$NSJ"
 
-# Connects that wait for their outcome longer than DSTRACE_CONNECT_WAIT_MAX seconds (here 2;
+# Connects that wait for their outcome longer than DSTRACE_CONNECT_WAIT_MAX seconds (here 3;
 # their SYNs time out after 7 s) are given up, each counted (drops.stash_full), in their
 # slots and in the hash alike: 2 x 500 to the silent peer, 15 884 refused connects between
-# the batches (so some of the second find the first's slots held and move them to the hash,
-# if the first are not given up yet). No connect event, none left behind.
+# the batches (so the second batch finds the first's slots held, for less than a second, and
+# goes to the hash). No connect event, none left behind.
 GOUT=$WORK/sockpaths-giveup.jsonl
-if DSTRACE_CONNECT_WAIT_MAX=2 dstrace_start "$GOUT" "${extra[@]}"; then
+if DSTRACE_CONNECT_WAIT_MAX=3 dstrace_start "$GOUT" "${extra[@]}"; then
 	GIVE_N=500 GIVE_BURN=15884
 	[[ ${DSTRACE_ARGS:-} == *kprobe* ]] && GIVE_BURN=0
 	give_base=$(fbase "connects given up")
 	bg_start GIVE lo "$give_base" taskset -c 0 "$SP" tcp-pending ::ffff:198.51.100.2 9100 \
 		"$GIVE_N" "$GIVE_BURN" "$GIVE_N" 0
 	PIDS+=("$GIVE")
-	wait_line "$give_base.out" '^pending' 120 &&
-		log "connects given up: $(conn_spilled) in the hash (conn_spilled) when the second batch was made"
+	if wait_line "$give_base.out" '^pending' 120; then
+		spilled=$(conn_spilled)
+		elapsed=$(kv "$(head -n 1 "$give_base.out")" elapsed)
+		log "connects given up: $spilled in the hash (conn_spilled), the second batch ${elapsed}s after the first"
+		# the first batch is given up 3-4 s after it was made: a second batch made later
+		# finds their slots free
+		if [[ ${DSTRACE_ARGS:-} != *kprobe* ]] && ! awk -v e="$elapsed" 'BEGIN { exit !(e < 2.5) }'; then
+			log "skipped: some in the hash: the second batch came ${elapsed}s after the first"
+		elif [[ ${DSTRACE_ARGS:-} != *kprobe* ]]; then
+			check_eq "connects given up: some in the hash" yes \
+				"$([[ $spilled =~ ^[0-9]+$ && $spilled -gt 0 ]] && echo yes || echo "no: $spilled")"
+		fi
+	else
+		fail "connects given up: the program's pending line" "$(cat "$give_base.err")"
+	fi
 	RUN_PID=$GIVE
 	wait_run 120
 	LINE=$(tail -n 1 "$give_base.out")
