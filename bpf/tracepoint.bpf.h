@@ -392,9 +392,11 @@ int cg_skb_ingress(struct __sk_buff *skb)
 	bool started;
 
 	/* Every packet the machine receives comes here: most leave on the socket's common
-	 * fields (not AF_INET6; a TCP connection's or a connected UDP socket's), without a
-	 * helper call; the full socket says UDP. */
-	if (!bsk || bsk->family != AF_INET6 || bsk->state == TCP_ESTABLISHED)
+	 * fields, without a helper call: not AF_INET6, or not in TCP_CLOSE, the state of every
+	 * unconnected UDP socket (a connected one is TCP_ESTABLISHED; a TCP socket that gets
+	 * packets, listener, request, time-wait or connection, never is: a TCP connection's
+	 * handshake and close leave here too); the full socket says UDP. */
+	if (!bsk || bsk->family != AF_INET6 || bsk->state != TCP_CLOSE)
 		return 1;
 	bsk = bpf_sk_fullsock(bsk);
 	if (!bpf_sock_is_udp6(bsk))

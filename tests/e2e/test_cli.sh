@@ -5,7 +5,7 @@
 #   usage errors      exit 2, one line naming the option or value (plus, for what argp
 #                     itself rejects, its "Try `dstrace --help'" hint), nothing else
 #   runtime errors    exit 1, one line: not root, unwritable output file, a backend this
-#                     kernel cannot run (fentry, kprobe)
+#                     kernel cannot run (fentry, kprobe), a bad DSTRACE_CONNECT_WAIT_MAX
 #   --version, --help (ends with an EXAMPLES block naming every option)
 #   -d ends by itself with exit 0; SIGTERM ends with exit 0 and the stats record
 #   the longest valid -c, --backend tracepoint with the smallest --ringbuf-kb
@@ -211,6 +211,10 @@ runtime_case "-o /proc/nonexistent/x" "/proc/nonexistent/x" -d 1 -o /proc/nonexi
 runtime_case "-o in a missing directory" "$WORK/missing/out.txt" -d 1 -o "$WORK/missing/out.txt"
 runtime_case "--backend fentry (refused by this kernel)" "fentry" --backend fentry -d 1
 runtime_case "--backend kprobe (no kprobes in this kernel)" "kprobe" --backend kprobe -d 1
+runtime_case "DSTRACE_CONNECT_WAIT_MAX=10s" "DSTRACE_CONNECT_WAIT_MAX='10s'.*seconds" \
+	env DSTRACE_CONNECT_WAIT_MAX=10s -- -d 1
+runtime_case "DSTRACE_CONNECT_WAIT_MAX=0" "DSTRACE_CONNECT_WAIT_MAX='0'.*seconds" \
+	env DSTRACE_CONNECT_WAIT_MAX=0 -- -d 1
 check_eq "no output file left by the failed runs" "none" \
 	"$(ls "$WORK/missing" "/tmp/dstrace-cli-never-$$" 2>/dev/null || echo none)"
 
