@@ -6,7 +6,8 @@
  *   lost          events the ring buffer had no room for
  *   proc_full     per-process updates with no kernel entry (proc_stats full)
  *   stash_full    calls not followed to their return (the connect slots, conn_pending,
- *                 bind_stash or kprobe_calls full)
+ *                 bind_stash or kprobe_calls full), and pending connects given up
+ *                 (tables.c, dstrace_backend__sweep_connects)
  *   recv_unknown  datagrams read without an address whose source was not known
  *   missed        runs of dstrace's programs the kernel skipped: a return probe with no room
  *                 for one more call in flight (kprobe backend), a program that would have
