@@ -118,7 +118,7 @@ static int wait_connected(int fd)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (poll(&p, 1, 10000) != 1)
+	if (poll(&p, 1, 30000) != 1) /* the kernel times out at 3 s: slack for an emulated guest */
 		return ETIMEDOUT;
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
 	return err;
