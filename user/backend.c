@@ -740,14 +740,14 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 {
 	struct dstrace_backend *b = calloc(1, sizeof(*b));
 	char reasons[3 * (WHY_LEN + 4)] = "";
+	const char *v = getenv("DSTRACE_CONNECT_WAIT_MAX");
 	int err = -ENOENT;
 
 	if (!b)
 		return -ENOMEM;
 	b->cgroup_fd = -1;
 	b->conn_wait_max_s = DSTRACE_CONNECT_WAIT_MAX_S;
-	if (getenv("DSTRACE_CONNECT_WAIT_MAX")) {
-		const char *v = getenv("DSTRACE_CONNECT_WAIT_MAX");
+	if (v) {
 		char *end;
 
 		errno = 0;

@@ -410,11 +410,18 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	struct timespec mono, boot;
 	__u64 key, *prev = NULL;
 	uint64_t limit, since;
+	/* a sweep every half of the longest wait, at least every second and at most every 10 s,
+	 * so no connect is held more than 1.5 times the wait */
+	uint64_t every = b->conn_wait_max_s / 2;
 	size_t stride;
 	void *val;
 
+	if (every < 1)
+		every = 1;
+	if (every > 10)
+		every = 10;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
-	if (mono.tv_sec < b->conns_swept_s + (time_t)(b->conn_wait_max_s < 20 ? 1 : 10))
+	if (mono.tv_sec < b->conns_swept_s + (time_t)every)
 		return 0;
 	b->conns_swept_s = mono.tv_sec;
 	val = malloc(vsize);
