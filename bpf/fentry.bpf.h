@@ -50,7 +50,7 @@ int BPF_PROG(fx_udpv6_sendmsg_entry, struct sock *sk)
 	struct dgram_scratch *s;
 	__u8 proto;
 
-	if (!sk_is_udp6(sk, &proto) || udp_corked(sk))
+	if (!corks_seen || !sk_is_udp6(sk, &proto) || udp_corked(sk))
 		return 0;
 	s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	if (s)

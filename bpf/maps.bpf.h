@@ -370,6 +370,10 @@ struct {
 	__type(value, struct dgram_scratch);
 } dgram_scratch SEC(".maps");
 
+/* Set once a datagram was ever corked (cork_valid), never cleared: until then the hooks that
+ * forget a flushed cork at the start of every send need not look at the socket's storage. */
+__u32 corks_seen = 0;
+
 /*
  * Per AF_INET6 UDP socket that has received IPv4: the sources of the datagrams queued on it,
  * in queue order, for reads that ask for no address (recv(), read()) on the tracepoint

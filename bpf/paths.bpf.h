@@ -767,6 +767,19 @@ static __always_inline struct conn_slot *conn_slot_of(__u64 cookie)
 	return bpf_map_lookup_elem(&conn_slots, &idx);
 }
 
+/* The slot's tag, read again a few times while another holds it (CONN_SLOT_BUSY): a kernel
+ * put or take, or user space's give-up (user/tables.c), holds it for a few instructions;
+ * a take that did not wait would miss a connect that is only being looked at. */
+#define CONN_SLOT_BUSY_READS 32
+static __always_inline __u64 conn_slot_tag(struct conn_slot *s)
+{
+	__u64 tag = *(volatile __u64 *)&s->tag;
+
+	for (int i = 0; i < CONN_SLOT_BUSY_READS && tag == CONN_SLOT_BUSY; i++)
+		tag = *(volatile __u64 *)&s->tag;
+	return tag;
+}
+
 /* Put c in the hash under key, counted in conn_spilled (slots) from before the insert, so a
  * take meanwhile looks there. only_new: not if key is there already; else it is replaced. */
 static __always_inline bool conn_hash_put(__u64 key, const struct conn_pending *c, bool slots,
@@ -829,7 +842,7 @@ static __always_inline bool conn_pending_put(__u64 cookie, struct conn_pending *
 
 	c->since = now;
 	if (s) {
-		__u64 old = s->tag;
+		__u64 old = conn_slot_tag(s);
 		struct conn_pending moved;
 
 		if ((old == 0 || old == cookie) &&
@@ -857,7 +870,7 @@ static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie, bool
 {
 	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
 
-	if (s && s->tag == cookie)
+	if (s && conn_slot_tag(s) == cookie)
 		return &s->c;
 	if (slots && !conn_spilled)
 		return NULL;
@@ -870,7 +883,7 @@ static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending 
 {
 	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
 
-	if (s && s->tag == cookie &&
+	if (s && conn_slot_tag(s) == cookie &&
 	    __sync_val_compare_and_swap(&s->tag, cookie, CONN_SLOT_BUSY) == cookie) {
 		*out = s->c;
 		__sync_lock_test_and_set(&s->tag, 0); /* released after the reads */
@@ -909,9 +922,16 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		struct connect_args *slot = connect_slot(c.who.tid);
 
 		if (slot) {
-			/* another thread's connect, still waiting for its result: lost, counted */
-			if (slot->tid && slot->tid != c.who.tid)
+			/* another thread's connect, still waiting for its result: lost, counted;
+			 * a UDP one, which only its call's result decides, is not kept either
+			 * (it would be counted again when given up) */
+			if (slot->tid && slot->tid != c.who.tid) {
+				struct conn_pending lost;
+
 				counter_add(DSTRACE_CNT_STASH_FULL, 1);
+				if (!slot->tcp)
+					conn_pending_take(slot->cookie, &lost, slots);
+			}
 			/* emptied first, owned last: an exit that copies the slot meanwhile
 			 * fails to claim it (tp_exit_connect); no compare-and-exchange here:
 			 * the _hash twins, which load on 5.10, have this code too */
@@ -1323,6 +1343,10 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 	if (!s)
 		return;
 	if (ret >= 0 && udp_corked(sk)) {
+		if (!corks_seen) {
+			corks_seen = 1;
+			barrier(); /* seen by the start of a send before cork_valid is */
+		}
 		s->cork_addr = raddr;
 		s->cork_port = rport;
 		s->cork_valid = 1;

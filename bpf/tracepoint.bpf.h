@@ -132,6 +132,8 @@ int cg_sendmsg4(struct bpf_sock_addr *ctx)
 	dgram_handoff_put(ctx, false, true, ctx->user_ip4, bpf_ntohs((__u16)ctx->user_port));
 	/* This hook never runs for a call that appends to a corked datagram: a cork remembered
 	 * here was flushed (setsockopt(UDP_CORK, 0)) and this call starts a new datagram. */
+	if (!corks_seen)
+		return 1;
 	s = bpf_sk_storage_get(&dgram_scratch, ctx->sk, 0, 0);
 	if (s)
 		s->cork_valid = 0;

@@ -375,9 +375,18 @@ void dstrace_backend__unmap(struct dstrace_backend *b)
 	b->conn_slots_mem = NULL;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Give up the slot h if it has held one connect since before limit: claimed as the kernel's
- * take does (compare-and-exchange of its tag), its time read again once claimed. */
-static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit)
+ * take does (compare-and-exchange of its tag), its time read again once claimed; its cookie
+ * in *cookie. */
+static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit,
+			      uint64_t *cookie)
 {
 	uint64_t tag = __atomic_load_n(&h->tag, __ATOMIC_ACQUIRE);
 
@@ -393,16 +402,18 @@ static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit)
 		return false;
 	}
 	__atomic_store_n(&h->tag, 0, __ATOMIC_RELEASE);
+	*cookie = tag;
 	return true;
 }
 
 /* A give-up races with the kernel only for a connect that waited the whole while: its
  * outcome arriving in the same instant finds it gone (counted, not reported), or, during a
  * take-over's copy to the hash, is reported and also counted: a drop counted too many,
- * never one missing. */
+ * never one missing. A connect given up in its slot whose take-over copy is in the hash as
+ * well is deleted there too, and counted once. */
 int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 {
-	struct key_list old = { .size = sizeof(__u64) };
+	struct key_list old = { .size = sizeof(__u64) }, gone = { .size = sizeof(uint64_t) };
 	int fd = bpf_map__fd(b->skel->maps.conn_pending), n = 0;
 	uint32_t vsize = bpf_map__value_size(b->skel->maps.conn_pending), nslots;
 	bool slots = b->kind != DSTRACE_BACKEND_KPROBE; /* backend.c: the _hash twins */
@@ -410,9 +421,9 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	struct timespec mono, boot;
 	__u64 key, *prev = NULL;
 	uint64_t limit, since;
-	/* a sweep every half of the longest wait, at least every second and at most every 10 s,
-	 * so no connect is held more than 1.5 times the wait */
-	uint64_t every = b->conn_wait_max_s / 2;
+	/* a sweep every half of the longest wait, at least every second and at most every 10 s:
+	 * a connect is given up at most that, and the second between harvests, late */
+	uint64_t every = b->conn_wait_max_s / 2, cookie;
 	size_t stride;
 	void *val;
 
@@ -430,9 +441,17 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
 	limit = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec -
 		b->conn_wait_max_s * 1000000000ull;
-	if (slots && (mem = conn_slots_map(b, &stride, &nslots)))
+	if (slots && (mem = conn_slots_map(b, &stride, &nslots))) {
 		for (uint32_t i = 0; i < nslots; i++)
-			n += conn_slot_give_up((void *)((char *)mem + (size_t)i * stride), limit);
+			if (conn_slot_give_up((void *)((char *)mem + (size_t)i * stride), limit,
+					      &cookie)) {
+				n++;
+				if (key_list_add(&gone, &cookie))
+					break; /* the rest in the next sweep */
+			}
+		if (gone.n)
+			qsort(gone.keys, gone.n, sizeof(uint64_t), u64_cmp);
+	}
 	/* the kernel deletes entries meanwhile: a walk whose last key is gone starts over */
 	for (uint32_t steps = 2 * bpf_map__max_entries(b->skel->maps.conn_pending);
 	     steps > 0 && !bpf_map_get_next_key(fd, prev, &key); steps--) {
@@ -447,11 +466,14 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	for (size_t i = 0; i < old.n; i++) {
 		if (bpf_map_delete_elem(fd, (__u64 *)old.keys + i))
 			continue; /* decided meanwhile */
-		n++;
+		if (!gone.n || !bsearch((uint64_t *)old.keys + i, gone.keys, gone.n,
+					sizeof(uint64_t), u64_cmp))
+			n++;
 		if (slots)
 			__atomic_fetch_sub(&b->skel->bss->conn_spilled, 1, __ATOMIC_RELAXED);
 	}
 	free(old.keys);
+	free(gone.keys);
 	b->conns_given_up += (uint64_t)n;
 	return n;
 }
