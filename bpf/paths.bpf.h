@@ -922,16 +922,11 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		struct connect_args *slot = connect_slot(c.who.tid);
 
 		if (slot) {
-			/* another thread's connect, still waiting for its result: lost, counted;
-			 * a UDP one, which only its call's result decides, is not kept either
-			 * (it would be counted again when given up) */
-			if (slot->tid && slot->tid != c.who.tid) {
-				struct conn_pending lost;
-
+			/* another thread's connect, still waiting for its result: lost, counted
+			 * (its pending record stays: an io_uring completion may still decide it,
+			 * else it is given up and counted again: too many, never one missing) */
+			if (slot->tid && slot->tid != c.who.tid)
 				counter_add(DSTRACE_CNT_STASH_FULL, 1);
-				if (!slot->tcp)
-					conn_pending_take(slot->cookie, &lost, slots);
-			}
 			/* emptied first, owned last: an exit that copies the slot meanwhile
 			 * fails to claim it (tp_exit_connect); no compare-and-exchange here:
 			 * the _hash twins, which load on 5.10, have this code too */
@@ -1345,7 +1340,8 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 	if (ret >= 0 && udp_corked(sk)) {
 		if (!corks_seen) {
 			corks_seen = 1;
-			barrier(); /* seen by the start of a send before cork_valid is */
+			barrier(); /* a compiler barrier: a send that must see the cork comes
+				    * after this one (same thread, or ordered by its program) */
 		}
 		s->cork_addr = raddr;
 		s->cork_port = rport;

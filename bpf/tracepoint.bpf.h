@@ -131,7 +131,9 @@ int cg_sendmsg4(struct bpf_sock_addr *ctx)
 		return 1;
 	dgram_handoff_put(ctx, false, true, ctx->user_ip4, bpf_ntohs((__u16)ctx->user_port));
 	/* This hook never runs for a call that appends to a corked datagram: a cork remembered
-	 * here was flushed (setsockopt(UDP_CORK, 0)) and this call starts a new datagram. */
+	 * here was flushed (setsockopt(UDP_CORK, 0)) and this call starts a new datagram. It
+	 * runs for a connected socket's send() without an address too: udpv6_sendmsg gives
+	 * udp_sendmsg the mapped peer as a sockaddr_in. */
 	if (!corks_seen)
 		return 1;
 	s = bpf_sk_storage_get(&dgram_scratch, ctx->sk, 0, 0);

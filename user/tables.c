@@ -441,13 +441,15 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
 	limit = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec -
 		b->conn_wait_max_s * 1000000000ull;
-	if (slots && (mem = conn_slots_map(b, &stride, &nslots))) {
+	/* room for every slot's cookie first: a slot given up is always listed */
+	if (slots && (mem = conn_slots_map(b, &stride, &nslots)) &&
+	    (gone.keys = malloc((size_t)nslots * sizeof(uint64_t)))) {
+		gone.cap = nslots;
 		for (uint32_t i = 0; i < nslots; i++)
 			if (conn_slot_give_up((void *)((char *)mem + (size_t)i * stride), limit,
 					      &cookie)) {
 				n++;
-				if (key_list_add(&gone, &cookie))
-					break; /* the rest in the next sweep */
+				key_list_add(&gone, &cookie); /* within cap: no allocation */
 			}
 		if (gone.n)
 			qsort(gone.keys, gone.n, sizeof(uint64_t), u64_cmp);

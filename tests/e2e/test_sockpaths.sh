@@ -187,6 +187,12 @@ case_run "UDP cork flushed" ok "$SP" cork-flush ::ffff:127.0.0.1 5354
 expect_events "UDP cork flushed: events" "$CPID" "$(ev_json event=send proto=udp pid="$CPID" \
 	raddr=127.0.0.1 rport=5354 ret=0)"
 expect_proc "UDP cork flushed: process" "$CPID" "$(proc_counts 0 0 2 0 0 1 7)"
+# The same on a connected socket, sending without an address.
+case_run "UDP cork flushed, connected" ok "$SP" cork-flush ::ffff:127.0.0.1 5357 connected
+expect_events "UDP cork flushed, connected: events" "$CPID" \
+	"$(ev_json event=connect proto=udp pid="$CPID" raddr=127.0.0.1 rport=5357 ret=0)" \
+	"$(ev_json event=send proto=udp pid="$CPID" raddr=127.0.0.1 rport=5357 ret=0)"
+expect_proc "UDP cork flushed, connected: process" "$CPID" "$(proc_counts 1 0 2 0 0 1 7)"
 
 # An error-queue read (the ICMP port unreachable of a mapped datagram, IP_RECVERR) returns an
 # error report, not a datagram: one send, nothing received.

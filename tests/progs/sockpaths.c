@@ -49,8 +49,11 @@
  *                                          the ICMP error read with MSG_ERRQUEUE (not a
  *                                          datagram received)
  *   sockpaths bind ADDR PORT V6ONLY        bind an AF_INET6 UDP socket (V6ONLY 0 or 1)
- *   sockpaths cork-flush ADDR PORT         UDP_CORK on, send 3 bytes, UDP_CORK off (the
- *                                          flush sends them), send 4 bytes: 2 datagrams
+ *   sockpaths cork-flush ADDR PORT [connected]
+ *                                          UDP_CORK on, send 3 bytes, UDP_CORK off (the
+ *                                          flush sends them), send 4 bytes: 2 datagrams;
+ *                                          connected: connect() first, send() without
+ *                                          an address
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -586,16 +589,28 @@ static int bind6(struct sockaddr_in6 *sa, const char *v6only)
 	return result(err);
 }
 
-static int cork_flush(struct sockaddr_in6 *sa)
+static int cork_flush(struct sockaddr_in6 *sa, bool connected)
 {
-	int fd = sock6(SOCK_DGRAM, 0), on = 1, off = 0, err = 0;
+	int fd = sock6(SOCK_DGRAM, 0), on = 1, off = 0, err = 0, sink = -1;
+	struct sockaddr *to = connected ? NULL : (struct sockaddr *)sa;
+	socklen_t tolen = connected ? 0 : sizeof(*sa);
+	struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_port = sa->sin6_port };
 
-	if (setsockopt(fd, IPPROTO_UDP, UDP_CORK, &on, sizeof(on)) ||
-	    sendto(fd, "aaa", 3, 0, (struct sockaddr *)sa, sizeof(*sa)) != 3 ||
+	/* a connected socket would get the port-unreachable of the first datagram as the
+	 * second send's error: an AF_INET receiver (not traced) takes them */
+	memcpy(&v4.sin_addr, &sa->sin6_addr.s6_addr[12], 4);
+	if (connected && ((sink = socket(AF_INET, SOCK_DGRAM, 0)) < 0 ||
+			  bind(sink, (struct sockaddr *)&v4, sizeof(v4))))
+		return result(errno);
+	if ((connected && connect(fd, (struct sockaddr *)sa, sizeof(*sa))) ||
+	    setsockopt(fd, IPPROTO_UDP, UDP_CORK, &on, sizeof(on)) ||
+	    sendto(fd, "aaa", 3, 0, to, tolen) != 3 ||
 	    setsockopt(fd, IPPROTO_UDP, UDP_CORK, &off, sizeof(off)) ||
-	    sendto(fd, "bbbb", 4, 0, (struct sockaddr *)sa, sizeof(*sa)) != 4)
+	    sendto(fd, "bbbb", 4, 0, to, tolen) != 4)
 		err = errno;
 	close(fd);
+	if (sink >= 0)
+		close(sink);
 	return result(err);
 }
 
@@ -740,7 +755,9 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "udp-errqueue") && argc == 4)
 		return udp_errqueue(&sa);
 	if (!strcmp(m, "cork-flush") && argc == 4)
-		return cork_flush(&sa);
+		return cork_flush(&sa, false);
+	if (!strcmp(m, "cork-flush") && argc == 5 && !strcmp(argv[4], "connected"))
+		return cork_flush(&sa, true);
 	usage();
 	return 2;
 }
