@@ -601,12 +601,12 @@ static int cork_flush(struct sockaddr_in6 *sa, bool connected)
 	memcpy(&v4.sin_addr, &sa->sin6_addr.s6_addr[12], 4);
 	if (connected && ((sink = socket(AF_INET, SOCK_DGRAM, 0)) < 0 ||
 			  bind(sink, (struct sockaddr *)&v4, sizeof(v4))))
-		return result(errno);
-	if ((connected && connect(fd, (struct sockaddr *)sa, sizeof(*sa))) ||
-	    setsockopt(fd, IPPROTO_UDP, UDP_CORK, &on, sizeof(on)) ||
-	    sendto(fd, "aaa", 3, 0, to, tolen) != 3 ||
-	    setsockopt(fd, IPPROTO_UDP, UDP_CORK, &off, sizeof(off)) ||
-	    sendto(fd, "bbbb", 4, 0, to, tolen) != 4)
+		err = errno;
+	else if ((connected && connect(fd, (struct sockaddr *)sa, sizeof(*sa))) ||
+		 setsockopt(fd, IPPROTO_UDP, UDP_CORK, &on, sizeof(on)) ||
+		 sendto(fd, "aaa", 3, 0, to, tolen) != 3 ||
+		 setsockopt(fd, IPPROTO_UDP, UDP_CORK, &off, sizeof(off)) ||
+		 sendto(fd, "bbbb", 4, 0, to, tolen) != 4)
 		err = errno;
 	close(fd);
 	if (sink >= 0)
