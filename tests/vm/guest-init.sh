@@ -52,6 +52,18 @@ if ! cd "$WORKDIR"; then
 	finish 125
 fi
 
+# Heartbeat: a counter in $RUN/alive every 10 s. run-in-vm.sh ends a guest whose counter stops
+# (wedged without a panic) instead of waiting for its timeout.
+(
+	n=0
+	while :; do
+		n=$((n + 1))
+		echo "$n" >"$RUN/alive"
+		read -r -t 10 <> <(:) # sleep 10 s without an exec
+	done
+) 2>/dev/null &
+hbpid=$!
+
 echo "@@dstrace-vm:$TOKEN:begin@@"
 # stdout and stderr are a pipe, not the tty: the command sees what it would see under CI.
 # cat copies the pipe to the console until its last writer is gone, which includes whatever
@@ -64,6 +76,8 @@ env -i PATH="$PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb 
 	setsid -w "${cmd[@]}" </dev/null >&"$out" 2>&1
 status=$?
 exec {out}>&-
+kill -KILL "$hbpid" 2>/dev/null
+wait "$hbpid" 2>/dev/null
 
 # alive PID: PID still runs (not gone, not a zombie)
 alive() {

@@ -35,6 +35,18 @@ failed=0
 ok() { passed=$((passed + 1)); echo "PASS $*"; }
 ko() { failed=$((failed + 1)); echo "FAIL $*"; }
 step_start=$SECONDS
+# Time limits: a suite (or dstrace) that hangs is ended and fails here, with its last lines,
+# instead of taking the guest into run-in-vm's timeout, which would lose every result.
+SUITE_LIMIT=${DSTRACE_VM_SUITE_LIMIT:-600}
+RUN_LIMIT=120
+# limited SEC CMD...: CMD, killed after SEC s (then exit 124)
+limited() { timeout -k 10 "$@"; }
+# timed_out RC LOG SEC: when RC says the limit ended it, say so with the log's last lines
+timed_out() {
+	[[ $1 -eq 124 ]] || return 0
+	echo "# timed out after $3 s; its last lines:"
+	tail -n 15 "$2" | sed 's/^/#   /'
+}
 step_time() { echo "TIME $1 $((SECONDS - step_start)) s"; step_start=$SECONDS; }
 
 # expected_refusal BACKEND: the exact line the refusals file gives for BACKEND (or nothing)
@@ -61,7 +73,7 @@ check_refusal() {
 err=$(mktemp)
 runs=()
 for b in fentry kprobe tracepoint; do
-	if "$DSTRACE" --backend "$b" -d 1 -o /dev/null >/dev/null 2>"$err"; then
+	if limited "$RUN_LIMIT" "$DSTRACE" --backend "$b" -d 1 -o /dev/null >/dev/null 2>"$err"; then
 		runs+=("$b")
 		[[ $expected == *" $b "* ]] && ok "$kernel: backend $b runs" ||
 			ko "$kernel: backend $b: expected not to run here, but it does"
@@ -80,19 +92,19 @@ done
 best=${runs[0]:-none}
 if [[ $best == none ]]; then
 	# auto: one line saying no backend works (and why), exit 1; -v: each backend's reason too
-	if "$DSTRACE" -d 1 -o /dev/null >/dev/null 2>"$err"; then
+	if limited "$RUN_LIMIT" "$DSTRACE" -d 1 -o /dev/null >/dev/null 2>"$err"; then
 		ko "$kernel: auto: expected no backend to run, but dstrace ran"
 	else
 		check_refusal "auto" "$err" "$(expected_refusal auto)"
 	fi
-	"$DSTRACE" -v -d 1 -o /dev/null >/dev/null 2>"$err"
+	limited "$RUN_LIMIT" "$DSTRACE" -v -d 1 -o /dev/null >/dev/null 2>"$err"
 	for b in fentry kprobe tracepoint; do
 		grep -q "^dstrace: backend $b: .*; trying the next backend\$" "$err" &&
 			ok "$kernel: auto -v says why $b does not run" ||
 			ko "$kernel: auto -v: no line saying why $b does not run"
 	done
 else
-	chosen=$("$DSTRACE" -v -d 1 -o /dev/null 2>&1 | sed -n 's/^dstrace: using backend //p')
+	chosen=$(limited "$RUN_LIMIT" "$DSTRACE" -v -d 1 -o /dev/null 2>&1 | sed -n 's/^dstrace: using backend //p')
 	[[ $chosen == "$best" ]] && ok "$kernel: auto picks $best" ||
 		ko "$kernel: auto: expected $best, got '${chosen:-nothing}'"
 fi
@@ -105,8 +117,9 @@ run_suite() {
 	local name=$1 show=$2 log rc line
 	shift 2
 	log=$(mktemp)
-	"$@" >"$log" 2>&1
+	limited "$SUITE_LIMIT" "$@" >"$log" 2>&1
 	rc=$?
+	timed_out $rc "$log" "$SUITE_LIMIT"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	[[ -n $show ]] && grep -E "$show" "$log"
 	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
@@ -125,8 +138,9 @@ first) [[ ${#runs[@]} -gt 0 ]] && table12_runs=("${runs[0]}") ;;
 esac
 for b in "${table12_runs[@]}"; do
 	log=$(mktemp)
-	DSTRACE_ARGS="--backend $b" bash tests/e2e/test_matrix.sh >"$log" 2>&1
+	DSTRACE_ARGS="--backend $b" limited "$SUITE_LIMIT" bash tests/e2e/test_matrix.sh >"$log" 2>&1
 	rc=$?
+	timed_out $rc "$log" "$SUITE_LIMIT"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
 		ok "$kernel: Table 12.2 suite, backend $b: $line"
@@ -142,8 +156,9 @@ done
 
 if [[ ${#runs[@]} -gt 0 ]]; then
 	log=$(mktemp)
-	bash tests/e2e/test_differential.sh "${runs[@]}" >"$log" 2>&1
+	limited "$SUITE_LIMIT" bash tests/e2e/test_differential.sh "${runs[@]}" >"$log" 2>&1
 	rc=$?
+	timed_out $rc "$log" "$SUITE_LIMIT"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
 		ok "$kernel: differential (${runs[*]}): $line"
@@ -184,7 +199,7 @@ done
 if [[ " ${runs[*]} " == *" kprobe "* && " ${sockpaths[*]} " == *" kprobe "* ]]; then
 	events=/sys/kernel/tracing/kprobe_events
 	[[ -r $events ]] || ko "$kernel: kprobe: no $events to check"
-	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
+	limited "$RUN_LIMIT" "$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
 	n=$(grep -c ':dstrace/' "$events" 2>&1)
 	[[ $n == 0 ]] && ok "$kernel: kprobe: no tracefs event left by a run that ended" ||
 		ko "$kernel: kprobe: $n tracefs events left by a run that ended: $(grep ':dstrace/' "$events" | head -n 3)"
@@ -199,7 +214,7 @@ if [[ " ${runs[*]} " == *" kprobe "* && " ${sockpaths[*]} " == *" kprobe "* ]]; 
 	n=$(grep -c ":dstrace/.*_$pid " "$events" 2>&1)
 	[[ $n =~ ^[1-9][0-9]*$ ]] && ok "$kernel: kprobe: a killed run leaves its $n return probes" ||
 		ko "$kernel: kprobe: a killed run left no return probe (did it attach any?)"
-	"$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
+	limited "$RUN_LIMIT" "$DSTRACE" --backend kprobe -d 1 -o /dev/null 2>/dev/null
 	n=$(grep -c ':dstrace/' "$events" 2>&1)
 	[[ $n == 0 ]] && ok "$kernel: kprobe: the next run removed them" ||
 		ko "$kernel: kprobe: $n tracefs events left after the next run: $(grep ':dstrace/' "$events" | head -n 3)"

@@ -13,6 +13,7 @@ REPO=$(cd "$HERE/../.." && pwd -P)
 
 CACHE=${DSTRACE_VM_CACHE:-/var/cache/dstrace-vm}
 TIMEOUT=${DSTRACE_VM_TIMEOUT:-1200}
+STALL=${DSTRACE_VM_STALL:-180}
 MEM=${DSTRACE_VM_MEM:-2048}
 CPUS=${DSTRACE_VM_CPUS:-2}
 QEMU=${DSTRACE_VM_QEMU:-qemu-system-x86_64}
@@ -41,6 +42,8 @@ KERNEL   5.10         Debian 11's newest linux-image-5.10.0-N-amd64 (suite bulls
          (\$DSTRACE_VM_CACHE/apt/SUITE), never from or into the host's apt configuration.
 options:
   -t, --timeout SEC  kill the guest after SEC seconds (default $TIMEOUT; exit 124)
+  --stall SEC        end a guest whose heartbeat (every 10 s) stopped SEC seconds ago,
+                     boot included (default $STALL; exit 124, "stalled")
   -C, --workdir DIR  working directory in the guest (default: the repository)
   -e, --env NAME[=VALUE]  set NAME in the command's environment (no value: the host's)
   --rw DIR           share host directory DIR read-write at the same path (repeatable)
@@ -52,7 +55,7 @@ options:
   --prepare          only download and unpack the kernel; print its release and directory
   --mem MIB, --cpus N  guest size (default ${MEM} MiB, $CPUS CPUs)
 environment: DSTRACE_VM_CACHE (kernel cache, default /var/cache/dstrace-vm), DSTRACE_VM_TIMEOUT,
-  DSTRACE_VM_MEM, DSTRACE_VM_CPUS, DSTRACE_VM_QEMU, DSTRACE_VM_ACCEL (default tcg),
+  DSTRACE_VM_STALL, DSTRACE_VM_MEM, DSTRACE_VM_CPUS, DSTRACE_VM_QEMU, DSTRACE_VM_ACCEL (default tcg),
   DSTRACE_VM_APPEND (extra kernel command line)
 EOF
 }
@@ -69,6 +72,7 @@ RW_DIRS=() ENV_VARS=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	-t | --timeout) TIMEOUT=${2:?}; shift 2 ;;
+	--stall) STALL=${2:?}; shift 2 ;;
 	-C | --workdir) WORKDIR=${2:?}; shift 2 ;;
 	-e | --env)
 		case ${2:?} in
@@ -99,6 +103,7 @@ if [ "$PREPARE" -eq 0 ] && [ $# -eq 0 ]; then
 	die "no COMMAND given"
 fi
 case $TIMEOUT in '' | *[!0-9]*) die "bad --timeout $TIMEOUT" ;; esac
+case $STALL in '' | *[!0-9]*) die "bad --stall $STALL" ;; esac
 case $MEM$CPUS in *[!0-9]*) die "bad --mem/--cpus" ;; esac
 
 # ---------------------------------------------------------------- host tools
@@ -296,13 +301,14 @@ if [ -n "$OUTDIR" ]; then
 	OUTDIR=$(cd "$OUTDIR" && pwd -P)
 fi
 TOKEN=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-QPID='' TPID=''
+QPID='' TPID='' MPID=''
 
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	local rc=$?
 	[ -n "$QPID" ] && kill "$QPID" 2>/dev/null
 	[ -n "$TPID" ] && kill "$TPID" 2>/dev/null
+	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
 	if [ "$rc" -eq 0 ] && [ "$KEEP" -eq 0 ]; then
 		rm -rf "$RUNDIR"
 	else
@@ -400,7 +406,10 @@ done
 # ---------------------------------------------------------------- boot
 # softlockup_panic: a CPU stuck for 20 s ends the guest at once (exit 125) instead of at the
 # timeout (see tests/vm/matrix.sh: qemu's TCG can loop in a stale copy of patched text)
-CMDLINE="console=ttyS0,115200 panic=-1 oops=panic softlockup_panic=1 rdinit=/init"
+# unknown_nmi_panic: the NMI that run-in-vm sends a stalled guest (below) prints where its
+# kernel is and ends it.
+CMDLINE="console=ttyS0,115200 panic=-1 oops=panic softlockup_panic=1 unknown_nmi_panic=1"
+CMDLINE+=" rdinit=/init"
 CMDLINE+=" mitigations=off tsc=reliable"
 CMDLINE+=" loglevel=4 ${APPEND_EXTRA}"
 KIMAGE=$KDIR/boot/vmlinux-$KREL
@@ -424,19 +433,56 @@ else
 fi
 TPID=$!
 
+# qemu's monitor on two FIFOs (mon.in, mon.out): the watchdog below sends it "nmi"
+mkfifo "$RUNDIR/mon.in" "$RUNDIR/mon.out"
 T0=$(date +%s.%N)
 timeout -k 10 "$TIMEOUT" "$QEMU" -name "dstrace-vm-$KREL" -nodefaults -no-user-config \
 	-display none -no-reboot "${ACCEL_ARGS[@]}" -smp "$CPUS" -m "$MEM" \
 	-kernel "$KIMAGE" -initrd "$RUNDIR/initrd.img" -append "$CMDLINE" \
 	-chardev "file,id=con,path=$RUNDIR/console.fifo" -serial chardev:con -nic none \
+	-monitor "pipe:$RUNDIR/mon" \
 	-device virtio-rng-pci "${QEMU_FS[@]}" </dev/null >"$RUNDIR/qemu.err" 2>&1 &
 QPID=$!
+# the monitor's output is read (and dropped) so that it never fills its FIFO
+exec {mon_out}<>"$RUNDIR/mon.out"
+cat <&"$mon_out" >/dev/null &
+MPID=$!
+
+# Watchdog: the guest's heartbeat is a counter that guest-init.sh writes to $SHARE/alive every
+# 10 s. A guest whose counter has not moved for $STALL s (boot included) is wedged without a
+# panic (seen once under TCG: no output, no lockup report, until the timeout). Its kernel is
+# sent an NMI, which (unknown_nmi_panic) prints where a CPU is and ends it; what is left is
+# killed 10 s later. The run ends "stalled" (exit 124), which tests/vm/matrix.sh retries once.
+STALLED=0
+beat='' last=$SECONDS
+while kill -0 "$QPID" 2>/dev/null; do
+	read -r -t 1 <> <(:) || true # sleep 1 s without an exec
+	b=''
+	read -r b 2>/dev/null <"$SHARE/alive" || true
+	if [ "$b" != "$beat" ]; then
+		beat=$b last=$SECONDS
+	elif [ $((SECONDS - last)) -ge "$STALL" ]; then
+		STALLED=$((SECONDS - last))
+		note "the guest's heartbeat stopped ${STALLED} s ago (at ${beat:-nothing}): NMI, then kill"
+		echo nmi >"$RUNDIR/mon.in" 2>/dev/null || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$QPID" 2>/dev/null || break
+			read -r -t 1 <> <(:) || true
+		done
+		kill "$QPID" 2>/dev/null || true
+		break
+	fi
+done
 
 set +e
 wait "$QPID"
 qrc=$?
 set -e
 QPID=
+kill "$MPID" 2>/dev/null || true
+wait "$MPID" 2>/dev/null || true
+MPID=
+exec {mon_out}>&-
 # qemu is gone and the reader sees EOF; if qemu died before opening the FIFO, the reader is
 # still blocked in open(): opening it read-write here (never blocks) and closing lets it go.
 if [ -n "$TPID" ]; then
@@ -452,6 +498,10 @@ fail() { # fail CODE MESSAGE
 	echo "$PROG: FAIL ($KREL): $2 (log: $LOG)" >&2
 	exit "$1"
 }
+if [ "$STALLED" -gt 0 ]; then
+	where=$(tr -d '\r' <"$LOG" | grep -a -m1 -E 'RIP: 00[0-9]+:' | sed 's/^\[[^]]*\] *//')
+	fail 124 "the guest stalled: no heartbeat for ${STALLED} s${where:+ (its kernel at $where)}"
+fi
 status=
 if [ -f "$SHARE/status" ]; then
 	status=$(cat "$SHARE/status")
