@@ -65,11 +65,12 @@ static const struct prog_ref lifecycle_progs[] = {
  * sk_state_nested after sk_state (the kernel runs them in the order attached). */
 static const struct prog_ref socket_slot_progs[] = {
 	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state), PROG(sk_state_nested),
+	PROG(sk_error_report),
 };
 
 static const struct prog_ref socket_hash_progs[] = {
 	PROG(sk_connect6_hash), PROG(sk_connect4_hash), PROG(sk_state_hash),
-	PROG(sk_state_nested_hash),
+	PROG(sk_state_nested_hash), PROG(sk_error_report_hash),
 };
 
 static const struct prog_ref socket_progs[] = {
