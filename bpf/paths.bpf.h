@@ -1022,7 +1022,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 	struct connect_args *slot;
 	struct conn_pending *p;
 
-	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown))
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown)) /* kprobe too */
 		return false;
 	p = conn_pending_peek(cookie, slots);
 	if (!p || p->who.tid != tid)

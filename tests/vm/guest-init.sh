@@ -63,6 +63,7 @@ fi
 	done
 ) 2>/dev/null &
 hbpid=$!
+disown "$hbpid" # ended below without a "Killed" line from bash
 
 echo "@@dstrace-vm:$TOKEN:begin@@"
 # stdout and stderr are a pipe, not the tty: the command sees what it would see under CI.
@@ -77,7 +78,6 @@ env -i PATH="$PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb 
 status=$?
 exec {out}>&-
 kill -KILL "$hbpid" 2>/dev/null
-wait "$hbpid" 2>/dev/null
 
 # alive PID: PID still runs (not gone, not a zombie)
 alive() {
