@@ -1022,7 +1022,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 	struct connect_args *slot;
 	struct conn_pending *p;
 
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown)) /* kprobe too */
+	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown))
 		return false;
 	p = conn_pending_peek(cookie, slots);
 	if (!p || p->who.tid != tid)
@@ -1036,43 +1036,54 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 	return true;
 }
 
-/* A TCP socket changed state: the outcome of a pending connect (btf: sk read directly). */
+/* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly). */
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate,
-					     bool btf, bool slots)
+					     bool slots)
 {
-	__u64 cookie = sk_cookie_as(sk, btf);
+	__u64 cookie = sk_cookie_as(sk, true);
 	int sk_err, err;
 
 	if (oldstate != TCP_SYN_SENT)
 		return;
 	if (newstate == TCP_ESTABLISHED) {
-		handle_connect_result(sk, cookie, 0, tcp_mptcp_flag(sk), btf, slots);
+		handle_connect_result(sk, cookie, 0, tcp_mptcp_flag(sk), true, slots);
 		native_try_done(cookie, 0);
 	} else if (newstate == TCP_CLOSE) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
 		 * closed by its program before an answer came: ECONNABORTED */
-		sk_err = SK_READ(btf, sk, sk_err);
+		sk_err = sk->sk_err;
 		err = sk_err ? -sk_err : -ECONNABORTED;
 		if (sk_err || !connect_call_decides(sk, cookie, slots))
-			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), btf, slots);
+			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true, slots);
 		native_try_done(cookie, err);
 	}
 }
 
 /*
  * An error reported on an AF_INET6 TCP socket still in SYN_SENT: the connect's outcome is
- * that error, decided here as its close would. Before Linux 6.11 (tcp_done_with_error) a
+ * that error, decided here as its close would with the error still set. Before Linux 6.11
+ * (tcp_done_with_error, backported to some stable kernels, Debian's 6.1 among them) a
  * timed-out or ICMP-refused SYN reports its error, waking the program, before the state
  * changes to CLOSE; a program that reads SO_ERROR in between clears sk_err, and the state
- * change alone would see a connect given up (ECONNABORTED; seen on 5.10). From 6.11 the
- * state changes first and this finds the socket closed, decided already.
+ * change alone would see a connect given up (ECONNABORTED; seen on Debian's 5.10). With it,
+ * the state changes first and this finds the socket closed, decided already. Not seen here:
+ * an MPTCP subflow's errors (subflow_error_report; the MPTCP socket clears them).
  */
 static __always_inline void handle_tcp_error_report(struct sock *sk, bool btf, bool slots)
 {
+	__u64 cookie;
+	int sk_err;
+
 	if (SK_READ(btf, sk, __sk_common.skc_family) != AF_INET6 ||
-	    SK_READ(btf, sk, __sk_common.skc_state) != TCP_SYN_SENT || !SK_READ(btf, sk, sk_err))
+	    SK_READ(btf, sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return;
-	handle_tcp_state(sk, TCP_SYN_SENT, TCP_CLOSE, btf, slots);
+	/* read once: the error decides, or nothing does here */
+	sk_err = SK_READ(btf, sk, sk_err);
+	if (!sk_err)
+		return;
+	cookie = sk_cookie_as(sk, btf);
+	handle_connect_result(sk, cookie, -sk_err, tcp_mptcp_flag(sk), btf, slots);
+	native_try_done(cookie, -sk_err);
 }
 
 /* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it

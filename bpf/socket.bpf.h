@@ -85,7 +85,7 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
 {
 	/* most changes leave at the first test, without touching the socket */
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6)
-		handle_tcp_state(sk, oldstate, newstate, true, slots);
+		handle_tcp_state(sk, oldstate, newstate, slots);
 	/* the tracepoint backend: the SYN goes out (in the connecting thread): the connect(2)
 	 * call's slot is not needed any more, the state change decides (maps.bpf.h) */
 	else if (connect_by_syscall && newstate == TCP_SYN_SENT &&
@@ -156,25 +156,6 @@ int BPF_PROG(sk_state_nested_hash, struct sock *sk, int oldstate, int newstate)
 {
 	FLOOR_RETURN(0);
 	return state_nested(sk, oldstate, newstate, false);
-}
-
-/* An error reported before the state change (paths.bpf.h, handle_tcp_error_report): the
- * tracepoint (Linux 5.15+, which every backend loading this has); the kprobe backend, which
- * runs on older kernels too, hooks the function every TCP socket's sk_error_report is. */
-SEC("tp_btf/inet_sk_error_report")
-int BPF_PROG(sk_error_report, const struct sock *sk)
-{
-	FLOOR_RETURN(0);
-	handle_tcp_error_report((struct sock *)sk, true, true);
-	return 0;
-}
-
-SEC("kprobe/sock_def_error_report")
-int BPF_KPROBE(sk_error_report_hash, struct sock *sk)
-{
-	FLOOR_RETURN(0);
-	handle_tcp_error_report(sk, false, false);
-	return 0;
 }
 
 /* ---- bind: an AF_INET6 socket bound to ::ffff:a.b.c.d ---- */

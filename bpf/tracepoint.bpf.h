@@ -16,6 +16,18 @@
 
 /* ---- path 1: connect (begins and usually ends in the socket layer, socket.bpf.h) ---- */
 
+/* A connect's error as the kernel reports it (paths.bpf.h, handle_tcp_error_report). The
+ * tracepoint comes after the program is woken: on a kernel without tcp_done_with_error()
+ * (before 6.11 and its stable backports) a program reading SO_ERROR at once can still clear
+ * the error first; the fentry and kprobe backends hook sock_def_error_report's entry. */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(tp_sk_error_report, const struct sock *sk)
+{
+	FLOOR_RETURN(0);
+	handle_tcp_error_report((struct sock *)sk, true, true);
+	return 0;
+}
+
 /* The immediate result of connect(2): an error before any SYN (a v6-only socket, no IPv4
  * route) and every UDP result. The socket is the one the cgroup connect hook saw start a
  * mapped connect on this thread (its slot in connect_stash); no entry hook: a connect that is

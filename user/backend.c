@@ -65,12 +65,11 @@ static const struct prog_ref lifecycle_progs[] = {
  * sk_state_nested after sk_state (the kernel runs them in the order attached). */
 static const struct prog_ref socket_slot_progs[] = {
 	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state), PROG(sk_state_nested),
-	PROG(sk_error_report),
 };
 
 static const struct prog_ref socket_hash_progs[] = {
 	PROG(sk_connect6_hash), PROG(sk_connect4_hash), PROG(sk_state_hash),
-	PROG(sk_state_nested_hash), PROG(sk_error_report_hash),
+	PROG(sk_state_nested_hash),
 };
 
 static const struct prog_ref socket_progs[] = {
@@ -87,7 +86,8 @@ static const struct prog_ref resolver_progs[] = {
 
 /* Backend "fentry" (bpf/fentry.bpf.h). */
 static const struct prog_ref fentry_progs[] = {
-	PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect), PROG(fx_inet_csk_accept),
+	PROG(fx_sock_def_error_report), PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect),
+	PROG(fx_inet_csk_accept),
 	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
 	PROG(fx_udpv6_recvmsg), PROG(fx_tcp_sendmsg), PROG(fx_tcp_recvmsg),
 	PROG_IF_FUNC(fx_tcp_sendpage, "tcp_sendpage"), PROG(fx_tcp_splice_read),
@@ -95,7 +95,7 @@ static const struct prog_ref fentry_progs[] = {
 
 /* Backend "kprobe" (bpf/kprobe.bpf.h). */
 static const struct prog_ref kprobe_progs[] = {
-	PROG(kp_tcp_v6_connect), PROG(kp_tcp_v6_connect_ret),
+	PROG(kp_sock_def_error_report), PROG(kp_tcp_v6_connect), PROG(kp_tcp_v6_connect_ret),
 	PROG(kp_ip6_datagram_connect), PROG(kp_ip6_datagram_connect_ret),
 	PROG(kp_inet_csk_accept_ret), PROG(kp_udpv6_sendmsg),
 	PROG(kp_udpv6_sendmsg_ret), PROG(kp_udpv6_recvmsg),
@@ -108,6 +108,7 @@ static const struct prog_ref kprobe_progs[] = {
 
 /* Backend "tracepoint" (bpf/tracepoint.bpf.h). */
 static const struct prog_ref tracepoint_progs[] = {
+	PROG(tp_sk_error_report),
 	PROG(tp_exit_connect),
 	PROG(tp_exit_accept),
 	PROG(tp_exit_accept4),

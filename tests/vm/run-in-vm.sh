@@ -443,8 +443,9 @@ timeout -k 10 "$TIMEOUT" "$QEMU" -name "dstrace-vm-$KREL" -nodefaults -no-user-c
 	-monitor "pipe:$RUNDIR/mon" \
 	-device virtio-rng-pci "${QEMU_FS[@]}" </dev/null >"$RUNDIR/qemu.err" 2>&1 &
 QPID=$!
-# the monitor's output is read (and dropped) so that it never fills its FIFO
-exec {mon_out}<>"$RUNDIR/mon.out"
+# the monitor's output is read (and dropped) so that it never fills its FIFO; its input is
+# held open read-write, so that writing "nmi" never blocks or fails, whether qemu is there
+exec {mon_out}<>"$RUNDIR/mon.out" {mon_in}<>"$RUNDIR/mon.in"
 cat <&"$mon_out" >/dev/null &
 MPID=$!
 
@@ -464,7 +465,7 @@ while kill -0 "$QPID" 2>/dev/null; do
 	elif [ $((SECONDS - last)) -ge "$STALL" ]; then
 		STALLED=$((SECONDS - last))
 		note "the guest's heartbeat stopped ${STALLED} s ago (at ${beat:-nothing}): NMI, then kill"
-		echo nmi >"$RUNDIR/mon.in" 2>/dev/null || true
+		echo nmi >&"$mon_in" 2>/dev/null || true
 		for _ in 1 2 3 4 5 6 7 8 9 10; do
 			kill -0 "$QPID" 2>/dev/null || break
 			read -r -t 1 <> <(:) || true
@@ -482,7 +483,7 @@ QPID=
 kill "$MPID" 2>/dev/null || true
 wait "$MPID" 2>/dev/null || true
 MPID=
-exec {mon_out}>&-
+exec {mon_out}>&- {mon_in}>&-
 # qemu is gone and the reader sees EOF; if qemu died before opening the FIFO, the reader is
 # still blocked in open(): opening it read-write here (never blocks) and closing lets it go.
 if [ -n "$TPID" ]; then
@@ -498,10 +499,6 @@ fail() { # fail CODE MESSAGE
 	echo "$PROG: FAIL ($KREL): $2 (log: $LOG)" >&2
 	exit "$1"
 }
-if [ "$STALLED" -gt 0 ]; then
-	where=$(tr -d '\r' <"$LOG" | grep -a -m1 -E 'RIP: 00[0-9]+:' | sed 's/^\[[^]]*\] *//')
-	fail 124 "the guest stalled: no heartbeat for ${STALLED} s${where:+ (its kernel at $where)}"
-fi
 status=
 if [ -f "$SHARE/status" ]; then
 	status=$(cat "$SHARE/status")
@@ -509,6 +506,14 @@ else
 	status=$(tr -d '\r' <"$LOG" | sed -n "s/^@@dstrace-vm:$TOKEN:exit=\([0-9]*\)@@$/\1/p" | tail -n1)
 fi
 case $status in *[!0-9]*) status= ;; esac
+if [ "$STALLED" -gt 0 ]; then
+	# where the NMI found a CPU (the first RIP after it: not an earlier warning's)
+	where=$(awk '/NMI received/ { n = 1 } n && /RIP: 00[0-9]+:/ {
+		gsub(/\r/, ""); sub(/^\[[^]]*\] */, ""); print; exit }' "$LOG") || where=
+	# the command had ended (its status written) when the guest stopped: its status stands
+	[ -n "$status" ] || fail 124 "the guest stalled: no heartbeat for ${STALLED} s${where:+ (its kernel at $where)}"
+	note "warning: the guest stalled after the command exited $status${where:+ (its kernel at $where)}"
+fi
 
 if grep -qaE 'Kernel panic - not syncing' "$LOG"; then
 	reason=$(tr -d '\r' <"$LOG" | grep -aE -m1 'Kernel panic - not syncing' | sed 's/^\[[^]]*\] *//')
