@@ -8,8 +8,6 @@
 
 #include "paths.bpf.h"
 
-/* The connect itself is followed by the socket layer (socket.bpf.h); these give its
- * immediate result: an error before any SYN, or the result of a UDP connect. */
 /* A connect's error as the kernel reports it, before the program is woken (paths.bpf.h,
  * handle_tcp_error_report): the function every TCP socket's sk_error_report is. */
 SEC("fentry/sock_def_error_report")
@@ -20,6 +18,8 @@ int BPF_PROG(fx_sock_def_error_report, struct sock *sk)
 	return 0;
 }
 
+/* The connect itself is followed by the socket layer (socket.bpf.h); these give its
+ * immediate result: an error before any SYN, or the result of a UDP connect. */
 SEC("fexit/tcp_v6_connect")
 int BPF_PROG(fx_tcp_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
 {

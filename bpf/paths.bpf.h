@@ -1061,7 +1061,7 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 
 /*
  * An error reported on an AF_INET6 TCP socket still in SYN_SENT: the connect's outcome is
- * that error, decided here as its close would with the error still set. Before Linux 6.11
+ * that error, decided here as its close would with the error still set. Before Linux 6.10
  * (tcp_done_with_error, backported to some stable kernels, Debian's 6.1 among them) a
  * timed-out or ICMP-refused SYN reports its error, waking the program, before the state
  * changes to CLOSE; a program that reads SO_ERROR in between clears sk_err, and the state

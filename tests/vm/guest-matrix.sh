@@ -47,7 +47,7 @@ limited() { timeout -k 10 "$@"; }
 # timed_out RC LOG SEC: when RC says the limit ended it, say so with the log's last lines
 timed_out() {
 	[[ $1 -eq 124 || $1 -eq 137 ]] || return 0
-	echo "# timed out after $3 s; its last lines:"
+	echo "# timed out after $3 s (or killed: exit $1); its last lines:"
 	tail -n 15 "$2" | sed 's/^/#   /'
 }
 step_time() { echo "TIME $1 $((SECONDS - step_start)) s"; step_start=$SECONDS; }

@@ -103,7 +103,7 @@ if [ "$PREPARE" -eq 0 ] && [ $# -eq 0 ]; then
 	die "no COMMAND given"
 fi
 case $TIMEOUT in '' | *[!0-9]*) die "bad --timeout $TIMEOUT" ;; esac
-case $STALL in '' | *[!0-9]*) die "bad --stall $STALL" ;; esac
+case $STALL in '' | *[!0-9]* | 0) die "bad --stall $STALL (seconds, at least 1)" ;; esac
 case $MEM$CPUS in *[!0-9]*) die "bad --mem/--cpus" ;; esac
 
 # ---------------------------------------------------------------- host tools
