@@ -290,43 +290,6 @@ static int check_signatures(struct dstrace_backend *b)
 	return 0;
 }
 
-/* Does this kernel refuse fentry programs (as a locked-down one does)? One program that only
- * returns, loaded on tcp_v6_connect, answers in about a millisecond; the whole object's
- * load would first verify every program before the first fentry one (the lifecycle and
- * socket layers: half a second here) before it is refused the same way. Only EPERM
- * decides: anything else is left to the object's load to say. */
-static int fentry_probe(struct dstrace_backend *b)
-{
-	const struct bpf_insn insns[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	const struct btf *btf = kernel_btf(b);
-	int id, fd;
-
-	if (!btf)
-		return 0;
-	id = btf__find_by_name_kind(btf, "tcp_v6_connect", BTF_KIND_FUNC);
-	if (id < 0)
-		return 0;
-	{
-		LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
-			    .attach_btf_id = (__u32)id);
-
-		fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "dstrace_probe", "GPL", insns,
-				   sizeof(insns) / sizeof(insns[0]), &opts);
-	}
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	if (fd != -EPERM)
-		return 0;
-	/* the words the object's refused load gives (README's support table) */
-	return fail(b, -EPERM, "failed to load BPF programs: %s (this kernel refuses fentry "
-			       "programs)", strerror(EPERM));
-}
-
 /* What a backend needs from the kernel, checked before loading so the error can say it. */
 static int precheck(struct dstrace_backend *b)
 {
@@ -335,8 +298,7 @@ static int precheck(struct dstrace_backend *b)
 
 	switch (b->kind) {
 	case DSTRACE_BACKEND_FENTRY:
-		err = check_signatures(b);
-		return err ? err : fentry_probe(b);
+		return check_signatures(b);
 	case DSTRACE_BACKEND_KPROBE:
 		/* perf's kprobe PMU, or the tracefs interface libbpf falls back to */
 		dstrace_ensure_tracefs();
