@@ -45,19 +45,20 @@ for k in "${kernels[@]}"; do
 	[[ -v EXPECT[$k] ]] || { echo "matrix: unknown kernel $k (known: ${!EXPECT[*]})" >&2; exit 2; }
 done
 
-# kernel -> qemu accelerator. Debian's 6.12 guests run single-threaded TCG (both vCPUs on one
-# host thread): under multi-threaded TCG they died of the stale-text int3 below in 3 of 4
-# boots of one CI run on 2026-12-04 (the retry too), always in
-# syscall_exit_to_user_mode_prepare. One thread runs no vCPU while another patches, so no
-# stale copy is ever run. It cost little: 482 s for 6.12, against 440-460 s multi-threaded.
-declare -A ACCEL=([6.12]=tcg,thread=single [6.12-trixie]=tcg,thread=single)
+# qemu accelerator: every guest runs single-threaded TCG (its vCPUs on one host thread), so no
+# vCPU runs while another patches kernel text. Under multi-threaded TCG a vCPU could run a stale
+# copy of text another had just patched (a static key flipped as dstrace attaches a syscall
+# tracepoint): Debian's 6.12 guests died of an unclaimed int3 in 3 of 4 boots of one CI run on
+# 2026-12-04, and the next CI run's 5.10 guest of a soft lockup on a patched NOP in
+# syscall_exit_to_user_mode. Measured: 6.12 482 s against 440-460 s multi-threaded.
+ACCEL=${DSTRACE_VM_ACCEL:-tcg,thread=single}
 
 # guest K: runs guest-matrix.sh in kernel K's guest, its output into $log; sets rc
 guest() {
 	local k=$1 args=()
 	read -ra args <<<"${GUEST_ARGS[$k]:-}"
 	[[ -f tests/vm/refusals/$k ]] && args+=(--refusals "tests/vm/refusals/$k")
-	DSTRACE_VM_ACCEL=${ACCEL[$k]:-${DSTRACE_VM_ACCEL:-tcg}} \
+	DSTRACE_VM_ACCEL=$ACCEL \
 		tests/vm/run-in-vm.sh -t "${TIMEOUT[$k]:-1500}" "$k" -- \
 		bash tests/vm/guest-matrix.sh "${args[@]}" "${EXPECT[$k]}" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
@@ -68,20 +69,20 @@ for k in "${kernels[@]}"; do
 	echo "=== kernel $k (guest log: $log)"
 	start=$SECONDS
 	guest "$k"
-	# qemu's multi-threaded TCG can run a stale copy of kernel text that another vCPU has
-	# just patched (a static key flipped when dstrace attaches a syscall tracepoint): the
-	# guest dies of an unclaimed int3 ("Oops: int3"), a fault of the emulator, not of the
-	# code under test. The same fault can also leave a vCPU looping in the stale copy (seen in
-	# syscall_trace_enter, on a static branch's jump, while dstrace attached a syscall
-	# tracepoint): a soft lockup, which the guest's softlockup_panic ends; only that one (its
-	# first report's RIP in syscall_trace_enter) is retried, any other lockup fails. A guest
-	# can also wedge without any report (seen once on 6.1, no output until the timeout):
-	# run-in-vm.sh ends one whose heartbeat stopped ("the guest stalled", exit 124). Such a
-	# guest is booted once more from scratch; the first log is kept.
+	# qemu's TCG can run a stale copy of kernel text just patched (a static key flipped when
+	# dstrace attaches a syscall tracepoint; multi-threaded TCG above all, which matrix.sh no
+	# longer uses): the guest dies of an unclaimed int3 ("Oops: int3"), a fault of the emulator,
+	# not of the code under test. The same fault can leave a vCPU looping in the stale copy, on
+	# a static branch of the syscall entry or exit (seen in syscall_trace_enter on 6.1, in
+	# syscall_exit_to_user_mode on 5.10): a soft lockup, which the guest's softlockup_panic
+	# ends; only such a one (its first report's RIP in the syscall entry or exit) is retried,
+	# any other lockup fails. A guest can also wedge without any report (seen once on 6.1, no
+	# output until the timeout): run-in-vm.sh ends one whose heartbeat stopped ("the guest
+	# stalled", exit 124). Such a guest is booted once more from scratch; the first log is kept.
 	if { [[ $rc -eq 125 ]] && { grep -q 'Oops: int3' "$log" ||
 		{ grep -q 'Kernel panic - not syncing: softlockup' "$log" &&
-			grep -A8 -m1 'BUG: soft lockup' "$log" | grep -m1 'RIP: 0010:' |
-			grep -q 'syscall_trace_enter'; }; }; } ||
+			grep -A12 -m1 'BUG: soft lockup' "$log" | grep -m1 'RIP: 0010:' |
+			grep -qE 'syscall_trace_enter|exit_to_user_mode'; }; }; } ||
 		{ [[ $rc -eq 124 ]] && grep -q 'the guest stalled' "$log"; }; then
 		mv "$log" "$out/guest-$k.tcg.log"
 		echo "--- kernel $k: the guest died of an int3 oops or a soft lockup in patched text," \
