@@ -1036,6 +1036,17 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 	return true;
 }
 
+/* What the socket says of its connect (its state changed out of SYN_SENT, or it reported an
+ * error): err decides the pending connect, unless call_decides (the connect call's return
+ * has the error), and ends the resolver's native try on it, if there is one. */
+static __always_inline void tcp_connect_outcome(struct sock *sk, __u64 cookie, int err,
+						bool call_decides, bool btf, bool slots)
+{
+	if (!call_decides)
+		handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), btf, slots);
+	native_try_done(cookie, err);
+}
+
 /* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly). */
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate,
 					     bool slots)
@@ -1046,16 +1057,14 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 	if (oldstate != TCP_SYN_SENT)
 		return;
 	if (newstate == TCP_ESTABLISHED) {
-		handle_connect_result(sk, cookie, 0, tcp_mptcp_flag(sk), true, slots);
-		native_try_done(cookie, 0);
+		tcp_connect_outcome(sk, cookie, 0, false, true, slots);
 	} else if (newstate == TCP_CLOSE) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
 		 * closed by its program before an answer came: ECONNABORTED */
 		sk_err = sk->sk_err;
 		err = sk_err ? -sk_err : -ECONNABORTED;
-		if (sk_err || !connect_call_decides(sk, cookie, slots))
-			handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), true, slots);
-		native_try_done(cookie, err);
+		tcp_connect_outcome(sk, cookie, err,
+				    !sk_err && connect_call_decides(sk, cookie, slots), true, slots);
 	}
 }
 
@@ -1082,8 +1091,7 @@ static __always_inline void handle_tcp_error_report(struct sock *sk, bool btf, b
 	if (!sk_err)
 		return;
 	cookie = sk_cookie_as(sk, btf);
-	handle_connect_result(sk, cookie, -sk_err, tcp_mptcp_flag(sk), btf, slots);
-	native_try_done(cookie, -sk_err);
+	tcp_connect_outcome(sk, cookie, -sk_err, false, btf, slots);
 }
 
 /* Path 2: a TCP connection from an IPv4 client, now owned by the process accepting it

@@ -113,19 +113,29 @@ else
 fi
 step_time backends
 
-# run_suite NAME SHOW CMD...: run a test script; its "N passed, M failed" line as ok or ko,
-# and on failure each FAIL line with the 3 after it; SHOW: an extended regex of log lines to
-# print in any case ('': none).
-run_suite() {
-	local name=$1 show=$2 log rc line
-	shift 2
-	log=$(mktemp)
+# suite LOG CMD...: a test script, killed after $SUITE_LIMIT s (said, with its last lines),
+# its output in LOG; sets rc (its exit) and line (its "N passed, M failed" line, or nothing);
+# true when it passed: exit 0 and 0 failed
+suite() {
+	local log=$1
+	shift
 	limited "$SUITE_LIMIT" "$@" >"$log" 2>&1
 	rc=$?
 	timed_out $rc "$log" "$SUITE_LIMIT"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	[[ $rc -eq 0 && $line == *" 0 failed" ]]
+}
+
+# run_suite NAME SHOW CMD...: run a test script; its "N passed, M failed" line as ok or ko,
+# and on failure each FAIL line with the 3 after it; SHOW: an extended regex of log lines to
+# print in any case ('': none).
+run_suite() {
+	local name=$1 show=$2 log rc line bad=0
+	shift 2
+	log=$(mktemp)
+	suite "$log" "$@" || bad=1
 	[[ -n $show ]] && grep -E "$show" "$log"
-	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
+	if [[ $bad -eq 0 ]]; then
 		ok "$kernel: $name: $line"
 	else
 		grep -A3 '^FAIL' "$log" | head -n 60
@@ -141,11 +151,7 @@ first) [[ ${#runs[@]} -gt 0 ]] && table12_runs=("${runs[0]}") ;;
 esac
 for b in "${table12_runs[@]}"; do
 	log=$(mktemp)
-	DSTRACE_ARGS="--backend $b" limited "$SUITE_LIMIT" bash tests/e2e/test_matrix.sh >"$log" 2>&1
-	rc=$?
-	timed_out $rc "$log" "$SUITE_LIMIT"
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
+	if DSTRACE_ARGS="--backend $b" suite "$log" bash tests/e2e/test_matrix.sh; then
 		ok "$kernel: Table 12.2 suite, backend $b: $line"
 		echo "RESULT $kernel $b pass Table 12.2 suite: $line"
 	else
@@ -159,11 +165,7 @@ done
 
 if [[ ${#runs[@]} -gt 0 ]]; then
 	log=$(mktemp)
-	limited "$SUITE_LIMIT" bash tests/e2e/test_differential.sh "${runs[@]}" >"$log" 2>&1
-	rc=$?
-	timed_out $rc "$log" "$SUITE_LIMIT"
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	if [[ $rc -eq 0 && $line == *" 0 failed" ]]; then
+	if suite "$log" bash tests/e2e/test_differential.sh "${runs[@]}"; then
 		ok "$kernel: differential (${runs[*]}): $line"
 		for b in "${runs[@]}"; do
 			echo "RESULT $kernel $b pass differential"
