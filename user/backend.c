@@ -42,15 +42,21 @@ struct prog_ref {
 	const char *blind; /* with event: what goes unseen without it (said once at start) */
 	const char *func;  /* optional: the kernel function it hooks, which only some kernels
 			    * have (where it is missing, so is the path: nothing unseen) */
+	const char *fixed_by; /* optional: a kernel function whose kernels need it not (they do
+			       * themselves what it makes up for): left out where BTF has it */
 };
 
-#define PROG(name) { offsetof(struct dstrace, progs.name), NULL, NULL, NULL }
+#define PROG(name) { offsetof(struct dstrace, progs.name), NULL, NULL, NULL, NULL }
 /* A program for something this kernel may not have built in: left out, not fatal, and the
  * path it would see declared blind at start. */
 #define PROG_IF_EVENT(name, event, blind) \
-	{ offsetof(struct dstrace, progs.name), event, blind, NULL }
+	{ offsetof(struct dstrace, progs.name), event, blind, NULL, NULL }
 /* A program on a kernel function of some kernels only: left out where the function is not. */
-#define PROG_IF_FUNC(name, func) { offsetof(struct dstrace, progs.name), NULL, NULL, func }
+#define PROG_IF_FUNC(name, func) { offsetof(struct dstrace, progs.name), NULL, NULL, func, NULL }
+/* A program that older kernels need: left out where the kernel's BTF has func, the sign of
+ * the kernel that needs it not (a kernel without BTF keeps it: it is never wrong, only spent). */
+#define PROG_UNLESS_FUNC(name, func) \
+	{ offsetof(struct dstrace, progs.name), NULL, NULL, NULL, func }
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Process lifecycle (bpf/lifecycle.bpf.h): first, attached before anything is counted. */
@@ -84,9 +90,17 @@ static const struct prog_ref resolver_progs[] = {
 	PROG(rs_getaddrinfo_ret), PROG(rs_getaddrinfo),
 };
 
+/* The error-report hooks (bpf/paths.bpf.h, handle_tcp_error_report) decide a connect when its
+ * socket reports an error before it closes. A kernel with tcp_done_with_error() (Linux 6.10,
+ * backported to some stable kernels: Debian's 6.1) closes it first, and the state change
+ * decides with the error still set; there the hook, run on every error report of the machine
+ * (a reset connection's too), would only cost. */
+#define CLOSES_BEFORE_REPORT "tcp_done_with_error"
+
 /* Backend "fentry" (bpf/fentry.bpf.h). */
 static const struct prog_ref fentry_progs[] = {
-	PROG(fx_sock_def_error_report), PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect),
+	PROG_UNLESS_FUNC(fx_sock_def_error_report, CLOSES_BEFORE_REPORT),
+	PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect),
 	PROG(fx_inet_csk_accept),
 	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
 	PROG(fx_udpv6_recvmsg), PROG(fx_tcp_sendmsg), PROG(fx_tcp_recvmsg),
@@ -95,7 +109,8 @@ static const struct prog_ref fentry_progs[] = {
 
 /* Backend "kprobe" (bpf/kprobe.bpf.h). */
 static const struct prog_ref kprobe_progs[] = {
-	PROG(kp_sock_def_error_report), PROG(kp_tcp_v6_connect), PROG(kp_tcp_v6_connect_ret),
+	PROG_UNLESS_FUNC(kp_sock_def_error_report, CLOSES_BEFORE_REPORT),
+	PROG(kp_tcp_v6_connect), PROG(kp_tcp_v6_connect_ret),
 	PROG(kp_ip6_datagram_connect), PROG(kp_ip6_datagram_connect_ret),
 	PROG(kp_inet_csk_accept_ret), PROG(kp_udpv6_sendmsg),
 	PROG(kp_udpv6_sendmsg_ret), PROG(kp_udpv6_recvmsg),
@@ -108,7 +123,7 @@ static const struct prog_ref kprobe_progs[] = {
 
 /* Backend "tracepoint" (bpf/tracepoint.bpf.h). */
 static const struct prog_ref tracepoint_progs[] = {
-	PROG(tp_sk_error_report),
+	PROG_UNLESS_FUNC(tp_sk_error_report, CLOSES_BEFORE_REPORT),
 	PROG(tp_exit_connect),
 	PROG(tp_exit_accept),
 	PROG(tp_exit_accept4),
@@ -338,11 +353,14 @@ static void backend_detach(struct dstrace_backend *b)
 	b->skel = NULL;
 }
 
-/* Is an optional program's tracefs event or kernel function missing from this kernel? */
+/* Is an optional program's tracefs event or kernel function missing from this kernel, or
+ * does the kernel do itself what it makes up for? */
 static bool optional_missing(struct dstrace_backend *b, const struct prog_ref *ref)
 {
 	char file[96], path[160];
 
+	if (ref->fixed_by)
+		return kernel_btf(b) && vmlinux_has_type(b, ref->fixed_by, BTF_KIND_FUNC);
 	if (ref->func)
 		return !vmlinux_has_type(b, ref->func, BTF_KIND_FUNC);
 	if (!ref->event)
@@ -670,6 +688,33 @@ static void say_blind(const struct dstrace_backend *b)
 	}
 }
 
+/* -v: the programs of the backend this kernel does without, and why. */
+static void say_left_out(const struct dstrace_backend *b)
+{
+	for (size_t l = 0; l < NELEM(prog_lists); l++) {
+		if (!list_loaded_by(&prog_lists[l], b->kind))
+			continue;
+		for (size_t i = 0; i < prog_lists[l].n; i++) {
+			const struct prog_ref *ref = &prog_lists[l].progs[i];
+			const struct bpf_program *prog = prog_of(b->skel, ref);
+
+			if (bpf_program__autoload(prog))
+				continue;
+			if (ref->fixed_by)
+				fprintf(stderr, "dstrace: %s not attached: not needed on a kernel "
+						"with %s()\n",
+					bpf_program__name(prog), ref->fixed_by);
+			else if (ref->func)
+				fprintf(stderr, "dstrace: %s not attached: this kernel has no %s()\n",
+					bpf_program__name(prog), ref->func);
+			else
+				fprintf(stderr, "dstrace: %s not attached: this kernel has no %s "
+						"tracepoint\n",
+					bpf_program__name(prog), ref->event);
+		}
+	}
+}
+
 /* Open, configure, load and attach one backend; on failure b->why says what failed. */
 static int backend_try(struct dstrace_backend *b, const struct env *env,
 		       enum dstrace_backend_kind kind)
@@ -783,8 +828,10 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 		free(b);
 		return err;
 	}
-	if (env->verbose)
+	if (env->verbose) {
 		fprintf(stderr, "dstrace: using backend %s\n", dstrace_backend_name(b->kind));
+		say_left_out(b);
+	}
 	*out = b;
 	return 0;
 }

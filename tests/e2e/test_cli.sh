@@ -273,6 +273,15 @@ check_eq "-v: exit status, 'using backend' on stderr" "exit=0 using backend trac
 	"exit=$RUN_STATUS $(grep -o 'using backend [a-z]*' "$WORK/verbose.err" | head -n 1)"
 check_eq "-v: stdout stays empty (-o)" empty \
 	"$([[ -s $WORK/verbose.out ]] && head -c 100 "$WORK/verbose.out" || echo empty)"
+# the error-report hook is attached only where the kernel reports a failed connect's error
+# before closing its socket: not on a kernel whose BTF has tcp_done_with_error() (6.10+)
+if bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "FUNC 'tcp_done_with_error'"; then
+	want="tp_sk_error_report not attached: not needed on a kernel with tcp_done_with_error()"
+else
+	want=""
+fi
+check_eq "-v: the error-report hook, as this kernel's BTF has it" "$want" \
+	"$(sed -n 's/^dstrace: \([a-z_]*_error_report not attached: .*\)/\1/p' "$WORK/verbose.err")"
 
 # --- -j flushing each event line, then SIGTERM ------------------------------------------------
 lo_host_add "$ROLE"

@@ -107,9 +107,16 @@ if [[ $best == none ]]; then
 			ko "$kernel: auto -v: no line saying why $b does not run"
 	done
 else
-	chosen=$(limited "$RUN_LIMIT" "$DSTRACE" -v -d 1 -o /dev/null 2>&1 | sed -n 's/^dstrace: using backend //p')
+	limited "$RUN_LIMIT" "$DSTRACE" -v -d 1 -o /dev/null >/dev/null 2>"$err"
+	chosen=$(sed -n 's/^dstrace: using backend //p' "$err")
 	[[ $chosen == "$best" ]] && ok "$kernel: auto picks $best" ||
 		ko "$kernel: auto: expected $best, got '${chosen:-nothing}'"
+	# the error-report hook only where the kernel reports a failed connect's error before
+	# closing it: without tcp_done_with_error() (5.10 here), as -v says
+	left=$(grep -c '^dstrace: [a-z]*_error_report not attached: not needed on a kernel with tcp_done_with_error()$' "$err")
+	if grep -qa tcp_done_with_error /sys/kernel/btf/vmlinux; then want=1; else want=0; fi
+	[[ $left == "$want" ]] && ok "$kernel: the error-report hook left out: $left (tcp_done_with_error: $want)" ||
+		ko "$kernel: the error-report hook: expected $want line saying it is left out, got $left"
 fi
 step_time backends
 
