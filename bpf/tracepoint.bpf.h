@@ -18,8 +18,9 @@
 
 /* A connect's error as the kernel reports it (paths.bpf.h, handle_tcp_error_report). The
  * tracepoint comes after the program is woken: on a kernel without tcp_done_with_error()
- * (before 6.10 and its stable backports) a program reading SO_ERROR at once can still clear
- * the error first; the fentry and kprobe backends hook sock_def_error_report's entry. */
+ * (mainline since mid-2024, and stable backports) a program reading SO_ERROR at once can
+ * still clear the error first; the fentry and kprobe backends hook sock_def_error_report's
+ * entry. Not attached on a kernel with it (PROG_UNLESS_FUNC, user/backend.c). */
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(tp_sk_error_report, const struct sock *sk)
 {

@@ -91,8 +91,8 @@ static const struct prog_ref resolver_progs[] = {
 };
 
 /* The error-report hooks (bpf/paths.bpf.h, handle_tcp_error_report) decide a connect when its
- * socket reports an error before it closes. A kernel with tcp_done_with_error() (Linux 6.10,
- * backported to some stable kernels: Debian's 6.1) closes it first, and the state change
+ * socket reports an error before it closes. A kernel with tcp_done_with_error() (mainline since
+ * mid-2024, backported to stable kernels: Debian's 6.1) closes it first, and the state change
  * decides with the error still set; there the hook, run on every error report of the machine
  * (a reset connection's too), would only cost. */
 #define CLOSES_BEFORE_REPORT "tcp_done_with_error"

@@ -69,7 +69,7 @@ static const struct argp_option opts[] = {
 	{ "resolver-lib", OPT_RESOLVER_LIB, "PATH", 0,
 	  "The C library whose getaddrinfo() names peers (default: the one dstrace runs with; "
 	  "another libc, e.g. a container's musl, by its path)", 0 },
-	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and the backend chosen", 0 },
+	{ "verbose", 'v', NULL, 0, "Print libbpf's messages, the backend chosen and its programs not attached here", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
 	/* make bench's floor: every hook attached, every program returning at once */
 	{ "floor", OPT_FLOOR, NULL, OPTION_HIDDEN, "Attach programs that do nothing (benchmark)", 0 },

@@ -274,7 +274,7 @@ check_eq "-v: exit status, 'using backend' on stderr" "exit=0 using backend trac
 check_eq "-v: stdout stays empty (-o)" empty \
 	"$([[ -s $WORK/verbose.out ]] && head -c 100 "$WORK/verbose.out" || echo empty)"
 # the error-report hook is attached only where the kernel reports a failed connect's error
-# before closing its socket: not on a kernel whose BTF has tcp_done_with_error() (6.10+)
+# before closing its socket: not on a kernel whose BTF has tcp_done_with_error()
 if bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "FUNC 'tcp_done_with_error'"; then
 	want="tp_sk_error_report not attached: not needed on a kernel with tcp_done_with_error()"
 else

@@ -113,8 +113,12 @@ else
 		ko "$kernel: auto: expected $best, got '${chosen:-nothing}'"
 	# the error-report hook only where the kernel reports a failed connect's error before
 	# closing it: without tcp_done_with_error() (5.10 here), as -v says
-	left=$(grep -c '^dstrace: [a-z]*_error_report not attached: not needed on a kernel with tcp_done_with_error()$' "$err")
-	if grep -qa tcp_done_with_error /sys/kernel/btf/vmlinux; then want=1; else want=0; fi
+	left=$(grep -c '^dstrace: [a-z_]*_error_report not attached: not needed on a kernel with tcp_done_with_error()$' "$err")
+	if bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "FUNC 'tcp_done_with_error'"; then
+		want=1
+	else
+		want=0
+	fi
 	[[ $left == "$want" ]] && ok "$kernel: the error-report hook left out: $left (tcp_done_with_error: $want)" ||
 		ko "$kernel: the error-report hook: expected $want line saying it is left out, got $left"
 fi
