@@ -21,7 +21,8 @@
 #                     [-w WORKLOADS] [-c CLIENTS]
 #   --smoke        a few seconds: every configuration once, one tracer per configuration for
 #                  all its runs, BPF statistics on throughout (for CI: checks that it works,
-#                  its numbers are rough)
+#                  its numbers are rough; the tracer's CPU, in clock ticks, is n/a in
+#                  runs under 1 s)
 #   -r ROUNDS      rounds of the storms (default 5)
 #   -d SECONDS     length of one storm (default 3)
 #   -R SECONDS     length of one fixed-rate run (default 5)
@@ -407,9 +408,12 @@ load() { # workload kind(storm|fixed) seconds rate
 		hwm=$(vm_hwm_kib "$tracer_pid")
 		b0=$(awk '{ s += $2 } END { printf "%d", s }' "$work/progs0")
 		b1=$(awk '{ s += $2 } END { printf "%d", s }' "$work/progs1")
+		# The tracer's CPU comes in ticks of 1/CLK_TCK s: a window of fewer than 100 ticks
+		# (1 s, a smoke run's) cannot tell 0 from 1 % of a core, so its % is null (n/a)
 		usage=$(awk -v c="$((c1 - c0))" -v tck="$clk_tck" -v a="$t0" -v b="$t1" \
 			-v ns="$((b1 - b0))" 'BEGIN { w = b - a
-			printf "%.2f %.2f %.2f", c / tck, 100 * c / tck / w, 100 * ns / 1e9 / w }')
+			cp = w * tck >= 100 ? sprintf("%.2f", 100 * c / tck / w) : "null"
+			printf "%.2f %s %.2f", c / tck, cp, 100 * ns / 1e9 / w }')
 		# Without kernel.bpf_stats_enabled the kernel does not time BPF programs.
 		if [ "$(cat "$bpf_stats_file" 2>/dev/null)" = 1 ]; then
 			progs=$(bpf_prog_costs "$work/progs0" "$work/progs1" \
@@ -576,8 +580,9 @@ record() { # config workload kind ops recv start cpu_s cpu_pct bpf_pct hwm lost 
 		f_lost[$key]=${11}
 		f_cnt[$key]=${12}
 		f_progs[$key]=${13}
-		printf '  %-5s %s %-14s %10.0f ops/s: tracer %s%% CPU, its BPF programs %s%%\n' fixed \
-			"$2" "$1" "$4" "$8" "$9" >&2
+		printf '  %-5s %s %-14s %10.0f ops/s: tracer %s CPU, its BPF programs %s%%\n' fixed \
+			"$2" "$1" "$4" "$(if [ "$8" = null ]; then echo "n/a (under 1 s)"; else echo "$8%"; fi)" \
+			"$9" >&2
 	fi
 }
 
@@ -709,7 +714,7 @@ for workload in "${workloads[@]}"; do
 	for config in "${tracers[@]}"; do
 		key=$workload:$config
 		# shellcheck disable=SC2059
-		printf "$row" "$workload" "$config" "$(fmt %.0f "${f_ops[$key]}")" "${f_cpu[$key]}" \
+		printf "$row" "$workload" "$config" "$(fmt %.0f "${f_ops[$key]}")" "$(fmt %s "${f_cpu[$key]}")" \
 			"$(fmt %s "${f_bpf[$key]}")" "$(mib "${f_hwm[$key]}")" \
 			"$(fmt %s "${f_lost[$key]}")" "${f_cnt[$key]}"
 		json_fixed+=("$(printf '{"workload":"%s","config":"%s","events_per_s":%s,' \
