@@ -167,11 +167,14 @@ section_slow_clients() {
 		"dstrace_mapped_events_total{event=\"connect\",proto=\"tcp\",comm=\"$TAG-scli\",runtime=\"\",qos=\"\"} 10" "$got"
 	wait_pid "$slow_pid" 20 || stop_pid "$slow_pid"
 	# Cut times: idle ones by the 5 s idle timeout, slow ones by the 10 s deadline (checked
-	# once a second). Every client must have been cut at least once in 16 s.
-	check_eq "slow_clients: every idle client cut after 5 to 7 s" "$nidle+ 0" \
-		"$(awk '$1 == "cut" && $2 == "idle" { n++; if ($3 < 5 || $3 > 7) bad++ } END { printf "%s %d", (n >= '"$nidle"' ? "'"$nidle"'+" : n), bad }' "$WORK/fs-slow.log")"
-	check_eq "slow_clients: every slow client cut after 10 to 12 s" "$nslow+ 0" \
-		"$(awk '$1 == "cut" && $2 == "slow" { n++; if ($3 < 10 || $3 > 12) bad++ } END { printf "%s %d", (n >= '"$nslow"' ? "'"$nslow"'+" : n), bad }' "$WORK/fs-slow.log")"
+	# once a second). Every client must have been cut at least once in 16 s. A client's
+	# clock starts when its Python thread runs again after connecting, which among 24
+	# threads sharing the GIL can be tens of ms after the server's (an idle client's 4.99 s
+	# was seen once), so each bound has half a second of room below.
+	check_eq "slow_clients: every idle client cut after 4.5 to 7 s" "$nidle+ 0" \
+		"$(awk '$1 == "cut" && $2 == "idle" { n++; if ($3 < 4.5 || $3 > 7) bad++ } END { printf "%s %d", (n >= '"$nidle"' ? "'"$nidle"'+" : n), bad }' "$WORK/fs-slow.log")"
+	check_eq "slow_clients: every slow client cut after 9.5 to 12 s" "$nslow+ 0" \
+		"$(awk '$1 == "cut" && $2 == "slow" { n++; if ($3 < 9.5 || $3 > 12) bad++ } END { printf "%s %d", (n >= '"$nslow"' ? "'"$nslow"'+" : n), bad }' "$WORK/fs-slow.log")"
 	log "slow_clients: cut times: $(awk '$1 == "cut" { print $2 "=" $3 }' "$WORK/fs-slow.log" | sort | uniq -c | sort -rn | head -n 6 | paste -sd ' ')"
 	dstrace_stop_sig TERM "slow_clients: exit status after SIGTERM"
 	check_eq "slow_clients: the 10 connect events in the -j output" 10 \
