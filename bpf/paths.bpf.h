@@ -1072,12 +1072,11 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
  * An error reported on an AF_INET6 TCP socket still in SYN_SENT: the connect's outcome is
  * that error, decided here as its close would with the error still set. Without
  * tcp_done_with_error() (mainline since mid-2024, backported to stable kernels, Debian's 6.1
- * among them) a
- * timed-out or ICMP-refused SYN reports its error, waking the program, before the state
- * changes to CLOSE; a program that reads SO_ERROR in between clears sk_err, and the state
- * change alone would see a connect given up (ECONNABORTED; seen on Debian's 5.10). With it,
- * the state changes first and decides; the hooks are not attached there (PROG_UNLESS_FUNC,
- * user/backend.c). Not seen here:
+ * among them) a timed-out or ICMP-refused SYN reports its error, waking the program, before
+ * the state changes to CLOSE; a program that reads SO_ERROR in between clears sk_err, and
+ * the state change alone would see a connect given up (ECONNABORTED; seen on Debian's 5.10).
+ * With it, the state changes first and decides; the hooks are not attached there
+ * (PROG_UNLESS_FUNC, user/backend.c). Not seen here:
  * an MPTCP subflow's errors (subflow_error_report; the MPTCP socket clears them).
  */
 static __always_inline void handle_tcp_error_report(struct sock *sk, bool btf, bool slots)

@@ -624,20 +624,36 @@ static int attach(struct dstrace_backend *b)
 #define SENDPAGE_BLIND "TCP bytes sent with sendfile() or splice()"
 #define KRET_BLIND "returns of calls beyond the kernel's default kretprobe room"
 
-int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max)
+/* The programs of b's backend that this kernel does without (not loaded: PROG_IF_FUNC,
+ * PROG_IF_EVENT, PROG_UNLESS_FUNC), one per call, the first from *at = 0; NULL after the
+ * last. The one walk of the lists for everything that reports them. */
+static const struct prog_ref *next_left_out(const struct dstrace_backend *b, size_t *at)
 {
-	int n = 0;
+	size_t k = 0;
 
 	for (size_t l = 0; l < NELEM(prog_lists); l++) {
 		if (!list_loaded_by(&prog_lists[l], b->kind))
 			continue;
-		for (size_t i = 0; i < prog_lists[l].n && n < max; i++) {
+		for (size_t i = 0; i < prog_lists[l].n; i++, k++) {
 			const struct prog_ref *ref = &prog_lists[l].progs[i];
 
-			if (ref->blind && !bpf_program__autoload(prog_of(b->skel, ref)))
-				out[n++] = ref->blind;
+			if (k < *at || bpf_program__autoload(prog_of(b->skel, ref)))
+				continue;
+			*at = k + 1;
+			return ref;
 		}
 	}
+	return NULL;
+}
+
+int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, int max)
+{
+	const struct prog_ref *ref;
+	int n = 0;
+
+	for (size_t at = 0; n < max && (ref = next_left_out(b, &at));)
+		if (ref->blind)
+			out[n++] = ref->blind;
 	if (b->resolver_blind[0] && n < max)
 		out[n++] = "names of resolved peers";
 	if (b->kind == DSTRACE_BACKEND_TRACEPOINT && !b->skel->rodata->syscall_dest_supported &&
@@ -653,6 +669,8 @@ int dstrace_backend__blind(const struct dstrace_backend *b, const char **out, in
 /* Once the backend runs: one line per path it cannot see on this kernel, and why. */
 static void say_blind(const struct dstrace_backend *b)
 {
+	const struct prog_ref *ref;
+
 	if (b->resolver_blind[0])
 		fprintf(stderr, "dstrace: warning: names of resolved peers are not seen: %s\n",
 			b->resolver_blind);
@@ -667,51 +685,39 @@ static void say_blind(const struct dstrace_backend *b)
 			"dstrace: warning: backend %s: %s are not seen on this kernel "
 			"(tcp_sendpage(), before Linux 6.5: no sock_send_length tracepoint)\n",
 			dstrace_backend_name(b->kind), SENDPAGE_BLIND);
-	for (size_t l = 0; l < NELEM(prog_lists); l++) {
-		if (!list_loaded_by(&prog_lists[l], b->kind))
-			continue;
-		for (size_t i = 0; i < prog_lists[l].n; i++) {
-			const struct prog_ref *ref = &prog_lists[l].progs[i];
-			char event[64], *slash;
+	for (size_t at = 0; (ref = next_left_out(b, &at));) {
+		char event[64], *slash;
 
-			if (!ref->blind || bpf_program__autoload(prog_of(b->skel, ref)))
-				continue;
-			snprintf(event, sizeof(event), "%s", ref->event); /* io_uring:io_uring_... */
-			slash = strchr(event, '/');
-			if (slash)
-				*slash = ':';
-			fprintf(stderr,
-				"dstrace: warning: backend %s: %s are not seen on this kernel "
-				"(no %s tracepoint)\n",
-				dstrace_backend_name(b->kind), ref->blind, event);
-		}
+		if (!ref->blind)
+			continue;
+		snprintf(event, sizeof(event), "%s", ref->event); /* io_uring:io_uring_... */
+		slash = strchr(event, '/');
+		if (slash)
+			*slash = ':';
+		fprintf(stderr,
+			"dstrace: warning: backend %s: %s are not seen on this kernel "
+			"(no %s tracepoint)\n",
+			dstrace_backend_name(b->kind), ref->blind, event);
 	}
 }
 
 /* -v: the programs of the backend this kernel does without, and why. */
 static void say_left_out(const struct dstrace_backend *b)
 {
-	for (size_t l = 0; l < NELEM(prog_lists); l++) {
-		if (!list_loaded_by(&prog_lists[l], b->kind))
-			continue;
-		for (size_t i = 0; i < prog_lists[l].n; i++) {
-			const struct prog_ref *ref = &prog_lists[l].progs[i];
-			const struct bpf_program *prog = prog_of(b->skel, ref);
+	const struct prog_ref *ref;
 
-			if (bpf_program__autoload(prog))
-				continue;
-			if (ref->fixed_by)
-				fprintf(stderr, "dstrace: %s not attached: not needed on a kernel "
-						"with %s()\n",
-					bpf_program__name(prog), ref->fixed_by);
-			else if (ref->func)
-				fprintf(stderr, "dstrace: %s not attached: this kernel has no %s()\n",
-					bpf_program__name(prog), ref->func);
-			else
-				fprintf(stderr, "dstrace: %s not attached: this kernel has no %s "
-						"tracepoint\n",
-					bpf_program__name(prog), ref->event);
-		}
+	for (size_t at = 0; (ref = next_left_out(b, &at));) {
+		const char *name = bpf_program__name(prog_of(b->skel, ref));
+
+		if (ref->fixed_by)
+			fprintf(stderr, "dstrace: %s not attached: not needed on a kernel with %s()\n",
+				name, ref->fixed_by);
+		else if (ref->func)
+			fprintf(stderr, "dstrace: %s not attached: this kernel has no %s()\n", name,
+				ref->func);
+		else
+			fprintf(stderr, "dstrace: %s not attached: this kernel has no %s tracepoint\n",
+				name, ref->event);
 	}
 }
 
