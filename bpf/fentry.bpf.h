@@ -47,7 +47,7 @@ int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 	__u64 newsk = 0;
 
 	if (!bpf_get_func_ret(ctx, &newsk) && newsk)
-		handle_accept_done((struct sock *)newsk, true);
+		handle_accept_done((struct sock *)newsk, false, true);
 	return 0;
 }
 

@@ -141,7 +141,7 @@ int BPF_KRETPROBE(kp_inet_csk_accept_ret, struct sock *newsk)
 {
 	FLOOR_RETURN(0);
 	if (newsk)
-		handle_accept_done(newsk, false);
+		handle_accept_done(newsk, false, false);
 	return 0;
 }
 

@@ -18,11 +18,19 @@ const volatile bool emit_events = true;
  * the cost of the hooks themselves can be told from dstrace's work. The verifier drops the
  * rest of each program. */
 const volatile bool floor_only = false;
+/* CLOCK_BOOTTIME as user space last read it: its loop writes it at every wake-up, at most
+ * 100 ms apart (dstrace_backend__clock_tick). What needs a time only to that (a process
+ * entry's last_ns: proc_touch) reads it with a load: bpf_ktime_get_boot_ns() is a helper
+ * call of 150-190 ns in this VM. 0 until the first write. */
+volatile __u64 coarse_boot_ns = 0;
 /* the tracepoint backend: connect(2)'s exit gives the immediate result (connect_stash) */
 const volatile bool connect_by_syscall = false;
 /* the kprobe backend before Linux 5.19: udpv6_recvmsg() and tcp_recvmsg() take
  * (sk, msg, len, noblock, flags, addr_len), flags one argument later */
 const volatile bool recvmsg_noblock = false;
+/* bpf_get_current_task_btf() is allowed in the cgroup sock_addr hooks (newer kernels; user
+ * space asks the kernel): the connecting task is then read with loads, not helper calls */
+const volatile bool cgroup_task_btf = false;
 #define FLOOR_RETURN(ret)                                                                        \
 	do {                                                                                     \
 		if (floor_only)                                                                  \

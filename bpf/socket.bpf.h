@@ -86,11 +86,12 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
 	/* most changes leave at the first test, without touching the socket */
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6)
 		handle_tcp_state(sk, oldstate, newstate, slots);
-	/* the tracepoint backend: the SYN goes out (in the connecting thread): the connect(2)
-	 * call's slot is not needed any more, the state change decides (maps.bpf.h) */
+	/* the tracepoint backend (6.3+: the task's BTF, a load): the SYN goes out (in the
+	 * connecting thread): the connect(2) call's slot is not needed any more, the state
+	 * change decides (maps.bpf.h) */
 	else if (connect_by_syscall && newstate == TCP_SYN_SENT &&
 		 sk->__sk_common.skc_family == AF_INET6)
-		connect_slot_release((__u32)bpf_get_current_pid_tgid(),
+		connect_slot_release(bpf_get_current_task_btf()->pid,
 				     sk->__sk_common.skc_cookie.counter);
 }
 

@@ -67,7 +67,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret >= 0)
-		handle_accept_done(sk_from_fd_as((int)ctx->ret, true), true);
+		handle_accept_done(sk_from_fd_as((int)ctx->ret, true), true, true);
 	return 0;
 }
 
@@ -103,7 +103,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		return 0;
 	op = BPF_CORE_READ(req, opcode);
 	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT) && res >= 0)
-		handle_accept_done(sk_from_fd_as(res, true), true);
+		handle_accept_done(sk_from_fd_as(res, true), true, true);
 	else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;

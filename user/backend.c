@@ -425,6 +425,10 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->floor_only = env->floor;
 	skel->rodata->connect_by_syscall = b->kind == DSTRACE_BACKEND_TRACEPOINT;
 	skel->rodata->recvmsg_noblock = b->recvmsg_noblock;
+	/* 1: the kernel's verifier takes the helper in a cgroup sock_addr program */
+	skel->rodata->cgroup_task_btf =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+					BPF_FUNC_get_current_task_btf, NULL) == 1;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
 	/* a quarter of the ring: a burst still wakes the reader well before it fills */
@@ -866,6 +870,15 @@ static int existing_pass(struct dstrace_backend *b, uint32_t pass)
 	n = n < 0 ? -errno : 0;
 	close(fd);
 	return (int)n;
+}
+
+void dstrace_backend__clock_tick(struct dstrace_backend *b)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	__atomic_store_n(&b->skel->bss->coarse_boot_ns,
+			 (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, __ATOMIC_RELAXED);
 }
 
 int dstrace_backend__scan_existing(struct dstrace_backend *b)

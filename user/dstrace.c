@@ -163,6 +163,7 @@ static void begin(struct run *r, struct notify *n)
 	r->start_ns = run_clock_ns(CLOCK_MONOTONIC);
 	/* What was already there: the tracing above is attached, so a connection made meanwhile
 	 * is seen by both, and the kernel reports it once per process. */
+	dstrace_backend__clock_tick(r->backend);
 	err = dstrace_backend__scan_existing(r->backend);
 	if (err)
 		fprintf(stderr, "dstrace: warning: cannot list the connections that existed at "
@@ -195,6 +196,7 @@ static int loop(struct run *r, struct notify *n)
 			fprintf(stderr, "dstrace: poll: %s\n", strerror(errno));
 			return 1;
 		}
+		dstrace_backend__clock_tick(r->backend);
 		err = ring_buffer__consume(r->rb);
 		if (err < 0 && err != -EINTR) {
 			fprintf(stderr, "dstrace: error reading the ring buffer: %s\n",
