@@ -332,6 +332,10 @@ static int precheck(struct dstrace_backend *b)
 		if (!vmlinux_has_type(b, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no sock:sock_send_length tracepoint (Linux 6.3+)");
+		/* the accept reads its socket through BTF casts (paths.bpf.h, BTF_CAST) */
+		if (!vmlinux_has_type(b, "bpf_rdonly_cast", BTF_KIND_FUNC))
+			return fail(b, -EOPNOTSUPP,
+				    "this kernel has no bpf_rdonly_cast() kfunc (Linux 6.2+)");
 		b->sendpage_blind = kernel_btf(b) && vmlinux_has_type(b, "tcp_sendpage", BTF_KIND_FUNC);
 		return 0;
 	default:
@@ -430,7 +434,7 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
 					BPF_FUNC_get_current_task_btf, NULL) == 1;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
-	skel->rodata->emit_events = !(env->interval_s && !env->audit && !env->metrics);
+	skel->rodata->emit_events = !env->interval_s || dstrace_env_per_program(env);
 	/* a quarter of the ring: a burst still wakes the reader well before it fills */
 	skel->rodata->wakeup_bytes = env->ringbuf_kb * 1024ull / 4;
 

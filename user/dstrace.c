@@ -123,7 +123,7 @@ static int setup(struct run *r)
 
 	proc_table__init(&r->procs);
 	r->out = stdout;
-	r->per_program = r->env.audit || r->env.metrics || r->env.metrics_file;
+	r->per_program = dstrace_env_per_program(&r->env);
 	status = preflight(r);
 	if (!status)
 		status = sinks_new(r);

@@ -38,6 +38,14 @@ struct env {
 
 #define DSTRACE_AUDIT_DEFAULT_INTERVAL 60
 
+/* Is per-program output asked for (--audit, --metrics, --metrics-file)? Its tables are built
+ * from the events as well (failures by errno, fallbacks, names, ends of processes), so the
+ * kernel sends them even with -i. */
+static inline bool dstrace_env_per_program(const struct env *env)
+{
+	return env->audit || env->metrics || env->metrics_file;
+}
+
 #define DSTRACE_DEFAULT_RINGBUF_KB 1024
 
 /* Parse argv into env. Returns 0, or non-zero after printing one line to stderr.

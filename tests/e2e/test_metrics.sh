@@ -12,8 +12,8 @@
 # from one udp6 to another. The programs run as copies named <tag>-<program>, so that their
 # comm label is this run's alone: other suites running on the machine at the same time
 # (dstrace sees them too) cannot add to the sums. Then /metrics itself: the text format,
-# a 404 elsewhere, a 405 for other methods; and --metrics :PORT (127.0.0.1) with --metrics-file
-# in the default JSON mode.
+# a 404 elsewhere, a 405 for other methods; --metrics :PORT (127.0.0.1) with --metrics-file
+# in the default JSON mode; and -i with --metrics-file alone (failures by errno: events).
 #
 #   sudo tests/e2e/test_metrics.sh
 set -u
@@ -291,6 +291,24 @@ if dstrace_start_in mon "$WORK/j.stdout" -j -o "$WORK/j.jsonl" --metrics ":$P2" 
 	else
 		fail "--metrics-file: promtool check metrics" "expected no problems, got: $(head -n 5 "$WORK/promtool-textfile.log")"
 	fi
+fi
+
+# --- -i with --metrics-file alone -----------------------------------------------------------------
+# -i alone needs no events (the kernel keeps its table whole), but the file's failures by errno
+# come from them: with --metrics-file they must still be sent.
+K2=3
+TEXTFILE2=$WORK/textfile2/dstrace.prom
+mkdir -p "$WORK/textfile2"
+if dstrace_start_in mon "$WORK/i.stdout" -i 1 -o "$WORK/i.out" --metrics-file "$TEXTFILE2"; then
+	for ((i = 0; i < K2; i++)); do
+		line=$(in_ns cds "$BIN/$C6" -6 srv4 "$SRV4_PORT" 2>>"$WORK/cli6.err")
+		[[ $line == "failed errno=ENETUNREACH "* ]] ||
+			fail "-i --metrics-file: tcpcli6 -6 $i" "expected ENETUNREACH, got: $line"
+	done
+	dstrace_stop_sig TERM
+	check_eq "-i with --metrics-file alone: the $K2 failures by errno, in the file at exit" \
+		"dstrace_mapped_failures_total{event=\"connect\",error=\"ENETUNREACH\",comm=\"$C6\",runtime=\"\",qos=\"\"} $K2" \
+		"$(grep -F "comm=\"$C6\"," "$TEXTFILE2" | grep -F 'dstrace_mapped_failures_total')"
 fi
 
 summary
