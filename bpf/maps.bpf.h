@@ -18,10 +18,11 @@ const volatile bool emit_events = true;
  * the cost of the hooks themselves can be told from dstrace's work. The verifier drops the
  * rest of each program. */
 const volatile bool floor_only = false;
-/* CLOCK_BOOTTIME as user space last read it: its loop writes it at every wake-up, at most
- * 100 ms apart (dstrace_backend__clock_tick). What needs a time only to that (a process
- * entry's last_ns: proc_touch) reads it with a load: bpf_ktime_get_boot_ns() is a helper
- * call of 150-190 ns in this VM. 0 until the first write. */
+/* CLOCK_BOOTTIME as user space last read it: its main loop writes it once per pass
+ * (dstrace_backend__clock_tick), every 100 ms when idle (poll's timeout), less often while a
+ * pass blocks on its output or the start-up scan runs. What needs a time only that exact (a
+ * process entry's last_ns: proc_touch) reads it with a load: bpf_ktime_get_boot_ns() is a
+ * helper call of 150-190 ns in this VM. 0 until the first write. */
 volatile __u64 coarse_boot_ns = 0;
 /* the tracepoint backend: connect(2)'s exit gives the immediate result (connect_stash) */
 const volatile bool connect_by_syscall = false;

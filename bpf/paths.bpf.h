@@ -97,7 +97,8 @@ static __always_inline __u64 proc_start_ns(__u64 task)
 }
 
 /* The same for the current task; task_btf: through the task's BTF, with direct loads (Linux
- * 5.11+; not in cgroup programs, nor on the kprobe backend, which runs on 5.10 too). */
+ * 5.11+; not on the kprobe backend, which runs on 5.10 too; in cgroup programs only where
+ * the kernel allows it there: ident_current_id). */
 static __always_inline __u64 proc_start_now(bool task_btf)
 {
 	if (task_btf)
@@ -107,7 +108,7 @@ static __always_inline __u64 proc_start_now(bool task_btf)
 
 /* The current task, in a cgroup sock_addr hook: which process and thread (the rest:
  * ident_current_rest). Through the task's BTF where the kernel allows it there
- * (cgroup_task_btf): three loads in place of two helper calls and two probe reads (160 ns per
+ * (cgroup_task_btf): four loads in place of two helper calls and two probe reads (160 ns per
  * connect here); the verifier drops the branch not taken. */
 static __always_inline void ident_current_id(struct task_ident *who)
 {
@@ -290,9 +291,9 @@ static __always_inline void proc_peer(struct dstrace_proc_stats *st, __u32 tgid,
 		st->last_peer = raddr;
 }
 
-/* The entry counted just now: its last_ns, from user space's clock (coarse_boot_ns: at most
- * 100 ms early, more while the reader is stalled), never before its first_ns, which is exact
- * (it names the entry: proc_peers' key). */
+/* The entry counted just now: its last_ns, from user space's clock (coarse_boot_ns: early by
+ * up to one pass of its loop, 100 ms when idle, more while a pass blocks), never before its
+ * first_ns, which is exact (it names the entry: proc_peers' key). */
 static __always_inline void proc_touch(struct dstrace_proc_stats *st)
 {
 	__u64 now = coarse_boot_ns;

@@ -62,8 +62,8 @@ uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b);
 /* Report the mapped TCP connections and UDP sockets that exist now (events "existing",
  * counted like the rest). 0 or a negative errno. */
 int dstrace_backend__scan_existing(struct dstrace_backend *b);
-/* The clock the programs read where a time to 100 ms does (bpf/maps.bpf.h, coarse_boot_ns):
- * set to CLOCK_BOOTTIME now. Called at every wake-up of the main loop, at most 100 ms apart. */
+/* The clock the programs read where a rough time does (bpf/maps.bpf.h, coarse_boot_ns): set
+ * to CLOCK_BOOTTIME now. Called once per pass of the main loop (100 ms apart when idle). */
 void dstrace_backend__clock_tick(struct dstrace_backend *b);
 
 #endif /* DSTRACE_BACKEND_H */
