@@ -627,22 +627,6 @@ static __always_inline bool sockaddr_v4(const void *uaddr, __u32 addrlen, bool u
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
-/* The socket behind a file descriptor of the current task, or NULL. */
-/* The socket of an open file, or NULL if it is not a socket. */
-static __always_inline struct sock *sk_from_file(struct file *file)
-{
-	struct socket *sock;
-	umode_t mode;
-
-	if (!file)
-		return NULL;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	return sock ? BPF_CORE_READ(sock, sk) : NULL;
-}
-
 /* A kernel pointer read as a number, made a read-only BTF pointer of its type (Linux 6.2+; the
  * verifier turns the call into a move): its fields are then read with plain loads, each
  * guarded by the kernel's exception table, instead of a probe read's helper call each (30-40
@@ -651,10 +635,36 @@ static __always_inline struct sock *sk_from_file(struct file *file)
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym __weak;
 #define BTF_CAST(ptr, type) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
 
+/* The socket of an open file, or NULL if it is not a socket. btf: the file, its socket and
+ * the socket returned are BTF pointers (BTF_CAST), read with plain loads (the tracepoint
+ * backend's programs only, 6.3+); else with probe reads (every kernel). */
+static __always_inline struct sock *sk_from_file_as(struct file *file, bool btf)
+{
+	struct socket *sock;
+
+	if (!file)
+		return NULL;
+	if (btf) {
+		file = BTF_CAST(file, struct file);
+		if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+			return NULL;
+		sock = BTF_CAST(file->private_data, struct socket);
+		return sock ? sock->sk : NULL;
+	}
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+static __always_inline struct sock *sk_from_file(struct file *file)
+{
+	return sk_from_file_as(file, false);
+}
+
 /* The socket of the current task's file descriptor fd. btf: the file table is reached through
- * the task's BTF, and the file, its socket and the socket returned are BTF pointers (BTF_CAST),
- * read with plain loads (the tracepoint backend's programs only, 6.3+); else everything
- * with probe reads (every kernel). */
+ * the task's BTF and the file read as sk_from_file_as() does (the tracepoint backend's
+ * programs only, 6.3+); else everything with probe reads (every kernel). */
 static __always_inline struct sock *sk_from_fd_as(int fd, bool btf)
 {
 	struct fdtable *fdt;
@@ -676,18 +686,9 @@ static __always_inline struct sock *sk_from_fd_as(int fd, bool btf)
 		fds = BPF_CORE_READ(fdt, fd);
 	}
 	if (fd < 0 || (unsigned int)fd >= max_fds ||
-	    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
 		return NULL;
-	if (btf) {
-		struct socket *sock;
-
-		file = BTF_CAST(file, struct file);
-		if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
-			return NULL;
-		sock = BTF_CAST(file->private_data, struct socket);
-		return sock ? sock->sk : NULL;
-	}
-	return sk_from_file(file);
+	return sk_from_file_as(file, btf);
 }
 
 static __always_inline struct sock *sk_from_fd(int fd)
