@@ -394,29 +394,32 @@ static __always_inline void skb_v4_source(struct __sk_buff *skb, struct rxq_slot
 	s->len = bpf_ntohs(ulen) - 8;
 }
 
-/* A datagram about to be queued on an unconnected AF_INET6 UDP socket (udp_queue_rcv_one_skb
- * -> sk_filter, the socket's own cgroup): its source goes to the end of the socket's queue of
- * sources (dgram_rxq). The socket's fields are read directly (BTF pointer), not copied. */
+/* A datagram about to be queued on an unconnected AF_INET6 UDP or UDP-Lite socket
+ * (udp_queue_rcv_one_skb -> sk_filter, the socket's own cgroup): its source goes to the end of
+ * the socket's queue of sources (dgram_rxq). The socket's fields are read through its BTF
+ * (BTF_CAST: plain loads, no helper call). */
 SEC("cgroup_skb/ingress")
 int cg_skb_ingress(struct __sk_buff *skb)
 {
 	FLOOR_RETURN(1);
 	struct bpf_sock *bsk = skb->sk;
 	struct rxq_slot s = { .kind = RXQ_V6 };
-	struct udp6_sock *u6;
+	struct udp_sock *u;
 	struct dgram_rxq *q;
 	__u32 drops, was, queued = 0;
 	bool started;
 
 	/* Every packet the machine receives comes here: most leave on the socket's common
-	 * fields, without a helper call: not AF_INET6, or not in TCP_CLOSE, the state of every
-	 * unconnected UDP socket (a connected one is TCP_ESTABLISHED; a TCP socket that gets
-	 * packets, listener, request, time-wait or connection, never is: a TCP connection's
-	 * handshake and close leave here too); the full socket says UDP. */
+	 * fields: not AF_INET6, or not in TCP_CLOSE, the state of every unconnected UDP socket
+	 * (a connected one is TCP_ESTABLISHED; a TCP socket that gets packets, listener,
+	 * request, time-wait or connection, never is: a TCP connection's handshake and close
+	 * leave here too). A socket in TCP_CLOSE is a full one: its type and protocol say UDP
+	 * or UDP-Lite (both a udp_sock). */
 	if (!bsk || bsk->family != AF_INET6 || bsk->state != TCP_CLOSE)
 		return 1;
-	bsk = bpf_sk_fullsock(bsk);
-	if (!bpf_sock_is_udp6(bsk))
+	u = BTF_CAST(bsk, struct udp_sock);
+	if (u->inet.sk.sk_type != SOCK_DGRAM || (u->inet.sk.sk_protocol != IPPROTO_UDP &&
+						  u->inet.sk.sk_protocol != IPPROTO_UDPLITE))
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP))
 		skb_v4_source(skb, &s);
@@ -428,15 +431,12 @@ int cg_skb_ingress(struct __sk_buff *skb)
 		q = bpf_sk_storage_get(&dgram_rxq, bsk, 0, 0);
 	if (!q)
 		return 1;
-	u6 = bpf_skc_to_udp6_sock(bsk);
-	if (!u6)
-		return 1;
-	drops = sk_drops_now((struct sock *)u6);
+	drops = sk_drops_now(&u->inet.sk);
 	/* the queue's length matters only to a queue just made (read racily, checked again
 	 * under the lock) */
 	started = q->started;
 	if (!started)
-		queued = u6->udp.inet.sk.sk_receive_queue.qlen + u6->udp.reader_queue.qlen;
+		queued = u->inet.sk.sk_receive_queue.qlen + u->reader_queue.qlen;
 	bpf_spin_lock(&q->lock);
 	if (!q->started) {
 		/* new: the datagrams already queued are IPv6 ones */

@@ -6,8 +6,8 @@
 # connect_nonblock, Twisted), blocking and non-blocking connects refused later, a connect
 # that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, four
 # threads sharing one UDP socket each way, 5000 threads blocked in recvfrom() at once, and
-# datagrams read without asking their source (recv(), read()) among IPv6 ones, also with the
-# receive buffer overflowing.
+# datagrams read without asking their source (recv(), read()) among IPv6 ones, UDP and
+# UDP-Lite, also with the receive buffer overflowing.
 #
 #   sudo tests/e2e/test_sockpaths.sh
 #
@@ -318,12 +318,12 @@ pending_run "connects pending at once" PEND 9000 "$PEND_N" "$PEND_BURN" 3 5.5
 # socket that gets IPv4 and IPv6 datagrams (of different sizes) interleaved: only the IPv4
 # ones are counted, with their source. With a small receive buffer the kernel drops most of
 # them: only those read count.
-noaddr_case() { # NAME PORT HOW [RCVBUF]
+noaddr_case() { # NAME PORT HOW [RCVBUF] (PROTO: udp, or udplite)
 	local name=$1 port=$2 how=$3 v4
-	case_run "$name" ok "$SP" udp-noaddr "$port" 40 11 22 "$how" ${4:+"$4"}
+	case_run "$name" ok "$SP" "${PROTO:-udp}-noaddr" "$port" 40 11 22 "$how" ${4:+"$4"}
 	v4=$(kv "$LINE" v4)
 	[[ -z ${4:-} ]] && check_eq "$name: the program read every IPv4 datagram" 40 "$v4"
-	expect_events "$name: events" "$CPID" "$(ev_json event=recv proto=udp pid="$CPID" \
+	expect_events "$name: events" "$CPID" "$(ev_json event=recv proto="${PROTO:-udp}" pid="$CPID" \
 		comm=sockpaths lport="$port" raddr=127.0.0.1 rport='~number' ret=0)"
 	expect_proc "$name: process" "$CPID" "$(proc_counts 0 0 0 "$v4" 0 1 $((v4 * 11)))"
 }
@@ -331,6 +331,7 @@ noaddr_case "UDP recv() without address" 5410 recv
 noaddr_case "UDP read()" 5411 read
 noaddr_case "UDP recvmsg() without msg_name" 5412 recvmsg
 noaddr_case "UDP read(), receive buffer overflowing" 5413 read 3000
+PROTO=udplite noaddr_case "UDP-Lite recv() without address" 5414 recv
 
 # bind() to a mapped address: works (an IPv4-only socket in IPv6 clothing), refused on a
 # v6-only socket (EINVAL), or no such local address (EADDRNOTAVAIL).

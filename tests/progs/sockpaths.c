@@ -45,6 +45,8 @@
  *                                          read or recvmsg) until none is left. With
  *                                          RCVBUF (SO_RCVBUF), the datagrams that do not
  *                                          fit are dropped by the kernel.
+ *   sockpaths udplite-noaddr PORT N S4 S6 HOW [RCVBUF]
+ *                                          the same with UDP-Lite sockets
  *   sockpaths udp-errqueue ADDR PORT       IP_RECVERR on, one datagram to a closed port,
  *                                          the ICMP error read with MSG_ERRQUEUE (not a
  *                                          datagram received)
@@ -627,16 +629,16 @@ static ssize_t read_noaddr(int fd, const char *how, char *buf, size_t size)
 	return recvmsg(fd, &msg, 0);
 }
 
-static int udp_noaddr(const char *port, const char *count, const char *s4, const char *s6,
-		      const char *how, const char *rcvbuf)
+static int udp_noaddr(int proto, const char *port, const char *count, const char *s4,
+		      const char *s6, const char *how, const char *rcvbuf)
 {
 	struct sockaddr_in6 any = { .sin6_family = AF_INET6 }, to6 = any;
 	struct sockaddr_in to4 = { .sin_family = AF_INET };
 	struct timeval tv = { .tv_usec = 300000 };
 	unsigned long n = parse_num("count", count, 1, 10000), got4 = 0, got6 = 0;
 	size_t size4 = parse_num("size4", s4, 1, 1400), size6 = parse_num("size6", s6, 1, 1400);
-	int rfd = sock6(SOCK_DGRAM, 0), fd4 = socket(AF_INET, SOCK_DGRAM, 0);
-	int fd6 = sock6(SOCK_DGRAM, 0), zero = 0;
+	int rfd = sock6(SOCK_DGRAM, proto), fd4 = socket(AF_INET, SOCK_DGRAM, proto);
+	int fd6 = sock6(SOCK_DGRAM, proto), zero = 0;
 	char buf[2048] = { 0 };
 
 	if (strcmp(how, "recv") && strcmp(how, "read") && strcmp(how, "recvmsg"))
@@ -722,9 +724,10 @@ int main(int argc, char **argv)
 		return udp_threads(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
 	if (!strcmp(m, "udp-blocked") && argc == 5)
 		return udp_blocked(argv[2], argv[3], argv[4]);
-	if (!strcmp(m, "udp-noaddr") && (argc == 7 || argc == 8))
-		return udp_noaddr(argv[2], argv[3], argv[4], argv[5], argv[6],
-				  argc == 8 ? argv[7] : NULL);
+	if ((!strcmp(m, "udp-noaddr") || !strcmp(m, "udplite-noaddr")) &&
+	    (argc == 7 || argc == 8))
+		return udp_noaddr(m[3] == 'l' ? IPPROTO_UDPLITE : 0, argv[2], argv[3], argv[4],
+				  argv[5], argv[6], argc == 8 ? argv[7] : NULL);
 	if (argc < 4)
 		usage();
 	sa = addr6(argv[2], argv[3]);
