@@ -167,12 +167,16 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
-
+	struct sock *sk;
 	__u8 proto;
 
-	if (kcall_take(KCALL_UDP_SEND, &call) && sk_is_udp6((struct sock *)call.sk, &proto))
-		handle_udp_datagram((struct sock *)call.sk, DSTRACE_EV_SEND, proto, call.daddr,
-				    call.dport, ret, call.corked, NULL, false);
+	if (!kcall_take(KCALL_UDP_SEND, &call))
+		return 0;
+	sk = (struct sock *)call.sk;
+	if (sk_is_udp6(sk, &proto))
+		handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, call.daddr, call.dport, ret,
+				    call.corked ? 0 : udp_send_segments_as(sk, ret, false), NULL,
+				    false);
 	return 0;
 }
 

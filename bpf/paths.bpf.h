@@ -531,9 +531,11 @@ static __always_inline bool sk_is_v6only(struct sock *sk)
  * slots: a constant, false in kprobe programs: they also run on kernels before 5.12, whose
  * verifier refuses a compare-and-exchange anywhere in a program; they use the hash only.
  */
-static __always_inline __u32 dgram_handoff_key(bool received)
+static __always_inline __u32 dgram_handoff_key(bool received, bool task_btf)
 {
-	return (__u32)(bpf_get_current_pid_tgid() << 1 | received);
+	__u32 tid = task_btf ? bpf_get_current_task_btf()->pid : (__u32)bpf_get_current_pid_tgid();
+
+	return tid << 1 | received;
 }
 
 static __always_inline struct dgram_slot *dgram_slot_of(__u32 key)
@@ -544,9 +546,9 @@ static __always_inline struct dgram_slot *dgram_slot_of(__u32 key)
 }
 
 static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool mapped,
-					      __u32 addr, __u16 port, bool slots)
+					      __u32 addr, __u16 port, bool slots, bool task_btf)
 {
-	__u32 key = dgram_handoff_key(received), tag = key + 1;
+	__u32 key = dgram_handoff_key(received, task_btf), tag = key + 1;
 	struct dgram_slot *slot = dgram_slot_of(key);
 	struct dgram_peer peer = {
 		.cookie = cookie,
@@ -565,11 +567,12 @@ static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool 
 		__sync_fetch_and_add(&dgram_spilled, 1);
 }
 
-/* This thread's datagram peer on sk, taken out of its slot or the hash (btf: SK_READ). */
+/* This thread's datagram peer on sk, taken out of its slot or the hash (btf: SK_READ). Only
+ * tracing programs take it: with slots (tp_btf, fentry), the thread through the task's BTF. */
 static __always_inline bool dgram_handoff_take(struct sock *sk, bool received,
 					       struct dgram_peer *out, bool btf, bool slots)
 {
-	__u32 key = dgram_handoff_key(received), tag = key + 1;
+	__u32 key = dgram_handoff_key(received, slots), tag = key + 1;
 	struct dgram_slot *slot = dgram_slot_of(key);
 	struct dgram_peer *p;
 	__u64 hkey = key;
@@ -1295,19 +1298,29 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 			&who, flags, NULL);
 }
 
+/* A field of a UDP socket's udp_sock, which lies beyond struct sock: a direct load through a
+ * struct sock pointer is refused, so a probe read; with casts (the tracepoint backend's
+ * programs only, 6.3+), a load through the socket cast to its type (BTF_CAST). */
+#define UDP_READ(casts, sk, field)                     \
+	((casts) ? BTF_CAST(sk, struct udp_sock)->field : \
+		   BPF_CORE_READ((struct udp_sock *)(sk), field))
+
 /* A corked UDP datagram (MSG_MORE, UDP_CORK) is still being built on this socket. */
-/* (udp_sock's fields lie beyond struct sock: a direct load through a struct sock pointer is
- * refused, so these are probe reads on every backend) */
+static __always_inline bool udp_corked_as(struct sock *sk, bool casts)
+{
+	return UDP_READ(casts, sk, pending) != 0;
+}
+
 static __always_inline bool udp_corked(struct sock *sk)
 {
-	return BPF_CORE_READ((struct udp_sock *)sk, pending) != 0;
+	return udp_corked_as(sk, false);
 }
 
 /* Datagrams one send of len bytes leaves as: several with UDP_SEGMENT (GSO) set on the
  * socket. (A UDP_SEGMENT control message on the call itself is not seen.) */
-static __always_inline __u64 udp_send_segments(struct sock *sk, int len)
+static __always_inline __u64 udp_send_segments_as(struct sock *sk, int len, bool casts)
 {
-	__u16 gso = BPF_CORE_READ((struct udp_sock *)sk, gso_size);
+	__u16 gso = UDP_READ(casts, sk, gso_size);
 
 	return gso && len > gso ? ((__u32)len + gso - 1) / gso : 1;
 }
@@ -1315,21 +1328,23 @@ static __always_inline __u64 udp_send_segments(struct sock *sk, int len)
 /*
  * Paths 3 and 4: UDP datagrams sent to, or received from, an IPv4 peer on an AF_INET6 socket.
  * Every datagram is counted here; only the first of a flow becomes an event. ret is the
- * payload length, or a negative errno for a send that failed. continuation: this send only
- * appended to a corked datagram that an earlier call started (bytes, no new datagram).
+ * payload length, or a negative errno for a send that failed. datagrams: how many this call
+ * sent or received, 0 for a send that only appended to a corked datagram that an earlier call
+ * started (bytes, no new datagram). btf: a tracing program (tp_btf, fentry): sk is read
+ * directly and the task through its BTF.
  */
 static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8 proto,
 						__u32 raddr, __u16 rport, int ret,
-						bool continuation,
+						__u64 datagrams,
 						const struct dgram_scratch *ids, bool btf)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = btf ? bpf_get_current_task_btf()->tgid : bpf_get_current_pid_tgid() >> 32;
 	__u16 lport = SK_READ(btf, sk, __sk_common.skc_num);
 	struct dstrace_flow_key key = {};
 	struct dstrace_flow_val *flow;
 	struct dstrace_proc_stats *st;
-	__u64 ino, datagrams;
 	__u32 netns;
+	__u64 ino;
 
 	if (!dstrace_wanted(kind, proto, tgid, lport, rport))
 		return;
@@ -1341,7 +1356,6 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 		emit_event(sk, ino, kind, proto, raddr, rport, ret, false);
 		return;
 	}
-	datagrams = continuation ? 0 : kind == DSTRACE_EV_SEND ? udp_send_segments(sk, ret) : 1;
 	st = proc_account(proc_entry_ns(netns, tgid, btf), kind, proto, false, datagrams, ret);
 
 	key.sock_ino = ino;
@@ -1405,7 +1419,7 @@ static __always_inline void handle_udp_recv(struct sock *sk, __u8 proto, int fla
 					    bool mapped, __u32 raddr, __u16 rport, bool btf)
 {
 	if (recv_counted(flags, ret) && mapped)
-		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, false,
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, 1,
 				    btf ? dgram_sock(sk) : NULL, btf);
 }
 
@@ -1414,10 +1428,11 @@ static __always_inline void handle_udp_recv(struct sock *sk, __u8 proto, int fla
  * storage: tracepoint, fentry). have_peer: this call's datagram goes to the IPv4 peer
  * raddr:rport. A call that only appends to a corked datagram may not name its peer: the one
  * remembered from the call that started the datagram is used. A cork flush
- * (setsockopt(UDP_CORK, 0)) sends without a send call: the next call starts afresh.
+ * (setsockopt(UDP_CORK, 0)) sends without a send call: the next call starts afresh. casts:
+ * UDP_READ.
  */
 static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have_peer,
-					  __u32 raddr, __u16 rport, int ret)
+					  __u32 raddr, __u16 rport, int ret, bool casts)
 {
 	struct dgram_scratch *s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	bool continuation = s && s->cork_valid;
@@ -1431,10 +1446,11 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 		return;
 	if (!s || !s->ino)
 		s = dgram_sock(sk);
-	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret, continuation, s, true);
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret,
+			    continuation ? 0 : udp_send_segments_as(sk, ret, casts), s, true);
 	if (!s)
 		return;
-	if (ret >= 0 && udp_corked(sk)) {
+	if (ret >= 0 && udp_corked_as(sk, casts)) {
 		if (!corks_seen) {
 			corks_seen = 1;
 			barrier(); /* a compiler barrier: a send that must see the cork comes
@@ -1540,7 +1556,7 @@ static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *s
 		addr = BPF_CORE_READ(iph, saddr);
 		port = bpf_ntohs(BPF_CORE_READ(uh, source));
 	}
-	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port, slots);
+	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port, slots, slots);
 }
 
 /* The IPv4 peer of the datagram udpv6_recvmsg() returned: its source handed over by

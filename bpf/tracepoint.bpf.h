@@ -123,7 +123,8 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 static __always_inline void dgram_handoff_put(struct bpf_sock_addr *ctx, bool received,
 					      bool mapped, __u32 addr, __u16 port)
 {
-	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port, true);
+	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port, true,
+			  cgroup_task_btf);
 }
 
 static __always_inline bool bpf_sock_is_udp6(struct bpf_sock *sk)
@@ -284,7 +285,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	} else if (ret < 0 && sk_is_v6only(sk)) {
 		have_peer = syscall_send_dest(&raddr, &rport);
 	}
-	udp_send_done(sk, proto, have_peer, raddr, rport, ret);
+	udp_send_done(sk, proto, have_peer, raddr, rport, ret, true);
 	return 0;
 }
 
