@@ -1472,7 +1472,7 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
  */
 static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret, bool btf)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = btf ? bpf_get_current_task_btf()->tgid : bpf_get_current_pid_tgid() >> 32;
 	__u16 rport;
 	__u32 raddr;
 	__u8 proto;
