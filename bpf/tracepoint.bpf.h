@@ -37,7 +37,8 @@ SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	FLOOR_RETURN(0);
-	/* recent kernels (6.18 here) inline the task as a load: no helper call */
+	/* the task's BTF: a load where the kernel inlines the helper, else a call like
+	 * bpf_get_current_pid_tgid() */
 	__u32 tid = bpf_get_current_task_btf()->pid;
 	struct connect_args *p = connect_slot(tid), args;
 	struct sock *sk;
