@@ -175,8 +175,8 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 	sk = (struct sock *)call.sk;
 	if (sk_is_udp6(sk, &proto))
 		handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, call.daddr, call.dport, ret,
-				    call.corked ? 0 : udp_send_segments_as(sk, ret, false), NULL,
-				    false);
+				    call.corked || ret < 0 ? 0 : udp_send_segments_as(sk, ret, false),
+				    NULL, false);
 	return 0;
 }
 

@@ -30,7 +30,8 @@ const volatile bool connect_by_syscall = false;
  * (sk, msg, len, noblock, flags, addr_len), flags one argument later */
 const volatile bool recvmsg_noblock = false;
 /* bpf_get_current_task_btf() is allowed in the cgroup sock_addr hooks (newer kernels; user
- * space asks the kernel): the connecting task is then read with loads, not helper calls */
+ * space asks the kernel): the calling task (the connect hook's caller, the thread that keys a
+ * datagram's hand-off) is then read with loads, not helper calls */
 const volatile bool cgroup_task_btf = false;
 #define FLOOR_RETURN(ret)                                                                        \
 	do {                                                                                     \

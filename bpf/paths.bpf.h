@@ -530,6 +530,9 @@ static __always_inline bool sk_is_v6only(struct sock *sk)
  * in dgram_slots when it is free or already the thread's, else the LRU hash (maps.bpf.h).
  * slots: a constant, false in kprobe programs: they also run on kernels before 5.12, whose
  * verifier refuses a compare-and-exchange anywhere in a program; they use the hash only.
+ * task_btf: the thread from the task's BTF (tracing programs but kprobes; cgroup hooks where
+ * cgroup_task_btf), else from a helper call: the same tid either way, so the hook that hands
+ * over and the one that takes may differ.
  */
 static __always_inline __u32 dgram_handoff_key(bool received, bool task_btf)
 {
@@ -1447,7 +1450,8 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 	if (!s || !s->ino)
 		s = dgram_sock(sk);
 	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret,
-			    continuation ? 0 : udp_send_segments_as(sk, ret, casts), s, true);
+			    continuation || ret < 0 ? 0 : udp_send_segments_as(sk, ret, casts), s,
+			    true);
 	if (!s)
 		return;
 	if (ret >= 0 && udp_corked_as(sk, casts)) {

@@ -368,33 +368,46 @@ static __always_inline void rxq_unpush(struct dgram_rxq *q, __u32 d)
 	}
 }
 
+/* A datagram's payload length: UDP's length field less its header; UDP-Lite's field is its
+ * checksum coverage (0: all of it), so there the IP packet's length less both headers. */
+static __always_inline __u16 v4_payload_len(__u8 proto, __u16 tot_len, __u16 ihl_bytes,
+					    __u16 ulen)
+{
+	return (proto == IPPROTO_UDPLITE ? tot_len - ihl_bytes : ulen) - 8;
+}
+
 /* An IPv4 datagram's source and UDP payload length: from the linear head when it holds both
  * headers (always, on the receive path), else copied out. skb data starts at the network
  * header. */
 static __always_inline void skb_v4_source(struct __sk_buff *skb, struct rxq_slot *s)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data;
+	struct iphdr *ip = data, h;
 	struct udphdr *uh;
-	__u8 vihl = 0;
-	__u16 ulen = 0;
+	__u16 ihl, ulen = 0;
 
 	s->kind = RXQ_V4;
 	if ((void *)(ip + 1) <= end) {
-		uh = data + ((*(__u8 *)ip & 0xf) << 2);
+		ihl = (*(__u8 *)ip & 0xf) << 2;
+		uh = data + ihl;
 		if ((void *)(uh + 1) <= end) {
 			s->addr = ip->saddr;
 			s->port = bpf_ntohs(uh->source);
-			s->len = bpf_ntohs(uh->len) - 8;
+			s->len = v4_payload_len(ip->protocol, bpf_ntohs(ip->tot_len), ihl,
+						bpf_ntohs(uh->len));
 			return;
 		}
 	}
-	if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 12, &s->addr, 4) ||
-	    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4, &s->port, 2) ||
-	    bpf_skb_load_bytes(skb, (vihl & 0xf) * 4 + 4, &ulen, 2))
+	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h))) {
 		s->kind = RXQ_UNKNOWN;
+		return;
+	}
+	ihl = (*(__u8 *)&h & 0xf) << 2;
+	if (bpf_skb_load_bytes(skb, ihl, &s->port, 2) || bpf_skb_load_bytes(skb, ihl + 4, &ulen, 2))
+		s->kind = RXQ_UNKNOWN;
+	s->addr = h.saddr;
 	s->port = bpf_ntohs(s->port);
-	s->len = bpf_ntohs(ulen) - 8;
+	s->len = v4_payload_len(h.protocol, bpf_ntohs(h.tot_len), ihl, bpf_ntohs(ulen));
 }
 
 /* A datagram about to be queued on an unconnected AF_INET6 UDP or UDP-Lite socket

@@ -844,7 +844,7 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 	}
 	if (env->verbose) {
 		fprintf(stderr, "dstrace: using backend %s\n", dstrace_backend_name(b->kind));
-		fprintf(stderr, "dstrace: the connect hook reads the caller %s\n",
+		fprintf(stderr, "dstrace: the cgroup hooks read the calling task %s\n",
 			b->skel->rodata->cgroup_task_btf ?
 				"through its task's BTF (bpf_get_current_task_btf)" :
 				"by helper calls (no bpf_get_current_task_btf in cgroup programs here)");

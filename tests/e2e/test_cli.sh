@@ -12,7 +12,7 @@
 #   text mode: the header, event lines, the per-process table, the summary line
 #   -i 1: the table again and again, no event lines (text, and JSON process records)
 #   -j: each event line is in the file while dstrace still runs
-#   -v: "using backend" on stderr, how the connect hook reads the caller
+#   -v: "using backend" on stderr, how the cgroup hooks read the calling task
 # Traffic goes to ::ffff:127.0.0.1 in a namespace with only loopback.
 #
 #   sudo tests/e2e/test_cli.sh
@@ -273,7 +273,7 @@ check_eq "-v: exit status, 'using backend' on stderr" "exit=0 using backend trac
 	"exit=$RUN_STATUS $(grep -o 'using backend [a-z]*' "$WORK/verbose.err" | head -n 1)"
 check_eq "-v: stdout stays empty (-o)" empty \
 	"$([[ -s $WORK/verbose.out ]] && head -c 100 "$WORK/verbose.out" || echo empty)"
-# the connect hook reads the caller through the task's BTF where the kernel's verifier takes
+# the cgroup hooks read the calling task through its BTF where the kernel's verifier takes
 # bpf_get_current_task_btf() in a cgroup sock_addr program (bpftool's own probe says)
 if bpftool feature probe kernel 2>/dev/null |
 	awk '/program type cgroup_sock_addr:/ { f = 1; next } f && /program type/ { f = 0 } f' |
@@ -282,8 +282,8 @@ if bpftool feature probe kernel 2>/dev/null |
 else
 	want="by helper calls (no bpf_get_current_task_btf in cgroup programs here)"
 fi
-check_eq "-v: how the connect hook reads the caller, as bpftool probes this kernel" "$want" \
-	"$(sed -n 's/^dstrace: the connect hook reads the caller //p' "$WORK/verbose.err")"
+check_eq "-v: how the cgroup hooks read the calling task, as bpftool probes this kernel" \
+	"$want" "$(sed -n 's/^dstrace: the cgroup hooks read the calling task //p' "$WORK/verbose.err")"
 # the error-report hook is attached only where the kernel reports a failed connect's error
 # before closing its socket: not on a kernel whose BTF has tcp_done_with_error()
 if bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "FUNC 'tcp_done_with_error'"; then

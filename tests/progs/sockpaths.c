@@ -46,7 +46,9 @@
  *                                          RCVBUF (SO_RCVBUF), the datagrams that do not
  *                                          fit are dropped by the kernel.
  *   sockpaths udplite-noaddr PORT N S4 S6 HOW [RCVBUF]
- *                                          the same with UDP-Lite sockets
+ *                                          the same with UDP-Lite sockets; the IPv4 ones
+ *                                          with a checksum coverage of the header only
+ *                                          (UDPLITE_SEND_CSCOV 8: their length field says 8)
  *   sockpaths udp-errqueue ADDR PORT       IP_RECVERR on, one datagram to a closed port,
  *                                          the ICMP error read with MSG_ERRQUEUE (not a
  *                                          datagram received)
@@ -84,6 +86,12 @@
 #endif
 #ifndef IPPROTO_UDPLITE
 #define IPPROTO_UDPLITE 136
+#endif
+#ifndef SOL_UDPLITE
+#define SOL_UDPLITE 136
+#endif
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
 #endif
 
 static void usage(void);
@@ -655,6 +663,12 @@ static int udp_noaddr(int proto, const char *port, const char *count, const char
 	}
 	if (fd4 < 0 || bind(rfd, (struct sockaddr *)&any, sizeof(any)))
 		return result(errno);
+	if (proto == IPPROTO_UDPLITE) {
+		int cov = 8;
+
+		if (setsockopt(fd4, SOL_UDPLITE, UDPLITE_SEND_CSCOV, &cov, sizeof(cov)))
+			return result(errno);
+	}
 	/* all queued (or dropped) before the first read, then read one by one */
 	for (unsigned long i = 0; i < n; i++) {
 		if (sendto(fd6, buf, size6, 0, (struct sockaddr *)&to6, sizeof(to6)) < 0 ||

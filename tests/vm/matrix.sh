@@ -81,10 +81,13 @@ for k in "${kernels[@]}"; do
 	# stalled", exit 124). TCG has also once raised a debug exception in plain kernel code (the
 	# trap flag set in EFLAGS beside reserved bits, 04e20ff2, which neither the kernel nor BPF code
 	# sets), whose WARNING in exc_debug_kernel was followed by a NULL dereference: only a panic
-	# whose first report is that WARNING is retried. Such a guest is booted once more from
-	# scratch; the first log is kept.
+	# whose first report is that WARNING is retried, and not on 5.10, whose kprobes still
+	# single-step with the trap flag (int3 since 5.14): there the same WARNING can
+	# be a kprobe's fault. Such a guest is booted once more from scratch; the first log is
+	# kept.
 	if { [[ $rc -eq 125 ]] && { grep -q 'Oops: int3' "$log" ||
-		grep -m1 -E '(WARNING|BUG|Oops):' "$log" | grep -q 'WARNING: .* exc_debug_kernel' ||
+		{ [[ $k != 5.10* ]] && grep -m1 -E '(WARNING|BUG|Oops):' "$log" |
+			grep -q 'WARNING: .* exc_debug_kernel'; } ||
 		{ grep -q 'Kernel panic - not syncing: softlockup' "$log" &&
 			grep -A12 -m1 'BUG: soft lockup' "$log" | grep -m1 'RIP: 0010:' |
 			grep -qE 'syscall_trace_enter|exit_to_user_mode'; }; }; } ||
