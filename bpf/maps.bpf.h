@@ -271,6 +271,11 @@ struct {
 	__type(value, struct conn_pending);
 } conn_pending SEC(".maps");
 
+/* Fault injection, for tests (DSTRACE_FAULT_SKIP_STATE, user/backend.c): the next so many
+ * SYN_SENT exits of AF_INET6 TCP sockets are ignored, as if the kernel had run no program
+ * for them (socket.bpf.h, sock_release). 0 but in tests. */
+__s64 fault_skip_state = 0;
+
 /* The peer of the UDP datagram in flight, left by a cgroup sock_addr hook (or a kernel function
  * hook) for the hook that counts it later in the same call: per thread and direction (key:
  * tid << 1 | received), so threads sharing a socket never overwrite each other's. A thread

@@ -79,12 +79,31 @@ int sk_connect4_hash(struct bpf_sock_addr *ctx)
 	return connect4(ctx, false);
 }
 
+/* Tests: ignore this SYN_SENT exit of a connect to a mapped address (maps.bpf.h,
+ * fault_skip_state)? */
+static __always_inline bool fault_skip(struct sock *sk, bool slots)
+{
+	__u32 *d;
+
+	if (fault_skip_state <= 0)
+		return false;
+	d = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
+	if (d[0] || d[1] || d[2] != bpf_htonl(0xffff))
+		return false;
+	if (slots)
+		return __sync_fetch_and_add(&fault_skip_state, -1) > 0;
+	/* the _hash twins load on kernels whose verifier has no fetching atomics (5.10) */
+	__sync_fetch_and_add(&fault_skip_state, -1);
+	return true;
+}
+
 /* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */
 static __always_inline void sk_state_change(struct sock *sk, int oldstate, int newstate,
 					    bool slots)
 {
 	/* most changes leave at the first test, without touching the socket */
-	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6)
+	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6 &&
+	    !fault_skip(sk, slots))
 		handle_tcp_state(sk, oldstate, newstate, slots);
 	/* the tracepoint backend (6.3+: the task's BTF, a load): the SYN goes out (in the
 	 * connecting thread): the connect(2) call's slot is not needed any more, the state
@@ -157,6 +176,45 @@ int BPF_PROG(sk_state_nested_hash, struct sock *sk, int oldstate, int newstate)
 {
 	FLOOR_RETURN(0);
 	return state_nested(sk, oldstate, newstate, false);
+}
+
+/*
+ * The kernel does not always run a tracepoint's programs, nor always count it as a miss: on
+ * this project's 6.18 a SYN timing out in a softirq that had interrupted a certain task (a
+ * Rust runtime's worker thread) ran none of the BPF programs on inet_sock_set_state,
+ * neither sk_state nor a perf tracepoint program, while ftrace's own event recorded the
+ * change, and no program's recursion_misses moved. Such a connect stays pending with its
+ * socket gone on. Its program's close shows it: a TCP socket to a mapped address released
+ * out of SYN_SENT (the state is stored after the tracepoint's programs ran) whose connect
+ * is still pending had its outcome missed; taken and counted (drops.missed). One still in
+ * SYN_SENT is left to its close's state change (ECONNABORTED). Kernel sockets have no
+ * release hook; a socket never closed is given up at DSTRACE_CONNECT_WAIT_MAX (user/tables.c).
+ */
+static __always_inline int sock_release(struct bpf_sock *ctx, bool slots)
+{
+	struct conn_pending c;
+
+	if (ctx->family != AF_INET6 || ctx->protocol != IPPROTO_TCP ||
+	    ctx->state == BPF_TCP_SYN_SENT || ctx->dst_ip6[0] || ctx->dst_ip6[1] ||
+	    ctx->dst_ip6[2] != bpf_htonl(0xffff))
+		return 1;
+	if (conn_pending_take(bpf_get_socket_cookie(ctx), &c, slots))
+		counter_add(DSTRACE_CNT_CONN_UNSEEN, 1);
+	return 1;
+}
+
+SEC("cgroup/sock_release")
+int sk_release(struct bpf_sock *ctx)
+{
+	FLOOR_RETURN(1);
+	return sock_release(ctx, true);
+}
+
+SEC("cgroup/sock_release")
+int sk_release_hash(struct bpf_sock *ctx)
+{
+	FLOOR_RETURN(1);
+	return sock_release(ctx, false);
 }
 
 /* ---- bind: an AF_INET6 socket bound to ::ffff:a.b.c.d ---- */

@@ -202,7 +202,9 @@ enum dstrace_counter {
 				   * present in the LRU map resolved) */
 	DSTRACE_CNT_STATE_NESTED = 8, /* TCP state changes sk_state_nested handled: sk_state
 				       * was running on the CPU, so the kernel skipped it */
-	DSTRACE_CNT_MAX = 9,
+	DSTRACE_CNT_CONN_UNSEEN = 9, /* TCP connects whose outcome no program saw: the kernel
+				      * ran none for its state change (sk_release) */
+	DSTRACE_CNT_MAX = 10,
 };
 
 #endif /* DSTRACE_H */

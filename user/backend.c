@@ -71,11 +71,12 @@ static const struct prog_ref lifecycle_progs[] = {
  * sk_state_nested after sk_state (the kernel runs them in the order attached). */
 static const struct prog_ref socket_slot_progs[] = {
 	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state), PROG(sk_state_nested),
+	PROG(sk_release),
 };
 
 static const struct prog_ref socket_hash_progs[] = {
 	PROG(sk_connect6_hash), PROG(sk_connect4_hash), PROG(sk_state_hash),
-	PROG(sk_state_nested_hash),
+	PROG(sk_state_nested_hash), PROG(sk_release_hash),
 };
 
 static const struct prog_ref socket_progs[] = {
@@ -784,6 +785,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	err = populate(b, env);
 	if (err)
 		goto out;
+	b->skel->bss->fault_skip_state = b->fault_skip_state;
 	err = attach(b);
 	if (!err)
 		say_blind(b);
@@ -801,11 +803,24 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 {
 	struct dstrace_backend *b = calloc(1, sizeof(*b));
 	char reasons[3 * (WHY_LEN + 4)] = "";
-	const char *v = getenv("DSTRACE_CONNECT_WAIT_MAX");
+	const char *v = getenv("DSTRACE_CONNECT_WAIT_MAX"),
+		   *skip = getenv("DSTRACE_FAULT_SKIP_STATE");
 	int err = -ENOENT;
 
 	if (!b)
 		return -ENOMEM;
+	if (skip) { /* tests only (bpf/maps.bpf.h, fault_skip_state) */
+		char *end;
+
+		errno = 0;
+		b->fault_skip_state = strtoll(skip, &end, 10);
+		if (errno || end == skip || *end || b->fault_skip_state < 0) {
+			fprintf(stderr, "dstrace: DSTRACE_FAULT_SKIP_STATE='%s': not a count\n",
+				skip);
+			free(b);
+			return -EINVAL;
+		}
+	}
 	b->cgroup_fd = -1;
 	b->conn_wait_max_s = DSTRACE_CONNECT_WAIT_MAX_S;
 	if (v) {

@@ -12,7 +12,9 @@
  *   missed        runs of dstrace's programs the kernel skipped: a return probe with no room
  *                 for one more call in flight (kprobe backend), a program that would have
  *                 run inside its own run on the same CPU (recursion_misses; where the
- *                 kernel counts them: fentry 5.12+, tp_btf 6.0+, kprobes 6.7+)
+ *                 kernel counts them: fentry 5.12+, tp_btf 6.0+, kprobes 6.7+), and TCP
+ *                 connects whose state change the kernel ran no program for (counted at
+ *                 their socket's release: bpf/socket.bpf.h, sock_release)
  *   flows_evicted UDP flows the kernel's LRU table evicted
  *   programs      processes whose program did not fit the program table
  *   pids          processes that did not fit the process table

@@ -175,7 +175,7 @@ static void lines_tick(struct sink *s, uint64_t now)
 		run_reopen(s->run);
 }
 
-static void print_warnings(struct run *r, const struct run_stats *stats)
+static void print_warnings(struct run *r, const struct run_stats *stats, uint64_t unseen)
 {
 	if (stats->lost)
 		fprintf(stderr, "dstrace: warning: %llu events lost (ring buffer full); the "
@@ -197,9 +197,14 @@ static void print_warnings(struct run *r, const struct run_stats *stats)
 			(unsigned long long)stats->drops.recv_unknown);
 	if (stats->drops.missed)
 		fprintf(stderr, "dstrace: warning: the kernel skipped dstrace's programs %llu "
-				"times (return probes out of room, or recursion): the counts are "
-				"lower bounds\n",
+				"times (return probes out of room, recursion, or a state change "
+				"it ran no program for): the counts are lower bounds\n",
 			(unsigned long long)stats->drops.missed);
+	if (unseen)
+		fprintf(stderr, "dstrace: warning: %llu TCP connects whose outcome no program "
+				"saw (the kernel ran none for their socket's state change), counted "
+				"in drops.missed when their program closed them\n",
+			(unsigned long long)unseen);
 	if (stats->proc_full || r->procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "
 				"not counted\n",
@@ -237,7 +242,7 @@ static int lines_finish(struct sink *s)
 			strerror(r->write_errno));
 		return 1;
 	}
-	print_warnings(r, &stats);
+	print_warnings(r, &stats, counters[DSTRACE_CNT_CONN_UNSEEN]);
 	return 0;
 }
 

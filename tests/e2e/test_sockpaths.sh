@@ -70,6 +70,16 @@ expect_proc "existing: server process" "$HSRV" "$(proc_counts 0 1 0 0 0 1 0)"
 # The TCP server every client reaches: tcpserv6 on [::]:8080 (IPv4 clients too).
 srv_start SRV lo "server" "$PROGS/tcpserv6" -n 0 8080 || true
 
+# TCP connects whose outcome no program saw (the kernel ran none for their socket's state
+# change; see "unseen" at the end), as the last dstrace run said on stderr: counted in
+# drops.missed, never lost silently.
+unseen_count() {
+	local n
+	n=$(sed -n 's/^dstrace: warning: \([0-9]*\) TCP connects whose outcome no program saw.*/\1/p' \
+		"$WORK/dstrace.log" | tail -n 1)
+	echo "${n:-0}"
+}
+
 # case NAME EXPECTED_RESULT CMD...: run one client, check its own result line.
 case_run() {
 	local name=$1 want=$2
@@ -361,6 +371,11 @@ dstrace_stop
 check_json_lines "output" "$OUT"
 STATS=$(stats_record "$OUT")
 MISSED=$(jq -r .drops.missed <<<"$STATS")
+# Seen in 1 of ~30 runs here (6.18): some of the 12 000 timeouts below ran no program at all
+UNSEEN=$(unseen_count)
+[[ $UNSEEN != 0 ]] &&
+	log "the kernel ran no program for the state change of $UNSEEN connects (counted in drops.missed)"
+
 BLOCKED=$(process_counts "$OUT" "$BLOCKED_PID")
 BLOCKED_RECV=$(kv "$BLOCKED" recv)
 log "5000 threads blocked: $BLOCKED; missed $MISSED (backend $(jq -r .backend <<<"$STATS"))"
@@ -383,17 +398,18 @@ if [[ $(jq -r .backend <<<"$STATS") == kprobe ]]; then
 	check_eq "5000 threads blocked: process" \
 		"$(proc_counts 0 0 0 "$BLOCKED_RECV" 0 1 $((BLOCKED_RECV * 100)))" "$BLOCKED"
 else
-	check_eq "5000 threads blocked: none missed" 0 "$MISSED"
+	check_eq "5000 threads blocked: none missed (but connects no program saw the outcome of)" \
+		"$UNSEEN" "$MISSED"
 	check_eq "5000 threads blocked: process" \
 		"$(proc_counts 0 0 0 "$BLOCKED_N" 0 1 $((BLOCKED_N * 100)))" "$BLOCKED"
 fi
 PEND_EVENTS=$(events_in "$OUT" "$NSJ" ".pid == $PEND" |
 	jq -sr 'group_by([.event, .ret, .error, .raddr]) |
 		map("\(length) \(.[0].event) \(.[0].ret) \(.[0].error) \(.[0].raddr)") | join(", ")')
-check_eq "connects pending at once: one connect event each, timed out" \
-	"$((PEND_N * 2)) connect -110 ETIMEDOUT 198.51.100.2" "$PEND_EVENTS"
-check_eq "connects pending at once: process" "$(proc_counts 0 0 0 0 $((PEND_N * 2)) 1 0)" \
-	"$(process_counts "$OUT" "$PEND")"
+check_eq "connects pending at once: one connect event each, timed out (or counted unseen)" \
+	"$((PEND_N * 2 - UNSEEN)) connect -110 ETIMEDOUT 198.51.100.2" "$PEND_EVENTS"
+check_eq "connects pending at once: process" \
+	"$(proc_counts 0 0 0 0 $((PEND_N * 2 - UNSEEN)) 1 0)" "$(process_counts "$OUT" "$PEND")"
 check_eq "connects pending at once: no pending connect without room (drops.stash_full)" 0 \
 	"$(jq -r '.drops.stash_full' <<<"$STATS")"
 check_expectations "$OUT" "$NSJ"
@@ -417,7 +433,60 @@ if DSTRACE_CONNECT_WAIT_MAX=3 dstrace_start "$GOUT" "${extra[@]}"; then
 		"$(events_in "$GOUT" "$NSJ" ".pid == $GIVE" | wc -l)"
 	check_eq "connects given up: each counted (drops.stash_full)" $((GIVE_N * 2)) \
 		"$(stats_record "$GOUT" | jq -r .drops.stash_full)"
-	check_eq "connects given up: nothing else lost (drops.missed, lost)" "0 0" \
+	check_eq "connects given up: nothing else lost (drops.missed, lost)" "$(unseen_count) 0" \
 		"$(stats_record "$GOUT" | jq -r '"\(.drops.missed) \(.drops.lost)"')"
 fi
+
+# Unseen: the kernel does not always run a tracepoint's programs, nor always count a miss.
+# On 6.18 here, SYN timeouts in a softirq that had interrupted a Rust runtime's worker
+# thread ran no BPF program on inet_sock_set_state (dstrace's nor a perf tracepoint's) while
+# ftrace's own event recorded them, and no recursion_misses moved. DSTRACE_FAULT_SKIP_STATE=K
+# makes dstrace ignore the next K state changes out of SYN_SENT of connects to mapped
+# addresses, as that kernel did: each such connect must be counted in drops.missed (and said
+# on stderr) when its program closes the socket, out of SYN_SENT; the others reported as
+# ever. Timed out: 5 connects, 3 unseen (on a kernel without tcp_done_with_error(), 5.10,
+# the error report decides a timed-out connect before its state change: none unseen);
+# established (dstrace started again): 4 programs that connect and close, the first 2 unseen.
+unseen_run() { # NAME OUT K: stop dstrace; K connects counted unseen, nothing else lost
+	local name=$1 out=$2 k=$3
+	dstrace_stop
+	check_json_lines "$name: output" "$out"
+	check_eq "$name: counted in drops.missed, nothing else lost" "$k 0 0" \
+		"$(stats_record "$out" | jq -r '"\(.drops.missed) \(.drops.lost) \(.drops.stash_full)"')"
+	check_eq "$name: said on stderr" "$k" "$(unseen_count)"
+}
+UOUT=$WORK/sockpaths-unseen.jsonl
+USKIP=0
+bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "FUNC 'tcp_done_with_error'" && USKIP=3
+if DSTRACE_FAULT_SKIP_STATE=3 dstrace_start "$UOUT" "${extra[@]}"; then
+	cli "unseen: timed out" lo "$SP" tcp-pending ::ffff:198.51.100.2 9200 5 0 0 0
+	UPID=$CPID
+	LINE=$(tail -n 1 "$(fbase "unseen: timed out").out")
+	check_eq "unseen: timed out: the program's result" "ok 5 0" \
+		"$(kv "$LINE" result) $(kv "$LINE" timedout) $(kv "$LINE" other)"
+	unseen_run "unseen: timed out" "$UOUT" "$USKIP"
+	check_eq "unseen: timed out: the others reported" "$((5 - USKIP)) connect -110 ETIMEDOUT" \
+		"$(events_in "$UOUT" "$NSJ" ".pid == $UPID" |
+			jq -sr 'group_by([.event, .ret, .error]) |
+				map("\(length) \(.[0].event) \(.[0].ret) \(.[0].error)") | join(", ")')"
+	check_eq "unseen: timed out: process" "$(proc_counts 0 0 0 0 $((5 - USKIP)) 1 0)" \
+		"$(process_counts "$UOUT" "$UPID")"
+fi
+srv_start UNSEEN_SRV lo "unseen: server" "$PROGS/tcpserv6" -n 0 8090 || true
+UOUT2=$WORK/sockpaths-unseen2.jsonl
+if DSTRACE_FAULT_SKIP_STATE=2 dstrace_start "$UOUT2" "${extra[@]}"; then
+	UPIDS=()
+	for i in 1 2 3 4; do
+		case_run "unseen: established $i" ok "$SP" tcp-block ::ffff:127.0.0.1 8090
+		UPIDS+=("$CPID")
+	done
+	unseen_run "unseen: established" "$UOUT2" 2
+	for i in 0 1 2 3; do
+		want=0
+		((i >= 2)) && want=1
+		check_eq "unseen: established $((i + 1)): connect events" "$want" \
+			"$(events_in "$UOUT2" "$NSJ" ".pid == ${UPIDS[$i]} and .event == \"connect\" and .ret == 0" | wc -l)"
+	done
+fi
+[[ -n ${UNSEEN_SRV:-} ]] && stop_pid "$UNSEEN_SRV"
 summary
