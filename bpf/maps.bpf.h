@@ -271,10 +271,20 @@ struct {
 	__type(value, struct conn_pending);
 } conn_pending SEC(".maps");
 
-/* Fault injection, for tests (DSTRACE_FAULT_SKIP_STATE, user/backend.c): the next so many
- * SYN_SENT exits of AF_INET6 TCP sockets are ignored, as if the kernel had run no program
- * for them (socket.bpf.h, sock_release). 0 but in tests. */
-__s64 fault_skip_state = 0;
+/* Fault injection, for tests (DSTRACE_FAULT_SKIP_STATE=K:ADDR, user/backend.c): the next K
+ * SYN_SENT exits of connects to ::ffff:ADDR are ignored, as if the kernel had run no program
+ * for them (socket.bpf.h, sock_release). Each takes one of K tokens user space puts in
+ * fault_tokens (a delete is atomic on every kernel: the _hash twins may use no fetching
+ * atomics). fault_skip_addr (network order) 0: none, as always but in tests. */
+#define FAULT_TOKENS_MAX DSTRACE_FAULT_TOKENS_MAX
+__u32 fault_skip_addr = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FAULT_TOKENS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} fault_tokens SEC(".maps");
 
 /* The peer of the UDP datagram in flight, left by a cgroup sock_addr hook (or a kernel function
  * hook) for the hook that counts it later in the same call: per thread and direction (key:

@@ -954,7 +954,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 						 __u32 daddr, __u16 dport, bool slots)
 {
 	struct dstrace_proc_stats *st;
-	struct conn_pending c = {};
+	struct conn_pending c = {}, old;
 	bool known;
 
 	if (!cookie || !proto_of(protocol, &c.proto))
@@ -976,6 +976,11 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		c.flags |= DSTRACE_F_BY_RESOLVER;
 	else if (c.proto == DSTRACE_PROTO_TCP)
 		fallback_take(&c);
+	/* The kernel runs this hook only for a TCP socket not connected nor connecting: a
+	 * connect of this socket's still pending had its outcome unseen (the kernel ran no
+	 * program for it; socket.bpf.h, sock_release): counted, not replaced silently. */
+	if (c.proto == DSTRACE_PROTO_TCP && conn_pending_take(cookie, &old, slots))
+		counter_add(DSTRACE_CNT_CONN_UNSEEN, 1);
 	if (!conn_pending_put(cookie, &c, slots)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
@@ -988,7 +993,8 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 		if (slot) {
 			/* another thread's connect, still waiting for its result: lost, counted
 			 * (its pending record stays: an io_uring completion may still decide it,
-			 * else it is given up and counted again: too many, never one missing) */
+			 * else it is given up, or taken at its socket's release, and counted
+			 * again: too many, never one missing) */
 			if (slot->tid && slot->tid != c.who.tid)
 				counter_add(DSTRACE_CNT_STASH_FULL, 1);
 			/* emptied first, owned last: an exit that copies the slot meanwhile

@@ -79,22 +79,21 @@ int sk_connect4_hash(struct bpf_sock_addr *ctx)
 	return connect4(ctx, false);
 }
 
-/* Tests: ignore this SYN_SENT exit of a connect to a mapped address (maps.bpf.h,
- * fault_skip_state)? */
-static __always_inline bool fault_skip(struct sock *sk, bool slots)
+/* Tests: ignore this SYN_SENT exit of a connect to the mapped address of
+ * DSTRACE_FAULT_SKIP_STATE, while a token is left (maps.bpf.h, fault_skip_addr)? */
+static __always_inline bool fault_skip(struct sock *sk)
 {
 	__u32 *d;
 
-	if (fault_skip_state <= 0)
+	if (!fault_skip_addr)
 		return false;
 	d = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
-	if (d[0] || d[1] || d[2] != bpf_htonl(0xffff))
+	if (d[0] || d[1] || d[2] != bpf_htonl(0xffff) || d[3] != fault_skip_addr)
 		return false;
-	if (slots)
-		return __sync_fetch_and_add(&fault_skip_state, -1) > 0;
-	/* the _hash twins load on kernels whose verifier has no fetching atomics (5.10) */
-	__sync_fetch_and_add(&fault_skip_state, -1);
-	return true;
+	for (__u32 i = 0; i < FAULT_TOKENS_MAX; i++)
+		if (!bpf_map_delete_elem(&fault_tokens, &i))
+			return true;
+	return false;
 }
 
 /* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */
@@ -103,7 +102,7 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
 {
 	/* most changes leave at the first test, without touching the socket */
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6 &&
-	    !fault_skip(sk, slots))
+	    !fault_skip(sk))
 		handle_tcp_state(sk, oldstate, newstate, slots);
 	/* the tracepoint backend (6.3+: the task's BTF, a load): the SYN goes out (in the
 	 * connecting thread): the connect(2) call's slot is not needed any more, the state

@@ -187,6 +187,9 @@ struct dstrace_conn_slot_head {
 	unsigned long long since; /* when it was kept (CLOCK_BOOTTIME) */
 };
 
+/* Tokens of DSTRACE_FAULT_SKIP_STATE (tests only; bpf/maps.bpf.h, fault_tokens). */
+#define DSTRACE_FAULT_TOKENS_MAX 64
+
 /* Global counters (map counters, index). */
 enum dstrace_counter {
 	DSTRACE_CNT_EVENTS = 0,	  /* events written to the ring buffer */

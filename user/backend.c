@@ -5,6 +5,7 @@
  * resolver's uprobes), and what it cannot see on this kernel. The reads of the kernel's maps
  * are in tables.c.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -577,6 +578,20 @@ static struct bpf_link *attach_kretprobe(struct dstrace_backend *b, struct bpf_p
 	return bpf_program__attach(prog);
 }
 
+/* DSTRACE_FAULT_SKIP_STATE=K:ADDR, tests only: K tokens, then the address (bpf/maps.bpf.h). */
+static int fault_skip_set(struct dstrace_backend *b)
+{
+	__u8 one = 1;
+
+	if (!b->fault_skip_addr)
+		return 0;
+	for (uint32_t i = 0; i < b->fault_skip_n; i++)
+		if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.fault_tokens), &i, &one, BPF_ANY))
+			return fail(b, -errno, "DSTRACE_FAULT_SKIP_STATE: %s", strerror(errno));
+	b->skel->bss->fault_skip_addr = b->fault_skip_addr;
+	return 0;
+}
+
 static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 {
 	struct bpf_link *link;
@@ -785,7 +800,9 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	err = populate(b, env);
 	if (err)
 		goto out;
-	b->skel->bss->fault_skip_state = b->fault_skip_state;
+	err = fault_skip_set(b);
+	if (err)
+		goto out;
 	err = attach(b);
 	if (!err)
 		say_blind(b);
@@ -809,17 +826,22 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 
 	if (!b)
 		return -ENOMEM;
-	if (skip) { /* tests only (bpf/maps.bpf.h, fault_skip_state) */
+	if (skip) { /* tests only (bpf/maps.bpf.h, fault_skip_addr) */
 		char *end;
+		unsigned long k;
 
 		errno = 0;
-		b->fault_skip_state = strtoll(skip, &end, 10);
-		if (errno || end == skip || *end || b->fault_skip_state < 0) {
-			fprintf(stderr, "dstrace: DSTRACE_FAULT_SKIP_STATE='%s': not a count\n",
-				skip);
+		k = strtoul(skip, &end, 10);
+		if (errno || end == skip || *end != ':' || *skip == '-' ||
+		    k > DSTRACE_FAULT_TOKENS_MAX ||
+		    inet_pton(AF_INET, end + 1, &b->fault_skip_addr) != 1 || !b->fault_skip_addr) {
+			fprintf(stderr, "dstrace: DSTRACE_FAULT_SKIP_STATE='%s': not K:ADDR (K up "
+					"to %d, ADDR an IPv4 address)\n",
+				skip, DSTRACE_FAULT_TOKENS_MAX);
 			free(b);
 			return -EINVAL;
 		}
+		b->fault_skip_n = (uint32_t)k;
 	}
 	b->cgroup_fd = -1;
 	b->conn_wait_max_s = DSTRACE_CONNECT_WAIT_MAX_S;

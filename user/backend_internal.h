@@ -34,7 +34,8 @@ struct dstrace_backend {
 	uint64_t conn_wait_max_s; /* given up after so long */
 	time_t conns_swept_s;	  /* last swept (CLOCK_MONOTONIC) */
 	uint64_t conns_given_up;
-	int64_t fault_skip_state; /* DSTRACE_FAULT_SKIP_STATE, tests only (bpf/maps.bpf.h) */
+	/* DSTRACE_FAULT_SKIP_STATE=K:ADDR, tests only (bpf/maps.bpf.h, fault_skip_addr) */
+	uint32_t fault_skip_n, fault_skip_addr;
 	void *conn_slots_mem;	  /* conn_slots, mapped (MAP_FAILED: not) */
 	size_t conn_slots_len;
 	char kret_blind[WHY_LEN]; /* why they are the kernel's default ones ("": they are not) */

@@ -202,8 +202,9 @@ static void print_warnings(struct run *r, const struct run_stats *stats, uint64_
 			(unsigned long long)stats->drops.missed);
 	if (unseen)
 		fprintf(stderr, "dstrace: warning: %llu TCP connects whose outcome no program "
-				"saw (the kernel ran none for their socket's state change), counted "
-				"in drops.missed when their program closed them\n",
+				"saw (most likely the kernel ran none for their socket's state "
+				"change), counted in drops.missed when their socket was closed or "
+				"connected again\n",
 			(unsigned long long)unseen);
 	if (stats->proc_full || r->procs.dropped)
 		fprintf(stderr, "dstrace: warning: per-process table full: %llu updates "

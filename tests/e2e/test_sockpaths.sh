@@ -440,13 +440,15 @@ fi
 # Unseen: the kernel does not always run a tracepoint's programs, nor always count a miss.
 # On 6.18 here, SYN timeouts in a softirq that had interrupted a Rust runtime's worker
 # thread ran no BPF program on inet_sock_set_state (dstrace's nor a perf tracepoint's) while
-# ftrace's own event recorded them, and no recursion_misses moved. DSTRACE_FAULT_SKIP_STATE=K
-# makes dstrace ignore the next K state changes out of SYN_SENT of connects to mapped
-# addresses, as that kernel did: each such connect must be counted in drops.missed (and said
+# ftrace's own event recorded them, and no recursion_misses moved. DSTRACE_FAULT_SKIP_STATE=
+# K:ADDR makes dstrace ignore the next K state changes out of SYN_SENT of connects to
+# ::ffff:ADDR, as that kernel did: each such connect must be counted in drops.missed (and said
 # on stderr) when its program closes the socket, out of SYN_SENT; the others reported as
 # ever. Timed out: 5 connects, 3 unseen (on a kernel without tcp_done_with_error(), 5.10,
 # the error report decides a timed-out connect before its state change: none unseen);
-# established (dstrace started again): 4 programs that connect and close, the first 2 unseen.
+# established (dstrace started again): 4 programs that connect to 127.0.0.9 (only here) and
+# close, the first 2 unseen; between them, one socket connected twice to a closed port, its
+# first refusal unseen: counted when the second connect starts, the second reported.
 unseen_run() { # NAME OUT K: stop dstrace; K connects counted unseen, nothing else lost
 	local name=$1 out=$2 k=$3
 	dstrace_stop
@@ -458,7 +460,7 @@ unseen_run() { # NAME OUT K: stop dstrace; K connects counted unseen, nothing el
 UOUT=$WORK/sockpaths-unseen.jsonl
 USKIP=0
 bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "FUNC 'tcp_done_with_error'" && USKIP=3
-if DSTRACE_FAULT_SKIP_STATE=3 dstrace_start "$UOUT" "${extra[@]}"; then
+if DSTRACE_FAULT_SKIP_STATE=3:198.51.100.2 dstrace_start "$UOUT" "${extra[@]}"; then
 	cli "unseen: timed out" lo "$SP" tcp-pending ::ffff:198.51.100.2 9200 5 0 0 0
 	UPID=$CPID
 	LINE=$(tail -n 1 "$(fbase "unseen: timed out").out")
@@ -474,13 +476,22 @@ if DSTRACE_FAULT_SKIP_STATE=3 dstrace_start "$UOUT" "${extra[@]}"; then
 fi
 srv_start UNSEEN_SRV lo "unseen: server" "$PROGS/tcpserv6" -n 0 8090 || true
 UOUT2=$WORK/sockpaths-unseen2.jsonl
-if DSTRACE_FAULT_SKIP_STATE=2 dstrace_start "$UOUT2" "${extra[@]}"; then
+if DSTRACE_FAULT_SKIP_STATE=3:127.0.0.9 dstrace_start "$UOUT2" "${extra[@]}"; then
 	UPIDS=()
 	for i in 1 2 3 4; do
-		case_run "unseen: established $i" ok "$SP" tcp-block ::ffff:127.0.0.1 8090
+		if ((i == 3)); then
+			case_run "unseen: connected again" ECONNREFUSED "$SP" tcp-twice ::ffff:127.0.0.9 8091
+			TWICE=$CPID
+		fi
+		case_run "unseen: established $i" ok "$SP" tcp-block ::ffff:127.0.0.9 8090
 		UPIDS+=("$CPID")
 	done
-	unseen_run "unseen: established" "$UOUT2" 2
+	unseen_run "unseen: established" "$UOUT2" 3
+	check_eq "unseen: connected again: the second connect reported" \
+		"1 connect -111 ECONNREFUSED 127.0.0.9 8091" \
+		"$(events_in "$UOUT2" "$NSJ" ".pid == $TWICE" |
+			jq -sr 'map("\(.event) \(.ret) \(.error) \(.raddr) \(.rport)") | group_by(.) |
+				map("\(length) \(.[0])") | join(", ")')"
 	for i in 0 1 2 3; do
 		want=0
 		((i >= 2)) && want=1

@@ -7,6 +7,8 @@
  *
  *   sockpaths tcp-retry ADDR PORT          non-blocking connect, poll, connect() again
  *   sockpaths tcp-block ADDR PORT          blocking connect (result: ok or the errno)
+ *   sockpaths tcp-twice ADDR PORT          two blocking connects of one socket, the second
+ *                                          once the first failed (result: the second's)
  *   sockpaths tcp-nb ADDR PORT             non-blocking connect, result from SO_ERROR
  *   sockpaths tcp-pending ADDR PORT N BURN N2 WAIT
  *                                          N non-blocking connects to ADDR, ports PORT to
@@ -158,6 +160,21 @@ static int tcp_block(struct sockaddr_in6 *sa)
 	int fd = sock6(SOCK_STREAM, 0);
 	int err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
 
+	close(fd);
+	return result(err);
+}
+
+static int tcp_twice(struct sockaddr_in6 *sa)
+{
+	int fd = sock6(SOCK_STREAM, 0), err;
+
+	err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+	fprintf(stderr, "sockpaths: first connect: %s\n", err ? errname(err) : "0");
+	if (!err) {
+		close(fd);
+		return result(EISCONN); /* the case wants a failure first */
+	}
+	err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
 	close(fd);
 	return result(err);
 }
@@ -749,6 +766,8 @@ int main(int argc, char **argv)
 		return tcp_retry(&sa);
 	if (!strcmp(m, "tcp-block") && argc == 4)
 		return tcp_block(&sa);
+	if (!strcmp(m, "tcp-twice") && argc == 4)
+		return tcp_twice(&sa);
 	if (!strcmp(m, "tcp-nb") && argc == 4)
 		return tcp_nb(&sa);
 	if (!strcmp(m, "tcp-pending") && argc == 8)
