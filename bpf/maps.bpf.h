@@ -273,16 +273,15 @@ struct {
 
 /* Fault injection, for tests (DSTRACE_FAULT_SKIP_STATE=K:ADDR, user/backend.c): the next K
  * SYN_SENT exits of connects to ::ffff:ADDR are ignored, as if the kernel had run no program
- * for them (socket.bpf.h, sock_release). Each takes one of K tokens user space puts in
- * fault_tokens (a delete is atomic on every kernel: the _hash twins may use no fetching
- * atomics). fault_skip_addr (network order) 0: none, as always but in tests. */
-#define FAULT_TOKENS_MAX DSTRACE_FAULT_TOKENS_MAX
+ * for them (socket.bpf.h, sock_release). Each pops one of K tokens user space pushed on
+ * fault_tokens, a queue: a pop is atomic on every kernel (the _hash twins may use no
+ * fetching atomics), and needs no loop (older verifiers refuse one over a map call).
+ * fault_skip_addr (network order) 0: none, as always but in tests. */
 __u32 fault_skip_addr = 0;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, FAULT_TOKENS_MAX);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, DSTRACE_FAULT_TOKENS_MAX);
 	__type(value, __u8);
 } fault_tokens SEC(".maps");
 

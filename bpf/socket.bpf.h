@@ -83,6 +83,7 @@ int sk_connect4_hash(struct bpf_sock_addr *ctx)
  * DSTRACE_FAULT_SKIP_STATE, while a token is left (maps.bpf.h, fault_skip_addr)? */
 static __always_inline bool fault_skip(struct sock *sk)
 {
+	__u8 token;
 	__u32 *d;
 
 	if (!fault_skip_addr)
@@ -90,10 +91,7 @@ static __always_inline bool fault_skip(struct sock *sk)
 	d = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
 	if (d[0] || d[1] || d[2] != bpf_htonl(0xffff) || d[3] != fault_skip_addr)
 		return false;
-	for (__u32 i = 0; i < FAULT_TOKENS_MAX; i++)
-		if (!bpf_map_delete_elem(&fault_tokens, &i))
-			return true;
-	return false;
+	return !bpf_map_pop_elem(&fault_tokens, &token);
 }
 
 /* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */

@@ -585,8 +585,8 @@ static int fault_skip_set(struct dstrace_backend *b)
 
 	if (!b->fault_skip_addr)
 		return 0;
-	for (uint32_t i = 0; i < b->fault_skip_n; i++)
-		if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.fault_tokens), &i, &one, BPF_ANY))
+	for (uint32_t i = 0; i < b->fault_skip_n; i++) /* a push */
+		if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.fault_tokens), NULL, &one, BPF_ANY))
 			return fail(b, -errno, "DSTRACE_FAULT_SKIP_STATE: %s", strerror(errno));
 	b->skel->bss->fault_skip_addr = b->fault_skip_addr;
 	return 0;
