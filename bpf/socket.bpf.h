@@ -83,15 +83,12 @@ int sk_connect4_hash(struct bpf_sock_addr *ctx)
  * DSTRACE_FAULT_SKIP_STATE, while a token is left (maps.bpf.h, fault_skip_addr)? */
 static __always_inline bool fault_skip(struct sock *sk)
 {
+	__u32 raddr;
+	__u16 rport;
 	__u8 token;
-	__u32 *d;
 
-	if (!fault_skip_addr)
-		return false;
-	d = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
-	if (d[0] || d[1] || d[2] != bpf_htonl(0xffff) || d[3] != fault_skip_addr)
-		return false;
-	return !bpf_map_pop_elem(&fault_tokens, &token);
+	return fault_skip_addr && sk_mapped_peer_as(sk, &raddr, &rport, true) &&
+	       raddr == fault_skip_addr && !bpf_map_pop_elem(&fault_tokens, &token);
 }
 
 /* The outcome of a TCP connect: established, refused, timed out, unreachable, abandoned. */

@@ -206,7 +206,8 @@ enum dstrace_counter {
 	DSTRACE_CNT_STATE_NESTED = 8, /* TCP state changes sk_state_nested handled: sk_state
 				       * was running on the CPU, so the kernel skipped it */
 	DSTRACE_CNT_CONN_UNSEEN = 9, /* TCP connects whose outcome no program saw: the kernel
-				      * ran none for its state change (sk_release) */
+				      * ran none for its state change (counted by sk_release, or
+				      * by the connect hook when the socket connects again) */
 	DSTRACE_CNT_MAX = 10,
 };
 

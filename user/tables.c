@@ -74,7 +74,8 @@ int dstrace_backend__missed(const struct dstrace_backend *b,
 			continue;
 		*missed += recursion_misses(prog);
 	}
-	/* connects whose socket's state change ran none of the programs (bpf/socket.bpf.h) */
+	/* connects whose socket's state change ran none of the programs (bpf/socket.bpf.h,
+	 * sock_release; bpf/paths.bpf.h, handle_connect_start) */
 	*missed += counters[DSTRACE_CNT_CONN_UNSEEN];
 	/* sk_state's misses that sk_state_nested did not make up for */
 	m = recursion_misses(state);
