@@ -1083,18 +1083,23 @@ static __always_inline __u8 tcp_mptcp_flag(struct sock *sk)
 	return 0;
 }
 
-/* A TCP socket closed in SYN_SENT without an error, and not by its program (close() shuts
- * it down first): the connect call itself failed after setting SYN_SENT (no local port left:
- * EADDRNOTAVAIL; no route for the port chosen; no memory), in the connecting thread. The
- * call's return has the error: its exit decides (fexit, kretprobe, or on the tracepoint
- * backend the syscall's exit, given the thread's slot back), not the state change. */
+/* A TCP socket closed in SYN_SENT without an error, inside the connect call: the call itself
+ * failed after setting SYN_SENT (no local port left: EADDRNOTAVAIL; no route for the port
+ * chosen; no memory), in the connecting thread. The call's return has the error: its exit
+ * decides (fexit, kretprobe, or on the tracepoint backend the syscall's exit, given the
+ * thread's slot back), not the state change. Inside the call the socket layer still says
+ * SS_UNCONNECTED (it says SS_CONNECTING once the call returns), which tells it from the
+ * program giving up in the same thread after the call returned: close() (which shuts it down
+ * first), shutdown() (SS_DISCONNECTING) or connect(AF_UNSPEC) (SS_CONNECTING): those are
+ * the state change's to decide (ECONNABORTED). */
 static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, bool slots)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args *slot;
 	struct conn_pending *p;
 
-	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown))
+	if (BPF_CORE_READ_BITFIELD(sk, sk_shutdown) ||
+	    BPF_CORE_READ(sk, sk_socket, state) != SS_UNCONNECTED)
 		return false;
 	p = conn_pending_peek(cookie, slots);
 	if (!p || p->who.tid != tid)

@@ -114,6 +114,17 @@ one_connect "blocking connect timed out" "$CPID" tcp -110 ETIMEDOUT 198.51.100.2
 case_run "non-blocking connect timed out" ETIMEDOUT "$SP" tcp-nb ::ffff:198.51.100.2 81
 one_connect "non-blocking connect timed out" "$CPID" tcp -110 ETIMEDOUT 198.51.100.2 81
 
+# Given up by its own program, in the thread that connected, while the SYN is unanswered:
+# closed, shut down, or disconnected (connect(AF_UNSPEC)). The outcome is ECONNABORTED on
+# every backend: the connect call returned long before, so its return cannot decide (a
+# socket closed in SYN_SENT inside the call, as with no local port left below, is the
+# call's), and nothing is counted unseen.
+for how in close shutdown unspec; do
+	case_run "connect given up: $how" ok "$SP" tcp-abandon ::ffff:198.51.100.2 82 "$how"
+	one_connect "connect given up: $how" "$CPID" tcp -103 ECONNABORTED 198.51.100.2 82
+	expect_proc "connect given up: $how: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
+done
+
 # No local port left: the namespace's range is one port, held by a connection to the same
 # peer. tcp_v4_connect sets SYN_SENT before it picks the port, so the socket closes in
 # SYN_SENT without an error, inside the call: the result is the call's (EADDRNOTAVAIL), not

@@ -10,6 +10,11 @@
  *   sockpaths tcp-twice ADDR PORT          two blocking connects of one socket, the second
  *                                          once the first failed (result: the second's)
  *   sockpaths tcp-nb ADDR PORT             non-blocking connect, result from SO_ERROR
+ *   sockpaths tcp-abandon ADDR PORT HOW    non-blocking connect to a peer that does not
+ *                                          answer, given up 0.2 s later by the same thread
+ *                                          (HOW: close, shutdown: shutdown(SHUT_RDWR) then
+ *                                          close, unspec: connect(AF_UNSPEC) then close;
+ *                                          result: ok, or the errno of that call)
  *   sockpaths tcp-pending ADDR PORT N BURN N2 WAIT
  *                                          N non-blocking connects to ADDR, ports PORT to
  *                                          PORT+63, 2 SYN retries each (timed out after 7 s
@@ -185,6 +190,26 @@ static int tcp_nb(struct sockaddr_in6 *sa)
 
 	if (connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
 		err = errno == EINPROGRESS ? wait_connected(fd) : errno;
+	close(fd);
+	return result(err);
+}
+
+static int tcp_abandon(struct sockaddr_in6 *sa, const char *how)
+{
+	int fd = sock6(SOCK_STREAM | SOCK_NONBLOCK, 0), err = 0;
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+
+	if (!connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
+		return result(EISCONN); /* the case wants a connect still in progress */
+	if (errno != EINPROGRESS)
+		return result(errno);
+	usleep(200000);
+	if (!strcmp(how, "shutdown"))
+		err = shutdown(fd, SHUT_RDWR) ? errno : 0;
+	else if (!strcmp(how, "unspec"))
+		err = connect(fd, &unspec, sizeof(unspec)) ? errno : 0;
+	else if (strcmp(how, "close"))
+		usage();
 	close(fd);
 	return result(err);
 }
@@ -770,6 +795,8 @@ int main(int argc, char **argv)
 		return tcp_twice(&sa);
 	if (!strcmp(m, "tcp-nb") && argc == 4)
 		return tcp_nb(&sa);
+	if (!strcmp(m, "tcp-abandon") && argc == 5)
+		return tcp_abandon(&sa, argv[4]);
 	if (!strcmp(m, "tcp-pending") && argc == 8)
 		return tcp_pending(&sa, argv[4], argv[5], argv[6], argv[7]);
 	if (!strcmp(m, "tcp-hold") && argc == 5)
