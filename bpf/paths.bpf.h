@@ -1124,17 +1124,21 @@ static __always_inline void tcp_connect_outcome(struct sock *sk, __u64 cookie, i
 	native_try_done(cookie, err);
 }
 
-/* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly). */
+/* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly).
+ * A simultaneous open (a SYN came in answer to the SYN, as a socket connecting to its own
+ * address and port gets) goes SYN_SENT -> SYN_RECV, still pending; the change out of SYN_RECV
+ * decides it: established, or reset (ECONNRESET), or given up by its program. */
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate,
 					     bool slots)
 {
 	__u64 cookie = sk_cookie_as(sk, true);
 	int sk_err, err;
 
-	if (oldstate != TCP_SYN_SENT)
-		return;
 	if (newstate == TCP_ESTABLISHED) {
 		tcp_connect_outcome(sk, cookie, 0, false, true, slots);
+	} else if (oldstate == TCP_SYN_RECV) {
+		sk_err = sk->sk_err;
+		tcp_connect_outcome(sk, cookie, sk_err ? -sk_err : -ECONNABORTED, false, true, slots);
 	} else if (newstate == TCP_CLOSE) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
 		 * closed by its program before an answer came: ECONNABORTED */

@@ -99,6 +99,11 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6 &&
 	    !fault_skip(sk))
 		handle_tcp_state(sk, oldstate, newstate, slots);
+	/* out of SYN_RECV: a simultaneous open (paths.bpf.h, handle_tcp_state) has a socket;
+	 * a passive open's child (every accepted connection) has none yet */
+	else if (oldstate == TCP_SYN_RECV && sk->__sk_common.skc_family == AF_INET6 &&
+		 sk->sk_socket)
+		handle_tcp_state(sk, oldstate, newstate, slots);
 	/* the tracepoint backend (6.3+: the task's BTF, a load): the SYN goes out (in the
 	 * connecting thread): the connect(2) call's slot is not needed any more, the state
 	 * change decides (maps.bpf.h) */
@@ -181,15 +186,17 @@ int BPF_PROG(sk_state_nested_hash, struct sock *sk, int oldstate, int newstate)
  * socket gone on. Its program's close shows it: a TCP socket to a mapped address released
  * out of SYN_SENT (the state is stored after the tracepoint's programs ran) whose connect
  * is still pending had its outcome missed; taken and counted (drops.missed). One still in
- * SYN_SENT is left to its close's state change (ECONNABORTED). Kernel sockets have no
- * release hook; a socket never closed is given up at DSTRACE_CONNECT_WAIT_MAX (user/tables.c).
+ * SYN_SENT, or in SYN_RECV (a simultaneous open), is left to its close's state change.
+ * Kernel sockets have no release hook; a socket never closed is given up at
+ * DSTRACE_CONNECT_WAIT_MAX (user/tables.c).
  */
 static __always_inline int sock_release(struct bpf_sock *ctx, bool slots)
 {
 	struct conn_pending c;
 
 	if (ctx->family != AF_INET6 || ctx->protocol != IPPROTO_TCP ||
-	    ctx->state == BPF_TCP_SYN_SENT || ctx->dst_ip6[0] || ctx->dst_ip6[1] ||
+	    ctx->state == BPF_TCP_SYN_SENT || ctx->state == BPF_TCP_SYN_RECV ||
+	    ctx->dst_ip6[0] || ctx->dst_ip6[1] ||
 	    ctx->dst_ip6[2] != bpf_htonl(0xffff))
 		return 1;
 	if (conn_pending_take(bpf_get_socket_cookie(ctx), &c, slots))

@@ -48,7 +48,7 @@ fi
 topo_up
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
-FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609]'
+FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
@@ -110,6 +110,8 @@ workload() {
 		run_in cds 20 "$WORK/$tag-abandon-$how" "$sp" tcp-abandon ::ffff:192.0.2.99 $port $how
 		port=$((port + 1))
 	done
+	# a simultaneous open: a socket that connects to its own address and port
+	run_in cds 20 "$WORK/$tag-self" "$sp" tcp-self 9513
 	bg_start upid sds "$WORK/$tag-uaccept" "$sp" uring-accept 9503 2
 	wait_line "$WORK/$tag-uaccept.out" '^ready' 10 || fail "$tag workload" "uring-accept did not start"
 	run_in cds 20 "$WORK/$tag-ucli1" "$sp" tcp-block ::ffff:192.0.2.4 9503

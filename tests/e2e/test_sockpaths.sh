@@ -125,6 +125,13 @@ for how in close shutdown unspec; do
 	expect_proc "connect given up: $how: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
 done
 
+# A simultaneous open: a socket bound to [::]:8092 connects to ::ffff:127.0.0.1:8092, itself
+# (SYN_SENT, then SYN_RECV on its own SYN, then ESTABLISHED on its own SYN-ACK): one connect
+# event, established (it was left pending, then counted unseen at close).
+case_run "simultaneous open" ok "$SP" tcp-self 8092
+one_connect "simultaneous open" "$CPID" tcp 0 null 127.0.0.1 8092
+expect_proc "simultaneous open: process" "$CPID" "$(proc_counts 1 0 0 0 0 1 0)"
+
 # No local port left: the namespace's range is one port, held by a connection to the same
 # peer. tcp_v4_connect sets SYN_SENT before it picks the port, so the socket closes in
 # SYN_SENT without an error, inside the call: the result is the call's (EADDRNOTAVAIL), not

@@ -15,6 +15,10 @@
  *                                          (HOW: close, shutdown: shutdown(SHUT_RDWR) then
  *                                          close, unspec: connect(AF_UNSPEC) then close;
  *                                          result: ok, or the errno of that call)
+ *   sockpaths tcp-self PORT                an AF_INET6 socket bound to [::]:PORT connects
+ *                                          (blocking) to ::ffff:127.0.0.1:PORT, itself: a
+ *                                          simultaneous open (SYN_SENT, SYN_RECV, then
+ *                                          ESTABLISHED)
  *   sockpaths tcp-pending ADDR PORT N BURN N2 WAIT
  *                                          N non-blocking connects to ADDR, ports PORT to
  *                                          PORT+63, 2 SYN retries each (timed out after 7 s
@@ -210,6 +214,19 @@ static int tcp_abandon(struct sockaddr_in6 *sa, const char *how)
 		err = connect(fd, &unspec, sizeof(unspec)) ? errno : 0;
 	else if (strcmp(how, "close"))
 		usage();
+	close(fd);
+	return result(err);
+}
+
+static int tcp_self(const char *port)
+{
+	int fd = sock6(SOCK_STREAM, 0), err = 0;
+	struct sockaddr_in6 any = addr6("::", port), self = addr6("::ffff:127.0.0.1", port);
+
+	if (bind(fd, (struct sockaddr *)&any, sizeof(any)))
+		return result(errno);
+	if (connect(fd, (struct sockaddr *)&self, sizeof(self)))
+		err = errno;
 	close(fd);
 	return result(err);
 }
@@ -774,6 +791,8 @@ int main(int argc, char **argv)
 	m = argv[1];
 	if (!strcmp(m, "accept-hold") && argc == 3)
 		return accept_hold(argv[2]);
+	if (!strcmp(m, "tcp-self") && argc == 3)
+		return tcp_self(argv[2]);
 	if (!strcmp(m, "uring-accept") && argc == 4)
 		return uring_accept(argv[2], argv[3]);
 	if (!strcmp(m, "udp-threads") && (argc == 6 || argc == 7))
