@@ -18,7 +18,7 @@
  *   sockpaths tcp-self PORT                an AF_INET6 socket bound to [::]:PORT connects
  *                                          (blocking) to ::ffff:127.0.0.1:PORT, itself: a
  *                                          simultaneous open (SYN_SENT, SYN_RECV, then
- *                                          ESTABLISHED)
+ *                                          ESTABLISHED); closed with a reset (no TIME_WAIT)
  *   sockpaths tcp-pending ADDR PORT N BURN N2 WAIT
  *                                          N non-blocking connects to ADDR, ports PORT to
  *                                          PORT+63, 2 SYN retries each (timed out after 7 s
@@ -227,6 +227,8 @@ static int tcp_self(const char *port)
 		return result(errno);
 	if (connect(fd, (struct sockaddr *)&self, sizeof(self)))
 		err = errno;
+	/* closed with a reset, so the port is not left in TIME_WAIT for the next run */
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ .l_onoff = 1 }, sizeof(struct linger));
 	close(fd);
 	return result(err);
 }
