@@ -787,7 +787,8 @@ static __always_inline void native_try_start(__u64 cookie, const __u32 *addr6)
 		__sync_fetch_and_add(&native_tries_live, -1);
 }
 
-/* Its outcome (a state change out of SYN_SENT): a failure is kept for the thread. */
+/* Its outcome (a state change out of SYN_SENT or, after a simultaneous open, SYN_RECV): a
+ * failure is kept for the thread. */
 static __always_inline void native_try_done(__u64 cookie, int err)
 {
 	struct fallback_rec fb = {};
@@ -1091,7 +1092,12 @@ static __always_inline __u8 tcp_mptcp_flag(struct sock *sk)
  * SS_UNCONNECTED (it says SS_CONNECTING once the call returns), which tells it from the
  * program giving up in the same thread after the call returned: close() (which shuts it down
  * first), shutdown() (SS_DISCONNECTING) or connect(AF_UNSPEC) (SS_CONNECTING): those are
- * the state change's to decide (ECONNABORTED). */
+ * the state change's to decide (ECONNABORTED). MPTCP's first subflow has the MPTCP socket's
+ * struct socket (grafted), so the same holds; a subflow of a closed MPTCP socket has none
+ * (read as 0), and the state change decides. Not seen on the tracepoint backend: a TCP Fast
+ * Open sendto()/sendmsg() whose connect fails so inside the call (no local port left): only
+ * connect(2)'s exit and io_uring's completion take the call's result there; such a connect
+ * is counted unseen at its socket's close. */
 static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, bool slots)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -1113,8 +1119,8 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 	return true;
 }
 
-/* What the socket says of its connect (its state changed out of SYN_SENT, or it reported an
- * error): err decides the pending connect, unless call_decides (the connect call's return
+/* What the socket says of its connect (its state changed out of SYN_SENT, or out of SYN_RECV
+ * after a simultaneous open, or it reported an error): err decides the pending connect, unless call_decides (the connect call's return
  * has the error), and ends the resolver's native try on it, if there is one. */
 static __always_inline void tcp_connect_outcome(struct sock *sk, __u64 cookie, int err,
 						bool call_decides, bool btf, bool slots)
@@ -1127,7 +1133,9 @@ static __always_inline void tcp_connect_outcome(struct sock *sk, __u64 cookie, i
 /* A TCP socket changed state: the outcome of a pending connect (tp_btf: sk read directly).
  * A simultaneous open (a SYN came in answer to the SYN, as a socket connecting to its own
  * address and port gets) goes SYN_SENT -> SYN_RECV, still pending; the change out of SYN_RECV
- * decides it: established, or reset (ECONNRESET), or given up by its program. */
+ * decides it: established, or its error (reset, timed out, unreachable), or given up by its
+ * program (ECONNABORTED; so is a shutdown(SHUT_WR) then, although the handshake may still
+ * complete half-closed). */
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate,
 					     bool slots)
 {
@@ -1150,7 +1158,8 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 }
 
 /*
- * An error reported on an AF_INET6 TCP socket still in SYN_SENT: the connect's outcome is
+ * An error reported on an AF_INET6 TCP socket still in SYN_SENT (or in SYN_RECV after a
+ * simultaneous open): the connect's outcome is
  * that error, decided here as its close would with the error still set. Without
  * tcp_done_with_error() (mainline since mid-2024, backported to stable kernels, Debian's 6.1
  * among them) a timed-out or ICMP-refused SYN reports its error, waking the program, before
@@ -1162,11 +1171,13 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
  */
 static __always_inline void handle_tcp_error_report(struct sock *sk, bool btf, bool slots)
 {
+	int state = SK_READ(btf, sk, __sk_common.skc_state), sk_err;
 	__u64 cookie;
-	int sk_err;
 
+	/* SYN_RECV: a simultaneous open's (it has a struct socket; a passive open's child in
+	 * SYN_RECV has none, or has no pending connect: handle_tcp_state) */
 	if (SK_READ(btf, sk, __sk_common.skc_family) != AF_INET6 ||
-	    SK_READ(btf, sk, __sk_common.skc_state) != TCP_SYN_SENT)
+	    (state != TCP_SYN_SENT && (state != TCP_SYN_RECV || !SK_READ(btf, sk, sk_socket))))
 		return;
 	/* read once: the error decides, or nothing does here */
 	sk_err = SK_READ(btf, sk, sk_err);

@@ -99,8 +99,10 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6 &&
 	    !fault_skip(sk))
 		handle_tcp_state(sk, oldstate, newstate, slots);
-	/* out of SYN_RECV: a simultaneous open (paths.bpf.h, handle_tcp_state) has a socket;
-	 * a passive open's child (every accepted connection) has none yet */
+	/* out of SYN_RECV: a simultaneous open (paths.bpf.h, handle_tcp_state) has a struct
+	 * socket; a passive open's child (every accepted connection) has none yet, but for a
+	 * TCP Fast Open child accepted early and an MPTCP join subflow, which have no pending
+	 * connect (handled, nothing found) */
 	else if (oldstate == TCP_SYN_RECV && sk->__sk_common.skc_family == AF_INET6 &&
 		 sk->sk_socket)
 		handle_tcp_state(sk, oldstate, newstate, slots);
