@@ -1120,8 +1120,9 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 }
 
 /* What the socket says of its connect (its state changed out of SYN_SENT, or out of SYN_RECV
- * after a simultaneous open, or it reported an error): err decides the pending connect, unless call_decides (the connect call's return
- * has the error), and ends the resolver's native try on it, if there is one. */
+ * after a simultaneous open, or it reported an error): err decides the pending connect,
+ * unless call_decides (the connect call's return has the error), and ends the resolver's
+ * native try on it, if there is one. */
 static __always_inline void tcp_connect_outcome(struct sock *sk, __u64 cookie, int err,
 						bool call_decides, bool btf, bool slots)
 {
@@ -1144,16 +1145,16 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 
 	if (newstate == TCP_ESTABLISHED) {
 		tcp_connect_outcome(sk, cookie, 0, false, true, slots);
-	} else if (oldstate == TCP_SYN_RECV) {
-		sk_err = sk->sk_err;
-		tcp_connect_outcome(sk, cookie, sk_err ? -sk_err : -ECONNABORTED, false, true, slots);
-	} else if (newstate == TCP_CLOSE) {
+	} else if (newstate == TCP_CLOSE || oldstate == TCP_SYN_RECV) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
-		 * closed by its program before an answer came: ECONNABORTED */
+		 * closed by its program before an answer came: ECONNABORTED (only a close out
+		 * of SYN_SENT can be the connect call's own failure) */
 		sk_err = sk->sk_err;
 		err = sk_err ? -sk_err : -ECONNABORTED;
 		tcp_connect_outcome(sk, cookie, err,
-				    !sk_err && connect_call_decides(sk, cookie, slots), true, slots);
+				    oldstate == TCP_SYN_SENT && !sk_err &&
+					    connect_call_decides(sk, cookie, slots),
+				    true, slots);
 	}
 }
 
