@@ -79,7 +79,7 @@ int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	udp_send_done(sk, proto, udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport,
-		      ret, false);
+		      ret, false, udp_msg_gso(msg));
 	return 0;
 }
 

@@ -27,6 +27,7 @@ struct kcall {
 	__u8 corked; /* UDP: a corked datagram was pending when the call began */
 	__u8 pad;
 	__s32 flags;
+	__s32 gso; /* UDP send: the call's segment size (udp_msg_gso), -1 for none */
 };
 
 struct {
@@ -155,6 +156,7 @@ int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 	 * for kprobes to remember it): sendto() with the address, or a connected socket. */
 	if (udp6_msg_peer(sk, msg, false, &call.daddr, &call.dport)) {
 		call.corked = udp_corked(sk);
+		call.gso = udp_msg_gso(msg);
 		kcall_save(KCALL_UDP_SEND, &call);
 	} else {
 		kcall_clear(KCALL_UDP_SEND);
@@ -175,7 +177,7 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 	sk = (struct sock *)call.sk;
 	if (sk_is_udp6(sk, &proto))
 		handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, call.daddr, call.dport, ret,
-				    call.corked || ret < 0 ? 0 : udp_send_segments_as(sk, ret, false),
+				    call.corked || ret < 0 ? 0 : udp_send_segments_as(sk, ret, false, call.gso),
 				    NULL, false);
 	return 0;
 }

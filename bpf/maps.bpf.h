@@ -385,6 +385,9 @@ struct dgram_scratch {
 	__u16 cork_port;
 	__u8 cork_valid;
 	__u8 pad;
+	/* tracepoint backend: datagrams beyond the first of the GSO packets (UDP_SEGMENT) that
+	 * left the socket for an IPv4 peer since its last send was counted (cg_skb_egress) */
+	__u32 gso_extra;
 };
 
 struct {

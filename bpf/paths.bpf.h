@@ -1346,11 +1346,63 @@ static __always_inline bool udp_corked(struct sock *sk)
 	return udp_corked_as(sk, false);
 }
 
-/* Datagrams one send of len bytes leaves as: several with UDP_SEGMENT (GSO) set on the
- * socket. (A UDP_SEGMENT control message on the call itself is not seen.) */
-static __always_inline __u64 udp_send_segments_as(struct sock *sk, int len, bool casts)
+/* A UDP_SEGMENT control message (SOL_UDP level) names the call's own segment size. */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define CMSG_SCAN 8 /* control messages looked at per call: QUIC stacks send one or two */
+
+struct cmsg_head { /* struct cmsghdr: its data follows, aligned to 8 bytes (64-bit) */
+	__u64 len;
+	__s32 level;
+	__s32 type;
+};
+
+/* The segment size a send's control messages set (UDP_SEGMENT, as QUIC stacks send it per
+ * call), or -1 where they set none (the socket's own then applies). msg is the kernel's
+ * msghdr of udpv6_sendmsg(): its control messages are a kernel copy, or still in user memory
+ * where msg_control_is_user says so (5.19+). */
+static __always_inline int udp_msg_gso(struct msghdr *msg)
 {
-	__u16 gso = UDP_READ(casts, sk, gso_size);
+	__u64 len = BPF_CORE_READ(msg, msg_controllen), off = 0;
+	void *ctl = BPF_CORE_READ(msg, msg_control);
+	struct cmsg_head h;
+	bool user = false;
+	__u16 gso;
+	int ret = -1;
+
+	if (!ctl || len < sizeof(h))
+		return -1;
+	if (bpf_core_field_exists(msg->msg_control_is_user))
+		user = BPF_CORE_READ_BITFIELD_PROBED(msg, msg_control_is_user);
+	for (int i = 0; i < CMSG_SCAN; i++) {
+		if (off + sizeof(h) > len)
+			break;
+		if (user ? bpf_probe_read_user(&h, sizeof(h), ctl + off) :
+			   bpf_probe_read_kernel(&h, sizeof(h), ctl + off))
+			break;
+		if (h.len < sizeof(h) || h.len > len - off)
+			break;
+		/* the kernel takes the last one, and only of the exact length */
+		if (h.level == SOL_UDP && h.type == UDP_SEGMENT && h.len == sizeof(h) + sizeof(gso) &&
+		    !(user ? bpf_probe_read_user(&gso, sizeof(gso), ctl + off + sizeof(h)) :
+			     bpf_probe_read_kernel(&gso, sizeof(gso), ctl + off + sizeof(h))))
+			ret = gso;
+		off += (h.len + 7) & ~7ULL;
+	}
+	return ret;
+}
+
+/* Datagrams one send of len bytes leaves as: several with a segment size (GSO), the call's
+ * own (call_gso, from its UDP_SEGMENT control message; -1: none) or else the socket's
+ * (setsockopt(UDP_SEGMENT)). */
+static __always_inline __u64 udp_send_segments_as(struct sock *sk, int len, bool casts,
+						  int call_gso)
+{
+	__u16 gso = call_gso >= 0 ? (__u16)call_gso : UDP_READ(casts, sk, gso_size);
 
 	return gso && len > gso ? ((__u32)len + gso - 1) / gso : 1;
 }
@@ -1453,19 +1505,39 @@ static __always_inline void handle_udp_recv(struct sock *sk, __u8 proto, int fla
 				    btf ? dgram_sock(sk) : NULL, btf);
 }
 
+/* The datagrams beyond the first that the GSO packets sent since the last look became
+ * (cg_skb_egress), taken (tracepoint backend). */
+static __always_inline __u32 gso_extra_take(struct dgram_scratch *s)
+{
+	__u32 n;
+
+	if (!s)
+		return 0;
+	n = s->gso_extra;
+	if (n)
+		__sync_fetch_and_sub(&s->gso_extra, n);
+	return n;
+}
+
 /*
  * A UDP send finished on an AF_INET6 socket (backends that see every call and may use socket
  * storage: tracepoint, fentry). have_peer: this call's datagram goes to the IPv4 peer
  * raddr:rport. A call that only appends to a corked datagram may not name its peer: the one
  * remembered from the call that started the datagram is used. A cork flush
  * (setsockopt(UDP_CORK, 0)) sends without a send call: the next call starts afresh. casts:
- * UDP_READ.
+ * UDP_READ. call_gso: the call's segment size (udp_msg_gso), or GSO_FROM_EGRESS where the
+ * hook sees no msghdr (tracepoint): the datagrams cg_skb_egress counted on the way out are
+ * taken instead, which also counts a corked datagram's segments on the call that sends it.
  */
+#define GSO_FROM_EGRESS (-2)
 static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have_peer,
-					  __u32 raddr, __u16 rport, int ret, bool casts)
+					  __u32 raddr, __u16 rport, int ret, bool casts,
+					  int call_gso)
 {
 	struct dgram_scratch *s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	bool continuation = s && s->cork_valid;
+	__u32 extra = call_gso == GSO_FROM_EGRESS ? gso_extra_take(s) : 0;
+	__u64 datagrams;
 
 	if (continuation && !have_peer) {
 		raddr = s->cork_addr;
@@ -1476,9 +1548,13 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 		return;
 	if (!s || !s->ino)
 		s = dgram_sock(sk);
-	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret,
-			    continuation || ret < 0 ? 0 : udp_send_segments_as(sk, ret, casts), s,
-			    true);
+	if (ret < 0)
+		datagrams = 0;
+	else if (call_gso == GSO_FROM_EGRESS)
+		datagrams = (continuation ? 0 : 1) + extra;
+	else
+		datagrams = continuation ? 0 : udp_send_segments_as(sk, ret, casts, call_gso);
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, raddr, rport, ret, datagrams, s, true);
 	if (!s)
 		return;
 	if (ret >= 0 && udp_corked_as(sk, casts)) {

@@ -287,8 +287,38 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	} else if (ret < 0 && sk_is_v6only(sk)) {
 		have_peer = syscall_send_dest(&raddr, &rport);
 	}
-	udp_send_done(sk, proto, have_peer, raddr, rport, ret, true);
+	udp_send_done(sk, proto, have_peer, raddr, rport, ret, true, GSO_FROM_EGRESS);
 	return 0;
+}
+
+/* A GSO packet (UDP_SEGMENT, the socket's or the call's) leaving an AF_INET6 UDP socket for
+ * an IPv4 peer (ip_finish_output, before it is cut into datagrams): the datagrams it becomes
+ * beyond the first go to the socket's storage, for the send that wrote it to count
+ * (udp_send_done; this runs inside the call, in its thread). A packet that a cork flush by
+ * setsockopt(UDP_CORK, 0) sends is counted with the socket's next send. Every packet the
+ * machine sends comes here; all but GSO ones leave on the first test. */
+SEC("cgroup_skb/egress")
+int cg_skb_egress(struct __sk_buff *skb)
+{
+	FLOOR_RETURN(1);
+	__u32 segs = skb->gso_segs;
+	struct dgram_scratch *s;
+	struct bpf_sock *bsk;
+
+	if (segs < 2 || skb->protocol != bpf_htons(ETH_P_IP) || skb->family != AF_INET6)
+		return 1;
+	bsk = skb->sk;
+	if (!bsk)
+		return 1;
+	bsk = bpf_sk_fullsock(bsk);
+	if (!bpf_sock_is_udp6(bsk))
+		return 1;
+	s = bpf_sk_storage_get(&dgram_scratch, bsk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s) /* another CPU made it at the same instant */
+		s = bpf_sk_storage_get(&dgram_scratch, bsk, 0, 0);
+	if (s)
+		__sync_fetch_and_add(&s->gso_extra, segs - 1);
+	return 1;
 }
 
 /* ---- path 4: UDP recv ---- */

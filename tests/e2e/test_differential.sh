@@ -80,6 +80,18 @@ workload() {
 	done
 	# UDP on a v6-only socket: three failed sends.
 	run_in cds 20 "$WORK/$tag-usend6only" "$PROGS/udp6" send -6 -n 3 ::ffff:192.0.2.4 9600
+	# UDP_SEGMENT (GSO): per call in a control message (sendmsg, sendmmsg), as QUIC stacks
+	# send it, and set on the socket: 4 calls of 1000 bytes = 40 datagrams, or 16 of 250.
+	local gso=("-m sendmsg -C 100" "-m sendmmsg -C 100" "-m sendto -G 250") n=(40 40 16)
+	for i in 0 1 2; do
+		bg_start rx sds "$WORK/$tag-ugsorecv$i" "$PROGS/udp6" recv -n "${n[$i]}" -t 20 $((9611 + i))
+		wait_line "$WORK/$tag-ugsorecv$i.out" '^listening' 10 ||
+			fail "$tag workload" "udp6 recv (GSO $i) did not start"
+		# shellcheck disable=SC2086 # the options split into words
+		run_in cds 20 "$WORK/$tag-ugso$i" "$PROGS/udpflows" send ${gso[$i]} -s 1000 -r 4 \
+			192.0.2.4 $((9611 + i))
+		wait_pid "$rx" 20 || fail "$tag workload" "udp6 recv (GSO $i) did not get its datagrams"
+	done
 
 	# The paths syscalls do not show, or show twice (sockpaths).
 	local sp=$PROGS/sockpaths srv upid

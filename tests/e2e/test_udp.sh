@@ -315,6 +315,28 @@ case_loopback() {
 		"$(uev cds "$spid" udp6 recv "$port" 127.0.0.1 "$CLPORT")"
 	expect_laddr "$name: laddr of the receiver" "$spid" 0.0.0.0 127.0.0.1 null
 	expect_proc "$name: process record of the receiver" "$spid" "$(counts 0 0 "$n" 0 1 1000)"
+
+	# UDP_SEGMENT per call, in a control message after another one (IP_TOS), as QUIC stacks
+	# send it: 3 calls of 1000 bytes (sendmmsg: one call of 3 messages) = 30 datagrams.
+	local m i=0
+	for m in sendmsg sendmmsg; do
+		name="D9 UDP_SEGMENT 100 per call ($m), 3 x 1000 bytes = 30 datagrams"
+		port=$((7165 + i)) n=30
+		i=$((i + 1))
+		srv_start spid cds "$name-srv" "$PROGS/udp6" recv -n "$n" "$port" || return
+		cli "$name" cds "$PROGS/udpflows" send -m "$m" -C 100 -s 1000 -r 3 127.0.0.1 "$port"
+		client_ok "$name" "sent datagrams=3 bytes=3000 failed=0"
+		check_eq "$name: datagrams on the wire" "$n" "$(kv "$LINE" wire)"
+		srv_done "$spid" "$name-srv" "received count=$n bytes=3000"
+		expect_events "$name: events of the sender" "$CPID" \
+			"$(uev cds "$CPID" udpflows send "$CLPORT" 127.0.0.1 "$port")"
+		expect_proc "$name: process record of the sender (datagrams on the wire)" "$CPID" \
+			"$(counts 0 "$n" 0 0 1 3000)"
+		expect_events "$name: events of the receiver" "$spid" \
+			"$(uev cds "$spid" udp6 recv "$port" 127.0.0.1 "$CLPORT")"
+		expect_proc "$name: process record of the receiver" "$spid" \
+			"$(counts 0 0 "$n" 0 1 3000)"
+	done
 }
 
 # --- E: IPV6_V6ONLY=1 sockets sending to a mapped address: ENETUNREACH -----------------

@@ -3,8 +3,8 @@
  * udpflows: many UDP flows from one socket, and receivers udp6 does not cover.
  *
  *   udpflows send [-m sendto|sendmsg|sendmmsg|connect] [-a NADDRS] [-p NPORTS] [-r ROUNDS]
- *                 [-s SIZE] [-b BATCH] [-l LPORT] [-M PARTS] [-G SEGSIZE] [-4] [-6] [-k]
- *                 [-w] [-N] ADDR PORT
+ *                 [-s SIZE] [-b BATCH] [-l LPORT] [-M PARTS] [-G SEGSIZE] [-C SEGSIZE]
+ *                 [-4] [-6] [-k] [-w] [-N] ADDR PORT
  *     One socket sends ROUNDS x NADDRS x NPORTS datagrams of SIZE bytes: in each round one
  *     to every (ADDR + i, PORT + j), i < NADDRS, j < NPORTS, in that order (address, then
  *     port). ADDR is an IPv4 address: the socket is AF_INET6 and the destinations are
@@ -19,6 +19,9 @@
  *     kernel corks them into one datagram of SIZE bytes; SIZE must divide by PARTS; not
  *     with sendmmsg). -G SEGSIZE sets UDP_SEGMENT: each call's SIZE bytes leave as
  *     ceil(SIZE / SEGSIZE) datagrams (generic segmentation offload), counted in wire=.
+ *     -C SEGSIZE does the same per call, as QUIC stacks do: each sendmsg()/sendmmsg()
+ *     message carries two control messages, IP_TOS (0) then UDP_SEGMENT (SEGSIZE); it
+ *     overrides -G.
  *     Prints "sent datagrams=N bytes=B failed=F errno=E flows=N lport=L pid=P tid=T ...";
  *     datagrams counts the send calls' datagrams, wire= the datagrams on the wire.
  *
@@ -52,7 +55,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: udpflows send [-m sendto|sendmsg|sendmmsg|connect] [-a NADDRS] [-p NPORTS]\n"
 		"                     [-r ROUNDS] [-s SIZE] [-b BATCH] [-l LPORT] [-M PARTS]\n"
-		"                     [-G SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
+		"                     [-G SEGSIZE] [-C SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
 		"       udpflows recv [-4] [-P] [-n COUNT] [-t SECONDS] PORT\n");
 }
 
@@ -95,7 +98,7 @@ static int do_send(int argc, char **argv)
 	static struct mmsghdr msgs[MAX_BATCH];
 	static socklen_t destlens[MAX_BATCH];
 	unsigned long naddrs = 1, nports = 1, rounds = 1, size = 64, batch = 64, lport_opt = 0;
-	unsigned long parts = 1, segsize = 0, per_call = 1;
+	unsigned long parts = 1, segsize = 0, cmsg_seg = 0, per_call = 1;
 	unsigned long port, flows, total, sent = 0, failed = 0, echoed = 0, k;
 	enum method m = M_SENDTO;
 	bool inet4 = false, v6only = false, keep = false, wait_echo = false, noname = false;
@@ -109,8 +112,13 @@ static int do_send(int argc, char **argv)
 	struct iovec iov;
 	int opt, fd, family, err = 0, one = 1;
 	char *buf;
+	union { /* -C: IP_TOS, then UDP_SEGMENT */
+		char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl = { 0 };
+	size_t ctl_len = 0;
 
-	while ((opt = getopt(argc, argv, "m:a:p:r:s:b:l:M:G:46kwN")) != -1) {
+	while ((opt = getopt(argc, argv, "m:a:p:r:s:b:l:M:G:C:46kwN")) != -1) {
 		switch (opt) {
 		case 'm':
 			for (m = M_SENDTO; m <= M_CONNECT; m++)
@@ -129,6 +137,7 @@ static int do_send(int argc, char **argv)
 		case 'l': lport_opt = parse_num("local port", optarg, 1, 65535); break;
 		case 'M': parts = parse_num("parts", optarg, 1, 1024); break;
 		case 'G': segsize = parse_num("segment size", optarg, 1, 65507); break;
+		case 'C': cmsg_seg = parse_num("segment size", optarg, 1, 65507); break;
 		case '4': inet4 = true; break;
 		case '6': v6only = true; break;
 		case 'k': keep = true; break;
@@ -162,8 +171,15 @@ static int do_send(int argc, char **argv)
 		fprintf(stderr, "-M: not with sendmmsg, and SIZE must divide by PARTS\n");
 		return 2;
 	}
-	if (segsize)
-		per_call = size > segsize ? (size + segsize - 1) / segsize : 1;
+	if (cmsg_seg && (m == M_SENDTO || m == M_CONNECT || parts > 1)) {
+		fprintf(stderr, "-C: sendmsg or sendmmsg only, not with -M\n");
+		return 2;
+	}
+	if (cmsg_seg || segsize) {
+		unsigned long seg = cmsg_seg ? cmsg_seg : segsize;
+
+		per_call = size > seg ? (size + seg - 1) / seg : 1;
+	}
 	total = flows * rounds;
 	family = inet4 ? AF_INET : AF_INET6;
 
@@ -205,6 +221,22 @@ static int do_send(int argc, char **argv)
 		return 1;
 	memset(buf, 'f', size);
 	iov = (struct iovec){ .iov_base = buf, .iov_len = size };
+	if (cmsg_seg) {
+		struct cmsghdr *c = (struct cmsghdr *)ctl.buf;
+		int tos = 0;
+		uint16_t seg = (uint16_t)cmsg_seg;
+
+		c->cmsg_level = SOL_IP;
+		c->cmsg_type = IP_TOS;
+		c->cmsg_len = CMSG_LEN(sizeof(tos));
+		memcpy(CMSG_DATA(c), &tos, sizeof(tos));
+		c = (struct cmsghdr *)(ctl.buf + CMSG_SPACE(sizeof(tos)));
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+		ctl_len = sizeof(ctl.buf);
+	}
 
 	if (m == M_CONNECT) {
 		dest_of(&dests[0], &destlens[0], family, v6native, &base4, &base6, port, nports, 0);
@@ -228,7 +260,9 @@ static int do_send(int argc, char **argv)
 					nports, (k + i) % flows);
 				msgs[i] = (struct mmsghdr){ .msg_hdr = {
 					.msg_name = &dests[i], .msg_namelen = destlens[i],
-					.msg_iov = &iov, .msg_iovlen = 1 } };
+					.msg_iov = &iov, .msg_iovlen = 1,
+					.msg_control = ctl_len ? ctl.buf : NULL,
+					.msg_controllen = ctl_len } };
 			}
 			r = sendmmsg(fd, msgs, n, 0);
 		} else {
@@ -243,7 +277,9 @@ static int do_send(int argc, char **argv)
 				int flags = i + 1 < parts ? MSG_MORE : 0;
 				struct iovec piov = { .iov_base = buf, .iov_len = part };
 				struct msghdr msg = { .msg_name = &dests[0], .msg_namelen = destlens[0],
-						      .msg_iov = &piov, .msg_iovlen = 1 };
+						      .msg_iov = &piov, .msg_iovlen = 1,
+						      .msg_control = ctl_len ? ctl.buf : NULL,
+						      .msg_controllen = ctl_len };
 
 				if (m == M_CONNECT)
 					r = send(fd, buf, part, flags);
