@@ -99,14 +99,14 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	FLOOR_RETURN(0);
 	__u32 raddr = 0;
 	__u16 rport = 0;
-	__u8 proto;
+	__u8 proto, segs = 0;
 	bool mapped;
 
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
-	mapped = udp6_recv_peer(sk, msg, &raddr, &rport, true);
-	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, true);
+	mapped = udp6_recv_peer(sk, msg, &raddr, &rport, &segs, true);
+	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, segs, true);
 	return 0;
 }
 

@@ -221,7 +221,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	struct sock *sk;
 	__u32 raddr = 0;
 	__u16 rport = 0;
-	__u8 proto;
+	__u8 proto, segs = 0;
 	bool mapped;
 
 	if (!kcall_take(KCALL_UDP_RECV, &call))
@@ -230,8 +230,8 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
-	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport, false);
-	handle_udp_recv(sk, proto, call.flags, ret, mapped, raddr, rport, false);
+	mapped = udp6_recv_peer(sk, (struct msghdr *)call.msg, &raddr, &rport, &segs, false);
+	handle_udp_recv(sk, proto, call.flags, ret, mapped, raddr, rport, segs, false);
 	return 0;
 }
 

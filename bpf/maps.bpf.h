@@ -297,7 +297,7 @@ struct dgram_peer {
 	__u32 addr;   /* IPv4, network order; valid if mapped */
 	__u16 port;   /* host order */
 	__u8 mapped;
-	__u8 pad;
+	__u8 segs;    /* received: datagrams the read took (UDP_GRO: several), 0 for one */
 };
 
 #define DGRAM_HANDOFF_SLOTS 8192 /* a power of two */
@@ -426,7 +426,8 @@ struct rxq_slot {
 	__u16 len;  /* UDP payload length (the longest of the run) */
 	__u16 run;  /* datagrams in this slot */
 	__u8 kind;  /* enum rxq_kind */
-	__u8 pad;
+	__u8 segs;  /* one packet that holds several datagrams (GRO, for a socket that set
+		     * UDP_GRO: one read takes them all), 0 for a plain one; never in a run */
 };
 
 struct dgram_rxq {

@@ -549,7 +549,8 @@ static __always_inline struct dgram_slot *dgram_slot_of(__u32 key)
 }
 
 static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool mapped,
-					      __u32 addr, __u16 port, bool slots, bool task_btf)
+					      __u32 addr, __u16 port, __u8 segs, bool slots,
+					      bool task_btf)
 {
 	__u32 key = dgram_handoff_key(received, task_btf), tag = key + 1;
 	struct dgram_slot *slot = dgram_slot_of(key);
@@ -558,6 +559,7 @@ static __always_inline void dgram_handoff_set(__u64 cookie, bool received, bool 
 		.addr = addr,
 		.port = port,
 		.mapped = mapped,
+		.segs = segs,
 	};
 	__u64 hkey = key;
 
@@ -1494,15 +1496,17 @@ static __always_inline struct dgram_scratch *dgram_sock(struct sock *sk)
 }
 
 /* Path 4: a read on a UDP AF_INET6 socket returned ret (flags: the caller's MSG_ flags);
- * mapped: the datagram it read came from the IPv4 peer raddr:rport. Every backend's reads
- * end here, and this decides which are counted. btf: sk is a BTF pointer (tracepoint,
- * fentry; a constant), and such backends may use socket storage. */
+ * mapped: the datagram it read came from the IPv4 peer raddr:rport; segs: the datagrams it
+ * took, several where the socket asked for them coalesced (UDP_GRO), else 0 or 1. Every
+ * backend's reads end here, and this decides which are counted. btf: sk is a BTF pointer
+ * (tracepoint, fentry; a constant), and such backends may use socket storage. */
 static __always_inline void handle_udp_recv(struct sock *sk, __u8 proto, int flags, int ret,
-					    bool mapped, __u32 raddr, __u16 rport, bool btf)
+					    bool mapped, __u32 raddr, __u16 rport, __u8 segs,
+					    bool btf)
 {
 	if (recv_counted(flags, ret) && mapped)
-		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret, 1,
-				    btf ? dgram_sock(sk) : NULL, btf);
+		handle_udp_datagram(sk, DSTRACE_EV_RECV, proto, raddr, rport, ret,
+				    segs > 1 ? segs : 1, btf ? dgram_sock(sk) : NULL, btf);
 }
 
 /* The datagrams beyond the first that the GSO packets sent since the last look became
@@ -1642,6 +1646,21 @@ static __always_inline bool udp6_msg_peer(struct sock *sk, struct msghdr *msg, b
 	return sk_mapped_peer(sk, addr, port);
 }
 
+/* The datagrams a received UDP packet holds: several for one coalesced by GRO (or sent with
+ * GSO over loopback or veth) and queued whole, on a socket that set UDP_GRO; else 0 (one).
+ * The segment count is in the skb's shared info, after its data (head + end). */
+static __always_inline __u8 skb_udp_segs(struct sk_buff *skb)
+{
+	struct skb_shared_info *sh =
+		(void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end));
+	__u16 segs;
+
+	if (!BPF_CORE_READ(sh, gso_size))
+		return 0;
+	segs = BPF_CORE_READ(sh, gso_segs);
+	return segs > 255 ? 255 : segs;
+}
+
 /* skb_consume_udp(sk, skb, len): udpv6_recvmsg() is done with a datagram. Its source, as
  * udpv6_recvmsg() gives it to a caller that asks (the IPv4 and UDP headers of an IPv4
  * datagram), is handed to the return of udpv6_recvmsg(): that is how a read without an
@@ -1651,7 +1670,7 @@ static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *s
 	bool v4 = BPF_CORE_READ(skb, protocol) == bpf_htons(ETH_P_IP);
 	__u32 addr = 0;
 	__u16 port = 0;
-	__u8 proto;
+	__u8 proto, segs = 0;
 
 	if (!sk_is_udp6(sk, &proto))
 		return;
@@ -1662,20 +1681,22 @@ static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *s
 
 		addr = BPF_CORE_READ(iph, saddr);
 		port = bpf_ntohs(BPF_CORE_READ(uh, source));
+		segs = skb_udp_segs(skb);
 	}
-	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port, slots, slots);
+	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port, segs, slots, slots);
 }
 
 /* The IPv4 peer of the datagram udpv6_recvmsg() returned: its source handed over by
  * skb_consume_udp(), else msg_name or the connected peer (slots: dgram_handoff_set). */
 static __always_inline bool udp6_recv_peer(struct sock *sk, struct msghdr *msg, __u32 *addr,
-					   __u16 *port, bool slots)
+					   __u16 *port, __u8 *segs, bool slots)
 {
 	struct dgram_peer peer;
 
 	if (dgram_handoff_take(sk, true, &peer, false, slots)) {
 		*addr = peer.addr;
 		*port = peer.port;
+		*segs = peer.segs;
 		return peer.mapped;
 	}
 	return udp6_msg_peer(sk, msg, true, addr, port);

@@ -125,7 +125,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 static __always_inline void dgram_handoff_put(struct bpf_sock_addr *ctx, bool received,
 					      bool mapped, __u32 addr, __u16 port)
 {
-	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port, true,
+	dgram_handoff_set(bpf_get_socket_cookie(ctx), received, mapped, addr, port, 0, true,
 			  cgroup_task_btf);
 }
 
@@ -372,7 +372,8 @@ static __always_inline void rxq_push(struct dgram_rxq *q, struct rxq_slot *s)
 	if (n >= DGRAM_RXQ_SLOTS - 1)
 		s->kind = RXQ_UNKNOWN; /* the last slot is kept for the overflow */
 	if (n && last->kind == s->kind && last->run < 0xffff &&
-	    (s->kind != RXQ_V4 || (last->addr == s->addr && last->port == s->port))) {
+	    (s->kind != RXQ_V4 ||
+	     (last->addr == s->addr && last->port == s->port && !last->segs && !s->segs))) {
 		last->run++;
 		if (s->len > last->len)
 			last->len = s->len;
@@ -440,10 +441,12 @@ static __always_inline void skb_v4_source(struct __sk_buff *skb, struct rxq_slot
 	s->len = v4_payload_len(h.protocol, bpf_ntohs(h.tot_len), ihl, bpf_ntohs(ulen));
 }
 
-/* A datagram about to be queued on an unconnected AF_INET6 UDP or UDP-Lite socket
- * (udp_queue_rcv_one_skb -> sk_filter, the socket's own cgroup): its source goes to the end of
- * the socket's queue of sources (dgram_rxq). The socket's fields are read through its BTF
- * (BTF_CAST: plain loads, no helper call). */
+/* A datagram about to be queued on an AF_INET6 UDP or UDP-Lite socket (udp_queue_rcv_one_skb
+ * -> sk_filter, the socket's own cgroup): its source goes to the end of the socket's queue of
+ * sources (dgram_rxq), made by the first IPv4 datagram of an unconnected socket, or of a
+ * connected one the first IPv4 packet of several datagrams (GRO: its reads must learn how
+ * many they took). The socket's fields are read through its BTF (BTF_CAST: plain loads, no
+ * helper call). */
 SEC("cgroup_skb/ingress")
 int cg_skb_ingress(struct __sk_buff *skb)
 {
@@ -452,28 +455,37 @@ int cg_skb_ingress(struct __sk_buff *skb)
 	struct rxq_slot s = { .kind = RXQ_V6 };
 	struct udp_sock *u;
 	struct dgram_rxq *q;
-	__u32 drops, was, queued = 0;
-	bool started;
+	__u32 drops, was, queued = 0, state;
+	bool started, create;
 
 	/* Every packet the machine receives comes here: most leave on the socket's common
-	 * fields: not AF_INET6, or not in TCP_CLOSE, the state of every unconnected UDP socket
-	 * (a connected one is TCP_ESTABLISHED; a TCP socket that gets packets, listener,
-	 * request, time-wait or connection, never is: a TCP connection's handshake and close
-	 * leave here too). A socket in TCP_CLOSE is a full one: its type and protocol say UDP
-	 * or UDP-Lite (both a udp_sock). */
-	if (!bsk || bsk->family != AF_INET6 || bsk->state != TCP_CLOSE)
+	 * fields: not AF_INET6, or in a state no UDP socket is in: TCP_CLOSE (unconnected)
+	 * and TCP_ESTABLISHED (connected) are (a TCP listener, request or time-wait socket
+	 * leaves here: a TCP connection's handshake and close). A socket in either state is a
+	 * full one: its type and protocol say UDP or UDP-Lite (both a udp_sock), else leave (a
+	 * TCP connection's packets). */
+	if (!bsk || bsk->family != AF_INET6)
+		return 1;
+	state = bsk->state;
+	if (state != TCP_CLOSE && state != TCP_ESTABLISHED)
 		return 1;
 	u = BTF_CAST(bsk, struct udp_sock);
 	if (u->inet.sk.sk_type != SOCK_DGRAM || (u->inet.sk.sk_protocol != IPPROTO_UDP &&
 						  u->inet.sk.sk_protocol != IPPROTO_UDPLITE))
 		return 1;
-	if (skb->protocol == bpf_htons(ETH_P_IP))
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		skb_v4_source(skb, &s);
-	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6. Two
-	 * CPUs creating it at once: the one that loses gets NULL, and looks again. */
-	q = bpf_sk_storage_get(&dgram_rxq, bsk, 0,
-			       s.kind == RXQ_V6 ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
-	if (!q && s.kind != RXQ_V6)
+		/* a packet of several datagrams, queued whole (UDP_GRO): one read takes them */
+		if (skb->gso_segs > 1)
+			s.segs = skb->gso_segs > 255 ? 255 : skb->gso_segs;
+	}
+	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6; nor
+	 * has a connected one that never received a GRO packet: its reads are its peer's, one
+	 * datagram each. Two CPUs creating it at once: the one that loses gets NULL, and
+	 * looks again. */
+	create = s.kind != RXQ_V6 && (state == TCP_CLOSE || s.segs);
+	q = bpf_sk_storage_get(&dgram_rxq, bsk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (!q && create)
 		q = bpf_sk_storage_get(&dgram_rxq, bsk, 0, 0);
 	if (!q)
 		return 1;
@@ -536,9 +548,10 @@ static __always_inline enum rxq_kind rxq_pop(struct sock *sk, int ret, int flags
  * the caller asked for (cgroup/recvmsg6), the connected peer, or the head of the socket's
  * queue of sources, which only a read that took a datagram off the socket consumes. false:
  * not an IPv4 peer, or not known (a source unknown is counted). A peek or an error-queue
- * read leaves the address the caller asked for in place. */
+ * read leaves the address the caller asked for in place. *segs: the datagrams the read took,
+ * where the queue of sources knows them (a GRO packet, unconnected sockets only). */
 static __always_inline bool dgram_recv_source(struct sock *sk, int ret, int flags, __u32 *raddr,
-					      __u16 *rport)
+					      __u16 *rport, __u8 *segs)
 {
 	struct rxq_slot src = {};
 	struct dgram_peer peer;
@@ -550,11 +563,23 @@ static __always_inline bool dgram_recv_source(struct sock *sk, int ret, int flag
 	have_peer = dgram_handoff_take(sk, true, &peer, true, true);
 	if (ret < 0)
 		return false;
-	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)
+	if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
+		/* Connected: a socket with a queue of sources (it received IPv4 unconnected,
+		 * or a GRO packet) has the datagram's own source and count there; else, or
+		 * where the queue does not know it, the datagram is the peer's, one. */
+		if (rxq_pop(sk, ret, flags, &src) == RXQ_V4) {
+			*raddr = src.addr;
+			*rport = src.port;
+			*segs = src.segs;
+			return true;
+		}
 		return sk_mapped_peer(sk, raddr, rport);
+	}
 	/* Unconnected: every datagram read takes its source off the queue of sources; the
 	 * address the caller asked for (cgroup/recvmsg6), if any, is the exact one. */
 	v = rxq_pop(sk, ret, flags, &src);
+	if (v == RXQ_V4)
+		*segs = src.segs;
 	if (have_peer) {
 		*raddr = peer.addr;
 		*rport = peer.port;
@@ -576,8 +601,8 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 	FLOOR_RETURN(0);
 	__u32 raddr = 0;
 	__u16 rport = 0;
+	__u8 proto, segs = 0;
 	bool mapped;
-	__u8 proto;
 
 	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
@@ -585,8 +610,8 @@ int BPF_PROG(tp_recv_length, struct sock *sk, int ret, int flags)
 		handle_tcp_recv(sk, flags, ret, true);
 		return 0;
 	}
-	mapped = dgram_recv_source(sk, ret, flags, &raddr, &rport);
-	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, true);
+	mapped = dgram_recv_source(sk, ret, flags, &raddr, &rport, &segs);
+	handle_udp_recv(sk, proto, flags, ret, mapped, raddr, rport, segs, true);
 	return 0;
 }
 

@@ -48,7 +48,7 @@ fi
 topo_up
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
-FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609]'
+FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609,9610,9611,9612,9613,9614]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
@@ -82,15 +82,21 @@ workload() {
 	run_in cds 20 "$WORK/$tag-usend6only" "$PROGS/udp6" send -6 -n 3 ::ffff:192.0.2.4 9600
 	# UDP_SEGMENT (GSO): per call in a control message (sendmsg, sendmmsg), as QUIC stacks
 	# send it, and set on the socket: 4 calls of 1000 bytes = 40 datagrams, or 16 of 250.
-	local gso=("-m sendmsg -C 100" "-m sendmmsg -C 100" "-m sendto -G 250") n=(40 40 16)
-	for i in 0 1 2; do
-		bg_start rx sds "$WORK/$tag-ugsorecv$i" "$PROGS/udp6" recv -n "${n[$i]}" -t 20 $((9611 + i))
-		wait_line "$WORK/$tag-ugsorecv$i.out" '^listening' 10 ||
-			fail "$tag workload" "udp6 recv (GSO $i) did not start"
+	# Received whole (UDP_GRO: a read takes a call's datagrams at once) with an address,
+	# without one, and on a socket connected to the sender; then read one by one.
+	local gso=("-m sendmsg -C 100 -l 9614" "-m sendmmsg -C 100" "-m sendto -G 250"
+		"-m sendmsg -C 100") n=(40 40 16 40)
+	local grecv=("-g -c 192.0.2.12:9614" "-g -N" "-g" "")
+	for i in 0 1 2 3; do
 		# shellcheck disable=SC2086 # the options split into words
+		bg_start rx sds "$WORK/$tag-ugsorecv$i" "$PROGS/udpflows" recv ${grecv[$i]} \
+			-n "${n[$i]}" -t 20 $((9610 + i))
+		wait_line "$WORK/$tag-ugsorecv$i.out" '^listening' 10 ||
+			fail "$tag workload" "udpflows recv (GSO $i) did not start"
+		# shellcheck disable=SC2086
 		run_in cds 20 "$WORK/$tag-ugso$i" "$PROGS/udpflows" send ${gso[$i]} -s 1000 -r 4 \
-			192.0.2.4 $((9611 + i))
-		wait_pid "$rx" 20 || fail "$tag workload" "udp6 recv (GSO $i) did not get its datagrams"
+			192.0.2.4 $((9610 + i))
+		wait_pid "$rx" 20 || fail "$tag workload" "udpflows recv (GSO $i) did not get its datagrams"
 	done
 
 	# The paths syscalls do not show, or show twice (sockpaths).

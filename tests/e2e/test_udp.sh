@@ -337,6 +337,45 @@ case_loopback() {
 		expect_proc "$name: process record of the receiver" "$spid" \
 			"$(counts 0 0 "$n" 0 1 3000)"
 	done
+
+	# A receiver that asks for GRO (UDP_GRO, as QUIC servers do) gets each GSO call's 10
+	# datagrams in one read: 30 datagrams in 3 reads, with its source address, without, and
+	# on a socket connected to the sender (local port 7170).
+	local how opts
+	i=0
+	for how in "with address" "without address" "connected"; do
+		case $how in
+		with*) opts=(-g) ;;
+		without*) opts=(-g -N) ;;
+		*) opts=(-g -c 127.0.0.1:7170) ;;
+		esac
+		name="D10 UDP_GRO receiver ($how): 30 datagrams in 3 reads"
+		port=$((7167 + i)) n=30
+		i=$((i + 1))
+		srv_start spid cds "$name-srv" "$PROGS/udpflows" recv "${opts[@]}" -n "$n" "$port" ||
+			return
+		cli "$name" cds "$PROGS/udpflows" send -m sendmsg -l 7170 -C 100 -s 1000 -r 3 \
+			127.0.0.1 "$port"
+		client_ok "$name" "sent datagrams=3 bytes=3000 failed=0"
+		srv_done "$spid" "$name-srv" "received count=$n bytes=3000"
+		check_eq "$name: reads" 3 "$(kv "$(cat "$(fbase "$name-srv").out")" reads)"
+		expect_events "$name: events of the sender" "$CPID" \
+			"$(uev cds "$CPID" udpflows send 7170 127.0.0.1 "$port")"
+		expect_proc "$name: process record of the sender" "$CPID" \
+			"$(counts 0 "$n" 0 0 1 3000)"
+		if [[ $how == connected ]]; then
+			expect_events "$name: events of the receiver" "$spid" \
+				"$(uev cds "$spid" udpflows connect "$port" 127.0.0.1 7170 0 127.0.0.1)" \
+				"$(uev cds "$spid" udpflows recv "$port" 127.0.0.1 7170 0 127.0.0.1)"
+			expect_proc "$name: process record of the receiver" "$spid" \
+				"$(counts 1 0 "$n" 0 1 3000)"
+		else
+			expect_events "$name: events of the receiver" "$spid" \
+				"$(uev cds "$spid" udpflows recv "$port" 127.0.0.1 7170)"
+			expect_proc "$name: process record of the receiver" "$spid" \
+				"$(counts 0 0 "$n" 0 1 3000)"
+		fi
+	done
 }
 
 # --- E: IPV6_V6ONLY=1 sockets sending to a mapped address: ENETUNREACH -----------------

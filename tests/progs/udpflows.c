@@ -25,11 +25,15 @@
  *     Prints "sent datagrams=N bytes=B failed=F errno=E flows=N lport=L pid=P tid=T ...";
  *     datagrams counts the send calls' datagrams, wire= the datagrams on the wire.
  *
- *   udpflows recv [-4] [-P] [-n COUNT] [-t SECONDS] PORT
+ *   udpflows recv [-4] [-P] [-g] [-N] [-c ADDR:PORT] [-n COUNT] [-t SECONDS] PORT
  *     A socket on the wildcard address, AF_INET6 with IPV6_V6ONLY=0 or AF_INET with -4,
  *     receives COUNT datagrams with recvfrom() (timeout SECONDS, default 10). -P first
- *     peeks at each datagram (recvfrom with MSG_PEEK) before reading it.
- *     Prints "listening ..." when ready, then "received count=N bytes=B peeked=K ...".
+ *     peeks at each datagram (recvfrom with MSG_PEEK) before reading it. -g sets UDP_GRO
+ *     and reads with recvmsg(): a read may take several datagrams at once, which its
+ *     UDP_GRO control message says (their segment size); -N (with -g) asks for no source
+ *     address. -c connects the socket to IPv4 ADDR:PORT (::ffff:ADDR) once bound.
+ *     Prints "listening ..." when ready, then "received count=N bytes=B reads=R peeked=K
+ *     ..." (count: datagrams, reads: the calls that took them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,7 +60,8 @@ static void usage(void)
 		"usage: udpflows send [-m sendto|sendmsg|sendmmsg|connect] [-a NADDRS] [-p NPORTS]\n"
 		"                     [-r ROUNDS] [-s SIZE] [-b BATCH] [-l LPORT] [-M PARTS]\n"
 		"                     [-G SEGSIZE] [-C SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
-		"       udpflows recv [-4] [-P] [-n COUNT] [-t SECONDS] PORT\n");
+		"       udpflows recv [-4] [-P] [-g] [-N] [-c ADDR:PORT] [-n COUNT] [-t SECONDS]\n"
+		"                     PORT\n");
 }
 
 /* Destination number k (k < naddrs * nports) of a round. */
@@ -349,18 +354,22 @@ static int do_send(int argc, char **argv)
 
 static int do_recv(int argc, char **argv)
 {
-	unsigned long count = 1, timeout = 10, port, got = 0, bytes = 0, peeked = 0;
-	bool inet4 = false, peek = false, timed_out = false;
+	unsigned long count = 1, timeout = 10, port, got = 0, reads = 0, bytes = 0, peeked = 0;
+	bool inet4 = false, peek = false, timed_out = false, gro = false, noname = false;
+	const char *peer = NULL;
 	struct sockaddr_storage ss = { 0 }, from;
 	struct timeval tv = { 0 };
 	socklen_t len;
 	int opt, fd, zero = 0, on = 1;
 	char *buf;
 
-	while ((opt = getopt(argc, argv, "4Pn:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "4PgNc:n:t:")) != -1) {
 		switch (opt) {
 		case '4': inet4 = true; break;
 		case 'P': peek = true; break;
+		case 'g': gro = true; break;
+		case 'N': noname = true; break;
+		case 'c': peer = optarg; break;
 		case 'n': count = parse_num("count", optarg, 1, 100000000); break;
 		case 't': timeout = parse_num("timeout", optarg, 1, 3600); break;
 		default: usage(); return 2;
@@ -394,6 +403,35 @@ static int do_recv(int argc, char **argv)
 		say("failed bind port=%lu", port);
 		return 1;
 	}
+	if (peer) {
+		struct sockaddr_in6 to = { .sin6_family = AF_INET6 };
+		char host[64];
+		const char *colon = strrchr(peer, ':');
+		struct in_addr a;
+
+		if (inet4 || !colon || (size_t)(colon - peer) >= sizeof(host)) {
+			fprintf(stderr, "-c ADDR:PORT, not with -4\n");
+			return 2;
+		}
+		memcpy(host, peer, (size_t)(colon - peer));
+		host[colon - peer] = 0;
+		if (inet_pton(AF_INET, host, &a) != 1) {
+			fprintf(stderr, "bad address '%s'\n", host);
+			return 2;
+		}
+		to.sin6_addr.s6_addr[10] = 0xff;
+		to.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&to.sin6_addr.s6_addr[12], &a, 4);
+		to.sin6_port = htons((uint16_t)parse_num("port", colon + 1, 1, 65535));
+		if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+			perror("connect");
+			return 1;
+		}
+	}
+	if (gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) < 0) {
+		perror("setsockopt(UDP_GRO)");
+		return 1;
+	}
 	tv.tv_sec = (time_t)timeout;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	say("listening family=%s proto=udp port=%lu peek=%d pid=%d", inet4 ? "inet" : "inet6",
@@ -411,6 +449,41 @@ static int do_recv(int argc, char **argv)
 				goto fail;
 			peeked++;
 		}
+		if (gro) {
+			/* several datagrams at once: the control message says their size */
+			union {
+				char buf[CMSG_SPACE(sizeof(int))];
+				struct cmsghdr align;
+			} ctl;
+			struct iovec iov = { .iov_base = buf, .iov_len = MAX_DGRAM };
+			struct msghdr msg = { .msg_name = noname ? NULL : &from,
+					      .msg_namelen = noname ? 0 : sizeof(from),
+					      .msg_iov = &iov, .msg_iovlen = 1,
+					      .msg_control = ctl.buf,
+					      .msg_controllen = sizeof(ctl.buf) };
+			struct cmsghdr *c;
+			unsigned long segs = 1;
+
+			n = recvmsg(fd, &msg, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				goto fail;
+			for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+				int seg;
+
+				if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO)
+					continue;
+				memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+				if (seg > 0 && n > seg)
+					segs = ((unsigned long)n + (unsigned long)seg - 1) /
+					       (unsigned long)seg;
+			}
+			got += segs;
+			reads++;
+			bytes += (unsigned long)n;
+			continue;
+		}
 		len = sizeof(from);
 		n = recvfrom(fd, buf, MAX_DGRAM, 0, (struct sockaddr *)&from, &len);
 		if (n < 0 && errno == EINTR)
@@ -418,6 +491,7 @@ static int do_recv(int argc, char **argv)
 		if (n < 0)
 			goto fail;
 		got++;
+		reads++;
 		bytes += n;
 		continue;
 fail:
@@ -425,8 +499,8 @@ fail:
 		fprintf(stderr, "recvfrom: %s\n", timed_out ? "timed out" : strerror(errno));
 		break;
 	}
-	printf("received count=%lu bytes=%lu peeked=%lu family=%s pid=%d tid=%d%s\n", got, bytes,
-	       peeked, inet4 ? "inet" : "inet6", (int)getpid(), (int)gettid(),
+	printf("received count=%lu bytes=%lu reads=%lu peeked=%lu family=%s pid=%d tid=%d%s\n",
+	       got, bytes, reads, peeked, inet4 ? "inet" : "inet6", (int)getpid(), (int)gettid(),
 	       timed_out ? " timeout=1" : "");
 	free(buf);
 	close(fd);
