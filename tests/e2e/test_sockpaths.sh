@@ -230,6 +230,19 @@ expect_events "UDP error-queue read: events" "$CPID" "$(ev_json event=send proto
 	raddr=127.0.0.1 rport=5356 ret=0)"
 expect_proc "UDP error-queue read: process" "$CPID" "$(proc_counts 0 0 1 0 0 1 1)"
 
+# Datagrams queued before a socket connects are read after it (connect() leaves the queue
+# as it is): 3 from 127.0.0.1:5361, then connected to :5362, 3 from there, all read with
+# recv(): each counted with its own source.
+case_run "UDP connected with datagrams queued" ok "$SP" udp-connect-queued 5360 3
+check_eq "UDP connected with datagrams queued: read" "3 3" \
+	"$(kv "$LINE" x) $(kv "$LINE" y)"
+expect_events "UDP connected with datagrams queued: events" "$CPID" \
+	"$(ev_json event=connect proto=udp pid="$CPID" raddr=127.0.0.1 rport=5362 ret=0)" \
+	"$(ev_json event=recv proto=udp pid="$CPID" lport=5360 raddr=127.0.0.1 rport=5361 ret=0)" \
+	"$(ev_json event=recv proto=udp pid="$CPID" lport=5360 raddr=127.0.0.1 rport=5362 ret=0)"
+expect_proc "UDP connected with datagrams queued: process" "$CPID" \
+	"$(proc_counts 1 0 0 6 0 1 90)"
+
 # Four threads send 4000 datagrams each over one socket, four threads receive them on
 # another: every datagram the program sent and received is counted, not one more.
 case_run "4 threads sharing UDP sockets" ok "$SP" udp-threads 5400 4 4000 100

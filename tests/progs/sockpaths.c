@@ -60,6 +60,11 @@
  *                                          the same with UDP-Lite sockets; the IPv4 ones
  *                                          with a checksum coverage of the header only
  *                                          (UDPLITE_SEND_CSCOV 8: their length field says 8)
+ *   sockpaths udp-connect-queued PORT N    an AF_INET6 socket on [::]:PORT gets N datagrams
+ *                                          of 10 bytes from 127.0.0.1:PORT+1, then connects
+ *                                          to ::ffff:127.0.0.1:PORT+2, gets N of 20 bytes
+ *                                          from there, and reads all 2N with recv(): those
+ *                                          queued before the connect are PORT+1's
  *   sockpaths udp-errqueue ADDR PORT       IP_RECVERR on, one datagram to a closed port,
  *                                          the ICMP error read with MSG_ERRQUEUE (not a
  *                                          datagram received)
@@ -757,6 +762,56 @@ static int udp_noaddr(int proto, const char *port, const char *count, const char
 	return result(0);
 }
 
+static int udp_connect_queued(const char *port, const char *count)
+{
+	unsigned long n = parse_num("count", count, 1, 1000), gotx = 0, goty = 0;
+	unsigned long p = parse_num("port", port, 1, 65533);
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(p) }, peer;
+	struct sockaddr_in x = { .sin_family = AF_INET }, y, to = { .sin_family = AF_INET };
+	struct timeval tv = { .tv_usec = 300000 };
+	int rfd = sock6(SOCK_DGRAM, 0), fdx = socket(AF_INET, SOCK_DGRAM, 0);
+	int fdy = socket(AF_INET, SOCK_DGRAM, 0), zero = 0;
+	char buf[64] = { 0 };
+
+	x.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	y = x;
+	to.sin_addr = x.sin_addr;
+	x.sin_port = htons(p + 1);
+	y.sin_port = htons(p + 2);
+	to.sin_port = htons(p);
+	peer = any;
+	peer.sin6_port = y.sin_port;
+	peer.sin6_addr.s6_addr[10] = peer.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&peer.sin6_addr.s6_addr[12], &x.sin_addr, 4);
+	setsockopt(rfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fdx < 0 || fdy < 0 || bind(rfd, (struct sockaddr *)&any, sizeof(any)) ||
+	    bind(fdx, (struct sockaddr *)&x, sizeof(x)) || bind(fdy, (struct sockaddr *)&y, sizeof(y)))
+		return result(errno);
+	for (unsigned long i = 0; i < n; i++)
+		if (sendto(fdx, buf, 10, 0, (struct sockaddr *)&to, sizeof(to)) != 10)
+			return result(errno);
+	if (connect(rfd, (struct sockaddr *)&peer, sizeof(peer)))
+		return result(errno);
+	for (unsigned long i = 0; i < n; i++)
+		if (sendto(fdy, buf, 20, 0, (struct sockaddr *)&to, sizeof(to)) != 20)
+			return result(errno);
+	for (;;) {
+		ssize_t r = recv(rfd, buf, sizeof(buf), 0);
+
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r < 0)
+			return result(errno);
+		if (r == 10)
+			gotx++;
+		else if (r == 20)
+			goty++;
+	}
+	printf("x=%lu y=%lu ", gotx, goty);
+	return result(0);
+}
+
 static int udp_errqueue(struct sockaddr_in6 *sa)
 {
 	int fd = sock6(SOCK_DGRAM, 0), on = 1, got = 0;
@@ -798,6 +853,8 @@ int main(int argc, char **argv)
 	m = argv[1];
 	if (!strcmp(m, "accept-hold") && argc == 3)
 		return accept_hold(argv[2]);
+	if (!strcmp(m, "udp-connect-queued") && argc == 4)
+		return udp_connect_queued(argv[2], argv[3]);
 	if (!strcmp(m, "tcp-self") && argc == 3)
 		return tcp_self(argv[2]);
 	if (!strcmp(m, "uring-accept") && argc == 4)
