@@ -74,12 +74,15 @@ int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	FLOOR_RETURN(0);
 	__u32 raddr = 0;
 	__u16 rport = 0;
+	bool mapped;
 	__u8 proto;
 
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
-	udp_send_done(sk, proto, udp6_msg_peer(sk, msg, false, &raddr, &rport), raddr, rport,
-		      ret, false, udp_msg_gso(msg));
+	mapped = udp6_msg_peer(sk, msg, false, &raddr, &rport);
+	/* the call's own segment size only matters to a mapped datagram sent */
+	udp_send_done(sk, proto, mapped, raddr, rport, ret, false,
+		      mapped && ret > 0 ? udp_msg_gso(msg) : -1, 0);
 	return 0;
 }
 

@@ -156,7 +156,7 @@ int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg)
 	 * for kprobes to remember it): sendto() with the address, or a connected socket. */
 	if (udp6_msg_peer(sk, msg, false, &call.daddr, &call.dport)) {
 		call.corked = udp_corked(sk);
-		call.gso = udp_msg_gso(msg);
+		call.gso = udp_msg_gso(msg); /* only for a mapped peer */
 		kcall_save(KCALL_UDP_SEND, &call);
 	} else {
 		kcall_clear(KCALL_UDP_SEND);

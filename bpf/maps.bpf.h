@@ -33,6 +33,8 @@ const volatile bool recvmsg_noblock = false;
  * space asks the kernel): the calling task (the connect hook's caller, the thread that keys a
  * datagram's hand-off) is then read with loads, not helper calls */
 const volatile bool cgroup_task_btf = false;
+/* 1: a cgroup_skb program may ask which thread runs it (bpf_get_current_pid_tgid, 6.10+) */
+const volatile bool egress_tid = false;
 #define FLOOR_RETURN(ret)                                                                        \
 	do {                                                                                     \
 		if (floor_only)                                                                  \
@@ -297,7 +299,9 @@ struct dgram_peer {
 	__u32 addr;   /* IPv4, network order; valid if mapped */
 	__u16 port;   /* host order */
 	__u8 mapped;
-	__u8 segs;    /* received: datagrams the read took (UDP_GRO: several), 0 for one */
+	__u8 segs;    /* received: datagrams the read took (UDP_GRO: several), 0 for one;
+		       * sent: the datagrams beyond the first of the call's GSO packet
+		       * (cg_skb_egress, where it knows the thread) */
 };
 
 #define DGRAM_HANDOFF_SLOTS 8192 /* a power of two */

@@ -1530,17 +1530,19 @@ static __always_inline __u32 gso_extra_take(struct dgram_scratch *s)
  * remembered from the call that started the datagram is used. A cork flush
  * (setsockopt(UDP_CORK, 0)) sends without a send call: the next call starts afresh. casts:
  * UDP_READ. call_gso: the call's segment size (udp_msg_gso), or GSO_FROM_EGRESS where the
- * hook sees no msghdr (tracepoint): the datagrams cg_skb_egress counted on the way out are
- * taken instead, which also counts a corked datagram's segments on the call that sends it.
+ * hook sees no msghdr (tracepoint): the datagrams beyond the first that cg_skb_egress counted
+ * on the way out are taken instead (handed: those it handed to this call; the socket's
+ * storage: the rest), which also counts a corked datagram's segments on the call that sends
+ * it. A send that cannot be counted still takes them, so they are never given to another.
  */
 #define GSO_FROM_EGRESS (-2)
 static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have_peer,
 					  __u32 raddr, __u16 rport, int ret, bool casts,
-					  int call_gso)
+					  int call_gso, __u32 handed)
 {
 	struct dgram_scratch *s = bpf_sk_storage_get(&dgram_scratch, sk, 0, 0);
 	bool continuation = s && s->cork_valid;
-	__u32 extra = call_gso == GSO_FROM_EGRESS ? gso_extra_take(s) : 0;
+	__u32 extra = call_gso == GSO_FROM_EGRESS ? handed + gso_extra_take(s) : 0;
 	__u64 datagrams;
 
 	if (continuation && !have_peer) {
@@ -1646,19 +1648,32 @@ static __always_inline bool udp6_msg_peer(struct sock *sk, struct msghdr *msg, b
 	return sk_mapped_peer(sk, addr, port);
 }
 
+/* SKB_GSO_UDP_L4 (an anonymous enum: no CO-RE relocation; the same bit from 4.18 on) */
+#define GSO_UDP_L4 (1U << 17)
+
+/* Datagrams in a UDP packet of size bytes (payload) with segment size gso: its own count,
+ * else (a packet from a virtio or tun device, SKB_GSO_DODGY, has none) from the sizes. */
+static __always_inline __u8 udp_segs_of(__u32 segs, __u32 gso, __u32 size)
+{
+	if (!segs && gso)
+		segs = (size + gso - 1) / gso;
+	return segs > 255 ? 255 : segs > 1 ? segs : 0;
+}
+
 /* The datagrams a received UDP packet holds: several for one coalesced by GRO (or sent with
- * GSO over loopback or veth) and queued whole, on a socket that set UDP_GRO; else 0 (one).
- * The segment count is in the skb's shared info, after its data (head + end). */
+ * GSO over loopback or veth) and queued whole, on a socket that set UDP_GRO (the kernel
+ * tells the reader so for a UDP_L4 one, udp_cmsg_recv); else 0 (one). The count is in the
+ * skb's shared info, after its data (head + end); skb->len is the UDP header and payload. */
 static __always_inline __u8 skb_udp_segs(struct sk_buff *skb)
 {
 	struct skb_shared_info *sh =
 		(void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end));
-	__u16 segs;
+	__u32 len = BPF_CORE_READ(skb, len);
+	__u16 gso = BPF_CORE_READ(sh, gso_size);
 
-	if (!BPF_CORE_READ(sh, gso_size))
+	if (!gso || !(BPF_CORE_READ(sh, gso_type) & GSO_UDP_L4) || len < 8)
 		return 0;
-	segs = BPF_CORE_READ(sh, gso_segs);
-	return segs > 255 ? 255 : segs;
+	return udp_segs_of(BPF_CORE_READ(sh, gso_segs), gso, len - 8);
 }
 
 /* skb_consume_udp(sk, skb, len): udpv6_recvmsg() is done with a datagram. Its source, as

@@ -267,7 +267,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	__u16 rport = 0;
 	__u32 raddr = 0;
 	bool have_peer = false;
-	__u8 proto;
+	__u8 proto, extra = 0;
 
 	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
@@ -282,27 +282,51 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 		have_peer = peer.mapped;
 		raddr = peer.addr;
 		rport = peer.port;
+		extra = peer.segs;
 	} else if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
 		have_peer = sk_mapped_peer(sk, &raddr, &rport);
 	} else if (ret < 0 && sk_is_v6only(sk)) {
 		have_peer = syscall_send_dest(&raddr, &rport);
 	}
-	udp_send_done(sk, proto, have_peer, raddr, rport, ret, true, GSO_FROM_EGRESS);
+	udp_send_done(sk, proto, have_peer, raddr, rport, ret, true, GSO_FROM_EGRESS, extra);
 	return 0;
 }
 
+/* The thread's send hand-off on the socket with this cookie (cg_sendmsg4 left it for this
+ * call): where a GSO packet's datagrams beyond the first go, so that the call that sent it
+ * counts them, however many threads share the socket. */
+static __always_inline struct dgram_peer *dgram_handoff_mine(__u64 cookie)
+{
+	__u32 key = dgram_handoff_key(false, false), tag = key + 1;
+	struct dgram_slot *slot = dgram_slot_of(key);
+	struct dgram_peer *p;
+	__u64 hkey = key;
+
+	if (slot && slot->tag == tag)
+		return slot->peer.cookie == cookie ? &slot->peer : NULL;
+	if (!dgram_spilled)
+		return NULL;
+	p = bpf_map_lookup_elem(&dgram_handoff, &hkey);
+	return p && p->cookie == cookie ? p : NULL;
+}
+
 /* A GSO packet (UDP_SEGMENT, the socket's or the call's) leaving an AF_INET6 UDP socket for
- * an IPv4 peer (ip_finish_output, before it is cut into datagrams): the datagrams it becomes
- * beyond the first go to the socket's storage, for the send that wrote it to count
- * (udp_send_done; this runs inside the call, in its thread). A packet that a cork flush by
- * setsockopt(UDP_CORK, 0) sends is counted with the socket's next send. Every packet the
- * machine sends comes here; all but GSO ones leave on the first test. */
+ * an IPv4 peer (ip_finish_output, before it is cut into datagrams; in the sending call, in
+ * its thread): the datagrams it becomes beyond the first go to the sending thread's hand-off
+ * where this kernel lets the hook know the thread (egress_tid: Linux 6.10+), else, and for a
+ * call that finishes a corked datagram (no hand-off: cg_sendmsg4 does not run for it), to the
+ * socket's storage: the socket's next send takes them (udp_send_done), so a thread sharing
+ * the socket may count another's there. A packet sent by a cork flush
+ * (setsockopt(UDP_CORK, 0)), or reinjected later from a netfilter queue, is counted with the
+ * socket's next mapped send. Every packet the machine sends comes here; all but GSO ones
+ * leave on the first test. */
 SEC("cgroup_skb/egress")
 int cg_skb_egress(struct __sk_buff *skb)
 {
 	FLOOR_RETURN(1);
 	__u32 segs = skb->gso_segs;
 	struct dgram_scratch *s;
+	struct dgram_peer *mine;
 	struct bpf_sock *bsk;
 
 	if (segs < 2 || skb->protocol != bpf_htons(ETH_P_IP) || skb->family != AF_INET6)
@@ -313,6 +337,14 @@ int cg_skb_egress(struct __sk_buff *skb)
 	bsk = bpf_sk_fullsock(bsk);
 	if (!bpf_sock_is_udp6(bsk))
 		return 1;
+	if (egress_tid) {
+		mine = dgram_handoff_mine(bpf_get_socket_cookie(skb));
+		if (mine) {
+			segs += mine->segs - 1;
+			mine->segs = segs > 255 ? 255 : segs;
+			return 1;
+		}
+	}
 	s = bpf_sk_storage_get(&dgram_scratch, bsk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s) /* another CPU made it at the same instant */
 		s = bpf_sk_storage_get(&dgram_scratch, bsk, 0, 0);
@@ -475,9 +507,10 @@ int cg_skb_ingress(struct __sk_buff *skb)
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		skb_v4_source(skb, &s);
-		/* a packet of several datagrams, queued whole (UDP_GRO): one read takes them */
-		if (skb->gso_segs > 1)
-			s.segs = skb->gso_segs > 255 ? 255 : skb->gso_segs;
+		/* a packet of several datagrams, queued whole (UDP_GRO: a socket queues no
+		 * other GSO packet whole, udp_unexpected_gso): one read takes them */
+		if (skb->gso_size)
+			s.segs = udp_segs_of(skb->gso_segs, skb->gso_size, s.len);
 	}
 	/* A socket that never received IPv4 has no queue of sources: its reads are IPv6; nor
 	 * has a connected one that never received a GRO packet: its reads are its peer's, one
@@ -549,7 +582,7 @@ static __always_inline enum rxq_kind rxq_pop(struct sock *sk, int ret, int flags
  * queue of sources, which only a read that took a datagram off the socket consumes. false:
  * not an IPv4 peer, or not known (a source unknown is counted). A peek or an error-queue
  * read leaves the address the caller asked for in place. *segs: the datagrams the read took,
- * where the queue of sources knows them (a GRO packet, unconnected sockets only). */
+ * where the queue of sources knows them (a GRO packet). */
 static __always_inline bool dgram_recv_source(struct sock *sk, int ret, int flags, __u32 *raddr,
 					      __u16 *rport, __u8 *segs)
 {

@@ -436,6 +436,10 @@ static int configure(struct dstrace_backend *b, const struct env *env)
 	skel->rodata->cgroup_task_btf =
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
 					BPF_FUNC_get_current_task_btf, NULL) == 1;
+	/* 1: the egress hook knows the sending thread (Linux 6.10+), so the datagrams of a
+	 * GSO send go to that call whatever other threads send on the socket */
+	skel->rodata->egress_tid = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
+							   BPF_FUNC_get_current_pid_tgid, NULL) == 1;
 	/* -i alone prints only the per-process table, which the kernel keeps whole. */
 	skel->rodata->emit_events = !env->interval_s || dstrace_env_per_program(env);
 	/* a quarter of the ring: a burst still wakes the reader well before it fills */
