@@ -378,6 +378,21 @@ struct {
 	__type(value, __u8);
 } existing_seen SEC(".maps");
 
+/* io_uring accept requests in flight (tracepoint backend: tp_io_uring_submit), by ring and
+ * user_data, for the completions a multishot accept posts without its request. LRU: one
+ * never completed (its ring torn down) is pushed out by newer ones. */
+struct uring_req_key {
+	__u64 ring;
+	__u64 user_data;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct uring_req_key);
+	__type(value, __u16); /* the listening socket's port; 0: not known (a fixed file) */
+} uring_accepts SEC(".maps");
+
 /* Per AF_INET6 UDP socket with IPv4 traffic (backends that may use socket storage:
  * tracepoint, fentry): its ids, read once instead of per datagram, and the peer of the corked
  * datagram being built (MSG_MORE, UDP_CORK), if valid. Socket-local storage: freed with the

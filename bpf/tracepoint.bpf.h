@@ -87,11 +87,44 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return accept_exit(ctx);
 }
 
+/* An io_uring accept request, from its submission to its last completion, by ring and
+ * user_data: a multishot accept (IORING_ACCEPT_MULTISHOT) posts a completion per client
+ * without the request (io_fill_cqe_aux: only the ring and user_data), which this tells from
+ * the other requests' such completions; with the listening socket's port, where its
+ * descriptor says (not a fixed file), which each accepted socket must have: a program that
+ * gives several requests one user_data cannot pass another's completion for an accept. */
+#define REQ_FIXED_FILE (1U << 0) /* REQ_F_FIXED_FILE: the SQE's IOSQE_FIXED_FILE, same bit */
+
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
+{
+	FLOOR_RETURN(0);
+	struct io_kiocb *req = ctx->req;
+	struct uring_req_key k;
+	struct sock *lsk;
+	__u16 port = 0;
+
+	if (ctx->opcode != bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT))
+		return 0;
+	if (!(BPF_CORE_READ(req, flags) & REQ_FIXED_FILE)) {
+		lsk = sk_from_fd_as(BPF_CORE_READ(req, cqe.fd), true);
+		if (lsk)
+			port = lsk->__sk_common.skc_num;
+	}
+	k.ring = (__u64)ctx->ctx;
+	k.user_data = ctx->user_data;
+	bpf_map_update_elem(&uring_accepts, &k, &port, BPF_ANY);
+	return 0;
+}
+
+#define CQE_F_MORE (1U << 1) /* IORING_CQE_F_MORE: the request posts more completions */
+
 /* io_uring's accept and connect never pass through the syscalls: their completions, posted
  * in the submitting process (the submitter or one of its io-wq threads, which share its
  * files), carry the result. An accept's is the new descriptor: a direct (fixed-file) one is
- * not in the file table and is not seen. A connect's is the result of its last attempt on
- * the request's socket (the immediate failures the socket layer cannot see, and every UDP
+ * not in the file table and is not seen; a multishot accept's are told by its request's ring
+ * and user_data (uring_accepts). A connect's is the result of its last attempt on the
+ * request's socket (the immediate failures the socket layer cannot see, and every UDP
  * connect). */
 SEC("tracepoint/io_uring/io_uring_complete")
 int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
@@ -99,14 +132,33 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	FLOOR_RETURN(0);
 	struct io_kiocb *req = ctx->req;
 	int res = ctx->res;
+	struct uring_req_key k;
+	struct sock *sk;
+	__u16 *port;
 	__u8 op;
 
-	if (!req)
+	if (!req) {
+		/* a completion without its request: a multishot accept's, one per client */
+		k.ring = (__u64)ctx->ctx;
+		k.user_data = ctx->user_data;
+		port = res >= 0 ? bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
+		if (!port)
+			return 0;
+		sk = sk_from_fd_as(res, true);
+		if (sk && (!*port || sk->__sk_common.skc_num == *port))
+			handle_accept_done(sk, true, true);
 		return 0;
+	}
 	op = BPF_CORE_READ(req, opcode);
-	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT) && res >= 0)
-		handle_accept_done(sk_from_fd_as(res, true), true, true);
-	else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
+	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT)) {
+		if (!(ctx->cflags & CQE_F_MORE)) { /* the request's last */
+			k.ring = (__u64)ctx->ctx;
+			k.user_data = ctx->user_data;
+			bpf_map_delete_elem(&uring_accepts, &k);
+		}
+		if (res >= 0)
+			handle_accept_done(sk_from_fd_as(res, true), true, true);
+	} else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;
 

@@ -48,7 +48,7 @@ fi
 topo_up
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
-FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609,9610,9611,9612,9613,9614]'
+FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9515,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609,9610,9611,9612,9613,9614]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
@@ -135,6 +135,12 @@ workload() {
 	run_in cds 20 "$WORK/$tag-ucli1" "$sp" tcp-block ::ffff:192.0.2.4 9503
 	run_in cds 20 "$WORK/$tag-ucli2" "$sp" tcp-block ::ffff:192.0.2.4 9503
 	wait_pid "$upid" 20 || fail "$tag workload" "uring-accept did not get its 2 clients"
+	bg_start upid sds "$WORK/$tag-umaccept" "$sp" uring-accept 9515 2 multishot
+	wait_line "$WORK/$tag-umaccept.out" '^ready' 10 ||
+		fail "$tag workload" "uring-accept multishot did not start"
+	run_in cds 20 "$WORK/$tag-umcli1" "$sp" tcp-block ::ffff:192.0.2.4 9515
+	run_in cds 20 "$WORK/$tag-umcli2" "$sp" tcp-block ::ffff:192.0.2.4 9515
+	wait_pid "$upid" 20 || fail "$tag workload" "uring-accept multishot did not get its 2 clients"
 	run_in cds 20 "$WORK/$tag-udplite" "$sp" udplite ::ffff:192.0.2.4 9604 3 10
 	run_in cds 30 "$WORK/$tag-uthreads" "$sp" udp-threads 9605 2 100 50
 	run_in cds 30 "$WORK/$tag-uthreadsrecv" "$sp" udp-threads 9608 2 100 50 recv

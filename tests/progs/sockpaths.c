@@ -37,6 +37,10 @@
  *   sockpaths uring-connect ADDR PORT meanwhile ADDR2
  *                                          the same, connect(2)ing ADDR2 port 80 meanwhile
  *   sockpaths uring-accept PORT N          accept N clients through io_uring on [::]:PORT
+ *   sockpaths uring-accept PORT N multishot
+ *                                          the same with one multishot accept request
+ *                                          (IORING_ACCEPT_MULTISHOT: a completion per
+ *                                          client, all but the last without the request)
  *   sockpaths accept-hold PORT             accept one client on [::]:PORT, read until it
  *                                          closes (no time limit), print the bytes read
  *   sockpaths udp-threads PORT T N SIZE    T threads send N datagrams each to
@@ -435,7 +439,7 @@ static int uring_connect(struct sockaddr_in6 *sa, const char *udp, const char *m
 	return result(res < 0 ? -res : 0);
 }
 
-static int uring_accept(const char *port, const char *count)
+static int uring_accept(const char *port, const char *count, bool multishot)
 {
 	struct io_uring ring;
 	unsigned long n = parse_num("count", count, 1, 100000), got = 0;
@@ -443,11 +447,14 @@ static int uring_accept(const char *port, const char *count)
 
 	if (lfd < 0 || io_uring_queue_init(4, &ring, 0))
 		return result(lfd < 0 ? EADDRINUSE : ENOSYS);
+	if (multishot)
+		io_uring_prep_multishot_accept(io_uring_get_sqe(&ring), lfd, NULL, NULL, 0);
 	say("ready port=%s", port);
 	while (got < n) {
 		int fd;
 
-		io_uring_prep_accept(io_uring_get_sqe(&ring), lfd, NULL, NULL, 0);
+		if (!multishot)
+			io_uring_prep_accept(io_uring_get_sqe(&ring), lfd, NULL, NULL, 0);
 		fd = uring_wait(&ring);
 		if (fd < 0)
 			break;
@@ -857,8 +864,10 @@ int main(int argc, char **argv)
 		return udp_connect_queued(argv[2], argv[3]);
 	if (!strcmp(m, "tcp-self") && argc == 3)
 		return tcp_self(argv[2]);
+	if (!strcmp(m, "uring-accept") && argc == 5 && !strcmp(argv[4], "multishot"))
+		return uring_accept(argv[2], argv[3], true);
 	if (!strcmp(m, "uring-accept") && argc == 4)
-		return uring_accept(argv[2], argv[3]);
+		return uring_accept(argv[2], argv[3], false);
 	if (!strcmp(m, "udp-threads") && (argc == 6 || argc == 7))
 		return udp_threads(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
 	if (!strcmp(m, "udp-blocked") && argc == 5)
