@@ -45,6 +45,26 @@ if [[ ! -d /proc/sys/net/mptcp ]]; then
 	EXPECTED=$WORK/expected-no-mptcp.json
 fi
 
+# io_uring's multishot accept came with Linux 5.19 (Debian 11's 5.10 has none): its server
+# and two clients are left out there, with their part of the answer (two accepts on 9515,
+# two connects to it, their processes).
+MULTISHOT=1
+IFS=. read -r kmaj kmin _ <<<"$(uname -r)"
+if ((kmaj < 5 || (kmaj == 5 && kmin < 19))); then
+	MULTISHOT=0
+	log "this kernel has no io_uring multishot accept (5.19+): its server and clients are left out"
+	jq '
+		def drop_first(f): (map(f) | index(true)) as $i
+			| if $i == null then error("nothing to drop") else del(.[$i]) end;
+		def client: .comm == "sockpaths" and .connect == 1 and .failed == 0 and .send == 0
+			and .recv == 0 and .peers == 1 and .bytes == 0;
+		.events |= map(select(.lport != 9515 and .rport != 9515))
+		| .processes |= (drop_first(.comm == "sockpaths" and .accept == 2)
+			| drop_first(client) | drop_first(client) | sort_by(tostring))
+	' "$EXPECTED" >"$WORK/expected-no-multishot.json" || exit 2
+	EXPECTED=$WORK/expected-no-multishot.json
+fi
+
 topo_up
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
@@ -135,12 +155,15 @@ workload() {
 	run_in cds 20 "$WORK/$tag-ucli1" "$sp" tcp-block ::ffff:192.0.2.4 9503
 	run_in cds 20 "$WORK/$tag-ucli2" "$sp" tcp-block ::ffff:192.0.2.4 9503
 	wait_pid "$upid" 20 || fail "$tag workload" "uring-accept did not get its 2 clients"
-	bg_start upid sds "$WORK/$tag-umaccept" "$sp" uring-accept 9515 2 multishot
-	wait_line "$WORK/$tag-umaccept.out" '^ready' 10 ||
-		fail "$tag workload" "uring-accept multishot did not start"
-	run_in cds 20 "$WORK/$tag-umcli1" "$sp" tcp-block ::ffff:192.0.2.4 9515
-	run_in cds 20 "$WORK/$tag-umcli2" "$sp" tcp-block ::ffff:192.0.2.4 9515
-	wait_pid "$upid" 20 || fail "$tag workload" "uring-accept multishot did not get its 2 clients"
+	if [[ $MULTISHOT == 1 ]]; then
+		bg_start upid sds "$WORK/$tag-umaccept" "$sp" uring-accept 9515 2 multishot
+		wait_line "$WORK/$tag-umaccept.out" '^ready' 10 ||
+			fail "$tag workload" "uring-accept multishot did not start"
+		run_in cds 20 "$WORK/$tag-umcli1" "$sp" tcp-block ::ffff:192.0.2.4 9515
+		run_in cds 20 "$WORK/$tag-umcli2" "$sp" tcp-block ::ffff:192.0.2.4 9515
+		wait_pid "$upid" 20 ||
+			fail "$tag workload" "uring-accept multishot did not get its 2 clients"
+	fi
 	run_in cds 20 "$WORK/$tag-udplite" "$sp" udplite ::ffff:192.0.2.4 9604 3 10
 	run_in cds 30 "$WORK/$tag-uthreads" "$sp" udp-threads 9605 2 100 50
 	run_in cds 30 "$WORK/$tag-uthreadsrecv" "$sp" udp-threads 9608 2 100 50 recv
