@@ -169,16 +169,18 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
+	__u64 datagrams;
 	struct sock *sk;
 	__u8 proto;
 
 	if (!kcall_take(KCALL_UDP_SEND, &call))
 		return 0;
 	sk = (struct sock *)call.sk;
-	if (sk_is_udp6(sk, &proto))
-		handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, call.daddr, call.dport, ret,
-				    call.corked || ret < 0 ? 0 : udp_send_segments_as(sk, ret, false, call.gso),
-				    NULL, false);
+	if (!sk_is_udp6(sk, &proto))
+		return 0;
+	datagrams = call.corked || ret < 0 ? 0 : udp_send_segments_as(sk, ret, false, call.gso);
+	handle_udp_datagram(sk, DSTRACE_EV_SEND, proto, call.daddr, call.dport, ret, datagrams,
+			    NULL, false);
 	return 0;
 }
 

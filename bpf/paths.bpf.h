@@ -1366,7 +1366,7 @@ struct cmsg_head { /* struct cmsghdr: its data follows, aligned to 8 bytes (64-b
 /* The segment size a send's control messages set (UDP_SEGMENT, as QUIC stacks send it per
  * call), or -1 where they set none (the socket's own then applies). msg is the kernel's
  * msghdr of udpv6_sendmsg(): its control messages are a kernel copy, or still in user memory
- * where msg_control_is_user says so (5.19+). */
+ * where msg_control_is_user says so. */
 static __always_inline int udp_msg_gso(struct msghdr *msg)
 {
 	__u64 len = BPF_CORE_READ(msg, msg_controllen), off = 0;
@@ -1383,15 +1383,13 @@ static __always_inline int udp_msg_gso(struct msghdr *msg)
 	for (int i = 0; i < CMSG_SCAN; i++) {
 		if (off + sizeof(h) > len)
 			break;
-		if (user ? bpf_probe_read_user(&h, sizeof(h), ctl + off) :
-			   bpf_probe_read_kernel(&h, sizeof(h), ctl + off))
+		if (read_mem(&h, sizeof(h), ctl + off, user))
 			break;
 		if (h.len < sizeof(h) || h.len > len - off)
 			break;
 		/* the kernel takes the last one, and only of the exact length */
 		if (h.level == SOL_UDP && h.type == UDP_SEGMENT && h.len == sizeof(h) + sizeof(gso) &&
-		    !(user ? bpf_probe_read_user(&gso, sizeof(gso), ctl + off + sizeof(h)) :
-			     bpf_probe_read_kernel(&gso, sizeof(gso), ctl + off + sizeof(h))))
+		    !read_mem(&gso, sizeof(gso), ctl + off + sizeof(h), user))
 			ret = gso;
 		off += (h.len + 7) & ~7ULL;
 	}
