@@ -937,6 +937,40 @@ static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie, bool
 	return bpf_map_lookup_elem(&conn_pending, &cookie);
 }
 
+/*
+ * The process entry a pending connect counts into: the one its process had when it started
+ * (c->since), running or ended since (exit, exec: in proc_exited, or marked in place in
+ * proc_stats), which its pending count holds for the outcome (user/tables.c, walk_procs).
+ * NULL when there is none (the table was full, or the entry is gone): counted, if count.
+ */
+static __always_inline struct dstrace_proc_stats *conn_entry(const struct conn_pending *c,
+							     bool count)
+{
+	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &c->who.tgid);
+	struct dstrace_proc_stats *ended;
+
+	if (st && st->start_ns == c->who.start_ns && st->first_ns <= c->since)
+		return st;
+	ended = bpf_map_lookup_elem(&proc_exited, &c->who.tgid);
+	if (ended && ended->start_ns == c->who.start_ns && ended->first_ns <= c->since)
+		return ended;
+	if (!count)
+		return NULL;
+	if (st && !st->exit_ns && st->start_ns != c->who.start_ns)
+		proc_entry_current(st, c->who.start_ns); /* another process's: marked, counted */
+	else
+		counter_add(DSTRACE_CNT_PROC_FULL, 1);
+	return NULL;
+}
+
+/* The entry's pending connect is decided, or dropped (counted as such): one less to hold it
+ * for. Last, after its counts: user space folds an ended entry once this is 0. */
+static __always_inline void conn_entry_done(struct dstrace_proc_stats *st)
+{
+	if (st && st->pending)
+		__sync_fetch_and_add(&st->pending, -1);
+}
+
 /* Take cookie's pending connect out: true if this caller decides it (one caller does). */
 static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending *out,
 					      bool slots)
@@ -982,12 +1016,22 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	/* The kernel runs this hook only for a TCP socket not connected nor connecting: a
 	 * connect of this socket's still pending had its outcome unseen (the kernel ran no
 	 * program for it; socket.bpf.h, sock_release): counted, not replaced silently. */
-	if (c.proto == DSTRACE_PROTO_TCP && conn_pending_take(cookie, &old, slots))
+	if (c.proto == DSTRACE_PROTO_TCP && conn_pending_take(cookie, &old, slots)) {
 		counter_add(DSTRACE_CNT_CONN_UNSEEN, 1);
+		conn_entry_done(conn_entry(&old, false));
+	}
+	/* The process's entry is made here, where its executable and cgroup are current, and
+	 * before the connect is kept (conn_entry: an entry newer than the connect is not its). */
+	if (!known)
+		st = proc_entry_who(0 /* the task's */, c.who.tgid, &c.who,
+				    bpf_get_current_task(), false);
 	if (!conn_pending_put(cookie, &c, slots)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
 	}
+	/* counted before the outcome can come: that is this thread's connect call, later */
+	if (st && st->start_ns == c.who.start_ns)
+		__sync_fetch_and_add(&st->pending, 1);
 	/* The tracepoint backend: the socket for connect(2)'s exit, if that is what drives it
 	 * (tp_exit_connect): the immediate result, where the state change gives none. */
 	if (connect_by_syscall) {
@@ -1012,10 +1056,6 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 			slot->tid = c.who.tid;
 		}
 	}
-	/* The process's entry is made here, where its executable and cgroup are current. */
-	if (!known)
-		proc_entry_who(0 /* the task's */, c.who.tgid, &c.who, bpf_get_current_task(),
-			       false);
 }
 
 /* Is this result of a connect call its outcome? A TCP connect still in progress (started,
@@ -1050,16 +1090,17 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 	if (!sk || !cookie || !conn_pending_take(cookie, &c, slots))
 		return;
 	lport = ret ? 0 : SK_READ(btf, sk, __sk_common.skc_num);
-	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport))
+	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport)) {
+		conn_entry_done(conn_entry(&c, false));
 		return;
-	/* The connecting process's entry, made by the hook; gone if the process ended since. */
-	st = bpf_map_lookup_elem(&proc_stats, &c.who.tgid);
-	if (!st)
-		counter_add(DSTRACE_CNT_PROC_FULL, 1);
-	else if (!proc_entry_current(st, c.who.start_ns))
-		st = NULL;
+	}
+	/* The connecting process's entry, made by the hook, held for this if it ended since. */
+	st = conn_entry(&c, true);
 	proc_peer(proc_account(st, DSTRACE_EV_CONNECT, c.proto, ret < 0, 1, 0), c.who.tgid,
 		  c.daddr);
+	if (st && st->exit_ns)
+		flags |= DSTRACE_F_LATE;
+	conn_entry_done(st);
 	ino = sk_ino_wanted(sk);
 	if (!ret)
 		existing_mark(ino, c.who.tgid);

@@ -201,8 +201,10 @@ static __always_inline int sock_release(struct bpf_sock *ctx, bool slots)
 	    ctx->dst_ip6[0] || ctx->dst_ip6[1] ||
 	    ctx->dst_ip6[2] != bpf_htonl(0xffff))
 		return 1;
-	if (conn_pending_take(bpf_get_socket_cookie(ctx), &c, slots))
+	if (conn_pending_take(bpf_get_socket_cookie(ctx), &c, slots)) {
 		counter_add(DSTRACE_CNT_CONN_UNSEEN, 1);
+		conn_entry_done(conn_entry(&c, false));
+	}
 	return 1;
 }
 

@@ -59,6 +59,10 @@ enum dstrace_proto {
  * same thread to an address of the same name's answer (fb_* say which, how it failed and
  * how long the program lost before falling back to the A record). */
 #define DSTRACE_F_FALLBACK 0x40
+/* The outcome of a connect whose process's entry had ended when it came (the process ended,
+ * or exec()ed, during the dial): it is that entry's, not a newer one's of the same pid (a new
+ * process, or the program the exec started), whatever its ts_ns. */
+#define DSTRACE_F_LATE 0x80
 
 /* The name a mapped peer came from, as the C library's getaddrinfo() answered it in the same
  * process (bpf/resolver.bpf.h): on outbound events (connect, send) when known. */
@@ -138,14 +142,28 @@ struct dstrace_proc_stats {
 	/* Lifecycle (bpf/lifecycle.bpf.h). first_ns names this entry: a pid has one entry per
 	 * process and per program it exec()s, and first_ns tells them apart. */
 	unsigned long long start_ns; /* the process's start (task start_time): a reused pid's is another */
-	unsigned long long exit_ns;  /* CLOCK_BOOTTIME of the end, 0 while it runs: counts are final */
+	unsigned long long exit_ns;  /* CLOCK_BOOTTIME of the end, 0 while it runs: counts are
+				     * final once pending is 0 too */
 	unsigned int ended_by;	     /* enum dstrace_end */
 	/* the last peer counted in proc_peers (IPv4, network order; 0: none): the kernel's
 	 * shortcut past the table for the same peer again (bpf/paths.bpf.h, proc_peer) */
 	unsigned int last_peer;
+	/* Mapped connects of this entry's still waiting for their outcome (bpf/paths.bpf.h,
+	 * conn_entry): an entry that has ended with some (its process killed during a dial, the
+	 * socket closed after the process's end, or held by a child) is held for their outcome,
+	 * which it counts, before user space folds it (user/tables.c, walk_procs). */
+	unsigned int pending;
 };
 
-/* Why a proc_stats entry ended (it is never updated again; user space folds and frees it). */
+/* An entry whose counts are final: ended, and holding no connect for its outcome (the kernel
+ * never updates it again; user space folds it for good and frees it). */
+static inline int dstrace_proc_final(const struct dstrace_proc_stats *st)
+{
+	return st->exit_ns && !st->pending;
+}
+
+/* Why a proc_stats entry ended (only its pending connects' outcomes update it again; user
+ * space folds and frees it). */
 enum dstrace_end {
 	DSTRACE_END_NONE = 0,
 	DSTRACE_END_EXIT = 1,  /* the process's last thread exited */

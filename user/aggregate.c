@@ -146,8 +146,9 @@ int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e)
 {
 	struct proc_entry *p = proc_table__last(t, e->pid);
 
-	/* After its last row's entry ended: a new process with this pid, or a new program. */
-	if (!p || (p->end_ns && e->ts_ns > p->end_ns))
+	/* After its last row's entry ended: a new process with this pid, or a new program (not
+	 * the outcome of a connect of the ended one's: DSTRACE_F_LATE). */
+	if (!p || (p->end_ns && e->ts_ns > p->end_ns && !(e->flags & DSTRACE_F_LATE)))
 		p = proc_table__append(t, e->pid);
 
 	if (!p)
@@ -179,7 +180,7 @@ int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstra
 {
 	struct proc_entry *p = proc_table__row(t, pid, st);
 
-	if (!p && st->exit_ns) {
+	if (!p && dstrace_proc_final(st)) {
 		/* No room, but its counts are final: add them to the others, so totals stay whole. */
 		struct proc_entry *o = &t->others;
 

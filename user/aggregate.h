@@ -68,7 +68,7 @@ struct proc_entry *proc_table__get(struct proc_table *t, uint32_t pid);
 /* An event arrived: a row for its process (its comm and uid) if it has none yet. */
 int proc_table__add_event(struct proc_table *t, const struct dstrace_event *e);
 /* The kernel's totals for one process entry replace ours (the row of that entry: a new row
- * when the pid's last row followed another entry). An ended entry (st->exit_ns) that does not
+ * when the pid's last row followed another entry). A final entry (dstrace_proc_final) that does not
  * fit is added to t->others. */
 int proc_table__set_stats(struct proc_table *t, uint32_t pid, const struct dstrace_proc_stats *st);
 uint32_t proc_entry__peers(const struct proc_entry *p);

@@ -34,6 +34,9 @@ struct dstrace_backend {
 	uint64_t conn_wait_max_s; /* given up after so long */
 	time_t conns_swept_s;	  /* last swept (CLOCK_MONOTONIC) */
 	uint64_t conns_given_up;
+	/* outcomes an ended process entry still waited for when it was folded (tables.c,
+	 * entry_held): counted in drops.proc_full */
+	uint64_t procs_late_lost;
 	/* DSTRACE_FAULT_SKIP_STATE=K:ADDR, tests only (bpf/maps.bpf.h, fault_skip_addr) */
 	uint32_t fault_skip_n, fault_skip_addr;
 	void *conn_slots_mem;	  /* conn_slots, mapped (MAP_FAILED: not) */

@@ -35,8 +35,19 @@ struct audit_pid {
 	/* Its entry ended (exit, exec) at end_ns and was folded in pass end_gen: kept one more
 	 * pass so that an event still queued then finds its program. */
 	bool ended;
+	bool held; /* ended, not final: held for a connect's outcome (dstrace_proc_final) */
 	uint32_t end_gen;
 	uint64_t end_ns;
+	struct proc_counts last;
+};
+
+/* An entry held for a connect's outcome whose slot a newer entry of its pid took over: its
+ * program and counts at the last look, until it is final (struct audit, late). */
+#define AUDIT_LATE_MAX 64
+struct audit_late {
+	uint32_t pid; /* 0: free */
+	uint32_t prog;
+	uint64_t kid;
 	struct proc_counts last;
 };
 
@@ -90,7 +101,8 @@ int audit__init(struct audit *a, uint32_t max_flows)
 {
 	memset(a, 0, sizeof(*a));
 	a->programs = calloc(AUDIT_PROGRAMS_MAX, sizeof(*a->programs));
-	if (!a->programs ||
+	a->late = calloc(AUDIT_LATE_MAX, sizeof(*a->late));
+	if (!a->programs || !a->late ||
 	    htab_alloc(&a->pids, &pid_ops, sizeof(struct audit_pid), AUDIT_PIDS_MAX * 2) ||
 	    htab_alloc(&a->flows, &flow_ops, sizeof(struct audit_flow), htab_pow2(max_flows * 2))) {
 		audit__free(a);
@@ -106,6 +118,7 @@ void audit__free(struct audit *a)
 			htab_free(&a->programs[i].peers);
 	}
 	free(a->programs);
+	free(a->late);
 	htab_free(&a->pids);
 	htab_free(&a->flows);
 	memset(a, 0, sizeof(*a));
@@ -338,46 +351,6 @@ static void add_name(struct audit_program *p, const struct dstrace_event *e)
 		n->fallbacks++;
 }
 
-void audit__add_event(struct audit *a, const struct dstrace_event *e)
-{
-	struct audit_program *p;
-	struct audit_pid *ap;
-	bool found;
-	uint8_t kind = e->kind;
-
-	ap = pid_slot(a, e->pid, &found);
-	if (found && ap->ended && e->ts_ns > ap->end_ns) /* a newer process or program */
-		pid_init(a, ap, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
-	else if (!found)
-		ap = pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
-	p = program_of(a, ap);
-	if (!p)
-		return;
-	p->changed = true;
-	/* glibc's sorting connects are no traffic to the name (they carry none anyway) */
-	if ((e->name_flags & DSTRACE_NAME_KNOWN) && !(e->flags & DSTRACE_F_BY_RESOLVER))
-		add_name(p, e);
-	if (e->flags & DSTRACE_F_FALLBACK)
-		p->fallbacks++;
-	if (e->ret) {
-		add_errno(p, e->kind, -e->ret);
-		return;
-	}
-	if (e->proto != DSTRACE_PROTO_TCP)
-		return; /* UDP peers are counted per datagram, from the flow table */
-	/* a connection there before dstrace: accepted or made, as the kernel counted it */
-	if (kind == DSTRACE_EV_EXISTING)
-		kind = e->flags & DSTRACE_F_INBOUND ? DSTRACE_EV_ACCEPT : DSTRACE_EV_CONNECT;
-	if (kind == DSTRACE_EV_ACCEPT) {
-		/* lport 0: the connection was reset before accept() returned, its port gone */
-		if (e->lport)
-			add_port(p, e->lport);
-		add_peer(p, e->raddr, e->lport, AUDIT_DIR_IN, DSTRACE_PROTO_TCP, 1);
-	} else if (kind == DSTRACE_EV_CONNECT) {
-		add_peer(p, e->raddr, e->rport, AUDIT_DIR_OUT, DSTRACE_PROTO_TCP, 1);
-	}
-}
-
 #define DELTA(field) (st->field >= last->field ? st->field - last->field : st->field)
 
 /* Add what the entry st counted since last to program p. */
@@ -415,15 +388,95 @@ static void fold_counts(struct audit_program *p, const struct dstrace_proc_stats
 		p->changed = true;
 }
 
+static void proc_counts_of(struct proc_counts *c, const struct dstrace_proc_stats *st)
+{
+	memcpy(c->counts, st->counts, sizeof(c->counts));
+	c->failed = st->failed;
+	memcpy(c->bytes, st->bytes, sizeof(c->bytes));
+}
+
+/* The program of pid's entry followed in a->late (a connect's outcome after its end), or
+ * NULL. */
+static struct audit_program *late_program(struct audit *a, uint32_t pid)
+{
+	for (uint32_t i = 0; i < AUDIT_LATE_MAX; i++)
+		if (a->late[i].pid == pid && a->late[i].prog != UINT32_MAX)
+			return &a->programs[a->late[i].prog];
+	return NULL;
+}
+
+/* The held entry slot ap follows is taken over by a newer one: follow it in a->late. */
+static void late_keep(struct audit *a, const struct audit_pid *ap)
+{
+	for (uint32_t i = 0; i < AUDIT_LATE_MAX; i++) {
+		struct audit_late *l = &a->late[i];
+
+		if (!l->pid) {
+			*l = (struct audit_late){ .pid = ap->pid, .prog = ap->prog, .kid = ap->kid,
+						  .last = ap->last };
+			return;
+		}
+	}
+	a->late_dropped++; /* its outcomes to come are not counted */
+}
+
+void audit__follow_late(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
+{
+	struct audit_pid *ap, tmp = {};
+	bool found;
+
+	ap = pid_slot(a, pid, &found);
+	if (!found || !ap->kid) {
+		audit__add_proc(a, pid, st); /* followed from now on */
+		return;
+	}
+	if (st->first_ns >= ap->kid || st->first_ns == ap->prev_kid ||
+	    late_program(a, pid))
+		return; /* followed: in the slot, or in a->late */
+	/* Never followed, and a newer entry of its pid is: followed in a->late, from 0. */
+	pid_init(a, &tmp, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
+	late_keep(a, &tmp);
+}
+
+/* st, an entry older than its pid's slot's: if a->late follows it, what it counted since
+ * goes to its program; true then (*final: folded for good, no longer followed). */
+static bool late_add(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
+		     bool final)
+{
+	bool found;
+
+	for (uint32_t i = 0; i < AUDIT_LATE_MAX; i++) {
+		struct audit_late *l = &a->late[i];
+
+		if (l->pid != pid || l->kid != st->first_ns)
+			continue;
+		if (l->prog != UINT32_MAX)
+			fold_counts(&a->programs[l->prog], st, &l->last);
+		proc_counts_of(&l->last, st);
+		if (final) {
+			struct audit_pid *ap = pid_slot(a, pid, &found);
+
+			/* folded for good: seen again (read before its delete), not again */
+			if (found)
+				ap->prev_kid = l->kid;
+			l->pid = 0;
+		}
+		return true;
+	}
+	return false;
+}
+
 bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
 {
 	static const struct proc_counts zero;
 	struct audit_program *p;
 	struct audit_pid *ap;
-	bool found, final = st->exit_ns != 0;
+	bool found, final = dstrace_proc_final(st);
 
 	ap = pid_slot(a, pid, &found);
 	if (found && ap->kid && ap->kid != st->first_ns) {
+		if (st->first_ns < ap->kid && late_add(a, pid, st, final))
+			return final;
 		if (st->first_ns < ap->kid) {
 			/* An entry older than the one followed: the one followed before (already
 			 * folded whole when it ended), or one never seen (the next found first):
@@ -439,7 +492,10 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 			return true;
 		}
 		/* A newer entry: a new process with this pid, or the program this one exec()ed.
-		 * The entry followed so far has ended (its last counts were folded then). */
+		 * The entry followed so far has ended (its last counts were folded then; if it
+		 * is held for a connect's outcome, it is followed in a->late until final). */
+		if (ap->held)
+			late_keep(a, ap);
 		pid_init(a, ap, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
 	} else if (!found) {
 		ap = pid_get(a, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
@@ -452,17 +508,61 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 	p = program_of(a, ap);
 	if (p)
 		fold_counts(p, st, &ap->last);
-	memcpy(ap->last.counts, st->counts, sizeof(ap->last.counts));
-	ap->last.failed = st->failed;
-	memcpy(ap->last.bytes, st->bytes, sizeof(ap->last.bytes));
+	proc_counts_of(&ap->last, st);
+	ap->held = st->exit_ns && !final;
 	if (final && !ap->ended) {
 		ap->ended = true;
 		ap->end_gen = a->flow_gen;
 		ap->end_ns = st->exit_ns;
 	} else if (!final) {
-		ap->end_ns = 0; /* an end notice of an earlier entry of this pid */
+		/* running (an end notice of an earlier entry of this pid), or ended and held for
+		 * a connect's outcome: the events after its end are another entry's */
+		ap->end_ns = st->exit_ns;
 	}
 	return final;
+}
+
+void audit__add_event(struct audit *a, const struct dstrace_event *e)
+{
+	struct audit_program *p = NULL;
+	struct audit_pid *ap;
+	bool found;
+	uint8_t kind = e->kind;
+
+	ap = pid_slot(a, e->pid, &found);
+	if ((e->flags & DSTRACE_F_LATE) && (p = late_program(a, e->pid)))
+		ap = NULL; /* an outcome of the entry followed in a->late */
+	else if (found && ap->ended && e->ts_ns > ap->end_ns && !(e->flags & DSTRACE_F_LATE))
+		pid_init(a, ap, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
+	else if (!found) /* a newer process or program; or, DSTRACE_F_LATE, the entry followed */
+		ap = pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
+	if (ap)
+		p = program_of(a, ap);
+	if (!p)
+		return;
+	p->changed = true;
+	/* glibc's sorting connects are no traffic to the name (they carry none anyway) */
+	if ((e->name_flags & DSTRACE_NAME_KNOWN) && !(e->flags & DSTRACE_F_BY_RESOLVER))
+		add_name(p, e);
+	if (e->flags & DSTRACE_F_FALLBACK)
+		p->fallbacks++;
+	if (e->ret) {
+		add_errno(p, e->kind, -e->ret);
+		return;
+	}
+	if (e->proto != DSTRACE_PROTO_TCP)
+		return; /* UDP peers are counted per datagram, from the flow table */
+	/* a connection there before dstrace: accepted or made, as the kernel counted it */
+	if (kind == DSTRACE_EV_EXISTING)
+		kind = e->flags & DSTRACE_F_INBOUND ? DSTRACE_EV_ACCEPT : DSTRACE_EV_CONNECT;
+	if (kind == DSTRACE_EV_ACCEPT) {
+		/* lport 0: the connection was reset before accept() returned, its port gone */
+		if (e->lport)
+			add_port(p, e->lport);
+		add_peer(p, e->raddr, e->lport, AUDIT_DIR_IN, DSTRACE_PROTO_TCP, 1);
+	} else if (kind == DSTRACE_EV_CONNECT) {
+		add_peer(p, e->raddr, e->rport, AUDIT_DIR_OUT, DSTRACE_PROTO_TCP, 1);
+	}
 }
 
 static struct audit_flow *flow_slot(struct audit *a, const struct dstrace_flow_key *k)
@@ -611,6 +711,7 @@ void audit__drops(const struct audit *a, struct dstrace_drops *d)
 {
 	d->programs = a->programs_dropped;
 	d->pids = a->pids_dropped;
+	d->proc_full += a->late_dropped;
 	d->ports = d->peers = 0;
 	for (uint32_t i = 0; i < a->nprograms; i++) {
 		d->ports += a->programs[i].ports_dropped;

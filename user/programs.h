@@ -87,6 +87,7 @@ struct audit_program {
 
 struct audit_pid;
 struct audit_flow;
+struct audit_late;
 
 struct audit {
 	struct audit_program *programs;
@@ -98,6 +99,12 @@ struct audit {
 	struct htab flows; /* of struct audit_flow, twice the kernel's udp_flows */
 	uint32_t nflows;
 	uint32_t flow_gen;
+	/* Ended entries still held for a connect's outcome (dstrace_proc_final) when a newer
+	 * entry of their pid took their slot over (the program they exec()ed, or a reused pid):
+	 * followed here until final (AUDIT_LATE_MAX; one that does not fit has its later counts
+	 * counted lost, in drops.proc_full: late_dropped). */
+	struct audit_late *late;
+	uint64_t late_dropped;
 	char cgroup_root[512]; /* cgroup v2 mount point, for id -> path */
 };
 
@@ -114,11 +121,14 @@ bool audit__wants_proc(struct audit *a, uint32_t pid, uint64_t ts_ns, uint64_t *
 /* The kernel said (DSTRACE_F_ENDED, in ring order) that pid's entry ended at ts_ns: later
  * events of pid are another entry's. Its counts are folded when the entry is read. */
 void audit__proc_ending(struct audit *a, uint32_t pid, uint64_t ts_ns);
+/* A late connect outcome (DSTRACE_F_LATE) of pid's ended entry st: followed, if it is not
+ * (in its pid's slot, or beside a newer entry there), so that the event finds its program. */
+void audit__follow_late(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st);
 /* An event arrived: failures by errno, listener ports, TCP peers, names. */
 void audit__add_event(struct audit *a, const struct dstrace_event *e);
 /* The kernel's counters for one process entry (proc_stats, proc_exited): what they grew by
  * since the last look goes to the entry's program. Returns true when the entry has ended
- * (st->exit_ns: the kernel never touches it again) and is now folded for good: the caller
+ * (dstrace_proc_final: the kernel never touches it again) and is now folded for good: the caller
  * deletes it in the kernel. Liveness is the kernel's word, never a guess. */
 bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st);
 /* The kernel's counters for one UDP flow (call for every entry of udp_flows, then

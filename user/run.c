@@ -96,6 +96,13 @@ static void follow_process(struct run *r, const struct dstrace_event *e)
 	struct dstrace_proc_stats st, old;
 	uint64_t kid;
 
+	/* A late connect outcome is of an entry that has ended (the one followed, or in the
+	 * audit's late list): its entry, if its process is not followed yet. */
+	if (e->flags & DSTRACE_F_LATE) {
+		if (!dstrace_backend__proc_ended(r->backend, e->pid, 0, &st))
+			audit__follow_late(&r->audit, e->pid, &st);
+		return;
+	}
 	if (!audit__wants_proc(&r->audit, e->pid, e->ts_ns, &kid) ||
 	    dstrace_backend__proc_stats(r->backend, e->pid, e->ts_ns, &st))
 		return;

@@ -37,6 +37,7 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 	}
 	free(vals);
 	out[DSTRACE_CNT_CONN_FULL] += b->conns_given_up;
+	out[DSTRACE_CNT_PROC_FULL] += b->procs_late_lost;
 	return 0;
 }
 
@@ -149,35 +150,66 @@ static void peers_sweep(const struct dstrace_backend *b, struct key_list *freed)
 	free(freed->keys);
 }
 
+/* Is this entry held for the outcome of connects it started (st->pending)? Until the last
+ * one's outcome is counted (bpf/paths.bpf.h, conn_entry), it is not final: visited as ended
+ * but not final, not deleted. Not any more once its connects have been given up
+ * (DSTRACE_CONNECT_WAIT_MAX after its end, and a sweep or two): the outcomes it still waits
+ * for are then counted lost (drops.proc_full; each also in drops.stash_full when it was given
+ * up: too many, never one missing), and it is final. */
+static bool entry_held(const struct dstrace_backend *b, struct dstrace_proc_stats *st,
+		       uint64_t now_ns)
+{
+	if (!st->exit_ns || !st->pending)
+		return false;
+	if (st->exit_ns + (b->conn_wait_max_s + 20) * 1000000000ull > now_ns)
+		return true;
+	st->pending = 0; /* final now */
+	return false;
+}
+
 /*
  * Every process entry, ended ones first: those in proc_exited, then those of proc_stats (an
  * ended entry can still be there, marked, when proc_exited was full). visit returns true when
  * it has folded an ended entry for good: the entry is then deleted, and its peer pairs with
- * it. Only ended entries are deleted, and nothing writes to an entry once it has ended
- * (bpf/lifecycle.bpf.h): no count made between the read and the delete is lost.
+ * it. Only final entries are deleted (ended, and not held for a connect's outcome:
+ * entry_held), and nothing writes to an entry once it is final (bpf/lifecycle.bpf.h): no
+ * count made between the read and the delete is lost.
  */
-static void walk_procs(const struct dstrace_backend *b, proc_visit_fn visit, void *ctx)
+static void walk_procs(struct dstrace_backend *b, proc_visit_fn visit, void *ctx)
 {
 	int fds[2] = { bpf_map__fd(b->skel->maps.proc_exited),
 		       bpf_map__fd(b->skel->maps.proc_stats) };
 	struct key_list freed = { .size = sizeof(struct dstrace_peer_key) };
+	struct timespec boot;
+	uint64_t now_ns;
 
+	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
+	now_ns = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec;
 	for (int m = 0; m < 2; m++) {
 		struct key_list done = { .size = sizeof(uint32_t) };
 		struct dstrace_proc_stats st;
-		uint32_t key, *prev = NULL;
+		uint32_t key, *prev = NULL, lost;
 
 		while (!bpf_map_get_next_key(fds[m], prev, &key)) {
 			prev = &key;
 			if (bpf_map_lookup_elem(fds[m], &key, &st))
 				continue; /* gone meanwhile */
-			if (visit(ctx, key, &st) && st.exit_ns) {
+			/* An ended entry read again: the first read (a copy, in no order) may have
+			 * caught a connect's outcome being counted, its pending count (written
+			 * last, conn_entry_done) but not its counts; the second has both. */
+			if (dstrace_proc_final(&st) && bpf_map_lookup_elem(fds[m], &key, &st))
+				continue;
+			/* held: not deleted; else final, or made final with these lost */
+			lost = st.exit_ns ? st.pending : 0;
+			entry_held(b, &st, now_ns);
+			if (visit(ctx, key, &st) && dstrace_proc_final(&st)) {
 				struct dstrace_peer_key entry = { .tgid = key,
 								  .first_ns = st.first_ns };
 
 				/* no room to remember it: its pairs stay, in the table's bound */
 				if (!key_list_add(&done, &key))
 					key_list_add(&freed, &entry);
+				b->procs_late_lost += lost;
 			}
 		}
 		key_list_delete(&done, fds[m]);
@@ -192,7 +224,7 @@ static bool table_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats
 	return true;
 }
 
-int dstrace_backend__read_procs(const struct dstrace_backend *b, struct proc_table *t)
+int dstrace_backend__read_procs(struct dstrace_backend *b, struct proc_table *t)
 {
 	walk_procs(b, table_visit, t);
 	return 0;
@@ -215,10 +247,10 @@ int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, u
 				struct dstrace_proc_stats *st)
 {
 	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
-	    st->first_ns == first_ns)
+	    (st->first_ns == first_ns || !first_ns))
 		return 0;
 	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
-	    st->first_ns == first_ns && st->exit_ns)
+	    (st->first_ns == first_ns || !first_ns) && st->exit_ns)
 		return 0;
 	return -ENOENT;
 }

@@ -125,6 +125,21 @@ for how in close shutdown unspec; do
 	expect_proc "connect given up: $how: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
 done
 
+# Given up by the process's end (killed during a dial: Ctrl-C, timeout, a service stop): the
+# kernel closes the socket after the process has ended (exit), when a child that holds it
+# ends 0.5 s later (fork), or when the program it exec()ed with the socket open does (exec).
+# The outcome is still the process's, counted in its entry, which waits for it (pending):
+# nothing goes to drops.proc_full (checked below, for the whole run).
+for how in exit fork exec; do
+	case_run "connect given up by the process's end: $how" ok "$SP" tcp-abandon \
+		::ffff:198.51.100.2 82 "$how"
+	[[ $how != exit ]] && sleep 1 # the socket's last holder ends
+	one_connect "connect given up by the process's end: $how" "$CPID" tcp -103 ECONNABORTED \
+		198.51.100.2 82
+	expect_proc "connect given up by the process's end: $how: process" "$CPID" \
+		"$(proc_counts 0 0 0 0 1 1 0)"
+done
+
 # A simultaneous open: a socket bound to [::]:8092 connects to ::ffff:127.0.0.1:8092, itself
 # (SYN_SENT, then SYN_RECV on its own SYN, then ESTABLISHED on its own SYN-ACK): one connect
 # event, established (it was left pending, then counted unseen at close).
@@ -467,6 +482,8 @@ check_eq "connects pending at once: process" \
 	"$(proc_counts 0 0 0 0 $((PEND_N * 2 - UNSEEN)) 1 0)" "$(process_counts "$OUT" "$PEND")"
 check_eq "connects pending at once: no pending connect without room (drops.stash_full)" 0 \
 	"$(jq -r '.drops.stash_full' <<<"$STATS")"
+check_eq "every count had its process's entry (drops.proc_full)" 0 \
+	"$(jq -r '.drops.proc_full' <<<"$STATS")"
 check_expectations "$OUT" "$NSJ"
 
 # Connects that wait for their outcome longer than DSTRACE_CONNECT_WAIT_MAX seconds (here 3;
@@ -555,4 +572,35 @@ if DSTRACE_FAULT_SKIP_STATE=3:127.0.0.9 dstrace_start "$UOUT2" "${extra[@]}"; th
 	done
 fi
 [[ -n ${UNSEEN_SRV:-} ]] && stop_pid "$UNSEEN_SRV"
+
+# The audit's side of connects given up by the process's end (--audit, its program's
+# records): each outcome in its program's counts (failed.total as by_errno), also when the
+# program the process exec()ed with the socket open makes an entry of its own first (a
+# mapped connect: the pid's newer entry, followed beside the one held for the outcome);
+# nothing in drops.proc_full.
+AOUT=$WORK/sockpaths-audit.jsonl
+srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
+if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
+	for how in exit fork exec; do
+		case_run "audit: given up by the process's end: $how" ok "$SP" tcp-abandon \
+			::ffff:198.51.100.2 83 "$how"
+	done
+	case_run "audit: given up by the process's end: exec, then a connect" ok "$SP" \
+		tcp-abandon ::ffff:198.51.100.2 83 exec ::ffff:127.0.0.1 8094
+	check_eq "audit: the exec()ed program connected" "result=ok" \
+		"$(tail -n 1 "$(fbase "audit: given up by the process's end: exec, then a connect").out")"
+	sleep 2 # the sockets' last holders end, the audit's next set
+	dstrace_stop
+	check_eq "audit: whole JSON lines" ok "$(json_lines_ok "$AOUT")"
+	# the final set's records of sockpaths: one program (no "?/sockpaths" made of late events)
+	check_eq "audit: the program's counts" \
+		'[{"exe":"sockpaths","connect":{"tcp":1,"udp":0},"failed":{"total":4,"by_errno":{"ECONNABORTED":4}}}]' \
+		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
+			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/sockpaths"))
+				and (.netns as $n | $ns | index($n)))) |
+			map({exe: (.exe | split("/") | last), connect, failed})' "$AOUT")"
+	check_eq "audit: every count had its process's entry (drops.proc_full)" 0 \
+		"$(jq -r 'select(.type == "audit_run") | .drops.proc_full' "$AOUT" | tail -n 1)"
+fi
+[[ -n ${ASRV:-} ]] && stop_pid "$ASRV"
 summary

@@ -14,7 +14,14 @@
  *                                          answer, given up 0.2 s later by the same thread
  *                                          (HOW: close, shutdown: shutdown(SHUT_RDWR) then
  *                                          close, unspec: connect(AF_UNSPEC) then close;
- *                                          result: ok, or the errno of that call)
+ *                                          result: ok, or the errno of that call); or left
+ *                                          to the process's end (HOW exit: the kernel
+ *                                          closes it after the process has ended; fork: a
+ *                                          child holds it 0.5 s more; exec: sleep 0.5
+ *                                          holds it, exec()ed with it open)
+ *   sockpaths tcp-abandon ADDR PORT exec ADDR2 PORT2
+ *                                          the same, but the program exec()ed with it open
+ *                                          is sockpaths tcp-block ADDR2 PORT2
  *   sockpaths tcp-self PORT                an AF_INET6 socket bound to [::]:PORT connects
  *                                          (blocking) to ::ffff:127.0.0.1:PORT, itself: a
  *                                          simultaneous open (SYN_SENT, SYN_RECV, then
@@ -212,7 +219,8 @@ static int tcp_nb(struct sockaddr_in6 *sa)
 	return result(err);
 }
 
-static int tcp_abandon(struct sockaddr_in6 *sa, const char *how)
+static int tcp_abandon(struct sockaddr_in6 *sa, const char *how, char *then_addr,
+		       char *then_port)
 {
 	int fd = sock6(SOCK_STREAM | SOCK_NONBLOCK, 0), err = 0;
 	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
@@ -222,6 +230,20 @@ static int tcp_abandon(struct sockaddr_in6 *sa, const char *how)
 	if (errno != EINPROGRESS)
 		return result(errno);
 	usleep(200000);
+	if (!strcmp(how, "exit") || !strcmp(how, "fork") || !strcmp(how, "exec")) {
+		result(0);
+		fflush(stdout);
+		if (!strcmp(how, "exec") && then_addr)
+			execl("/proc/self/exe", "sockpaths", "tcp-block", then_addr, then_port,
+			      (char *)NULL);
+		else if (!strcmp(how, "exec"))
+			execlp("sleep", "sleep", "0.5", (char *)NULL);
+		if (!strcmp(how, "exec"))
+			return result(errno);
+		if (!strcmp(how, "fork") && fork() == 0)
+			usleep(500000); /* the child: the socket's last holder */
+		_exit(0);		/* no close: the kernel's, at the end */
+	}
 	if (!strcmp(how, "shutdown"))
 		err = shutdown(fd, SHUT_RDWR) ? errno : 0;
 	else if (!strcmp(how, "unspec"))
@@ -888,7 +910,9 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "tcp-nb") && argc == 4)
 		return tcp_nb(&sa);
 	if (!strcmp(m, "tcp-abandon") && argc == 5)
-		return tcp_abandon(&sa, argv[4]);
+		return tcp_abandon(&sa, argv[4], NULL, NULL);
+	if (!strcmp(m, "tcp-abandon") && argc == 7 && !strcmp(argv[4], "exec"))
+		return tcp_abandon(&sa, argv[4], argv[5], argv[6]);
 	if (!strcmp(m, "tcp-pending") && argc == 8)
 		return tcp_pending(&sa, argv[4], argv[5], argv[6], argv[7]);
 	if (!strcmp(m, "tcp-hold") && argc == 5)

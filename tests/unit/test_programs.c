@@ -355,6 +355,95 @@ static void test_full_tables(void)
 	audit__free(&a);
 }
 
+static uint64_t failed(const struct audit *a, const char *exe)
+{
+	const struct audit_program *p = program(a, exe);
+
+	return p ? p->failed : 0;
+}
+
+/* errno err's failures counted in program exe's table. */
+static uint64_t failures_of(const struct audit *a, const char *exe, int err)
+{
+	const struct audit_program *p = program(a, exe);
+
+	for (uint32_t i = 0; p && i < p->nerrnos; i++)
+		if (p->errnos[i].err == err)
+			return p->errnos[i].count;
+	return 0;
+}
+
+/* The process ended during a dial: its entry, ended but held for the connect's outcome
+ * (pending), is not final (not freed); its outcome, late (DSTRACE_F_LATE, after the end),
+ * is its program's, not a newer process's; then it is final. */
+static void test_held_for_outcome(void)
+{
+	struct audit a;
+	struct dstrace_proc_stats st = unit_proc_entry("curl", 100, 1);
+	struct dstrace_event e = { .pid = PID, .ts_ns = 700, .kind = DSTRACE_EV_CONNECT,
+				   .proto = DSTRACE_PROTO_TCP, .ret = -ECONNABORTED,
+				   .flags = DSTRACE_F_LATE, .comm = "curl" };
+	uint64_t kid;
+
+	REQUIRE_TRUE(audit__init(&a, 16) == 0);
+	audit__add_proc(&a, PID, &st);
+	st.exit_ns = 300;
+	st.pending = 1;
+	ASSERT_TRUE(!audit__add_proc(&a, PID, &st)); /* held: not to be freed */
+	ASSERT_TRUE(audit__wants_proc(&a, PID, 350, &kid)); /* ended: a later event is new */
+	st.failed = 1;
+	st.pending = 0;
+	audit__add_event(&a, &e);
+	ASSERT_UINT_EQ(a.nprograms, 1); /* no "?/curl": the entry's own program */
+	ASSERT_UINT_EQ(failures_of(&a, "/usr/bin/curl", ECONNABORTED), 1);
+	ASSERT_TRUE(audit__add_proc(&a, PID, &st)); /* final */
+	ASSERT_UINT_EQ(failed(&a, "/usr/bin/curl"), 1);
+	ASSERT_UINT_EQ(connects(&a, "/usr/bin/curl"), 1);
+	ASSERT_UINT_EQ(program(&a, "/usr/bin/curl")->pids, 1);
+	audit__free(&a);
+}
+
+/* exec() during a dial, and the new program's entry is followed before the old one's outcome
+ * comes: the old entry, held, is followed beside it (a->late) until final; the outcome and its
+ * count are the old program's. Also when the old entry was never seen before. */
+static void test_held_superseded(void)
+{
+	struct audit a;
+	struct dstrace_proc_stats old = unit_proc_entry("sh", 100, 1), new = unit_proc_entry("nc", 500, 4);
+	struct dstrace_event e = { .pid = PID, .ts_ns = 700, .kind = DSTRACE_EV_CONNECT,
+				   .proto = DSTRACE_PROTO_TCP, .ret = -ECONNABORTED,
+				   .flags = DSTRACE_F_LATE, .comm = "nc" };
+	struct dstrace_drops d = {};
+
+	for (int seen = 0; seen < 2; seen++) {
+		REQUIRE_TRUE(audit__init(&a, 16) == 0);
+		old.exit_ns = 450;
+		old.pending = 1;
+		old.failed = 0;
+		if (seen)
+			ASSERT_TRUE(!audit__add_proc(&a, PID, &old)); /* held */
+		ASSERT_TRUE(!audit__add_proc(&a, PID, &new));
+		old.failed = 1;
+		old.pending = 0;
+		audit__follow_late(&a, PID, &old); /* the event's lookup (run.c) */
+		audit__add_event(&a, &e);
+		ASSERT_UINT_EQ(failures_of(&a, "/usr/bin/sh", ECONNABORTED), 1);
+		ASSERT_UINT_EQ(failures_of(&a, "/usr/bin/nc", ECONNABORTED), 0);
+		ASSERT_TRUE(audit__add_proc(&a, PID, &old)); /* final: freed */
+		ASSERT_TRUE(audit__add_proc(&a, PID, &old)); /* seen again: nothing added */
+		ASSERT_TRUE(!audit__add_proc(&a, PID, &new));
+		ASSERT_UINT_EQ(failed(&a, "/usr/bin/sh"), 1);
+		ASSERT_UINT_EQ(connects(&a, "/usr/bin/sh"), 1);
+		ASSERT_UINT_EQ(connects(&a, "/usr/bin/nc"), 4);
+		ASSERT_UINT_EQ(program(&a, "/usr/bin/sh")->pids, 1);
+		ASSERT_UINT_EQ(program(&a, "/usr/bin/nc")->pids, 1);
+		d.proc_full = 0;
+		audit__drops(&a, &d);
+		ASSERT_UINT_EQ(d.proc_full, 0);
+		audit__free(&a);
+	}
+}
+
 static const CU_TestInfo tests[] = {
 	{ "deltas", test_deltas },
 	{ "exited fold, reused pid", test_exited_fold },
@@ -363,6 +452,8 @@ static const CU_TestInfo tests[] = {
 	{ "reclaim: unseen and ended pids", test_reclaim },
 	{ "an older entry ended, never seen", test_older_entry },
 	{ "event before the entry", test_event_first },
+	{ "held for a connect's outcome", test_held_for_outcome },
+	{ "held, superseded by a newer entry", test_held_superseded },
 	{ "errnos, ports, peers", test_events },
 	{ "UDP flows", test_flows },
 	{ "full tables", test_full_tables },
