@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Process lifecycle, for every backend (user/backend.c's lifecycle list): when a process
- * ends, or exec()s another program, its proc_stats entry is final. It moves to proc_exited,
+ * ends, or exec()s another program, its proc_stats entry has ended (final once no connect of
+ * its waits for an outcome: proc_end). It moves to proc_exited,
  * where user space folds it into its program (or the final table) and deletes it, and its pid
  * is free in proc_stats at once: a process that reuses the pid, or the program exec()
  * started, gets an entry of its own with its own executable, uid and cgroup.
@@ -38,8 +39,12 @@ static __always_inline void proc_end_notice(__u32 tgid, __u64 ts_ns, __u32 how)
 
 /* End the current process's entry: move it to proc_exited, or, when that queue is full (or
  * still holds an earlier entry of this pid), leave it marked in proc_stats. Nothing updates an
- * ended entry again: its process is gone (exit: this is its last thread), or it is a new
- * program (exec: de_thread() left one thread, which counts into a new entry from now on). */
+ * ended entry again but the outcomes of connects it still waits for (st->pending: its socket
+ * closed after the process's end, or held by a child or the program exec() started;
+ * paths.bpf.h, conn_entry): its process is gone (exit: this is its last thread), or it is a
+ * new program (exec: de_thread() left one thread, which counts into a new entry from now
+ * on). An outcome counted in the entry between its copy and its delete here is lost, the
+ * entry waiting for it to the end (user/tables.c, entry_held): counted there. */
 static __always_inline void proc_end(__u32 how)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;

@@ -2,7 +2,8 @@
 /*
  * Backend "tracepoint", for locked-down kernels without kprobes or fentry (Linux 6.3+:
  * it needs the sock:sock_{send,recv}_length tracepoints):
- *   connect  the socket layer's cgroup hook + syscalls:sys_exit_connect (immediate result)
+ *   connect  the socket layer's cgroup hook + syscalls:sys_exit_connect (immediate result;
+ *            a TCP Fast Open send's: sock_send_length)
  *   accept   syscalls:sys_exit_accept{,4}, socket found from the returned fd
  *   send     cgroup/sendmsg4 (mapped peer, AF_INET6 socket) + tp_btf/sock_send_length
  *   recv     cgroup/recvmsg6 (mapped source) + tp_btf/sock_recv_length; for reads without
@@ -29,38 +30,45 @@ int BPF_PROG(tp_sk_error_report, const struct sock *sk)
 	return 0;
 }
 
-/* The immediate result of connect(2): an error before any SYN (a v6-only socket, no IPv4
- * route) and every UDP result. The socket is the one the cgroup connect hook saw start a
- * mapped connect on this thread (its slot in connect_stash); no entry hook: a connect that is
- * not mapped costs one array lookup here. */
-SEC("tracepoint/syscalls/sys_exit_connect")
-int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+/* A call that drove a mapped connect this thread started (the cgroup connect hook filled
+ * its slot in connect_stash) returned ret: its immediate result, an error before any SYN (a
+ * v6-only socket, no IPv4 route), a TCP socket closed in SYN_SENT inside the call (no local
+ * port left), or any UDP result. only_sk: only the connect of that socket (a send). */
+static __always_inline void connect_slot_decide(struct sock *only_sk, int ret)
 {
-	FLOOR_RETURN(0);
 	/* the task's BTF: a load where the kernel inlines the helper, else a call like
 	 * bpf_get_current_pid_tgid() */
 	__u32 tid = bpf_get_current_task_btf()->pid;
 	struct connect_args *p = connect_slot(tid), args;
 	struct sock *sk;
 
-	if (!p || p->tid != tid)
-		return 0;
+	if (!p || p->tid != tid || (only_sk && p->sk != (__u64)only_sk))
+		return;
 	args = *p;
 	/* claimed after the copy: a hook of another thread writing it meanwhile emptied it
 	 * first, and the copy is dropped (counted by that hook) */
 	if (__sync_val_compare_and_swap(&p->tid, tid, 0) != tid || args.tid != tid)
-		return 0;
+		return;
 	/* a TCP connect the socket layer follows, not decided yet: nothing to read here */
-	if (args.tcp && !connect_ret_final(true, (int)ctx->ret))
-		return 0;
+	if (args.tcp && !connect_ret_final(true, ret))
+		return;
 	sk = (struct sock *)args.sk;
 	/* An entry left by a connect that no syscall drove (io_uring) is not this call's: its
 	 * socket may be gone (another cookie), or still connecting (a TCP immediate failure
 	 * leaves the socket closed; one in flight is in SYN_SENT). */
 	if (sk_cookie(sk) != args.cookie ||
 	    (args.tcp && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE))
-		return 0;
-	handle_connect_call(sk, (int)ctx->ret, true);
+		return;
+	handle_connect_call(sk, ret, true);
+}
+
+/* connect(2): the socket is the one the cgroup connect hook saw start a mapped connect on
+ * this thread; no entry hook: a connect that is not mapped costs one array lookup here. */
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	FLOOR_RETURN(0);
+	connect_slot_decide(NULL, (int)ctx->ret);
 	return 0;
 }
 
@@ -324,6 +332,10 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	if (!sk_is_inet6_as(sk, &proto, true))
 		return 0;
 	if (proto == DSTRACE_PROTO_TCP) {
+		/* a TCP Fast Open sendto()/sendmsg() that failed inside the call: its connect's
+		 * result (the one this thread started on this socket, if undecided) */
+		if (ret < 0)
+			connect_slot_decide(sk, ret);
 		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
 		return 0;
 	}

@@ -169,6 +169,10 @@ ns_sysctl "$NS" net.ipv4.ip_local_port_range="32768 60999"
 
 case_run "TCP Fast Open" ok "$SP" tfo ::ffff:127.0.0.1 8080
 one_connect "TCP Fast Open" "$CPID" tcp 0 null
+# failing inside its sendto(), before any SYN: the send's result is the connect's
+case_run "TCP Fast Open, no IPv4 route" ENETUNREACH "$SP" tfo ::ffff:203.0.113.9 80
+one_connect "TCP Fast Open, no IPv4 route" "$CPID" tcp -101 ENETUNREACH 203.0.113.9 80
+expect_proc "TCP Fast Open, no IPv4 route: process" "$CPID" "$(proc_counts 0 0 0 0 1 1 0)"
 
 if [[ $HAVE_MPTCP == 1 ]]; then
 	case_run "MPTCP" ok "$SP" mptcp ::ffff:127.0.0.1 8080 1000
