@@ -4,7 +4,8 @@
 # Same traffic, same answer, whatever the backend. One fixed workload (TCP accept and mapped
 # connect, v6-only and no-IPv4-route failures, UDP send and receive with every method, a
 # v6-only UDP failure; a connection open before dstrace started, a re-issued non-blocking
-# connect, refused connects, an unreachable host (ICMP), TCP Fast Open, MPTCP, io_uring
+# connect, refused connects, an unreachable host (ICMP), connects given up by their thread
+# or by their process's end, TCP Fast Open (also failing), MPTCP, io_uring
 # connect and accept, UDP-Lite, threads sharing UDP sockets, datagrams read without an
 # address among IPv6 ones, mapped binds) runs under every backend this kernel supports;
 # each run's events and
@@ -66,9 +67,14 @@ if ((kmaj < 5 || (kmaj == 5 && kmin < 19))); then
 fi
 
 topo_up
+# A peer that never answers, for the connects given up by their process's end: SYNs to a MAC
+# nobody has vanish (no ARP failure, no ICMP), so the socket's close decides, however slow
+# the machine (the ARP to 192.0.2.99 fails after 3 s: an emulated guest got there first).
+in_ns cds ip neigh add 192.0.2.98 lladdr 02:00:00:00:00:98 dev "$HOST_IF" nud permanent ||
+	fail "topology" "no neighbour entry for 192.0.2.98 in cds"
 
 # Fixed ports: servers' ports stay in the answer, ephemeral ports become "eph".
-FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9515,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609,9610,9611,9612,9613,9614]'
+FIXED_PORTS='[9500,9501,9502,9503,9504,9505,9506,9507,9510,9511,9512,9513,9515,9516,9517,9518,9519,9600,9601,9602,9603,9604,9605,9606,9607,9608,9609,9610,9611,9612,9613,9614]'
 
 # The workload: every client and server of the suite's programs, one after another.
 workload() {
@@ -125,6 +131,8 @@ workload() {
 	wait_line "$WORK/$tag-serv9502.out" '^listening' 10 || fail "$tag workload" "tcpserv6 9502 did not start"
 	run_in cds 20 "$WORK/$tag-retry" "$sp" tcp-retry ::ffff:192.0.2.4 9502
 	run_in cds 20 "$WORK/$tag-tfo" "$sp" tfo ::ffff:192.0.2.4 9502
+	# failing inside its sendto(): no IPv4 route from c6 (ENETUNREACH)
+	run_in c6 20 "$WORK/$tag-tfonoroute" "$sp" tfo ::ffff:192.0.2.4 9516
 	[[ $MPTCP == 1 ]] && run_in cds 20 "$WORK/$tag-mptcp" "$sp" mptcp ::ffff:192.0.2.4 9502 100
 	run_in cds 20 "$WORK/$tag-uconn" "$sp" uring-connect ::ffff:192.0.2.4 9502
 	run_in cds 20 "$WORK/$tag-block" "$sp" tcp-block ::ffff:192.0.2.4 9502
@@ -148,6 +156,15 @@ workload() {
 		run_in cds 20 "$WORK/$tag-abandon-$how" "$sp" tcp-abandon ::ffff:192.0.2.99 $port $how
 		port=$((port + 1))
 	done
+	# ... or by the process's end: the socket closed after it (exit), by a child that holds it
+	# 0.5 s more (fork), by the program it exec()ed (exec: sleep 0.5): ECONNABORTED, the
+	# process's own (its entry waits for it)
+	port=9517
+	for how in exit fork exec; do
+		run_in cds 20 "$WORK/$tag-abandon-$how" "$sp" tcp-abandon ::ffff:192.0.2.98 $port $how
+		port=$((port + 1))
+	done
+	sleep 1 # the sockets' last holders end
 	# a simultaneous open: a socket that connects to its own address and port
 	run_in cds 20 "$WORK/$tag-self" "$sp" tcp-self 9513
 	bg_start upid sds "$WORK/$tag-uaccept" "$sp" uring-accept 9503 2
