@@ -222,6 +222,9 @@ struct conn_pending {
 	__u8 proto;
 	__u8 flags;
 	struct fallback_rec fb; /* with DSTRACE_F_FALLBACK */
+	/* the first_ns of the process entry that counts it waiting (its pending), 0 if none
+	 * does (paths.bpf.h, conn_entry) */
+	__u64 entry_ns;
 };
 
 /* Where a pending connect is kept (paths.bpf.h, conn_pending_put): in place, in the array slot

@@ -364,7 +364,7 @@ static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kin
 					    __u32 raddr, __u16 rport, int ret,
 					    enum local_end local, const struct given_local *given,
 					    const struct task_ident *who, __u8 flags,
-					    const struct fallback_rec *fb)
+					    const struct fallback_rec *fb, __u64 entry_ns)
 {
 	struct dstrace_event *e;
 
@@ -402,6 +402,7 @@ static __always_inline void emit_event_full(struct sock *sk, __u64 ino, __u8 kin
 		e->fb_lost_ns = 0;
 	}
 	e->fb_pad = 0;
+	e->entry_ns = entry_ns;
 	e->sock_ino = ino;
 	e->netns = sk_netns(sk);
 	e->raddr = raddr;
@@ -433,7 +434,7 @@ static __always_inline void emit_event_as(struct sock *sk, __u64 ino, __u8 kind,
 					  const struct task_ident *who, __u8 flags)
 {
 	emit_event_full(sk, ino, kind, proto, raddr, rport, ret, have_local ? LOCAL_SOCK : LOCAL_NONE,
-			NULL, who, flags, NULL);
+			NULL, who, flags, NULL, 0);
 }
 
 static __always_inline void emit_event(struct sock *sk, __u64 ino, __u8 kind, __u8 proto,
@@ -938,33 +939,33 @@ static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie, bool
 }
 
 /*
- * The process entry a pending connect counts into: the one its process had when it started
- * (c->since), running or ended since (exit, exec: in proc_exited, or marked in place in
- * proc_stats), which its pending count holds for the outcome (user/tables.c, walk_procs).
- * NULL when there is none (the table was full, or the entry is gone): counted, if count.
+ * The process entry a pending connect counts into: the one that counted it waiting (its
+ * first_ns kept in c->entry_ns, handle_connect_start), running or ended since (exit, exec:
+ * in proc_exited, or marked in place in proc_stats), which its pending count holds for the
+ * outcome (user/tables.c, walk_procs). NULL when there is none (the table was full when it
+ * started, or the entry is gone): counted, if count.
  */
 static __always_inline struct dstrace_proc_stats *conn_entry(const struct conn_pending *c,
 							     bool count)
 {
-	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &c->who.tgid);
-	struct dstrace_proc_stats *ended;
+	struct dstrace_proc_stats *st = NULL;
 
-	if (st && st->start_ns == c->who.start_ns && st->first_ns <= c->since)
-		return st;
-	ended = bpf_map_lookup_elem(&proc_exited, &c->who.tgid);
-	if (ended && ended->start_ns == c->who.start_ns && ended->first_ns <= c->since)
-		return ended;
-	if (!count)
-		return NULL;
-	if (st && !st->exit_ns && st->start_ns != c->who.start_ns)
-		proc_entry_current(st, c->who.start_ns); /* another process's: marked, counted */
-	else
+	if (c->entry_ns) {
+		st = bpf_map_lookup_elem(&proc_stats, &c->who.tgid);
+		if (st && st->first_ns == c->entry_ns && st->start_ns == c->who.start_ns)
+			return st;
+		st = bpf_map_lookup_elem(&proc_exited, &c->who.tgid);
+		if (st && st->first_ns == c->entry_ns && st->start_ns == c->who.start_ns)
+			return st;
+	}
+	if (count)
 		counter_add(DSTRACE_CNT_PROC_FULL, 1);
 	return NULL;
 }
 
 /* The entry's pending connect is decided, or dropped (counted as such): one less to hold it
- * for. Last, after its counts: user space folds an ended entry once this is 0. */
+ * for. Last, after its counts and its event: user space folds an ended entry once this is 0
+ * (a decrement that finds 0, on a CPU racing another, is skipped rather than wrapping). */
 static __always_inline void conn_entry_done(struct dstrace_proc_stats *st)
 {
 	if (st && st->pending)
@@ -1016,8 +1017,10 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	/* The kernel runs this hook only for a TCP socket not connected nor connecting: a
 	 * connect of this socket's still pending had its outcome unseen (the kernel ran no
 	 * program for it; socket.bpf.h, sock_release): counted, not replaced silently. */
-	if (c.proto == DSTRACE_PROTO_TCP && conn_pending_take(cookie, &old, slots)) {
-		counter_add(DSTRACE_CNT_CONN_UNSEEN, 1);
+	if (conn_pending_take(cookie, &old, slots)) {
+		/* a UDP connect's still kept had its call's return missed (counted there) */
+		if (c.proto == DSTRACE_PROTO_TCP)
+			counter_add(DSTRACE_CNT_CONN_UNSEEN, 1);
 		conn_entry_done(conn_entry(&old, false));
 	}
 	/* The process's entry is made here, where its executable and cgroup are current, and
@@ -1025,13 +1028,16 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	if (!known)
 		st = proc_entry_who(0 /* the task's */, c.who.tgid, &c.who,
 				    bpf_get_current_task(), false);
+	/* counted waiting before the outcome can come (this thread's connect call, later) */
+	if (st && st->start_ns == c.who.start_ns && !st->exit_ns) {
+		c.entry_ns = st->first_ns;
+		__sync_fetch_and_add(&st->pending, 1);
+	}
 	if (!conn_pending_put(cookie, &c, slots)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+		conn_entry_done(st && c.entry_ns ? st : NULL);
 		return;
 	}
-	/* counted before the outcome can come: that is this thread's connect call, later */
-	if (st && st->start_ns == c.who.start_ns)
-		__sync_fetch_and_add(&st->pending, 1);
 	/* The tracepoint backend: the socket for connect(2)'s exit, if that is what drives it
 	 * (tp_exit_connect): the immediate result, where the state change gives none. */
 	if (connect_by_syscall) {
@@ -1100,12 +1106,14 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 		  c.daddr);
 	if (st && st->exit_ns)
 		flags |= DSTRACE_F_LATE;
-	conn_entry_done(st);
 	ino = sk_ino_wanted(sk);
 	if (!ret)
 		existing_mark(ino, c.who.tgid);
 	emit_event_full(sk, ino, DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret,
-			ret == 0 ? LOCAL_SOCK : LOCAL_NONE, NULL, &c.who, c.flags | flags, &c.fb);
+			ret == 0 ? LOCAL_SOCK : LOCAL_NONE, NULL, &c.who, c.flags | flags, &c.fb,
+			(flags & DSTRACE_F_LATE) ? c.entry_ns : 0);
+	/* after the event: user space frees an entry once final, and the event finds it */
+	conn_entry_done(st);
 }
 
 /* A connect call on sk returned ret (backends that see calls: syscalls, kernel functions). */
@@ -1277,7 +1285,8 @@ static __always_inline void handle_bind_done(struct sock *sk, __u32 addr, __u16 
 	if (ret < 0)
 		proc_account(proc_entry(sk, tgid, false), DSTRACE_EV_BIND, proto, true, 0, 0);
 	emit_event_full(sk, sk_ino(sk), DSTRACE_EV_BIND, proto, 0, 0, ret,
-			ret ? LOCAL_GIVEN : LOCAL_SOCK, &asked, NULL, DSTRACE_F_NO_REMOTE, NULL);
+			ret ? LOCAL_GIVEN : LOCAL_SOCK, &asked, NULL, DSTRACE_F_NO_REMOTE, NULL,
+			0);
 }
 
 /* The identity of a task seen from outside (an iterator runs in the reader's context). */
@@ -1368,7 +1377,7 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP)
 		flags |= DSTRACE_F_MPTCP;
 	emit_event_full(sk, ino, DSTRACE_EV_EXISTING, proto, raddr, rport, 0, LOCAL_SOCK, NULL,
-			&who, flags, NULL);
+			&who, flags, NULL, 0);
 }
 
 /* A field of a UDP socket's udp_sock, which lies beyond struct sock: a direct load through a

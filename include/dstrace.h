@@ -104,6 +104,9 @@ struct dstrace_event {
 	int fb_err;
 	unsigned int fb_pad;
 	unsigned long long fb_lost_ns;
+	/* with DSTRACE_F_LATE: the first_ns of the ended process entry it is of (the one that
+	 * made the connect) */
+	unsigned long long entry_ns;
 };
 
 #define DSTRACE_PROTO_MAX 2

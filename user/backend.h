@@ -55,8 +55,7 @@ int dstrace_backend__flow_evictions(const struct dstrace_backend *b, uint64_t *e
  * entry, or the one that ended since. 0 or a negative errno (-ENOENT). */
 int dstrace_backend__proc_stats(const struct dstrace_backend *b, uint32_t pid, uint64_t ts_ns,
 				struct dstrace_proc_stats *st);
-/* The ended entry of pid whose first_ns is given (proc_exited, or marked in proc_stats), or
- * with first_ns 0 its ended entry (the one a late connect outcome is of, DSTRACE_F_LATE). */
+/* The ended entry of pid whose first_ns is given (proc_exited, or marked in proc_stats). */
 int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, uint64_t first_ns,
 				struct dstrace_proc_stats *st);
 uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b);

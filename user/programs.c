@@ -36,6 +36,7 @@ struct audit_pid {
 	 * pass so that an event still queued then finds its program. */
 	bool ended;
 	bool held; /* ended, not final: held for a connect's outcome (dstrace_proc_final) */
+	uint32_t pending; /* the outcomes it is held for, at the last look */
 	uint32_t end_gen;
 	uint64_t end_ns;
 	struct proc_counts last;
@@ -49,6 +50,10 @@ struct audit_late {
 	uint32_t prog;
 	uint64_t kid;
 	struct proc_counts last;
+	/* final, folded for good in pass done_gen: kept one more pass, so that an outcome's
+	 * event read after the entry still finds its program, and a second look adds nothing */
+	bool done;
+	uint32_t done_gen;
 };
 
 /* A UDP flow's datagram count at the last look. */
@@ -395,13 +400,12 @@ static void proc_counts_of(struct proc_counts *c, const struct dstrace_proc_stat
 	memcpy(c->bytes, st->bytes, sizeof(c->bytes));
 }
 
-/* The program of pid's entry followed in a->late (a connect's outcome after its end), or
- * NULL. */
-static struct audit_program *late_program(struct audit *a, uint32_t pid)
+/* The late record of pid's entry kid, or NULL. */
+static struct audit_late *late_find(struct audit *a, uint32_t pid, uint64_t kid)
 {
 	for (uint32_t i = 0; i < AUDIT_LATE_MAX; i++)
-		if (a->late[i].pid == pid && a->late[i].prog != UINT32_MAX)
-			return &a->programs[a->late[i].prog];
+		if (a->late[i].pid == pid && a->late[i].kid == kid)
+			return &a->late[i];
 	return NULL;
 }
 
@@ -417,7 +421,7 @@ static void late_keep(struct audit *a, const struct audit_pid *ap)
 			return;
 		}
 	}
-	a->late_dropped++; /* its outcomes to come are not counted */
+	a->late_dropped += ap->pending; /* its outcomes to come are not counted */
 }
 
 void audit__follow_late(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
@@ -431,7 +435,7 @@ void audit__follow_late(struct audit *a, uint32_t pid, const struct dstrace_proc
 		return;
 	}
 	if (st->first_ns >= ap->kid || st->first_ns == ap->prev_kid ||
-	    late_program(a, pid))
+	    late_find(a, pid, st->first_ns))
 		return; /* followed: in the slot, or in a->late */
 	/* Never followed, and a newer entry of its pid is: followed in a->late, from 0. */
 	pid_init(a, &tmp, pid, st->uid, st->cgroup_id, st->netns, st->comm, st);
@@ -443,27 +447,20 @@ void audit__follow_late(struct audit *a, uint32_t pid, const struct dstrace_proc
 static bool late_add(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st,
 		     bool final)
 {
-	bool found;
+	struct audit_late *l = late_find(a, pid, st->first_ns);
 
-	for (uint32_t i = 0; i < AUDIT_LATE_MAX; i++) {
-		struct audit_late *l = &a->late[i];
-
-		if (l->pid != pid || l->kid != st->first_ns)
-			continue;
-		if (l->prog != UINT32_MAX)
-			fold_counts(&a->programs[l->prog], st, &l->last);
-		proc_counts_of(&l->last, st);
-		if (final) {
-			struct audit_pid *ap = pid_slot(a, pid, &found);
-
-			/* folded for good: seen again (read before its delete), not again */
-			if (found)
-				ap->prev_kid = l->kid;
-			l->pid = 0;
-		}
-		return true;
+	if (!l)
+		return false;
+	if (l->done)
+		return true; /* seen again before its delete: nothing more */
+	if (l->prog != UINT32_MAX)
+		fold_counts(&a->programs[l->prog], st, &l->last);
+	proc_counts_of(&l->last, st);
+	if (final) {
+		l->done = true;
+		l->done_gen = a->flow_gen;
 	}
-	return false;
+	return true;
 }
 
 bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_stats *st)
@@ -510,6 +507,7 @@ bool audit__add_proc(struct audit *a, uint32_t pid, const struct dstrace_proc_st
 		fold_counts(p, st, &ap->last);
 	proc_counts_of(&ap->last, st);
 	ap->held = st->exit_ns && !final;
+	ap->pending = ap->held ? st->pending : 0;
 	if (final && !ap->ended) {
 		ap->ended = true;
 		ap->end_gen = a->flow_gen;
@@ -530,12 +528,20 @@ void audit__add_event(struct audit *a, const struct dstrace_event *e)
 	uint8_t kind = e->kind;
 
 	ap = pid_slot(a, e->pid, &found);
-	if ((e->flags & DSTRACE_F_LATE) && (p = late_program(a, e->pid)))
-		ap = NULL; /* an outcome of the entry followed in a->late */
-	else if (found && ap->ended && e->ts_ns > ap->end_ns && !(e->flags & DSTRACE_F_LATE))
+	if (e->flags & DSTRACE_F_LATE) {
+		/* of the ended entry e->entry_ns: its pid's slot's, or one followed beside it */
+		struct audit_late *l = found && ap->kid != e->entry_ns ?
+					       late_find(a, e->pid, e->entry_ns) : NULL;
+
+		if (l)
+			ap = NULL, p = l->prog != UINT32_MAX ? &a->programs[l->prog] : NULL;
+		else if (!found)
+			ap = pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
+	} else if (found && ap->ended && e->ts_ns > ap->end_ns) { /* a newer process or program */
 		pid_init(a, ap, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
-	else if (!found) /* a newer process or program; or, DSTRACE_F_LATE, the entry followed */
+	} else if (!found) {
 		ap = pid_get(a, e->pid, e->uid, e->cgroup_id, e->netns, e->comm, NULL);
+	}
 	if (ap)
 		p = program_of(a, ap);
 	if (!p)
@@ -649,6 +655,9 @@ void audit__flows_done(struct audit *a)
 			keep_pids[n++] = *ap;
 	}
 	put_back_pids(a, keep_pids, n);
+	for (uint32_t i = 0; i < AUDIT_LATE_MAX; i++)
+		if (a->late[i].pid && a->late[i].done && a->late[i].done_gen != gen)
+			a->late[i].pid = 0;
 	n = 0;
 	for (uint32_t i = 0; i < a->flows.cap && n < a->nflows; i++) {
 		const struct audit_flow *f = htab_slot(&a->flows, i);

@@ -99,7 +99,7 @@ static void follow_process(struct run *r, const struct dstrace_event *e)
 	/* A late connect outcome is of an entry that has ended (the one followed, or in the
 	 * audit's late list): its entry, if its process is not followed yet. */
 	if (e->flags & DSTRACE_F_LATE) {
-		if (!dstrace_backend__proc_ended(r->backend, e->pid, 0, &st))
+		if (!dstrace_backend__proc_ended(r->backend, e->pid, e->entry_ns, &st))
 			audit__follow_late(&r->audit, e->pid, &st);
 		return;
 	}

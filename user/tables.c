@@ -199,8 +199,9 @@ static void walk_procs(struct dstrace_backend *b, proc_visit_fn visit, void *ctx
 			 * last, conn_entry_done) but not its counts; the second has both. */
 			if (dstrace_proc_final(&st) && bpf_map_lookup_elem(fds[m], &key, &st))
 				continue;
-			/* held: not deleted; else final, or made final with these lost */
-			lost = st.exit_ns ? st.pending : 0;
+			/* held: not deleted; else final, or made final with these lost (a count
+			 * beyond any number of connects waiting is not one: not added) */
+			lost = st.exit_ns && st.pending <= 1u << 20 ? st.pending : 0;
 			entry_held(b, &st, now_ns);
 			if (visit(ctx, key, &st) && dstrace_proc_final(&st)) {
 				struct dstrace_peer_key entry = { .tgid = key,
@@ -247,10 +248,10 @@ int dstrace_backend__proc_ended(const struct dstrace_backend *b, uint32_t pid, u
 				struct dstrace_proc_stats *st)
 {
 	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_exited), &pid, st) &&
-	    (st->first_ns == first_ns || !first_ns))
+	    st->first_ns == first_ns)
 		return 0;
 	if (!bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.proc_stats), &pid, st) &&
-	    (st->first_ns == first_ns || !first_ns) && st->exit_ns)
+	    st->first_ns == first_ns && st->exit_ns)
 		return 0;
 	return -ENOENT;
 }

@@ -382,7 +382,7 @@ static void test_held_for_outcome(void)
 	struct dstrace_proc_stats st = unit_proc_entry("curl", 100, 1);
 	struct dstrace_event e = { .pid = PID, .ts_ns = 700, .kind = DSTRACE_EV_CONNECT,
 				   .proto = DSTRACE_PROTO_TCP, .ret = -ECONNABORTED,
-				   .flags = DSTRACE_F_LATE, .comm = "curl" };
+				   .flags = DSTRACE_F_LATE, .comm = "curl", .entry_ns = 100 };
 	uint64_t kid;
 
 	REQUIRE_TRUE(audit__init(&a, 16) == 0);
@@ -412,7 +412,7 @@ static void test_held_superseded(void)
 	struct dstrace_proc_stats old = unit_proc_entry("sh", 100, 1), new = unit_proc_entry("nc", 500, 4);
 	struct dstrace_event e = { .pid = PID, .ts_ns = 700, .kind = DSTRACE_EV_CONNECT,
 				   .proto = DSTRACE_PROTO_TCP, .ret = -ECONNABORTED,
-				   .flags = DSTRACE_F_LATE, .comm = "nc" };
+				   .flags = DSTRACE_F_LATE, .comm = "nc", .entry_ns = 100 };
 	struct dstrace_drops d = {};
 
 	for (int seen = 0; seen < 2; seen++) {
@@ -432,6 +432,15 @@ static void test_held_superseded(void)
 		ASSERT_TRUE(audit__add_proc(&a, PID, &old)); /* final: freed */
 		ASSERT_TRUE(audit__add_proc(&a, PID, &old)); /* seen again: nothing added */
 		ASSERT_TRUE(!audit__add_proc(&a, PID, &new));
+		audit__flows_done(&a);
+		/* its event read after it was folded: still its program's, for one pass */
+		audit__add_event(&a, &e);
+		ASSERT_UINT_EQ(failures_of(&a, "/usr/bin/sh", ECONNABORTED), 2);
+		ASSERT_TRUE(!audit__add_proc(&a, PID, &new));
+		audit__flows_done(&a);
+		audit__add_event(&a, &e); /* then the late record is free: the slot's */
+		ASSERT_UINT_EQ(failures_of(&a, "/usr/bin/sh", ECONNABORTED), 2);
+		ASSERT_UINT_EQ(failures_of(&a, "/usr/bin/nc", ECONNABORTED), 1);
 		ASSERT_UINT_EQ(failed(&a, "/usr/bin/sh"), 1);
 		ASSERT_UINT_EQ(connects(&a, "/usr/bin/sh"), 1);
 		ASSERT_UINT_EQ(connects(&a, "/usr/bin/nc"), 4);
