@@ -1028,14 +1028,15 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	if (!known)
 		st = proc_entry_who(0 /* the task's */, c.who.tgid, &c.who,
 				    bpf_get_current_task(), false);
-	/* counted waiting before the outcome can come (this thread's connect call, later) */
-	if (st && st->start_ns == c.who.start_ns && !st->exit_ns) {
+	/* counted waiting before the outcome can come (this thread's connect call, later); st
+	 * is the process's current entry here (known, or proc_entry_who's), or NULL */
+	if (st) {
 		c.entry_ns = st->first_ns;
 		__sync_fetch_and_add(&st->pending, 1);
 	}
 	if (!conn_pending_put(cookie, &c, slots)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
-		conn_entry_done(st && c.entry_ns ? st : NULL);
+		conn_entry_done(st);
 		return;
 	}
 	/* The tracepoint backend: the socket for connect(2)'s exit, if that is what drives it

@@ -925,11 +925,7 @@ static int existing_pass(struct dstrace_backend *b, uint32_t pass)
 
 void dstrace_backend__clock_tick(struct dstrace_backend *b)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	__atomic_store_n(&b->skel->bss->coarse_boot_ns,
-			 (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->skel->bss->coarse_boot_ns, boot_now_ns(), __ATOMIC_RELAXED);
 }
 
 int dstrace_backend__scan_existing(struct dstrace_backend *b)

@@ -49,4 +49,13 @@ struct dstrace_backend {
 /* Unmap what tables.c mapped of the kernel's tables (before the object is destroyed). */
 void dstrace_backend__unmap(struct dstrace_backend *b);
 
+/* CLOCK_BOOTTIME now, in ns: the kernel's bpf_ktime_get_boot_ns(). */
+static inline uint64_t boot_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 #endif /* DSTRACE_BACKEND_INTERNAL_H */

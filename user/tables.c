@@ -180,11 +180,8 @@ static void walk_procs(struct dstrace_backend *b, proc_visit_fn visit, void *ctx
 	int fds[2] = { bpf_map__fd(b->skel->maps.proc_exited),
 		       bpf_map__fd(b->skel->maps.proc_stats) };
 	struct key_list freed = { .size = sizeof(struct dstrace_peer_key) };
-	struct timespec boot;
-	uint64_t now_ns;
+	uint64_t now_ns = boot_now_ns();
 
-	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
-	now_ns = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec;
 	for (int m = 0; m < 2; m++) {
 		struct key_list done = { .size = sizeof(uint32_t) };
 		struct dstrace_proc_stats st;
@@ -454,7 +451,7 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	uint32_t vsize = bpf_map__value_size(b->skel->maps.conn_pending), nslots;
 	bool slots = b->kind != DSTRACE_BACKEND_KPROBE; /* backend.c: the _hash twins */
 	struct dstrace_conn_slot_head *mem;
-	struct timespec mono, boot;
+	struct timespec mono;
 	__u64 key, *prev = NULL;
 	uint64_t limit, since;
 	/* a sweep every half of the longest wait, at least every second and at most every 10 s:
@@ -474,9 +471,7 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	val = malloc(vsize);
 	if (!val)
 		return -ENOMEM;
-	clock_gettime(CLOCK_BOOTTIME, &boot); /* the kernel's bpf_ktime_get_boot_ns() */
-	limit = (uint64_t)boot.tv_sec * 1000000000ull + (uint64_t)boot.tv_nsec -
-		b->conn_wait_max_s * 1000000000ull;
+	limit = boot_now_ns() - b->conn_wait_max_s * 1000000000ull;
 	/* room for every slot's cookie first: a slot given up is always listed */
 	if (slots && (mem = conn_slots_map(b, &stride, &nslots)) &&
 	    (gone.keys = malloc((size_t)nslots * sizeof(uint64_t)))) {
