@@ -49,19 +49,39 @@ static __always_inline bool in6_is_v4mapped(const __u32 a[4])
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
 }
 
-/* The process filters (-p, -c), on the identity of whoever acts. */
-static __always_inline bool filter_process(__u32 tgid, const char *comm)
+static __always_inline bool filter_comm_is(const char *comm)
 {
+	for (int i = 0; i < DSTRACE_COMM_LEN; i++) {
+		if (comm[i] != filter_comm[i])
+			return false;
+		if (!comm[i])
+			break;
+	}
+	return true;
+}
+
+/* The name of task's process (0: the current task's): its thread group leader's, what ps
+ * and /proc/PID/comm show, whatever names its other threads took (prctl(PR_SET_NAME),
+ * pthread_setname_np: a JVM's, a tokio runtime's workers). false if it cannot be read. */
+static __always_inline bool proc_comm(__u64 task, char comm[DSTRACE_COMM_LEN])
+{
+	if (!task)
+		task = bpf_get_current_task();
+	return BPF_CORE_READ_STR_INTO((char (*)[DSTRACE_COMM_LEN])comm, (struct task_struct *)task,
+				      group_leader, comm) > 0;
+}
+
+/* The process filters (-p, -c), on the identity of whoever acts: comm, the acting thread's
+ * name, of task (0: the current task). -c NAME takes the thread named NAME and every thread
+ * of a process named NAME. */
+static __always_inline bool filter_process(__u32 tgid, const char *comm, __u64 task)
+{
+	char pcomm[DSTRACE_COMM_LEN];
+
 	if (filter_pid_enabled && !bpf_map_lookup_elem(&pid_filter, &tgid))
 		return false;
-	if (filter_comm_enabled) {
-		for (int i = 0; i < DSTRACE_COMM_LEN; i++) {
-			if (comm[i] != filter_comm[i])
-				return false;
-			if (!comm[i])
-				break;
-		}
-	}
+	if (filter_comm_enabled && !filter_comm_is(comm))
+		return proc_comm(task, pcomm) && filter_comm_is(pcomm);
 	return true;
 }
 
@@ -84,7 +104,7 @@ static __always_inline bool dstrace_wanted(__u8 kind, __u8 proto, __u32 tgid, __
 		return false;
 	if (filter_comm_enabled)
 		bpf_get_current_comm(comm, sizeof(comm));
-	return filter_process(tgid, comm);
+	return filter_process(tgid, comm, 0);
 }
 
 /* When a process started (its thread group leader's start_time, which exec keeps): with the
@@ -206,6 +226,7 @@ proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task
 	struct dstrace_proc_stats *st = bpf_map_lookup_elem(&proc_stats, &tgid);
 	__u64 start_ns = who ? who->start_ns : proc_start_now(task_btf);
 	struct dstrace_proc_stats *init;
+	char name[DSTRACE_COMM_LEN];
 	__u32 zero = 0;
 
 	if (st)
@@ -224,6 +245,9 @@ proc_entry_who(__u32 netns, __u32 tgid, const struct task_ident *who, __u64 task
 		bpf_get_current_comm(init->comm, sizeof(init->comm));
 		task = bpf_get_current_task();
 	}
+	/* the process's name, not the acting thread's (kept if it cannot be read) */
+	if (proc_comm(task, name))
+		__builtin_memcpy(init->comm, name, sizeof(init->comm));
 	/* 0: the task's (read here, once per process) */
 	init->netns = netns ?: BPF_CORE_READ((struct task_struct *)task, nsproxy, net_ns, ns.inum);
 	init->first_ns = bpf_ktime_get_boot_ns();
@@ -1004,7 +1028,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	known = st && !st->exit_ns && st->start_ns == c.who.start_ns;
 	if (!known || emit_events || filter_comm_enabled)
 		ident_current_rest(&c.who);
-	if (!filter_process(c.who.tgid, c.who.comm))
+	if (!filter_process(c.who.tgid, c.who.comm, 0))
 		return;
 	c.daddr = daddr;
 	c.dport = dport;
@@ -1363,7 +1387,7 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 		return; /* another descriptor of this process, or a thread of it */
 	if (err)
 		counter_add(DSTRACE_CNT_CONN_FULL, 1); /* reported, but maybe twice */
-	if (!filter_process(who.tgid, who.comm) ||
+	if (!filter_process(who.tgid, who.comm, (__u64)task) ||
 	    !filter_flow(DSTRACE_EV_EXISTING, proto, lk.port, rport))
 		return;
 	if (proto == DSTRACE_PROTO_TCP && bpf_map_lookup_elem(&existing_listeners, &lk))

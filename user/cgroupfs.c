@@ -5,6 +5,7 @@
  * process's executable. No file-static state: the walk keeps its search in locals (fts).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fts.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,4 +232,24 @@ void dstrace_proc_exe(uint32_t pid, char *out, size_t size)
 	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
 	n = readlink(link, out, size - 1);
 	out[n > 0 ? n : 0] = '\0';
+}
+
+bool dstrace_proc_comm(uint32_t pid, char *out, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, out, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	if (out[n - 1] == '\n')
+		n--;
+	out[n] = '\0';
+	return n > 0;
 }

@@ -7,6 +7,7 @@
 #ifndef DSTRACE_CGROUPFS_H
 #define DSTRACE_CGROUPFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,8 @@ void dstrace_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_
 			 size_t size);
 /* The executable of running process pid (/proc/PID/exe); "" if it is gone or unreadable. */
 void dstrace_proc_exe(uint32_t pid, char *out, size_t size);
+/* The name of running process pid (/proc/PID/comm: its main thread's, not the name another
+ * thread took), NUL-terminated in out[size]; false if it is gone or unreadable. */
+bool dstrace_proc_comm(uint32_t pid, char *out, size_t size);
 
 #endif /* DSTRACE_CGROUPFS_H */

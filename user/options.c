@@ -47,7 +47,7 @@ static const struct argp_option opts[] = {
 	{ "interval", 'i', "SECONDS", 0, "No event lines; print the per-process table every SECONDS", 0 },
 	{ "duration", 'd', "SECONDS", 0, "Stop after SECONDS", 0 },
 	{ "pid", 'p', "PID", 0, "Only this process (repeatable)", 0 },
-	{ "comm", 'c', "NAME", 0, "Only processes whose command name is NAME", 0 },
+	{ "comm", 'c', "NAME", 0, "Only processes named NAME (as ps shows them), and threads named NAME", 0 },
 	{ "port", 'P', "PORT", 0, "Only traffic with PORT at either end", 0 },
 	{ "tcp", OPT_TCP, NULL, 0, "Only TCP", 0 },
 	{ "udp", OPT_UDP, NULL, 0, "Only UDP", 0 },

@@ -220,8 +220,11 @@ static void pid_init(struct audit *a, struct audit_pid *ap, uint32_t pid, uint32
 {
 	/* A slot taken over: its entry ended, and was folded (audit__add_proc). */
 	uint64_t prev_kid = ap->pid == pid ? ap->kid : 0;
-	char exe[AUDIT_EXE_LEN];
+	char exe[AUDIT_EXE_LEN], name[DSTRACE_COMM_LEN];
 
+	/* an event's comm is its thread's: the process's name (the kernel entry's) if it runs */
+	if (!st && dstrace_proc_comm(pid, name, sizeof(name)))
+		comm = name;
 	program_exe(pid, comm, st, exe, sizeof(exe));
 	memset(ap, 0, sizeof(*ap));
 	ap->pid = pid;

@@ -15,8 +15,10 @@
 #   C1  tcpcli6 ::ffff:127.0.0.1 7100   mapped connect (C1) + accept (S)
 #   C2  tcpcli4 127.0.0.1 7100          an IPv4 client: accept (S) only
 #   C3  tcpcli6 ::1 7100                plain IPv6: nothing
-#   C4  tcp6mt ::ffff:127.0.0.1 7100    mapped connect from a second thread (tid != pid)
-#                                       + accept (S)
+#   C4  tcp6mt -n mt-connector ::ffff:127.0.0.1 7100
+#                                       mapped connect from a second thread (tid != pid)
+#                                       that named itself mt-connector (its events' comm;
+#                                       the process keeps its name, tcp6mt) + accept (S)
 #   C5  tcpcli6 -6 ::ffff:127.0.0.1 7100  IPV6_V6ONLY socket: failed connect, ENETUNREACH
 #   R1  udp6 recv -e on [::]:7200, U1 udp6 send -l 7300 -w: 3 x 100 bytes each way:
 #       send (U1), recv (R1), send (R1, the echo), recv (U1)
@@ -41,6 +43,9 @@ MAPPED=::ffff:127.0.0.1
 
 SERVERS=(S R1 R2 R3 R4)
 CLIENTS=(C1 C2 C3 C4 C5 U1 U2 U3 U4)
+# each program's process name: its process record's comm, whichever thread acted
+declare -A PNAME=([S]=tcpserv6 [C1]=tcpcli6 [C2]=tcpcli4 [C3]=tcpcli6 [C4]=tcp6mt [C5]=tcpcli6
+	[U1]=udp6 [U2]=udp6 [U3]=udp6 [U4]=udp6 [R1]=udp6 [R2]=udp6 [R3]=udp6 [R4]=udp6)
 declare -A PID RC
 
 # --- one copy of the traffic ---------------------------------------------------------------
@@ -64,7 +69,8 @@ mix_start() {
 	bg_start_gated 'PID[C1]' "$ROLE" "$base-C1" "$PROGS/tcpcli6" "$MAPPED" "$TCP_PORT"
 	bg_start_gated 'PID[C2]' "$ROLE" "$base-C2" "$PROGS/tcpcli4" 127.0.0.1 "$TCP_PORT"
 	bg_start_gated 'PID[C3]' "$ROLE" "$base-C3" "$PROGS/tcpcli6" ::1 "$TCP_PORT"
-	bg_start_gated 'PID[C4]' "$ROLE" "$base-C4" "$PROGS/tcp6mt" "$MAPPED" "$TCP_PORT"
+	bg_start_gated 'PID[C4]' "$ROLE" "$base-C4" "$PROGS/tcp6mt" -n mt-connector "$MAPPED" \
+		"$TCP_PORT"
 	bg_start_gated 'PID[C5]' "$ROLE" "$base-C5" "$PROGS/tcpcli6" -6 "$MAPPED" "$TCP_PORT"
 	bg_start_gated 'PID[U1]' "$ROLE" "$base-U1" "$PROGS/udp6" send -n "$UDP1_N" \
 		-s "$UDP1_SIZE" -l "$UDP1_SRC" -w "$MAPPED" "$UDP1_PORT"
@@ -154,7 +160,7 @@ mix_units() {
 		[tcp("C1"; "tcpcli6"; "connect"; $p.C1; $l1; $tp),
 		 tcp("S"; "tcpserv6"; "accept"; $p.S; $tp; $l1),
 		 tcp("S"; "tcpserv6"; "accept"; $p.S; $tp; $l2),
-		 tcp("C4"; "tcp6mt"; "connect"; $t4; $l4; $tp),
+		 tcp("C4"; "mt-connector"; "connect"; $t4; $l4; $tp),
 		 tcp("S"; "tcpserv6"; "accept"; $p.S; $tp; $l4),
 		 (tcp("C5"; "tcpcli6"; "connect"; $p.C5; null; $tp)
 		  | .laddr = null | .ret = -101 | .error = "ENETUNREACH"),
@@ -264,6 +270,16 @@ run_case() {
 		check_eq "$name: process record of $who (pid ${PID[$who]})" \
 			"${want[$who]:-?}" "${got[${PID[$who]}]:-none}"
 	done
+	# named as the process is (its main thread), not as the thread that acted
+	local names
+	names=$(jq -r --argjson p "$pids" '$p | to_entries[] | "\(.value) \(.key)"' <<<"{}" |
+		while read -r pid who; do
+			c=$(jq -r --argjson pid "$pid" \
+				'select(.type == "process" and .pid == $pid) | .comm' "$out" | sort -u |
+				tr '\n' ' ')
+			[[ -z $c || $c == "${PNAME[$who]} " ]] || echo "$who:$c"
+		done)
+	check_eq "$name: process records named as their process" none "${names:-none}"
 
 	# (Other tests' traffic on the machine may fill the ring buffer: lost is only a number
 	# here; the checks above tell whether any of this test's events went missing.)
@@ -290,6 +306,10 @@ run_case "-p PID (one pid: a gated client)" '.pid == $p.U1' -p @U1
 run_case "-p PID -p PID (two pids: the server, the threaded client)" \
 	'.pid == $p.S or .pid == $p.C4' -p @S -p @C4
 run_case "-c tcpserv6" '.comm == "tcpserv6"' -c tcpserv6
+# a process by its name: every thread of it, whatever their names
+# shellcheck disable=SC2016
+run_case "-c tcp6mt (the process's name: its renamed thread acts)" '.pid == $p.C4' -c tcp6mt
+run_case "-c mt-connector (a thread's name)" '.comm == "mt-connector"' -c mt-connector
 run_case "-P $TCP_PORT (local port of accepts, remote port of connects)" \
 	".lport == $TCP_PORT or .rport == $TCP_PORT" -P "$TCP_PORT"
 run_case "-P $UDP2_SRC (local port of U2's send, remote port of R2's recv)" \

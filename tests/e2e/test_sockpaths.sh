@@ -593,6 +593,9 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 		tcp-abandon ::ffff:198.51.100.2 83 exec ::ffff:127.0.0.1 8094
 	check_eq "audit: the exec()ed program connected" "result=ok" \
 		"$(tail -n 1 "$(fbase "audit: given up by the process's end: exec, then a connect").out")"
+	# a program whose only traffic is a thread's that named itself: named as its process
+	cli "audit: a renamed thread connects" lo "$PROGS/tcp6mt" -n mt-connector \
+		::ffff:127.0.0.1 8094
 	sleep 2 # the sockets' last holders end, the audit's next set
 	dstrace_stop
 	check_eq "audit: whole JSON lines" ok "$(json_lines_ok "$AOUT")"
@@ -603,6 +606,11 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/sockpaths"))
 				and (.netns as $n | $ns | index($n)))) |
 			map({exe: (.exe | split("/") | last), connect, failed})' "$AOUT")"
+	check_eq "audit: a program named as its process, not as the thread that acted" \
+		'[{"comm":"tcp6mt","connect":{"tcp":1,"udp":0}}]' \
+		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
+			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/tcp6mt"))
+				and (.netns as $n | $ns | index($n)))) | map({comm, connect})' "$AOUT")"
 	check_eq "audit: every count had its process's entry (drops.proc_full)" 0 \
 		"$(jq -r 'select(.type == "audit_run") | .drops.proc_full' "$AOUT" | tail -n 1)"
 fi

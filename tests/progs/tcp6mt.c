@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * tcp6mt [-6] HOST PORT: tcpcli6 whose resolve, connect() and echo run in a second
- * pthread, so an event's tid differs from its pid. The result line carries pid= (the
- * process) and tid= (gettid() of the connecting thread); stderr also says the main tid.
+ * tcp6mt [-6] [-n NAME] HOST PORT: tcpcli6 whose resolve, connect() and echo run in a
+ * second pthread, so an event's tid differs from its pid. -n names that thread NAME
+ * (pthread_setname_np, at most 15 bytes: its comm; the process keeps its name). The result
+ * line carries pid= (the process) and tid= (gettid() of the connecting thread); stderr also
+ * says the main tid.
  */
 #include <netdb.h>
 #include <pthread.h>
@@ -14,7 +16,7 @@
 #include "common.h"
 
 struct job {
-	const char *host, *serv;
+	const char *host, *serv, *name;
 	struct connect_opts opts;
 	int status;
 };
@@ -24,6 +26,10 @@ static void *client_thread(void *arg)
 	struct job *job = arg;
 	struct connect_result res;
 
+	if (job->name && pthread_setname_np(pthread_self(), job->name)) {
+		fprintf(stderr, "pthread_setname_np: cannot name the thread %s\n", job->name);
+		return NULL;
+	}
 	fprintf(stderr, "connect thread: pid=%d tid=%d\n", (int)getpid(), (int)gettid());
 	tcp_connect(job->host, job->serv, &job->opts, &res);
 	job->status = client_report("tcp6mt", job->host, job->serv, &res);
@@ -39,10 +45,13 @@ int main(int argc, char **argv)
 	pthread_t thread;
 	int opt, err;
 
-	while ((opt = getopt(argc, argv, "6")) != -1) {
-		if (opt != '6')
+	while ((opt = getopt(argc, argv, "6n:")) != -1) {
+		if (opt == '6')
+			job.opts.v6only = true;
+		else if (opt == 'n')
+			job.name = optarg;
+		else
 			goto usage;
-		job.opts.v6only = true;
 	}
 	if (optind != argc - 2)
 		goto usage;
@@ -59,6 +68,6 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	return job.status;
 usage:
-	fprintf(stderr, "usage: %s [-6] HOST PORT\n", argv[0]);
+	fprintf(stderr, "usage: %s [-6] [-n NAME] HOST PORT\n", argv[0]);
 	return 2;
 }
