@@ -1524,6 +1524,11 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 	if (!flow) {
 		struct dstrace_flow_val init = { .datagrams = datagrams, .bytes = ret, .lport = lport };
 
+		/* a new flow: the answer to one the peer began (its datagrams came first), or one
+		 * this process begins (struct dstrace_flow_val) */
+		key.kind = kind == DSTRACE_EV_SEND ? DSTRACE_EV_RECV : DSTRACE_EV_SEND;
+		init.answer = bpf_map_lookup_elem(&udp_flows, &key) != NULL;
+		key.kind = kind;
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
 			proc_peer(st, tgid, raddr);

@@ -196,7 +196,12 @@ struct dstrace_flow_val {
 	unsigned long long datagrams;
 	unsigned long long bytes;
 	unsigned short lport;
-	unsigned short pad[3];
+	/* 1: the peer spoke first (this process's flow the other way was there when this one
+	 * began): the flow answers it. A service's replies to its clients, a client's answers:
+	 * the exchange is the other flow's, whose direction it takes. */
+	unsigned char answer;
+	unsigned char pad0;
+	unsigned short pad[2];
 };
 
 /* A connect waiting for its outcome (bpf/maps.bpf.h): the head of its record in the slot

@@ -609,7 +609,13 @@ bool audit__add_flow(struct audit *a, const struct dstrace_flow_key *k,
 	f->datagrams = v->datagrams;
 	f->seen_gen = a->flow_gen;
 	p = program_of(a, ap);
-	if (p) {
+	if (p && v->answer) {
+		/* the peer's exchange, not one more peer: its datagrams are the other flow's */
+		p->udp_replies[k->kind == DSTRACE_EV_SEND ? DSTRACE_DIR_SENT : DSTRACE_DIR_RECEIVED] +=
+			delta;
+		if (delta)
+			p->changed = true;
+	} else if (p) {
 		bool in = k->kind == DSTRACE_EV_RECV;
 
 		add_peer(p, k->raddr, in ? v->lport : k->rport, in ? AUDIT_DIR_IN : AUDIT_DIR_OUT,

@@ -67,6 +67,10 @@ struct audit_program {
 	uint64_t pids;
 	uint64_t counts[DSTRACE_EV_MAX][DSTRACE_PROTO_MAX];
 	uint64_t bytes[DSTRACE_DIR_MAX][DSTRACE_PROTO_MAX];
+	/* UDP datagrams, of those counted, that answered a peer that spoke first (struct
+	 * dstrace_flow_val.answer): a service's replies (sent), a client's answers (received);
+	 * from the flows, as their peers */
+	uint64_t udp_replies[DSTRACE_DIR_MAX];
 	uint64_t failed;
 	struct audit_errno errnos[AUDIT_ERRNOS_MAX];
 	uint32_t nerrnos;

@@ -125,7 +125,9 @@ struct report_program {
 	uint64_t bytes;
 	struct report_port_group *inbound; /* TCP then UDP, busiest first */
 	uint32_t ninbound;
-	uint64_t udp_reply_datagrams; /* received from peers it also sends to: replies */
+	/* received in answer to its own datagrams: the record's received.udp_replies, and (in
+	 * records from before it) from peers it also sends to, on an ephemeral port */
+	uint64_t udp_reply_datagrams;
 	/* totals minus what the listed peers account for (peers beyond the top 16 of a run) */
 	uint64_t in_tcp_unlisted, in_udp_unlisted, out_tcp_unlisted, out_udp_unlisted;
 	bool depends;		/* any successful mapped activity */

@@ -28,11 +28,17 @@
 	X(sent, tcp_bytes, sent_tcp_bytes, bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_TCP])       \
 	X(sent, udp_datagrams, sent_udp_datagrams, counts[DSTRACE_EV_SEND][DSTRACE_PROTO_UDP]) \
 	X(sent, udp_bytes, sent_udp_bytes, bytes[DSTRACE_DIR_SENT][DSTRACE_PROTO_UDP])       \
+	X(sent, udp_replies, sent_udp_replies, udp_replies[DSTRACE_DIR_SENT])                \
 	X(received, tcp_bytes, recv_tcp_bytes, bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_TCP]) \
 	X(received, udp_datagrams, recv_udp_datagrams,                                       \
 	  counts[DSTRACE_EV_RECV][DSTRACE_PROTO_UDP])                                        \
 	X(received, udp_bytes, recv_udp_bytes, bytes[DSTRACE_DIR_RECEIVED][DSTRACE_PROTO_UDP]) \
+	X(received, udp_replies, recv_udp_replies, udp_replies[DSTRACE_DIR_RECEIVED])        \
 	X(failed, total, failed, failed)
+
+/* The "audit" counters added after the format's first release (docs/audit-format.md): an
+ * older record has none of them, and reads as 0 (report/read.c). */
+#define DSTRACE_AUDIT_COUNTS_LATER "sent.udp_replies", "received.udp_replies"
 
 #define DSTRACE_RUN_COUNTS(X) X(events) X(lost) X(evictions) X(programs) X(programs_dropped)
 

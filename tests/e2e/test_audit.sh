@@ -397,34 +397,34 @@ expect_program() {
 expect_program "tcpserv6 (accepts IPv4 clients)" sds tcpserv6 "$(jq -nc \
 	--argjson n "$N4" --argjson b "$B4" --argjson port "$SRV6_PORT" --arg peer "${HOST_V4[cds]}" '
 	{comm: "tcpserv6", pids: 1, connect: {tcp: 0, udp: 0}, accept: {tcp: $n},
-	 sent: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0},
-	 received: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0},
+	 sent: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
+	 received: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
 	 failed: {total: 0, by_errno: {}}, listen_ports: [$port],
 	 peers: [{dir: "in", proto: "tcp", addr: $peer, port: $port, count: $n}], peers_dropped: 0}')"
 expect_program "tcpcli6 (mapped connects)" cds tcpcli6 "$(jq -nc \
 	--argjson n "$N6" --argjson b "$B6" --argjson port "$SRV4_PORT" --arg peer "${HOST_V4[s4]}" '
 	{comm: "tcpcli6", pids: $n, connect: {tcp: $n, udp: 0}, accept: {tcp: 0},
-	 sent: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0},
-	 received: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0},
+	 sent: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
+	 received: {tcp_bytes: $b, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
 	 failed: {total: 0, by_errno: {}}, listen_ports: [],
 	 peers: [{dir: "out", proto: "tcp", addr: $peer, port: $port, count: $n}], peers_dropped: 0}')"
 expect_program "tcpcli6 -6 (v6-only: ENETUNREACH)" cv tcpcli6 "$(jq -nc --argjson n "$NF" '
 	{comm: "tcpcli6", pids: $n, connect: {tcp: 0, udp: 0}, accept: {tcp: 0},
-	 sent: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0},
-	 received: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0},
+	 sent: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
+	 received: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
 	 failed: {total: $n, by_errno: {ENETUNREACH: $n}}, listen_ports: [], peers: [], peers_dropped: 0}')"
 expect_program "udp6 senders" cds udp6 "$(jq -nc --argjson n "$NU" --argjson c "$NUC" \
 	--argjson d "$D" --argjson b "$DB" --argjson port "$UDP_PORT" --arg peer "${HOST_V4[sds]}" '
 	{comm: "udp6", pids: $n, connect: {tcp: 0, udp: $c}, accept: {tcp: 0},
-	 sent: {tcp_bytes: 0, udp_datagrams: $d, udp_bytes: $b},
-	 received: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0},
+	 sent: {tcp_bytes: 0, udp_datagrams: $d, udp_bytes: $b, udp_replies: 0},
+	 received: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
 	 failed: {total: 0, by_errno: {}}, listen_ports: [],
 	 peers: [{dir: "out", proto: "udp", addr: $peer, port: $port, count: $d}], peers_dropped: 0}')"
 expect_program "udp6 receiver (recvfrom)" sds udp6 "$(jq -nc --argjson d "$(kv "$RECV_LINE" count)" \
 	--argjson b "$(kv "$RECV_LINE" bytes)" --argjson port "$UDP_PORT" --arg peer "${HOST_V4[cds]}" '
 	{comm: "udp6", pids: 1, connect: {tcp: 0, udp: 0}, accept: {tcp: 0},
-	 sent: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0},
-	 received: {tcp_bytes: 0, udp_datagrams: $d, udp_bytes: $b},
+	 sent: {tcp_bytes: 0, udp_datagrams: 0, udp_bytes: 0, udp_replies: 0},
+	 received: {tcp_bytes: 0, udp_datagrams: $d, udp_bytes: $b, udp_replies: 0},
 	 failed: {total: 0, by_errno: {}}, listen_ports: [],
 	 peers: [{dir: "in", proto: "udp", addr: $peer, port: $port, count: $d}], peers_dropped: 0}')"
 

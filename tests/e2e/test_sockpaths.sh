@@ -596,6 +596,10 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 	# a program whose only traffic is a thread's that named itself: named as its process
 	cli "audit: a renamed thread connects" lo "$PROGS/tcp6mt" -n mt-connector \
 		::ffff:127.0.0.1 8094
+	# a UDP service on [::]:8095 answering an IPv4-mapped client, both udp6 (one program):
+	# 5 queries each way of its exchange, 5 replies each way of the other's
+	srv_start USRV lo "audit: udp service" "$PROGS/udp6" recv -e -n 5 -t 10 8095 || true
+	cli "audit: udp client" lo "$PROGS/udp6" send -n 5 -s 10 -w ::ffff:127.0.0.1 8095
 	sleep 2 # the sockets' last holders end, the audit's next set
 	dstrace_stop
 	check_eq "audit: whole JSON lines" ok "$(json_lines_ok "$AOUT")"
@@ -611,8 +615,26 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
 			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/tcp6mt"))
 				and (.netns as $n | $ns | index($n)))) | map({comm, connect})' "$AOUT")"
+	# replies counted apart, not peers: the service's clients ("in", its port), the server
+	# the client asked ("out"); the report sends nothing to the client's port
+	check_eq "audit: UDP replies, not peers of their own" \
+		'[{"sent":{"udp_datagrams":10,"udp_replies":5},"received":{"udp_datagrams":10,"udp_replies":5},"peers":["in/udp/127.0.0.1:8095=5","out/udp/127.0.0.1:8095=5"]}]' \
+		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
+			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/udp6"))
+				and (.netns as $n | $ns | index($n)))) |
+			map({sent: {udp_datagrams: .sent.udp_datagrams, udp_replies: .sent.udp_replies},
+			     received: {udp_datagrams: .received.udp_datagrams,
+					udp_replies: .received.udp_replies},
+			     peers: [.peers[] | "\(.dir)/\(.proto)/\(.addr):\(.port)=\(.count)"] | sort})' \
+			"$AOUT")"
+	check_eq "audit: the report's verdict on the UDP service and its client" \
+		"would stop receiving IPv4 datagrams on UDP port 8095 (5 datagrams from 1 peer); could no longer send to 127.0.0.1:8095/udp (5 datagrams)" \
+		"$("$DSTRACE" report -j "$AOUT" | jq -r --argjson ns "$NSJ" '.programs[] |
+			select((.exe | endswith("/udp6")) and (.netns as $n | $ns | index($n))) |
+			.verdict.without_ipv4')"
 	check_eq "audit: every count had its process's entry (drops.proc_full)" 0 \
 		"$(jq -r 'select(.type == "audit_run") | .drops.proc_full' "$AOUT" | tail -n 1)"
 fi
 [[ -n ${ASRV:-} ]] && stop_pid "$ASRV"
+[[ -n ${USRV:-} ]] && stop_pid "$USRV"
 summary

@@ -326,6 +326,47 @@ static void test_flows(void)
 	audit__free(&a);
 }
 
+/* A UDP service's replies and a client's answers (the flows the peer began): counted as
+ * replies, not as peers of their own; the flows the program began are its peers. */
+static void test_flow_answers(void)
+{
+	struct audit a;
+	struct dstrace_proc_stats st = unit_proc_entry("named", 100, 0);
+	struct dstrace_flow_key k = { .sock_ino = 7, .pid = PID, .raddr = htonl(0xc0000201),
+				      .rport = 41000, .kind = DSTRACE_EV_RECV };
+	struct dstrace_flow_val v = { .datagrams = 4, .lport = 53 };
+	struct audit_peer top[4];
+
+	REQUIRE_TRUE(audit__init(&a, 16) == 0);
+	audit__add_proc(&a, PID, &st);
+	audit__add_flow(&a, &k, &v); /* a client's 4 queries to port 53 */
+	k.kind = DSTRACE_EV_SEND;
+	v.answer = 1;
+	v.datagrams = 3;
+	audit__add_flow(&a, &k, &v); /* 3 answered so far */
+	v.datagrams = 4;
+	audit__add_flow(&a, &k, &v); /* then the fourth */
+	k.rport = 53;		     /* its own query to another server, answered twice */
+	k.raddr = htonl(0xc0000202);
+	v.answer = 0;
+	v.datagrams = 2;
+	v.lport = 42000;
+	audit__add_flow(&a, &k, &v);
+	k.kind = DSTRACE_EV_RECV;
+	v.answer = 1;
+	audit__add_flow(&a, &k, &v);
+	ASSERT_UINT_EQ(a.programs[0].udp_replies[DSTRACE_DIR_SENT], 4);
+	ASSERT_UINT_EQ(a.programs[0].udp_replies[DSTRACE_DIR_RECEIVED], 2);
+	REQUIRE_TRUE(audit_program__top_peers(&a.programs[0], top, 4) == 2);
+	ASSERT_UINT_EQ(top[0].dir, AUDIT_DIR_IN); /* the client, on the service's port */
+	ASSERT_UINT_EQ(top[0].port, 53);
+	ASSERT_UINT_EQ(top[0].count, 4);
+	ASSERT_UINT_EQ(top[1].dir, AUDIT_DIR_OUT); /* the server it asked */
+	ASSERT_UINT_EQ(top[1].port, 53);
+	ASSERT_UINT_EQ(top[1].count, 2);
+	audit__free(&a);
+}
+
 /* Bounds: a full pid table and a full program table count what did not fit. */
 static void test_full_tables(void)
 {
@@ -465,6 +506,7 @@ static const CU_TestInfo tests[] = {
 	{ "held, superseded by a newer entry", test_held_superseded },
 	{ "errnos, ports, peers", test_events },
 	{ "UDP flows", test_flows },
+	{ "UDP replies and answers", test_flow_answers },
 	{ "full tables", test_full_tables },
 	CU_TEST_INFO_NULL,
 };

@@ -622,6 +622,63 @@ static void test_udp_client_and_server(void)
 	free(rec);
 }
 
+/* The same program, as dstrace writes it now: the replies counted apart (sent.udp_replies,
+ * received.udp_replies), no peers of their own. Its service's replies are no sends of its
+ * own; a service that only replies sends nothing outbound. */
+static void test_udp_replies_counted(void)
+{
+	char *both = record(
+		"r1", "2026-11-22T10:00:00Z", "both", 0,
+		"\"connect\":{\"tcp\":0,\"udp\":0},\"accept\":{\"tcp\":0},\"sent\":{\"tcp_bytes\":0,"
+		"\"udp_datagrams\":6,\"udp_bytes\":6,\"udp_replies\":3},\"received\":{\"tcp_bytes\":0,"
+		"\"udp_datagrams\":6,\"udp_bytes\":6,\"udp_replies\":3},"
+		"\"failed\":{\"total\":0,\"by_errno\":{}}",
+		"\"listen_ports\":[],\"peers\":["
+		"{\"dir\":\"out\",\"proto\":\"udp\",\"addr\":\"127.0.0.1\",\"port\":18053,\"count\":3},"
+		"{\"dir\":\"in\",\"proto\":\"udp\",\"addr\":\"127.0.0.1\",\"port\":18053,\"count\":3}]");
+	/* a DNS-like service: 100 queries from 10 clients (8 listed), 100 replies */
+	char *svc = record(
+		"r1", "2026-11-22T10:00:00Z", "dnsd", 0,
+		"\"connect\":{\"tcp\":0,\"udp\":0},\"accept\":{\"tcp\":0},\"sent\":{\"tcp_bytes\":0,"
+		"\"udp_datagrams\":100,\"udp_bytes\":5000,\"udp_replies\":100},\"received\":{"
+		"\"tcp_bytes\":0,\"udp_datagrams\":100,\"udp_bytes\":4000,\"udp_replies\":0},"
+		"\"failed\":{\"total\":0,\"by_errno\":{}}",
+		"\"listen_ports\":[],\"peers\":["
+		"{\"dir\":\"in\",\"proto\":\"udp\",\"addr\":\"192.0.2.1\",\"port\":53,\"count\":60},"
+		"{\"dir\":\"in\",\"proto\":\"udp\",\"addr\":\"192.0.2.2\",\"port\":53,\"count\":20}]");
+	struct report *r = load_text("both", both);
+	const struct report_program *p = &r->programs[0];
+	char *text;
+
+	REQUIRE_TRUE(r->nprograms == 1 && p->ninbound == 1);
+	ASSERT_UINT_EQ(p->inbound[0].port, 18053);
+	ASSERT_UINT_EQ(p->inbound[0].count, 3);
+	ASSERT_UINT_EQ(p->udp_reply_datagrams, 3);
+	ASSERT_UINT_EQ(p->in_udp_unlisted, 0);
+	ASSERT_UINT_EQ(p->out_udp_unlisted, 0);
+	ASSERT_STR_EQ(p->verdict_ipv4,
+		      "would stop receiving IPv4 datagrams on UDP port 18053 (3 datagrams from 1 "
+		      "peer); could no longer send to 127.0.0.1:18053/udp (3 datagrams)");
+	report__free(r);
+	r = load_text("dnsd", svc);
+	p = &r->programs[0];
+	REQUIRE_TRUE(r->nprograms == 1 && p->ninbound == 1);
+	ASSERT_UINT_EQ(p->inbound[0].port, 53);
+	ASSERT_UINT_EQ(p->inbound[0].count, 100); /* its only port: the unlisted 20 too */
+	ASSERT_UINT_EQ(p->out_udp_unlisted, 0);
+	ASSERT_UINT_EQ(p->udp_reply_datagrams, 0);
+	ASSERT_STR_EQ(p->verdict_ipv4,
+		      "would stop receiving IPv4 datagrams on UDP port 53 (100 datagrams from at "
+		      "least 2 peers)");
+	text = print(r, false);
+	ASSERT_LINE(text, "            udp replies sent to its clients: 100");
+	ASSERT_TRUE(!strstr(text, "outbound"));
+	free(text);
+	report__free(r);
+	free(both);
+	free(svc);
+}
+
 /* What dstrace's writer also emits: a null cgroup (the process was gone), failures under
  * "other" (its errno table was full), listener port 0 and "in" peers on port 0 (a port it
  * did not learn). */
@@ -1313,6 +1370,7 @@ static const CU_TestInfo tests[] = {
 	{ "program details", test_program_details },
 	{ "udp replies are not a service", test_udp_replies },
 	{ "udp client and server in one program", test_udp_client_and_server },
+	{ "udp replies counted by the writer", test_udp_replies_counted },
 	{ "what the writer also emits", test_writer_extras },
 	{ "peers not listed", test_unlisted_peers },
 	{ "connections opened before the audit", test_bytes_only },

@@ -113,11 +113,12 @@ static void check_names(const struct report_program *p, const struct audit_progr
 	}
 }
 
-static void flow(struct audit *a, int kind, uint64_t datagrams)
+/* The resolver's flow to its server, or (answer) the server's answers to it. */
+static void flow(struct audit *a, int kind, uint64_t datagrams, bool answer)
 {
 	struct dstrace_flow_key k = { .sock_ino = 77, .pid = PID_BASE + DNS, .rport = 53,
 				      .kind = kind };
-	struct dstrace_flow_val v = { .datagrams = datagrams, .lport = 40001 };
+	struct dstrace_flow_val v = { .datagrams = datagrams, .lport = 40001, .answer = answer };
 
 	inet_pton(AF_INET, "198.51.100.53", &k.raddr);
 	audit__add_flow(a, &k, &v);
@@ -132,8 +133,8 @@ static void harvest(struct audit *a, unsigned int scale)
 		proc_stats(&st, prog, scale);
 		audit__add_proc(a, PID_BASE + prog, &st);
 	}
-	flow(a, DSTRACE_EV_SEND, 4 * scale);
-	flow(a, DSTRACE_EV_RECV, 4 * scale);
+	flow(a, DSTRACE_EV_SEND, 4 * scale, false);
+	flow(a, DSTRACE_EV_RECV, 4 * scale, true);
 	audit__flows_done(a);
 }
 

@@ -149,6 +149,8 @@ int fold_program(struct report *r, struct report_program *p);
 int derive_program(struct report_program *p);
 uint32_t count_peers(const struct report_program *p, uint8_t dir, uint8_t proto);
 uint32_t count_groups(const struct report_program *p, uint8_t proto);
+/* UDP datagrams it sent of its own: not its replies to peers that spoke first */
+uint64_t udp_own_sends(const struct report_program *p);
 /* What to do about a name reached over IPv4: its answer says which fix applies. */
 const char *name_fix(const struct report_name *n);
 

@@ -88,14 +88,29 @@ static const size_t count_offsets[DSTRACE_AUDIT_COUNTS_N] = {
 #undef OFF
 };
 
+/* Is this counter one that older records do not have (schema.h)? */
+static bool count_later(const char *name)
+{
+	static const char *const later[] = { DSTRACE_AUDIT_COUNTS_LATER };
+
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+		if (!strcmp(name, later[i]))
+			return true;
+	return false;
+}
+
 static int parse_counts(const json_t *root, struct report_counts *c, char *why)
 {
 	for (size_t i = 0; i < DSTRACE_AUDIT_COUNTS_N; i++) {
 		const struct dstrace_count_key *f = &dstrace_audit_count_keys[i];
+		const json_t *obj = json_object_get(root, f->obj);
+		uint64_t *v = (uint64_t *)((char *)c + count_offsets[i]);
 
-		NEED(get_u64(json_object_get(root, f->obj), f->key,
-			     (uint64_t *)((char *)c + count_offsets[i])),
-		     f->name);
+		if (!json_object_get(obj, f->key) && count_later(f->name)) {
+			*v = 0; /* a record from before it */
+			continue;
+		}
+		NEED(get_u64(obj, f->key, v), f->name);
 	}
 	return 0;
 }

@@ -114,10 +114,15 @@ static void put_inbound(FILE *out, const struct report_program *p)
 		put_peer_list(out, p, REPORT_DIR_IN, g->proto, g->port, false);
 		fputc('\n', out);
 	}
-	if (p->in_tcp_unlisted)
+	if (p->in_tcp_unlisted) {
 		fprintf(out, "  %-9s tcp: %" PRIu64 " %s from peers not listed\n",
 			first ? "inbound" : "", p->in_tcp_unlisted,
 			plural(p->in_tcp_unlisted, "connection", "connections"));
+		first = false;
+	}
+	if (p->c.sent_udp_replies)
+		fprintf(out, "  %-9s udp replies sent to its clients: %" PRIu64 "\n",
+			first ? "inbound" : "", p->c.sent_udp_replies);
 }
 
 static void put_outbound(FILE *out, const struct report_program *p)
@@ -137,11 +142,17 @@ static void put_outbound(FILE *out, const struct report_program *p)
 		first = false;
 	}
 	n = count_peers(p, REPORT_DIR_OUT, DSTRACE_PROTO_UDP);
-	if (p->c.sent_udp_datagrams || p->c.connect_udp || n) {
-		fprintf(out, "  %-9s udp send: %" PRIu64 " %s, %" PRIu64 " bytes",
-			first ? "outbound" : "", p->c.sent_udp_datagrams,
-			plural(p->c.sent_udp_datagrams, "datagram", "datagrams"),
-			p->c.sent_udp_bytes);
+	if (udp_own_sends(p) || p->c.connect_udp || n) {
+		fprintf(out, "  %-9s udp send: %" PRIu64 " %s", first ? "outbound" : "",
+			udp_own_sends(p), plural(udp_own_sends(p), "datagram", "datagrams"));
+		/* the bytes are of every datagram sent: with replies, said with them */
+		if (p->c.sent_udp_replies)
+			fprintf(out, " and %" PRIu64 " %s to clients, %" PRIu64 " bytes in all",
+				p->c.sent_udp_replies,
+				plural(p->c.sent_udp_replies, "reply", "replies"),
+				p->c.sent_udp_bytes);
+		else
+			fprintf(out, ", %" PRIu64 " bytes", p->c.sent_udp_bytes);
 		if (p->c.connect_udp)
 			fprintf(out, ", %" PRIu64 " %s", p->c.connect_udp,
 				plural(p->c.connect_udp, "connect", "connects"));

@@ -29,6 +29,11 @@ uint32_t count_peers(const struct report_program *p, uint8_t dir, uint8_t proto)
 	return n;
 }
 
+uint64_t udp_own_sends(const struct report_program *p)
+{
+	return sat_sub(p->c.sent_udp_datagrams, p->c.sent_udp_replies);
+}
+
 uint32_t count_groups(const struct report_program *p, uint8_t proto)
 {
 	uint32_t n = 0;
@@ -72,12 +77,15 @@ static bool inbound_service(const struct report_peer *peer)
 	return peer->dir == REPORT_DIR_IN && !peer->reply;
 }
 
-/* Mark UDP replies (datagrams from an address the program also sends to, arriving on an
- * ephemeral local port: a client's answers, not a service). */
+/* The UDP answers it received: counted apart by the writer (received.udp_replies, never a
+ * peer), or, in records from before that, told by the peer: datagrams from an address the
+ * program also sends to, arriving on an ephemeral local port (a client's answers, not a
+ * service). */
 static int mark_replies(struct report_program *p)
 {
 	uint32_t n = count_peers(p, REPORT_DIR_OUT, DSTRACE_PROTO_UDP), *out_udp;
 
+	p->udp_reply_datagrams = p->c.recv_udp_replies;
 	if (!n)
 		return 0;
 	out_udp = malloc(n * sizeof(*out_udp));
@@ -114,11 +122,11 @@ static void count_unlisted(struct report_program *p)
 		listed[peer->dir][peer->proto] = sat_add(listed[peer->dir][peer->proto], peer->count);
 	}
 	p->in_tcp_unlisted = sat_sub(p->c.accept_tcp, listed[REPORT_DIR_IN][DSTRACE_PROTO_TCP]);
-	p->in_udp_unlisted =
-		sat_sub(p->c.recv_udp_datagrams, listed[REPORT_DIR_IN][DSTRACE_PROTO_UDP]);
+	p->in_udp_unlisted = sat_sub(sat_sub(p->c.recv_udp_datagrams, p->c.recv_udp_replies),
+				     listed[REPORT_DIR_IN][DSTRACE_PROTO_UDP]);
 	p->out_tcp_unlisted = sat_sub(p->c.connect_tcp, listed[REPORT_DIR_OUT][DSTRACE_PROTO_TCP]);
-	p->out_udp_unlisted =
-		sat_sub(p->c.sent_udp_datagrams, listed[REPORT_DIR_OUT][DSTRACE_PROTO_UDP]);
+	/* a service's replies are its clients' exchanges: inbound, not sends of its own */
+	p->out_udp_unlisted = sat_sub(udp_own_sends(p), listed[REPORT_DIR_OUT][DSTRACE_PROTO_UDP]);
 }
 
 /* A program's only TCP port accepted all its IPv4 clients, listed or not; likewise its only
@@ -138,7 +146,7 @@ static void credit_single_ports(struct report_program *p, struct report_port_gro
 		g[single[DSTRACE_PROTO_TCP]].more_peers = true;
 		p->in_tcp_unlisted = 0;
 	}
-	if (groups_of[DSTRACE_PROTO_UDP] == 1 && p->in_udp_unlisted && !p->c.sent_udp_datagrams &&
+	if (groups_of[DSTRACE_PROTO_UDP] == 1 && p->in_udp_unlisted && !udp_own_sends(p) &&
 	    !p->c.connect_udp && !p->udp_reply_datagrams) {
 		g[single[DSTRACE_PROTO_UDP]].count =
 			sat_add(g[single[DSTRACE_PROTO_UDP]].count, p->in_udp_unlisted);
@@ -395,7 +403,7 @@ static void verdict_outbound(struct sbuf *b, const struct report_program *p, boo
 static char *build_verdict(const struct report_program *p, bool v6only)
 {
 	bool udp_out = count_peers(p, REPORT_DIR_OUT, DSTRACE_PROTO_UDP) ||
-		       p->c.sent_udp_datagrams || p->c.connect_udp;
+		       udp_own_sends(p) || p->c.connect_udp;
 	struct sbuf b = {};
 
 	verdict_inbound(&b, p, udp_out);
