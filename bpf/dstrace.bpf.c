@@ -4,7 +4,7 @@
  * paths.bpf.h; user space turns off (autoload) the programs of the backends it does not use.
  * Which programs each backend loads is written down in user/backend.c (its program lists,
  * checked against this object when it builds and when it loads): the backend's own
- * (fentry.bpf.h, kprobe.bpf.h, tracepoint.bpf.h), the socket layer (socket.bpf.h), the
+ * (fentry.bpf.h, kprobe.bpf.h, tracepoint.bpf.h; inflight.bpf.h for the first two), the socket layer (socket.bpf.h), the
  * resolver's uprobes (resolver.bpf.h) and the process lifecycle (lifecycle.bpf.h), which is
  * attached first, before anything is counted.
  * A program added here must be added to one of those lists. (Names still start with fx_,
@@ -19,6 +19,7 @@
 #include "lifecycle.bpf.h"
 #include "socket.bpf.h"
 #include "tracepoint.bpf.h"
+#include "inflight.bpf.h"
 #include "fentry.bpf.h"
 #include "kprobe.bpf.h"
 #include "resolver.bpf.h"

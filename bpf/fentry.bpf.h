@@ -6,7 +6,7 @@
 #ifndef DSTRACE_FENTRY_BPF_H
 #define DSTRACE_FENTRY_BPF_H
 
-#include "paths.bpf.h"
+#include "inflight.bpf.h"
 
 /* A connect's error as the kernel reports it, before the program is woken (paths.bpf.h,
  * handle_tcp_error_report): the function every TCP socket's sk_error_report is. */
@@ -46,6 +46,7 @@ int BPF_PROG(fx_inet_csk_accept, struct sock *sk)
 	FLOOR_RETURN(0);
 	__u64 newsk = 0;
 
+	inflight_forget();
 	if (!bpf_get_func_ret(ctx, &newsk) && newsk)
 		handle_accept_done((struct sock *)newsk, false, true);
 	return 0;
@@ -105,6 +106,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	__u8 proto, segs = 0;
 	bool mapped;
 
+	inflight_forget();
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
@@ -149,6 +151,7 @@ int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, in
 	     int *addr_len, int ret)
 {
 	FLOOR_RETURN(0);
+	inflight_forget();
 	handle_tcp_recv(sk, flags, ret, true);
 	return 0;
 }

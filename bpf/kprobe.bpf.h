@@ -6,7 +6,7 @@
 #ifndef DSTRACE_KPROBE_BPF_H
 #define DSTRACE_KPROBE_BPF_H
 
-#include "paths.bpf.h"
+#include "inflight.bpf.h"
 
 enum kcall_fn {
 	KCALL_TCP_CONNECT = 1,
@@ -141,6 +141,7 @@ SEC("kretprobe/inet_csk_accept")
 int BPF_KRETPROBE(kp_inet_csk_accept_ret, struct sock *newsk)
 {
 	FLOOR_RETURN(0);
+	inflight_forget();
 	if (newsk)
 		handle_accept_done(newsk, false, false);
 	return 0;
@@ -226,6 +227,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	__u8 proto, segs = 0;
 	bool mapped;
 
+	inflight_forget();
 	if (!kcall_take(KCALL_UDP_RECV, &call))
 		return 0;
 	sk = (struct sock *)call.sk;
@@ -318,6 +320,7 @@ int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
 	FLOOR_RETURN(0);
 	struct kcall call;
 
+	inflight_forget();
 	if (kcall_take(KCALL_TCP_RECV, &call))
 		handle_tcp_recv((struct sock *)call.sk, call.flags, ret, false);
 	return 0;

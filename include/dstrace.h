@@ -213,6 +213,18 @@ struct dstrace_conn_slot_head {
 	unsigned long long since; /* when it was kept (CLOCK_BOOTTIME) */
 };
 
+/* Threads asleep in a socket call when dstrace started that it follows to their return
+ * (bpf/inflight.bpf.h, map inflight_calls, by tid); more are counted (stash_full). */
+#define DSTRACE_INFLIGHT_MAX 4096
+#define DSTRACE_INFLIGHT_ACCEPT 1 /* accept(), accept4(): the result is the new descriptor */
+#define DSTRACE_INFLIGHT_RECV 2	  /* recvfrom(), recvmsg(), read() of a socket: bytes read */
+struct dstrace_inflight_call {
+	int fd;		   /* DSTRACE_INFLIGHT_RECV: the socket's descriptor */
+	int flags;	   /* DSTRACE_INFLIGHT_RECV: the call's MSG_ flags */
+	unsigned int kind; /* DSTRACE_INFLIGHT_* */
+	unsigned int pad;
+};
+
 /* Tokens of DSTRACE_FAULT_SKIP_STATE (tests only; bpf/maps.bpf.h, fault_tokens). */
 #define DSTRACE_FAULT_TOKENS_MAX 64
 

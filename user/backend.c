@@ -123,6 +123,12 @@ static const struct prog_ref kprobe_progs[] = {
 	PROG(kp_tcp_splice_read_ret), PROG(kp_tcp_splice_read),
 };
 
+/* Calls in flight at start (bpf/inflight.bpf.h), for the backends whose hooks follow a call
+ * from its entry: attached by dstrace_backend__follow_inflight() (inflight.c), only while
+ * some are, not with the rest. */
+static const struct prog_ref inflight_slot_progs[] = { PROG(ifl_sys_exit) };
+static const struct prog_ref inflight_hash_progs[] = { PROG(ifl_sys_exit_hash) };
+
 /* Backend "tracepoint" (bpf/tracepoint.bpf.h). */
 static const struct prog_ref tracepoint_progs[] = {
 	PROG_UNLESS_FUNC(tp_sk_error_report, CLOSES_BEFORE_REPORT),
@@ -157,7 +163,9 @@ static const struct prog_list {
 	{ BACKENDS_ALL, socket_progs, NELEM(socket_progs) },
 	{ BACKENDS_ALL, resolver_progs, NELEM(resolver_progs) },
 	{ BACKEND_BIT(DSTRACE_BACKEND_FENTRY), fentry_progs, NELEM(fentry_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_FENTRY), inflight_slot_progs, NELEM(inflight_slot_progs) },
 	{ BACKEND_BIT(DSTRACE_BACKEND_KPROBE), kprobe_progs, NELEM(kprobe_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_KPROBE), inflight_hash_progs, NELEM(inflight_hash_progs) },
 	{ BACKEND_BIT(DSTRACE_BACKEND_TRACEPOINT), tracepoint_progs, NELEM(tracepoint_progs) },
 };
 
@@ -165,7 +173,8 @@ static const struct prog_list {
 	(NELEM(lifecycle_progs) + NELEM(socket_slot_progs) + NELEM(socket_progs) +             \
 	 NELEM(resolver_progs))
 _Static_assert(SHARED_PROGS + NELEM(socket_hash_progs) + NELEM(fentry_progs) +
-			       NELEM(kprobe_progs) + NELEM(tracepoint_progs) ==
+			       NELEM(kprobe_progs) + NELEM(tracepoint_progs) +
+			       NELEM(inflight_slot_progs) + NELEM(inflight_hash_progs) ==
 		       sizeof(((struct dstrace *)0)->progs) / sizeof(struct bpf_program *),
 	       "the program lists of user/backend.c do not name each program of the BPF object once");
 _Static_assert(NELEM(socket_slot_progs) == NELEM(socket_hash_progs),
@@ -180,6 +189,18 @@ _Static_assert(SHARED_PROGS + MAX_OF(NELEM(fentry_progs),
 static struct bpf_program *prog_of(const struct dstrace *skel, const struct prog_ref *ref)
 {
 	return *(struct bpf_program *const *)((const char *)skel + ref->off);
+}
+
+struct bpf_program *inflight_prog(const struct dstrace_backend *b)
+{
+	switch (b->kind) {
+	case DSTRACE_BACKEND_FENTRY:
+		return prog_of(b->skel, &inflight_slot_progs[0]);
+	case DSTRACE_BACKEND_KPROBE:
+		return prog_of(b->skel, &inflight_hash_progs[0]);
+	default:
+		return NULL;
+	}
 }
 
 static bool list_loaded_by(const struct prog_list *l, enum dstrace_backend_kind kind)
@@ -350,6 +371,8 @@ static int precheck(struct dstrace_backend *b)
 static void backend_detach(struct dstrace_backend *b)
 {
 	b->existing = NULL;
+	bpf_link__destroy(b->inflight_link);
+	b->inflight_link = NULL;
 	while (b->nlinks > 0)
 		bpf_link__destroy(b->links[--b->nlinks]);
 	kretprobes_remove(&b->kret); /* once no link holds them */
@@ -641,8 +664,8 @@ static int attach(struct dstrace_backend *b)
 		for (size_t i = 0; i < prog_lists[l].n; i++) {
 			struct bpf_program *prog = prog_of(b->skel, &prog_lists[l].progs[i]);
 
-			if (!bpf_program__autoload(prog))
-				continue;
+			if (!bpf_program__autoload(prog) || prog == inflight_prog(b))
+				continue; /* not loaded; or attached when needed (inflight.c) */
 			err = attach_one(b, prog);
 			if (err)
 				return err;

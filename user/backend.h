@@ -62,6 +62,13 @@ uint32_t dstrace_backend__max_flows(const struct dstrace_backend *b);
 /* Report the mapped TCP connections and UDP sockets that exist now (events "existing",
  * counted like the rest). 0 or a negative errno. */
 int dstrace_backend__scan_existing(struct dstrace_backend *b);
+/* Follow the calls in flight at start (accept, recvfrom, recvmsg, read of a socket, asleep
+ * before the fentry or kprobe backend's hooks were attached: user/inflight.c) to their
+ * results. Right after attaching. How many; or a negative errno (then they are not). */
+int dstrace_backend__follow_inflight(struct dstrace_backend *b);
+/* Stop following them once none is left, or after DSTRACE_INFLIGHT_WAIT_S (600 s): those
+ * still asleep are counted (drops.stash_full) and said once. Every harvest. */
+void dstrace_backend__sweep_inflight(struct dstrace_backend *b);
 /* The clock the programs read where a rough time does (bpf/maps.bpf.h, coarse_boot_ns): set
  * to CLOCK_BOOTTIME now. Called once per pass of the main loop (100 ms apart when idle). */
 void dstrace_backend__clock_tick(struct dstrace_backend *b);

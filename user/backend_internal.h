@@ -44,7 +44,18 @@ struct dstrace_backend {
 	char kret_blind[WHY_LEN]; /* why they are the kernel's default ones ("": they are not) */
 	struct btf *btf;      /* the kernel's BTF while the backend is tried (backend.c) */
 	bool btf_tried;
+	/* calls in flight at start (inflight.c): the program on every syscall's exit while
+	 * some are listed, since when (CLOCK_MONOTONIC), and those not followed (stash_full) */
+	struct bpf_link *inflight_link;
+	time_t inflight_since_s;
+	uint64_t inflight_given_up;
 };
+
+/* How long calls in flight at start are waited for (inflight.c): then given up, counted. */
+#define DSTRACE_INFLIGHT_WAIT_S 600
+
+/* The program that follows them, on this backend (NULL: none, the tracepoint backend). */
+struct bpf_program *inflight_prog(const struct dstrace_backend *b);
 
 /* Unmap what tables.c mapped of the kernel's tables (before the object is destroyed). */
 void dstrace_backend__unmap(struct dstrace_backend *b);

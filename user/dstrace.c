@@ -164,6 +164,11 @@ static void begin(struct run *r, struct notify *n)
 	/* What was already there: the tracing above is attached, so a connection made meanwhile
 	 * is seen by both, and the kernel reports it once per process. */
 	dstrace_backend__clock_tick(r->backend);
+	err = dstrace_backend__follow_inflight(r->backend);
+	if (err < 0)
+		fprintf(stderr, "dstrace: warning: cannot follow the calls in flight at start "
+				"(their first result may be missed): %s\n",
+			strerror(-err));
 	err = dstrace_backend__scan_existing(r->backend);
 	if (err)
 		fprintf(stderr, "dstrace: warning: cannot list the connections that existed at "

@@ -151,6 +151,7 @@ void run_harvest(struct run *r, bool force)
 	ring_buffer__consume(r->rb);
 	dstrace_backend__sweep_calls(r->backend);
 	dstrace_backend__sweep_connects(r->backend);
+	dstrace_backend__sweep_inflight(r->backend);
 	if (!r->per_program) {
 		dstrace_backend__read_procs(r->backend, &r->procs);
 		return;

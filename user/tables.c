@@ -37,6 +37,7 @@ int dstrace_backend__counters(const struct dstrace_backend *b, uint64_t out[DSTR
 	}
 	free(vals);
 	out[DSTRACE_CNT_CONN_FULL] += b->conns_given_up;
+	out[DSTRACE_CNT_STASH_FULL] += b->inflight_given_up; /* inflight.c */
 	out[DSTRACE_CNT_PROC_FULL] += b->procs_late_lost;
 	return 0;
 }

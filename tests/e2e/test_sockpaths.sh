@@ -7,7 +7,9 @@
 # that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, four
 # threads sharing one UDP socket each way, 5000 threads blocked in recvfrom() at once, and
 # datagrams read without asking their source (recv(), read()) among IPv6 ones, UDP and
-# UDP-Lite, also with the receive buffer overflowing.
+# UDP-Lite, also with the receive buffer overflowing; a server asleep in accept() and a
+# receiver asleep in recvfrom() since before dstrace started (calls in flight, which the
+# fentry and kprobe backends' own hooks do not see return: user/inflight.c).
 #
 #   sudo tests/e2e/test_sockpaths.sh
 #
@@ -52,6 +54,18 @@ PIDS+=("$HOLD")
 wait_line "$hold_base.out" '^connected' 5 ||
 	fail "existing: client connected" "no line: $(cat "$hold_base.err")"
 HOLD_LPORT=$(kv "$(head -n 1 "$hold_base.out")" lport)
+# Also before: a TCP server blocked in accept() and a UDP receiver blocked in recvfrom() on
+# [::], each for one IPv4 peer that comes once dstrace runs: calls in flight when its hooks
+# were attached, whose return must be seen all the same.
+ibase=$(fbase "in flight: accept")
+bg_start IACC lo "$ibase" "$PROGS/tcpserv6" -n 1 8086
+PIDS+=("$IACC")
+wait_line "$ibase.out" '^listening' 5 || fail "in flight: accept: server ready" "$(cat "$ibase.err")"
+ubase=$(fbase "in flight: recvfrom")
+bg_start IRCV lo "$ubase" "$PROGS/udp6" recv -n 1 -t 60 8087
+PIDS+=("$IRCV")
+wait_line "$ubase.out" '^listening' 5 || fail "in flight: recvfrom: receiver ready" "$(cat "$ubase.err")"
+sleep 0.5 # both asleep in their call
 
 OUT=$WORK/sockpaths.jsonl
 read -ra extra <<<"${DSTRACE_ARGS:-}"
@@ -66,6 +80,19 @@ expect_proc "existing: client process" "$HOLD" "$(proc_counts 1 0 0 0 0 1 0)"
 expect_events "existing: server events" "$HSRV" "$(ev_json event=existing proto=tcp pid="$HSRV" \
 	comm=sockpaths laddr=127.0.0.1 lport=8085 raddr=127.0.0.1 rport="$HOLD_LPORT" ret=0)"
 expect_proc "existing: server process" "$HSRV" "$(proc_counts 0 1 0 0 0 1 0)"
+
+cli "in flight: accept: client" lo "$PROGS/tcpcli4" 127.0.0.1 8086
+check_eq "in flight: accept: the client connected" connected "${LINE%% *}"
+expect_events "in flight: accept: events" "$IACC" "$(ev_json event=accept proto=tcp pid="$IACC" \
+	comm=tcpserv6 laddr=127.0.0.1 lport=8086 raddr=127.0.0.1 rport="$CLPORT" ret=0)"
+expect_proc "in flight: accept: process" "$IACC" "$(proc_counts 0 1 0 0 0 1 0)"
+cli "in flight: recvfrom: sender" lo "$PROGS/udp6" send -n 1 -s 40 -l 8088 ::ffff:127.0.0.1 8087
+wait_pid "$IRCV" 10 || true
+check_eq "in flight: recvfrom: the datagram" "count=1 bytes=40" \
+	"$(grep '^received' "$ubase.out" | awk '{print $2, $3}')"
+expect_events "in flight: recvfrom: events" "$IRCV" "$(ev_json event=recv proto=udp pid="$IRCV" \
+	comm=udp6 lport=8087 raddr=127.0.0.1 rport=8088 ret=0)"
+expect_proc "in flight: recvfrom: process" "$IRCV" "$(proc_counts 0 0 0 1 0 1 40)"
 
 # The TCP server every client reaches: tcpserv6 on [::]:8080 (IPv4 clients too).
 srv_start SRV lo "server" "$PROGS/tcpserv6" -n 0 8080 || true

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Calls in flight when dstrace started (fentry and kprobe backends). Their hooks follow a
+ * call from its entry: a thread already asleep in accept(), recvfrom(), recvmsg() or read()
+ * when they were attached returns without them, and its first connection, datagram or
+ * bytes would go unseen (the tracepoint backend reads those at the syscall's exit, which
+ * sees such calls too). User space lists those threads once, right after attaching
+ * (user/inflight.c: /proc/PID/task/TID/syscall, a socket's descriptor), in inflight_calls;
+ * this program, attached to every syscall's exit only while the list is not empty, takes
+ * their call's result as the tracepoint backend would. A call that the backend's own hook
+ * follows (one that began after it was attached) takes its thread off the list first
+ * (inflight_forget), so nothing is counted twice.
+ */
+#ifndef DSTRACE_INFLIGHT_BPF_H
+#define DSTRACE_INFLIGHT_BPF_H
+
+#include "paths.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DSTRACE_INFLIGHT_MAX);
+	__type(key, __u32); /* tid */
+	__type(value, struct dstrace_inflight_call);
+} inflight_calls SEC(".maps");
+
+/* Set by user space while inflight_calls is being filled or has entries. */
+volatile __u32 inflight_active = 0;
+
+/* This thread's call is followed by the backend's own hook: it is not in flight any more. */
+static __always_inline void inflight_forget(void)
+{
+	__u32 tid;
+
+	if (!inflight_active)
+		return;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&inflight_calls, &tid);
+}
+
+/* slots: the handoff of a datagram's source may use compare-and-exchange (not on the kprobe
+ * backend: paths.bpf.h, dgram_handoff_set). */
+static __always_inline void inflight_exit(long ret, bool slots)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct dstrace_inflight_call call, *c = bpf_map_lookup_elem(&inflight_calls, &tid);
+	__u32 raddr = 0;
+	__u16 rport = 0;
+	__u8 proto, segs = 0;
+	struct sock *sk;
+	bool mapped;
+
+	if (!c)
+		return;
+	call = *c;
+	bpf_map_delete_elem(&inflight_calls, &tid);
+	if (ret < 0)
+		return;
+	if (call.kind == DSTRACE_INFLIGHT_ACCEPT) {
+		handle_accept_done(sk_from_fd_as((int)ret, false), false, false);
+		return;
+	}
+	sk = sk_from_fd_as(call.fd, false);
+	if (!sk)
+		return;
+	if (!sk_is_udp6(sk, &proto)) {
+		handle_tcp_recv(sk, call.flags, (int)ret, false);
+		return;
+	}
+	/* its source, as skb_consume_udp() (attached: a call of its own) handed it over */
+	mapped = udp6_recv_peer(sk, NULL, &raddr, &rport, &segs, slots);
+	handle_udp_recv(sk, proto, call.flags, (int)ret, mapped, raddr, rport, segs, false);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int ifl_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	FLOOR_RETURN(0);
+	inflight_exit((long)ctx->args[1], true);
+	return 0;
+}
+
+/* The kprobe backend's (no compare-and-exchange: it also runs on kernels before 5.12). */
+SEC("raw_tracepoint/sys_exit")
+int ifl_sys_exit_hash(struct bpf_raw_tracepoint_args *ctx)
+{
+	FLOOR_RETURN(0);
+	inflight_exit((long)ctx->args[1], false);
+	return 0;
+}
+
+#endif /* DSTRACE_INFLIGHT_BPF_H */
