@@ -7,9 +7,11 @@
  * sees such calls too). User space lists those threads once, right after attaching
  * (user/inflight.c: /proc/PID/task/TID/syscall, a socket's descriptor), in inflight_calls;
  * this program, attached to every syscall's exit only while the list is not empty, takes
- * their call's result as the tracepoint backend would. A call that the backend's own hook
+ * their call's result as the tracepoint backend would: only that call's (its number and
+ * first argument, from the registers the syscall saved). A call that the backend's own hook
  * follows (one that began after it was attached) takes its thread off the list first
- * (inflight_forget), so nothing is counted twice.
+ * (inflight_forget), so nothing is counted twice; so does the thread's exit
+ * (lifecycle.bpf.h).
  */
 #ifndef DSTRACE_INFLIGHT_BPF_H
 #define DSTRACE_INFLIGHT_BPF_H
@@ -37,11 +39,12 @@ static __always_inline void inflight_forget(void)
 	bpf_map_delete_elem(&inflight_calls, &tid);
 }
 
-/* slots: the handoff of a datagram's source may use compare-and-exchange (not on the kprobe
- * backend: paths.bpf.h, dgram_handoff_set). */
-static __always_inline void inflight_exit(long ret, bool slots)
+/* The call saved in regs returned ret. slots: the handoff of a datagram's source may use
+ * compare-and-exchange (not on the kprobe backend: paths.bpf.h, dgram_handoff_set). */
+static __always_inline void inflight_exit(struct pt_regs *regs, long ret, bool slots)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
 	struct dstrace_inflight_call call, *c = bpf_map_lookup_elem(&inflight_calls, &tid);
 	__u32 raddr = 0;
 	__u16 rport = 0;
@@ -53,10 +56,22 @@ static __always_inline void inflight_exit(long ret, bool slots)
 		return;
 	call = *c;
 	bpf_map_delete_elem(&inflight_calls, &tid);
+	/* another call: the one listed returned before it was (user/inflight.c checks again) */
+	if (syscall_nr(regs) != call.nr || (int)PT_REGS_PARM1_CORE_SYSCALL(regs) != call.fd)
+		return;
 	if (ret < 0)
 		return;
 	if (call.kind == DSTRACE_INFLIGHT_ACCEPT) {
-		handle_accept_done(sk_from_fd_as((int)ret, false), false, false);
+		sk = sk_from_fd_as((int)ret, false);
+		/* reported by the scan of existing sockets already (it may have found the new
+		 * descriptor before this exit: installed first) */
+		if (sk && !existing_done) {
+			struct existing_key ek = { .ino = sk_ino(sk), .tgid = id >> 32 };
+
+			if (bpf_map_lookup_elem(&existing_seen, &ek))
+				return;
+		}
+		handle_accept_done(sk, false, false);
 		return;
 	}
 	sk = sk_from_fd_as(call.fd, false);
@@ -75,7 +90,7 @@ SEC("raw_tracepoint/sys_exit")
 int ifl_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	FLOOR_RETURN(0);
-	inflight_exit((long)ctx->args[1], true);
+	inflight_exit((struct pt_regs *)ctx->args[0], (long)ctx->args[1], true);
 	return 0;
 }
 
@@ -84,7 +99,7 @@ SEC("raw_tracepoint/sys_exit")
 int ifl_sys_exit_hash(struct bpf_raw_tracepoint_args *ctx)
 {
 	FLOOR_RETURN(0);
-	inflight_exit((long)ctx->args[1], false);
+	inflight_exit((struct pt_regs *)ctx->args[0], (long)ctx->args[1], false);
 	return 0;
 }
 

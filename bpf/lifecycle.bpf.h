@@ -13,7 +13,7 @@
 #ifndef DSTRACE_LIFECYCLE_BPF_H
 #define DSTRACE_LIFECYCLE_BPF_H
 
-#include "paths.bpf.h"
+#include "inflight.bpf.h"
 
 /* Tell user space, in ring order, that tgid's entry ended: the events after this one with
  * that pid are another entry's (a new process, or the program exec() started). Without it,
@@ -68,6 +68,7 @@ int lc_process_exit(void *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
+	inflight_forget(); /* a call in flight at start it was in: never returns now */
 	/* a connect this thread started without a syscall (io_uring) left its socket behind */
 	if (connect_by_syscall)
 		connect_slot_release(tid, 0);

@@ -729,6 +729,55 @@ static __always_inline struct sock *sk_from_fd(int fd)
 	return sk_from_fd_as(fd, false);
 }
 
+/* The syscall a task's saved registers regs are of: its number and its arguments 1 to 5
+ * (the first, 0, is PT_REGS_PARM1_CORE_SYSCALL). Per architecture; on one not listed here
+ * syscall_nr() is -1 (SYSCALL_REGS_KNOWN 0), and what needs it goes without. */
+#if defined(__TARGET_ARCH_x86)
+#define SYSCALL_REGS_KNOWN 1
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+	return BPF_CORE_READ(regs, orig_ax);
+}
+
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
+{
+	switch (i) {
+	case 1:
+		return BPF_CORE_READ(regs, si);
+	case 2:
+		return BPF_CORE_READ(regs, dx);
+	case 4:
+		return BPF_CORE_READ(regs, r8);
+	case 5:
+		return BPF_CORE_READ(regs, r9);
+	default:
+		return 0;
+	}
+}
+#elif defined(__TARGET_ARCH_arm64)
+#define SYSCALL_REGS_KNOWN 1
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+	return BPF_CORE_READ(regs, syscallno);
+}
+
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
+{
+	return i >= 1 && i <= 5 ? BPF_CORE_READ(regs, regs[i]) : 0; /* x0 is orig_x0 */
+}
+#else
+#define SYSCALL_REGS_KNOWN 0
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+	return -1;
+}
+
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
+{
+	return 0;
+}
+#endif
+
 /* The socket's inode number when something will use it: an event, or the scan of existing
  * sockets (4 probe reads saved per connection with -i once the scan is over). */
 static __always_inline __u64 sk_ino_wanted(struct sock *sk)

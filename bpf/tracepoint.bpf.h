@@ -229,48 +229,20 @@ int cg_sendmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* The syscall in progress: its number and arguments, from the task's saved registers. The
- * numbers differ per architecture; an architecture not listed here cannot name the peer of a
- * failed v6-only send, and the backend says so at start (syscall_dest_supported). */
+/* The numbers of the syscalls in progress whose arguments name a send's destination
+ * (syscall_nr, syscall_arg: paths.bpf.h). They differ per architecture; an architecture not
+ * listed here cannot name the peer of a failed v6-only send, and the backend says so at
+ * start (syscall_dest_supported). */
 #if defined(__TARGET_ARCH_x86)
 #define NR_sendto 44
 #define NR_sendmsg 46
 #define NR_sendmmsg 307
-#define SYSCALL_DEST_SUPPORTED 1
-static __always_inline long syscall_nr(struct pt_regs *regs)
-{
-	return BPF_CORE_READ(regs, orig_ax);
-}
-
-static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
-{
-	switch (i) {
-	case 1:
-		return BPF_CORE_READ(regs, si);
-	case 2:
-		return BPF_CORE_READ(regs, dx);
-	case 4:
-		return BPF_CORE_READ(regs, r8);
-	case 5:
-		return BPF_CORE_READ(regs, r9);
-	default:
-		return 0;
-	}
-}
+#define SYSCALL_DEST_SUPPORTED SYSCALL_REGS_KNOWN
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_sendto 206
 #define NR_sendmsg 211
 #define NR_sendmmsg 269
-#define SYSCALL_DEST_SUPPORTED 1
-static __always_inline long syscall_nr(struct pt_regs *regs)
-{
-	return BPF_CORE_READ(regs, syscallno);
-}
-
-static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
-{
-	return i >= 1 && i <= 5 ? BPF_CORE_READ(regs, regs[i]) : 0; /* x0 is orig_x0 */
-}
+#define SYSCALL_DEST_SUPPORTED SYSCALL_REGS_KNOWN
 #else
 #define SYSCALL_DEST_SUPPORTED 0
 #endif

@@ -168,7 +168,8 @@ static void begin(struct run *r, struct notify *n)
 	if (err < 0)
 		fprintf(stderr, "dstrace: warning: cannot follow the calls in flight at start "
 				"(their first result may be missed): %s\n",
-			strerror(-err));
+			err == -EXDEV ? "dstrace runs in a PID namespace of its own" :
+					strerror(-err));
 	err = dstrace_backend__scan_existing(r->backend);
 	if (err)
 		fprintf(stderr, "dstrace: warning: cannot list the connections that existed at "

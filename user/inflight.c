@@ -3,20 +3,25 @@
  * Calls in flight when dstrace started (bpf/inflight.bpf.h): the fentry and kprobe backends
  * follow a call from its entry, so a thread already asleep in accept(), recvfrom(),
  * recvmsg() or read() on a socket returns unseen by them. Right after attaching, every
- * thread of the machine asleep in one of those calls is listed, by tid, with the call's
- * socket and flags (/proc/PID/task/TID/syscall: the call's number and arguments), and a
- * program on every syscall's exit takes each listed thread's result. It stays attached only
- * while the list is not empty, at most DSTRACE_INFLIGHT_WAIT_S: the calls still asleep then
- * are given up, counted (drops.stash_full), and said once on stderr.
+ * thread of the machine asleep in one of those calls on a socket that can carry IPv4 (an
+ * AF_INET6 TCP listener, an AF_INET6 TCP connection to a mapped peer, an AF_INET6 UDP or
+ * UDP-Lite socket: /proc/PID/net) is listed, by tid, with the call's number, socket and
+ * flags (/proc/PID/task/TID/syscall), and a program on every syscall's exit takes each
+ * listed call's result. It stays attached only while the list is not empty, at most
+ * DSTRACE_INFLIGHT_WAIT_S: the calls still asleep then are given up, counted
+ * (drops.stash_full), and said once on stderr. Only in the initial PID namespace (its
+ * numbers are the kernel's tids).
  */
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +29,7 @@
 #include <bpf/libbpf.h>
 #include "backend.h"
 #include "dstrace.skel.h"
+#include "kretprobe.h"
 
 #include "backend_internal.h"
 
@@ -54,22 +60,119 @@ static bool native_exe(const char *pid)
 	       ident[EI_CLASS] == (sizeof(long) == 8 ? ELFCLASS64 : ELFCLASS32);
 }
 
-/* Is descriptor fd of pid a socket? */
-static bool is_socket(const char *pid, unsigned long fd)
+/* The inode of the socket that descriptor fd of pid is, or 0. */
+static uint64_t socket_ino(const char *pid, unsigned long fd)
 {
-	char path[320], target[32];
+	char path[320], target[48];
+	unsigned long long ino;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%s/fd/%lu", pid, fd);
 	n = readlink(path, target, sizeof(target) - 1);
 	if (n <= 0)
-		return false;
+		return 0;
 	target[n] = '\0';
-	return !strncmp(target, "socket:", 7);
+	return sscanf(target, "socket:[%llu]", &ino) == 1 ? ino : 0;
 }
 
-/* The call thread pid/tid is asleep in, if it is one that is followed: into *call. */
-static bool inflight_of(const char *pid, const char *tid, struct dstrace_inflight_call *call)
+/* The AF_INET6 sockets of one network namespace whose calls are followed, by inode. */
+enum { SOCK_TCP_LISTEN = 1, SOCK_TCP_MAPPED = 2, SOCK_UDP = 4 };
+struct sock_kind {
+	uint64_t ino;
+	unsigned int kind;
+};
+struct netns_socks {
+	uint64_t netns;
+	struct sock_kind *socks;
+	size_t n, cap;
+};
+struct netns_cache {
+	struct netns_socks *ns;
+	size_t n;
+};
+
+/* One table of /proc/PID/net (tcp6, udp6, udplite6) into s. */
+static void read_table(struct netns_socks *s, const char *pid, const char *table, bool tcp)
+{
+	char path[320], line[512], rem[64];
+	unsigned long long ino;
+	unsigned int st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/net/%s", pid, table);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned int kind;
+
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		if (sscanf(line, " %*s %*s %63s %x %*s %*s %*s %*s %*s %llu", rem, &st, &ino) != 3)
+			continue; /* the header */
+		if (!tcp)
+			kind = SOCK_UDP;
+		else if (st == 10) /* TCP_LISTEN */
+			kind = SOCK_TCP_LISTEN;
+		/* ::ffff:a.b.c.d, as the kernel prints its four words (host order) */
+		else if (!strncmp(rem, "0000000000000000FFFF0000", 24) ||
+			 !strncmp(rem, "00000000000000000000FFFF", 24))
+			kind = SOCK_TCP_MAPPED;
+		else
+			continue;
+		if (s->n == s->cap) {
+			size_t cap = s->cap ? 2 * s->cap : 64;
+			struct sock_kind *more = realloc(s->socks, cap * sizeof(*more));
+
+			if (!more)
+				break;
+			s->socks = more;
+			s->cap = cap;
+		}
+		s->socks[s->n++] = (struct sock_kind){ .ino = ino, .kind = kind };
+	}
+	fclose(f);
+}
+
+/* The kind of socket ino (0: not one whose calls are followed), in pid's namespace. */
+static unsigned int sock_kind_of(struct netns_cache *c, const char *pid, uint64_t ino)
+{
+	struct netns_socks *s = NULL, *more;
+	char path[300];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/net", pid);
+	if (stat(path, &sb))
+		return 0;
+	for (size_t i = 0; i < c->n && !s; i++)
+		if (c->ns[i].netns == (uint64_t)sb.st_ino)
+			s = &c->ns[i];
+	if (!s) {
+		more = realloc(c->ns, (c->n + 1) * sizeof(*more));
+		if (!more)
+			return 0;
+		c->ns = more;
+		s = &c->ns[c->n++];
+		*s = (struct netns_socks){ .netns = sb.st_ino };
+		read_table(s, pid, "tcp6", true);
+		read_table(s, pid, "udp6", false);
+		read_table(s, pid, "udplite6", false);
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->socks[i].ino == ino)
+			return s->socks[i].kind;
+	return 0;
+}
+
+static void netns_cache_free(struct netns_cache *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->ns[i].socks);
+	free(c->ns);
+}
+
+/* The call thread pid/tid is in, if it is one that is followed (its socket not looked at):
+ * into *call. */
+static bool inflight_read(const char *pid, const char *tid, struct dstrace_inflight_call *call)
 {
 	unsigned long a[6];
 	char path[600], line[256];
@@ -110,12 +213,39 @@ static bool inflight_of(const char *pid, const char *tid, struct dstrace_infligh
 	default:
 		return false;
 	}
+	call->nr = nr;
 	call->fd = (int)a[0];
-	return a[0] <= INT32_MAX && is_socket(pid, a[0]);
+	return a[0] <= INT32_MAX;
 }
 
-/* List the threads of pid asleep in a followed call; false once the map is full. */
-static bool list_process(struct dstrace_backend *b, int map, const char *pid, unsigned int *n)
+/* The same, on a socket whose calls are followed. */
+static bool inflight_of(struct netns_cache *c, const char *pid, const char *tid,
+			struct dstrace_inflight_call *call)
+{
+	unsigned int want, kind;
+	uint64_t ino;
+
+	if (!inflight_read(pid, tid, call) || !(ino = socket_ino(pid, (unsigned long)call->fd)))
+		return false;
+	kind = sock_kind_of(c, pid, ino);
+	want = call->kind == DSTRACE_INFLIGHT_ACCEPT ? SOCK_TCP_LISTEN :
+						      SOCK_TCP_MAPPED | SOCK_UDP;
+	return kind & want;
+}
+
+/* Still in that call? (It may have returned before it was listed: then the thread's next
+ * call is not taken for it, the kernel side checks too.) */
+static bool inflight_still(const char *pid, const char *tid,
+			   const struct dstrace_inflight_call *call)
+{
+	struct dstrace_inflight_call now;
+
+	return inflight_read(pid, tid, &now) && now.nr == call->nr && now.fd == call->fd;
+}
+
+/* List the threads of pid asleep in a followed call. */
+static void list_process(struct dstrace_backend *b, struct netns_cache *c, int map,
+			 const char *pid, unsigned int *n)
 {
 	struct dstrace_inflight_call call;
 	int native = -1; /* not looked at yet */
@@ -126,11 +256,11 @@ static bool list_process(struct dstrace_backend *b, int map, const char *pid, un
 	snprintf(path, sizeof(path), "/proc/%s/task", pid);
 	tasks = opendir(path);
 	if (!tasks)
-		return true; /* gone */
+		return; /* gone */
 	while ((t = readdir(tasks))) {
 		uint32_t tid = (uint32_t)strtoul(t->d_name, NULL, 10);
 
-		if (!tid || !inflight_of(pid, t->d_name, &call))
+		if (!tid || !inflight_of(c, pid, t->d_name, &call))
 			continue;
 		if (native < 0)
 			native = native_exe(pid);
@@ -140,23 +270,29 @@ static bool list_process(struct dstrace_backend *b, int map, const char *pid, un
 			b->inflight_given_up++; /* no room: not followed, counted */
 			continue;
 		}
-		if (!bpf_map_update_elem(map, &tid, &call, BPF_ANY))
+		if (bpf_map_update_elem(map, &tid, &call, BPF_ANY))
+			continue;
+		if (inflight_still(pid, t->d_name, &call))
 			(*n)++;
+		else
+			bpf_map_delete_elem(map, &tid); /* returned meanwhile: its exit was seen */
 	}
 	closedir(tasks);
-	return true;
 }
 
 int dstrace_backend__follow_inflight(struct dstrace_backend *b)
 {
 	struct bpf_program *prog = inflight_prog(b);
 	int map = bpf_map__fd(b->skel->maps.inflight_calls);
+	struct netns_cache cache = { 0 };
 	unsigned int n = 0;
 	struct dirent *d;
 	DIR *proc;
 
 	if (!prog)
 		return 0; /* the tracepoint backend reads results at the syscalls' exits */
+	if (dstrace_pidns_ino() != 0xEFFFFFFCUL) /* PROC_PID_INIT_INO */
+		return -EXDEV; /* another PID namespace's numbers are not the kernel's tids */
 	/* attached first: a listed call that returns meanwhile is taken all the same */
 	b->skel->bss->inflight_active = 1;
 	b->inflight_link = bpf_program__attach(prog);
@@ -173,9 +309,10 @@ int dstrace_backend__follow_inflight(struct dstrace_backend *b)
 	while ((d = readdir(proc))) {
 		if (d->d_name[0] >= '1' && d->d_name[0] <= '9' &&
 		    (pid_t)strtol(d->d_name, NULL, 10) != getpid())
-			list_process(b, map, d->d_name, &n);
+			list_process(b, &cache, map, d->d_name, &n);
 	}
 	closedir(proc);
+	netns_cache_free(&cache);
 	if (!n)
 		dstrace_backend__sweep_inflight(b); /* none: detached at once */
 	return (int)n;
@@ -203,12 +340,13 @@ void dstrace_backend__sweep_inflight(struct dstrace_backend *b)
 	bpf_link__destroy(b->inflight_link);
 	b->inflight_link = NULL;
 	b->skel->bss->inflight_active = 0;
-	/* still asleep: their result, when it comes, is not followed */
+	/* still asleep: their result, when it comes, is not followed (a thread gone: none
+	 * will; lifecycle.bpf.h takes it off the list, this is for one that slipped by) */
 	while (!bpf_map_get_next_key(map, NULL, &key)) {
 		next = key;
 		if (bpf_map_delete_elem(map, &next))
 			break;
-		left++;
+		left += !(kill((pid_t)next, 0) && errno == ESRCH);
 	}
 	if (left) {
 		b->inflight_given_up += left;

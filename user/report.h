@@ -128,6 +128,7 @@ struct report_program {
 	/* received in answer to its own datagrams: the record's received.udp_replies, and (in
 	 * records from before it) from peers it also sends to, on an ephemeral port */
 	uint64_t udp_reply_datagrams;
+	bool replies_counted; /* every record of it counts UDP replies apart (no guessing) */
 	/* totals minus what the listed peers account for (peers beyond the top 16 of a run) */
 	uint64_t in_tcp_unlisted, in_udp_unlisted, out_tcp_unlisted, out_udp_unlisted;
 	bool depends;		/* any successful mapped activity */

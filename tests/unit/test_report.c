@@ -646,6 +646,15 @@ static void test_udp_replies_counted(void)
 		"\"listen_ports\":[],\"peers\":["
 		"{\"dir\":\"in\",\"proto\":\"udp\",\"addr\":\"192.0.2.1\",\"port\":53,\"count\":60},"
 		"{\"dir\":\"in\",\"proto\":\"udp\",\"addr\":\"192.0.2.2\",\"port\":53,\"count\":20}]");
+	char *high = record(
+		"r1", "2026-11-22T10:00:00Z", "statsd", 0,
+		"\"connect\":{\"tcp\":0,\"udp\":0},\"accept\":{\"tcp\":0},\"sent\":{\"tcp_bytes\":0,"
+		"\"udp_datagrams\":9,\"udp_bytes\":9,\"udp_replies\":0},\"received\":{"
+		"\"tcp_bytes\":0,\"udp_datagrams\":4,\"udp_bytes\":4,\"udp_replies\":0},"
+		"\"failed\":{\"total\":0,\"by_errno\":{}}",
+		"\"listen_ports\":[],\"peers\":["
+		"{\"dir\":\"out\",\"proto\":\"udp\",\"addr\":\"127.0.0.1\",\"port\":8125,\"count\":9},"
+		"{\"dir\":\"in\",\"proto\":\"udp\",\"addr\":\"127.0.0.1\",\"port\":40000,\"count\":4}]");
 	struct report *r = load_text("both", both);
 	const struct report_program *p = &r->programs[0];
 	char *text;
@@ -675,8 +684,16 @@ static void test_udp_replies_counted(void)
 	ASSERT_TRUE(!strstr(text, "outbound"));
 	free(text);
 	report__free(r);
+	/* a service on a high port that also sends to that address: no guess, a service */
+	r = load_text("high", high);
+	p = &r->programs[0];
+	REQUIRE_TRUE(r->nprograms == 1 && p->ninbound == 1);
+	ASSERT_UINT_EQ(p->inbound[0].port, 40000);
+	ASSERT_UINT_EQ(p->udp_reply_datagrams, 0);
+	report__free(r);
 	free(both);
 	free(svc);
+	free(high);
 }
 
 /* What dstrace's writer also emits: a null cgroup (the process was gone), failures under

@@ -311,10 +311,12 @@ static void sum_entries(const struct report_private *pv, struct report_program *
 	const struct entry *latest = NULL;
 
 	p->first_seen = p->last_seen = TS_UNKNOWN;
+	p->replies_counted = true;
 	for (uint32_t i = p->first_entry; i; i = pv->entries[i - 1].next) {
 		const struct entry *e = &pv->entries[i - 1];
 
 		p->runs++;
+		p->replies_counted = p->replies_counted && e->replies_counted;
 		if (!latest || newer(e->ts, e->seq, latest->ts, latest->seq))
 			latest = e;
 		add_counts(&p->c, &e->c);

@@ -107,6 +107,7 @@ struct entry {
 	struct report_name *names;
 	uint32_t nnames;
 	uint64_t names_dropped;
+	bool replies_counted; /* the record counts UDP replies apart (sent.udp_replies) */
 };
 
 /* The fields of an "audit_run" record, as read. */

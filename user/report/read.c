@@ -99,8 +99,9 @@ static bool count_later(const char *name)
 	return false;
 }
 
-static int parse_counts(const json_t *root, struct report_counts *c, char *why)
+static int parse_counts(const json_t *root, struct report_counts *c, bool *all, char *why)
 {
+	*all = true;
 	for (size_t i = 0; i < DSTRACE_AUDIT_COUNTS_N; i++) {
 		const struct dstrace_count_key *f = &dstrace_audit_count_keys[i];
 		const json_t *obj = json_object_get(root, f->obj);
@@ -108,6 +109,7 @@ static int parse_counts(const json_t *root, struct report_counts *c, char *why)
 
 		if (!json_object_get(obj, f->key) && count_later(f->name)) {
 			*v = 0; /* a record from before it */
+			*all = false;
 			continue;
 		}
 		NEED(get_u64(obj, f->key, v), f->name);
@@ -332,7 +334,7 @@ static int parse_audit(const json_t *root, struct rec_ids *ids, struct entry *e,
 	NEED(get_u64(root, "pids", &e->pids), "pids");
 	NEED(get_ts(root, "first_seen", true, &e->first_seen), "first_seen");
 	NEED(get_ts(root, "last_seen", true, &e->last_seen), "last_seen");
-	err = parse_counts(root, &e->c, why);
+	err = parse_counts(root, &e->c, &e->replies_counted, why);
 	if (!err)
 		err = parse_errnos(root, e, why);
 	if (!err)

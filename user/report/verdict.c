@@ -86,8 +86,8 @@ static int mark_replies(struct report_program *p)
 	uint32_t n = count_peers(p, REPORT_DIR_OUT, DSTRACE_PROTO_UDP), *out_udp;
 
 	p->udp_reply_datagrams = p->c.recv_udp_replies;
-	if (!n)
-		return 0;
+	if (!n || p->replies_counted)
+		return 0; /* its "in" peers are the ones that spoke first: services */
 	out_udp = malloc(n * sizeof(*out_udp));
 	if (!out_udp)
 		return -ENOMEM;
