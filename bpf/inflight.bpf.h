@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Calls in flight when dstrace started (fentry and kprobe backends). Their hooks follow a
- * call from its entry: a thread already asleep in accept(), recvfrom(), recvmsg() or read()
- * when they were attached returns without them, and its first connection, datagram or
+ * call from its entry: a thread already asleep in accept(), recvfrom(), recvmsg(), read() or
+ * readv() when they were attached returns without them, and its first connection, datagram or
  * bytes would go unseen (the tracepoint backend reads those at the syscall's exit, which
  * sees such calls too). User space lists those threads once, right after attaching
  * (user/inflight.c: /proc/PID/task/TID/syscall, a socket's descriptor), in inflight_calls;

@@ -2,8 +2,8 @@
 /*
  * Calls in flight when dstrace started (bpf/inflight.bpf.h): the fentry and kprobe backends
  * follow a call from its entry, so a thread already asleep in accept(), recvfrom(),
- * recvmsg() or read() on a socket returns unseen by them. Right after attaching, every
- * thread of the machine asleep in one of those calls on a socket that can carry IPv4 (an
+ * recvmsg(), read() or readv() on a socket returns unseen by them. Right after attaching,
+ * every thread of the machine asleep in one of those calls on a socket that can carry IPv4 (an
  * AF_INET6 TCP listener, an AF_INET6 TCP connection to a mapped peer, an AF_INET6 UDP or
  * UDP-Lite socket: /proc/PID/net) is listed, by tid, with the call's number, socket and
  * flags (/proc/PID/task/TID/syscall), and a program on every syscall's exit takes each
@@ -208,6 +208,7 @@ static bool inflight_read(const char *pid, const char *tid, struct dstrace_infli
 		call->flags = (int)a[2];
 		break;
 	case SYS_read:
+	case SYS_readv:
 		call->kind = DSTRACE_INFLIGHT_RECV;
 		break;
 	default:
