@@ -97,7 +97,7 @@ $(BPF_OUT)/%.skel.h: $(BPF_OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(OUTPUT)/backend.o $(OUTPUT)/tables.o: $(BPF_OUT)/dstrace.skel.h
+$(OUTPUT)/backend.o $(OUTPUT)/tables.o $(OUTPUT)/inflight.o: $(BPF_OUT)/dstrace.skel.h
 $(OUTPUT)/%.o: user/%.c $(wildcard user/*.h user/report/*.h) include/dstrace.h | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
