@@ -60,6 +60,15 @@ struct bpf_program *inflight_prog(const struct dstrace_backend *b);
 /* Unmap what tables.c mapped of the kernel's tables (before the object is destroyed). */
 void dstrace_backend__unmap(struct dstrace_backend *b);
 
+/* CLOCK_MONOTONIC now, in whole seconds: when the sweeps last ran (tables.c, inflight.c). */
+static inline time_t mono_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 /* CLOCK_BOOTTIME now, in ns: the kernel's bpf_ktime_get_boot_ns(). */
 static inline uint64_t boot_now_ns(void)
 {

@@ -234,18 +234,25 @@ void dstrace_proc_exe(uint32_t pid, char *out, size_t size)
 	out[n > 0 ? n : 0] = '\0';
 }
 
+ssize_t dstrace_read_head(const char *path, void *buf, size_t size)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size);
+	close(fd);
+	return n;
+}
+
 bool dstrace_proc_comm(uint32_t pid, char *out, size_t size)
 {
 	char path[64];
 	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, out, size - 1);
-	close(fd);
+	n = dstrace_read_head(path, out, size - 1);
 	if (n <= 0)
 		return false;
 	if (out[n - 1] == '\n')

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 /* Path of a mounted cgroup v2 hierarchy from a mountinfo-format file; mounts one under
@@ -31,6 +32,8 @@ void dstrace_cgroup_path(const char *cgroup_root, uint32_t pid, uint64_t cgroup_
 			 size_t size);
 /* The executable of running process pid (/proc/PID/exe); "" if it is gone or unreadable. */
 void dstrace_proc_exe(uint32_t pid, char *out, size_t size);
+/* The first size bytes (at most) of the file at path, in one read(): how many, or -1. */
+ssize_t dstrace_read_head(const char *path, void *buf, size_t size);
 /* The name of running process pid (/proc/PID/comm: its main thread's, not the name another
  * thread took), NUL-terminated in out[size]; false if it is gone or unreadable. */
 bool dstrace_proc_comm(uint32_t pid, char *out, size_t size);

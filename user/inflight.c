@@ -15,7 +15,6 @@
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,18 +27,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
+#include "cgroupfs.h"
 #include "dstrace.skel.h"
 #include "kretprobe.h"
 
 #include "backend_internal.h"
-
-static time_t mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* Is pid's executable of dstrace's own ELF class? (/proc/PID/task/TID/syscall gives a
  * 32-bit program's calls by the compat numbers, which mean other calls here.) */
@@ -47,16 +39,10 @@ static bool native_exe(const char *pid)
 {
 	unsigned char ident[EI_NIDENT];
 	char path[300];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%s/exe", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, ident, sizeof(ident));
-	close(fd);
-	return n == (ssize_t)sizeof(ident) && !memcmp(ident, ELFMAG, SELFMAG) &&
+	return dstrace_read_head(path, ident, sizeof(ident)) == (ssize_t)sizeof(ident) &&
+	       !memcmp(ident, ELFMAG, SELFMAG) &&
 	       ident[EI_CLASS] == (sizeof(long) == 8 ? ELFCLASS64 : ELFCLASS32);
 }
 
@@ -303,7 +289,7 @@ int dstrace_backend__follow_inflight(struct dstrace_backend *b)
 		b->skel->bss->inflight_active = 0;
 		return err;
 	}
-	b->inflight_since_s = mono_s();
+	b->inflight_since_s = mono_now_s();
 	proc = opendir("/proc");
 	if (!proc)
 		return -errno;
@@ -336,7 +322,7 @@ void dstrace_backend__sweep_inflight(struct dstrace_backend *b)
 	if (!b->inflight_link)
 		return;
 	map = bpf_map__fd(b->skel->maps.inflight_calls);
-	if (!inflight_empty(map) && mono_s() < b->inflight_since_s + DSTRACE_INFLIGHT_WAIT_S)
+	if (!inflight_empty(map) && mono_now_s() < b->inflight_since_s + DSTRACE_INFLIGHT_WAIT_S)
 		return;
 	bpf_link__destroy(b->inflight_link);
 	b->inflight_link = NULL;

@@ -357,12 +357,11 @@ int dstrace_backend__sweep_calls(struct dstrace_backend *b)
 	struct key_list dead = { .size = sizeof(__u64) };
 	int fd = bpf_map__fd(b->skel->maps.kprobe_calls), n = 0;
 	__u64 key, *prev = NULL;
-	struct timespec now;
+	time_t now = mono_now_s();
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (b->kind != DSTRACE_BACKEND_KPROBE || now.tv_sec < b->calls_swept_s + 10)
+	if (b->kind != DSTRACE_BACKEND_KPROBE || now < b->calls_swept_s + 10)
 		return 0;
-	b->calls_swept_s = now.tv_sec;
+	b->calls_swept_s = now;
 	/* another PID namespace's numbers are not the kernel's tids: nothing can be told (the
 	 * initial one is PROC_PID_INIT_INO) */
 	if (dstrace_pidns_ino() != 0xEFFFFFFCUL)
@@ -452,7 +451,7 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 	uint32_t vsize = bpf_map__value_size(b->skel->maps.conn_pending), nslots;
 	bool slots = b->kind != DSTRACE_BACKEND_KPROBE; /* backend.c: the _hash twins */
 	struct dstrace_conn_slot_head *mem;
-	struct timespec mono;
+	time_t now;
 	__u64 key, *prev = NULL;
 	uint64_t limit, since;
 	/* a sweep every half of the longest wait, at least every second and at most every 10 s:
@@ -465,10 +464,10 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 		every = 1;
 	if (every > 10)
 		every = 10;
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	if (mono.tv_sec < b->conns_swept_s + (time_t)every)
+	now = mono_now_s();
+	if (now < b->conns_swept_s + (time_t)every)
 		return 0;
-	b->conns_swept_s = mono.tv_sec;
+	b->conns_swept_s = now;
 	val = malloc(vsize);
 	if (!val)
 		return -ENOMEM;
