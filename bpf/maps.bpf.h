@@ -276,6 +276,12 @@ struct {
 	__type(value, struct conn_pending);
 } conn_pending SEC(".maps");
 
+/* Entries put in conn_pending under their socket's address, not taken yet: connects in
+ * progress at start whose socket had no cookie (paths.bpf.h, existing_connecting). A socket
+ * address is a kernel address, never a cookie (DSTRACE_CONN_KEY_IS_SK); user space lowers
+ * it for the entries it gives up. */
+__u64 conn_by_sk = 0;
+
 /* Fault injection, for tests (DSTRACE_FAULT_SKIP_STATE=K:ADDR, user/backend.c): the next K
  * SYN_SENT exits of connects to ::ffff:ADDR are ignored, as if the kernel had run no program
  * for them (socket.bpf.h, sock_release). Each pops one of K tokens user space pushed on

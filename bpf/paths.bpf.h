@@ -1061,6 +1061,31 @@ static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending 
 	return conn_hash_take(cookie, out, slots);
 }
 
+/*
+ * sk's pending connect: under its cookie, or, while some are kept so (existing_connecting),
+ * under its address, if the peer kept is sk's (an address reused by another socket since
+ * is not this one's).
+ */
+static __always_inline bool conn_pending_take_sk(struct sock *sk, __u64 cookie, bool btf,
+						 struct conn_pending *out, bool slots)
+{
+	struct conn_pending *p;
+	__u64 key = (__u64)sk;
+	__u32 raddr;
+	__u16 rport;
+
+	if (cookie && conn_pending_take(cookie, out, slots))
+		return true;
+	if (!conn_by_sk)
+		return false;
+	p = bpf_map_lookup_elem(&conn_pending, &key);
+	if (!p || !sk_mapped_peer_as(sk, &raddr, &rport, btf) || p->daddr != raddr ||
+	    p->dport != rport || !conn_hash_take(key, out, slots))
+		return false;
+	__sync_fetch_and_add(&conn_by_sk, -1);
+	return true;
+}
+
 static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 protocol,
 						 __u32 daddr, __u16 dport, bool slots)
 {
@@ -1167,7 +1192,7 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 	__u16 lport;
 	__u64 ino;
 
-	if (!sk || !cookie || !conn_pending_take(cookie, &c, slots))
+	if (!sk || !conn_pending_take_sk(sk, cookie, btf, &c, slots))
 		return;
 	lport = ret ? 0 : SK_READ(btf, sk, __sk_common.skc_num);
 	if (!filter_flow(DSTRACE_EV_CONNECT, c.proto, lport, c.dport)) {
@@ -1398,11 +1423,74 @@ static __always_inline bool sk_existing_mapped(struct sock *sk, __u8 proto, __u3
 }
 
 /*
+ * A TCP connect to a mapped peer in progress at start (its SYN sent before the hooks were
+ * attached: a slow or silent peer, a full backlog, a blocking connect retried for minutes):
+ * kept pending as if its start had been seen, for the process that holds the socket, so its
+ * outcome (established, refused, timed out, ...) is reported as that process's connect by
+ * whatever decides it (handle_tcp_state). Under its cookie if it has one; else (nothing
+ * asked for one before dstrace, and a tracing program cannot make one on every kernel)
+ * under the socket's address, in the hash (conn_pending_take_sk).
+ */
+static __always_inline void existing_connecting(struct task_struct *task, struct sock *sk,
+						__u32 netns, bool slots)
+{
+	struct dstrace_proc_stats *st;
+	struct conn_pending c = {};
+	__u64 cookie = sk_cookie(sk), key = cookie ? cookie : (__u64)sk;
+	__u32 raddr;
+	__u16 rport;
+	int state, sk_err;
+	bool kept;
+
+	if (!sk_mapped_peer(sk, &raddr, &rport))
+		return;
+	/* its start seen after all (a connect since the hooks), or another holder's kept it */
+	if (conn_pending_peek(key, slots && cookie))
+		return;
+	ident_task(&c.who, task);
+	if (!filter_process(c.who.tgid, c.who.comm, (__u64)task))
+		return;
+	c.proto = DSTRACE_PROTO_TCP;
+	c.daddr = raddr;
+	c.dport = rport;
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_MPTCP)
+		c.flags = DSTRACE_F_MPTCP;
+	st = proc_entry_who(netns, c.who.tgid, &c.who, (__u64)task, false);
+	if (st) {
+		c.entry_ns = st->first_ns;
+		__sync_fetch_and_add(&st->pending, 1);
+	}
+	if (cookie) {
+		kept = conn_pending_put(cookie, &c, slots);
+	} else {
+		__sync_fetch_and_add(&conn_by_sk, 1); /* before: a take meanwhile looks */
+		c.since = bpf_ktime_get_boot_ns();
+		kept = conn_hash_put(key, &c, slots, true);
+		if (!kept)
+			__sync_fetch_and_add(&conn_by_sk, -1);
+	}
+	if (!kept) {
+		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+		conn_entry_done(st);
+		return;
+	}
+	/* decided before it was kept (the state changed since it was read): decided here, as
+	 * the state change would have; if that took it meanwhile, this finds nothing */
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+		return;
+	sk_err = BPF_CORE_READ(sk, sk_err);
+	handle_connect_result(sk, sk_cookie(sk),
+			      state != TCP_CLOSE ? 0 : sk_err ? -sk_err : -ECONNABORTED,
+			      tcp_mptcp_flag(sk), false, slots);
+}
+
+/*
  * At start, for every socket of every process (iter/task_file): pass 1 notes the ports of
  * AF_INET6 TCP listeners, pass 2 reports each mapped connection or UDP socket once per
  * process holding it. A TCP connection whose local port is a listener's was accepted
  * (counted as accept), else made (counted as connect); UDP sockets count their datagrams as
- * they come.
+ * they come. (A TCP connect in progress: existing_connecting.)
  */
 static __always_inline void handle_existing(struct task_struct *task, struct sock *sk, __u64 ino,
 					    __u32 pass)

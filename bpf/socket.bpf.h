@@ -260,21 +260,41 @@ int sk_exit_bind(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- existing: mapped connections and UDP sockets that were there before dstrace ---- */
 
-SEC("iter/task_file")
-int sk_existing(struct bpf_iter__task_file *ctx)
+static __always_inline int existing(struct bpf_iter__task_file *ctx, bool slots)
 {
-	FLOOR_RETURN(0);
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct socket *sock;
+	struct sock *sk;
+	__u8 proto;
 
 	if (!task || !file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return 0;
 	sock = BPF_CORE_READ(file, private_data);
-	if (sock)
-		handle_existing(task, BPF_CORE_READ(sock, sk), BPF_CORE_READ(file, f_inode, i_ino),
-				existing_pass);
+	sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	if (!sk)
+		return 0;
+	if (existing_pass == 2 && sk_is_inet6(sk, &proto) && proto == DSTRACE_PROTO_TCP &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT)
+		existing_connecting(task, sk, sk_netns(sk), slots);
+	else
+		handle_existing(task, sk, BPF_CORE_READ(file, f_inode, i_ino), existing_pass);
 	return 0;
+}
+
+/* The pending connects it keeps, in slots or in the hash: one twin per socket layer. */
+SEC("iter/task_file")
+int sk_existing(struct bpf_iter__task_file *ctx)
+{
+	FLOOR_RETURN(0);
+	return existing(ctx, true);
+}
+
+SEC("iter/task_file")
+int sk_existing_hash(struct bpf_iter__task_file *ctx)
+{
+	FLOOR_RETURN(0);
+	return existing(ctx, false);
 }
 
 #endif /* DSTRACE_SOCKET_BPF_H */

@@ -208,6 +208,10 @@ struct dstrace_flow_val {
  * array conn_slots and, since alone, in the hash conn_pending, as user space reads them to
  * give up the connects that waited too long (user/tables.c). */
 #define DSTRACE_CONN_SLOT_BUSY (~0ull) /* a slot's tag while one CPU writes or reads it */
+/* A key of conn_pending that is a socket's kernel address, not a cookie (a connect in
+ * progress at start whose socket had none): kernel addresses have their top 16 bits set on
+ * x86-64 and arm64, cookies count up from 1. */
+#define DSTRACE_CONN_KEY_IS_SK(key) (((unsigned long long)(key) >> 48) == 0xffffull)
 struct dstrace_conn_slot_head {
 	unsigned long long tag;	  /* the socket cookie of the connect held; 0: free; or BUSY */
 	unsigned long long since; /* when it was kept (CLOCK_BOOTTIME) */

@@ -72,16 +72,16 @@ static const struct prog_ref lifecycle_progs[] = {
  * sk_state_nested after sk_state (the kernel runs them in the order attached). */
 static const struct prog_ref socket_slot_progs[] = {
 	PROG(sk_connect6), PROG(sk_connect4), PROG(sk_state), PROG(sk_state_nested),
-	PROG(sk_release),
+	PROG(sk_release), PROG(sk_existing),
 };
 
 static const struct prog_ref socket_hash_progs[] = {
 	PROG(sk_connect6_hash), PROG(sk_connect4_hash), PROG(sk_state_hash),
-	PROG(sk_state_nested_hash), PROG(sk_release_hash),
+	PROG(sk_state_nested_hash), PROG(sk_release_hash), PROG(sk_existing_hash),
 };
 
 static const struct prog_ref socket_progs[] = {
-	PROG(sk_enter_bind), PROG(sk_exit_bind), PROG(sk_existing),
+	PROG(sk_enter_bind), PROG(sk_exit_bind),
 };
 
 /* The resolver (bpf/resolver.bpf.h): uprobes on the C library's getaddrinfo(), attached by
@@ -650,7 +650,7 @@ static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 		return fail(b, -errno, "failed to attach %s: %s", bpf_program__name(prog),
 			    strerror(errno));
 	b->links[b->nlinks++] = link;
-	if (prog == b->skel->progs.sk_existing)
+	if (prog == b->skel->progs.sk_existing || prog == b->skel->progs.sk_existing_hash)
 		b->existing = link;
 	return 0;
 }

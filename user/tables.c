@@ -504,6 +504,8 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 			n++;
 		if (slots)
 			__atomic_fetch_sub(&b->skel->bss->conn_spilled, 1, __ATOMIC_RELAXED);
+		if (DSTRACE_CONN_KEY_IS_SK(((__u64 *)old.keys)[i]))
+			__atomic_fetch_sub(&b->skel->bss->conn_by_sk, 1, __ATOMIC_RELAXED);
 	}
 	free(old.keys);
 	free(gone.keys);

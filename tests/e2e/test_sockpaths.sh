@@ -9,7 +9,8 @@
 # datagrams read without asking their source (recv(), read()) among IPv6 ones, UDP and
 # UDP-Lite, also with the receive buffer overflowing; a server asleep in accept() and a
 # receiver asleep in recvfrom() since before dstrace started (calls in flight, which the
-# fentry and kprobe backends' own hooks do not see return: user/inflight.c).
+# fentry and kprobe backends' own hooks do not see return: user/inflight.c); connects in
+# progress at start (SYN sent), decided once dstrace runs: established, refused, timed out.
 #
 #   sudo tests/e2e/test_sockpaths.sh
 #
@@ -65,6 +66,39 @@ ubase=$(fbase "in flight: recvfrom")
 bg_start IRCV lo "$ubase" "$PROGS/udp6" recv -n 1 -t 60 8087
 PIDS+=("$IRCV")
 wait_line "$ubase.out" '^listening' 5 || fail "in flight: recvfrom: receiver ready" "$(cat "$ubase.err")"
+# Also before: TCP connects in progress (SYN sent, no answer yet), whose outcome comes once
+# dstrace runs and must be reported as their program's connect: to a listener whose accept
+# queue is full (listen backlog 0, one client queued: SYNs are dropped and retried), which
+# then accepts (established; a blocking connect) or closes (refused; a non-blocking one),
+# and to the silent peer (timed out after 15 s: TCP_SYNCNT 3).
+slow_connect() { # VAR NAME CMD...: start CMD, wait for its "connecting lport=P" line
+	local var=$1 base
+	base=$(fbase "$2")
+	shift 2
+	bg_start "$var" lo "$base" "$@"
+	PIDS+=("${!var}")
+	wait_line "$base.out" '^connecting' 5 || fail "$(basename "$base"): connecting" "$(cat "$base.err")"
+}
+for how in accept close; do
+	b=$(fbase "in progress: listener, then $how")
+	if [[ $how == accept ]]; then
+		bg_start BF_ACCEPT lo "$b" "$SP" backlog-full 8091 accept 2
+		PIDS+=("$BF_ACCEPT")
+	else
+		bg_start BF_CLOSE lo "$b" "$SP" backlog-full 8092 close
+		PIDS+=("$BF_CLOSE")
+	fi
+	wait_line "$b.out" '^ready' 5 || fail "in progress: listener ($how) ready" "$(cat "$b.err")"
+done
+cli "in progress: the accepting listener's queued client" lo "$PROGS/tcpcli4" 127.0.0.1 8091
+BF_FILL_PORT=$CLPORT
+cli "in progress: the closing listener's queued client" lo "$PROGS/tcpcli4" 127.0.0.1 8092
+slow_connect SLOW_OK "in progress: established" "$SP" tcp-block ::ffff:127.0.0.1 8091 5
+slow_connect SLOW_REF "in progress: refused" "$SP" tcp-nb ::ffff:127.0.0.1 8092 5
+slow_connect SLOW_TO "in progress: timed out" "$SP" tcp-block ::ffff:198.51.100.2 84 3
+sleep 0.5 # all asleep in their call, the three SYNs sent
+check_eq "in progress: three connects in SYN-SENT before dstrace starts" 3 \
+	"$(ip netns exec "$NS" ss -Htn state syn-sent | wc -l)"
 sleep 0.5 # both asleep in their call
 
 OUT=$WORK/sockpaths.jsonl
@@ -93,6 +127,10 @@ check_eq "in flight: recvfrom: the datagram" "count=1 bytes=40" \
 expect_events "in flight: recvfrom: events" "$IRCV" "$(ev_json event=recv proto=udp pid="$IRCV" \
 	comm=udp6 lport=8087 raddr=127.0.0.1 rport=8088 ret=0)"
 expect_proc "in flight: recvfrom: process" "$IRCV" "$(proc_counts 0 0 0 1 0 1 40)"
+
+# the connects in progress at start: their listeners accept or close now; the SYNs they
+# retry decide them (checked at the end, with the timed-out one)
+kill -USR1 "$BF_ACCEPT" "$BF_CLOSE"
 
 # The TCP server every client reaches: tcpserv6 on [::]:8080 (IPv4 clients too).
 srv_start SRV lo "server" "$PROGS/tcpserv6" -n 0 8080 || true
@@ -461,6 +499,35 @@ bindev "bind to a mapped address not here" "$CPID" 192.0.2.99 7002 -99 EADDRNOTA
 # and a native IPv6 bind is nothing
 case_run "bind to ::1" ok "$SP" bind ::1 7003 0
 expect_events "bind to ::1: events (none)" "$CPID"
+
+for v in SLOW_OK SLOW_REF SLOW_TO BF_ACCEPT BF_CLOSE; do
+	wait_pid "${!v}" 60 || fail "in progress: $v ended" "still running after 60 s"
+done
+in_progress() { # NAME PID RESULT RET ERROR RPORT RADDR
+	local base lport=null
+	base=$(fbase "in progress: $1")
+	check_eq "in progress: $1: the program's result" "result=$3" "$(tail -n 1 "$base.out")"
+	[[ $4 == 0 ]] && lport=$(kv "$(head -n 1 "$base.out")" lport)
+	expect_events "in progress: $1: events" "$2" "$(ev_json event=connect proto=tcp pid="$2" \
+		comm=sockpaths raddr="$7" rport="$6" lport="$lport" ret="$4" error="$5")"
+	if [[ $4 == 0 ]]; then
+		expect_proc "in progress: $1: process" "$2" "$(proc_counts 1 0 0 0 0 1 0)"
+	else
+		expect_proc "in progress: $1: process" "$2" "$(proc_counts 0 0 0 0 1 1 0)"
+	fi
+}
+in_progress established "$SLOW_OK" ok 0 null 8091 127.0.0.1
+in_progress refused "$SLOW_REF" ECONNREFUSED -111 ECONNREFUSED 8092 127.0.0.1
+in_progress "timed out" "$SLOW_TO" ETIMEDOUT -110 ETIMEDOUT 84 198.51.100.2
+check_eq "in progress: the listener accepted both" "accepted=2 result=ok" \
+	"$(tail -n 1 "$(fbase "in progress: listener, then accept").out")"
+expect_events "in progress: the listener's accepts" "$BF_ACCEPT" \
+	"$(ev_json event=accept proto=tcp pid="$BF_ACCEPT" comm=sockpaths laddr=127.0.0.1 \
+		lport=8091 raddr=127.0.0.1 rport="$BF_FILL_PORT" ret=0)" \
+	"$(ev_json event=accept proto=tcp pid="$BF_ACCEPT" comm=sockpaths laddr=127.0.0.1 \
+		lport=8091 raddr=127.0.0.1 rport="$(kv "$(head -n 1 "$(fbase "in progress: established").out")" lport)" ret=0)"
+expect_proc "in progress: the listener's process" "$BF_ACCEPT" "$(proc_counts 0 2 0 0 0 1 0)"
+expect_events "in progress: the closing listener accepted nothing" "$BF_CLOSE"
 
 kill -USR1 "$HOLD"
 wait_pid "$HOLD" 10

@@ -6,10 +6,14 @@
  * held open. One mode per run; one result line on stdout ("key=value ..."), a log on stderr.
  *
  *   sockpaths tcp-retry ADDR PORT          non-blocking connect, poll, connect() again
- *   sockpaths tcp-block ADDR PORT          blocking connect (result: ok or the errno)
+ *   sockpaths tcp-block ADDR PORT [SYNCNT] blocking connect (result: ok or the errno); with
+ *                                          SYNCNT, bound to [::] first (prints "connecting
+ *                                          lport=P" before the call) with TCP_SYNCNT SYNCNT
+ *                                          (unanswered, it times out after 2^(SYNCNT+1)-1 s)
  *   sockpaths tcp-twice ADDR PORT          two blocking connects of one socket, the second
  *                                          once the first failed (result: the second's)
- *   sockpaths tcp-nb ADDR PORT             non-blocking connect, result from SO_ERROR
+ *   sockpaths tcp-nb ADDR PORT [SYNCNT]    non-blocking connect, result from SO_ERROR;
+ *                                          SYNCNT as for tcp-block
  *   sockpaths tcp-abandon ADDR PORT HOW    non-blocking connect to a peer that does not
  *                                          answer, given up 0.2 s later by the same thread
  *                                          (HOW: close, shutdown: shutdown(SHUT_RDWR) then
@@ -48,6 +52,14 @@
  *                                          the same with one multishot accept request
  *                                          (IORING_ACCEPT_MULTISHOT: a completion per
  *                                          client, all but the last without the request)
+ *   sockpaths backlog-full PORT accept N   a listener on [::]:PORT whose accept queue takes
+ *                                          one connection and no more (listen backlog 0:
+ *                                          the kernel drops further SYNs, their connects
+ *                                          stay in SYN_SENT and retry) until SIGUSR1 (at
+ *                                          most 300 s), then accepts N clients (the queued
+ *                                          one and those retrying), prints accepted=N
+ *   sockpaths backlog-full PORT close      the same, but closes the listener on SIGUSR1
+ *                                          (the retried SYNs are refused)
  *   sockpaths accept-hold PORT             accept one client on [::]:PORT, read until it
  *                                          closes (no time limit), print the bytes read
  *   sockpaths udp-threads PORT T N SIZE    T threads send N datagrams each to
@@ -158,7 +170,8 @@ static int wait_connected(int fd)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (poll(&p, 1, 30000) != 1) /* the kernel times out at 3 s: slack for an emulated guest */
+	/* the kernel times out at 3 s, or 63 s with SYNCNT 5: slack for an emulated guest */
+	if (poll(&p, 1, 90000) != 1)
 		return ETIMEDOUT;
 	/* The kernel sets a failed connect's error, then closes the socket; reading SO_ERROR
 	 * clears it, and a read between the two (a wakeup in that window: seen twice in an
@@ -185,11 +198,31 @@ static int tcp_retry(struct sockaddr_in6 *sa)
 	return result(err);
 }
 
-static int tcp_block(struct sockaddr_in6 *sa)
+/* With syncnt: bound to [::] first, its port said, then TCP_SYNCNT syncnt. */
+static void connect_prepare(int fd, const char *syncnt)
 {
-	int fd = sock6(SOCK_STREAM, 0);
-	int err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+	struct sockaddr_in6 me = { .sin6_family = AF_INET6 };
+	socklen_t len = sizeof(me);
+	int n;
 
+	if (!syncnt)
+		return;
+	n = (int)parse_num("syncnt", syncnt, 1, 127);
+	if (setsockopt(fd, IPPROTO_TCP, TCP_SYNCNT, &n, sizeof(n)) ||
+	    bind(fd, (struct sockaddr *)&me, sizeof(me)) ||
+	    getsockname(fd, (struct sockaddr *)&me, &len)) {
+		printf("result=%s\n", errname(errno));
+		exit(1);
+	}
+	say("connecting lport=%u", ntohs(me.sin6_port));
+}
+
+static int tcp_block(struct sockaddr_in6 *sa, const char *syncnt)
+{
+	int fd = sock6(SOCK_STREAM, 0), err;
+
+	connect_prepare(fd, syncnt);
+	err = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
 	close(fd);
 	return result(err);
 }
@@ -209,10 +242,11 @@ static int tcp_twice(struct sockaddr_in6 *sa)
 	return result(err);
 }
 
-static int tcp_nb(struct sockaddr_in6 *sa)
+static int tcp_nb(struct sockaddr_in6 *sa, const char *syncnt)
 {
 	int fd = sock6(SOCK_STREAM | SOCK_NONBLOCK, 0), err = 0;
 
+	connect_prepare(fd, syncnt);
 	if (connect(fd, (struct sockaddr *)sa, sizeof(*sa)))
 		err = errno == EINPROGRESS ? wait_connected(fd) : errno;
 	close(fd);
@@ -486,6 +520,38 @@ static int uring_accept(const char *port, const char *count, bool multishot)
 	io_uring_queue_exit(&ring);
 	printf("accepted=%lu ", got);
 	return result(got == n ? 0 : EIO);
+}
+
+static int backlog_full(const char *port, const char *n_s)
+{
+	int lfd = tcp_listen(AF_INET6, port, 0), fd;
+	time_t until = time(NULL) + 300;
+	long n = n_s ? parse_num("count", n_s, 1, 100) : 0, got = 0;
+	struct pollfd p;
+
+	if (lfd < 0)
+		return result(EADDRINUSE);
+	if (listen(lfd, 0))
+		return result(errno);
+	signal(SIGUSR1, release);
+	say("ready port=%s", port);
+	while (!released && time(NULL) < until)
+		usleep(20000);
+	if (!n_s) {
+		close(lfd);
+		return result(0);
+	}
+	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	while (got < n && poll(&p, 1, 90000) == 1) {
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0)
+			return result(errno);
+		got++;
+		close(fd);
+	}
+	close(lfd);
+	printf("accepted=%ld ", got);
+	return result(got == n ? 0 : ETIMEDOUT);
 }
 
 static int accept_hold(const char *port)
@@ -880,6 +946,10 @@ int main(int argc, char **argv)
 	if (argc < 3)
 		usage();
 	m = argv[1];
+	if (!strcmp(m, "backlog-full") && argc == 5 && !strcmp(argv[3], "accept"))
+		return backlog_full(argv[2], argv[4]);
+	if (!strcmp(m, "backlog-full") && argc == 4 && !strcmp(argv[3], "close"))
+		return backlog_full(argv[2], NULL);
 	if (!strcmp(m, "accept-hold") && argc == 3)
 		return accept_hold(argv[2]);
 	if (!strcmp(m, "udp-connect-queued") && argc == 4)
@@ -903,12 +973,12 @@ int main(int argc, char **argv)
 	sa = addr6(argv[2], argv[3]);
 	if (!strcmp(m, "tcp-retry") && argc == 4)
 		return tcp_retry(&sa);
-	if (!strcmp(m, "tcp-block") && argc == 4)
-		return tcp_block(&sa);
+	if (!strcmp(m, "tcp-block") && (argc == 4 || argc == 5))
+		return tcp_block(&sa, argc == 5 ? argv[4] : NULL);
 	if (!strcmp(m, "tcp-twice") && argc == 4)
 		return tcp_twice(&sa);
-	if (!strcmp(m, "tcp-nb") && argc == 4)
-		return tcp_nb(&sa);
+	if (!strcmp(m, "tcp-nb") && (argc == 4 || argc == 5))
+		return tcp_nb(&sa, argc == 5 ? argv[4] : NULL);
 	if (!strcmp(m, "tcp-abandon") && argc == 5)
 		return tcp_abandon(&sa, argv[4], NULL, NULL);
 	if (!strcmp(m, "tcp-abandon") && argc == 7 && !strcmp(argv[4], "exec"))
