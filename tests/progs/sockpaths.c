@@ -377,6 +377,10 @@ static int tcp_pending(const struct sockaddr_in6 *sa, const char *n_s, const cha
 		left = kept;
 		if (!left || poll(fds, (nfds_t)left, 30000) <= 0)
 			break;
+		/* as wait_connected: a socket whose error is set but whose close is still under
+		 * way on another CPU (timeouts end together) also polls ready, and reading
+		 * SO_ERROR then would leave its state change without the error */
+		usleep(100000);
 	}
 	free(fds);
 	printf("timedout=%ld other=%ld left=%ld ", timedout, other, left);
