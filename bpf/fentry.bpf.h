@@ -89,10 +89,10 @@ int BPF_PROG(fx_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 
 /* Where udpv6_recvmsg() is done with a datagram; its source, for a read without an address. */
 SEC("fentry/skb_consume_udp")
-int BPF_PROG(fx_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
+int BPF_PROG(fx_skb_consume_udp, struct sock *sk, struct sk_buff *skb, int len)
 {
 	FLOOR_RETURN(0);
-	udp6_skb_consumed(sk, skb, true);
+	inflight_skb_consumed(sk, skb, len, true, true);
 	return 0;
 }
 

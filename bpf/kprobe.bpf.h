@@ -209,10 +209,10 @@ int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len
 
 /* Where udpv6_recvmsg() is done with a datagram; its source, for a read without an address. */
 SEC("kprobe/skb_consume_udp")
-int BPF_KPROBE(kp_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
+int BPF_KPROBE(kp_skb_consume_udp, struct sock *sk, struct sk_buff *skb, int len)
 {
 	FLOOR_RETURN(0);
-	udp6_skb_consumed(sk, skb, false);
+	inflight_skb_consumed(sk, skb, len, false, false);
 	return 0;
 }
 

@@ -1891,28 +1891,40 @@ static __always_inline __u8 skb_udp_segs(struct sk_buff *skb)
 	return udp_segs_of(BPF_CORE_READ(sh, gso_segs), gso, len - 8);
 }
 
-/* skb_consume_udp(sk, skb, len): udpv6_recvmsg() is done with a datagram. Its source, as
- * udpv6_recvmsg() gives it to a caller that asks (the IPv4 and UDP headers of an IPv4
- * datagram), is handed to the return of udpv6_recvmsg(): that is how a read without an
- * address (recv(), read()) on an unconnected socket learns its peer. */
+/* The IPv4 source of a datagram udpv6_recvmsg() takes (the IPv4 and UDP headers of its
+ * skb, as udpv6_recvmsg() gives it to a caller that asks) and the datagrams the skb holds;
+ * false for an IPv6 one. */
+static __always_inline bool udp_skb_v4_source(struct sk_buff *skb, __u32 *addr, __u16 *port,
+					      __u8 *segs)
+{
+	unsigned char *head;
+	struct iphdr *iph;
+	struct udphdr *uh;
+
+	if (BPF_CORE_READ(skb, protocol) != bpf_htons(ETH_P_IP))
+		return false;
+	head = BPF_CORE_READ(skb, head);
+	iph = (void *)(head + BPF_CORE_READ(skb, network_header));
+	uh = (void *)(head + BPF_CORE_READ(skb, transport_header));
+	*addr = BPF_CORE_READ(iph, saddr);
+	*port = bpf_ntohs(BPF_CORE_READ(uh, source));
+	*segs = skb_udp_segs(skb);
+	return true;
+}
+
+/* skb_consume_udp(sk, skb, len): udpv6_recvmsg() is done with a datagram. Its source is
+ * handed to the return of udpv6_recvmsg(): that is how a read without an address (recv(),
+ * read()) on an unconnected socket learns its peer. */
 static __always_inline void udp6_skb_consumed(struct sock *sk, struct sk_buff *skb, bool slots)
 {
-	bool v4 = BPF_CORE_READ(skb, protocol) == bpf_htons(ETH_P_IP);
 	__u32 addr = 0;
 	__u16 port = 0;
 	__u8 proto, segs = 0;
+	bool v4;
 
 	if (!sk_is_udp6(sk, &proto))
 		return;
-	if (v4) {
-		unsigned char *head = BPF_CORE_READ(skb, head);
-		struct iphdr *iph = (void *)(head + BPF_CORE_READ(skb, network_header));
-		struct udphdr *uh = (void *)(head + BPF_CORE_READ(skb, transport_header));
-
-		addr = BPF_CORE_READ(iph, saddr);
-		port = bpf_ntohs(BPF_CORE_READ(uh, source));
-		segs = skb_udp_segs(skb);
-	}
+	v4 = udp_skb_v4_source(skb, &addr, &port, &segs);
 	dgram_handoff_set(sk_cookie(sk), true, v4, addr, port, segs, slots, slots);
 }
 

@@ -222,10 +222,11 @@ struct dstrace_conn_slot_head {
 #define DSTRACE_INFLIGHT_MAX 4096
 #define DSTRACE_INFLIGHT_ACCEPT 1 /* accept(), accept4(): the result is the new descriptor */
 #define DSTRACE_INFLIGHT_RECV 2	  /* recvfrom(), recvmsg(), read() of a socket: bytes read */
+#define DSTRACE_INFLIGHT_RECVMMSG 3 /* recvmmsg() of a UDP socket: its first datagram */
 struct dstrace_inflight_call {
 	long long nr;	   /* the call's number (SYS_*): a thread's other calls are not it */
 	int fd;		   /* its first argument: the socket's descriptor */
-	int flags;	   /* DSTRACE_INFLIGHT_RECV: the call's MSG_ flags */
+	int flags;	   /* DSTRACE_INFLIGHT_RECV, _RECVMMSG: the call's MSG_ flags */
 	unsigned int kind; /* DSTRACE_INFLIGHT_* */
 	unsigned int pad;
 };

@@ -2,12 +2,13 @@
 /*
  * Calls in flight when dstrace started (bpf/inflight.bpf.h): the fentry and kprobe backends
  * follow a call from its entry, so a thread already asleep in accept(), recvfrom(),
- * recvmsg(), read() or readv() on a socket returns unseen by them. Right after attaching,
+ * recvmsg(), recvmmsg(), read() or readv() on a socket returns unseen by them. Right after attaching,
  * every thread of the machine asleep in one of those calls on a socket that can carry IPv4 (an
  * AF_INET6 TCP listener, an AF_INET6 TCP connection to a mapped peer, an AF_INET6 UDP or
  * UDP-Lite socket: /proc/PID/net) is listed, by tid, with the call's number, socket and
  * flags (/proc/PID/task/TID/syscall), and a program on every syscall's exit takes each
- * listed call's result. It stays attached only while the list is not empty, at most
+ * listed call's result (a recvmmsg()'s first datagram is taken as it is consumed, the
+ * others are followed anyway). It stays attached only while the list is not empty, at most
  * DSTRACE_INFLIGHT_WAIT_S: the calls still asleep then are given up, counted
  * (drops.stash_full), and said once on stderr. Only in the initial PID namespace (its
  * numbers are the kernel's tids).
@@ -193,6 +194,10 @@ static bool inflight_read(const char *pid, const char *tid, struct dstrace_infli
 		call->kind = DSTRACE_INFLIGHT_RECV;
 		call->flags = (int)a[2];
 		break;
+	case SYS_recvmmsg:
+		call->kind = DSTRACE_INFLIGHT_RECVMMSG;
+		call->flags = (int)a[3];
+		break;
 	case SYS_read:
 	case SYS_readv:
 		call->kind = DSTRACE_INFLIGHT_RECV;
@@ -215,8 +220,9 @@ static bool inflight_of(struct netns_cache *c, const char *pid, const char *tid,
 	if (!inflight_read(pid, tid, call) || !(ino = socket_ino(pid, (unsigned long)call->fd)))
 		return false;
 	kind = sock_kind_of(c, pid, ino);
-	want = call->kind == DSTRACE_INFLIGHT_ACCEPT ? SOCK_TCP_LISTEN :
-						      SOCK_TCP_MAPPED | SOCK_UDP;
+	want = call->kind == DSTRACE_INFLIGHT_ACCEPT   ? SOCK_TCP_LISTEN :
+	       call->kind == DSTRACE_INFLIGHT_RECVMMSG ? SOCK_UDP :
+							 SOCK_TCP_MAPPED | SOCK_UDP;
 	return kind & want;
 }
 

@@ -7,8 +7,8 @@
 # that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, four
 # threads sharing one UDP socket each way, 5000 threads blocked in recvfrom() at once, and
 # datagrams read without asking their source (recv(), read()) among IPv6 ones, UDP and
-# UDP-Lite, also with the receive buffer overflowing; a server asleep in accept() and a
-# receiver asleep in recvfrom() since before dstrace started (calls in flight, which the
+# UDP-Lite, also with the receive buffer overflowing; a server asleep in accept() and
+# receivers asleep in recvfrom() and recvmmsg() since before dstrace started (calls in flight, which the
 # fentry and kprobe backends' own hooks do not see return: user/inflight.c); connects in
 # progress at start (SYN sent), decided once dstrace runs: established, refused, timed out.
 #
@@ -99,7 +99,13 @@ slow_connect SLOW_TO "in progress: timed out" "$SP" tcp-block ::ffff:198.51.100.
 sleep 0.5 # all asleep in their call, the three SYNs sent
 check_eq "in progress: three connects in SYN-SENT before dstrace starts" 3 \
 	"$(ip netns exec "$NS" ss -Htn state syn-sent | wc -l)"
-sleep 0.5 # both asleep in their call
+# and a UDP receiver asleep in recvmmsg() (MSG_WAITFORONE), for 3 datagrams: the first comes
+# in the call begun before dstrace, the others in calls its hooks follow
+mbase=$(fbase "in flight: recvmmsg")
+bg_start IMMSG lo "$mbase" "$PROGS/udp6" recv -m recvmmsg -n 3 -t 60 8097
+PIDS+=("$IMMSG")
+wait_line "$mbase.out" '^listening' 5 || fail "in flight: recvmmsg: receiver ready" "$(cat "$mbase.err")"
+sleep 0.5 # all asleep in their call
 
 OUT=$WORK/sockpaths.jsonl
 read -ra extra <<<"${DSTRACE_ARGS:-}"
@@ -127,6 +133,14 @@ check_eq "in flight: recvfrom: the datagram" "count=1 bytes=40" \
 expect_events "in flight: recvfrom: events" "$IRCV" "$(ev_json event=recv proto=udp pid="$IRCV" \
 	comm=udp6 lport=8087 raddr=127.0.0.1 rport=8088 ret=0)"
 expect_proc "in flight: recvfrom: process" "$IRCV" "$(proc_counts 0 0 0 1 0 1 40)"
+
+cli "in flight: recvmmsg: sender" lo "$PROGS/udp6" send -n 3 -s 30 -l 8096 ::ffff:127.0.0.1 8097
+wait_pid "$IMMSG" 10 || true
+check_eq "in flight: recvmmsg: the datagrams" "count=3 bytes=90" \
+	"$(grep '^received' "$mbase.out" | awk '{print $2, $3}')"
+expect_events "in flight: recvmmsg: events" "$IMMSG" "$(ev_json event=recv proto=udp pid="$IMMSG" \
+	comm=udp6 lport=8097 raddr=127.0.0.1 rport=8096 ret=0)"
+expect_proc "in flight: recvmmsg: process" "$IMMSG" "$(proc_counts 0 0 0 3 0 1 90)"
 
 # the connects in progress at start: their listeners accept or close now; the SYNs they
 # retry decide them (checked at the end, with the timed-out one)
