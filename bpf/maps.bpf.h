@@ -215,16 +215,17 @@ struct fallback_rec {
  * program that decides it was missed) is given up by user space after a while
  * (user/tables.c, dstrace_backend__sweep_connects), and counted (stash_full). */
 struct conn_pending {
-	__u64 since; /* when it was kept (CLOCK_BOOTTIME); first: user space reads it */
+	/* first, as user space reads them (struct dstrace_conn_head) */
+	__u64 since; /* when it was kept (CLOCK_BOOTTIME) */
+	/* the first_ns of the process entry that counts it waiting (its pending), 0 if none
+	 * does (paths.bpf.h, conn_entry) */
+	__u64 entry_ns;
 	struct task_ident who;
 	__u32 daddr;
 	__u16 dport;
 	__u8 proto;
 	__u8 flags;
 	struct fallback_rec fb; /* with DSTRACE_F_FALLBACK */
-	/* the first_ns of the process entry that counts it waiting (its pending), 0 if none
-	 * does (paths.bpf.h, conn_entry) */
-	__u64 entry_ns;
 };
 
 /* Where a pending connect is kept (paths.bpf.h, conn_pending_put): in place, in the array slot
@@ -260,9 +261,16 @@ struct {
 /* What user space reads of them (include/dstrace.h) */
 _Static_assert(__builtin_offsetof(struct conn_slot, tag) ==
 		       __builtin_offsetof(struct dstrace_conn_slot_head, tag) &&
-	       __builtin_offsetof(struct conn_slot, c.since) ==
-		       __builtin_offsetof(struct dstrace_conn_slot_head, since),
+	       __builtin_offsetof(struct conn_slot, c) ==
+		       __builtin_offsetof(struct dstrace_conn_slot_head, c),
 	       "conn_slot's head");
+_Static_assert(__builtin_offsetof(struct conn_pending, since) ==
+		       __builtin_offsetof(struct dstrace_conn_head, since) &&
+	       __builtin_offsetof(struct conn_pending, entry_ns) ==
+		       __builtin_offsetof(struct dstrace_conn_head, entry_ns) &&
+	       __builtin_offsetof(struct conn_pending, who.tgid) ==
+		       __builtin_offsetof(struct dstrace_conn_head, tgid),
+	       "conn_pending's head");
 
 /* Entries put in conn_pending with slots in use and not taken yet (user space lowers it for
  * the entries it gives up; only slower if it were high: the hash is then looked up on every

@@ -212,9 +212,15 @@ struct dstrace_flow_val {
  * progress at start whose socket had none): kernel addresses have their top 16 bits set on
  * x86-64 and arm64, cookies count up from 1. */
 #define DSTRACE_CONN_KEY_IS_SK(key) (((unsigned long long)(key) >> 48) == 0xffffull)
+struct dstrace_conn_head {
+	unsigned long long since;    /* when it was kept (CLOCK_BOOTTIME) */
+	unsigned long long entry_ns; /* the process entry counting it waiting (its first_ns) */
+	unsigned long long cgroup_id, start_ns; /* of the process that connected */
+	unsigned int tgid;			/* the same */
+};
 struct dstrace_conn_slot_head {
-	unsigned long long tag;	  /* the socket cookie of the connect held; 0: free; or BUSY */
-	unsigned long long since; /* when it was kept (CLOCK_BOOTTIME) */
+	unsigned long long tag; /* the socket cookie of the connect held; 0: free; or BUSY */
+	struct dstrace_conn_head c;
 };
 
 /* Threads asleep in a socket call when dstrace started that it follows to their return

@@ -37,6 +37,10 @@ struct dstrace_backend {
 	/* outcomes an ended process entry still waited for when it was folded (tables.c,
 	 * entry_held): counted in drops.proc_full */
 	uint64_t procs_late_lost;
+	/* the process entries of the connects given up, one (tgid, first_ns) per connect, in
+	 * no order: an ended entry no longer waits for those (tables.c, entry_waits) */
+	struct dstrace_peer_key *given_up;
+	size_t given_up_n, given_up_cap;
 	/* DSTRACE_FAULT_SKIP_STATE=K:ADDR, tests only (bpf/maps.bpf.h, fault_skip_addr) */
 	uint32_t fault_skip_n, fault_skip_addr;
 	void *conn_slots_mem;	  /* conn_slots, mapped (MAP_FAILED: not) */

@@ -129,9 +129,9 @@ static int entry_cmp(const void *a, const void *b)
 	return x->first_ns < y->first_ns ? -1 : x->first_ns > y->first_ns;
 }
 
-/* Delete the peer pairs (proc_peers) of the entries just freed: nothing adds to an entry
- * that has ended, so they are garbage, and without this the table would fill with the pairs
- * of processes long gone. */
+/* Delete the peer pairs (proc_peers) of the entries just freed (sorted here): nothing adds
+ * to an entry that has ended, so they are garbage, and without this the table would fill
+ * with the pairs of processes long gone. */
 static void peers_sweep(const struct dstrace_backend *b, struct key_list *freed)
 {
 	int fd = bpf_map__fd(b->skel->maps.proc_peers);
@@ -148,15 +148,14 @@ static void peers_sweep(const struct dstrace_backend *b, struct key_list *freed)
 		}
 		key_list_delete(&dead, fd);
 	}
-	free(freed->keys);
 }
 
-/* Is this entry held for the outcome of connects it started (st->pending)? Until the last
- * one's outcome is counted (bpf/paths.bpf.h, conn_entry), it is not final: visited as ended
- * but not final, not deleted. Not any more once its connects have been given up
- * (DSTRACE_CONNECT_WAIT_MAX after its end, and a sweep or two): the outcomes it still waits
- * for are then counted lost (drops.proc_full; each also in drops.stash_full when it was given
- * up: too many, never one missing), and it is final. */
+/* Is this entry held for the outcome of connects it started (st->pending, less those given
+ * up: walk_procs)? Until the last one's outcome is counted (bpf/paths.bpf.h, conn_entry), it
+ * is not final: visited as ended but not final, not deleted. Not any more
+ * DSTRACE_CONNECT_WAIT_MAX after its end (and a sweep or two), when all have been given up:
+ * any it still waits for then (one whose give-up found no room in the tally) is counted
+ * lost (drops.proc_full), and it is final. */
 static bool entry_held(const struct dstrace_backend *b, struct dstrace_proc_stats *st,
 		       uint64_t now_ns)
 {
@@ -166,6 +165,34 @@ static bool entry_held(const struct dstrace_backend *b, struct dstrace_proc_stat
 		return true;
 	st->pending = 0; /* final now */
 	return false;
+}
+
+/* How many of the connects given up (at most max) entry (tgid, first_ns) counted waiting. */
+static uint32_t given_up_of(const struct dstrace_backend *b, uint32_t tgid, uint64_t first_ns,
+			    uint32_t max)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < b->given_up_n && n < max; i++)
+		n += b->given_up[i].tgid == tgid && b->given_up[i].first_ns == first_ns;
+	return n;
+}
+
+/* The entries freed (sorted) need no tally of connects given up any more. */
+static void given_up_forget(struct dstrace_backend *b, const struct key_list *freed)
+{
+	size_t kept = 0;
+
+	if (!freed->n)
+		return;
+	for (size_t i = 0; i < b->given_up_n; i++) {
+		struct dstrace_peer_key k = { .tgid = b->given_up[i].tgid,
+					      .first_ns = b->given_up[i].first_ns };
+
+		if (!bsearch(&k, freed->keys, freed->n, freed->size, entry_cmp))
+			b->given_up[kept++] = b->given_up[i];
+	}
+	b->given_up_n = kept;
 }
 
 /*
@@ -197,6 +224,10 @@ static void walk_procs(struct dstrace_backend *b, proc_visit_fn visit, void *ctx
 			 * last, conn_entry_done) but not its counts; the second has both. */
 			if (dstrace_proc_final(&st) && bpf_map_lookup_elem(fds[m], &key, &st))
 				continue;
+			/* the connects of an ended entry given up (counted in stash_full) are
+			 * waited for no more */
+			if (st.exit_ns && st.pending)
+				st.pending -= given_up_of(b, key, st.first_ns, st.pending);
 			/* held: not deleted; else final, or made final with these lost (a count
 			 * beyond any number of connects waiting is not one: not added) */
 			lost = st.exit_ns && st.pending <= 1u << 20 ? st.pending : 0;
@@ -213,7 +244,9 @@ static void walk_procs(struct dstrace_backend *b, proc_visit_fn visit, void *ctx
 		}
 		key_list_delete(&done, fds[m]);
 	}
-	peers_sweep(b, &freed);
+	peers_sweep(b, &freed); /* sorts freed */
+	given_up_forget(b, &freed);
+	free(freed.keys);
 }
 
 static bool table_visit(void *ctx, uint32_t pid, const struct dstrace_proc_stats *st)
@@ -406,6 +439,9 @@ void dstrace_backend__unmap(struct dstrace_backend *b)
 	if (b->conn_slots_mem && b->conn_slots_mem != MAP_FAILED)
 		munmap(b->conn_slots_mem, b->conn_slots_len);
 	b->conn_slots_mem = NULL;
+	free(b->given_up);
+	b->given_up = NULL;
+	b->given_up_n = b->given_up_cap = 0;
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -419,24 +455,46 @@ static int u64_cmp(const void *a, const void *b)
  * take does (compare-and-exchange of its tag), its time read again once claimed; its cookie
  * in *cookie. */
 static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit,
-			      uint64_t *cookie)
+			      uint64_t *cookie, struct dstrace_conn_head *head)
 {
 	uint64_t tag = __atomic_load_n(&h->tag, __ATOMIC_ACQUIRE);
 
 	if (tag == 0 || tag == DSTRACE_CONN_SLOT_BUSY ||
-	    (int64_t)(__atomic_load_n(&h->since, __ATOMIC_RELAXED) - limit) >= 0)
+	    (int64_t)(__atomic_load_n(&h->c.since, __ATOMIC_RELAXED) - limit) >= 0)
 		return false;
 	if (!__atomic_compare_exchange_n(&h->tag, &tag, DSTRACE_CONN_SLOT_BUSY, false,
 					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		return false; /* taken or given to another meanwhile */
-	if ((int64_t)(h->since - limit) >= 0) {
+	if ((int64_t)(h->c.since - limit) >= 0) {
 		/* refilled by the same socket between the two reads: its own again */
 		__atomic_store_n(&h->tag, tag, __ATOMIC_RELEASE);
 		return false;
 	}
+	*head = h->c; /* stable while claimed */
 	__atomic_store_n(&h->tag, 0, __ATOMIC_RELEASE);
 	*cookie = tag;
 	return true;
+}
+
+/* A connect given up: its process entry, if one counted it waiting, waits for it no more. */
+static void given_up_add(struct dstrace_backend *b, const struct dstrace_conn_head *head)
+{
+	struct dstrace_peer_key *more;
+	size_t cap;
+
+	if (!head->entry_ns)
+		return;
+	if (b->given_up_n == b->given_up_cap) {
+		/* bounded by the connects that can wait at once; beyond, the entry is held
+		 * until DSTRACE_CONNECT_WAIT_MAX after its end as before (entry_held) */
+		cap = b->given_up_cap ? b->given_up_cap * 2 : 64;
+		if (cap > 65536 || !(more = realloc(b->given_up, cap * sizeof(*more))))
+			return;
+		b->given_up = more;
+		b->given_up_cap = cap;
+	}
+	b->given_up[b->given_up_n++] = (struct dstrace_peer_key){ .tgid = head->tgid,
+								   .first_ns = head->entry_ns };
 }
 
 /* A give-up races with the kernel only for a connect that waited the whole while: its
@@ -447,13 +505,16 @@ static bool conn_slot_give_up(struct dstrace_conn_slot_head *h, uint64_t limit,
 int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 {
 	struct key_list old = { .size = sizeof(__u64) }, gone = { .size = sizeof(uint64_t) };
+	struct key_list old_heads = { .size = sizeof(struct dstrace_conn_head) };
+	struct dstrace_conn_head head;
+	bool heads_ok = true;
 	int fd = bpf_map__fd(b->skel->maps.conn_pending), n = 0;
 	uint32_t vsize = bpf_map__value_size(b->skel->maps.conn_pending), nslots;
 	bool slots = b->kind != DSTRACE_BACKEND_KPROBE; /* backend.c: the _hash twins */
 	struct dstrace_conn_slot_head *mem;
 	time_t now;
 	__u64 key, *prev = NULL;
-	uint64_t limit, since;
+	uint64_t limit;
 	/* a sweep every half of the longest wait, at least every second and at most every 10 s:
 	 * a connect is given up at most that, and the second between harvests, late */
 	uint64_t every = b->conn_wait_max_s / 2, cookie;
@@ -478,9 +539,10 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 		gone.cap = nslots;
 		for (uint32_t i = 0; i < nslots; i++)
 			if (conn_slot_give_up((void *)((char *)mem + (size_t)i * stride), limit,
-					      &cookie)) {
+					      &cookie, &head)) {
 				n++;
 				key_list_add(&gone, &cookie); /* within cap: no allocation */
+				given_up_add(b, &head);
 			}
 		if (gone.n)
 			qsort(gone.keys, gone.n, sizeof(uint64_t), u64_cmp);
@@ -491,23 +553,31 @@ int dstrace_backend__sweep_connects(struct dstrace_backend *b)
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, val))
 			continue;
-		memcpy(&since, val, sizeof(since)); /* the record's first field */
-		if ((int64_t)(since - limit) < 0)
-			key_list_add(&old, &key);
+		memcpy(&head, val, sizeof(head)); /* the record's head */
+		if ((int64_t)(head.since - limit) >= 0 || key_list_add(&old, &key))
+			continue;
+		/* old_heads[i] is old[i]'s while it keeps up (out of memory: the rest have
+		 * none, their entries are held as before) */
+		if (heads_ok && key_list_add(&old_heads, &head))
+			heads_ok = false;
 	}
 	free(val);
 	for (size_t i = 0; i < old.n; i++) {
 		if (bpf_map_delete_elem(fd, (__u64 *)old.keys + i))
 			continue; /* decided meanwhile */
 		if (!gone.n || !bsearch((uint64_t *)old.keys + i, gone.keys, gone.n,
-					sizeof(uint64_t), u64_cmp))
+					sizeof(uint64_t), u64_cmp)) {
 			n++;
+			if (i < old_heads.n)
+				given_up_add(b, (struct dstrace_conn_head *)old_heads.keys + i);
+		}
 		if (slots)
 			__atomic_fetch_sub(&b->skel->bss->conn_spilled, 1, __ATOMIC_RELAXED);
 		if (DSTRACE_CONN_KEY_IS_SK(((__u64 *)old.keys)[i]))
 			__atomic_fetch_sub(&b->skel->bss->conn_by_sk, 1, __ATOMIC_RELAXED);
 	}
 	free(old.keys);
+	free(old_heads.keys);
 	free(gone.keys);
 	b->conns_given_up += (uint64_t)n;
 	return n;

@@ -611,14 +611,22 @@ if DSTRACE_CONNECT_WAIT_MAX=3 dstrace_start "$GOUT" "${extra[@]}"; then
 	# second came after a second): the look at the hash, 1.5 s or more before that, is not
 	# too late; a second batch made after 3 s finds their slots free
 	pending_run "connects given up" GIVE 9100 "$GIVE_N" "$GIVE_BURN" 0 1.5
+	# the program has ended: its process entry, whose connects were all given up, is not
+	# held for them (it was, DSTRACE_CONNECT_WAIT_MAX after its end, then counted again in
+	# drops.proc_full); folded and gone from the kernel's tables within a harvest or two
+	sleep 3
+	check_eq "connects given up: the ended program's entry is not held for them" 0 \
+		"$(for m in proc_exited proc_stats; do bpftool -j map dump name "$m" 2>/dev/null; done |
+			jq -s --argjson pid "$GIVE" '[.[][] | select(.formatted.key == $pid)] | length')"
 	dstrace_stop
 	check_json_lines "given up: output" "$GOUT"
 	check_eq "connects given up: no connect event" 0 \
 		"$(events_in "$GOUT" "$NSJ" ".pid == $GIVE" | wc -l)"
 	check_eq "connects given up: each counted (drops.stash_full)" $((GIVE_N * 2)) \
 		"$(stats_record "$GOUT" | jq -r .drops.stash_full)"
-	check_eq "connects given up: nothing else lost (drops.missed, lost)" "$(unseen_count) 0" \
-		"$(stats_record "$GOUT" | jq -r '"\(.drops.missed) \(.drops.lost)"')"
+	check_eq "connects given up: nothing else lost (drops.missed, lost, proc_full)" \
+		"$(unseen_count) 0 0" \
+		"$(stats_record "$GOUT" | jq -r '"\(.drops.missed) \(.drops.lost) \(.drops.proc_full)"')"
 fi
 
 # Unseen: the kernel does not always run a tracepoint's programs, nor always count a miss.
