@@ -2,8 +2,8 @@
 /*
  * Calls in flight when dstrace started (fentry and kprobe backends). Their hooks follow a
  * call from its entry: a thread already asleep in accept(), recvfrom(), recvmsg(),
- * recvmmsg(), read() or readv() when they were attached returns without them, and its first connection, datagram or
- * bytes would go unseen (the tracepoint backend reads those at the syscall's exit, which
+ * recvmmsg(), read() or readv() when they were attached returns without them, and its
+ * first connection, datagram or bytes would go unseen (the tracepoint backend reads those at the syscall's exit, which
  * sees such calls too). User space lists those threads once, right after attaching
  * (user/inflight.c: /proc/PID/task/TID/syscall, a socket's descriptor), in inflight_calls;
  * this program, attached to every syscall's exit only while the list is not empty, takes
@@ -41,34 +41,50 @@ static __always_inline void inflight_forget(void)
 
 /*
  * skb_consume_udp(sk, skb, len) (fentry and kprobe backends): udpv6_recvmsg() is done with a
- * datagram. A recvmmsg() asleep at start takes its first datagram in a udpv6_recvmsg() call
- * that began before the hooks (its return unseen), the others in calls they follow, each
- * handing its source over the same way: by the syscall's exit only the last would be left.
- * So the first datagram a listed recvmmsg() thread consumes is that call's, counted here
- * (len: the bytes it returned, as udpv6_recvmsg() passes them), and the thread leaves the
- * list; any other is handed over (udp6_skb_consumed). btf: sk is a BTF pointer.
+ * datagram, and hands its source to the call's return (udp6_skb_consumed). A recvmmsg()
+ * asleep at start takes its first datagram in a udpv6_recvmsg() call that began before the
+ * hooks, whose return they do not see, the others in calls they follow: by the syscall's
+ * exit only the last datagram's source would be left. So the first datagram a listed
+ * recvmmsg() thread consumes on the listed socket is kept in its listing (len: the bytes
+ * udpv6_recvmsg() returns). If the call that took it is followed after all (begun after the
+ * hooks, the thread listed meanwhile), its return takes the thread off the list
+ * (inflight_forget) and counts it; if not, the thread's next datagram, or else the
+ * syscall's exit (inflight_exit), counts the one kept. btf: sk is a BTF pointer.
  */
+static __always_inline void inflight_kept_count(struct sock *sk, __u8 proto,
+						const struct dstrace_inflight_call *c, bool btf)
+{
+	handle_udp_recv(sk, proto, c->flags, c->first_len, c->first_kept == 2, c->first_addr,
+			c->first_port, c->first_segs, btf);
+}
+
 static __always_inline void inflight_skb_consumed(struct sock *sk, struct sk_buff *skb, int len,
 						  bool btf, bool slots)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid(), addr = 0;
-	struct dstrace_inflight_call *c;
+	struct dstrace_inflight_call *c, call;
 	__u16 port = 0;
 	__u8 proto, segs = 0;
 	bool v4;
-	int flags;
 
 	c = inflight_active ? bpf_map_lookup_elem(&inflight_calls, &tid) : NULL;
-	if (!c || c->kind != DSTRACE_INFLIGHT_RECVMMSG || !sk_is_udp6(sk, &proto) ||
-	    sk_from_fd_as(c->fd, false) != sk) {
-		udp6_skb_consumed(sk, skb, slots);
-		return;
+	if (c && c->kind == DSTRACE_INFLIGHT_RECVMMSG && sk_is_udp6(sk, &proto) &&
+	    sk_from_fd_as(c->fd, false) == sk) {
+		if (c->first_kept) {
+			/* the second: the first's call returned unseen */
+			call = *c;
+			if (!bpf_map_delete_elem(&inflight_calls, &tid))
+				inflight_kept_count(sk, proto, &call, btf);
+		} else {
+			v4 = udp_skb_v4_source(skb, &addr, &port, &segs);
+			c->first_len = len;
+			c->first_addr = addr;
+			c->first_port = port;
+			c->first_segs = segs;
+			c->first_kept = v4 ? 2 : 1;
+		}
 	}
-	flags = c->flags;
-	if (bpf_map_delete_elem(&inflight_calls, &tid))
-		return;
-	v4 = udp_skb_v4_source(skb, &addr, &port, &segs);
-	handle_udp_recv(sk, proto, flags, len, v4, addr, port, segs, btf);
+	udp6_skb_consumed(sk, skb, slots);
 }
 
 /* The call saved in regs returned ret. slots: the handoff of a datagram's source may use
@@ -91,9 +107,14 @@ static __always_inline void inflight_exit(struct pt_regs *regs, long ret, bool s
 	/* another call: the one listed returned before it was (user/inflight.c checks again) */
 	if (syscall_nr(regs) != call.nr || (int)PT_REGS_PARM1_CORE_SYSCALL(regs) != call.fd)
 		return;
-	/* a recvmmsg()'s datagram is taken as it is consumed (inflight_skb_consumed); ended
-	 * without one (a signal, its timeout), it has none */
-	if (ret < 0 || call.kind == DSTRACE_INFLIGHT_RECVMMSG)
+	/* a recvmmsg(): the datagram it kept, if its call took one (inflight_skb_consumed) */
+	if (call.kind == DSTRACE_INFLIGHT_RECVMMSG) {
+		sk = call.first_kept ? sk_from_fd_as(call.fd, false) : NULL;
+		if (sk && sk_is_udp6(sk, &proto))
+			inflight_kept_count(sk, proto, &call, false);
+		return;
+	}
+	if (ret < 0)
 		return;
 	if (call.kind == DSTRACE_INFLIGHT_ACCEPT) {
 		sk = sk_from_fd_as((int)ret, false);

@@ -381,6 +381,17 @@ struct {
 	__type(value, __u8);
 } existing_listeners SEC(".maps");
 
+/* While pass 2 runs: the outcomes of TCP connects to mapped peers (socket address -> the
+ * result, as handle_tcp_state decides it), noted before the state change's program takes a
+ * pending connect, so that a connect in progress the scan keeps just after that program
+ * found nothing is decided all the same (paths.bpf.h, existing_connecting). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __s32);
+} existing_outcomes SEC(".maps");
+
 struct existing_key {
 	__u64 ino;
 	__u32 tgid;

@@ -1206,8 +1206,8 @@ static __always_inline void handle_connect_result(struct sock *sk, __u64 cookie,
 	if (st && st->exit_ns)
 		flags |= DSTRACE_F_LATE;
 	ino = sk_ino_wanted(sk);
-	if (!ret)
-		existing_mark(ino, c.who.tgid);
+	/* during the scan: this socket's connect is decided (existing_connecting) */
+	existing_mark(ino, c.who.tgid);
 	emit_event_full(sk, ino, DSTRACE_EV_CONNECT, c.proto, c.daddr, c.dport, ret,
 			ret == 0 ? LOCAL_SOCK : LOCAL_NONE, NULL, &c.who, c.flags | flags, &c.fb,
 			(flags & DSTRACE_F_LATE) ? c.entry_ns : 0);
@@ -1290,10 +1290,12 @@ static __always_inline void tcp_connect_outcome(struct sock *sk, __u64 cookie, i
 static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int newstate,
 					     bool slots)
 {
-	__u64 cookie = sk_cookie_as(sk, true);
+	__u64 cookie = sk_cookie_as(sk, true), key = (__u64)sk;
 	int sk_err, err;
 
 	if (newstate == TCP_ESTABLISHED) {
+		if (existing_pass == 2) /* noted first: existing_connecting */
+			bpf_map_update_elem(&existing_outcomes, &key, &(__s32){ 0 }, BPF_ANY);
 		tcp_connect_outcome(sk, cookie, 0, false, true, slots);
 	} else if (newstate == TCP_CLOSE || oldstate == TCP_SYN_RECV) {
 		/* refused (ECONNREFUSED), timed out (ETIMEDOUT), unreachable (ICMP errors);
@@ -1301,6 +1303,8 @@ static __always_inline void handle_tcp_state(struct sock *sk, int oldstate, int 
 		 * of SYN_SENT can be the connect call's own failure) */
 		sk_err = sk->sk_err;
 		err = sk_err ? -sk_err : -ECONNABORTED;
+		if (existing_pass == 2)
+			bpf_map_update_elem(&existing_outcomes, &key, &err, BPF_ANY);
 		tcp_connect_outcome(sk, cookie, err,
 				    oldstate == TCP_SYN_SENT && !sk_err &&
 					    connect_call_decides(sk, cookie, slots),
@@ -1436,10 +1440,12 @@ static __always_inline void existing_connecting(struct task_struct *task, struct
 {
 	struct dstrace_proc_stats *st;
 	struct conn_pending c = {};
-	__u64 cookie = sk_cookie(sk), key = cookie ? cookie : (__u64)sk;
+	__u64 cookie = sk_cookie(sk), sk_key = (__u64)sk, key = cookie ? cookie : sk_key;
+	struct existing_key ek = {};
+	__s32 *noted;
 	__u32 raddr;
 	__u16 rport;
-	int state, sk_err;
+	int state, sk_err, err;
 	bool kept;
 
 	if (!sk_mapped_peer(sk, &raddr, &rport))
@@ -1474,15 +1480,33 @@ static __always_inline void existing_connecting(struct task_struct *task, struct
 		conn_entry_done(st);
 		return;
 	}
-	/* decided before it was kept (the state changed since it was read): decided here, as
-	 * the state change would have; if that took it meanwhile, this finds nothing */
+	/*
+	 * Decided before it was kept? The state change's program notes the outcome before it
+	 * takes (existing_outcomes), and the new state is stored after it ran: if neither
+	 * shows here, that program is still to come and takes this. Else it found this, or
+	 * found nothing (it came before the put: decided here), or took a pending connect of
+	 * the socket's begun since the hooks (this one's look above came after: its outcome is
+	 * reported, marked in existing_seen; this copy is taken back unsaid). Either way one
+	 * take wins.
+	 */
+	noted = bpf_map_lookup_elem(&existing_outcomes, &sk_key);
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+	if (!noted && (state == TCP_SYN_SENT || state == TCP_SYN_RECV))
 		return;
-	sk_err = BPF_CORE_READ(sk, sk_err);
-	handle_connect_result(sk, sk_cookie(sk),
-			      state != TCP_CLOSE ? 0 : sk_err ? -sk_err : -ECONNABORTED,
-			      tcp_mptcp_flag(sk), false, slots);
+	if (noted) {
+		err = *noted;
+	} else {
+		sk_err = BPF_CORE_READ(sk, sk_err);
+		err = state != TCP_CLOSE ? 0 : sk_err ? -sk_err : -ECONNABORTED;
+	}
+	ek.ino = sk_ino(sk);
+	ek.tgid = c.who.tgid;
+	if (bpf_map_lookup_elem(&existing_seen, &ek)) {
+		if (conn_pending_take_sk(sk, cookie, false, &c, slots))
+			conn_entry_done(conn_entry(&c, false));
+		return;
+	}
+	handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), false, slots);
 }
 
 /*

@@ -209,9 +209,10 @@ struct dstrace_flow_val {
  * give up the connects that waited too long (user/tables.c). */
 #define DSTRACE_CONN_SLOT_BUSY (~0ull) /* a slot's tag while one CPU writes or reads it */
 /* A key of conn_pending that is a socket's kernel address, not a cookie (a connect in
- * progress at start whose socket had none): kernel addresses have their top 16 bits set on
- * x86-64 and arm64, cookies count up from 1. */
-#define DSTRACE_CONN_KEY_IS_SK(key) (((unsigned long long)(key) >> 48) == 0xffffull)
+ * progress at start whose socket had none): kernel addresses have their top bit set on
+ * x86-64 and arm64 (with 4- or 5-level tables, 48- or 52-bit addresses), cookies count up
+ * from 1. */
+#define DSTRACE_CONN_KEY_IS_SK(key) (((unsigned long long)(key) >> 63) != 0)
 struct dstrace_conn_head {
 	unsigned long long since;    /* when it was kept (CLOCK_BOOTTIME) */
 	unsigned long long entry_ns; /* the process entry counting it waiting (its first_ns) */
@@ -234,6 +235,12 @@ struct dstrace_inflight_call {
 	int fd;		   /* its first argument: the socket's descriptor */
 	int flags;	   /* DSTRACE_INFLIGHT_RECV, _RECVMMSG: the call's MSG_ flags */
 	unsigned int kind; /* DSTRACE_INFLIGHT_* */
+	/* _RECVMMSG: the first datagram it consumed, kept until it is known whose call
+	 * took it (bpf/inflight.bpf.h, inflight_skb_consumed); set by the kernel only */
+	int first_len;
+	unsigned int first_addr;
+	unsigned short first_port;
+	unsigned char first_segs, first_kept; /* first_kept: 1 if kept, 2 if IPv4 */
 	unsigned int pad;
 };
 

@@ -2,16 +2,16 @@
 /*
  * Calls in flight when dstrace started (bpf/inflight.bpf.h): the fentry and kprobe backends
  * follow a call from its entry, so a thread already asleep in accept(), recvfrom(),
- * recvmsg(), recvmmsg(), read() or readv() on a socket returns unseen by them. Right after attaching,
- * every thread of the machine asleep in one of those calls on a socket that can carry IPv4 (an
- * AF_INET6 TCP listener, an AF_INET6 TCP connection to a mapped peer, an AF_INET6 UDP or
- * UDP-Lite socket: /proc/PID/net) is listed, by tid, with the call's number, socket and
- * flags (/proc/PID/task/TID/syscall), and a program on every syscall's exit takes each
- * listed call's result (a recvmmsg()'s first datagram is taken as it is consumed, the
- * others are followed anyway). It stays attached only while the list is not empty, at most
- * DSTRACE_INFLIGHT_WAIT_S: the calls still asleep then are given up, counted
- * (drops.stash_full), and said once on stderr. Only in the initial PID namespace (its
- * numbers are the kernel's tids).
+ * recvmsg(), recvmmsg() (UDP), read() or readv() on a socket returns unseen by them. Right
+ * after attaching, every thread of the machine asleep in one of those calls on a socket
+ * that can carry IPv4 (an AF_INET6 TCP listener, an AF_INET6 TCP connection to a mapped
+ * peer, an AF_INET6 UDP or UDP-Lite socket: /proc/PID/net) is listed, by tid, with the
+ * call's number, socket and flags (/proc/PID/task/TID/syscall), and a program on every
+ * syscall's exit takes each listed call's result (a recvmmsg()'s first datagram is kept as
+ * it is consumed, the others are followed anyway). It stays attached only while the list
+ * is not empty, at most DSTRACE_INFLIGHT_WAIT_S: the calls still asleep then are given up,
+ * counted (drops.stash_full), and said once on stderr. Only in the initial PID namespace
+ * (its numbers are the kernel's tids).
  */
 #include <dirent.h>
 #include <elf.h>
