@@ -106,7 +106,7 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	__u8 proto, segs = 0;
 	bool mapped;
 
-	inflight_forget();
+	inflight_udp_return(sk, ret, true);
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */

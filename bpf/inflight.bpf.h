@@ -47,15 +47,40 @@ static __always_inline void inflight_forget(void)
  * exit only the last datagram's source would be left. So the first datagram a listed
  * recvmmsg() thread consumes on the listed socket is kept in its listing (len: the bytes
  * udpv6_recvmsg() returns). If the call that took it is followed after all (begun after the
- * hooks, the thread listed meanwhile), its return takes the thread off the list
- * (inflight_forget) and counts it; if not, the thread's next datagram, or else the
- * syscall's exit (inflight_exit), counts the one kept. btf: sk is a BTF pointer.
+ * hooks, the thread listed meanwhile), its return takes the thread off the list and counts
+ * it (inflight_udp_return); if not, the thread's next datagram, or the next followed call's
+ * return without one, or else the syscall's exit (inflight_exit), counts the one kept.
+ * btf: sk is a BTF pointer.
  */
 static __always_inline void inflight_kept_count(struct sock *sk, __u8 proto,
 						const struct dstrace_inflight_call *c, bool btf)
 {
 	handle_udp_recv(sk, proto, c->flags, c->first_len, c->first_kept == 2, c->first_addr,
 			c->first_port, c->first_segs, btf);
+}
+
+/*
+ * udpv6_recvmsg() on sk returned ret, in a call the backend's hook follows: the thread's
+ * call is not in flight any more (inflight_forget). A recvmmsg() that kept a datagram: one
+ * this call took (ret >= 0: the call was followed after all), which the hook counts; or
+ * one an earlier call took unseen, and this call took none (ret < 0: a MSG_WAITFORONE
+ * recvmmsg() finding no more), counted here.
+ */
+static __always_inline void inflight_udp_return(struct sock *sk, int ret, bool btf)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct dstrace_inflight_call call, *c;
+	__u8 proto;
+
+	c = inflight_active ? bpf_map_lookup_elem(&inflight_calls, &tid) : NULL;
+	if (!c)
+		return;
+	call = *c;
+	if (bpf_map_delete_elem(&inflight_calls, &tid))
+		return;
+	if (call.kind == DSTRACE_INFLIGHT_RECVMMSG && call.first_kept && ret < 0 && sk &&
+	    sk_is_udp6(sk, &proto) && sk_from_fd_as(call.fd, false) == sk)
+		inflight_kept_count(sk, proto, &call, btf);
 }
 
 static __always_inline void inflight_skb_consumed(struct sock *sk, struct sk_buff *skb, int len,

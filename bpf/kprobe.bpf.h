@@ -227,10 +227,12 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	__u8 proto, segs = 0;
 	bool mapped;
 
-	inflight_forget();
-	if (!kcall_take(KCALL_UDP_RECV, &call))
+	if (!kcall_take(KCALL_UDP_RECV, &call)) {
+		inflight_udp_return(NULL, ret, false);
 		return 0;
+	}
 	sk = (struct sock *)call.sk;
+	inflight_udp_return(sk, ret, false);
 	if (!sk_is_udp6(sk, &proto))
 		return 0;
 	/* the source skb_consume_udp() handed over is taken whatever the read was */
