@@ -629,6 +629,21 @@ static __always_inline long read_mem(void *dst, __u32 size, const void *src, boo
 	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
 }
 
+/* The address a bind(2) asks for in user memory (uaddr, addrlen): true if it is an AF_INET6
+ * one that maps an IPv4 address (addr, network order; port, host order). */
+static __always_inline bool bind_sockaddr_mapped(const void *uaddr, __u32 addrlen, __u32 *addr,
+						 __u16 *port)
+{
+	struct sockaddr_in6 sa = {};
+
+	if (addrlen < sizeof(sa) || bpf_probe_read_user(&sa, sizeof(sa), uaddr) ||
+	    sa.sin6_family != AF_INET6 || !in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
+		return false;
+	*addr = sa.sin6_addr.in6_u.u6_addr32[3];
+	*port = bpf_ntohs(sa.sin6_port);
+	return true;
+}
+
 /* Does this sockaddr take an AF_INET6 socket to IPv4? ::ffff:a.b.c.d does, and so does a
  * plain sockaddr_in, which udpv6_sendmsg and ip6_datagram_connect also accept. An address
  * that cannot be read does not. user: the address is still in user memory (syscall
@@ -729,9 +744,21 @@ static __always_inline struct sock *sk_from_fd(int fd)
 	return sk_from_fd_as(fd, false);
 }
 
+/* The calls of socketcall(2) (linux/net.h), by which a 32-bit program's socket calls are named
+ * here, whichever way it made them (i386 programs make some through socketcall(2)). */
+#define SYS_BIND 2
+#define SYS_CONNECT 3
+#define SYS_ACCEPT 5
+#define SYS_SENDTO 11
+#define SYS_SENDMSG 16
+#define SYS_ACCEPT4 18
+#define SYS_SENDMMSG 20
+
 /* The syscall a task's saved registers regs are of: its number and its arguments 1 to 5
  * (the first, 0, is PT_REGS_PARM1_CORE_SYSCALL). Per architecture; on one not listed here
- * syscall_nr() is -1 (SYSCALL_REGS_KNOWN 0), and what needs it goes without. */
+ * syscall_nr() is -1 (SYSCALL_REGS_KNOWN 0), and what needs it goes without. A 32-bit
+ * program's call (x86's ia32 compat calls) has numbers and registers of its own:
+ * in_ia32_call(), ia32_sock_call(). */
 #if defined(__TARGET_ARCH_x86)
 #define SYSCALL_REGS_KNOWN 1
 static __always_inline long syscall_nr(struct pt_regs *regs)
@@ -754,6 +781,75 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
 		return 0;
 	}
 }
+
+/* The ia32 calls of socket(2)'s family (arch/x86/entry/syscalls/syscall_32.tbl). */
+#define IA32_NR_socketcall 102
+#define IA32_NR_sendmmsg 345
+#define IA32_NR_bind 361
+#define IA32_NR_connect 362
+#define IA32_NR_accept4 364
+#define IA32_NR_sendto 369
+#define IA32_NR_sendmsg 370
+#define DSTRACE_TS_COMPAT 0x0002 /* thread_info.status: in an ia32 call (asm/thread_info.h) */
+
+/* Is the current task in an ia32 call (set from its entry to the return to user space)?
+ * task_btf: read with loads (bpf_get_current_task_btf(), Linux 5.11+). */
+static __always_inline bool in_ia32_call(bool task_btf)
+{
+	if (task_btf)
+		return bpf_get_current_task_btf()->thread_info.status & DSTRACE_TS_COMPAT;
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) &
+	       DSTRACE_TS_COMPAT;
+}
+
+/* The socket call of an ia32 task's saved registers regs, numbered as socketcall(2) numbers
+ * them (SYS_BIND, ...), and its arguments a[0..5] (those it has); false for another call, or
+ * a socketcall(2) whose arguments cannot be read. */
+static __always_inline bool ia32_sock_call(struct pt_regs *regs, __u32 *call, __u32 a[6])
+{
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	const void *args;
+
+	if (nr == IA32_NR_socketcall) {
+		*call = (__u32)BPF_CORE_READ(regs, bx);
+		args = (const void *)(unsigned long)(__u32)BPF_CORE_READ(regs, cx);
+		/* as many as the call has: its array may end there */
+		if (*call == SYS_SENDTO)
+			return !bpf_probe_read_user(a, 6 * sizeof(__u32), args);
+		if (*call == SYS_ACCEPT4 || *call == SYS_SENDMMSG)
+			return !bpf_probe_read_user(a, 4 * sizeof(__u32), args);
+		return !bpf_probe_read_user(a, 3 * sizeof(__u32), args);
+	}
+	switch (nr) {
+	case IA32_NR_bind:
+		*call = SYS_BIND;
+		break;
+	case IA32_NR_connect:
+		*call = SYS_CONNECT;
+		break;
+	case IA32_NR_accept4:
+		*call = SYS_ACCEPT4;
+		break;
+	case IA32_NR_sendto:
+		*call = SYS_SENDTO;
+		break;
+	case IA32_NR_sendmsg:
+		*call = SYS_SENDMSG;
+		break;
+	case IA32_NR_sendmmsg:
+		*call = SYS_SENDMMSG;
+		break;
+	default:
+		return false;
+	}
+	a[0] = (__u32)BPF_CORE_READ(regs, bx);
+	a[1] = (__u32)BPF_CORE_READ(regs, cx);
+	a[2] = (__u32)BPF_CORE_READ(regs, dx);
+	a[3] = (__u32)BPF_CORE_READ(regs, si);
+	a[4] = (__u32)BPF_CORE_READ(regs, di);
+	a[5] = (__u32)BPF_CORE_READ(regs, bp);
+	return true;
+}
 #elif defined(__TARGET_ARCH_arm64)
 #define SYSCALL_REGS_KNOWN 1
 static __always_inline long syscall_nr(struct pt_regs *regs)
@@ -775,6 +871,17 @@ static __always_inline long syscall_nr(struct pt_regs *regs)
 static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
 {
 	return 0;
+}
+#endif
+#if !defined(__TARGET_ARCH_x86)
+static __always_inline bool in_ia32_call(bool task_btf)
+{
+	return false;
+}
+
+static __always_inline bool ia32_sock_call(struct pt_regs *regs, __u32 *call, __u32 a[6])
+{
+	return false;
 }
 #endif
 

@@ -230,14 +230,10 @@ int sk_enter_bind(struct trace_event_raw_sys_enter *ctx)
 	FLOOR_RETURN(0);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct bind_args args = { .fd = (int)ctx->args[0] };
-	struct sockaddr_in6 sa = {};
 
-	if ((__u32)ctx->args[2] < sizeof(sa) ||
-	    bpf_probe_read_user(&sa, sizeof(sa), (const void *)ctx->args[1]) ||
-	    sa.sin6_family != AF_INET6 || !in6_is_v4mapped(sa.sin6_addr.in6_u.u6_addr32))
+	if (!bind_sockaddr_mapped((const void *)ctx->args[1], (__u32)ctx->args[2], &args.addr,
+				  &args.port))
 		return 0;
-	args.addr = sa.sin6_addr.in6_u.u6_addr32[3];
-	args.port = bpf_ntohs(sa.sin6_port);
 	if (bpf_map_update_elem(&bind_stash, &tid, &args, BPF_ANY))
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 	return 0;

@@ -252,6 +252,40 @@ const volatile bool syscall_dest_supported = SYSCALL_DEST_SUPPORTED;
 #if SYSCALL_DEST_SUPPORTED
 #define SENDMMSG_SCAN 16
 
+/* The destination of an ia32 send call (a 32-bit program's: its msghdr is struct
+ * compat_msghdr, 32-bit pointers, an mmsghdr 32 bytes). */
+static __always_inline bool ia32_send_dest(struct pt_regs *regs, __u32 *addr, __u16 *port)
+{
+	struct {
+		__u32 name;
+		__u32 namelen;
+	} msg; /* the head of struct compat_msghdr */
+	__u32 call, a[6];
+
+	if (!ia32_sock_call(regs, &call, a))
+		return false;
+	if (call == SYS_SENDTO)
+		return sockaddr_v4((void *)(unsigned long)a[4], a[5], true, addr, port);
+	if (call == SYS_SENDMSG) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)(unsigned long)a[1]))
+			return false;
+		return sockaddr_v4((void *)(unsigned long)msg.name, msg.namelen, true, addr, port);
+	}
+	if (call == SYS_SENDMMSG) {
+		for (int i = 0; i < SENDMMSG_SCAN; i++) {
+			if (i >= a[2])
+				break;
+			if (bpf_probe_read_user(&msg, sizeof(msg),
+						(void *)(unsigned long)(a[1] + i * 32)))
+				return false;
+			if (sockaddr_v4((void *)(unsigned long)msg.name, msg.namelen, true, addr,
+					port))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* A send on a v6-only socket to a mapped address fails in udpv6_sendmsg before any cgroup
  * hook runs; the destination is still in the arguments of the syscall in progress. */
 static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
@@ -260,6 +294,8 @@ static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 	long nr = syscall_nr(regs);
 	struct user_msghdr msg;
 
+	if (in_ia32_call(true))
+		return ia32_send_dest(regs, addr, port);
 	if (nr == NR_sendto)
 		return sockaddr_v4((void *)syscall_arg(regs, 4), (__u32)syscall_arg(regs, 5), true,
 				   addr, port);

@@ -11,6 +11,8 @@ test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc l
 	default-jdk-headless)
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 bench_pkgs=(bpftrace nginx)
+# test_compat32's 32-bit program (gcc -m32) where there are 32-bit programs to watch
+[ "$(dpkg --print-architecture)" = amd64 ] && test_pkgs+=(gcc-multilib)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;

@@ -84,6 +84,18 @@ static const struct prog_ref socket_progs[] = {
 	PROG(sk_enter_bind), PROG(sk_exit_bind),
 };
 
+/* 32-bit programs' calls (bpf/compat.bpf.h): on a kernel that runs them (x86-64 with ia32
+ * emulation), each syscall's exit, left at the first test by any other. The tracepoint
+ * backend's reads binds, accepts and connects, the others' binds (their hooks in the
+ * kernel's functions see the rest). */
+#define IA32_CALLS_FUNC "__ia32_sys_bind"
+static const struct prog_ref compat_progs[] = {
+	PROG_IF_FUNC(cp_sys_exit, IA32_CALLS_FUNC),
+};
+static const struct prog_ref compat_bind_progs[] = {
+	PROG_IF_FUNC(cp_sys_exit_bind, IA32_CALLS_FUNC),
+};
+
 /* The resolver (bpf/resolver.bpf.h): uprobes on the C library's getaddrinfo(), attached by
  * attach_uprobe(); without them names are unknown, nothing else is lost. */
 static const struct prog_ref resolver_progs[] = {
@@ -161,6 +173,9 @@ static const struct prog_list {
 	  NELEM(socket_slot_progs) },
 	{ BACKEND_BIT(DSTRACE_BACKEND_KPROBE), socket_hash_progs, NELEM(socket_hash_progs) },
 	{ BACKENDS_ALL, socket_progs, NELEM(socket_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_TRACEPOINT), compat_progs, NELEM(compat_progs) },
+	{ BACKEND_BIT(DSTRACE_BACKEND_FENTRY) | BACKEND_BIT(DSTRACE_BACKEND_KPROBE),
+	  compat_bind_progs, NELEM(compat_bind_progs) },
 	{ BACKENDS_ALL, resolver_progs, NELEM(resolver_progs) },
 	{ BACKEND_BIT(DSTRACE_BACKEND_FENTRY), fentry_progs, NELEM(fentry_progs) },
 	{ BACKEND_BIT(DSTRACE_BACKEND_FENTRY), inflight_slot_progs, NELEM(inflight_slot_progs) },
@@ -171,10 +186,11 @@ static const struct prog_list {
 
 #define SHARED_PROGS                                                                          \
 	(NELEM(lifecycle_progs) + NELEM(socket_slot_progs) + NELEM(socket_progs) +             \
-	 NELEM(resolver_progs))
+	 NELEM(compat_progs) + NELEM(resolver_progs))
 _Static_assert(SHARED_PROGS + NELEM(socket_hash_progs) + NELEM(fentry_progs) +
 			       NELEM(kprobe_progs) + NELEM(tracepoint_progs) +
-			       NELEM(inflight_slot_progs) + NELEM(inflight_hash_progs) ==
+			       NELEM(inflight_slot_progs) + NELEM(inflight_hash_progs) +
+			       NELEM(compat_bind_progs) ==
 		       sizeof(((struct dstrace *)0)->progs) / sizeof(struct bpf_program *),
 	       "the program lists of user/backend.c do not name each program of the BPF object once");
 _Static_assert(NELEM(socket_slot_progs) == NELEM(socket_hash_progs),

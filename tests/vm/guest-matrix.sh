@@ -15,14 +15,16 @@
 #                        probes' room for calls in flight, which the kernel sets); with
 #                        kprobe, also its tracefs events: none left by a dstrace that ended,
 #                        and those of a killed one removed by the next.
+#     --compat32 B       test_compat32.sh under backend B too (a 32-bit program's calls)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-refusals='' table12=all sockpaths=()
+refusals='' table12=all sockpaths=() compat32=()
 while [[ $# -gt 1 ]]; do
 	case $1 in
 	--refusals) refusals=$2; shift 2 ;;
 	--table12) table12=$2; shift 2 ;;
 	--sockpaths) sockpaths+=("$2"); shift 2 ;;
+	--compat32) compat32+=("$2"); shift 2 ;;
 	*) break ;;
 	esac
 done
@@ -207,6 +209,13 @@ for b in "${sockpaths[@]}"; do
 		'^# (skipped|5000 threads blocked: [0-9c]|connects pending at once)' \
 		bash tests/e2e/test_sockpaths.sh
 	step_time "sockpaths-$b"
+done
+
+for b in "${compat32[@]}"; do
+	[[ " ${runs[*]} " == *" $b "* ]] || continue
+	DSTRACE_ARGS="--backend $b" run_suite "32-bit programs, backend $b" '^# skipped' \
+		bash tests/e2e/test_compat32.sh
+	step_time "compat32-$b"
 done
 
 # The kprobe backend's return probes are tracefs events of group dstrace: a run that ends
