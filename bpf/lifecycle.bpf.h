@@ -77,11 +77,31 @@ int lc_process_exit(void *ctx)
 	return 0;
 }
 
-/* exec() succeeded: what the process did so far belongs to the program it was. */
-SEC("raw_tp/sched_process_exec")
-int lc_process_exec(void *ctx)
+/* Is the image bprm loads a 32-bit x86 ELF (class ELFCLASS32, machine EM_386)? Its header
+ * is in bprm->buf (an interpreter's, for a script). */
+static __always_inline bool bprm_is_ia32(struct linux_binprm *bprm)
 {
+	unsigned char h[20];
+
+	if (bpf_core_read(h, sizeof(h), &bprm->buf))
+		return false;
+	return h[0] == 0x7f && h[1] == 'E' && h[2] == 'L' && h[3] == 'F' && h[4] == 1 &&
+	       h[5] == 1 && h[18] == 3 && h[19] == 0;
+}
+
+/* exec() succeeded: what the process did so far belongs to the program it was. A 32-bit
+ * image, while 32-bit programs' calls are not followed yet: user space is told at once
+ * (compat_notices). */
+SEC("raw_tp/sched_process_exec")
+int lc_process_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tgid;
+
 	proc_end(DSTRACE_END_EXEC);
+	if (!compat_following && bprm_is_ia32((struct linux_binprm *)ctx->args[2])) {
+		tgid = bpf_get_current_pid_tgid() >> 32;
+		bpf_ringbuf_output(&compat_notices, &tgid, sizeof(tgid), BPF_RB_FORCE_WAKEUP);
+	}
 	return 0;
 }
 

@@ -50,6 +50,17 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* 32-bit programs' calls (compat.bpf.h) are followed only while there is one: user space
+ * attaches their program when it finds a 32-bit process at start, or when the exec of a
+ * 32-bit image says so here (the tgid, one __u32 per record, waking the reader at once),
+ * and then sets compat_following (also where there is nothing to follow: no ia32 calls). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} compat_notices SEC(".maps");
+
+volatile __u32 compat_following = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DSTRACE_CNT_MAX);

@@ -219,6 +219,15 @@ struct bpf_program *inflight_prog(const struct dstrace_backend *b)
 	}
 }
 
+struct bpf_program *compat_prog(const struct dstrace_backend *b)
+{
+	struct bpf_program *prog = prog_of(b->skel, b->kind == DSTRACE_BACKEND_TRACEPOINT ?
+							    &compat_progs[0] :
+							    &compat_bind_progs[0]);
+
+	return bpf_program__autoload(prog) ? prog : NULL;
+}
+
 static bool list_loaded_by(const struct prog_list *l, enum dstrace_backend_kind kind)
 {
 	return l->backends & BACKEND_BIT(kind);
@@ -389,6 +398,8 @@ static void backend_detach(struct dstrace_backend *b)
 	b->existing = NULL;
 	bpf_link__destroy(b->inflight_link);
 	b->inflight_link = NULL;
+	bpf_link__destroy(b->compat_link);
+	b->compat_link = NULL;
 	while (b->nlinks > 0)
 		bpf_link__destroy(b->links[--b->nlinks]);
 	kretprobes_remove(&b->kret); /* once no link holds them */
@@ -680,8 +691,9 @@ static int attach(struct dstrace_backend *b)
 		for (size_t i = 0; i < prog_lists[l].n; i++) {
 			struct bpf_program *prog = prog_of(b->skel, &prog_lists[l].progs[i]);
 
-			if (!bpf_program__autoload(prog) || prog == inflight_prog(b))
-				continue; /* not loaded; or attached when needed (inflight.c) */
+			if (!bpf_program__autoload(prog) || prog == inflight_prog(b) ||
+			    prog == compat_prog(b))
+				continue; /* not loaded; or attached when needed (inflight.c, compat.c) */
 			err = attach_one(b, prog);
 			if (err)
 				return err;
@@ -848,6 +860,8 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	err = fault_skip_set(b);
 	if (err)
 		goto out;
+	/* no 32-bit exec is told of where there is nothing to follow */
+	b->skel->bss->compat_following = !compat_prog(b);
 	err = attach(b);
 	if (!err)
 		say_blind(b);

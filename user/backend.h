@@ -4,6 +4,7 @@
 #define DSTRACE_BACKEND_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "aggregate.h"
 #include "options.h"
 
@@ -66,6 +67,13 @@ int dstrace_backend__scan_existing(struct dstrace_backend *b);
  * before the fentry or kprobe backend's hooks were attached: user/inflight.c) to their
  * results. Right after attaching. How many; or a negative errno (then they are not). */
 int dstrace_backend__follow_inflight(struct dstrace_backend *b);
+/* Follow 32-bit programs' calls (user/compat.c) from now on: with pid 0 (at start) if 32-bit
+ * programs can run here or one does, else when pid is one that started (a notice from the
+ * ring of dstrace_backend__compat_notices_fd). 1 when they are followed from now on (why,
+ * into why), 0 when not (or already), or a negative errno. */
+int dstrace_backend__follow_compat(struct dstrace_backend *b, pid_t pid, char *why, size_t len);
+/* The ring where the kernel tells of a 32-bit program's exec (records: its tgid, __u32). */
+int dstrace_backend__compat_notices_fd(const struct dstrace_backend *b);
 /* Stop following them once none is left, or after DSTRACE_INFLIGHT_WAIT_S (600 s): those
  * still asleep are counted (drops.stash_full) and said once. Every harvest. */
 void dstrace_backend__sweep_inflight(struct dstrace_backend *b);

@@ -53,6 +53,8 @@ struct dstrace_backend {
 	struct bpf_link *inflight_link;
 	time_t inflight_since_s;
 	uint64_t inflight_given_up;
+	/* 32-bit programs' calls (compat.c): their program's link once one runs */
+	struct bpf_link *compat_link;
 };
 
 /* How long calls in flight at start are waited for (inflight.c): then given up, counted. */
@@ -60,6 +62,10 @@ struct dstrace_backend {
 
 /* The program that follows them, on this backend (NULL: none, the tracepoint backend). */
 struct bpf_program *inflight_prog(const struct dstrace_backend *b);
+
+/* The program for 32-bit programs' calls on this backend (NULL: not loaded, the kernel runs
+ * none): attached by dstrace_backend__follow_compat() (compat.c), not with the rest. */
+struct bpf_program *compat_prog(const struct dstrace_backend *b);
 
 /* Unmap what tables.c mapped of the kernel's tables (before the object is destroyed). */
 void dstrace_backend__unmap(struct dstrace_backend *b);

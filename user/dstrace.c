@@ -117,6 +117,35 @@ static int preflight(struct run *r)
 
 /* The output file, the sinks, the BPF side, the tables and the ring buffer. 0 or the exit
  * status. */
+/* Follow 32-bit programs' calls if they may run (pid 0: at start) or one started (pid),
+ * and say so: always when one started (its first calls may have come before), at start with
+ * -v. */
+static void follow_compat(struct run *r, pid_t pid)
+{
+	char why[96];
+	int ret = dstrace_backend__follow_compat(r->backend, pid, why, sizeof(why));
+
+	if (ret > 0 && (pid || r->env.verbose))
+		fprintf(stderr, "dstrace: %s: following 32-bit programs' calls%s\n", why,
+			pid ? " from now on" : "");
+	else if (ret < 0)
+		fprintf(stderr, "dstrace: warning: cannot follow 32-bit programs' calls (their "
+				"binds, accepts and in-call failures go unseen): %s\n",
+			strerror(-ret));
+}
+
+/* The kernel saw a 32-bit program's exec (bpf/lifecycle.bpf.h). */
+static int compat_notice(void *ctx, void *data, size_t len)
+{
+	uint32_t tgid;
+
+	if (len < sizeof(tgid))
+		return 0;
+	memcpy(&tgid, data, sizeof(tgid));
+	follow_compat(ctx, (pid_t)tgid);
+	return 0;
+}
+
 static int setup(struct run *r)
 {
 	int status;
@@ -141,7 +170,8 @@ static int setup(struct run *r)
 		dstrace_find_cgroup2_quiet(r->audit.cgroup_root, sizeof(r->audit.cgroup_root));
 	}
 	r->rb = ring_buffer__new(dstrace_backend__ringbuf_fd(r->backend), run_handle_event, r, NULL);
-	if (!r->rb) {
+	if (!r->rb || ring_buffer__add(r->rb, dstrace_backend__compat_notices_fd(r->backend),
+				       compat_notice, r)) {
 		fprintf(stderr, "dstrace: failed to open the ring buffer: %s\n", strerror(errno));
 		return 1;
 	}
@@ -164,6 +194,7 @@ static void begin(struct run *r, struct notify *n)
 	/* What was already there: the tracing above is attached, so a connection made meanwhile
 	 * is seen by both, and the kernel reports it once per process. */
 	dstrace_backend__clock_tick(r->backend);
+	follow_compat(r, 0);
 	err = dstrace_backend__follow_inflight(r->backend);
 	if (err < 0)
 		fprintf(stderr, "dstrace: warning: cannot follow the calls in flight at start "

@@ -40,12 +40,34 @@ NAMESPACES+=("$NS")
 ip -n "$NS" link set lo up
 NSJ=$(ns_json lo)
 
+# compat_attached: "yes" if the running dstrace has its program for 32-bit programs' calls
+# attached (a link of its to cp_sys_exit or cp_sys_exit_bind), else "no".
+compat_attached() {
+	local f id
+	for f in /proc/"$DSTRACE_PID"/fdinfo/*; do
+		grep -q '^link_type:' "$f" 2>/dev/null || continue
+		id=$(awk '/^prog_id:/ {print $2}' "$f")
+		if [[ -n $id ]] && bpftool -j prog show id "$id" 2>/dev/null |
+			jq -e '.name | startswith("cp_sys_exit")' >/dev/null; then
+			echo yes
+			return
+		fi
+	done
+	echo no
+}
+
+# Where a 32-bit loader is installed (here: the one the test program needs), 32-bit
+# programs' calls are followed from the start.
 OUT=$WORK/compat32.jsonl
 read -ra extra <<<"${DSTRACE_ARGS:-}"
-if ! dstrace_start "$OUT" "${extra[@]}"; then
+if ! dstrace_start "$OUT" -v "${extra[@]}"; then
 	summary
 	exit 1
 fi
+check_eq "followed from the start: dstrace says why (-v)" \
+	"dstrace: 32-bit programs can run here (/lib/ld-linux.so.2): following 32-bit programs' calls" \
+	"$(grep -m1 '32-bit' "$DSTRACE_LOG")"
+check_eq "followed from the start: the program is attached" yes "$(compat_attached)"
 
 # case_run NAME WANT ARGS...: run compat32 ARGS to its end; its result= must be WANT.
 case_run() {
@@ -160,4 +182,50 @@ check_expectations "$OUT" "$NSJ"
 check_lost_zero "no events lost" "$OUT" "$NSJ"
 check_eq "every event of the test's namespace was expected" "$EXPECTED_EVENTS" \
 	"$(events_in "$OUT" "$NSJ" | wc -l)"
+
+# --- where no 32-bit loader is installed (DSTRACE_IA32_LOADERS, tests only: none) --------
+# pid_events FILE PID: PID's events, "event lport raddr rport ret" each, one line.
+pid_events() {
+	events_in "$1" "$NSJ" ".pid == $2" | jq -r '"\(.event) \(.lport) \(.raddr) \(.rport) \(.ret)"' |
+		paste -sd ';'
+}
+# A 32-bit server running when dstrace starts: followed from the start.
+name="no loader, a 32-bit server running at start"
+srv_start spid lo "$name" "$C32" serve -m socketcall 7400 1 || true
+OUT2=$WORK/compat32-running.jsonl
+if DSTRACE_IA32_LOADERS= dstrace_start "$OUT2" -v "${extra[@]}"; then
+	check_eq "$name: dstrace says why (-v)" \
+		"dstrace: a 32-bit program runs (pid $spid): following 32-bit programs' calls" \
+		"$(grep -m1 '32-bit' "$DSTRACE_LOG")"
+	check_eq "$name: the program is attached" yes "$(compat_attached)"
+	cli "$name: IPv4 client" lo "$PROGS/tcpcli4" 127.0.0.1 7400
+	wait_pid "$spid" 10 || stop_pid "$spid"
+	dstrace_stop
+	check_eq "$name: its accept" "accept 7400 127.0.0.1 $CLPORT 0" "$(pid_events "$OUT2" "$spid")"
+fi
+# None running: not attached (no cost) until a 32-bit program starts, which dstrace says;
+# from then on its calls are seen.
+name="no loader, none running"
+OUT3=$WORK/compat32-started.jsonl
+if DSTRACE_IA32_LOADERS= dstrace_start "$OUT3" "${extra[@]}"; then
+	check_eq "$name: the program is not attached" no "$(compat_attached)"
+	check_eq "$name: nothing said" "" "$(grep '32-bit' "$DSTRACE_LOG")"
+	cli "$name: a 32-bit program starts" lo "$C32" bind ::ffff:127.0.0.1 7401 0
+	first=$CPID
+	wait_line "$DSTRACE_LOG" '32-bit' 5 || true
+	check_eq "$name: dstrace says so at once" \
+		"dstrace: a 32-bit program started (pid $first): following 32-bit programs' calls from now on" \
+		"$(grep -m1 '32-bit' "$DSTRACE_LOG")"
+	check_eq "$name: the program is attached" yes "$(compat_attached)"
+	case_run "$name: then a bind" ok bind ::ffff:127.0.0.1 7402 0
+	second=$CPID
+	case_run "$name: and a v6-only connect" ENETUNREACH connect ::ffff:127.0.0.1 7403 1
+	third=$CPID
+	dstrace_stop
+	log "$name: the first program's bind, made as its exec was being told: $(
+		pid_events "$OUT3" "$first")"
+	check_eq "$name: the bind after" "bind 7402 null null 0" "$(pid_events "$OUT3" "$second")"
+	check_eq "$name: the connect after" "connect null 127.0.0.1 7403 -101" \
+		"$(pid_events "$OUT3" "$third")"
+fi
 summary
