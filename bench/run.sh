@@ -33,8 +33,12 @@
 #   -w WORKLOADS   which, comma-separated (default tcp,udp,dns,http,http-ka)
 #   -c CLIENTS     http workloads: client threads, each one request at a time (default 8)
 # Environment: DSTRACE, LOADGEN, BPFTRACE override the programs used; DSTRACE_BASE (an
-# earlier build) adds its configurations base-stream and base-aggregate. Needs root.
+# earlier build) adds its configurations base-stream and base-aggregate. dstrace runs as on
+# a machine without 32-bit programs (DSTRACE_IA32_LOADERS empty: its program for their calls,
+# on every syscall's exit, is not attached; the test dependencies install a 32-bit loader
+# here): DSTRACE_IA32_LOADERS=/lib/ld-linux.so.2 measures it attached. Needs root.
 set -euo pipefail
+export DSTRACE_IA32_LOADERS=${DSTRACE_IA32_LOADERS-}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DSTRACE=${DSTRACE:-$here/../dstrace}

@@ -3,10 +3,11 @@
  * Calls in flight when dstrace started (fentry and kprobe backends). Their hooks follow a
  * call from its entry: a thread already asleep in accept(), recvfrom(), recvmsg(),
  * recvmmsg(), read() or readv() when they were attached returns without them, and its
- * first connection, datagram or bytes would go unseen (the tracepoint backend reads those at the syscall's exit, which
- * sees such calls too). User space lists those threads once, right after attaching
- * (user/inflight.c: /proc/PID/task/TID/syscall, a socket's descriptor), in inflight_calls;
- * this program, attached to every syscall's exit only while the list is not empty, takes
+ * first connection, datagram or bytes would go unseen (the tracepoint backend reads those
+ * at the syscall's exit, which sees such calls too). User space lists those threads once,
+ * right after attaching (user/inflight.c: /proc/PID/task/TID/syscall, a socket's
+ * descriptor; not a 32-bit program's), in inflight_calls; this program, attached to every
+ * syscall's exit only while the list is not empty, takes
  * their call's result as the tracepoint backend would: only that call's (its number and
  * first argument, from the registers the syscall saved). A call that the backend's own hook
  * follows (one that began after it was attached) takes its thread off the list first
@@ -59,6 +60,14 @@ static __always_inline void inflight_kept_count(struct sock *sk, __u8 proto,
 			c->first_port, c->first_segs, btf);
 }
 
+/* Is c a recvmmsg() listed on sk, a UDP socket (its protocol into *proto)? */
+static __always_inline bool inflight_mmsg_on(const struct dstrace_inflight_call *c,
+					     struct sock *sk, __u8 *proto)
+{
+	return c->kind == DSTRACE_INFLIGHT_RECVMMSG && sk && sk_is_udp6(sk, proto) &&
+	       sk_from_fd_as(c->fd, false) == sk;
+}
+
 /*
  * udpv6_recvmsg() on sk returned ret, in a call the backend's hook follows: the thread's
  * call is not in flight any more (inflight_forget). A recvmmsg() that kept a datagram: one
@@ -78,8 +87,7 @@ static __always_inline void inflight_udp_return(struct sock *sk, int ret, bool b
 	call = *c;
 	if (bpf_map_delete_elem(&inflight_calls, &tid))
 		return;
-	if (call.kind == DSTRACE_INFLIGHT_RECVMMSG && call.first_kept && ret < 0 && sk &&
-	    sk_is_udp6(sk, &proto) && sk_from_fd_as(call.fd, false) == sk)
+	if (call.first_kept && ret < 0 && inflight_mmsg_on(&call, sk, &proto))
 		inflight_kept_count(sk, proto, &call, btf);
 }
 
@@ -93,8 +101,7 @@ static __always_inline void inflight_skb_consumed(struct sock *sk, struct sk_buf
 	bool v4;
 
 	c = inflight_active ? bpf_map_lookup_elem(&inflight_calls, &tid) : NULL;
-	if (c && c->kind == DSTRACE_INFLIGHT_RECVMMSG && sk_is_udp6(sk, &proto) &&
-	    sk_from_fd_as(c->fd, false) == sk) {
+	if (c && inflight_mmsg_on(c, sk, &proto)) {
 		if (c->first_kept) {
 			/* the second: the first's call returned unseen */
 			call = *c;
@@ -110,6 +117,20 @@ static __always_inline void inflight_skb_consumed(struct sock *sk, struct sk_buf
 		}
 	}
 	udp6_skb_consumed(sk, skb, slots);
+}
+
+/* Is the call saved in regs the one listed (its number and descriptor; a 32-bit program's
+ * read as its own calls pass them)? */
+static __always_inline bool inflight_is_call(struct pt_regs *regs,
+					     const struct dstrace_inflight_call *c)
+{
+	__u32 fd;
+
+	if (syscall_nr(regs) != c->nr)
+		return false;
+	if (!c->ia32)
+		return (int)PT_REGS_PARM1_CORE_SYSCALL(regs) == c->fd;
+	return ia32_first_arg(regs, c->sockcall, &fd) && (int)fd == c->fd;
 }
 
 /* The call saved in regs returned ret. slots: the handoff of a datagram's source may use
@@ -130,7 +151,7 @@ static __always_inline void inflight_exit(struct pt_regs *regs, long ret, bool s
 	call = *c;
 	bpf_map_delete_elem(&inflight_calls, &tid);
 	/* another call: the one listed returned before it was (user/inflight.c checks again) */
-	if (syscall_nr(regs) != call.nr || (int)PT_REGS_PARM1_CORE_SYSCALL(regs) != call.fd)
+	if (!inflight_is_call(regs, &call))
 		return;
 	/* a recvmmsg(): the datagram it kept, if its call took one (inflight_skb_consumed) */
 	if (call.kind == DSTRACE_INFLIGHT_RECVMMSG) {

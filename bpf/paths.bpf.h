@@ -850,6 +850,19 @@ static __always_inline bool ia32_sock_call(struct pt_regs *regs, __u32 *call, __
 	a[5] = (__u32)BPF_CORE_READ(regs, bp);
 	return true;
 }
+
+/* The first argument of an ia32 task's call saved in regs; through socketcall(2)'s call
+ * sockcall (not 0), the first of the arguments it points to. false if it cannot be read. */
+static __always_inline bool ia32_first_arg(struct pt_regs *regs, __u16 sockcall, __u32 *arg)
+{
+	if (!sockcall) {
+		*arg = (__u32)BPF_CORE_READ(regs, bx);
+		return true;
+	}
+	return (__u32)BPF_CORE_READ(regs, bx) == sockcall &&
+	       !bpf_probe_read_user(arg, sizeof(*arg),
+				    (const void *)(unsigned long)(__u32)BPF_CORE_READ(regs, cx));
+}
 #elif defined(__TARGET_ARCH_arm64)
 #define SYSCALL_REGS_KNOWN 1
 static __always_inline long syscall_nr(struct pt_regs *regs)
@@ -880,6 +893,11 @@ static __always_inline bool in_ia32_call(bool task_btf)
 }
 
 static __always_inline bool ia32_sock_call(struct pt_regs *regs, __u32 *call, __u32 a[6])
+{
+	return false;
+}
+
+static __always_inline bool ia32_first_arg(struct pt_regs *regs, __u16 sockcall, __u32 *arg)
 {
 	return false;
 }

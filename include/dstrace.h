@@ -241,7 +241,11 @@ struct dstrace_inflight_call {
 	unsigned int first_addr;
 	unsigned short first_port;
 	unsigned char first_segs, first_kept; /* first_kept: 1 if kept, 2 if IPv4 */
-	unsigned int pad;
+	/* a 32-bit program's (x86 ia32) call: nr is i386's; made through socketcall(2), which
+	 * of its calls (SYS_ACCEPT, ...), the descriptor the first of the arguments it points
+	 * to; else (0) the first argument */
+	unsigned short sockcall;
+	unsigned char ia32, pad;
 };
 
 /* Tokens of DSTRACE_FAULT_SKIP_STATE (tests only; bpf/maps.bpf.h, fault_tokens). */

@@ -39,8 +39,8 @@ static bool ia32_exe(const char *pid)
  * 32-bit programs can start at any time. */
 static const char *const ia32_loaders[] = { "/lib/ld-linux.so.2", "/lib/ld-musl-i386.so.1" };
 
-/* The first of them installed, or NULL. DSTRACE_IA32_LOADERS (tests only): the paths to
- * look for instead, separated by ':' (empty: none). */
+/* The first of them installed, or NULL. DSTRACE_IA32_LOADERS (tests and bench/run.sh): the
+ * paths to look for instead, separated by ':' (empty: none). */
 static const char *ia32_loader(void)
 {
 	static char path[256];

@@ -11,11 +11,13 @@
  * it is consumed, the others are followed anyway). It stays attached only while the list
  * is not empty, at most DSTRACE_INFLIGHT_WAIT_S: the calls still asleep then are given up,
  * counted (drops.stash_full), and said once on stderr. Only in the initial PID namespace
- * (its numbers are the kernel's tids).
+ * (its numbers are the kernel's tids). A 32-bit program's calls (x86 ia32) go by i386's
+ * numbers, also through socketcall(2), whose arguments are read from its memory.
  */
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,17 +36,25 @@
 
 #include "backend_internal.h"
 
-/* Is pid's executable of dstrace's own ELF class? (/proc/PID/task/TID/syscall gives a
- * 32-bit program's calls by the compat numbers, which mean other calls here.) */
-static bool native_exe(const char *pid)
+/* What pid's executable is: of dstrace's own ELF class, a 32-bit x86 one on x86-64 (its
+ * calls, in /proc/PID/task/TID/syscall, by i386's numbers), or another (not followed). */
+enum exe_kind { EXE_UNKNOWN, EXE_NATIVE, EXE_IA32, EXE_OTHER };
+
+static enum exe_kind exe_kind(const char *pid)
 {
-	unsigned char ident[EI_NIDENT];
+	unsigned char h[20];
 	char path[300];
 
 	snprintf(path, sizeof(path), "/proc/%s/exe", pid);
-	return dstrace_read_head(path, ident, sizeof(ident)) == (ssize_t)sizeof(ident) &&
-	       !memcmp(ident, ELFMAG, SELFMAG) &&
-	       ident[EI_CLASS] == (sizeof(long) == 8 ? ELFCLASS64 : ELFCLASS32);
+	if (dstrace_read_head(path, h, sizeof(h)) != (ssize_t)sizeof(h) || memcmp(h, ELFMAG, SELFMAG))
+		return EXE_OTHER;
+	if (h[EI_CLASS] == (sizeof(long) == 8 ? ELFCLASS64 : ELFCLASS32))
+		return EXE_NATIVE;
+#if defined(__x86_64__)
+	if (h[EI_CLASS] == ELFCLASS32 && h[EI_DATA] == ELFDATA2LSB && h[18] == EM_386 && !h[19])
+		return EXE_IA32;
+#endif
+	return EXE_OTHER;
 }
 
 /* The inode of the socket that descriptor fd of pid is, or 0. */
@@ -157,13 +167,11 @@ static void netns_cache_free(struct netns_cache *c)
 	free(c->ns);
 }
 
-/* The call thread pid/tid is in, if it is one that is followed (its socket not looked at):
- * into *call. */
-static bool inflight_read(const char *pid, const char *tid, struct dstrace_inflight_call *call)
+/* The call thread pid/tid is in (/proc/PID/task/TID/syscall): its number and arguments;
+ * false when in none. */
+static bool syscall_of(const char *pid, const char *tid, long *nr, unsigned long a[6])
 {
-	unsigned long a[6];
 	char path[600], line[256];
-	long nr;
 	FILE *f;
 	int n;
 
@@ -172,12 +180,17 @@ static bool inflight_read(const char *pid, const char *tid, struct dstrace_infli
 	if (!f)
 		return false;
 	n = fgets(line, sizeof(line), f) ?
-		    sscanf(line, "%ld %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2], &a[3],
+		    sscanf(line, "%ld %lx %lx %lx %lx %lx %lx", nr, &a[0], &a[1], &a[2], &a[3],
 			   &a[4], &a[5]) :
 		    0;
 	fclose(f);
-	if (n != 7) /* "running", or -1: in no call */
-		return false;
+	return n == 7; /* not "running", nor -1: in no call */
+}
+
+/* Call nr with arguments a, of a task of dstrace's own ELF class, if it is one that is
+ * followed: into *call. */
+static bool call_native(long nr, const unsigned long a[6], struct dstrace_inflight_call *call)
+{
 	memset(call, 0, sizeof(*call));
 	switch (nr) {
 #ifdef SYS_accept
@@ -210,14 +223,168 @@ static bool inflight_read(const char *pid, const char *tid, struct dstrace_infli
 	return a[0] <= INT32_MAX;
 }
 
+#if defined(__x86_64__)
+/* i386's numbers of the calls followed (arch/x86/entry/syscalls/syscall_32.tbl) */
+#define IA32_NR_read 3
+#define IA32_NR_socketcall 102
+#define IA32_NR_readv 145
+#define IA32_NR_recvmmsg 337
+#define IA32_NR_accept4 364
+#define IA32_NR_recvfrom 371
+#define IA32_NR_recvmsg 372
+#define IA32_NR_recvmmsg_time64 417
+/* socketcall(2)'s (linux/net.h) */
+#define SOCKCALL_ACCEPT 5
+#define SOCKCALL_RECV 10
+#define SOCKCALL_RECVFROM 12
+#define SOCKCALL_RECVMSG 17
+#define SOCKCALL_RECVMMSG 19
+#define SOCKCALL_ACCEPT4 18
+
+/* Is nr one of those calls, by i386's numbers? */
+static bool call_ia32_nr(long nr)
+{
+	switch (nr) {
+	case IA32_NR_read:
+	case IA32_NR_socketcall:
+	case IA32_NR_readv:
+	case IA32_NR_recvmmsg:
+	case IA32_NR_accept4:
+	case IA32_NR_recvfrom:
+	case IA32_NR_recvmsg:
+	case IA32_NR_recvmmsg_time64:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The same for a 32-bit x86 task of process pid: i386's numbers; through socketcall(2), the
+ * call's arguments are read from the process's memory (n of them: as many as it has, up to
+ * the flags). */
+static bool call_ia32(const char *pid, long nr, const unsigned long a[6],
+		      struct dstrace_inflight_call *call)
+{
+	unsigned long v[6];
+	uint32_t arg[4];
+	char path[300];
+	size_t n;
+	int fd;
+
+	memcpy(v, a, sizeof(v));
+	memset(call, 0, sizeof(*call));
+	if (nr == IA32_NR_socketcall) {
+		call->sockcall = (unsigned short)a[0];
+		n = a[0] == SOCKCALL_ACCEPT || a[0] == SOCKCALL_RECVMSG ? 3 : 4;
+		snprintf(path, sizeof(path), "/proc/%s/mem", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return false;
+		if (a[0] > 0xffff || pread(fd, arg, n * sizeof(arg[0]), (off_t)a[1]) !=
+					     (ssize_t)(n * sizeof(arg[0]))) {
+			close(fd);
+			return false;
+		}
+		close(fd);
+		for (size_t i = 0; i < n; i++)
+			v[i] = arg[i];
+		switch (a[0]) {
+		case SOCKCALL_ACCEPT:
+		case SOCKCALL_ACCEPT4:
+			nr = IA32_NR_accept4;
+			break;
+		case SOCKCALL_RECV:
+		case SOCKCALL_RECVFROM:
+			nr = IA32_NR_recvfrom; /* its flags are the fourth argument too */
+			break;
+		case SOCKCALL_RECVMSG:
+			nr = IA32_NR_recvmsg;
+			break;
+		case SOCKCALL_RECVMMSG:
+			nr = IA32_NR_recvmmsg;
+			break;
+		default:
+			return false;
+		}
+	}
+	switch (nr) {
+	case IA32_NR_accept4:
+		call->kind = DSTRACE_INFLIGHT_ACCEPT;
+		break;
+	case IA32_NR_recvfrom:
+		call->kind = DSTRACE_INFLIGHT_RECV;
+		call->flags = (int)v[3];
+		break;
+	case IA32_NR_recvmsg:
+		call->kind = DSTRACE_INFLIGHT_RECV;
+		call->flags = (int)v[2];
+		break;
+	case IA32_NR_recvmmsg:
+	case IA32_NR_recvmmsg_time64:
+		call->kind = DSTRACE_INFLIGHT_RECVMMSG;
+		call->flags = (int)v[3];
+		break;
+	case IA32_NR_read:
+	case IA32_NR_readv:
+		call->kind = DSTRACE_INFLIGHT_RECV;
+		break;
+	default:
+		return false;
+	}
+	call->nr = call->sockcall ? IA32_NR_socketcall : nr;
+	call->ia32 = 1;
+	call->fd = (int)(uint32_t)v[0];
+	return (uint32_t)v[0] <= INT32_MAX;
+}
+#else
+static bool call_ia32_nr(long nr)
+{
+	(void)nr;
+	return false;
+}
+
+static bool call_ia32(const char *pid, long nr, const unsigned long a[6],
+		      struct dstrace_inflight_call *call)
+{
+	(void)pid, (void)nr, (void)a, (void)call;
+	return false;
+}
+#endif
+
+/* The call thread pid/tid is in, if it is one that is followed (its socket not looked at):
+ * into *call. *kind: what pid's executable is, looked at once needed (EXE_UNKNOWN before). */
+static bool inflight_read(const char *pid, const char *tid, enum exe_kind *kind,
+			  struct dstrace_inflight_call *call)
+{
+	unsigned long a[6];
+	long nr;
+
+	if (!syscall_of(pid, tid, &nr, a))
+		return false;
+	if (*kind == EXE_UNKNOWN) {
+		struct dstrace_inflight_call probe;
+
+		/* looked at only for a call that may be followed */
+		if (!call_native(nr, a, &probe) && !call_ia32_nr(nr))
+			return false;
+		*kind = exe_kind(pid);
+	}
+	if (*kind == EXE_NATIVE)
+		return call_native(nr, a, call);
+	if (*kind == EXE_IA32)
+		return call_ia32(pid, nr, a, call);
+	return false;
+}
+
 /* The same, on a socket whose calls are followed. */
 static bool inflight_of(struct netns_cache *c, const char *pid, const char *tid,
-			struct dstrace_inflight_call *call)
+			enum exe_kind *exe, struct dstrace_inflight_call *call)
 {
 	unsigned int want, kind;
 	uint64_t ino;
 
-	if (!inflight_read(pid, tid, call) || !(ino = socket_ino(pid, (unsigned long)call->fd)))
+	if (!inflight_read(pid, tid, exe, call) ||
+	    !(ino = socket_ino(pid, (unsigned long)call->fd)))
 		return false;
 	kind = sock_kind_of(c, pid, ino);
 	want = call->kind == DSTRACE_INFLIGHT_ACCEPT   ? SOCK_TCP_LISTEN :
@@ -228,12 +395,13 @@ static bool inflight_of(struct netns_cache *c, const char *pid, const char *tid,
 
 /* Still in that call? (It may have returned before it was listed: then the thread's next
  * call is not taken for it, the kernel side checks too.) */
-static bool inflight_still(const char *pid, const char *tid,
+static bool inflight_still(const char *pid, const char *tid, enum exe_kind *exe,
 			   const struct dstrace_inflight_call *call)
 {
 	struct dstrace_inflight_call now;
 
-	return inflight_read(pid, tid, &now) && now.nr == call->nr && now.fd == call->fd;
+	return inflight_read(pid, tid, exe, &now) && now.nr == call->nr && now.fd == call->fd &&
+	       now.sockcall == call->sockcall;
 }
 
 /* List the threads of pid asleep in a followed call. */
@@ -241,7 +409,7 @@ static void list_process(struct dstrace_backend *b, struct netns_cache *c, int m
 			 const char *pid, unsigned int *n)
 {
 	struct dstrace_inflight_call call;
-	int native = -1; /* not looked at yet */
+	enum exe_kind exe = EXE_UNKNOWN;
 	char path[300];
 	struct dirent *t;
 	DIR *tasks;
@@ -253,19 +421,15 @@ static void list_process(struct dstrace_backend *b, struct netns_cache *c, int m
 	while ((t = readdir(tasks))) {
 		uint32_t tid = (uint32_t)strtoul(t->d_name, NULL, 10);
 
-		if (!tid || !inflight_of(c, pid, t->d_name, &call))
+		if (!tid || !inflight_of(c, pid, t->d_name, &exe, &call))
 			continue;
-		if (native < 0)
-			native = native_exe(pid);
-		if (!native)
-			break;
 		if (*n == DSTRACE_INFLIGHT_MAX) {
 			b->inflight_given_up++; /* no room: not followed, counted */
 			continue;
 		}
 		if (bpf_map_update_elem(map, &tid, &call, BPF_ANY))
 			continue;
-		if (inflight_still(pid, t->d_name, &call))
+		if (inflight_still(pid, t->d_name, &exe, &call))
 			(*n)++;
 		else
 			bpf_map_delete_elem(map, &tid); /* returned meanwhile: its exit was seen */

@@ -136,21 +136,20 @@ check_eq "in flight: accept: the client connected" connected "${LINE%% *}"
 expect_events "in flight: accept: events" "$IACC" "$(ev_json event=accept proto=tcp pid="$IACC" \
 	comm=tcpserv6 laddr=127.0.0.1 lport=8086 raddr=127.0.0.1 rport="$CLPORT" ret=0)"
 expect_proc "in flight: accept: process" "$IACC" "$(proc_counts 0 1 0 0 0 1 0)"
-cli "in flight: recvfrom: sender" lo "$PROGS/udp6" send -n 1 -s 40 -l 8088 ::ffff:127.0.0.1 8087
-wait_pid "$IRCV" 10 || true
-check_eq "in flight: recvfrom: the datagram" "count=1 bytes=40" \
-	"$(grep '^received' "$ubase.out" | awk '{print $2, $3}')"
-expect_events "in flight: recvfrom: events" "$IRCV" "$(ev_json event=recv proto=udp pid="$IRCV" \
-	comm=udp6 lport=8087 raddr=127.0.0.1 rport=8088 ret=0)"
-expect_proc "in flight: recvfrom: process" "$IRCV" "$(proc_counts 0 0 0 1 0 1 40)"
-
-cli "in flight: recvmmsg: sender" lo "$PROGS/udp6" send -n 3 -s 30 -l 8096 ::ffff:127.0.0.1 8097
-wait_pid "$IMMSG" 10 || true
-check_eq "in flight: recvmmsg: the datagrams" "count=3 bytes=90" \
-	"$(grep '^received' "$mbase.out" | awk '{print $2, $3}')"
-expect_events "in flight: recvmmsg: events" "$IMMSG" "$(ev_json event=recv proto=udp pid="$IMMSG" \
-	comm=udp6 lport=8097 raddr=127.0.0.1 rport=8096 ret=0)"
-expect_proc "in flight: recvmmsg: process" "$IMMSG" "$(proc_counts 0 0 0 3 0 1 90)"
+# udp_inflight NAME PID BASE PORT SRCPORT N SIZE: N datagrams of SIZE bytes from SRCPORT to
+# the receiver PID (output BASE) asleep on PORT since before dstrace: all of them counted.
+udp_inflight() {
+	local name=$1 pid=$2 base=$3 port=$4 src=$5 n=$6 size=$7
+	cli "$name: sender" lo "$PROGS/udp6" send -n "$n" -s "$size" -l "$src" ::ffff:127.0.0.1 "$port"
+	wait_pid "$pid" 10 || true
+	check_eq "$name: the datagrams" "count=$n bytes=$((n * size))" \
+		"$(grep '^received' "$base.out" | awk '{print $2, $3}')"
+	expect_events "$name: events" "$pid" "$(ev_json event=recv proto=udp pid="$pid" \
+		comm=udp6 lport="$port" raddr=127.0.0.1 rport="$src" ret=0)"
+	expect_proc "$name: process" "$pid" "$(proc_counts 0 0 0 "$n" 0 1 $((n * size)))"
+}
+udp_inflight "in flight: recvfrom" "$IRCV" "$ubase" 8087 8088 1 40
+udp_inflight "in flight: recvmmsg" "$IMMSG" "$mbase" 8097 8096 3 30
 
 # The TCP server every client reaches: tcpserv6 on [::]:8080 (IPv4 clients too).
 srv_start SRV lo "server" "$PROGS/tcpserv6" -n 0 8080 || true
