@@ -6,7 +6,7 @@
  * first connection, datagram or bytes would go unseen (the tracepoint backend reads those
  * at the syscall's exit, which sees such calls too). User space lists those threads once,
  * right after attaching (user/inflight.c: /proc/PID/task/TID/syscall, a socket's
- * descriptor; not a 32-bit program's), in inflight_calls; this program, attached to every
+ * descriptor; a 32-bit program's by i386's numbers), in inflight_calls; this program, attached to every
  * syscall's exit only while the list is not empty, takes
  * their call's result as the tracepoint backend would: only that call's (its number and
  * first argument, from the registers the syscall saved). A call that the backend's own hook

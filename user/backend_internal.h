@@ -53,8 +53,10 @@ struct dstrace_backend {
 	struct bpf_link *inflight_link;
 	time_t inflight_since_s;
 	uint64_t inflight_given_up;
-	/* 32-bit programs' calls (compat.c): their program's link once one runs */
+	/* 32-bit programs' calls (compat.c): their program's link once one runs; or it could
+	 * not be attached (said once) */
 	struct bpf_link *compat_link;
+	bool compat_failed;
 };
 
 /* How long calls in flight at start are waited for (inflight.c): then given up, counted. */

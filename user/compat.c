@@ -86,7 +86,7 @@ int dstrace_backend__follow_compat(struct dstrace_backend *b, pid_t pid, char *w
 {
 	struct bpf_program *prog = compat_prog(b);
 
-	if (!prog || b->compat_link)
+	if (!prog || b->compat_link || b->compat_failed)
 		return 0;
 	if (pid) {
 		snprintf(why, len, "a 32-bit program started (pid %d)", (int)pid);
@@ -102,9 +102,12 @@ int dstrace_backend__follow_compat(struct dstrace_backend *b, pid_t pid, char *w
 		}
 	}
 	b->compat_link = bpf_program__attach(prog);
-	if (!b->compat_link)
-		return -errno;
+	/* once: a failure is said once, and no more execs are told of */
 	b->skel->bss->compat_following = 1;
+	if (!b->compat_link) {
+		b->compat_failed = true;
+		return -errno;
+	}
 	return 1;
 }
 

@@ -115,8 +115,6 @@ static int preflight(struct run *r)
 	return 0;
 }
 
-/* The output file, the sinks, the BPF side, the tables and the ring buffer. 0 or the exit
- * status. */
 /* Follow 32-bit programs' calls if they may run (pid 0: at start) or one started (pid),
  * and say so: always when one started (its first calls may have come before), at start with
  * -v. */
@@ -146,6 +144,8 @@ static int compat_notice(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/* The output file, the sinks, the BPF side, the tables and the ring buffer. 0 or the exit
+ * status. */
 static int setup(struct run *r)
 {
 	int status;

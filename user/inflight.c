@@ -274,14 +274,16 @@ static bool call_ia32(const char *pid, long nr, const unsigned long a[6],
 	memcpy(v, a, sizeof(v));
 	memset(call, 0, sizeof(*call));
 	if (nr == IA32_NR_socketcall) {
+		if (a[0] != SOCKCALL_ACCEPT && a[0] != SOCKCALL_ACCEPT4 && a[0] != SOCKCALL_RECV &&
+		    a[0] != SOCKCALL_RECVFROM && a[0] != SOCKCALL_RECVMSG && a[0] != SOCKCALL_RECVMMSG)
+			return false; /* not followed: its arguments not read */
 		call->sockcall = (unsigned short)a[0];
 		n = a[0] == SOCKCALL_ACCEPT || a[0] == SOCKCALL_RECVMSG ? 3 : 4;
 		snprintf(path, sizeof(path), "/proc/%s/mem", pid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return false;
-		if (a[0] > 0xffff || pread(fd, arg, n * sizeof(arg[0]), (off_t)a[1]) !=
-					     (ssize_t)(n * sizeof(arg[0]))) {
+		if (pread(fd, arg, n * sizeof(arg[0]), (off_t)a[1]) != (ssize_t)(n * sizeof(arg[0]))) {
 			close(fd);
 			return false;
 		}

@@ -27,6 +27,8 @@ if [[ $(uname -m) != x86_64 ]]; then
 fi
 build_progs
 C32=$PROGS/compat32
+[[ -x $C32 ]] || bail "the 32-bit test program" \
+	"expected $C32, got none: gcc -m32 cannot link here (scripts/install-deps.sh test installs gcc-multilib)"
 # without arguments it prints its usage and exits 2: anything else is the kernel refusing it
 "$C32" >/dev/null 2>&1
 if [[ $? -ne 2 ]]; then
@@ -192,11 +194,20 @@ pid_events() {
 # 32-bit servers running when dstrace starts, asleep in their call: followed from the start,
 # and their calls in flight taken at their return (on the fentry and kprobe backends, whose
 # hooks did not see them begin, listed by user/inflight.c): an accept through socketcall(2)
-# and accept4, and a UDP receiver in glibc's recvfrom().
+# and accept4, and UDP receivers.
 name="no loader, 32-bit servers running at start"
 srv_start spid lo "$name: accept (socketcall)" "$C32" serve -m socketcall 7400 1 || true
 srv_start spid4 lo "$name: accept4" "$C32" serve -m accept4 7404 1 || true
 srv_start rpid lo "$name: recvfrom" "$C32" recv 7405 1 || true
+# and UDP receivers asleep in each other call that reads a datagram, direct or through
+# socketcall(2) (read(2): no source asked)
+RECV_HOW=("recvfrom" "recvmsg -s" "recvmmsg" "recvmmsg -s" "read")
+RECV_PIDS=()
+for i in "${!RECV_HOW[@]}"; do
+	read -ra how <<<"${RECV_HOW[$i]}"
+	srv_start p lo "$name: ${RECV_HOW[$i]}" "$C32" recv -m "${how[@]}" $((7410 + i)) 1 || true
+	RECV_PIDS+=("$p")
+done
 sleep 0.5 # asleep in their calls
 OUT2=$WORK/compat32-running.jsonl
 if DSTRACE_IA32_LOADERS= dstrace_start "$OUT2" -v "${extra[@]}"; then
@@ -210,7 +221,13 @@ if DSTRACE_IA32_LOADERS= dstrace_start "$OUT2" -v "${extra[@]}"; then
 	lp2=$CLPORT
 	cli "$name: sender" lo "$C32" send -m sendto -n 1 ::ffff:127.0.0.1 7405 0
 	lp3=$(kv "$LINE" lport)
-	for p in "$spid" "$spid4" "$rpid"; do
+	RECV_LPORTS=()
+	for i in "${!RECV_HOW[@]}"; do
+		cli "$name: sender to ${RECV_HOW[$i]}" lo "$C32" send -m sendto -n 1 \
+			::ffff:127.0.0.1 $((7410 + i)) 0
+		RECV_LPORTS+=("$(kv "$LINE" lport)")
+	done
+	for p in "$spid" "$spid4" "$rpid" "${RECV_PIDS[@]}"; do
 		wait_pid "$p" 10 || stop_pid "$p"
 	done
 	dstrace_stop
@@ -220,6 +237,13 @@ if DSTRACE_IA32_LOADERS= dstrace_start "$OUT2" -v "${extra[@]}"; then
 	check_eq "$name: the datagram" "recv 7405 127.0.0.1 $lp3 0" "$(pid_events "$OUT2" "$rpid")"
 	check_eq "$name: the receiver's counts" "$(proc_counts 0 0 0 1 0 1 20)" \
 		"$(process_counts "$OUT2" "$rpid")"
+	for i in "${!RECV_HOW[@]}"; do
+		p=${RECV_PIDS[$i]:-0}
+		check_eq "$name: ${RECV_HOW[$i]}: the datagram" \
+			"recv $((7410 + i)) 127.0.0.1 ${RECV_LPORTS[$i]} 0" "$(pid_events "$OUT2" "$p")"
+		check_eq "$name: ${RECV_HOW[$i]}: the counts" "$(proc_counts 0 0 0 1 0 1 20)" \
+			"$(process_counts "$OUT2" "$p")"
+	done
 fi
 # None running: not attached (no cost) until a 32-bit program starts, which dstrace says;
 # from then on its calls are seen.

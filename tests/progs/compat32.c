@@ -12,7 +12,10 @@
  *                                            accept N clients on [::]:PORT (IPV6_V6ONLY 0)
  *   compat32 send -m sendto|sendmsg|sendmmsg [-s] [-n N] ADDR PORT V6ONLY
  *                                            N datagrams of 20 bytes (sendmmsg: N in one call)
- *   compat32 recv PORT N                     N datagrams on [::]:PORT (recvfrom)
+ *   compat32 recv [-m libc|recvfrom|recvmsg|recvmmsg|read] PORT N
+ *                                            N datagrams on [::]:PORT: glibc's recvfrom()
+ *                                            (default), or the direct ia32 call (-s: through
+ *                                            socketcall(2)), or read(2) (no source)
  *
  * Each prints one line: "result=ok|ERRNAME ... pid=N"; serve and recv first print
  * "listening port=P pid=N", then "accepted raddr=A rport=P" or "received ..." per peer.
@@ -213,7 +216,38 @@ static int cmd_send(const char *how, unsigned long n, char **argv)
 	return 0;
 }
 
-static int cmd_recv(char **argv)
+/* One datagram into buf, the way how says; its source into peer (none for read). */
+static ssize_t recv_one(const char *how, int fd, char *buf, size_t size, struct sockaddr_in6 *peer,
+			socklen_t *len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct mmsghdr m = { .msg_hdr = { .msg_name = peer, .msg_namelen = *len, .msg_iov = &iov,
+					  .msg_iovlen = 1 } };
+	long ret;
+
+	if (!strcmp(how, "recvfrom"))
+		return via_socketcall ? sockcall(SYS_RECVFROM, fd, (unsigned long)buf, size, 0,
+						 (unsigned long)peer, (unsigned long)len)
+				      : syscall(SYS_recvfrom, fd, buf, size, 0, peer, len);
+	if (!strcmp(how, "read")) {
+		*len = 0;
+		return syscall(SYS_read, fd, buf, size);
+	}
+	if (!strcmp(how, "recvmsg"))
+		ret = via_socketcall ? sockcall(SYS_RECVMSG, fd, (unsigned long)&m.msg_hdr, 0, 0, 0, 0)
+				     : syscall(SYS_recvmsg, fd, &m.msg_hdr, 0);
+	else if (!strcmp(how, "recvmmsg"))
+		ret = via_socketcall ? sockcall(SYS_RECVMMSG, fd, (unsigned long)&m, 1, 0, 0, 0)
+				     : syscall(SYS_recvmmsg, fd, &m, 1, 0, NULL);
+	else
+		return recvfrom(fd, buf, size, 0, (struct sockaddr *)peer, len);
+	if (ret < 0)
+		return ret;
+	*len = m.msg_hdr.msg_namelen;
+	return !strcmp(how, "recvmmsg") ? (ssize_t)m.msg_len : ret;
+}
+
+static int cmd_recv(const char *how, char **argv)
 {
 	struct sockaddr_in6 any = { .sin6_family = AF_INET6 }, peer;
 	unsigned long n = parse_num("count", argv[1], 1, 100000);
@@ -231,13 +265,17 @@ static int cmd_recv(char **argv)
 	say("listening port=%s pid=%d", argv[0], (int)getpid());
 	for (unsigned long i = 0; i < n; i++) {
 		len = sizeof(peer);
-		got = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &len);
+		got = recv_one(how, fd, buf, sizeof(buf), &peer, &len);
 		if (got < 0) {
-			perror("compat32: recvfrom");
+			perror("compat32: recv");
 			return 1;
 		}
-		sock_ntop((struct sockaddr *)&peer, host, sizeof(host), &port);
-		say("received len=%zd raddr=%s rport=%u", got, host, port);
+		if (len) {
+			sock_ntop((struct sockaddr *)&peer, host, sizeof(host), &port);
+			say("received len=%zd raddr=%s rport=%u", got, host, port);
+		} else {
+			say("received len=%zd", got);
+		}
 	}
 	close(fd);
 	return 0;
@@ -248,7 +286,7 @@ static int usage(void)
 	fprintf(stderr, "usage: compat32 bind|connect [-s] ADDR PORT V6ONLY\n"
 			"       compat32 serve -m libc|accept4|socketcall PORT N\n"
 			"       compat32 send -m sendto|sendmsg|sendmmsg [-s] [-n N] ADDR PORT V6ONLY\n"
-			"       compat32 recv PORT N\n");
+			"       compat32 recv [-m libc|recvfrom|recvmsg|recvmmsg|read] [-s] PORT N\n");
 	return 2;
 }
 
@@ -289,7 +327,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "send") && argc == 3 &&
 	    (!strcmp(how, "sendto") || !strcmp(how, "sendmsg") || !strcmp(how, "sendmmsg")))
 		return cmd_send(how, n, argv);
-	if (!strcmp(cmd, "recv") && argc == 2)
-		return cmd_recv(argv);
+	if (!strcmp(cmd, "recv") && argc == 2 &&
+	    (!*how || !strcmp(how, "libc") || !strcmp(how, "recvfrom") || !strcmp(how, "recvmsg") ||
+	     !strcmp(how, "recvmmsg") || !strcmp(how, "read")))
+		return cmd_recv(how, argv);
 	return usage();
 }
