@@ -626,8 +626,8 @@ for b in fentry kprobe tracepoint; do
 	cg_tree() { bpftool cgroup tree "$CG2" -j 2>/dev/null | jq -c '[.[]? | .programs[]? | .id]'; }
 	cg_ours=$(cg_tree | jq -c --argjson ids "$idsjson" 'map(select(. as $i | $ids | index($i)))')
 	log "backend $b: pid $k9 holds programs ${ids[*]}: $names; attached to cgroups: $cg_ours"
-	check_match "kill -9 ($b): dstrace's programs found" '^((tp|cg|fx|kp|sk|rs|lc)_[a-z0-9_]+ )+$' "$names" \
-		"program names tp_*, cg_*, fx_*, kp_*, sk_*, rs_*, lc_*"
+	check_match "kill -9 ($b): dstrace's programs found" '^((tp|cg|fx|kp|sk|ifl|cp|rs|lc)_[a-z0-9_]+ )+$' \
+		"$names" "program names tp_*, cg_*, fx_*, kp_*, sk_*, ifl_*, cp_*, rs_*, lc_*"
 	if [[ $b == tracepoint ]]; then
 		check_match "kill -9 ($b): cgroup programs attached to $CG2" '^\[[0-9]' "$cg_ours" "cgroup program ids"
 	fi
