@@ -32,10 +32,10 @@ declare -A EXPECT=([5.10]="kprobe" [6.1]="fentry kprobe" [6.12]="fentry kprobe t
 # whose kretprobes are built on rethook, passes it too, 140 s more: add "--sockpaths kprobe"
 # there by hand; the whole CI run must stay well under an hour.)
 # Debian 12's 6.1 and 11's 5.10 run test_compat32 (a 32-bit program's calls) under fentry and
-# kprobe (about 40 s each there; the tracepoint backend's runs in make test).
+# kprobe (about 120 s each in a CI run; the tracepoint backend's runs in make test here).
 declare -A GUEST_ARGS=([6.12-trixie]="--table12 first" [5.10]="--sockpaths kprobe --compat32 kprobe"
 	[6.1]="--compat32 fentry")
-# kernel -> guest timeout (s): what its guest takes on a CI machine (5.10: 750 s, 6.1: 380 s,
+# kernel -> guest timeout (s): what its guest takes on a CI machine (5.10: 630 s, 6.1: 330 s,
 # 6.12: about 530 s, Debian 13's 6.12: about 390 s) and room for one suite that hangs until
 # guest-matrix.sh's limit ends it (300 s; test_sockpaths, on 5.10: 700 s), so that its
 # results are not lost with the guest; a guest wedged without a panic is ended sooner, by
