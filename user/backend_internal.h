@@ -65,6 +65,12 @@ struct dstrace_backend {
 /* The program that follows them, on this backend (NULL: none, the tracepoint backend). */
 struct bpf_program *inflight_prog(const struct dstrace_backend *b);
 
+/* What pid's executable is (inflight.c): of dstrace's own ELF class, a 32-bit x86 one on
+ * x86-64 (its calls, in /proc/PID/task/TID/syscall, by i386's numbers; compat.c), or another
+ * (not followed). */
+enum exe_kind { EXE_UNKNOWN, EXE_NATIVE, EXE_IA32, EXE_OTHER };
+enum exe_kind exe_kind(const char *pid);
+
 /* The program for 32-bit programs' calls on this backend (NULL: not loaded, the kernel runs
  * none): attached by dstrace_backend__follow_compat() (compat.c), not with the rest. */
 struct bpf_program *compat_prog(const struct dstrace_backend *b);

@@ -9,7 +9,6 @@
  * Then it stays attached.
  */
 #include <dirent.h>
-#include <elf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +17,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
-#include "cgroupfs.h"
 #include "dstrace.skel.h"
 
 #include "backend_internal.h"
-
-/* Is pid's executable a 32-bit x86 one? */
-static bool ia32_exe(const char *pid)
-{
-	unsigned char h[20];
-	char path[300];
-
-	snprintf(path, sizeof(path), "/proc/%s/exe", pid);
-	return dstrace_read_head(path, h, sizeof(h)) == (ssize_t)sizeof(h) &&
-	       !memcmp(h, ELFMAG, SELFMAG) && h[EI_CLASS] == ELFCLASS32 &&
-	       h[EI_DATA] == ELFDATA2LSB && h[18] == EM_386 && h[19] == 0;
-}
 
 /* The dynamic loaders of 32-bit x86 programs (glibc's, musl's): where one is installed,
  * 32-bit programs can start at any time. */
@@ -76,7 +62,8 @@ static pid_t find_ia32_process(void)
 	if (!proc)
 		return 0;
 	while (!found && (d = readdir(proc)))
-		if (d->d_name[0] >= '1' && d->d_name[0] <= '9' && ia32_exe(d->d_name))
+		if (d->d_name[0] >= '1' && d->d_name[0] <= '9' &&
+		    exe_kind(d->d_name) == EXE_IA32)
 			found = (pid_t)strtol(d->d_name, NULL, 10);
 	closedir(proc);
 	return found;

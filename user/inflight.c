@@ -36,11 +36,7 @@
 
 #include "backend_internal.h"
 
-/* What pid's executable is: of dstrace's own ELF class, a 32-bit x86 one on x86-64 (its
- * calls, in /proc/PID/task/TID/syscall, by i386's numbers), or another (not followed). */
-enum exe_kind { EXE_UNKNOWN, EXE_NATIVE, EXE_IA32, EXE_OTHER };
-
-static enum exe_kind exe_kind(const char *pid)
+enum exe_kind exe_kind(const char *pid)
 {
 	unsigned char h[20];
 	char path[300];
