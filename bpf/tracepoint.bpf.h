@@ -252,34 +252,48 @@ const volatile bool syscall_dest_supported = SYSCALL_DEST_SUPPORTED;
 #if SYSCALL_DEST_SUPPORTED
 #define SENDMMSG_SCAN 16
 
-/* The destination of an ia32 send call (a 32-bit program's: its msghdr is struct
- * compat_msghdr, 32-bit pointers, an mmsghdr 32 bytes). */
-static __always_inline bool ia32_send_dest(struct pt_regs *regs, __u32 *addr, __u16 *port)
+/* The destination in a message header at hdr, as a 64-bit program lays it out (struct
+ * user_msghdr) or, compat, a 32-bit one (struct compat_msghdr: 32-bit pointers). Only the
+ * head both begin with is read: a compat header is shorter. */
+static __always_inline bool msghdr_dest(__u64 hdr, bool compat, __u32 *addr, __u16 *port)
 {
-	struct {
-		__u32 name;
-		__u32 namelen;
-	} msg; /* the head of struct compat_msghdr */
-	__u32 call, a[6];
+	union {
+		struct {
+			__u64 name;
+			__u32 namelen;
+		} native;
+		struct {
+			__u32 name;
+			__u32 namelen;
+		} compat;
+	} h;
 
-	if (!ia32_sock_call(regs, &call, a))
+	if (bpf_probe_read_user(&h, sizeof(h), (const void *)hdr))
 		return false;
+	if (compat)
+		return sockaddr_v4((void *)(unsigned long)h.compat.name, h.compat.namelen, true, addr,
+				   port);
+	return sockaddr_v4((void *)h.native.name, h.native.namelen, true, addr, port);
+}
+
+/* The destination named by send call call (socketcall(2)'s numbers: SYS_SENDTO, SYS_SENDMSG,
+ * SYS_SENDMMSG) with arguments a, of a 64-bit program or, compat, a 32-bit one (whose
+ * mmsghdr is 32 bytes). */
+static __always_inline bool send_call_dest(__u32 call, const __u64 a[6], bool compat, __u32 *addr,
+					   __u16 *port)
+{
+	__u64 stride = compat ? 32 : sizeof(struct mmsghdr);
+
 	if (call == SYS_SENDTO)
-		return sockaddr_v4((void *)(unsigned long)a[4], a[5], true, addr, port);
-	if (call == SYS_SENDMSG) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)(unsigned long)a[1]))
-			return false;
-		return sockaddr_v4((void *)(unsigned long)msg.name, msg.namelen, true, addr, port);
-	}
+		return sockaddr_v4((void *)a[4], (__u32)a[5], true, addr, port);
+	if (call == SYS_SENDMSG)
+		return msghdr_dest(a[1], compat, addr, port);
 	if (call == SYS_SENDMMSG) {
+		/* The first mapped destination in the vector is the one that failed. */
 		for (int i = 0; i < SENDMMSG_SCAN; i++) {
-			if (i >= a[2])
+			if (i >= (__u32)a[2])
 				break;
-			if (bpf_probe_read_user(&msg, sizeof(msg),
-						(void *)(unsigned long)(a[1] + i * 32)))
-				return false;
-			if (sockaddr_v4((void *)(unsigned long)msg.name, msg.namelen, true, addr,
-					port))
+			if (msghdr_dest(a[1] + i * stride, compat, addr, port))
 				return true;
 		}
 	}
@@ -287,38 +301,41 @@ static __always_inline bool ia32_send_dest(struct pt_regs *regs, __u32 *addr, __
 }
 
 /* A send on a v6-only socket to a mapped address fails in udpv6_sendmsg before any cgroup
- * hook runs; the destination is still in the arguments of the syscall in progress. */
+ * hook runs; the destination is still in the arguments of the syscall in progress, made by a
+ * 64-bit program or (ia32_sock_call) a 32-bit one. */
 static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	long nr = syscall_nr(regs);
-	struct user_msghdr msg;
+	__u64 a[6] = {};
+	__u32 call;
 
-	if (in_ia32_call(true))
-		return ia32_send_dest(regs, addr, port);
-	if (nr == NR_sendto)
-		return sockaddr_v4((void *)syscall_arg(regs, 4), (__u32)syscall_arg(regs, 5), true,
-				   addr, port);
-	if (nr == NR_sendmsg) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)syscall_arg(regs, 1)))
+	if (in_ia32_call(true)) {
+		__u32 a32[6];
+
+		if (!ia32_sock_call(regs, &call, a32))
 			return false;
-		return sockaddr_v4(msg.msg_name, msg.msg_namelen, true, addr, port);
+		for (int i = 0; i < 6; i++)
+			a[i] = a32[i];
+		return send_call_dest(call, a, true, addr, port);
 	}
-	if (nr == NR_sendmmsg) {
-		struct mmsghdr *vec = (struct mmsghdr *)syscall_arg(regs, 1);
-		__u32 vlen = (__u32)syscall_arg(regs, 2);
-
-		/* The first mapped destination in the vector is the one that failed. */
-		for (int i = 0; i < SENDMMSG_SCAN; i++) {
-			if (i >= vlen)
-				break;
-			if (bpf_probe_read_user(&msg, sizeof(msg), &vec[i].msg_hdr))
-				return false;
-			if (sockaddr_v4(msg.msg_name, msg.msg_namelen, true, addr, port))
-				return true;
-		}
+	switch (syscall_nr(regs)) {
+	case NR_sendto:
+		call = SYS_SENDTO;
+		break;
+	case NR_sendmsg:
+		call = SYS_SENDMSG;
+		break;
+	case NR_sendmmsg:
+		call = SYS_SENDMMSG;
+		break;
+	default:
+		return false;
 	}
-	return false;
+	a[1] = syscall_arg(regs, 1);
+	a[2] = syscall_arg(regs, 2);
+	a[4] = syscall_arg(regs, 4);
+	a[5] = syscall_arg(regs, 5);
+	return send_call_dest(call, a, false, addr, port);
 }
 #else
 static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
