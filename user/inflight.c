@@ -183,40 +183,61 @@ static bool syscall_of(const char *pid, const char *tid, long *nr, unsigned long
 	return n == 7; /* not "running", nor -1: in no call */
 }
 
+/* A call followed in flight, by number: what it is (DSTRACE_INFLIGHT_*) and which of its
+ * arguments holds its MSG_ flags (-1: none). Each ABI numbers the calls its own way. */
+struct followed_call {
+	long nr;
+	unsigned int kind;
+	int flags_arg;
+};
+
+/* dstrace's own ELF class's (the C library's numbers) */
+static const struct followed_call native_calls[] = {
+#ifdef SYS_accept
+	{ SYS_accept, DSTRACE_INFLIGHT_ACCEPT, -1 },
+#endif
+	{ SYS_accept4, DSTRACE_INFLIGHT_ACCEPT, -1 },
+	{ SYS_recvfrom, DSTRACE_INFLIGHT_RECV, 3 },
+	{ SYS_recvmsg, DSTRACE_INFLIGHT_RECV, 2 },
+	{ SYS_recvmmsg, DSTRACE_INFLIGHT_RECVMMSG, 3 },
+	{ SYS_read, DSTRACE_INFLIGHT_RECV, -1 },
+	{ SYS_readv, DSTRACE_INFLIGHT_RECV, -1 },
+};
+
+static const struct followed_call *followed(const struct followed_call *t, size_t n, long nr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (t[i].nr == nr)
+			return &t[i];
+	return NULL;
+}
+
+/* *call for call f, made as nr with arguments a (its descriptor a[0]; a 32-bit program's,
+ * ia32, is 32 bits wide), through socketcall(2)'s call sockcall if not 0; false if the
+ * descriptor cannot be one. */
+static bool call_set(const struct followed_call *f, long nr, const unsigned long a[6],
+		     unsigned short sockcall, bool ia32, struct dstrace_inflight_call *call)
+{
+	unsigned long fd = ia32 ? (uint32_t)a[0] : a[0];
+
+	memset(call, 0, sizeof(*call));
+	call->kind = f->kind;
+	call->flags = f->flags_arg >= 0 ? (int)a[f->flags_arg] : 0;
+	call->nr = nr;
+	call->sockcall = sockcall;
+	call->ia32 = ia32;
+	call->fd = (int)fd;
+	return fd <= INT32_MAX;
+}
+
 /* Call nr with arguments a, of a task of dstrace's own ELF class, if it is one that is
  * followed: into *call. */
 static bool call_native(long nr, const unsigned long a[6], struct dstrace_inflight_call *call)
 {
-	memset(call, 0, sizeof(*call));
-	switch (nr) {
-#ifdef SYS_accept
-	case SYS_accept:
-#endif
-	case SYS_accept4:
-		call->kind = DSTRACE_INFLIGHT_ACCEPT;
-		break;
-	case SYS_recvfrom:
-		call->kind = DSTRACE_INFLIGHT_RECV;
-		call->flags = (int)a[3];
-		break;
-	case SYS_recvmsg:
-		call->kind = DSTRACE_INFLIGHT_RECV;
-		call->flags = (int)a[2];
-		break;
-	case SYS_recvmmsg:
-		call->kind = DSTRACE_INFLIGHT_RECVMMSG;
-		call->flags = (int)a[3];
-		break;
-	case SYS_read:
-	case SYS_readv:
-		call->kind = DSTRACE_INFLIGHT_RECV;
-		break;
-	default:
-		return false;
-	}
-	call->nr = nr;
-	call->fd = (int)a[0];
-	return a[0] <= INT32_MAX;
+	const struct followed_call *f =
+		followed(native_calls, sizeof(native_calls) / sizeof(native_calls[0]), nr);
+
+	return f && call_set(f, nr, a, 0, false, call);
 }
 
 #if defined(__x86_64__)
@@ -229,110 +250,68 @@ static bool call_native(long nr, const unsigned long a[6], struct dstrace_inflig
 #define IA32_NR_recvfrom 371
 #define IA32_NR_recvmsg 372
 #define IA32_NR_recvmmsg_time64 417
-/* socketcall(2)'s (linux/net.h) */
-#define SOCKCALL_ACCEPT 5
-#define SOCKCALL_RECV 10
-#define SOCKCALL_RECVFROM 12
-#define SOCKCALL_RECVMSG 17
-#define SOCKCALL_RECVMMSG 19
-#define SOCKCALL_ACCEPT4 18
+
+static const struct followed_call ia32_calls[] = {
+	{ IA32_NR_accept4, DSTRACE_INFLIGHT_ACCEPT, -1 },
+	{ IA32_NR_recvfrom, DSTRACE_INFLIGHT_RECV, 3 },
+	{ IA32_NR_recvmsg, DSTRACE_INFLIGHT_RECV, 2 },
+	{ IA32_NR_recvmmsg, DSTRACE_INFLIGHT_RECVMMSG, 3 },
+	{ IA32_NR_recvmmsg_time64, DSTRACE_INFLIGHT_RECVMMSG, 3 },
+	{ IA32_NR_read, DSTRACE_INFLIGHT_RECV, -1 },
+	{ IA32_NR_readv, DSTRACE_INFLIGHT_RECV, -1 },
+};
+
+/* those made through socketcall(2), by its numbers (linux/net.h); their arguments are in an
+ * array in the program's memory */
+static const struct followed_call ia32_sockcalls[] = {
+	{ 5 /* SYS_ACCEPT */, DSTRACE_INFLIGHT_ACCEPT, -1 },
+	{ 18 /* SYS_ACCEPT4 */, DSTRACE_INFLIGHT_ACCEPT, -1 },
+	{ 10 /* SYS_RECV */, DSTRACE_INFLIGHT_RECV, 3 },
+	{ 12 /* SYS_RECVFROM */, DSTRACE_INFLIGHT_RECV, 3 },
+	{ 17 /* SYS_RECVMSG */, DSTRACE_INFLIGHT_RECV, 2 },
+	{ 19 /* SYS_RECVMMSG */, DSTRACE_INFLIGHT_RECVMMSG, 3 },
+};
 
 /* Is nr one of those calls, by i386's numbers? */
 static bool call_ia32_nr(long nr)
 {
-	switch (nr) {
-	case IA32_NR_read:
-	case IA32_NR_socketcall:
-	case IA32_NR_readv:
-	case IA32_NR_recvmmsg:
-	case IA32_NR_accept4:
-	case IA32_NR_recvfrom:
-	case IA32_NR_recvmsg:
-	case IA32_NR_recvmmsg_time64:
-		return true;
-	default:
-		return false;
-	}
+	return nr == IA32_NR_socketcall ||
+	       followed(ia32_calls, sizeof(ia32_calls) / sizeof(ia32_calls[0]), nr);
 }
 
 /* The same for a 32-bit x86 task of process pid: i386's numbers; through socketcall(2), the
- * call's arguments are read from the process's memory (n of them: as many as it has, up to
- * the flags). */
+ * call's arguments are read from the process's memory (as many as it has, up to the flags). */
 static bool call_ia32(const char *pid, long nr, const unsigned long a[6],
 		      struct dstrace_inflight_call *call)
 {
-	unsigned long v[6];
+	const struct followed_call *f;
+	unsigned long v[6] = { 0 };
 	uint32_t arg[4];
 	char path[300];
+	ssize_t len;
 	size_t n;
 	int fd;
 
-	memcpy(v, a, sizeof(v));
-	memset(call, 0, sizeof(*call));
-	if (nr == IA32_NR_socketcall) {
-		if (a[0] != SOCKCALL_ACCEPT && a[0] != SOCKCALL_ACCEPT4 && a[0] != SOCKCALL_RECV &&
-		    a[0] != SOCKCALL_RECVFROM && a[0] != SOCKCALL_RECVMSG && a[0] != SOCKCALL_RECVMMSG)
-			return false; /* not followed: its arguments not read */
-		call->sockcall = (unsigned short)a[0];
-		n = a[0] == SOCKCALL_ACCEPT || a[0] == SOCKCALL_RECVMSG ? 3 : 4;
-		snprintf(path, sizeof(path), "/proc/%s/mem", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return false;
-		if (pread(fd, arg, n * sizeof(arg[0]), (off_t)a[1]) != (ssize_t)(n * sizeof(arg[0]))) {
-			close(fd);
-			return false;
-		}
-		close(fd);
-		for (size_t i = 0; i < n; i++)
-			v[i] = arg[i];
-		switch (a[0]) {
-		case SOCKCALL_ACCEPT:
-		case SOCKCALL_ACCEPT4:
-			nr = IA32_NR_accept4;
-			break;
-		case SOCKCALL_RECV:
-		case SOCKCALL_RECVFROM:
-			nr = IA32_NR_recvfrom; /* its flags are the fourth argument too */
-			break;
-		case SOCKCALL_RECVMSG:
-			nr = IA32_NR_recvmsg;
-			break;
-		case SOCKCALL_RECVMMSG:
-			nr = IA32_NR_recvmmsg;
-			break;
-		default:
-			return false;
-		}
+	if (nr != IA32_NR_socketcall) {
+		f = followed(ia32_calls, sizeof(ia32_calls) / sizeof(ia32_calls[0]), nr);
+		return f && call_set(f, nr, a, 0, true, call);
 	}
-	switch (nr) {
-	case IA32_NR_accept4:
-		call->kind = DSTRACE_INFLIGHT_ACCEPT;
-		break;
-	case IA32_NR_recvfrom:
-		call->kind = DSTRACE_INFLIGHT_RECV;
-		call->flags = (int)v[3];
-		break;
-	case IA32_NR_recvmsg:
-		call->kind = DSTRACE_INFLIGHT_RECV;
-		call->flags = (int)v[2];
-		break;
-	case IA32_NR_recvmmsg:
-	case IA32_NR_recvmmsg_time64:
-		call->kind = DSTRACE_INFLIGHT_RECVMMSG;
-		call->flags = (int)v[3];
-		break;
-	case IA32_NR_read:
-	case IA32_NR_readv:
-		call->kind = DSTRACE_INFLIGHT_RECV;
-		break;
-	default:
+	f = followed(ia32_sockcalls, sizeof(ia32_sockcalls) / sizeof(ia32_sockcalls[0]),
+		     (long)a[0]);
+	if (!f)
+		return false; /* not followed: its arguments not read */
+	n = f->flags_arg >= 0 ? (size_t)f->flags_arg + 1 : 1;
+	snprintf(path, sizeof(path), "/proc/%s/mem", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	}
-	call->nr = call->sockcall ? IA32_NR_socketcall : nr;
-	call->ia32 = 1;
-	call->fd = (int)(uint32_t)v[0];
-	return (uint32_t)v[0] <= INT32_MAX;
+	len = pread(fd, arg, n * sizeof(arg[0]), (off_t)a[1]);
+	close(fd);
+	if (len != (ssize_t)(n * sizeof(arg[0])))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		v[i] = arg[i];
+	return call_set(f, nr, v, (unsigned short)a[0], true, call);
 }
 #else
 static bool call_ia32_nr(long nr)
