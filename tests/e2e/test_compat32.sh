@@ -79,6 +79,13 @@ case_run() {
 	check_eq "$name: the program's result" "$want" "$(kv "$LINE" result)"
 }
 
+# via_args VIA: into the array s, compat32's options to make its calls VIA: "socketcall" (-s),
+# or directly (anything else).
+via_args() {
+	s=()
+	if [[ $1 == socketcall ]]; then s=(-s); fi
+}
+
 # ev NAME PID EVENT PROTO LADDR LPORT RADDR RPORT RET ERROR: PID's events are exactly this one.
 ev() {
 	expect_events "$1: events" "$2" "$(ev_json event="$3" proto="$4" pid="$2" tid="$2" \
@@ -87,8 +94,7 @@ ev() {
 
 # --- bind: the result is read at the call's exit ------------------------------------------
 for via in direct socketcall; do
-	s=()
-	[[ $via == socketcall ]] && s=(-s)
+	via_args "$via"
 	p=$((7000 + ${#s[@]} * 10))
 	name="bind to a mapped address ($via)"
 	case_run "$name" ok bind "${s[@]}" ::ffff:127.0.0.1 "$p" 0
@@ -105,8 +111,7 @@ done
 
 # --- connect: failures inside the call, a refusal, and connections ------------------------
 for via in direct socketcall; do
-	s=()
-	[[ $via == socketcall ]] && s=(-s)
+	via_args "$via"
 	p=$((7100 + ${#s[@]} * 10))
 	name="connect, v6-only ($via)"
 	case_run "$name" ENETUNREACH connect "${s[@]}" ::ffff:127.0.0.1 "$p" 1
@@ -127,8 +132,7 @@ for how in libc accept4 socketcall; do
 	cli "$name: IPv4 client" lo "$PROGS/tcpcli4" 127.0.0.1 "$p"
 	lp1=$CLPORT
 	# and a 32-bit client of it, through the mapped address
-	s=()
-	[[ $how == socketcall ]] && s=(-s)
+	via_args "$how"
 	case_run "$name: 32-bit client" ok connect "${s[@]}" ::ffff:127.0.0.1 "$p" 0
 	lp2=$(kv "$LINE" lport)
 	ev "$name: 32-bit client" "$CPID" connect tcp 127.0.0.1 "$lp2" 127.0.0.1 "$p" 0 null
@@ -151,8 +155,7 @@ done
 p=7300
 for m in sendto sendmsg sendmmsg; do
 	for via in direct socketcall; do
-		s=()
-		[[ $via == socketcall ]] && s=(-s)
+		via_args "$via"
 		p=$((p + 1))
 		name="$m ($via), 4 datagrams to a 32-bit receiver"
 		srv_start rpid lo "$name: receiver" "$C32" recv "$p" 4 || continue
