@@ -37,9 +37,13 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wform
 CPPFLAGS += -Iinclude -I$(BPF_OUT) -Iuser -DDSTRACE_VERSION='"$(VERSION)"'
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
-# The metrics server (its own thread) and sd_notify.
+# The metrics server (its own thread) and sd_notify. libmicrohttpd is opened only when
+# --metrics asks for it (user/metrics.c): MHD_SONAME is the one of the library built against.
 CPPFLAGS += $(shell pkg-config --cflags libmicrohttpd libsystemd)
-LDLIBS += $(shell pkg-config --libs libmicrohttpd libsystemd) -pthread
+MHD_SONAME := $(shell readelf -d $$($(CC) -print-file-name=libmicrohttpd.so) 2>/dev/null | \
+	sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+CPPFLAGS += $(if $(MHD_SONAME),-DMHD_SONAME='"$(MHD_SONAME)"')
+LDLIBS += $(shell pkg-config --libs libsystemd) -pthread
 CPPFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \

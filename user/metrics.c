@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -416,6 +417,53 @@ int metrics_file_write(const char *path, const char *body, size_t len, char *why
 
 /* --- the HTTP server ---------------------------------------------------------------------- */
 
+/* libmicrohttpd is opened when a server is asked for: linked in, it and the TLS libraries it
+ * brings (GnuTLS, nettle, p11-kit, ...) added 2.7 MiB to the memory of every run. MHD_SONAME
+ * (the Makefile's) is the soname of the library dstrace was built against. */
+#ifndef MHD_SONAME
+#define MHD_SONAME "libmicrohttpd.so.12"
+#endif
+#define MHD_FUNCS(X)                                                                               \
+	X(start_daemon)                                                                            \
+	X(stop_daemon)                                                                             \
+	X(get_connection_info)                                                                     \
+	X(create_response_from_buffer)                                                             \
+	X(add_response_header)                                                                     \
+	X(queue_response)                                                                          \
+	X(destroy_response)
+#define MHD_POINTER(f) __typeof__(MHD_##f) *f;
+static struct {
+	void *lib;
+	MHD_FUNCS(MHD_POINTER)
+} mhd;
+static char mhd_error[256];
+
+int metrics_http_open(const char **why)
+{
+	void *lib;
+
+	*why = mhd_error;
+	if (mhd.lib)
+		return 0;
+	if (mhd_error[0])
+		return -ELIBACC;
+	lib = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		snprintf(mhd_error, sizeof(mhd_error), "%s", dlerror());
+		return -ELIBACC;
+	}
+#define MHD_RESOLVE(f)                                                                             \
+	if (!(mhd.f = (__typeof__(mhd.f))dlsym(lib, "MHD_" #f))) {                                 \
+		snprintf(mhd_error, sizeof(mhd_error), "%s: no MHD_" #f, MHD_SONAME);              \
+		dlclose(lib);                                                                      \
+		return -ELIBACC;                                                                   \
+	}
+	MHD_FUNCS(MHD_RESOLVE)
+#undef MHD_RESOLVE
+	mhd.lib = lib;
+	return 0;
+}
+
 /* A connection as the deadline sees it: a duplicate of its socket, so that shutdown() from
  * the main thread reaches the right socket even if the server closed its own descriptor. */
 struct conn_slot {
@@ -449,7 +497,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 	pthread_mutex_lock(&s->lock);
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+			mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 
 		for (int i = 0; ci && i < METRICS_CONN_MAX; i++) {
 			if (s->conns[i].fd >= 0)
@@ -471,19 +519,19 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
 			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+	struct MHD_Response *resp = mhd.create_response_from_buffer(len, body, mode);
 	enum MHD_Result ret;
 
 	if (!resp)
 		return MHD_NO;
 	/* One request per connection: a client never holds a connection between scrapes,
 	 * and the deadline never cuts a keep-alive connection in the middle of one. */
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
+		mhd.add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = mhd.queue_response(c, status, resp);
+	mhd.destroy_response(resp);
 	return ret;
 }
 
@@ -507,15 +555,15 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 			     sizeof(not_found) - 1, MHD_RESPMEM_PERSISTENT);
 	/* A copy, so that the main loop can publish the next one meanwhile. */
 	pthread_mutex_lock(&s->lock);
-	resp = MHD_create_response_from_buffer(s->len, s->body, MHD_RESPMEM_MUST_COPY);
+	resp = mhd.create_response_from_buffer(s->len, s->body, MHD_RESPMEM_MUST_COPY);
 	pthread_mutex_unlock(&s->lock);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"text/plain; version=0.0.4; charset=utf-8");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
+	ret = mhd.queue_response(c, MHD_HTTP_OK, resp);
+	mhd.destroy_response(resp);
 	if (ret == MHD_YES)
 		atomic_fetch_add(&s->scrapes, 1);
 	return ret;
@@ -523,10 +571,17 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 
 int metrics_server__new(int listen_fd, char *body, size_t len, struct metrics_server **out)
 {
-	struct metrics_server *s = calloc(1, sizeof(*s));
+	struct metrics_server *s;
 	sigset_t all, old;
+	const char *why;
 
 	*out = NULL;
+	if (metrics_http_open(&why)) {
+		close(listen_fd);
+		free(body);
+		return -ELIBACC;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s) {
 		close(listen_fd);
 		free(body);
@@ -540,7 +595,7 @@ int metrics_server__new(int listen_fd, char *body, size_t len, struct metrics_se
 	/* Signals are the main loop's: the server's thread inherits a mask that blocks them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	s->daemon = MHD_start_daemon(
+	s->daemon = mhd.start_daemon(
 		MHD_USE_POLL_INTERNAL_THREAD, 0, NULL, NULL, handle_request, s,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_CONN_MAX,
@@ -587,7 +642,7 @@ void metrics_server__free(struct metrics_server *s)
 	if (!s)
 		return;
 	if (s->daemon)
-		MHD_stop_daemon(s->daemon); /* closes the connections (notify: their dups too) */
+		mhd.stop_daemon(s->daemon); /* closes the connections (notify: their dups too) */
 	for (int i = 0; i < METRICS_CONN_MAX; i++) {
 		if (s->conns[i].fd >= 0)
 			close(s->conns[i].fd);

@@ -59,6 +59,10 @@ int metrics_file_write(const char *path, const char *body, size_t len, char *why
 
 struct metrics_server;
 
+/* Open libmicrohttpd, which the server needs (once; later calls say the same). 0, or -ELIBACC
+ * with *why saying what is missing. */
+int metrics_http_open(const char **why);
+
 /* Serve GET /metrics on listen_fd (from metrics_listen; the server owns it from now on,
  * also on failure) from a thread of its own, answering with body (the server owns it).
  * 0 or a negative errno. */

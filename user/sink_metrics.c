@@ -119,6 +119,10 @@ int sink_metrics_server_new(struct run *r, struct sink **out)
 	const char *what;
 	int fd, status;
 
+	if (metrics_http_open(&what)) {
+		fprintf(stderr, "dstrace: --metrics needs libmicrohttpd: %s\n", what);
+		return 1;
+	}
 	fd = metrics_listen(r->env.metrics, &what);
 	if (fd < 0) {
 		bool parse = fd == -EINVAL && !strcmp(what, "parse");

@@ -311,4 +311,28 @@ if dstrace_start_in mon "$WORK/i.stdout" -i 1 -o "$WORK/i.out" --metrics-file "$
 		"$(grep -F "comm=\"$C6\"," "$TEXTFILE2" | grep -F 'dstrace_mapped_failures_total')"
 fi
 
+# --- libmicrohttpd is opened only for --metrics --------------------------------------------------
+# With the library unreadable (/dev/null mounted over it, in a mount namespace of the test's
+# own), --metrics fails in one line naming it, and a run without --metrics does not need it.
+MHD_LIB=$(readlink -f "$(ldconfig -p | awk '$1 ~ /^libmicrohttpd\.so\./ { print $NF; exit }')")
+if [[ -f $MHD_LIB ]]; then
+	no_mhd() {
+		unshare -m bash -c 'mount --bind /dev/null "$1" && shift && exec "$@"' _ "$MHD_LIB" \
+			"$DSTRACE" "$@"
+	}
+	no_mhd -d 1 --metrics "127.0.0.1:$((METRICS_PORT + 2))" >"$WORK/nomhd.out" 2>"$WORK/nomhd.err"
+	rc=$?
+	check_eq "--metrics without libmicrohttpd: exit status" 1 "$rc"
+	check_eq "--metrics without libmicrohttpd: one line on stderr" 1 "$(wc -l <"$WORK/nomhd.err")"
+	check_match "--metrics without libmicrohttpd: the line names it" \
+		"^dstrace: --metrics needs libmicrohttpd: .*libmicrohttpd" "$(cat "$WORK/nomhd.err")"
+	no_mhd -d 1 >"$WORK/nomhd2.out" 2>"$WORK/nomhd2.err"
+	rc=$?
+	check_eq "without --metrics, libmicrohttpd is not needed: exit status" 0 "$rc"
+	check_match "without --metrics, libmicrohttpd is not needed: the run's summary" \
+		"events, 0 lost, in" "$(tail -n 1 "$WORK/nomhd2.out" "$WORK/nomhd2.err" 2>&1 | tr '\n' ' ')"
+else
+	fail "libmicrohttpd's file" "not found by ldconfig -p"
+fi
+
 summary
