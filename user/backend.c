@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -802,6 +803,19 @@ static void say_left_out(const struct dstrace_backend *b)
 	}
 }
 
+/* The BPF object is 1.4 MB of dstrace's own file, read by the open, which copies what the load
+ * needs: its pages then leave dstrace's memory (a later open reads them from the file again). */
+static void object_bytes_release(void)
+{
+	size_t sz, page = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t p = (uintptr_t)dstrace__elf_bytes(&sz);
+	uintptr_t start = (p + page - 1) & ~(uintptr_t)(page - 1);
+	uintptr_t end = (p + sz) & ~(uintptr_t)(page - 1);
+
+	if (end > start)
+		madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 /* Open, configure, load and attach one backend; on failure b->why says what failed. */
 static int backend_try(struct dstrace_backend *b, const struct env *env,
 		       enum dstrace_backend_kind kind)
@@ -832,6 +846,7 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 
 		verifier_log[0] = '\0';
 		b->skel = dstrace__open_opts(&opts);
+		object_bytes_release();
 	}
 	if (!b->skel) {
 		err = fail(b, -errno, "failed to open the BPF object: %s", strerror(errno));
