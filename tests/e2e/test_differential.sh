@@ -91,12 +91,17 @@ workload() {
 	run_in cds 20 "$WORK/$tag-cli6only" "$PROGS/tcpcli6" -6 srv4 9501
 	run_in c6 20 "$WORK/$tag-cli6noroute" "$PROGS/tcpcli6" srv4 9501
 
-	# UDP: each send method to a receiver using a different receive method.
+	# UDP: each send method to a receiver using a different receive method; the recvmsg()
+	# one reads into 10 bytes with MSG_TRUNC (the call returns each datagram's length), the
+	# last recvfrom() one into 50 bytes (the datagrams of 103 are cut: 50 bytes each).
 	local m i rx
 	local sendm=(sendto sendmsg sendmmsg connect)
 	local recvm=(recvfrom recvmsg recvmmsg recvfrom)
+	local recvb=("" "-b 10 -T" "" "-b 50")
 	for i in 0 1 2 3; do
-		bg_start rx sds "$WORK/$tag-urecv$i" "$PROGS/udp6" recv -m "${recvm[$i]}" -n $((5 + i)) -t 20 $((9600 + i))
+		# shellcheck disable=SC2086 # recvb: options, split
+		bg_start rx sds "$WORK/$tag-urecv$i" "$PROGS/udp6" recv -m "${recvm[$i]}" ${recvb[$i]} \
+			-n $((5 + i)) -t 20 $((9600 + i))
 		wait_line "$WORK/$tag-urecv$i.out" '^listening' 10 ||
 			fail "$tag workload" "udp6 recv $i did not start"
 		m=${sendm[$i]}

@@ -143,6 +143,32 @@ case_recv_methods() {
 	done
 }
 
+# Reads into a buffer shorter than the datagram (cut), and the same with MSG_TRUNC: a read's
+# bytes are what the call returns, the bytes the program got (MSG_TRUNC: the datagram's
+# length), on every backend.
+case_recv_truncated() {
+	local i m n s b t port name spid got
+	local -a cases=("recvfrom 7 100 10 -" "recvmsg 9 100 10 -T" "recvmmsg 12 80 8 -")
+	for i in "${!cases[@]}"; do
+		read -r m n s b t <<<"${cases[$i]}"
+		if [[ $t == -T ]]; then
+			got=$((n * s))
+		else
+			t= got=$((n * b))
+		fi
+		port=$((7116 + i))
+		name="B $m into $b bytes${t:+ with MSG_TRUNC} c4->sds"
+		srv_start spid sds "$name-srv" "$PROGS/udp6" recv -m "$m" -n "$n" -b "$b" $t "$port" ||
+			continue
+		cli "$name" c4 "$PROGS/udpflows" send -4 -r "$n" -s "$s" "$SDS4" "$port"
+		client_ok "$name" "sent datagrams=$n bytes=$((n * s)) failed=0"
+		srv_done "$spid" "$name-srv" "received count=$n bytes=$got"
+		expect_events "$name: events of udp6 recv -m $m -b $b $t (n=$n)" "$spid" \
+			"$(uev sds "$spid" udp6 recv "$port" "$C44" "$CLPORT")"
+		expect_proc "$name: process record of udp6 recv" "$spid" "$(counts 0 0 "$n" 0 1 "$got")"
+	done
+}
+
 # --- C: both ends mapped across hosts, echo ----------------------------------------------
 case_echo_hosts() {
 	local name="C sendmmsg/recvmmsg echo cds->sds" port=7121 n=70 s=50 spid
@@ -491,6 +517,7 @@ case_v6host() {
 
 case_send_methods
 case_recv_methods
+case_recv_truncated
 case_echo_hosts
 case_loopback
 case_v6only

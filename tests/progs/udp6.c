@@ -12,9 +12,12 @@
  *     Give a literal address: for a name with several addresses glibc's getaddrinfo()
  *     probes each with a UDP connect() (RFC 3484 sorting), which is mapped traffic too.
  *
- *   udp6 recv [-m recvfrom|recvmsg|recvmmsg] [-n COUNT] [-t SECONDS] [-6] [-e] PORT
+ *   udp6 recv [-m recvfrom|recvmsg|recvmmsg] [-n COUNT] [-t SECONDS] [-6] [-e] [-b BUFSIZE]
+ *             [-T] PORT
  *     An AF_INET6 socket bound to [::]:PORT (IPV6_V6ONLY=0, or 1 with -6) receives COUNT
- *     datagrams (timeout SECONDS without one, default 10). -e echoes each one back.
+ *     datagrams (timeout SECONDS without one, default 10). -e echoes each one back. -b reads
+ *     each into BUFSIZE bytes (a longer datagram is cut: the call returns BUFSIZE), -T with
+ *     MSG_TRUNC (the call returns the datagram's length); bytes= adds what the calls return.
  *     Prints "listening ..." when ready, then "received count=N bytes=B peers=P ...".
  */
 #include <arpa/inet.h>
@@ -253,19 +256,22 @@ static int do_recv(int argc, char **argv)
 	struct iovec iovs[BATCH];
 	static struct peer_set peers;
 	struct sockaddr_in6 last = { 0 };
-	unsigned long count = 1, timeout = 10, got = 0, bytes = 0, port;
+	unsigned long count = 1, timeout = 10, got = 0, bytes = 0, port, bufsize = MAX_DGRAM;
 	enum method m = M_RECVFROM;
+	int rflags = 0;
 	bool echo = false, timed_out = false;
 	int opt, fd, v6only = 0, on = 1, err = 0;
 	char addr[ADDRSTR_LEN];
 	unsigned int lastport;
 	char *bufs;
 
-	while ((opt = getopt(argc, argv, "m:n:t:6e")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:6eb:T")) != -1) {
 		switch (opt) {
 		case 'm': m = parse_method(optarg, M_RECVFROM, M_RECVMMSG); break;
 		case 'n': count = parse_num("count", optarg, 1, 100000000); break;
 		case 't': timeout = parse_num("timeout", optarg, 1, 3600); break;
+		case 'b': bufsize = parse_num("buffer size", optarg, 1, MAX_DGRAM); break;
+		case 'T': rflags = MSG_TRUNC; break;
 		case '6': v6only = 1; break;
 		case 'e': echo = true; break;
 		default: return 2;
@@ -273,7 +279,7 @@ static int do_recv(int argc, char **argv)
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "usage: udp6 recv [-m recvfrom|recvmsg|recvmmsg] [-n COUNT] "
-				"[-t SECONDS] [-6] [-e] PORT\n");
+				"[-t SECONDS] [-6] [-e] [-b BUFSIZE] [-T] PORT\n");
 		return 2;
 	}
 	port = parse_num("port", argv[optind], 1, 65535);
@@ -305,7 +311,7 @@ static int do_recv(int argc, char **argv)
 
 		for (unsigned int i = 0; i < BATCH; i++) {
 			iovs[i] = (struct iovec){ .iov_base = bufs + (size_t)i * MAX_DGRAM,
-						  .iov_len = MAX_DGRAM };
+						  .iov_len = bufsize };
 			msgs[i] = (struct mmsghdr){ .msg_hdr = {
 				.msg_name = &names[i], .msg_namelen = sizeof(names[i]),
 				.msg_iov = &iovs[i], .msg_iovlen = 1 } };
@@ -314,19 +320,19 @@ static int do_recv(int argc, char **argv)
 		case M_RECVFROM: {
 			socklen_t len = sizeof(names[0]);
 
-			n = recvfrom(fd, bufs, MAX_DGRAM, 0, (struct sockaddr *)&names[0], &len);
+			n = recvfrom(fd, bufs, bufsize, rflags, (struct sockaddr *)&names[0], &len);
 			if (n >= 0)
 				msgs[0].msg_len = n;
 			break;
 		}
 		case M_RECVMSG:
-			n = recvmsg(fd, &msgs[0].msg_hdr, 0);
+			n = recvmsg(fd, &msgs[0].msg_hdr, rflags);
 			if (n >= 0)
 				msgs[0].msg_len = n;
 			break;
 		default:
 			vlen = count - got < BATCH ? count - got : BATCH;
-			n = recvmmsg(fd, msgs, vlen, MSG_WAITFORONE, NULL);
+			n = recvmmsg(fd, msgs, vlen, MSG_WAITFORONE | rflags, NULL);
 			vlen = n; /* datagrams, not bytes */
 			break;
 		}
