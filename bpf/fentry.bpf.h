@@ -115,11 +115,17 @@ int BPF_PROG(fx_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, 
 	return 0;
 }
 
-SEC("fexit/tcp_sendmsg")
-int BPF_PROG(fx_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+/* A stream socket's bytes are taken at the AF_INET6 socket layer, as the tracepoint backend
+ * takes them at sock_sendmsg()'s: TCP's, and those that never pass tcp_sendmsg() or
+ * tcp_recvmsg(): MPTCP's (its subflows send and receive for it) and kernel TLS's
+ * (tls_sw_sendmsg(), tls_sw_recvmsg(): the bytes the program wrote and read). A UDP socket
+ * leaves at the protocol test (udpv6_sendmsg() and udpv6_recvmsg() have hooks of their own). */
+SEC("fexit/inet6_sendmsg")
+int BPF_PROG(fx_inet6_sendmsg, struct socket *sock, struct msghdr *msg, size_t size, int ret)
 {
 	FLOOR_RETURN(0);
-	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
+	if (sock && sock->sk)
+		handle_tcp_bytes(sock->sk, DSTRACE_EV_SEND, ret, true);
 	return 0;
 }
 
@@ -135,7 +141,7 @@ int BPF_PROG(fx_tcp_sendpage, struct sock *sk, struct page *page, int offset, si
 	return 0;
 }
 
-/* splice() from a TCP socket reads without tcp_recvmsg(). */
+/* splice() from a TCP socket reads without inet6_recvmsg(). */
 SEC("fexit/tcp_splice_read")
 int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_inode_info *pipe,
 	     size_t len, unsigned int flags, ssize_t ret)
@@ -146,11 +152,16 @@ int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_
 	return 0;
 }
 
-SEC("fexit/tcp_recvmsg")
-int BPF_PROG(fx_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
-	     int *addr_len, int ret)
+SEC("fexit/inet6_recvmsg")
+int BPF_PROG(fx_inet6_recvmsg, struct socket *sock, struct msghdr *msg, size_t size, int flags,
+	     int ret)
 {
 	FLOOR_RETURN(0);
+	struct sock *sk = sock ? sock->sk : NULL;
+	__u8 proto;
+
+	if (!sk || !sk_is_inet6_as(sk, &proto, true) || proto != DSTRACE_PROTO_TCP)
+		return 0;
 	inflight_forget();
 	handle_tcp_recv(sk, flags, ret, true);
 	return 0;

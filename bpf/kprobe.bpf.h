@@ -185,8 +185,8 @@ int BPF_KRETPROBE(kp_udpv6_sendmsg_ret, int ret)
 	return 0;
 }
 
-/* The caller's MSG_ flags of udpv6_recvmsg() and tcp_recvmsg(): (sk, msg, len, flags,
- * addr_len) since 5.19, (sk, msg, len, noblock, flags, addr_len) before. */
+/* The caller's MSG_ flags of udpv6_recvmsg(): (sk, msg, len, flags, addr_len) since 5.19,
+ * (sk, msg, len, noblock, flags, addr_len) before. */
 static __always_inline int recvmsg_flags(struct pt_regs *ctx, int flags)
 {
 	return recvmsg_noblock ? (int)PT_REGS_PARM5(ctx) : flags;
@@ -241,18 +241,32 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 	return 0;
 }
 
-SEC("kprobe/tcp_sendmsg")
-int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk)
+/* A stream socket's bytes at the AF_INET6 socket layer (fentry.bpf.h says why): kept for the
+ * return of a TCP or MPTCP socket's call only. */
+static __always_inline bool kcall_stream_entry(enum kcall_fn fn, struct socket *sock, int flags)
+{
+	struct kcall call = { .sk = (__u64)BPF_CORE_READ(sock, sk), .flags = flags };
+	__u8 proto;
+
+	if (call.sk && sk_is_inet6((struct sock *)call.sk, &proto) &&
+	    proto == DSTRACE_PROTO_TCP) {
+		kcall_save(fn, &call);
+		return true;
+	}
+	kcall_clear(fn);
+	return false;
+}
+
+SEC("kprobe/inet6_sendmsg")
+int BPF_KPROBE(kp_inet6_sendmsg, struct socket *sock)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk };
-
-	kcall_save(KCALL_TCP_SEND, &call);
+	kcall_stream_entry(KCALL_TCP_SEND, sock, 0);
 	return 0;
 }
 
-SEC("kretprobe/tcp_sendmsg")
-int BPF_KRETPROBE(kp_tcp_sendmsg_ret, int ret)
+SEC("kretprobe/inet6_sendmsg")
+int BPF_KRETPROBE(kp_inet6_sendmsg_ret, int ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
@@ -306,25 +320,25 @@ int BPF_KRETPROBE(kp_tcp_splice_read_ret, long ret)
 	return 0;
 }
 
-SEC("kprobe/tcp_recvmsg")
-int BPF_KPROBE(kp_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
+/* inet6_recvmsg(sock, msg, size, flags) on every kernel */
+SEC("kprobe/inet6_recvmsg")
+int BPF_KPROBE(kp_inet6_recvmsg, struct socket *sock, struct msghdr *msg, size_t size, int flags)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk, .flags = recvmsg_flags(ctx, flags) };
-
-	kcall_save(KCALL_TCP_RECV, &call);
+	kcall_stream_entry(KCALL_TCP_RECV, sock, flags);
 	return 0;
 }
 
-SEC("kretprobe/tcp_recvmsg")
-int BPF_KRETPROBE(kp_tcp_recvmsg_ret, int ret)
+SEC("kretprobe/inet6_recvmsg")
+int BPF_KRETPROBE(kp_inet6_recvmsg_ret, int ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
 
-	inflight_forget();
-	if (kcall_take(KCALL_TCP_RECV, &call))
+	if (kcall_take(KCALL_TCP_RECV, &call)) {
+		inflight_forget();
 		handle_tcp_recv((struct sock *)call.sk, call.flags, ret, false);
+	}
 	return 0;
 }
 

@@ -26,8 +26,8 @@ const volatile bool floor_only = false;
 volatile __u64 coarse_boot_ns = 0;
 /* the tracepoint backend: connect(2)'s exit gives the immediate result (connect_stash) */
 const volatile bool connect_by_syscall = false;
-/* the kprobe backend before Linux 5.19: udpv6_recvmsg() and tcp_recvmsg() take
- * (sk, msg, len, noblock, flags, addr_len), flags one argument later */
+/* the kprobe backend before Linux 5.19: udpv6_recvmsg() takes (sk, msg, len, noblock, flags,
+ * addr_len), flags one argument later */
 const volatile bool recvmsg_noblock = false;
 /* bpf_get_current_task_btf() is allowed in the cgroup sock_addr hooks (newer kernels; user
  * space asks the kernel): the calling task (the connect hook's caller, the thread that keys a

@@ -118,7 +118,7 @@ static const struct prog_ref fentry_progs[] = {
 	PROG(fx_tcp_v6_connect), PROG(fx_ip6_datagram_connect),
 	PROG(fx_inet_csk_accept),
 	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
-	PROG(fx_udpv6_recvmsg), PROG(fx_tcp_sendmsg), PROG(fx_tcp_recvmsg),
+	PROG(fx_udpv6_recvmsg), PROG(fx_inet6_sendmsg), PROG(fx_inet6_recvmsg),
 	PROG_IF_FUNC(fx_tcp_sendpage, "tcp_sendpage"), PROG(fx_tcp_splice_read),
 };
 
@@ -130,8 +130,8 @@ static const struct prog_ref kprobe_progs[] = {
 	PROG(kp_inet_csk_accept_ret), PROG(kp_udpv6_sendmsg),
 	PROG(kp_udpv6_sendmsg_ret), PROG(kp_udpv6_recvmsg),
 	PROG(kp_skb_consume_udp), PROG(kp_udpv6_recvmsg_ret),
-	PROG(kp_tcp_sendmsg), PROG(kp_tcp_sendmsg_ret),
-	PROG(kp_tcp_recvmsg), PROG(kp_tcp_recvmsg_ret),
+	PROG(kp_inet6_sendmsg), PROG(kp_inet6_sendmsg_ret),
+	PROG(kp_inet6_recvmsg), PROG(kp_inet6_recvmsg_ret),
 	PROG_IF_FUNC(kp_tcp_sendpage_ret, "tcp_sendpage"), PROG_IF_FUNC(kp_tcp_sendpage, "tcp_sendpage"),
 	PROG(kp_tcp_splice_read_ret), PROG(kp_tcp_splice_read),
 };
@@ -310,8 +310,8 @@ static int vmlinux_func_arg_is(struct dstrace_backend *b, const char *fn, unsign
 
 /* The fentry and kprobe backends read kernel functions' arguments by position: a kernel
  * whose signatures differ would load and count wrong, so it is refused. The kprobe backend
- * reads registers, so it also takes the recvmsg functions of kernels before 5.19, which
- * had a noblock argument before flags (b->recvmsg_noblock); an fexit program's arguments are
+ * reads registers, so it also takes the udpv6_recvmsg() of kernels before 5.19, which had
+ * a noblock argument before flags (b->recvmsg_noblock); an fexit program's arguments are
  * typed by the kernel's BTF, and the fentry backend needs socket storage in tracing
  * programs (5.11+) anyway, so it takes 5.19's only. */
 static int check_signatures(struct dstrace_backend *b)
@@ -324,11 +324,12 @@ static int check_signatures(struct dstrace_backend *b)
 		bool recvmsg; /* with noblock at idx and flags after it: before 5.19 */
 	} sig[] = {
 		{ "udpv6_recvmsg", 3, "flags", "udpv6_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+", true },
-		{ "tcp_recvmsg", 3, "flags", "tcp_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+", true },
+		{ "inet6_sendmsg", 0, "sock", "inet6_sendmsg(sock, msg, size)", false },
+		{ "inet6_recvmsg", 3, "flags", "inet6_recvmsg(sock, msg, size, flags)", false },
 		{ "udpv6_sendmsg", 2, "len", "udpv6_sendmsg(sk, msg, len)", false },
 		{ "tcp_v6_connect", 0, "sk", "tcp_v6_connect(sk, uaddr, addr_len)", false },
 	};
-	int old = 0, recvmsgs = 0;
+	int old = 0;
 
 	for (size_t i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
 		int r = vmlinux_func_arg_is(b, sig[i].fn, sig[i].idx, sig[i].arg);
@@ -338,20 +339,13 @@ static int check_signatures(struct dstrace_backend *b)
 		if (!r && sig[i].recvmsg && b->kind == DSTRACE_BACKEND_KPROBE &&
 		    vmlinux_func_arg_is(b, sig[i].fn, sig[i].idx + 1, "flags") == 1) {
 			old++;
-			recvmsgs++;
 			continue;
 		}
-		recvmsgs += sig[i].recvmsg;
 		if (!r)
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel's %s() has other arguments than dstrace reads (%s)",
 				    sig[i].fn, sig[i].since);
 	}
-	/* both old or both new: one switch serves both */
-	if (old && old != recvmsgs)
-		return fail(b, -EOPNOTSUPP,
-			    "this kernel's udpv6_recvmsg() and tcp_recvmsg() differ in their "
-			    "arguments (one has noblock, one not)");
 	b->recvmsg_noblock = old > 0;
 	return 0;
 }

@@ -4,8 +4,9 @@
 # Every way a program moves bytes through a mapped TCP connection is counted, exactly, by
 # every backend this kernel runs: write/read, send/recv (each chunk peeked at first with
 # MSG_PEEK, which reads nothing), writev/readv, sendmsg/recvmsg, sendfile (through
-# tcp_sendpage() before Linux 6.5) and splice both ways (a web server's static files, a
-# proxy's relay). tests/progs/tcpbytes moves BYTES each way over one connection of its own
+# tcp_sendpage() before Linux 6.5), splice both ways (a web server's static files, a
+# proxy's relay), and write/read on MPTCP sockets and on kernel TLS (the plaintext's bytes),
+# where the kernel has them. tests/progs/tcpbytes moves BYTES each way over one connection of its own
 # (both ends mapped, in one process); each method runs from a copy of the program under a
 # name of its own, so the audit record of each (the executable is part of what a program
 # is) holds that method's counts only: 1 connect, 1 accept, 2 x BYTES sent and received.
@@ -27,6 +28,21 @@ log "backends: ${BACKENDS[*]}"
 
 lo_host_add tb
 NS_INODE=$(netns_inode tb)
+# Stream sockets whose bytes never pass tcp_sendmsg()/tcp_recvmsg(): MPTCP's and kernel
+# TLS's, where the kernel has them (both are build options; Debian's kernels have them, this
+# project's own machine has no kernel TLS).
+if [[ -e /proc/sys/net/mptcp/enabled ]]; then
+	ns_sysctl tb net.mptcp.enabled=1
+	METHODS+=(mptcp)
+else
+	log "skipped: mptcp: this kernel has no MPTCP (no /proc/sys/net/mptcp: CONFIG_MPTCP off)"
+fi
+modprobe -q tls 2>/dev/null
+if [[ -d /sys/module/tls ]]; then
+	METHODS+=(ktls)
+else
+	log "skipped: ktls: this kernel has no kernel TLS (no tls module: CONFIG_TLS off)"
+fi
 mkdir -p "$WORK/bin"
 for m in "${METHODS[@]}"; do
 	cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-$m"

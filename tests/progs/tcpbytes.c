@@ -13,12 +13,18 @@
  *   msg       sendmsg() / recvmsg()
  *   sendfile  sendfile() from a file / read()
  *   splice    splice() from a pipe to the socket / splice() from the socket to a pipe
+ *   mptcp     write() / read() on MPTCP sockets (IPPROTO_MPTCP: the listener and the client)
+ *   ktls      write() / read() on kernel TLS (TCP_ULP "tls", TLS 1.2 AES-GCM-128 both ways,
+ *             a fixed key: the bytes the program writes and reads are the plaintext's)
  *
- * Prints: method=M sent=N received=N result=ok (sent and received: of both ends together).
+ * Prints: method=M sent=N received=N result=ok (sent and received: of both ends together), or
+ * result=ERRNO when something fails (ENOENT/ENOPROTOOPT: the kernel has no such sockets).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/tls.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +37,16 @@
 
 #define CHUNK 16384
 
-enum method { M_RW, M_SENDRECV, M_IOV, M_MSG, M_SENDFILE, M_SPLICE };
-static const char *const method_names[] = { "rw", "sendrecv", "iov", "msg", "sendfile", "splice" };
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+enum method { M_RW, M_SENDRECV, M_IOV, M_MSG, M_SENDFILE, M_SPLICE, M_MPTCP, M_KTLS };
+static const char *const method_names[] = { "rw",	"sendrecv", "iov",   "msg",
+					     "sendfile", "splice",   "mptcp", "ktls" };
 
 static char buf[CHUNK];
 static int file_fd = -1;       /* sendfile: CHUNK bytes to send from */
@@ -43,6 +57,22 @@ static void die(const char *what)
 	fprintf(stderr, "tcpbytes: %s: %s\n", what, strerror(errno));
 	printf("result=%s\n", errname(errno));
 	exit(1);
+}
+
+/* Kernel TLS on fd, both ways, with one fixed key (a test of byte counts, not of secrecy). */
+static void ktls_on(int fd)
+{
+	struct tls12_crypto_info_aes_gcm_128 ci = {
+		.info = { .version = TLS_1_2_VERSION, .cipher_type = TLS_CIPHER_AES_GCM_128 },
+	};
+
+	memset(ci.key, 'k', sizeof(ci.key));
+	memset(ci.salt, 's', sizeof(ci.salt));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")))
+		die("setsockopt TCP_ULP tls");
+	if (setsockopt(fd, SOL_TLS, TLS_TX, &ci, sizeof(ci)) ||
+	    setsockopt(fd, SOL_TLS, TLS_RX, &ci, sizeof(ci)))
+		die("setsockopt TLS_TX/TLS_RX");
 }
 
 /* Send n bytes (n <= CHUNK) on fd the method's way; all of them, or die. */
@@ -148,13 +178,14 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
 	struct sockaddr_in6 dst = { .sin6_family = AF_INET6 };
-	int off = 0, on = 1, lfd, cfd, sfd;
+	int off = 0, on = 1, lfd, cfd, sfd, proto;
 	enum method m = M_RW;
 	uint64_t total, sent = 0;
 	size_t i;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: tcpbytes rw|sendrecv|iov|msg|sendfile|splice PORT BYTES\n");
+		fprintf(stderr,
+			"usage: tcpbytes rw|sendrecv|iov|msg|sendfile|splice|mptcp|ktls PORT BYTES\n");
 		return 2;
 	}
 	for (i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
@@ -188,17 +219,22 @@ int main(int argc, char **argv)
 	if (m == M_SPLICE && pipe(pipe_fds))
 		die("pipe");
 
-	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	proto = m == M_MPTCP ? IPPROTO_MPTCP : 0;
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, proto);
 	if (lfd < 0 || setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) ||
 	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
 	    bind(lfd, (struct sockaddr *)&any, sizeof(any)) || listen(lfd, 1))
 		die("listen on [::]");
-	cfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, proto);
 	if (cfd < 0 || connect(cfd, (struct sockaddr *)&dst, sizeof(dst)))
 		die("connect to ::ffff:127.0.0.1");
 	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (sfd < 0)
 		die("accept4");
+	if (m == M_KTLS) {
+		ktls_on(cfd);
+		ktls_on(sfd);
+	}
 
 	/* client to server, then server to client */
 	for (int dir = 0; dir < 2; dir++) {
