@@ -40,7 +40,7 @@ LDLIBS += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 # The metrics server (its own thread) and sd_notify. libmicrohttpd is opened only when
 # --metrics asks for it (user/metrics.c): MHD_SONAME is the one of the library built against.
 CPPFLAGS += $(shell pkg-config --cflags libmicrohttpd libsystemd)
-MHD_SONAME := $(shell readelf -d $$($(CC) -print-file-name=libmicrohttpd.so) 2>/dev/null | \
+MHD_SONAME := $(shell readelf -d $$(pkg-config --variable=libdir libmicrohttpd)/libmicrohttpd.so 2>/dev/null | \
 	sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 CPPFLAGS += $(if $(MHD_SONAME),-DMHD_SONAME='"$(MHD_SONAME)"')
 LDLIBS += $(shell pkg-config --libs libsystemd) -pthread

@@ -130,7 +130,7 @@ int BPF_PROG(fx_inet6_sendmsg, struct socket *sock, struct msghdr *msg, size_t s
 }
 
 /* Before Linux 6.5 sendfile() and splice() to a TCP socket send pages, through
- * tcp_sendpage(), not tcp_sendmsg() (from 6.5 they go through tcp_sendmsg()): only on the
+ * tcp_sendpage(), not sendmsg() (from 6.5 they go through inet6_sendmsg()): only on the
  * kernels that have it (user/backend.c). */
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(fx_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size,

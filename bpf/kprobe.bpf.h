@@ -243,7 +243,7 @@ int BPF_KRETPROBE(kp_udpv6_recvmsg_ret, int ret)
 
 /* A stream socket's bytes at the AF_INET6 socket layer (fentry.bpf.h says why): kept for the
  * return of a TCP or MPTCP socket's call only. */
-static __always_inline bool kcall_stream_entry(enum kcall_fn fn, struct socket *sock, int flags)
+static __always_inline void kcall_stream_entry(enum kcall_fn fn, struct socket *sock, int flags)
 {
 	struct kcall call = { .sk = (__u64)BPF_CORE_READ(sock, sk), .flags = flags };
 	__u8 proto;
@@ -251,10 +251,9 @@ static __always_inline bool kcall_stream_entry(enum kcall_fn fn, struct socket *
 	if (call.sk && sk_is_inet6((struct sock *)call.sk, &proto) &&
 	    proto == DSTRACE_PROTO_TCP) {
 		kcall_save(fn, &call);
-		return true;
+		return;
 	}
 	kcall_clear(fn);
-	return false;
 }
 
 SEC("kprobe/inet6_sendmsg")

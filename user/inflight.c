@@ -301,6 +301,8 @@ static bool call_ia32(const char *pid, long nr, const unsigned long a[6],
 	if (!f)
 		return false; /* not followed: its arguments not read */
 	n = f->flags_arg >= 0 ? (size_t)f->flags_arg + 1 : 1;
+	if (n > sizeof(arg) / sizeof(arg[0]))
+		return false;
 	snprintf(path, sizeof(path), "/proc/%s/mem", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

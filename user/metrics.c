@@ -455,6 +455,7 @@ int metrics_http_open(const char **why)
 #define MHD_RESOLVE(f)                                                                             \
 	if (!(mhd.f = (__typeof__(mhd.f))dlsym(lib, "MHD_" #f))) {                                 \
 		snprintf(mhd_error, sizeof(mhd_error), "%s: no MHD_" #f, MHD_SONAME);              \
+		memset(&mhd, 0, sizeof(mhd));                                                      \
 		dlclose(lib);                                                                      \
 		return -ELIBACC;                                                                   \
 	}

@@ -119,10 +119,6 @@ int sink_metrics_server_new(struct run *r, struct sink **out)
 	const char *what;
 	int fd, status;
 
-	if (metrics_http_open(&what)) {
-		fprintf(stderr, "dstrace: --metrics needs libmicrohttpd: %s\n", what);
-		return 1;
-	}
 	fd = metrics_listen(r->env.metrics, &what);
 	if (fd < 0) {
 		bool parse = fd == -EINVAL && !strcmp(what, "parse");
@@ -134,6 +130,11 @@ int sink_metrics_server_new(struct run *r, struct sink **out)
 			fprintf(stderr, "dstrace: cannot %s %s for metrics: %s\n", what,
 				r->env.metrics, strerror(-fd));
 		return parse ? 2 : 1;
+	}
+	if (metrics_http_open(&what)) {
+		fprintf(stderr, "dstrace: --metrics needs libmicrohttpd: %s\n", what);
+		close(fd);
+		return 1;
 	}
 	status = metrics_new(r, &server_ops, out);
 	if (status) {

@@ -314,7 +314,8 @@ fi
 # --- libmicrohttpd is opened only for --metrics --------------------------------------------------
 # With the library unreadable (/dev/null mounted over it, in a mount namespace of the test's
 # own), --metrics fails in one line naming it, and a run without --metrics does not need it.
-MHD_LIB=$(readlink -f "$(ldconfig -p | awk '$1 ~ /^libmicrohttpd\.so\./ { print $NF; exit }')")
+MHD_LIB=$(readlink -f "$(ldconfig -p |
+	awk '$1 ~ /^libmicrohttpd\.so\./ && /x86-64|AArch64/ { print $NF; exit }')")
 if [[ -f $MHD_LIB ]]; then
 	no_mhd() {
 		unshare -m bash -c 'mount --bind /dev/null "$1" && shift && exec "$@"' _ "$MHD_LIB" \

@@ -158,6 +158,7 @@ case_recv_truncated() {
 		fi
 		port=$((7116 + i))
 		name="B $m into $b bytes${t:+ with MSG_TRUNC} c4->sds"
+		# shellcheck disable=SC2086 # t: an option or none
 		srv_start spid sds "$name-srv" "$PROGS/udp6" recv -m "$m" -n "$n" -b "$b" $t "$port" ||
 			continue
 		cli "$name" c4 "$PROGS/udpflows" send -4 -r "$n" -s "$s" "$SDS4" "$port"

@@ -376,6 +376,6 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: udp6 send [-m sendto|sendmsg|sendmmsg|connect] [-n COUNT] "
 			"[-s SIZE] [-6] [-l LPORT] [-w] HOST PORT\n"
 			"       udp6 recv [-m recvfrom|recvmsg|recvmmsg] [-n COUNT] [-t SECONDS] "
-			"[-6] [-e] PORT\n");
+			"[-6] [-e] [-b BUFSIZE] [-T] PORT\n");
 	return 2;
 }
