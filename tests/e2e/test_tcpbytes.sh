@@ -45,14 +45,59 @@ ENOENT | ENOPROTOOPT)
 	log "skipped: ktls: this kernel has no kernel TLS (TCP_ULP \"tls\": $(kv "$probe" result))" ;;
 *) fail "ktls: the probe run" "expected result=ok, or ENOENT without kernel TLS, got: $probe" ;;
 esac
+# Reads in progress when dstrace starts: a connection made before it, whose reader (a child
+# of the program) is asleep in read() until its sender, told once dstrace runs, sends BYTES:
+# on TCP, and on MPTCP (whose socket the kernel's tables list through its subflows).
+INFLIGHT=(rw)
+[[ " ${METHODS[*]} " == *" mptcp "* ]] && INFLIGHT+=(mptcp)
 mkdir -p "$WORK/bin"
 for m in "${METHODS[@]}"; do
 	cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-$m"
 done
+for m in "${INFLIGHT[@]}"; do
+	cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-w-$m"
+done
+
+# inflight_start B: the in-progress reads' programs, ready before dstrace starts under B.
+inflight_start() {
+	local i m base
+	IFL_PIDS=()
+	for i in "${!INFLIGHT[@]}"; do
+		m=${INFLIGHT[$i]}
+		base=$(fbase "$1 in flight $m")
+		bg_start "IFL_PID" tb "$base" "$WORK/bin/tcpbytes-w-$m" -w "$m" $((PORT0 + 30 + i)) "$BYTES"
+		IFL_PIDS+=("$IFL_PID")
+		wait_line "$base.out" '^ready' 10 ||
+			fail "$1 in flight $m: ready" "$(cat "$base.out" "$base.err")"
+	done
+	sleep 0.5 # the readers asleep in read()
+}
+
+# inflight_finish B: tell the senders, wait for them.
+inflight_finish() {
+	local i m base
+	for i in "${!INFLIGHT[@]}"; do
+		m=${INFLIGHT[$i]}
+		base=$(fbase "$1 in flight $m")
+		kill -USR1 "${IFL_PIDS[$i]}" 2>/dev/null
+		if wait_pid "${IFL_PIDS[$i]}" 30; then
+			check_eq "$1 in flight $m: the program's exit status and result" "0 ok" \
+				"$WAIT_RC $(kv "$(tail -n 1 "$base.out")" result)"
+		else
+			fail "$1 in flight $m: the program's exit status" "still running after 30 s"
+			stop_pid "${IFL_PIDS[$i]}"
+		fi
+	done
+}
 
 for b in "${BACKENDS[@]}"; do
 	AUD=$WORK/audit-$b.jsonl
-	dstrace_start_raw "$WORK/audit-$b.stdout" --backend "$b" --audit -o "$AUD" -i 3600 || continue
+	inflight_start "$b"
+	if ! dstrace_start_raw "$WORK/audit-$b.stdout" --backend "$b" --audit -o "$AUD" -i 3600; then
+		inflight_finish "$b"
+		continue
+	fi
+	inflight_finish "$b"
 	for i in "${!METHODS[@]}"; do
 		m=${METHODS[$i]}
 		base=$(fbase "$b $m")
@@ -72,6 +117,15 @@ for b in "${BACKENDS[@]}"; do
 		fi
 		check_eq "$b $m: connects, accepts, TCP bytes sent and received (audit record)$limit" \
 			"connect=1 accept=1 sent=$((2 * BYTES)) received=$want_recv" \
+			"$(jq -r '"connect=\(.connect.tcp) accept=\(.accept.tcp) sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' <<<"${rec:-null}" 2>&1)"
+	done
+	# the connection existed at start: its ends are a connect and an accept (existing)
+	for m in "${INFLIGHT[@]}"; do
+		rec=$(jq -c --argjson ns "$NS_INODE" --arg exe "tcpbytes-w-$m" \
+			'select(.type == "audit" and .netns == $ns and (.exe | endswith("/" + $exe)))' \
+			"$AUD" | tail -n 1)
+		check_eq "$b in flight $m: connects, accepts, TCP bytes sent and received (audit record)" \
+			"connect=1 accept=1 sent=$BYTES received=$BYTES" \
 			"$(jq -r '"connect=\(.connect.tcp) accept=\(.accept.tcp) sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' <<<"${rec:-null}" 2>&1)"
 	done
 done

@@ -17,6 +17,10 @@
  *   ktls      write() / read() on kernel TLS (TCP_ULP "tls", TLS 1.2 AES-GCM-128 both ways,
  *             a fixed key: the bytes the program writes and reads are the plaintext's)
  *
+ * tcpbytes -w METHOD PORT BYTES: the connection made, a child process reads BYTES from the
+ * server's end (asleep in its first read), the parent prints "ready pid=P reader=R" and waits
+ * for SIGUSR1, then sends BYTES from the client's end: reads in progress when a tracer starts.
+ *
  * Prints: method=M sent=N received=N result=ok (sent and received: of both ends together), or
  * result=ERRNO when something fails (ENOENT/ENOPROTOOPT: the kernel has no such sockets).
  */
@@ -31,7 +35,9 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "common.h"
 
@@ -174,6 +180,48 @@ static void recv_chunk(enum method m, int fd, size_t n)
 	}
 }
 
+/* -w: BYTES one way, the reader asleep (in a child) until the parent is told to send. */
+static int send_when_told(enum method m, int cfd, int sfd, uint64_t total)
+{
+	sigset_t usr1;
+	pid_t reader;
+	int sig, st;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	reader = fork();
+	if (reader < 0)
+		die("fork");
+	if (reader == 0) {
+		close(cfd);
+		for (uint64_t done = 0; done < total;) {
+			size_t n = total - done < CHUNK ? (size_t)(total - done) : CHUNK;
+
+			recv_chunk(m, sfd, n);
+			done += n;
+		}
+		_exit(0);
+	}
+	close(sfd);
+	printf("ready pid=%d reader=%d\n", (int)getpid(), (int)reader);
+	fflush(stdout);
+	if (sigwait(&usr1, &sig))
+		die("sigwait");
+	for (uint64_t done = 0; done < total;) {
+		size_t n = total - done < CHUNK ? (size_t)(total - done) : CHUNK;
+
+		send_chunk(m, cfd, n);
+		done += n;
+	}
+	close(cfd);
+	if (waitpid(reader, &st, 0) != reader || !WIFEXITED(st) || WEXITSTATUS(st))
+		die("the reader");
+	printf("method=%s sent=%llu received=%llu result=ok\n", method_names[m],
+	       (unsigned long long)total, (unsigned long long)total);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
@@ -181,11 +229,14 @@ int main(int argc, char **argv)
 	int off = 0, on = 1, lfd, cfd, sfd, proto;
 	enum method m = M_RW;
 	uint64_t total, sent = 0;
+	bool wait_mode = argc > 1 && !strcmp(argv[1], "-w");
 	size_t i;
 
+	argc -= wait_mode;
+	argv += wait_mode;
 	if (argc != 4) {
-		fprintf(stderr,
-			"usage: tcpbytes rw|sendrecv|iov|msg|sendfile|splice|mptcp|ktls PORT BYTES\n");
+		fprintf(stderr, "usage: tcpbytes [-w] rw|sendrecv|iov|msg|sendfile|splice|mptcp|ktls "
+				"PORT BYTES\n");
 		return 2;
 	}
 	for (i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
@@ -234,6 +285,12 @@ int main(int argc, char **argv)
 	if (m == M_KTLS) {
 		ktls_on(cfd);
 		ktls_on(sfd);
+	}
+	if (wait_mode) {
+		int r = send_when_told(m, cfd, sfd, total);
+
+		close(lfd);
+		return r;
 	}
 
 	/* client to server, then server to client */
