@@ -1944,8 +1944,8 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 /*
  * Payload bytes sent or received (ret of the socket layer's sendmsg/recvmsg, tcp_sendpage or
  * tcp_splice_read) on a TCP connection of an AF_INET6 socket with an IPv4 peer. Only
- * counted: a connection is reported once, by its connect or accept. btf: sk is read directly and the task through
- * its BTF (proc_start_now).
+ * counted: a connection is reported once, by its connect or accept. btf: sk is read
+ * directly and the task through its BTF (proc_start_now).
  */
 static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret, bool btf)
 {

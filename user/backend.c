@@ -59,7 +59,6 @@ struct prog_ref {
  * the kernel that needs it not (a kernel without BTF keeps it: it is never wrong, only spent). */
 #define PROG_UNLESS_FUNC(name, func) \
 	{ offsetof(struct dstrace, progs.name), NULL, NULL, NULL, func }
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Process lifecycle (bpf/lifecycle.bpf.h): first, attached before anything is counted. */
 static const struct prog_ref lifecycle_progs[] = {
@@ -331,7 +330,7 @@ static int check_signatures(struct dstrace_backend *b)
 	};
 	int old = 0;
 
-	for (size_t i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
+	for (size_t i = 0; i < NELEM(sig); i++) {
 		int r = vmlinux_func_arg_is(b, sig[i].fn, sig[i].idx, sig[i].arg);
 
 		if (r == -ENOENT)
@@ -931,7 +930,7 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 		if (err)
 			fprintf(stderr, "dstrace: %s\n", b->why);
 	} else {
-		for (size_t i = 0; i < sizeof(auto_order) / sizeof(auto_order[0]); i++) {
+		for (size_t i = 0; i < NELEM(auto_order); i++) {
 			err = backend_try(b, env, auto_order[i]);
 			if (!err)
 				break;

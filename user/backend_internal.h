@@ -10,6 +10,7 @@
 #include "kretprobe.h"
 #include "dstrace.skel.h"
 
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_LINKS 32
 #define WHY_LEN 256
 

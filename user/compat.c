@@ -33,7 +33,7 @@ static const char *ia32_loader(void)
 	const char *env = getenv("DSTRACE_IA32_LOADERS");
 
 	if (!env) {
-		for (size_t i = 0; i < sizeof(ia32_loaders) / sizeof(ia32_loaders[0]); i++)
+		for (size_t i = 0; i < NELEM(ia32_loaders); i++)
 			if (!access(ia32_loaders[i], F_OK))
 				return ia32_loaders[i];
 		return NULL;

@@ -235,7 +235,7 @@ static bool call_set(const struct followed_call *f, long nr, const unsigned long
 static bool call_native(long nr, const unsigned long a[6], struct dstrace_inflight_call *call)
 {
 	const struct followed_call *f =
-		followed(native_calls, sizeof(native_calls) / sizeof(native_calls[0]), nr);
+		followed(native_calls, NELEM(native_calls), nr);
 
 	return f && call_set(f, nr, a, 0, false, call);
 }
@@ -276,7 +276,7 @@ static const struct followed_call ia32_sockcalls[] = {
 static bool call_ia32_nr(long nr)
 {
 	return nr == IA32_NR_socketcall ||
-	       followed(ia32_calls, sizeof(ia32_calls) / sizeof(ia32_calls[0]), nr);
+	       followed(ia32_calls, NELEM(ia32_calls), nr);
 }
 
 /* The same for a 32-bit x86 task of process pid: i386's numbers; through socketcall(2), the
@@ -293,15 +293,14 @@ static bool call_ia32(const char *pid, long nr, const unsigned long a[6],
 	int fd;
 
 	if (nr != IA32_NR_socketcall) {
-		f = followed(ia32_calls, sizeof(ia32_calls) / sizeof(ia32_calls[0]), nr);
+		f = followed(ia32_calls, NELEM(ia32_calls), nr);
 		return f && call_set(f, nr, a, 0, true, call);
 	}
-	f = followed(ia32_sockcalls, sizeof(ia32_sockcalls) / sizeof(ia32_sockcalls[0]),
-		     (long)a[0]);
+	f = followed(ia32_sockcalls, NELEM(ia32_sockcalls), (long)a[0]);
 	if (!f)
 		return false; /* not followed: its arguments not read */
 	n = f->flags_arg >= 0 ? (size_t)f->flags_arg + 1 : 1;
-	if (n > sizeof(arg) / sizeof(arg[0]))
+	if (n > NELEM(arg))
 		return false;
 	snprintf(path, sizeof(path), "/proc/%s/mem", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
