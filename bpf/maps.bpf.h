@@ -382,8 +382,11 @@ __u32 existing_done = 0;
 
 struct listener_key {
 	__u32 netns;
-	__u32 port;
+	__u32 port; /* the local port | the protocol (DSTRACE_PROTO_*) << 16 */
 };
+
+/* Pass 1 notes TCP listeners and unconnected UDP sockets: a connection or connected UDP
+ * socket on such a port serves a client. */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -391,6 +394,22 @@ struct {
 	__type(key, struct listener_key);
 	__type(value, __u8);
 } existing_listeners SEC(".maps");
+
+/* UDP exchanges under way at start: for each connected mapped UDP socket the scan finds, who
+ * began the exchange with its peer, which a flow's first datagram cannot tell (the program's
+ * reply may come first after the start). Key: the flow's, kind DSTRACE_EV_EXISTING; value:
+ * DSTRACE_EV_SEND (the program began: a client) or DSTRACE_EV_RECV (the peer did: a
+ * service's socket connected to its client). A new flow with no other-way flow looks here,
+ * once udp_began_n says there are entries (paths.bpf.h, handle_udp_datagram). */
+__u32 udp_began_n = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 8192);
+	__type(key, struct dstrace_flow_key);
+	__type(value, __u8);
+} udp_began SEC(".maps");
 
 /* While pass 2 runs: the outcomes of TCP connects to mapped peers (socket address -> the
  * result, as handle_tcp_state decides it), noted before the state change's program takes a

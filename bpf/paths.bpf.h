@@ -1634,12 +1634,46 @@ static __always_inline void existing_connecting(struct task_struct *task, struct
 	handle_connect_result(sk, cookie, err, tcp_mptcp_flag(sk), false, slots);
 }
 
+/* A connected UDP socket found at start: did its program begin the exchange with its peer
+ * (a client), or the peer (a service's socket connected to its client, on a port where the
+ * service also has an unconnected socket)? Noted for the flows' first datagrams to come
+ * (maps.bpf.h, udp_began). */
+static __always_inline void existing_udp_began(const struct listener_key *lk, __u64 ino,
+					       __u32 tgid, __u32 raddr, __u16 rport)
+{
+	struct dstrace_flow_key key = {}; /* padding included: a map key */
+	__u8 began = bpf_map_lookup_elem(&existing_listeners, lk) ? DSTRACE_EV_RECV :
+								     DSTRACE_EV_SEND;
+	struct dstrace_flow_val *flow;
+
+	key.sock_ino = ino;
+	key.pid = tgid;
+	key.raddr = raddr;
+	key.rport = rport;
+	key.kind = DSTRACE_EV_EXISTING;
+	if (bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY)) {
+		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+		return;
+	}
+	udp_began_n = 1;
+	/* flows begun since the hooks were attached, before the scan came here */
+	key.kind = began;
+	flow = bpf_map_lookup_elem(&udp_flows, &key);
+	if (flow)
+		flow->answer = 0;
+	key.kind = began == DSTRACE_EV_SEND ? DSTRACE_EV_RECV : DSTRACE_EV_SEND;
+	flow = bpf_map_lookup_elem(&udp_flows, &key);
+	if (flow)
+		flow->answer = 1;
+}
+
 /*
  * At start, for every socket of every process (iter/task_file): pass 1 notes the ports of
- * AF_INET6 TCP listeners, pass 2 reports each mapped connection or UDP socket once per
- * process holding it. A TCP connection whose local port is a listener's was accepted
- * (counted as accept), else made (counted as connect); UDP sockets count their datagrams as
- * they come. (A TCP connect in progress: existing_connecting.)
+ * AF_INET6 TCP listeners and unconnected UDP sockets, pass 2 reports each mapped connection
+ * or UDP socket once per process holding it. A TCP connection whose local port is a
+ * listener's was accepted (counted as accept), else made (counted as connect); UDP sockets
+ * count their datagrams as they come, a connected one's replies told by who began its
+ * exchange (existing_udp_began). (A TCP connect in progress: existing_connecting.)
  */
 static __always_inline void handle_existing(struct task_struct *task, struct sock *sk, __u64 ino,
 					    __u32 pass)
@@ -1656,10 +1690,13 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 	if (!sk || !sk_is_inet6(sk, &proto))
 		return;
 	lk.netns = sk_netns(sk);
-	lk.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	lk.port = BPF_CORE_READ(sk, __sk_common.skc_num) | (__u32)proto << 16;
 	if (pass == 1) {
-		if (proto == DSTRACE_PROTO_TCP &&
-		    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
+		int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+		/* a TCP listener, or a bound UDP socket with no peer (a service's) */
+		if (proto == DSTRACE_PROTO_TCP ? state == TCP_LISTEN :
+		    (__u16)lk.port && !BPF_CORE_READ(sk, __sk_common.skc_dport))
 			bpf_map_update_elem(&existing_listeners, &lk, &one, BPF_ANY);
 		return;
 	}
@@ -1673,8 +1710,10 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 		return; /* another descriptor of this process, or a thread of it */
 	if (err)
 		counter_add(DSTRACE_CNT_CONN_FULL, 1); /* reported, but maybe twice */
+	if (proto != DSTRACE_PROTO_TCP && raddr)
+		existing_udp_began(&lk, ino, who.tgid, raddr, rport);
 	if (!filter_process(who.tgid, who.comm, (__u64)task) ||
-	    !filter_flow(DSTRACE_EV_EXISTING, proto, lk.port, rport))
+	    !filter_flow(DSTRACE_EV_EXISTING, proto, (__u16)lk.port, rport))
 		return;
 	if (proto == DSTRACE_PROTO_TCP && bpf_map_lookup_elem(&existing_listeners, &lk))
 		flags = DSTRACE_F_INBOUND;
@@ -1811,9 +1850,19 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 		struct dstrace_flow_val init = { .datagrams = datagrams, .bytes = ret, .lport = lport };
 
 		/* a new flow: the answer to one the peer began (its datagrams came first), or one
-		 * this process begins (struct dstrace_flow_val) */
+		 * this process begins (struct dstrace_flow_val); the other way's flow may itself
+		 * be the answer (an exchange under way at start, or a flow evicted and begun again) */
 		key.kind = kind == DSTRACE_EV_SEND ? DSTRACE_EV_RECV : DSTRACE_EV_SEND;
-		init.answer = bpf_map_lookup_elem(&udp_flows, &key) != NULL;
+		flow = bpf_map_lookup_elem(&udp_flows, &key);
+		if (flow) {
+			init.answer = !flow->answer;
+		} else if (udp_began_n) { /* an exchange under way at start */
+			__u8 *began;
+
+			key.kind = DSTRACE_EV_EXISTING;
+			began = bpf_map_lookup_elem(&udp_began, &key);
+			init.answer = began && *began != kind;
+		}
 		key.kind = kind;
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);

@@ -707,7 +707,29 @@ fi
 # nothing in drops.proc_full.
 AOUT=$WORK/sockpaths-audit.jsonl
 srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
+# UDP exchanges under way before dstrace starts, in which the side that did not begin speaks
+# first once it runs (udpflows exchange, one program): a client connected to its server
+# (3 datagrams each way), a service's socket connected to its client, on the port of its
+# unconnected one (4 each way). Replies are told by who began, not by who spoke first.
+UX=()
+for role in client server; do
+	xbase=$(fbase "audit: UDP exchange under way: $role")
+	if [[ $role == client ]]; then
+		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -n 3 8110
+	else
+		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -n 4 8112
+	fi
+	PIDS+=("$UXPID")
+	UX+=("$UXPID:$xbase")
+	wait_line "$xbase.out" '^ready' 5 || fail "audit: UDP exchange under way: $role ready" \
+		"$(cat "$xbase.out" "$xbase.err")"
+done
 if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
+	for x in "${UX[@]}"; do
+		kill -USR1 "${x%%:*}"
+		wait_line "${x#*:}.out" '^exchanged' 10 ||
+			fail "audit: UDP exchange under way: $(basename "${x#*:}")" "$(cat "${x#*:}.err")"
+	done
 	for how in exit fork exec; do
 		case_run "audit: given up by the process's end: $how" ok "$SP" tcp-abandon \
 			::ffff:198.51.100.2 83 "$how"
@@ -744,6 +766,16 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 		'[{"sent":{"udp_datagrams":10,"udp_replies":5},"received":{"udp_datagrams":10,"udp_replies":5},"peers":["in/udp/127.0.0.1:8095=5","out/udp/127.0.0.1:8095=5"]}]' \
 		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
 			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/udp6"))
+				and (.netns as $n | $ns | index($n)))) |
+			map({sent: {udp_datagrams: .sent.udp_datagrams, udp_replies: .sent.udp_replies},
+			     received: {udp_datagrams: .received.udp_datagrams,
+					udp_replies: .received.udp_replies},
+			     peers: [.peers[] | "\(.dir)/\(.proto)/\(.addr):\(.port)=\(.count)"] | sort})' \
+			"$AOUT")"
+	check_eq "audit: UDP exchanges under way at start: replies told by who began" \
+		'[{"sent":{"udp_datagrams":7,"udp_replies":4},"received":{"udp_datagrams":7,"udp_replies":3},"peers":["in/udp/127.0.0.1:8112=4","out/udp/127.0.0.1:8110=3"]}]' \
+		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
+			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/udpflows"))
 				and (.netns as $n | $ns | index($n)))) |
 			map({sent: {udp_datagrams: .sent.udp_datagrams, udp_replies: .sent.udp_replies},
 			     received: {udp_datagrams: .received.udp_datagrams,

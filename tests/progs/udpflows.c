@@ -34,11 +34,24 @@
  *     address. -c connects the socket to IPv4 ADDR:PORT (::ffff:ADDR) once bound.
  *     Prints "listening ..." when ready, then "received count=N bytes=B reads=R peeked=K
  *     ..." (count: datagrams, reads: the calls that took them).
+ *
+ *   udpflows exchange [-s] [-n COUNT] PORT
+ *     A UDP exchange under way when a tracer starts, between an AF_INET6 socket connected to
+ *     a mapped peer and that peer, an AF_INET socket of this process on 127.0.0.1. Client
+ *     (default): the AF_INET6 socket, on an ephemeral port, connects to ::ffff:127.0.0.1:PORT
+ *     and sends a first datagram. Server (-s): an AF_INET6 socket on [::]:PORT (unconnected,
+ *     SO_REUSEADDR) reads the peer's first datagram from 127.0.0.1:PORT+1, then a second
+ *     socket on [::]:PORT connects to the peer (a service's socket per client). Then it
+ *     prints "ready ...", waits for SIGUSR1, and the side that did not begin speaks first:
+ *     COUNT times (default 3) one datagram of 10 bytes from the client's peer to it and
+ *     one back, or from the server's connected socket to its peer and one back. Prints
+ *     "exchanged count=N".
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +74,8 @@ static void usage(void)
 		"                     [-r ROUNDS] [-s SIZE] [-b BATCH] [-l LPORT] [-M PARTS]\n"
 		"                     [-G SEGSIZE] [-C SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
 		"       udpflows recv [-4] [-P] [-g] [-N] [-c ADDR:PORT] [-n COUNT] [-t SECONDS]\n"
-		"                     PORT\n");
+		"                     PORT\n"
+		"       udpflows exchange [-s] [-n COUNT] PORT\n");
 }
 
 /* Destination number k (k < naddrs * nports) of a round. */
@@ -507,12 +521,136 @@ fail:
 	return got == count ? 0 : 1;
 }
 
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static unsigned long local_port(int fd)
+{
+	struct sockaddr_in6 sin6;
+	socklen_t len = sizeof(sin6);
+
+	if (getsockname(fd, (struct sockaddr *)&sin6, &len))
+		die("getsockname");
+	return ntohs(sin6.sin6_port);
+}
+
+/* A UDP socket of FAMILY bound to the loopback or wildcard address and PORT (0: any). */
+static int udp_bound(int family, unsigned long port, bool reuse)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) :
+					    sizeof(struct sockaddr_in6);
+	int fd = socket(family, SOCK_DGRAM, 0), on = 1, off = 0;
+
+	if (fd < 0)
+		die("socket");
+	if (family == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)))
+			die("setsockopt(IPV6_V6ONLY)");
+	}
+	if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)))
+		die("setsockopt(SO_REUSEADDR)");
+	if (bind(fd, (struct sockaddr *)&ss, len))
+		die("bind");
+	return fd;
+}
+
+/* connect() fd to 127.0.0.1:PORT, mapped (::ffff:127.0.0.1) for an AF_INET6 socket. */
+static void udp_connect_lo(int fd, int family, unsigned long port)
+{
+	struct in_addr lo = { htonl(INADDR_LOOPBACK) };
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	dest_of(&ss, &len, family, false, &lo, NULL, port, 1, 0);
+	if (connect(fd, (struct sockaddr *)&ss, len))
+		die("connect");
+}
+
+static void xsend(int fd)
+{
+	if (send(fd, "0123456789", 10, 0) != 10)
+		die("send");
+}
+
+static void xrecv(int fd)
+{
+	char buf[64];
+
+	if (recv(fd, buf, sizeof(buf), 0) < 0)
+		die("recv");
+}
+
+static int do_exchange(int argc, char **argv)
+{
+	unsigned long port, count = 3, i;
+	bool server = false;
+	int opt, sig, me, peer;
+	sigset_t usr1;
+
+	while ((opt = getopt(argc, argv, "sn:")) != -1) {
+		if (opt == 's')
+			server = true;
+		else if (opt == 'n')
+			count = parse_num("count", optarg, 1, 1000000);
+		else
+			return usage(), 2;
+	}
+	if (optind + 1 != argc)
+		return usage(), 2;
+	port = parse_num("port", argv[optind], 1, 65534);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	if (server) {
+		int service = udp_bound(AF_INET6, port, true);
+
+		peer = udp_bound(AF_INET, port + 1, false);
+		udp_connect_lo(peer, AF_INET, port);
+		xsend(peer); /* the client begins */
+		xrecv(service);
+		me = udp_bound(AF_INET6, port, true);
+		udp_connect_lo(me, AF_INET6, port + 1);
+	} else {
+		peer = udp_bound(AF_INET, port, false);
+		me = udp_bound(AF_INET6, 0, false);
+		udp_connect_lo(me, AF_INET6, port);
+		xsend(me); /* this program begins */
+		xrecv(peer);
+		udp_connect_lo(peer, AF_INET, local_port(me));
+	}
+	say("ready role=%s port=%lu pid=%d", server ? "server" : "client", port, (int)getpid());
+	if (sigwait(&usr1, &sig))
+		die("sigwait");
+	for (i = 0; i < count; i++) {
+		int first = server ? me : peer, second = server ? peer : me;
+
+		xsend(first);
+		xrecv(second);
+		xsend(second);
+		xrecv(first);
+	}
+	say("exchanged count=%lu", count);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "send") == 0)
 		return do_send(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "recv") == 0)
 		return do_recv(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "exchange") == 0)
+		return do_exchange(argc - 1, argv + 1);
 	usage();
 	return 2;
 }
