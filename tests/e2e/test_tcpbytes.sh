@@ -6,8 +6,8 @@
 # MSG_PEEK, which reads nothing), writev/readv, sendmsg/recvmsg, sendfile (through
 # tcp_sendpage() before Linux 6.5), splice both ways (a web server's static files, a
 # proxy's relay), and write/read on MPTCP sockets and on kernel TLS (the plaintext's bytes),
-# where the kernel has them. tests/progs/tcpbytes moves BYTES each way over one connection of its own
-# (both ends mapped, in one process); each method runs from a copy of the program under a
+# where the kernel has them. tests/progs/tcpbytes moves BYTES each way over one connection of
+# its own (both ends mapped, in one process); each method runs from a copy of the program under a
 # name of its own, so the audit record of each (the executable is part of what a program
 # is) holds that method's counts only: 1 connect, 1 accept, 2 x BYTES sent and received.
 #
@@ -90,6 +90,15 @@ inflight_finish() {
 	done
 }
 
+# audit_counts AUDIT EXE: "connect=N accept=N sent=N received=N" of the last audit record of
+# the program EXE (its file name) in the test's namespace
+audit_counts() {
+	jq -c --argjson ns "$NS_INODE" --arg exe "$2" \
+		'select(.type == "audit" and .netns == $ns and (.exe | endswith("/" + $exe)))' \
+		"$1" | tail -n 1 | jq -rs '.[0] // null | "connect=\(.connect.tcp) accept=\(.accept.tcp) " +
+			"sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' 2>&1
+}
+
 for b in "${BACKENDS[@]}"; do
 	AUD=$WORK/audit-$b.jsonl
 	inflight_start "$b"
@@ -107,9 +116,6 @@ for b in "${BACKENDS[@]}"; do
 	done
 	dstrace_stop
 	for m in "${METHODS[@]}"; do
-		rec=$(jq -c --argjson ns "$NS_INODE" --arg exe "tcpbytes-$m" \
-			'select(.type == "audit" and .netns == $ns and (.exe | endswith("/" + $exe)))' \
-			"$AUD" | tail -n 1)
 		want_recv=$((2 * BYTES)) limit=
 		if [[ $b == tracepoint && $m == splice ]]; then
 			# README, Limits: no tracepoint on a TCP socket's splice() reads
@@ -117,16 +123,13 @@ for b in "${BACKENDS[@]}"; do
 		fi
 		check_eq "$b $m: connects, accepts, TCP bytes sent and received (audit record)$limit" \
 			"connect=1 accept=1 sent=$((2 * BYTES)) received=$want_recv" \
-			"$(jq -r '"connect=\(.connect.tcp) accept=\(.accept.tcp) sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' <<<"${rec:-null}" 2>&1)"
+			"$(audit_counts "$AUD" "tcpbytes-$m")"
 	done
 	# the connection existed at start: its ends are a connect and an accept (existing)
 	for m in "${INFLIGHT[@]}"; do
-		rec=$(jq -c --argjson ns "$NS_INODE" --arg exe "tcpbytes-w-$m" \
-			'select(.type == "audit" and .netns == $ns and (.exe | endswith("/" + $exe)))' \
-			"$AUD" | tail -n 1)
 		check_eq "$b in flight $m: connects, accepts, TCP bytes sent and received (audit record)" \
 			"connect=1 accept=1 sent=$BYTES received=$BYTES" \
-			"$(jq -r '"connect=\(.connect.tcp) accept=\(.accept.tcp) sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' <<<"${rec:-null}" 2>&1)"
+			"$(audit_counts "$AUD" "tcpbytes-w-$m")"
 	done
 done
 summary
