@@ -397,7 +397,8 @@ struct {
 
 /* UDP exchanges under way at start: for each connected mapped UDP socket the scan finds, who
  * began the exchange with its peer, which a flow's first datagram cannot tell (the program's
- * reply may come first after the start). Key: the flow's, kind DSTRACE_EV_EXISTING; value:
+ * reply may come first after the start). Key: the flow's, with pid 0 (whichever process uses
+ * the socket: a child forked since shares it) and kind DSTRACE_EV_EXISTING; value:
  * DSTRACE_EV_SEND (the program began: a client) or DSTRACE_EV_RECV (the peer did: a
  * service's socket connected to its client). A new flow with no other-way flow looks here,
  * once udp_began_n says there are entries (paths.bpf.h, handle_udp_datagram). */

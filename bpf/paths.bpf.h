@@ -1647,16 +1647,16 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
 	struct dstrace_flow_val *flow;
 
 	key.sock_ino = ino;
-	key.pid = tgid;
 	key.raddr = raddr;
 	key.rport = rport;
-	key.kind = DSTRACE_EV_EXISTING;
+	key.kind = DSTRACE_EV_EXISTING; /* pid 0: for every process using the socket */
 	if (bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY)) {
 		counter_add(DSTRACE_CNT_CONN_FULL, 1);
 		return;
 	}
 	udp_began_n = 1;
-	/* flows begun since the hooks were attached, before the scan came here */
+	/* this process's flows begun since the hooks were attached, before the scan came here */
+	key.pid = tgid;
 	key.kind = began;
 	flow = bpf_map_lookup_elem(&udp_flows, &key);
 	if (flow)
@@ -1860,8 +1860,10 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 			__u8 *began;
 
 			key.kind = DSTRACE_EV_EXISTING;
+			key.pid = 0;
 			began = bpf_map_lookup_elem(&udp_began, &key);
 			init.answer = began && *began != kind;
+			key.pid = tgid;
 		}
 		key.kind = kind;
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {

@@ -709,13 +709,14 @@ AOUT=$WORK/sockpaths-audit.jsonl
 srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
 # UDP exchanges under way before dstrace starts, in which the side that did not begin speaks
 # first once it runs (udpflows exchange, one program): a client connected to its server
-# (3 datagrams each way), a service's socket connected to its client, on the port of its
-# unconnected one (4 each way). Replies are told by who began, not by who spoke first.
+# (3 datagrams each way, from a child it forks then), a service's socket connected to its
+# client, on the port of its unconnected one (4 each way). Replies are told by who began,
+# not by who spoke first.
 UX=()
 for role in client server; do
 	xbase=$(fbase "audit: UDP exchange under way: $role")
 	if [[ $role == client ]]; then
-		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -n 3 8110
+		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -f -n 3 8110
 	else
 		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -n 4 8112
 	fi

@@ -35,7 +35,7 @@
  *     Prints "listening ..." when ready, then "received count=N bytes=B reads=R peeked=K
  *     ..." (count: datagrams, reads: the calls that took them).
  *
- *   udpflows exchange [-s] [-n COUNT] PORT
+ *   udpflows exchange [-s] [-f] [-n COUNT] PORT
  *     A UDP exchange under way when a tracer starts, between an AF_INET6 socket connected to
  *     a mapped peer and that peer, an AF_INET socket of this process on 127.0.0.1. Client
  *     (default): the AF_INET6 socket, on an ephemeral port, connects to ::ffff:127.0.0.1:PORT
@@ -44,8 +44,8 @@
  *     socket on [::]:PORT connects to the peer (a service's socket per client). Then it
  *     prints "ready ...", waits for SIGUSR1, and the side that did not begin speaks first:
  *     COUNT times (default 3) one datagram of 10 bytes from the client's peer to it and
- *     one back, or from the server's connected socket to its peer and one back. Prints
- *     "exchanged count=N".
+ *     one back, or from the server's connected socket to its peer and one back; with -f in
+ *     a child forked then (the sockets inherited). Prints "exchanged count=N".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -75,7 +76,7 @@ static void usage(void)
 		"                     [-G SEGSIZE] [-C SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
 		"       udpflows recv [-4] [-P] [-g] [-N] [-c ADDR:PORT] [-n COUNT] [-t SECONDS]\n"
 		"                     PORT\n"
-		"       udpflows exchange [-s] [-n COUNT] PORT\n");
+		"       udpflows exchange [-s] [-f] [-n COUNT] PORT\n");
 }
 
 /* Destination number k (k < naddrs * nports) of a round. */
@@ -593,13 +594,16 @@ static void xrecv(int fd)
 static int do_exchange(int argc, char **argv)
 {
 	unsigned long port, count = 3, i;
-	bool server = false;
-	int opt, sig, me, peer;
+	bool server = false, child = false;
+	int opt, sig, me, peer, status;
 	sigset_t usr1;
+	pid_t pid = 0;
 
-	while ((opt = getopt(argc, argv, "sn:")) != -1) {
+	while ((opt = getopt(argc, argv, "sfn:")) != -1) {
 		if (opt == 's')
 			server = true;
+		else if (opt == 'f')
+			child = true;
 		else if (opt == 'n')
 			count = parse_num("count", optarg, 1, 1000000);
 		else
@@ -631,6 +635,13 @@ static int do_exchange(int argc, char **argv)
 	say("ready role=%s port=%lu pid=%d", server ? "server" : "client", port, (int)getpid());
 	if (sigwait(&usr1, &sig))
 		die("sigwait");
+	if (child && (pid = fork()) < 0)
+		die("fork");
+	if (pid > 0) {
+		if (waitpid(pid, &status, 0) != pid)
+			die("waitpid");
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	}
 	for (i = 0; i < count; i++) {
 		int first = server ? me : peer, second = server ? peer : me;
 
