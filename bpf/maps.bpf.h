@@ -387,7 +387,6 @@ struct listener_key {
 
 /* Pass 1 notes TCP listeners and unconnected UDP sockets: a connection or connected UDP
  * socket on such a port serves a client. */
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
