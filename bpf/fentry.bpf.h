@@ -8,7 +8,7 @@
 
 #include "inflight.bpf.h"
 
-/* A connect's error as the kernel reports it, before the program is woken (paths.bpf.h,
+/* A connect's error as the kernel reports it, before the program is woken (connect.bpf.h,
  * handle_tcp_error_report): the function every TCP socket's sk_error_report is. */
 SEC("fentry/sock_def_error_report")
 int BPF_PROG(fx_sock_def_error_report, struct sock *sk)

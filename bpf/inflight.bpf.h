@@ -6,9 +6,9 @@
  * first connection, datagram or bytes would go unseen (the tracepoint backend reads those
  * at the syscall's exit, which sees such calls too). User space lists those threads once,
  * right after attaching (user/inflight.c: /proc/PID/task/TID/syscall, a socket's
- * descriptor; a 32-bit program's by i386's numbers), in inflight_calls; this program, attached to every
- * syscall's exit only while the list is not empty, takes
- * their call's result as the tracepoint backend would: only that call's (its number and
+ * descriptor; a 32-bit program's by i386's numbers), in inflight_calls; this program,
+ * attached to every syscall's exit only while the list is not empty, takes their call's
+ * result as the tracepoint backend would: only that call's (its number and
  * first argument, from the registers the syscall saved). A call that the backend's own hook
  * follows (one that began after it was attached) takes its thread off the list first
  * (inflight_forget), so nothing is counted twice; so does the thread's exit
@@ -134,7 +134,7 @@ static __always_inline bool inflight_is_call(struct pt_regs *regs,
 }
 
 /* The call saved in regs returned ret. slots: the handoff of a datagram's source may use
- * compare-and-exchange (not on the kprobe backend: paths.bpf.h, dgram_handoff_set). */
+ * compare-and-exchange (not on the kprobe backend: core.bpf.h, dgram_handoff_set). */
 static __always_inline void inflight_exit(struct pt_regs *regs, long ret, bool slots)
 {
 	__u64 id = bpf_get_current_pid_tgid();

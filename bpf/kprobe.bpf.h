@@ -95,7 +95,7 @@ static __always_inline void kcall_connect_return(enum kcall_fn fn, int ret)
 		handle_connect_call((struct sock *)call.sk, ret, false);
 }
 
-/* A connect's error as the kernel reports it, before the program is woken (paths.bpf.h,
+/* A connect's error as the kernel reports it, before the program is woken (connect.bpf.h,
  * handle_tcp_error_report): the function every TCP socket's sk_error_report is. */
 SEC("kprobe/sock_def_error_report")
 int BPF_KPROBE(kp_sock_def_error_report, struct sock *sk)

@@ -41,7 +41,7 @@ static __always_inline void proc_end_notice(__u32 tgid, __u64 ts_ns, __u32 how)
  * still holds an earlier entry of this pid), leave it marked in proc_stats. Nothing updates an
  * ended entry again but the outcomes of connects it still waits for (st->pending: its socket
  * closed after the process's end, or held by a child or the program exec() started;
- * paths.bpf.h, conn_entry): its process is gone (exit: this is its last thread), or it is a
+ * connect.bpf.h, conn_entry): its process is gone (exit: this is its last thread), or it is a
  * new program (exec: de_thread() left one thread, which counts into a new entry from now
  * on). An outcome counted in the entry between its copy and its delete here is lost, the
  * entry waiting for it to the end (user/tables.c, entry_held): counted there. */

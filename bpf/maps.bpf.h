@@ -120,8 +120,9 @@ struct {
  * counted and its entry is marked (peers_partial): that count is then a lower bound, and
  * says so. One entry counts at most PEER_PAIRS_PER_ENTRY peers (then it is marked the same
  * way), so that a long-lived server meeting the world cannot fill the table for the others;
- * entries are allocated as used (262 144 pairs, about 20 MiB at most). first_ns names the entry (a reused pid, or the program a process exec()ed,
- * counts its peers afresh). Key: struct dstrace_peer_key (include/dstrace.h). */
+ * entries are allocated as used (262 144 pairs, about 20 MiB at most). first_ns names the
+ * entry (a reused pid, or the program a process exec()ed, counts its peers afresh). Key:
+ * struct dstrace_peer_key (include/dstrace.h). */
 #define PEER_PAIRS_PER_ENTRY 65536 /* one process's distinct peers counted at most */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -158,7 +159,7 @@ struct {
  * SYN_SENT (inet_sock_set_state, in the caller's context: from then on the state change
  * decides), so a blocking connect waiting for its handshake holds none; a connect that fails
  * inside the call after that (no local port left) gets it back for the exit
- * (connect_call_decides in paths.bpf.h). Two threads sharing a slot at the same instant:
+ * (connect_call_decides in connect.bpf.h). Two threads sharing a slot at the same instant:
  * the second overwrites the first, which is counted (stash_full). A connect driven by a
  * kernel socket, or by io_uring and completed in another thread, may leave its thread's slot
  * filled; it never decides another socket (the exit checks the cookie and, for TCP, that the
@@ -229,7 +230,7 @@ struct conn_pending {
 	/* first, as user space reads them (struct dstrace_conn_head) */
 	__u64 since; /* when it was kept (CLOCK_BOOTTIME) */
 	/* the first_ns of the process entry that counts it waiting (its pending), 0 if none
-	 * does (paths.bpf.h, conn_entry) */
+	 * does (connect.bpf.h, conn_entry) */
 	__u64 entry_ns;
 	struct task_ident who;
 	__u32 daddr;
@@ -239,7 +240,7 @@ struct conn_pending {
 	struct fallback_rec fb; /* with DSTRACE_F_FALLBACK */
 };
 
-/* Where a pending connect is kept (paths.bpf.h, conn_pending_put): in place, in the array slot
+/* Where a pending connect is kept (connect.bpf.h, conn_pending_put): in place, in the array slot
  * its cookie selects, claimed and released by compare-and-exchange of the slot's tag (a
  * hash's insert and delete cost 800-1100 ns per connect here); in the hash conn_pending
  * when the slot is held by another socket's connect, or in programs that may use no
@@ -296,7 +297,7 @@ struct {
 } conn_pending SEC(".maps");
 
 /* Entries put in conn_pending under their socket's address, not taken yet: connects in
- * progress at start whose socket had no cookie (paths.bpf.h, existing_connecting). A socket
+ * progress at start whose socket had no cookie (existing.bpf.h, existing_connecting). A socket
  * address is a kernel address, never a cookie (DSTRACE_CONN_KEY_IS_SK); user space lowers
  * it for the entries it gives up. */
 __u64 conn_by_sk = 0;
@@ -400,7 +401,7 @@ struct {
  * the socket: a child forked since shares it) and kind DSTRACE_EV_EXISTING; value:
  * DSTRACE_EV_SEND (the program began: a client) or DSTRACE_EV_RECV (the peer did: a
  * service's socket connected to its client). A new flow with no other-way flow looks here,
- * once udp_began_n says there are entries (paths.bpf.h, handle_udp_datagram). */
+ * once udp_began_n says there are entries (traffic.bpf.h, handle_udp_datagram). */
 __u32 udp_began_n = 0;
 
 struct {
@@ -414,7 +415,7 @@ struct {
 /* While pass 2 runs: the outcomes of TCP connects to mapped peers (socket address -> the
  * result, as handle_tcp_state decides it), noted before the state change's program takes a
  * pending connect, so that a connect in progress the scan keeps just after that program
- * found nothing is decided all the same (paths.bpf.h, existing_connecting). */
+ * found nothing is decided all the same (existing.bpf.h, existing_connecting). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

@@ -6,7 +6,7 @@
  * IPv4 address of the answer, given plainly (AF_INET) or mapped (AF_INET6 ::ffff:a.b.c.d,
  * AI_V4MAPPED), is remembered for the process with the name asked, whether the answer also
  * had IPv6 addresses, and the hints; a mapped connect or send to that address later carries
- * the name (paths.bpf.h, name_of). Programs that do not resolve through this library (static
+ * the name (core.bpf.h, name_of). Programs that do not resolve through this library (static
  * Go binaries, another libc) leave no name: their events say name null.
  */
 #ifndef DSTRACE_RESOLVER_BPF_H

@@ -99,7 +99,7 @@ static __always_inline void sk_state_change(struct sock *sk, int oldstate, int n
 	if (oldstate == TCP_SYN_SENT && sk->__sk_common.skc_family == AF_INET6 &&
 	    !fault_skip(sk))
 		handle_tcp_state(sk, oldstate, newstate, slots);
-	/* out of SYN_RECV: a simultaneous open (paths.bpf.h, handle_tcp_state) has a struct
+	/* out of SYN_RECV: a simultaneous open (connect.bpf.h, handle_tcp_state) has a struct
 	 * socket; a passive open's child (every accepted connection) has none yet, but for a
 	 * TCP Fast Open child accepted early and an MPTCP join subflow, which have no pending
 	 * connect (handled, nothing found) */

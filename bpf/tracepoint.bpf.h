@@ -17,7 +17,7 @@
 
 /* ---- path 1: connect (begins and usually ends in the socket layer, socket.bpf.h) ---- */
 
-/* A connect's error as the kernel reports it (paths.bpf.h, handle_tcp_error_report). The
+/* A connect's error as the kernel reports it (connect.bpf.h, handle_tcp_error_report). The
  * tracepoint comes after the program is woken: on a kernel without tcp_done_with_error()
  * (mainline since mid-2024, and stable backports) a program reading SO_ERROR at once can
  * still clear the error first; the fentry and kprobe backends hook sock_def_error_report's
@@ -230,7 +230,7 @@ int cg_sendmsg6(struct bpf_sock_addr *ctx)
 }
 
 /* The numbers of the syscalls in progress whose arguments name a send's destination
- * (syscall_nr, syscall_arg: paths.bpf.h). They differ per architecture; an architecture not
+ * (syscall_nr, syscall_arg: core.bpf.h). They differ per architecture; an architecture not
  * listed here cannot name the peer of a failed v6-only send, and the backend says so at
  * start (syscall_dest_supported). */
 #if defined(__TARGET_ARCH_x86)

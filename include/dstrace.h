@@ -149,9 +149,9 @@ struct dstrace_proc_stats {
 				     * final once pending is 0 too */
 	unsigned int ended_by;	     /* enum dstrace_end */
 	/* the last peer counted in proc_peers (IPv4, network order; 0: none): the kernel's
-	 * shortcut past the table for the same peer again (bpf/paths.bpf.h, proc_peer) */
+	 * shortcut past the table for the same peer again (bpf/core.bpf.h, proc_peer) */
 	unsigned int last_peer;
-	/* Mapped connects of this entry's still waiting for their outcome (bpf/paths.bpf.h,
+	/* Mapped connects of this entry's still waiting for their outcome (bpf/connect.bpf.h,
 	 * conn_entry): an entry that has ended with some (its process killed during a dial, the
 	 * socket closed after the process's end, or held by a child) is held for their outcome,
 	 * which it counts, before user space folds it (user/tables.c, walk_procs). */

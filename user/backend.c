@@ -104,7 +104,7 @@ static const struct prog_ref resolver_progs[] = {
 	PROG(rs_getaddrinfo_ret), PROG(rs_getaddrinfo),
 };
 
-/* The error-report hooks (bpf/paths.bpf.h, handle_tcp_error_report) decide a connect when its
+/* The error-report hooks (bpf/connect.bpf.h, handle_tcp_error_report) decide a connect when its
  * socket reports an error before it closes. A kernel with tcp_done_with_error() (mainline since
  * mid-2024, backported to stable kernels: Debian's 6.1) closes it first, and the state change
  * decides with the error still set; there the hook, run on every error report of the machine
@@ -376,7 +376,7 @@ static int precheck(struct dstrace_backend *b)
 		if (!vmlinux_has_type(b, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no sock:sock_send_length tracepoint (Linux 6.3+)");
-		/* the accept reads its socket through BTF casts (paths.bpf.h, BTF_CAST) */
+		/* the accept reads its socket through BTF casts (core.bpf.h, BTF_CAST) */
 		if (!vmlinux_has_type(b, "bpf_rdonly_cast", BTF_KIND_FUNC))
 			return fail(b, -EOPNOTSUPP,
 				    "this kernel has no bpf_rdonly_cast() kfunc (Linux 6.2+)");

@@ -15,7 +15,7 @@
  *                 kernel counts them: fentry 5.12+, tp_btf 6.0+, kprobes 6.7+), and TCP
  *                 connects whose state change the kernel ran no program for (counted at
  *                 their socket's release, bpf/socket.bpf.h sock_release, or when it
- *                 connects again, bpf/paths.bpf.h handle_connect_start)
+ *                 connects again, bpf/connect.bpf.h handle_connect_start)
  *   flows_evicted UDP flows the kernel's LRU table evicted
  *   programs      processes whose program did not fit the program table
  *   pids          processes that did not fit the process table

@@ -77,7 +77,7 @@ int dstrace_backend__missed(const struct dstrace_backend *b,
 		*missed += recursion_misses(prog);
 	}
 	/* connects whose socket's state change ran none of the programs (bpf/socket.bpf.h,
-	 * sock_release; bpf/paths.bpf.h, handle_connect_start) */
+	 * sock_release; bpf/connect.bpf.h, handle_connect_start) */
 	*missed += counters[DSTRACE_CNT_CONN_UNSEEN];
 	/* sk_state's misses that sk_state_nested did not make up for */
 	m = recursion_misses(state);
@@ -151,7 +151,7 @@ static void peers_sweep(const struct dstrace_backend *b, struct key_list *freed)
 }
 
 /* Is this entry held for the outcome of connects it started (st->pending, less those given
- * up: walk_procs)? Until the last one's outcome is counted (bpf/paths.bpf.h, conn_entry), it
+ * up: walk_procs)? Until the last one's outcome is counted (bpf/connect.bpf.h, conn_entry), it
  * is not final: visited as ended but not final, not deleted. Not any more
  * DSTRACE_CONNECT_WAIT_MAX after its end (and a sweep or two), when all have been given up:
  * any it still waits for then (one whose give-up found no room in the tally) is counted
