@@ -133,7 +133,7 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
 					       __u32 tgid, __u32 raddr, __u16 rport)
 {
 	struct dstrace_flow_key key = {}; /* padding included: a map key */
-	__u8 began = bpf_map_lookup_elem(&existing_listeners, lk) ? DSTRACE_EV_RECV :
+	__u8 began = bpf_map_lookup_elem(&existing_udp_ports, lk) ? DSTRACE_EV_RECV :
 								     DSTRACE_EV_SEND;
 	struct dstrace_flow_val *flow;
 
@@ -186,9 +186,11 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 		int state = BPF_CORE_READ(sk, __sk_common.skc_state);
 
 		/* a TCP listener, or a bound UDP socket with no peer (a service's) */
-		if (proto == DSTRACE_PROTO_TCP ? state == TCP_LISTEN :
-		    (__u16)lk.port && !BPF_CORE_READ(sk, __sk_common.skc_dport))
+		if (proto == DSTRACE_PROTO_TCP && state == TCP_LISTEN)
 			bpf_map_update_elem(&existing_listeners, &lk, &one, BPF_ANY);
+		else if (proto != DSTRACE_PROTO_TCP && (__u16)lk.port &&
+			 !BPF_CORE_READ(sk, __sk_common.skc_dport))
+			bpf_map_update_elem(&existing_udp_ports, &lk, &one, BPF_ANY);
 		return;
 	}
 	if (pass != 2 || !sk_existing_mapped(sk, proto, &raddr, &rport))

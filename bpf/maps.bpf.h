@@ -386,7 +386,8 @@ struct listener_key {
 	__u32 port; /* the local port | the protocol (DSTRACE_PROTO_*) << 16 */
 };
 
-/* Pass 1 notes TCP listeners and unconnected UDP sockets: a connection or connected UDP
+/* Pass 1 notes TCP listeners, and apart (so that a host's many UDP sockets leave the
+ * listeners their room) the ports of unconnected UDP sockets: a connection or connected UDP
  * socket on such a port serves a client. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -394,6 +395,14 @@ struct {
 	__type(key, struct listener_key);
 	__type(value, __u8);
 } existing_listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct listener_key);
+	__type(value, __u8);
+} existing_udp_ports SEC(".maps");
 
 /* UDP exchanges under way at start: for each connected mapped UDP socket the scan finds, who
  * began the exchange with its peer, which a flow's first datagram cannot tell (the program's
