@@ -141,10 +141,9 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
 	key.raddr = raddr;
 	key.rport = rport;
 	key.kind = DSTRACE_EV_EXISTING; /* pid 0: for every process using the socket */
-	if (bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY)) {
-		counter_add(DSTRACE_CNT_CONN_FULL, 1);
+	/* full (8192 such sockets): the first datagram after the start tells (README) */
+	if (bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY))
 		return;
-	}
 	udp_began_n = 1;
 	/* this process's flows begun since the hooks were attached, before the scan came here */
 	key.pid = tgid;

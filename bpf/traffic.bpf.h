@@ -86,6 +86,34 @@ static __always_inline __u64 udp_send_segments_as(struct sock *sk, int len, bool
 	return gso && len > gso ? ((__u32)len + gso - 1) / gso : 1;
 }
 
+/* Does a new flow (key: its key) answer the other way's, begun by the peer (struct
+ * dstrace_flow_val)? Who began an exchange under way at start decides where the scan noted
+ * it (existing.bpf.h, existing_udp_began); else the other way's flow, if there is one and it
+ * is not itself the answer (a flow evicted and begun again). */
+static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key)
+{
+	__u8 kind = key->kind, answer;
+	struct dstrace_flow_val *other;
+	__u32 pid = key->pid;
+	__u8 *began = NULL;
+
+	if (udp_began_n) {
+		key->kind = DSTRACE_EV_EXISTING;
+		key->pid = 0;
+		began = bpf_map_lookup_elem(&udp_began, key);
+		key->pid = pid;
+	}
+	if (began) {
+		answer = *began != kind;
+	} else {
+		key->kind = kind == DSTRACE_EV_SEND ? DSTRACE_EV_RECV : DSTRACE_EV_SEND;
+		other = bpf_map_lookup_elem(&udp_flows, key);
+		answer = other && !other->answer;
+	}
+	key->kind = kind;
+	return answer;
+}
+
 /*
  * Paths 3 and 4: UDP datagrams sent to, or received from, an IPv4 peer on an AF_INET6 socket.
  * Every datagram is counted here; only the first of a flow becomes an event. ret is the
@@ -128,24 +156,14 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 	if (!flow) {
 		struct dstrace_flow_val init = { .datagrams = datagrams, .bytes = ret, .lport = lport };
 
-		/* a new flow: the answer to one the peer began (its datagrams came first), or one
-		 * this process begins (struct dstrace_flow_val); the other way's flow may itself
-		 * be the answer (an exchange under way at start, or a flow evicted and begun again) */
-		key.kind = kind == DSTRACE_EV_SEND ? DSTRACE_EV_RECV : DSTRACE_EV_SEND;
-		flow = bpf_map_lookup_elem(&udp_flows, &key);
-		if (flow) {
-			init.answer = !flow->answer;
-		} else if (udp_began_n) { /* an exchange under way at start */
-			__u8 *began;
-
-			key.kind = DSTRACE_EV_EXISTING;
-			key.pid = 0;
-			began = bpf_map_lookup_elem(&udp_began, &key);
-			init.answer = began && *began != kind;
-			key.pid = tgid;
-		}
-		key.kind = kind;
+		init.answer = udp_flow_answers(&key);
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
+			/* while the scan runs it may have noted this socket since: it decides */
+			if (!existing_done && udp_began_n) {
+				flow = bpf_map_lookup_elem(&udp_flows, &key);
+				if (flow)
+					flow->answer = udp_flow_answers(&key);
+			}
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
 			proc_peer(st, tgid, raddr);
 			emit_event(sk, ino, kind, proto, raddr, rport, 0, true);

@@ -197,8 +197,10 @@ struct dstrace_flow_val {
 	unsigned long long bytes;
 	unsigned short lport;
 	/* 1: the peer spoke first (this process's flow the other way was there when this one
-	 * began): the flow answers it. A service's replies to its clients, a client's answers:
-	 * the exchange is the other flow's, whose direction it takes. */
+	 * began, and was not itself an answer; for an exchange under way at start, the
+	 * socket told who began it: bpf/existing.bpf.h, existing_udp_began): the flow answers
+	 * it. A service's replies to its clients, a client's answers: the exchange is the
+	 * other flow's, whose direction it takes. */
 	unsigned char answer;
 	unsigned char pad0;
 	unsigned short pad[2];

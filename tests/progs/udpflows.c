@@ -538,9 +538,11 @@ static unsigned long local_port(int fd)
 	return ntohs(sin6.sin6_port);
 }
 
-/* A UDP socket of FAMILY bound to the loopback or wildcard address and PORT (0: any). */
+/* A UDP socket of FAMILY bound to the loopback or wildcard address and PORT (0: any); its
+ * reads give up after 10 s (a lost datagram fails the program, it does not hang it). */
 static int udp_bound(int family, unsigned long port, bool reuse)
 {
+	struct timeval tv = { .tv_sec = 10 };
 	struct sockaddr_storage ss = {};
 	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) :
 					    sizeof(struct sockaddr_in6);
@@ -560,6 +562,8 @@ static int udp_bound(int family, unsigned long port, bool reuse)
 	}
 	if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)))
 		die("setsockopt(SO_REUSEADDR)");
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+		die("setsockopt(SO_RCVTIMEO)");
 	if (bind(fd, (struct sockaddr *)&ss, len))
 		die("bind");
 	return fd;
