@@ -727,6 +727,19 @@ fi
 # mapped connect: the pid's newer entry, followed beside the one held for the outcome);
 # nothing in drops.proc_full.
 AOUT=$WORK/sockpaths-audit.jsonl
+# audit_udp EXE: the UDP datagrams, replies and peers of the program EXE (its file name) in
+# the final set of audit records, in the test's namespaces
+audit_udp() {
+	jq -sc --argjson ns "$NSJ" --arg exe "$1" '
+		(map(select(.type == "audit_run")) | last | .ts) as $ts |
+		map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/" + $exe))
+			and (.netns as $n | $ns | index($n)))) |
+		map({sent: {udp_datagrams: .sent.udp_datagrams, udp_replies: .sent.udp_replies},
+		     received: {udp_datagrams: .received.udp_datagrams,
+				udp_replies: .received.udp_replies},
+		     peers: [.peers[] | "\(.dir)/\(.proto)/\(.addr):\(.port)=\(.count)"] | sort})' \
+		"$AOUT"
+}
 srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
 # UDP exchanges under way before dstrace starts, in which the side that did not begin speaks
 # first once it runs (udpflows exchange, one program): a client connected to its server
@@ -786,24 +799,10 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 	# the client asked ("out"); the report sends nothing to the client's port
 	check_eq "audit: UDP replies, not peers of their own" \
 		'[{"sent":{"udp_datagrams":10,"udp_replies":5},"received":{"udp_datagrams":10,"udp_replies":5},"peers":["in/udp/127.0.0.1:8095=5","out/udp/127.0.0.1:8095=5"]}]' \
-		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
-			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/udp6"))
-				and (.netns as $n | $ns | index($n)))) |
-			map({sent: {udp_datagrams: .sent.udp_datagrams, udp_replies: .sent.udp_replies},
-			     received: {udp_datagrams: .received.udp_datagrams,
-					udp_replies: .received.udp_replies},
-			     peers: [.peers[] | "\(.dir)/\(.proto)/\(.addr):\(.port)=\(.count)"] | sort})' \
-			"$AOUT")"
+		"$(audit_udp udp6)"
 	check_eq "audit: UDP exchanges under way at start: replies told by who began" \
 		'[{"sent":{"udp_datagrams":7,"udp_replies":4},"received":{"udp_datagrams":7,"udp_replies":3},"peers":["in/udp/127.0.0.1:8112=4","out/udp/127.0.0.1:8110=3"]}]' \
-		"$(jq -sc --argjson ns "$NSJ" '(map(select(.type == "audit_run")) | last | .ts) as $ts |
-			map(select(.type == "audit" and .ts == $ts and (.exe | endswith("/udpflows"))
-				and (.netns as $n | $ns | index($n)))) |
-			map({sent: {udp_datagrams: .sent.udp_datagrams, udp_replies: .sent.udp_replies},
-			     received: {udp_datagrams: .received.udp_datagrams,
-					udp_replies: .received.udp_replies},
-			     peers: [.peers[] | "\(.dir)/\(.proto)/\(.addr):\(.port)=\(.count)"] | sort})' \
-			"$AOUT")"
+		"$(audit_udp udpflows)"
 	check_eq "audit: the report's verdict on the UDP service and its client" \
 		"would stop receiving IPv4 datagrams on UDP port 8095 (5 datagrams from 1 peer); could no longer send to 127.0.0.1:8095/udp (5 datagrams)" \
 		"$("$DSTRACE" report -j "$AOUT" | jq -r --argjson ns "$NSJ" '.programs[] |
