@@ -57,7 +57,7 @@ BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 REPORT_SRCS := $(wildcard user/report/*.c)
 USER_LIB_SRCS := user/htab.c user/options.c user/format.c user/schema.c user/aggregate.c user/cgroupfs.c user/clock.c user/programs.c user/audit.c \
 	user/metrics.c user/outfile.c user/container.c $(REPORT_SRCS)
-USER_SRCS := user/dstrace.c user/backend.c user/kretprobe.c user/tables.c user/inflight.c user/compat.c user/run.c user/sink.c user/sink_lines.c \
+USER_SRCS := user/dstrace.c user/backend.c user/resolver.c user/kretprobe.c user/tables.c user/inflight.c user/compat.c user/run.c user/sink.c user/sink_lines.c \
 	user/sink_audit.c user/sink_metrics.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 

@@ -12,7 +12,10 @@ test_pkgs=(libcunit1-dev jq iproute2 nginx curl socat procps util-linux psmisc l
 vm_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 bench_pkgs=(bpftrace nginx)
 # test_compat32's 32-bit program (gcc -m32) where there are 32-bit programs to watch
+# and test_resolver's (its C library's getaddrinfo(), which the resolver's uprobes follow too);
+# test_resolver's program built against musl (an Alpine container's C library)
 [ "$(dpkg --print-architecture)" = amd64 ] && test_pkgs+=(gcc-multilib)
+test_pkgs+=(musl-tools)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;

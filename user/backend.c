@@ -548,59 +548,49 @@ static int open_cgroup_root(struct dstrace_backend *b)
 	return 0;
 }
 
-/* The C library this process runs with (a path from /proc/self/maps): the file whose
- * getaddrinfo() the resolver's uprobes follow, for every program that maps it. */
-static int libc_path(char *buf, size_t size)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4096];
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (err && fgets(line, sizeof(line), f)) {
-		char *path = strchr(line, '/'), *base;
-
-		if (!path)
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		base = strrchr(path, '/') + 1;
-		if ((!strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5) ||
-		     !strncmp(base, "ld-musl", 7)) &&
-		    (size_t)snprintf(buf, size, "%s", path) < size)
-			err = 0;
-	}
-	fclose(f);
-	return err;
-}
-
-/* A uprobe of the resolver list on getaddrinfo() of the C library. Not fatal: without it the
- * events' names are unknown, which start-up says once (b->resolver_blind). */
-static struct bpf_link *attach_uprobe(struct dstrace_backend *b, struct bpf_program *prog)
+/* The resolver's uprobe prog on getaddrinfo() of the C library path. Not fatal: without it
+ * that library's programs' names are unknown, which start-up says once (b->resolver_blind,
+ * the first failure's reason and the paths of all). */
+static struct bpf_link *attach_uprobe(struct dstrace_backend *b, struct bpf_program *prog,
+				      const char *path)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "getaddrinfo",
 		    .retprobe = !strncmp(bpf_program__section_name(prog), "uretprobe", 9));
-	struct bpf_link *link;
-	char path[PATH_MAX];
-	int err = b->resolver_lib ? 0 : libc_path(path, sizeof(path));
+	struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
+	size_t n = strlen(b->resolver_blind);
 
-	if (b->resolver_lib)
-		snprintf(path, sizeof(path), "%s", b->resolver_lib);
-	if (err) {
+	if (link)
+		return link;
+	if (!n)
 		snprintf(b->resolver_blind, sizeof(b->resolver_blind),
-			 "no C library found in /proc/self/maps");
-		return NULL;
-	}
-	link = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
-	if (!link) {
-		int n = snprintf(b->resolver_blind, sizeof(b->resolver_blind),
-				 "cannot attach a uprobe to getaddrinfo(): %s", strerror(errno));
+			 "cannot attach a uprobe to getaddrinfo(): %s (%.128s)", strerror(errno),
+			 path);
+	else if (b->resolver_blind[n - 1] == ')' && !strstr(b->resolver_blind, path))
+		snprintf(b->resolver_blind + n - 1, sizeof(b->resolver_blind) - n + 1,
+			 ", %.128s)", path);
+	return NULL;
+}
 
-		if (n > 0 && (size_t)n < sizeof(b->resolver_blind))
-			snprintf(b->resolver_blind + n, sizeof(b->resolver_blind) - n, " (%.128s)",
-				 path);
+/* Each of the resolver's programs on every library of b->rlibs (user/resolver.c); the
+ * return probe first, and no entry probe where it failed. */
+static int attach_resolver(struct dstrace_backend *b, struct bpf_program *prog)
+{
+	bool ret = !strncmp(bpf_program__section_name(prog), "uretprobe", 9);
+
+	for (int i = 0; i < b->rlibs.n; i++) {
+		struct bpf_link *link;
+
+		if (!ret && b->rlib_failed[i])
+			continue;
+		if (b->nlinks == MAX_LINKS)
+			return fail(b, -E2BIG, "internal error: more than %d links", MAX_LINKS);
+		link = attach_uprobe(b, prog, b->rlibs.path[i]);
+		if (link)
+			b->links[b->nlinks++] = link;
+		else
+			b->rlib_failed[i] = true;
 	}
-	return link;
+	return 0;
 }
 
 static bool is_resolver_prog(const struct dstrace_backend *b, const struct bpf_program *prog)
@@ -650,14 +640,8 @@ static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 
 	if (b->nlinks == MAX_LINKS)
 		return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
-	if (is_resolver_prog(b, prog)) {
-		if (b->resolver_blind[0])
-			return 0; /* the return probe failed: no entry probe without it */
-		link = attach_uprobe(b, prog);
-		if (link)
-			b->links[b->nlinks++] = link;
-		return 0;
-	}
+	if (is_resolver_prog(b, prog))
+		return attach_resolver(b, prog);
 	if (is_cgroup_prog(prog)) {
 		err = open_cgroup_root(b);
 		if (err)
@@ -819,7 +803,9 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->kind = kind;
 	b->why[0] = '\0';
 	b->resolver_blind[0] = '\0';
-	b->resolver_lib = env->resolver_lib;
+	memset(b->rlib_failed, 0, sizeof(b->rlib_failed));
+	dstrace_resolver_libs(&b->rlibs, "/proc/self/maps", ia32_loader(), env->resolver_libs,
+			      env->n_resolver_libs, b->resolver_blind, sizeof(b->resolver_blind));
 	b->recvmsg_noblock = false;
 	b->sendpage_blind = false;
 	b->kret_blind[0] = '\0';
@@ -954,6 +940,9 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 				"through its task's BTF (bpf_get_current_task_btf)" :
 				"by helper calls (no bpf_get_current_task_btf in cgroup programs here)");
 		say_left_out(b);
+		for (int i = 0; i < b->rlibs.n; i++)
+			fprintf(stderr, "dstrace: names: getaddrinfo() of %s%s\n", b->rlibs.path[i],
+				b->rlib_failed[i] ? ": not followed" : "");
 	}
 	*out = b;
 	return 0;

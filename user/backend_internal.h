@@ -8,10 +8,12 @@
 #include <bpf/libbpf.h>
 #include "backend.h"
 #include "kretprobe.h"
+#include "resolver.h"
 #include "dstrace.skel.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define MAX_LINKS 32
+/* the programs' links, the resolver's pair once per C library after the first */
+#define MAX_LINKS (32 + 2 * (DSTRACE_RESOLVER_LIBS_MAX - 1))
 #define WHY_LEN 256
 
 struct dstrace_backend {
@@ -23,7 +25,8 @@ struct dstrace_backend {
 	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
-	const char *resolver_lib; /* --resolver-lib, or NULL: the C library dstrace runs with */
+	struct resolver_libs rlibs; /* the C libraries of the resolver's uprobes (resolver.h) */
+	bool rlib_failed[DSTRACE_RESOLVER_LIBS_MAX]; /* its return probe: no entry probe */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
 	/* tracepoint backend, before 6.5: sendfile()/splice() to a TCP socket go through
@@ -71,6 +74,10 @@ struct bpf_program *inflight_prog(const struct dstrace_backend *b);
  * (not followed). */
 enum exe_kind { EXE_UNKNOWN, EXE_NATIVE, EXE_IA32, EXE_OTHER };
 enum exe_kind exe_kind(const char *pid);
+
+/* The first 32-bit x86 dynamic loader installed (compat.c), or NULL: where there is one,
+ * 32-bit programs can start at any time. */
+const char *ia32_loader(void);
 
 /* The program for 32-bit programs' calls on this backend (NULL: not loaded, the kernel runs
  * none): attached by dstrace_backend__follow_compat() (compat.c), not with the rest. */

@@ -27,7 +27,7 @@ static const char *const ia32_loaders[] = { "/lib/ld-linux.so.2", "/lib/ld-musl-
 
 /* The first of them installed, or NULL. DSTRACE_IA32_LOADERS (tests and bench/run.sh): the
  * paths to look for instead, separated by ':' (empty: none). */
-static const char *ia32_loader(void)
+const char *ia32_loader(void)
 {
 	static char path[256];
 	const char *env = getenv("DSTRACE_IA32_LOADERS");

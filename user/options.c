@@ -67,8 +67,8 @@ static const struct argp_option opts[] = {
 	  "Write the same metrics to PATH (node_exporter's textfile collector) every interval "
 	  "(every 10 s without -i) and at exit, through PATH.tmp and rename", 0 },
 	{ "resolver-lib", OPT_RESOLVER_LIB, "PATH", 0,
-	  "The C library whose getaddrinfo() names peers (default: the one dstrace runs with; "
-	  "another libc, e.g. a container's musl, by its path)", 0 },
+	  "Another C library whose getaddrinfo() names peers, e.g. a container's musl, besides "
+	  "the one dstrace runs with and the 32-bit one (repeatable)", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages, the backend chosen and its programs not attached here", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
 	/* make bench's floor: every hook attached, every program returning at once */
@@ -223,7 +223,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_RESOLVER_LIB:
 		if (!*arg)
 			FAIL(state, "invalid --resolver-lib '': expected the path of a C library");
-		env->resolver_lib = arg;
+		if (env->n_resolver_libs == DSTRACE_RESOLVER_LIBS_GIVEN_MAX)
+			FAIL(state, "too many --resolver-lib options: at most %d",
+			     DSTRACE_RESOLVER_LIBS_GIVEN_MAX);
+		env->resolver_libs[env->n_resolver_libs++] = arg;
 		break;
 	case OPT_METRICS:
 		if (!*arg)

@@ -14,6 +14,9 @@ enum dstrace_backend_kind {
 	DSTRACE_BACKEND_MAX,
 };
 
+/* --resolver-lib given at most so many times */
+#define DSTRACE_RESOLVER_LIBS_GIVEN_MAX 6
+
 /* Everything the command line says. Filled by dstrace_parse_args(). */
 struct env {
 	bool json;
@@ -33,7 +36,10 @@ struct env {
 	const char *metrics; /* --metrics ADDR:PORT */
 	bool floor; /* --floor (make bench): programs attached that only return */
 	const char *metrics_file; /* --metrics-file PATH: the exposition, for node_exporter */
-	const char *resolver_lib; /* --resolver-lib PATH: getaddrinfo()'s library (NULL: ours) */
+	/* --resolver-lib PATH, repeated: C libraries whose getaddrinfo() is followed besides
+	 * ours and the 32-bit one (user/resolver.h) */
+	const char *resolver_libs[DSTRACE_RESOLVER_LIBS_GIVEN_MAX];
+	int n_resolver_libs;
 };
 
 #define DSTRACE_AUDIT_DEFAULT_INTERVAL 60

@@ -23,7 +23,11 @@
 # that resolved nothing, connecting to the same address, gets no name (names are per
 # process); a numeric "host" is no name; and Java, unmodified (tests/progs/JavaConnect.java),
 # to aonly and to both: it resolves AF_UNSPEC and maps the A record itself (mapped by the
-# program; for both, with the AAAA record passed over under Java's default preference). DSTRACE_ARGS adds arguments to dstrace.
+# program; for both, with the AAAA record passed over under Java's default preference); a
+# 32-bit program (tests/progs/gai.c built -m32: i386 glibc, followed without being asked) and
+# a musl one (gai-musl, its library given with --resolver-lib) resolving aonly, connecting
+# and sending: each named. An unusable --resolver-lib is said at start and in the records,
+# and the other libraries are still followed. DSTRACE_ARGS adds arguments to dstrace.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,6 +46,10 @@ NSJ="[$(netns_inode rs)]"
 RS=$REPO_ROOT/tests/progs/resolve.py
 read -ra extra <<<"${DSTRACE_ARGS:-}"
 OUT=$WORK/resolver.jsonl
+MUSL_LIB=/lib/ld-musl-$(uname -m).so.1
+# the programs of other C libraries: gai32 only where 32-bit x86 programs run
+OTHER_LIBC=(gai-musl)
+[[ $(uname -m) == x86_64 ]] && OTHER_LIBC+=(gai32)
 
 # client NAME RC ARGS...: run resolve.py in the namespace, expecting exit status RC (0: an
 # answer worked, 1: none did) and no traceback; its pid in the global C_PID[NAME].
@@ -59,7 +67,7 @@ build_progs
 # An IPv4-only server for fb.dstrace.test: its AAAA address (::1) refuses, its A one answers.
 bg_start SRV_PID rs "$WORK/server4" "$PROGS/tcpserv4" -n 1 9100
 wait_line "$WORK/server4.out" listening 5 || fail "tcpserv4" "expected it to listen, got not"
-if dstrace_start "$OUT" "${extra[@]}"; then
+if dstrace_start "$OUT" --resolver-lib "$MUSL_LIB" "${extra[@]}"; then
 	client fallback 0 tcp fb.dstrace.test 9100 --v4mapped --all
 	client aonly-v4mapped 1 tcp aonly.dstrace.test 9 --v4mapped
 	client aonly-program 1 tcp aonly.dstrace.test 9 --family unspec --map
@@ -77,6 +85,19 @@ if dstrace_start "$OUT" "${extra[@]}"; then
 		C_PID[java-$n]=$RUN_PID
 		check_eq "java-$n: client ran" "0, error java.net.ConnectException: Connection refused" \
 			"$RUN_RC, $(head -c 200 "$WORK/java-$n.out" | head -n 1)"
+	done
+	# other C libraries' getaddrinfo(): a connect (refused) and a send (sent)
+	for p in "${OTHER_LIBC[@]}"; do
+		if [[ ! -x $PROGS/$p ]]; then
+			fail "$p" "expected it built (gcc-multilib, musl-tools: scripts/install-deps.sh), got none"
+			continue
+		fi
+		for how in tcp udp; do
+			flag=()
+			[[ $how == udp ]] && flag=(-u)
+			run_in rs 20 "$WORK/$p-$how" "$PROGS/$p" "${flag[@]}" aonly.dstrace.test 9
+			C_PID[$p-$how]=$RUN_PID
+		done
 	done
 	dstrace_stop
 else
@@ -131,6 +152,20 @@ for n in aonly both; do
 			ret: -111, name: $name, answer: $answer, mapped_by: "program",
 			resolver_probe: false, fallback: null}]')"
 done
+for p in "${OTHER_LIBC[@]}"; do
+	[[ -x $PROGS/$p ]] || continue
+	check_eq "$p: the program's connect and send" \
+		"result=111 raddr=::ffff:127.0.0.1 rport=9|result=ok raddr=::ffff:127.0.0.1 rport=9" \
+		"$(sed 's/ pid=.*//' "$WORK/$p-tcp.out" "$WORK/$p-udp.out" | paste -sd '|')"
+	check_events "$p: getaddrinfo() of its C library names its connect and its send" "$OUT" \
+		"$NSJ" ".pid == ${C_PID[$p-tcp]} or .pid == ${C_PID[$p-udp]}" \
+		"$(jq -nc --arg comm "$p" '[{event: "connect", proto: "tcp", comm: $comm,
+		raddr: "127.0.0.1", rport: 9, ret: -111, name: "aonly.dstrace.test",
+		answer: "a-only", mapped_by: "resolver", hints: ["AF_INET6", "AI_V4MAPPED"]},
+		{event: "send", proto: "udp", comm: $comm, raddr: "127.0.0.1", rport: 9, ret: 0,
+		name: "aonly.dstrace.test", answer: "a-only", mapped_by: "resolver",
+		hints: ["AF_INET6", "AI_V4MAPPED"]}]')"
+done
 check_events "curl: an AF_INET socket to an A-only name is not mapped: no event" "$OUT" "$NSJ" \
 	".pid == ${C_PID[curl]}" '[]'
 check_eq "no warning about names on stderr" none \
@@ -164,7 +199,8 @@ else
 	fail "dstrace --audit start" "expected it to start"
 fi
 
-# --- no uprobes: said at start, in the stats and audit_run records, and by the report -----
+# --- a library not followed (no such file): said at start, in the stats and audit_run
+# records, and by the report; the others still followed ----------------------------------
 BL=$WORK/blind.jsonl
 if dstrace_start_raw "$WORK/blind.stdout" --audit -o "$BL" -i 60 --resolver-lib /nonexistent/libc.so.6 \
 	"${extra[@]}"; then
@@ -176,7 +212,8 @@ if dstrace_start_raw "$WORK/blind.stdout" --audit -o "$BL" -i 60 --resolver-lib 
 		"the warning, once"
 	check_eq "blind: the audit_run record says so" '["names of resolved peers"]' \
 		"$(jq -c 'select(.type == "audit_run") | .blind' "$BL" | tail -n 1)"
-	check_eq "blind: the program has no names" '[] 0' \
+	check_eq "blind: a program of the library followed still has its name" \
+		'[{"name":"aonly.dstrace.test","answer":"a-only","mapped_by":"resolver","count":1,"failed":1,"fallbacks":0}] 0' \
 		"$(jq -c --argjson ns "$(netns_inode rs)" 'select(.type == "audit" and .netns == $ns) | "\(.names | tojson) \(.names_dropped)"' -r "$BL" | tail -n 1)"
 	check_match "blind: the report warns" "could not see on its kernel: names of resolved peers" \
 		"$("$DSTRACE" report "$BL" 2>&1 | grep -m1 'could not see')" "the warning"

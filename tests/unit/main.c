@@ -65,6 +65,8 @@ int main(int argc, char **argv)
 	if (!err)
 		err = register_clock_tests();
 	if (!err)
+		err = register_resolver_tests();
+	if (!err)
 		err = register_htab_tests();
 	if (!err)
 		err = register_programs_tests();

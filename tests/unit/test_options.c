@@ -373,6 +373,29 @@ static void test_metrics_file_option(void)
 	EXPECT_REJECT("invalid --metrics-file '': expected a file name", ARGS("--metrics-file", ""));
 }
 
+/* --resolver-lib: none by default, repeatable up to DSTRACE_RESOLVER_LIBS_GIVEN_MAX, in order */
+static void test_resolver_lib_option(void)
+{
+	struct env env;
+
+	EXPECT_OK(&env, ARGS(NULL));
+	ASSERT_INT_EQ(env.n_resolver_libs, 0);
+	EXPECT_OK(&env, ARGS("--resolver-lib", "/a/libc.so.6", "--resolver-lib=/b/ld-musl.so.1"));
+	ASSERT_INT_EQ(env.n_resolver_libs, 2);
+	ASSERT_STR_EQ(env.resolver_libs[0], "/a/libc.so.6");
+	ASSERT_STR_EQ(env.resolver_libs[1], "/b/ld-musl.so.1");
+	EXPECT_OK(&env, ARGS("--resolver-lib", "1", "--resolver-lib", "2", "--resolver-lib", "3",
+			     "--resolver-lib", "4", "--resolver-lib", "5", "--resolver-lib", "6"));
+	ASSERT_INT_EQ(env.n_resolver_libs, DSTRACE_RESOLVER_LIBS_GIVEN_MAX);
+	ASSERT_STR_EQ(env.resolver_libs[5], "6");
+	EXPECT_REJECT("too many --resolver-lib options: at most 6",
+		      ARGS("--resolver-lib", "1", "--resolver-lib", "2", "--resolver-lib", "3",
+			   "--resolver-lib", "4", "--resolver-lib", "5", "--resolver-lib", "6",
+			   "--resolver-lib", "7"));
+	EXPECT_REJECT("invalid --resolver-lib '': expected the path of a C library",
+		      ARGS("--resolver-lib", ""));
+}
+
 static void test_extra_argument(void)
 {
 	EXPECT_REJECT("unexpected argument 'extra'", ARGS("-j", "extra"));
@@ -409,6 +432,7 @@ static const CU_TestInfo tests[] = {
 	{ "--ringbuf-kb range", test_ringbuf_range },
 	{ "--output", test_output_option },
 	{ "--metrics-file", test_metrics_file_option },
+	{ "--resolver-lib", test_resolver_lib_option },
 	{ "extra argument", test_extra_argument },
 	{ "unknown option", test_unknown_option },
 	CU_TEST_INFO_NULL,

@@ -15,6 +15,7 @@ int register_options_tests(void);
 int register_format_tests(void);
 int register_aggregate_tests(void);
 int register_cgroupfs_tests(void);
+int register_resolver_tests(void);
 int register_report_tests(void);
 int register_metrics_tests(void);
 int register_outfile_tests(void);

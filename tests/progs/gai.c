@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * gai: resolve a name through the C library it is linked with, then reach the first answer;
+ * built for the C libraries the resolver's uprobes must follow besides the one dstrace runs
+ * with: gai32 (gcc -m32: i386 glibc, its ILP32 struct addrinfo and stack-passed arguments)
+ * and gai-musl (musl-gcc: musl, as in an Alpine container). Standalone (no common.c), so
+ * that any C library builds it.
+ *
+ *   gai [-u] NAME PORT   getaddrinfo(NAME, PORT) for AF_INET6 with AI_V4MAPPED, then a
+ *                        blocking TCP connect to the first answer (-u: one UDP datagram of
+ *                        20 bytes)
+ *
+ * Prints "result=ok|ERRNO raddr=ADDR rport=PORT pid=N" (the call's result, errno's number
+ * for a failure), or "result=EAI_<n> pid=N" if the name has no answer.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	int udp = argc == 4 && !strcmp(argv[1], "-u"), fd, err, ret;
+	struct addrinfo hints, *res;
+	const struct sockaddr_in6 *sa;
+	char addr[INET6_ADDRSTRLEN], buf[20] = { 0 };
+
+	if (argc != 3 + udp) {
+		fprintf(stderr, "usage: gai [-u] NAME PORT\n");
+		return 2;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET6;
+	hints.ai_flags = AI_V4MAPPED;
+	hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
+	err = getaddrinfo(argv[1 + udp], argv[2 + udp], &hints, &res);
+	if (err) {
+		printf("result=EAI_%d pid=%d\n", err, (int)getpid());
+		return 1;
+	}
+	sa = (const struct sockaddr_in6 *)res->ai_addr;
+	inet_ntop(AF_INET6, &sa->sin6_addr, addr, sizeof(addr));
+	fd = socket(AF_INET6, hints.ai_socktype, 0);
+	if (fd < 0) {
+		perror("gai: socket");
+		return 1;
+	}
+	if (udp)
+		ret = sendto(fd, buf, sizeof(buf), 0, res->ai_addr, res->ai_addrlen) < 0 ? -1 : 0;
+	else
+		ret = connect(fd, res->ai_addr, res->ai_addrlen);
+	if (ret)
+		printf("result=%d raddr=%s rport=%u pid=%d\n", errno, addr, ntohs(sa->sin6_port),
+		       (int)getpid());
+	else
+		printf("result=ok raddr=%s rport=%u pid=%d\n", addr, ntohs(sa->sin6_port),
+		       (int)getpid());
+	freeaddrinfo(res);
+	close(fd);
+	return 0;
+}
