@@ -454,11 +454,17 @@ struct uring_req_key {
 	__u64 user_data;
 };
 
+struct uring_accept {
+	__u16 port;  /* the listening socket's port; 0: not known (a fixed file) */
+	__u8 direct; /* into the ring's fixed files: a completion's result is a slot */
+	__u8 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct uring_req_key);
-	__type(value, __u16); /* the listening socket's port; 0: not known (a fixed file) */
+	__type(value, struct uring_accept);
 } uring_accepts SEC(".maps");
 
 /* Per AF_INET6 UDP socket with IPv4 traffic (backends that may use socket storage:

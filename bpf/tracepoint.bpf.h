@@ -102,26 +102,88 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
  * descriptor says (not a fixed file), which each accepted socket must have: a program that
  * gives several requests one user_data cannot pass another's completion for an accept. */
 #define REQ_FIXED_FILE (1U << 0) /* REQ_F_FIXED_FILE: the SQE's IOSQE_FIXED_FILE, same bit */
+#define FILE_INDEX_ALLOC (~0U)	 /* IORING_FILE_INDEX_ALLOC: the kernel picks the slot */
+
+/* The ring's fixed files before Linux 6.13: an array of file pointers with flags in their
+ * low bits (io_fixed_file); since, resource nodes holding the same (io_rsrc_node). */
+struct io_fixed_file___pre613 {
+	unsigned long file_ptr;
+} __attribute__((preserve_access_index));
+
+struct io_file_table___pre613 {
+	struct io_fixed_file___pre613 *files;
+} __attribute__((preserve_access_index));
+
+struct io_ring_ctx___pre613 {
+	struct io_file_table___pre613 file_table;
+} __attribute__((preserve_access_index));
+
+#define FFS_FLAGS 7UL /* FFS_NOWAIT, FFS_ISREG, FFS_SCM (6.0-6.6): file_ptr's low bits */
+
+/* The socket in slot of ring's fixed files, or NULL: where an accept into a direct
+ * descriptor put it (read once its completion is posted: the program cannot have touched
+ * the slot before it sees that). */
+static __always_inline struct sock *uring_fixed_sk(void *ring, __u32 slot)
+{
+	struct io_ring_ctx___pre613 *old = ring;
+	struct io_ring_ctx *ctx = ring;
+	unsigned long ptr = 0;
+
+	if (bpf_core_field_exists(old->file_table.files)) {
+		struct io_fixed_file___pre613 *files = BPF_CORE_READ(old, file_table.files);
+
+		if (!files || bpf_probe_read_kernel(&ptr, sizeof(ptr), &files[slot]))
+			return NULL;
+	} else {
+		struct io_rsrc_node **nodes = BPF_CORE_READ(ctx, file_table.data.nodes);
+		struct io_rsrc_node *node = NULL;
+
+		if (!nodes || bpf_probe_read_kernel(&node, sizeof(node), &nodes[slot]) || !node)
+			return NULL;
+		ptr = BPF_CORE_READ(node, file_ptr);
+	}
+	return sk_from_file_as((struct file *)(ptr & ~FFS_FLAGS), true);
+}
+
+/* A completed accept of ring: res its result, direct whether into a fixed file (res then the
+ * slot the kernel picked, or 0 for the slot asked: file_slot - 1), port the listening
+ * socket's (0: not known). */
+static __always_inline void uring_accepted(void *ring, int res, bool direct, __u32 file_slot,
+					   __u16 port)
+{
+	struct sock *sk;
+
+	if (res < 0)
+		return;
+	if (!direct)
+		sk = sk_from_fd_as(res, true);
+	else
+		sk = uring_fixed_sk(ring, file_slot == FILE_INDEX_ALLOC ? (__u32)res : file_slot - 1);
+	if (sk && (!port || sk->__sk_common.skc_num == port))
+		handle_accept_done(sk, true, true);
+}
 
 SEC("tracepoint/io_uring/io_uring_submit_req")
 int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 {
 	FLOOR_RETURN(0);
 	struct io_kiocb *req = ctx->req;
+	struct uring_accept a = {};
 	struct uring_req_key k;
 	struct sock *lsk;
-	__u16 port = 0;
 
 	if (ctx->opcode != bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT))
 		return 0;
 	if (!(BPF_CORE_READ(req, flags) & REQ_FIXED_FILE)) {
 		lsk = sk_from_fd_as(BPF_CORE_READ(req, cqe.fd), true);
 		if (lsk)
-			port = lsk->__sk_common.skc_num;
+			a.port = lsk->__sk_common.skc_num;
 	}
+	/* prepared: a multishot accept into fixed files lets the kernel pick each slot */
+	a.direct = BPF_CORE_READ((struct io_accept *)req, file_slot) != 0;
 	k.ring = (__u64)ctx->ctx;
 	k.user_data = ctx->user_data;
-	bpf_map_update_elem(&uring_accepts, &k, &port, BPF_ANY);
+	bpf_map_update_elem(&uring_accepts, &k, &a, BPF_ANY);
 	return 0;
 }
 
@@ -129,11 +191,11 @@ int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 
 /* io_uring's accept and connect never pass through the syscalls: their completions, posted
  * in the submitting process (the submitter or one of its io-wq threads, which share its
- * files), carry the result. An accept's is the new descriptor: a direct (fixed-file) one is
- * not in the file table and is not seen; a multishot accept's are told by its request's ring
- * and user_data (uring_accepts). A connect's is the result of its last attempt on the
- * request's socket (the immediate failures the socket layer cannot see, and every UDP
- * connect). */
+ * files), carry the result. An accept's is the new descriptor, or for one into the ring's
+ * fixed files (a direct descriptor) the slot, read from the ring's table (uring_fixed_sk); a
+ * multishot accept's are told by its request's ring and user_data (uring_accepts). A
+ * connect's is the result of its last attempt on the request's socket (the immediate
+ * failures the socket layer cannot see, and every UDP connect). */
 SEC("tracepoint/io_uring/io_uring_complete")
 int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
@@ -141,31 +203,29 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	struct io_kiocb *req = ctx->req;
 	int res = ctx->res;
 	struct uring_req_key k;
-	struct sock *sk;
-	__u16 *port;
+	struct uring_accept *a;
 	__u8 op;
 
 	if (!req) {
-		/* a completion without its request: a multishot accept's, one per client */
+		/* a completion without its request: a multishot accept's, one per client (into a
+		 * fixed file, always a slot the kernel picked) */
 		k.ring = (__u64)ctx->ctx;
 		k.user_data = ctx->user_data;
-		port = res >= 0 ? bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
-		if (!port)
-			return 0;
-		sk = sk_from_fd_as(res, true);
-		if (sk && (!*port || sk->__sk_common.skc_num == *port))
-			handle_accept_done(sk, true, true);
+		a = res >= 0 ? bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
+		if (a)
+			uring_accepted(ctx->ctx, res, a->direct, FILE_INDEX_ALLOC, a->port);
 		return 0;
 	}
 	op = BPF_CORE_READ(req, opcode);
 	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_ACCEPT)) {
+		__u32 slot = BPF_CORE_READ((struct io_accept *)req, file_slot);
+
 		if (!(ctx->cflags & CQE_F_MORE)) { /* the request's last */
 			k.ring = (__u64)ctx->ctx;
 			k.user_data = ctx->user_data;
 			bpf_map_delete_elem(&uring_accepts, &k);
 		}
-		if (res >= 0)
-			handle_accept_done(sk_from_fd_as(res, true), true, true);
+		uring_accepted(ctx->ctx, res, slot != 0, slot, 0);
 	} else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;

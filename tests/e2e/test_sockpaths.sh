@@ -4,8 +4,9 @@
 # The mapped paths a syscall tracepoint does not see, or sees more than once, each checked
 # with exact events and counts: a non-blocking connect re-issued once writable (Ruby's
 # connect_nonblock, Twisted), blocking and non-blocking connects refused later, a connect
-# that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept, four
-# threads sharing one UDP socket each way, 5000 threads blocked in recvfrom() at once, and
+# that times out, TCP Fast Open, MPTCP, UDP-Lite, io_uring connect and accept (also into
+# fixed files), four threads sharing one UDP socket each way, 5000 threads blocked in
+# recvfrom() at once, and
 # datagrams read without asking their source (recv(), read()) among IPv6 ones, UDP and
 # UDP-Lite, also with the receive buffer overflowing; a server asleep in accept() and
 # receivers asleep in recvfrom() and recvmmsg() since before dstrace started (calls in
@@ -334,6 +335,35 @@ else
 		fail "io_uring multishot accept server ready" "no ready line: $(cat "$srv_base.err")"
 	fi
 fi
+
+# io_uring accepts into the ring's fixed files (direct descriptors: no file descriptor, the
+# completion's result a slot): single requests (slot 3 asked, then slots the kernel picks)
+# and a multishot one; each accepted socket's slot closed before the next.
+for mode in "direct 8098 2" "multishot-direct 8099 3"; do
+	read -r how port n <<<"$mode"
+	name="io_uring accept, $how"
+	if ((kmaj < 5 || (kmaj == 5 && kmin < 19))); then
+		log "skipped: $name: this kernel has no slot picked by io_uring (Linux 5.19+)"
+		continue
+	fi
+	srv_base=$(fbase "$name server")
+	bg_start UPID lo "$srv_base" "$SP" uring-accept "$port" "$n" "$how"
+	PIDS+=("$UPID")
+	if ! wait_line "$srv_base.out" '^ready' 5; then
+		fail "$name server ready" "no ready line: $(cat "$srv_base.err")"
+		continue
+	fi
+	for ((i = 1; i <= n; i++)); do
+		case_run "$name: client $i" ok "$SP" tcp-block ::ffff:127.0.0.1 "$port"
+	done
+	wait_pid "$UPID" 10
+	check_eq "$name: the server's result" "accepted=$n result=ok" "$(tail -n 1 "$srv_base.out")"
+	acc=$(ev_json event=accept proto=tcp pid="$UPID" comm=sockpaths raddr=127.0.0.1 lport="$port")
+	accs=()
+	for ((i = 1; i <= n; i++)); do accs+=("$acc"); done
+	expect_events "$name: events" "$UPID" "${accs[@]}"
+	expect_proc "$name: process" "$UPID" "$(proc_counts 0 "$n" 0 0 0 1 0)"
+done
 
 # UDP-Lite: 5 datagrams of 7 bytes, reported as udplite, counted with UDP.
 case_run "UDP-Lite" ok "$SP" udplite ::ffff:127.0.0.1 5353 5 7

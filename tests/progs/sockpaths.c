@@ -52,6 +52,11 @@
  *                                          the same with one multishot accept request
  *                                          (IORING_ACCEPT_MULTISHOT: a completion per
  *                                          client, all but the last without the request)
+ *   sockpaths uring-accept PORT N direct|multishot-direct
+ *                                          the same into the ring's fixed files (direct
+ *                                          descriptors, no file descriptor): direct asks
+ *                                          slot 3 for the first client and lets the kernel
+ *                                          pick for the others; each closed after
  *   sockpaths backlog-full PORT accept N   a listener on [::]:PORT whose accept queue takes
  *                                          one connection and no more (listen backlog 0:
  *                                          the kernel drops further SYNs, their connects
@@ -499,27 +504,60 @@ static int uring_connect(struct sockaddr_in6 *sa, const char *udp, const char *m
 	return result(res < 0 ? -res : 0);
 }
 
-static int uring_accept(const char *port, const char *count, bool multishot)
+/* user_data of uring_accept's requests */
+#define UD_ACCEPT 0
+#define UD_CLOSE 1
+
+static int uring_accept(const char *port, const char *count, bool multishot, bool direct)
 {
 	struct io_uring ring;
 	unsigned long n = parse_num("count", count, 1, 100000), got = 0;
 	int lfd = tcp_listen(AF_INET6, port, 0);
+	bool armed = false; /* an accept request in flight */
 
-	if (lfd < 0 || io_uring_queue_init(4, &ring, 0))
+	if (lfd < 0 || io_uring_queue_init(8, &ring, 0) ||
+	    (direct && io_uring_register_files_sparse(&ring, 8)))
 		return result(lfd < 0 ? EADDRINUSE : ENOSYS);
-	if (multishot)
-		io_uring_prep_multishot_accept(io_uring_get_sqe(&ring), lfd, NULL, NULL, 0);
 	say("ready port=%s", port);
 	while (got < n) {
-		int fd;
+		struct io_uring_sqe *sqe;
+		struct io_uring_cqe *cqe;
+		int res;
+		__u64 ud;
 
-		if (!multishot)
-			io_uring_prep_accept(io_uring_get_sqe(&ring), lfd, NULL, NULL, 0);
-		fd = uring_wait(&ring);
-		if (fd < 0)
+		if (!armed) {
+			sqe = io_uring_get_sqe(&ring);
+			if (multishot && direct)
+				io_uring_prep_multishot_accept_direct(sqe, lfd, NULL, NULL, 0);
+			else if (multishot)
+				io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, 0);
+			else if (direct) /* slot 3, then any (liburing adds 1: file_index) */
+				io_uring_prep_accept_direct(sqe, lfd, NULL, NULL, 0,
+							    got ? IORING_FILE_INDEX_ALLOC - 1 : 3);
+			else
+				io_uring_prep_accept(sqe, lfd, NULL, NULL, 0);
+			sqe->user_data = UD_ACCEPT;
+			armed = true;
+		}
+		if (io_uring_submit(&ring) < 0 || io_uring_wait_cqe(&ring, &cqe))
 			break;
+		res = cqe->res;
+		ud = cqe->user_data;
+		if (ud == UD_ACCEPT && !(multishot && (cqe->flags & IORING_CQE_F_MORE)))
+			armed = false;
+		io_uring_cqe_seen(&ring, cqe);
+		if (ud == UD_CLOSE && res >= 0)
+			continue;
+		if (res < 0)
+			break;
+		if (direct) { /* the slot: asked (the result is 0) or picked (the result) */
+			sqe = io_uring_get_sqe(&ring);
+			io_uring_prep_close_direct(sqe, !multishot && !got ? 3 : (unsigned int)res);
+			sqe->user_data = UD_CLOSE;
+		} else {
+			close(res);
+		}
 		got++;
-		close(fd);
 	}
 	io_uring_queue_exit(&ring);
 	printf("accepted=%lu ", got);
@@ -960,10 +998,13 @@ int main(int argc, char **argv)
 		return udp_connect_queued(argv[2], argv[3]);
 	if (!strcmp(m, "tcp-self") && argc == 3)
 		return tcp_self(argv[2]);
-	if (!strcmp(m, "uring-accept") && argc == 5 && !strcmp(argv[4], "multishot"))
-		return uring_accept(argv[2], argv[3], true);
+	if (!strcmp(m, "uring-accept") && argc == 5 &&
+	    (!strcmp(argv[4], "multishot") || !strcmp(argv[4], "direct") ||
+	     !strcmp(argv[4], "multishot-direct")))
+		return uring_accept(argv[2], argv[3], strncmp(argv[4], "multishot", 9) == 0,
+				    strstr(argv[4], "direct") != NULL);
 	if (!strcmp(m, "uring-accept") && argc == 4)
-		return uring_accept(argv[2], argv[3], false);
+		return uring_accept(argv[2], argv[3], false, false);
 	if (!strcmp(m, "udp-threads") && (argc == 6 || argc == 7))
 		return udp_threads(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
 	if (!strcmp(m, "udp-blocked") && argc == 5)
