@@ -35,7 +35,8 @@ enum dstrace_proto {
 };
 
 /* The counter slot of a protocol. */
-#define DSTRACE_PROTO_COUNTED(proto) ((proto) == DSTRACE_PROTO_TCP ? DSTRACE_PROTO_TCP : DSTRACE_PROTO_UDP)
+#define DSTRACE_PROTO_COUNTED(proto) \
+	((proto) == DSTRACE_PROTO_TCP ? DSTRACE_PROTO_TCP : DSTRACE_PROTO_UDP)
 
 /* Bits of the in-kernel event and protocol filters. */
 #define DSTRACE_EVMASK(kind) (1u << (kind))

@@ -322,7 +322,8 @@ static int check_signatures(struct dstrace_backend *b)
 		const char *since;
 		bool recvmsg; /* with noblock at idx and flags after it: before 5.19 */
 	} sig[] = {
-		{ "udpv6_recvmsg", 3, "flags", "udpv6_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+", true },
+		{ "udpv6_recvmsg", 3, "flags",
+		  "udpv6_recvmsg(sk, msg, len, flags, addr_len): Linux 5.19+", true },
 		{ "inet6_sendmsg", 0, "sock", "inet6_sendmsg(sock, msg, size)", false },
 		{ "inet6_recvmsg", 3, "flags", "inet6_recvmsg(sock, msg, size, flags)", false },
 		{ "udpv6_sendmsg", 2, "len", "udpv6_sendmsg(sk, msg, len)", false },

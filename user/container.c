@@ -9,7 +9,8 @@
  *   containerd (CRI)               .../cri-containerd-<id>.scope
  *   containerd, systemd cgroupsPath under containerd.service (kind, some k3s):
  *                                  /system.slice/containerd.service/<pod slice>:cri-containerd:<id>
- *   Kubernetes, systemd driver     /kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/...
+ *   Kubernetes, systemd driver     /kubepods.slice/kubepods-<qos>.slice/
+ *                                    kubepods-<qos>-pod<uid>.slice/...
  *                                  /kubepods.slice/kubepods-pod<uid>.slice/... (guaranteed)
  *   Kubernetes, cgroupfs driver    /kubepods/<qos>/pod<uid>/<id>, /kubepods/pod<uid>/<id>
  *

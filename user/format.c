@@ -452,7 +452,8 @@ static void name_members(const struct dstrace_event *e, char *buf, size_t size)
 		return;
 	}
 	dstrace_json_string(e->name, DSTRACE_NAME_LEN, name, sizeof(name));
-	n = (size_t)clamp(snprintf(buf, size, ",\"name\":%s,\"answer\":\"%s\",\"mapped_by\":\"%s\",\"hints\":[",
+	n = (size_t)clamp(snprintf(buf, size,
+				   ",\"name\":%s,\"answer\":\"%s\",\"mapped_by\":\"%s\",\"hints\":[",
 				   name, name_answer(e),
 				   e->name_flags & DSTRACE_NAME_RESOLVER_MAPPED ? "resolver" : "program"),
 			  size);

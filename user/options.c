@@ -47,11 +47,13 @@ static const struct argp_option opts[] = {
 	{ "interval", 'i', "SECONDS", 0, "No event lines; print the per-process table every SECONDS", 0 },
 	{ "duration", 'd', "SECONDS", 0, "Stop after SECONDS", 0 },
 	{ "pid", 'p', "PID", 0, "Only this process (repeatable)", 0 },
-	{ "comm", 'c', "NAME", 0, "Only processes named NAME (as ps shows them), and threads named NAME", 0 },
+	{ "comm", 'c', "NAME", 0,
+	  "Only processes named NAME (as ps shows them), and threads named NAME", 0 },
 	{ "port", 'P', "PORT", 0, "Only traffic with PORT at either end", 0 },
 	{ "tcp", OPT_TCP, NULL, 0, "Only TCP", 0 },
 	{ "udp", OPT_UDP, NULL, 0, "Only UDP", 0 },
-	{ "events", 'e', "LIST", 0, "Only these events: comma-separated connect,accept,send,recv,existing,bind", 0 },
+	{ "events", 'e', "LIST", 0,
+	  "Only these events: comma-separated connect,accept,send,recv,existing,bind", 0 },
 	{ "output", 'o', "FILE", 0, "Write to FILE instead of standard output", 0 },
 	{ "backend", OPT_BACKEND, "NAME", 0,
 	  "auto (default: the first of fentry, kprobe, tracepoint that works), fentry, kprobe or "
@@ -69,7 +71,8 @@ static const struct argp_option opts[] = {
 	{ "resolver-lib", OPT_RESOLVER_LIB, "PATH", 0,
 	  "Another C library whose getaddrinfo() names peers, e.g. a container's musl, besides "
 	  "the one dstrace runs with and the 32-bit one (repeatable)", 0 },
-	{ "verbose", 'v', NULL, 0, "Print libbpf's messages, the backend chosen and its programs not attached here", 0 },
+	{ "verbose", 'v', NULL, 0,
+	  "Print libbpf's messages, the backend chosen and its programs not attached here", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },
 	/* make bench's floor: every hook attached, every program returning at once */
 	{ "floor", OPT_FLOOR, NULL, OPTION_HIDDEN, "Attach programs that do nothing (benchmark)", 0 },

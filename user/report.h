@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * `dstrace report FILE...` (its files: user/report/, internal.h lists them): read audit records (docs/audit-format.md), keep the last record
- * of each (host, run, program), add up a program's runs on its host, and say per program
+ * `dstrace report FILE...` (its files: user/report/, internal.h lists them): read audit
+ * records (docs/audit-format.md), keep the last record of each (host, run, program), add up
+ * a program's runs on its host, and say per program
  * what depends on IPv4 through mapped addresses and what would break without IPv4 or with
  * net.ipv6.bindv6only=1. Output: text, or one JSON document (docs/report-format.md).
  *
