@@ -57,7 +57,7 @@ BPF_HDRS := $(wildcard bpf/*.h) include/dstrace.h
 REPORT_SRCS := $(wildcard user/report/*.c)
 USER_LIB_SRCS := user/htab.c user/options.c user/format.c user/schema.c user/aggregate.c user/cgroupfs.c user/clock.c user/programs.c user/audit.c \
 	user/metrics.c user/outfile.c user/container.c $(REPORT_SRCS)
-USER_SRCS := user/dstrace.c user/backend.c user/resolver.c user/kretprobe.c user/tables.c user/inflight.c user/compat.c user/run.c user/sink.c user/sink_lines.c \
+USER_SRCS := user/dstrace.c user/backend.c user/resolver.c user/names.c user/kretprobe.c user/tables.c user/inflight.c user/compat.c user/run.c user/sink.c user/sink_lines.c \
 	user/sink_audit.c user/sink_metrics.c $(USER_LIB_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 
@@ -101,7 +101,7 @@ $(BPF_OUT)/%.skel.h: $(BPF_OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(OUTPUT)/backend.o $(OUTPUT)/tables.o $(OUTPUT)/inflight.o $(OUTPUT)/compat.o: $(BPF_OUT)/dstrace.skel.h
+$(OUTPUT)/backend.o $(OUTPUT)/tables.o $(OUTPUT)/inflight.o $(OUTPUT)/compat.o $(OUTPUT)/names.o: $(BPF_OUT)/dstrace.skel.h
 $(OUTPUT)/%.o: user/%.c $(wildcard user/*.h user/report/*.h) include/dstrace.h | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

@@ -116,13 +116,16 @@ struct io_file_table___pre613 {
 
 struct io_ring_ctx___pre613 {
 	struct io_file_table___pre613 file_table;
+	unsigned int nr_user_files;
 } __attribute__((preserve_access_index));
 
 #define FFS_FLAGS 7UL /* FFS_NOWAIT, FFS_ISREG, FFS_SCM (6.0-6.6): file_ptr's low bits */
 
 /* The socket in slot of ring's fixed files, or NULL: where an accept into a direct
- * descriptor put it (read once its completion is posted: the program cannot have touched
- * the slot before it sees that). */
+ * descriptor put it, read when its completion is posted. Completions of one submission
+ * batch are posted once all of it ran: two accepts of a batch asking for the same slot, or
+ * a later request of the batch that empties it, leave the slot's last state (README,
+ * Limits). */
 static __always_inline struct sock *uring_fixed_sk(void *ring, __u32 slot)
 {
 	struct io_ring_ctx___pre613 *old = ring;
@@ -132,13 +135,15 @@ static __always_inline struct sock *uring_fixed_sk(void *ring, __u32 slot)
 	if (bpf_core_field_exists(old->file_table.files)) {
 		struct io_fixed_file___pre613 *files = BPF_CORE_READ(old, file_table.files);
 
-		if (!files || bpf_probe_read_kernel(&ptr, sizeof(ptr), &files[slot]))
+		if (!files || slot >= BPF_CORE_READ(old, nr_user_files) ||
+		    bpf_probe_read_kernel(&ptr, sizeof(ptr), &files[slot]))
 			return NULL;
 	} else {
 		struct io_rsrc_node **nodes = BPF_CORE_READ(ctx, file_table.data.nodes);
 		struct io_rsrc_node *node = NULL;
 
-		if (!nodes || bpf_probe_read_kernel(&node, sizeof(node), &nodes[slot]) || !node)
+		if (!nodes || slot >= BPF_CORE_READ(ctx, file_table.data.nr) ||
+		    bpf_probe_read_kernel(&node, sizeof(node), &nodes[slot]) || !node)
 			return NULL;
 		ptr = BPF_CORE_READ(node, file_ptr);
 	}
@@ -187,7 +192,8 @@ int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 	return 0;
 }
 
-#define CQE_F_MORE (1U << 1) /* IORING_CQE_F_MORE: the request posts more completions */
+#define CQE_F_BUFFER (1U << 0) /* IORING_CQE_F_BUFFER: a read's (never an accept's) */
+#define CQE_F_MORE (1U << 1)   /* IORING_CQE_F_MORE: the request posts more completions */
 
 /* io_uring's accept and connect never pass through the syscalls: their completions, posted
  * in the submitting process (the submitter or one of its io-wq threads, which share its
@@ -208,10 +214,12 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 
 	if (!req) {
 		/* a completion without its request: a multishot accept's, one per client (into a
-		 * fixed file, always a slot the kernel picked) */
+		 * fixed file, always a slot the kernel picked); not a multishot read's that a
+		 * program gave the same user_data (it carries a buffer) */
 		k.ring = (__u64)ctx->ctx;
 		k.user_data = ctx->user_data;
-		a = res >= 0 ? bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
+		a = res >= 0 && !(ctx->cflags & CQE_F_BUFFER) ?
+			    bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
 		if (a)
 			uring_accepted(ctx->ctx, res, a->direct, FILE_INDEX_ALLOC, a->port);
 		return 0;

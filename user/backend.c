@@ -397,6 +397,7 @@ static void backend_detach(struct dstrace_backend *b)
 	b->compat_link = NULL;
 	while (b->nlinks > 0)
 		bpf_link__destroy(b->links[--b->nlinks]);
+	resolver_detach(b);
 	kretprobes_remove(&b->kret); /* once no link holds them */
 	dstrace_backend__unmap(b);
 	if (b->cgroup_fd >= 0)
@@ -549,51 +550,6 @@ static int open_cgroup_root(struct dstrace_backend *b)
 	return 0;
 }
 
-/* The resolver's uprobe prog on getaddrinfo() of the C library path. Not fatal: without it
- * that library's programs' names are unknown, which start-up says once (b->resolver_blind,
- * the first failure's reason and the paths of all). */
-static struct bpf_link *attach_uprobe(struct dstrace_backend *b, struct bpf_program *prog,
-				      const char *path)
-{
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "getaddrinfo",
-		    .retprobe = !strncmp(bpf_program__section_name(prog), "uretprobe", 9));
-	struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
-	size_t n = strlen(b->resolver_blind);
-
-	if (link)
-		return link;
-	if (!n)
-		snprintf(b->resolver_blind, sizeof(b->resolver_blind),
-			 "cannot attach a uprobe to getaddrinfo(): %s (%.128s)", strerror(errno),
-			 path);
-	else if (b->resolver_blind[n - 1] == ')' && !strstr(b->resolver_blind, path))
-		snprintf(b->resolver_blind + n - 1, sizeof(b->resolver_blind) - n + 1,
-			 ", %.128s)", path);
-	return NULL;
-}
-
-/* Each of the resolver's programs on every library of b->rlibs (user/resolver.c); the
- * return probe first, and no entry probe where it failed. */
-static int attach_resolver(struct dstrace_backend *b, struct bpf_program *prog)
-{
-	bool ret = !strncmp(bpf_program__section_name(prog), "uretprobe", 9);
-
-	for (int i = 0; i < b->rlibs.n; i++) {
-		struct bpf_link *link;
-
-		if (!ret && b->rlib_failed[i])
-			continue;
-		if (b->nlinks == MAX_LINKS)
-			return fail(b, -E2BIG, "internal error: more than %d links", MAX_LINKS);
-		link = attach_uprobe(b, prog, b->rlibs.path[i]);
-		if (link)
-			b->links[b->nlinks++] = link;
-		else
-			b->rlib_failed[i] = true;
-	}
-	return 0;
-}
-
 static bool is_resolver_prog(const struct dstrace_backend *b, const struct bpf_program *prog)
 {
 	for (size_t i = 0; i < NELEM(resolver_progs); i++)
@@ -642,7 +598,7 @@ static int attach_one(struct dstrace_backend *b, struct bpf_program *prog)
 	if (b->nlinks == MAX_LINKS)
 		return fail(b, -E2BIG, "internal error: more than %d programs", MAX_LINKS);
 	if (is_resolver_prog(b, prog))
-		return attach_resolver(b, prog);
+		return 0; /* library by library (names.c) */
 	if (is_cgroup_prog(prog)) {
 		err = open_cgroup_root(b);
 		if (err)
@@ -805,8 +761,14 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->why[0] = '\0';
 	b->resolver_blind[0] = '\0';
 	memset(b->rlib_failed, 0, sizeof(b->rlib_failed));
-	dstrace_resolver_libs(&b->rlibs, "/proc/self/maps", ia32_loader(), env->resolver_libs,
-			      env->n_resolver_libs, b->resolver_blind, sizeof(b->resolver_blind));
+	dstrace_resolver_libs(&b->rlibs, "/proc/self/maps",
+#if defined(__x86_64__) /* where the resolver reads 32-bit programs' calls */
+			      ia32_loader(),
+#else
+			      NULL,
+#endif
+			      env->resolver_libs, env->n_resolver_libs, b->resolver_blind,
+			      sizeof(b->resolver_blind));
 	b->recvmsg_noblock = false;
 	b->sendpage_blind = false;
 	b->kret_blind[0] = '\0';
@@ -859,6 +821,8 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	/* no 32-bit exec is told of where there is nothing to follow */
 	b->skel->bss->compat_following = !compat_prog(b);
 	err = attach(b);
+	if (!err && bpf_program__autoload(b->skel->progs.rs_getaddrinfo_ret))
+		err = resolver_attach(b, env->verbose);
 	if (!err)
 		say_blind(b);
 	if (!err && kind == DSTRACE_BACKEND_TRACEPOINT && !b->skel->rodata->syscall_dest_supported)

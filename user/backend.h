@@ -77,6 +77,10 @@ int dstrace_backend__compat_notices_fd(const struct dstrace_backend *b);
 /* Stop following them once none is left, or after DSTRACE_INFLIGHT_WAIT_S (600 s): those
  * still asleep are counted (drops.stash_full) and said once. Every harvest. */
 void dstrace_backend__sweep_inflight(struct dstrace_backend *b);
+
+/* Look for the C libraries of mount namespaces (containers) not looked in yet, every few
+ * seconds, and follow their getaddrinfo() (user/names.c). */
+void dstrace_backend__sweep_resolver(struct dstrace_backend *b);
 /* The clock the programs read where a rough time does (bpf/maps.bpf.h, coarse_boot_ns): set
  * to CLOCK_BOOTTIME now. Called once per pass of the main loop (100 ms apart when idle). */
 void dstrace_backend__clock_tick(struct dstrace_backend *b);

@@ -4,6 +4,7 @@
 #define DSTRACE_BACKEND_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
@@ -12,9 +13,9 @@
 #include "dstrace.skel.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-/* the programs' links, the resolver's pair once per C library after the first */
-#define MAX_LINKS (32 + 2 * (DSTRACE_RESOLVER_LIBS_MAX - 1))
+#define MAX_LINKS 32
 #define WHY_LEN 256
+#define MNT_SEEN_SLOTS 4096 /* names.c's set of mount namespaces: 12 bits */
 
 struct dstrace_backend {
 	struct dstrace *skel;
@@ -25,8 +26,27 @@ struct dstrace_backend {
 	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
-	struct resolver_libs rlibs; /* the C libraries of the resolver's uprobes (resolver.h) */
-	bool rlib_failed[DSTRACE_RESOLVER_LIBS_MAX]; /* its return probe: no entry probe */
+	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list and whether
+	 * each could not be followed; the links of those and of other mount namespaces'; the
+	 * files followed (each once); the namespaces looked in (a set of inodes) */
+	struct resolver_libs rlibs;
+	bool rlib_failed[DSTRACE_RESOLVER_LIBS_MAX];
+	struct bpf_link *rlinks[2 * (DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX)];
+	int nrlinks;
+	struct {
+		dev_t dev;
+		ino_t ino;
+	} rfiles[DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX];
+	int nrfiles, ns_libs;
+	bool ns_libs_full, verbose;
+	unsigned long own_mnt; /* dstrace's mount namespace (0: none looked in) */
+	unsigned long mnt_seen[MNT_SEEN_SLOTS];
+	size_t mnt_seen_n;
+	struct pid_list {
+		int *v; /* ascending */
+		size_t n, cap;
+	} pids, pids_young; /* the processes of the last look, and those new then */
+	time_t rscan_s; /* last looked (CLOCK_MONOTONIC) */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
 	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
 	/* tracepoint backend, before 6.5: sendfile()/splice() to a TCP socket go through
@@ -74,6 +94,11 @@ struct bpf_program *inflight_prog(const struct dstrace_backend *b);
  * (not followed). */
 enum exe_kind { EXE_UNKNOWN, EXE_NATIVE, EXE_IA32, EXE_OTHER };
 enum exe_kind exe_kind(const char *pid);
+
+/* The resolver's uprobes (names.c): on the C libraries of b->rlibs, then of the mount
+ * namespaces found now and by dstrace_backend__sweep_resolver; all detached. */
+int resolver_attach(struct dstrace_backend *b, bool verbose);
+void resolver_detach(struct dstrace_backend *b);
 
 /* The first 32-bit x86 dynamic loader installed (compat.c), or NULL: where there is one,
  * 32-bit programs can start at any time. */

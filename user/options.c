@@ -69,8 +69,8 @@ static const struct argp_option opts[] = {
 	  "Write the same metrics to PATH (node_exporter's textfile collector) every interval "
 	  "(every 10 s without -i) and at exit, through PATH.tmp and rename", 0 },
 	{ "resolver-lib", OPT_RESOLVER_LIB, "PATH", 0,
-	  "Another C library whose getaddrinfo() names peers, e.g. a container's musl, besides "
-	  "the one dstrace runs with and the 32-bit one (repeatable)", 0 },
+	  "Another C library whose getaddrinfo() names peers, besides the one dstrace runs "
+	  "with, the 32-bit one and those of containers (repeatable)", 0 },
 	{ "verbose", 'v', NULL, 0,
 	  "Print libbpf's messages, the backend chosen and its programs not attached here", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show this help", 0 },

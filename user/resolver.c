@@ -97,3 +97,35 @@ int dstrace_resolver_libs(struct resolver_libs *libs, const char *maps, const ch
 		add(libs, given[i]);
 	return err ? -ENOENT : 0;
 }
+
+#if defined(__x86_64__)
+#define MULTIARCH "x86_64-linux-gnu"
+#define MUSL_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define MULTIARCH "aarch64-linux-gnu"
+#define MUSL_ARCH "aarch64"
+#else
+#error "dstrace_resolver_ns_paths: no C library paths for this architecture"
+#endif
+
+const char *const dstrace_resolver_ns_paths[] = {
+	"lib/" MULTIARCH "/libc.so.6",	   /* Debian, Ubuntu */
+	"usr/lib/" MULTIARCH "/libc.so.6", /* the same, /lib not a link */
+	"lib64/libc.so.6",		   /* Fedora, RHEL, SUSE */
+	"usr/lib64/libc.so.6",
+	"lib/libc.so.6",		   /* Arch, distroless' busybox */
+	"usr/lib/libc.so.6",
+	"lib/ld-musl-" MUSL_ARCH ".so.1",	   /* Alpine */
+	"usr/lib/ld-musl-" MUSL_ARCH ".so.1",
+	NULL,
+};
+
+unsigned long dstrace_mnt_ns_of(const char *link)
+{
+	unsigned long ino;
+	char end;
+
+	if (sscanf(link, "mnt:[%lu%c", &ino, &end) != 2 || end != ']')
+		return 0;
+	return ino;
+}

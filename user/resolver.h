@@ -25,4 +25,15 @@ struct resolver_libs {
 int dstrace_resolver_libs(struct resolver_libs *libs, const char *maps, const char *ia32_loader,
 			  const char *const *given, int n_given, char *why, size_t why_len);
 
+/* C libraries found in other mount namespaces (containers) followed at most */
+#define DSTRACE_RESOLVER_NS_LIBS_MAX 64
+
+/* The places a container image keeps its C library, relative to its root: glibc's
+ * (Debian's multiarch directory, lib64, lib) and musl's loader, which is its C library.
+ * NULL-terminated. */
+extern const char *const dstrace_resolver_ns_paths[];
+
+/* The mount namespace inode in a /proc/PID/ns/mnt link's text ("mnt:[4026531841]"), or 0. */
+unsigned long dstrace_mnt_ns_of(const char *link);
+
 #endif /* DSTRACE_RESOLVER_H */

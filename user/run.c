@@ -152,6 +152,7 @@ void run_harvest(struct run *r, bool force)
 	dstrace_backend__sweep_calls(r->backend);
 	dstrace_backend__sweep_connects(r->backend);
 	dstrace_backend__sweep_inflight(r->backend);
+	dstrace_backend__sweep_resolver(r->backend);
 	if (!r->per_program) {
 		dstrace_backend__read_procs(r->backend, &r->procs);
 		return;

@@ -67,7 +67,20 @@ build_progs
 # An IPv4-only server for fb.dstrace.test: its AAAA address (::1) refuses, its A one answers.
 bg_start SRV_PID rs "$WORK/server4" "$PROGS/tcpserv4" -n 1 9100
 wait_line "$WORK/server4.out" listening 5 || fail "tcpserv4" "expected it to listen, got not"
-if dstrace_start "$OUT" --resolver-lib "$MUSL_LIB" "${extra[@]}"; then
+# Two containers started while dstrace runs (a root of their own, chroot'ed by unshare, in a
+# mount namespace of their own), each with its own copy of musl, a file dstrace was not told
+# of: in ct-root the copy is root's (followed once the namespace is looked in, which -v says),
+# in ct-user another user's (never followed). Each resolves when the test says (gai -w).
+ct_root() { # ct_root NAME OWNER: the container's root, in $WORK/NAME
+	local r=$WORK/$1
+	mkdir -p "$r/lib" "$r/etc" "$r/bin"
+	cp "$(readlink -f "$MUSL_LIB")" "$r/lib/${MUSL_LIB##*/}"
+	chown "$2" "$r/lib/${MUSL_LIB##*/}"
+	cp "$PROGS/gai-musl" "$r/bin/gai-musl"
+	printf '127.0.0.1\taonly.dstrace.test\n' >"$r/etc/hosts"
+	mkfifo "$WORK/$1.go"
+}
+if dstrace_start "$OUT" -v --resolver-lib "$MUSL_LIB" "${extra[@]}"; then
 	client fallback 0 tcp fb.dstrace.test 9100 --v4mapped --all
 	client aonly-v4mapped 1 tcp aonly.dstrace.test 9 --v4mapped
 	client aonly-program 1 tcp aonly.dstrace.test 9 --family unspec --map
@@ -99,6 +112,32 @@ if dstrace_start "$OUT" --resolver-lib "$MUSL_LIB" "${extra[@]}"; then
 			C_PID[$p-$how]=$RUN_PID
 		done
 	done
+	if [[ -x $PROGS/gai-musl ]]; then
+		for ct in ct-user ct-root; do
+			owner=0
+			[[ $ct == ct-user ]] && owner=65534
+			ct_root "$ct" "$owner"
+			# the fifo opened for reading and writing: no wait for a writer
+			bg_start pid rs "$WORK/$ct" sh -c \
+				'exec unshare -m --root="$1" /bin/gai-musl -w aonly.dstrace.test 9 0<>"$2"' \
+				_ "$WORK/$ct" "$WORK/$ct.go"
+			C_PID[$ct]=$pid
+		done
+		if wait_line "$DSTRACE_LOG" "names: getaddrinfo\(\) of /proc/${C_PID[ct-root]}/root/lib/${MUSL_LIB##*/} \(mount namespace" 15; then
+			pass "ct-root: its C library followed" "$(grep -m1 "/proc/${C_PID[ct-root]}/root" "$DSTRACE_LOG")"
+		else
+			fail "ct-root: its C library followed" "expected the -v line, got: $(grep 'names:' "$DSTRACE_LOG" | tail -n 3)"
+		fi
+		for ct in ct-user ct-root; do
+			echo go >"$WORK/$ct.go"
+			RUN_PID=${C_PID[$ct]}
+			wait_run 20
+			check_eq "$ct: the program's connect" "0 result=111 raddr=::ffff:127.0.0.1 rport=9" \
+				"$RUN_RC $(sed 's/ pid=.*//' "$WORK/$ct.out")"
+		done
+		check_eq "ct-user: another user's C library is not followed" none \
+			"$(grep -m1 "/proc/${C_PID[ct-user]}/root" "$DSTRACE_LOG" || echo none)"
+	fi
 	dstrace_stop
 else
 	fail "dstrace start" "expected it to start"
@@ -166,6 +205,17 @@ for p in "${OTHER_LIBC[@]}"; do
 		name: "aonly.dstrace.test", answer: "a-only", mapped_by: "resolver",
 		hints: ["AF_INET6", "AI_V4MAPPED"]}]')"
 done
+if [[ -x $PROGS/gai-musl ]]; then
+	for ct in ct-root ct-user; do
+		name='"aonly.dstrace.test"' answer='"a-only"'
+		[[ $ct == ct-user ]] && name=null answer=null
+		check_events "$ct: a container's own C library: name $name" "$OUT" "$NSJ" \
+			".pid == ${C_PID[$ct]}" \
+			"$(jq -nc --argjson name "$name" --argjson answer "$answer" '[{event: "connect",
+			proto: "tcp", comm: "gai-musl", raddr: "127.0.0.1", rport: 9, ret: -111,
+			name: $name, answer: $answer}]')"
+	done
+fi
 check_events "curl: an AF_INET socket to an A-only name is not mapped: no event" "$OUT" "$NSJ" \
 	".pid == ${C_PID[curl]}" '[]'
 check_eq "no warning about names on stderr" none \

@@ -6,9 +6,11 @@
  * and gai-musl (musl-gcc: musl, as in an Alpine container). Standalone (no common.c), so
  * that any C library builds it.
  *
- *   gai [-u] NAME PORT   getaddrinfo(NAME, PORT) for AF_INET6 with AI_V4MAPPED, then a
+ *   gai [-u] [-w] NAME PORT
+ *                        getaddrinfo(NAME, PORT) for AF_INET6 with AI_V4MAPPED, then a
  *                        blocking TCP connect to the first answer (-u: one UDP datagram of
- *                        20 bytes)
+ *                        20 bytes); -w: first read a line from standard input (the test
+ *                        says when to go on)
  *
  * Prints "result=ok|ERRNO raddr=ADDR rport=PORT pid=N" (the call's result, errno's number
  * for a failure), or "result=EAI_<n> pid=N" if the name has no answer.
@@ -24,20 +26,33 @@
 
 int main(int argc, char **argv)
 {
-	int udp = argc == 4 && !strcmp(argv[1], "-u"), fd, err, ret;
+	int udp = 0, wait = 0, fd, err, ret;
 	struct addrinfo hints, *res;
 	const struct sockaddr_in6 *sa;
 	char addr[INET6_ADDRSTRLEN], buf[20] = { 0 };
 
-	if (argc != 3 + udp) {
-		fprintf(stderr, "usage: gai [-u] NAME PORT\n");
+	for (; argc > 3 && argv[1][0] == '-'; argc--, argv++) {
+		if (!strcmp(argv[1], "-u"))
+			udp = 1;
+		else if (!strcmp(argv[1], "-w"))
+			wait = 1;
+		else
+			break;
+	}
+	if (argc != 3) {
+		fprintf(stderr, "usage: gai [-u] [-w] NAME PORT\n");
 		return 2;
 	}
+	if (wait && !fgets(buf, sizeof(buf), stdin)) {
+		fprintf(stderr, "gai: standard input closed\n");
+		return 2;
+	}
+	memset(buf, 0, sizeof(buf));
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_INET6;
 	hints.ai_flags = AI_V4MAPPED;
 	hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
-	err = getaddrinfo(argv[1 + udp], argv[2 + udp], &hints, &res);
+	err = getaddrinfo(argv[1], argv[2], &hints, &res);
 	if (err) {
 		printf("result=EAI_%d pid=%d\n", err, (int)getpid());
 		return 1;

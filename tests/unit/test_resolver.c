@@ -106,8 +106,22 @@ static void test_libraries(void)
 	REQUIRE_TRUE(system(maps) == 0);
 }
 
+/* A mount namespace's inode from its /proc/PID/ns/mnt link; anything else is 0. */
+static void test_mnt_ns(void)
+{
+	ASSERT_TRUE(dstrace_mnt_ns_of("mnt:[4026531841]") == 4026531841ul);
+	ASSERT_TRUE(dstrace_mnt_ns_of("mnt:[4026531841") == 0);
+	ASSERT_TRUE(dstrace_mnt_ns_of("net:[4026531841]") == 0);
+	ASSERT_TRUE(dstrace_mnt_ns_of("mnt:[]") == 0);
+	ASSERT_TRUE(dstrace_mnt_ns_of("") == 0);
+	/* the places looked in are relative to the namespace's root */
+	for (int i = 0; dstrace_resolver_ns_paths[i]; i++)
+		ASSERT_TRUE(dstrace_resolver_ns_paths[i][0] != '/');
+}
+
 static const CU_TestInfo tests[] = {
 	{ "C libraries followed", test_libraries },
+	{ "mount namespaces", test_mnt_ns },
 	CU_TEST_INFO_NULL,
 };
 
