@@ -16,6 +16,7 @@
 #define MAX_LINKS 32
 #define WHY_LEN 256
 #define MNT_SEEN_SLOTS 4096 /* names.c's set of mount namespaces: 12 bits */
+#define RFILES_MAX 1024	    /* names.c: C library files told apart */
 
 struct dstrace_backend {
 	struct dstrace *skel;
@@ -33,13 +34,19 @@ struct dstrace_backend {
 	bool rlib_failed[DSTRACE_RESOLVER_LIBS_MAX];
 	struct bpf_link *rlinks[2 * (DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX)];
 	int nrlinks;
-	struct {
+	struct rfile {
 		dev_t dev;
 		ino_t ino;
-	} rfiles[DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX];
+		off_t size;
+		struct timespec mtime;
+		bool overlay;
+	} rfiles[RFILES_MAX]; /* followed, or found not to be followed */
 	int nrfiles, ns_libs;
 	bool ns_libs_full, verbose;
 	unsigned long own_mnt; /* dstrace's mount namespace (0: none looked in) */
+	unsigned long own_userns; /* its user namespace, and its root */
+	dev_t own_root_dev;
+	ino_t own_root_ino;
 	unsigned long mnt_seen[MNT_SEEN_SLOTS];
 	size_t mnt_seen_n;
 	struct pid_list {

@@ -15,11 +15,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
@@ -74,21 +78,38 @@ static bool attach_lib(struct dstrace_backend *b, const char *path, const char *
 	return true;
 }
 
-static bool file_known(const struct dstrace_backend *b, const struct stat *st)
+/* A file followed is known by device and inode; on overlayfs, whose device is each mount's
+ * own while the uprobe goes to the file underneath (the same for every container of an
+ * image), by inode (the file underneath's, where all layers are on one file system), size
+ * and modification time instead. */
+static bool file_known(const struct dstrace_backend *b, const struct stat *st, bool overlay)
 {
-	for (int i = 0; i < b->nrfiles; i++)
-		if (b->rfiles[i].dev == st->st_dev && b->rfiles[i].ino == st->st_ino)
+	for (int i = 0; i < b->nrfiles; i++) {
+		const struct rfile *f = &b->rfiles[i];
+
+		if (f->ino != st->st_ino)
+			continue;
+		if (f->dev == st->st_dev)
 			return true;
+		if (overlay && f->overlay && f->size == st->st_size &&
+		    f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec)
+			return true;
+	}
 	return false;
 }
 
-static void file_add(struct dstrace_backend *b, const struct stat *st)
+static void file_add(struct dstrace_backend *b, const struct stat *st, bool overlay)
 {
-	if (b->nrfiles < (int)NELEM(b->rfiles)) {
-		b->rfiles[b->nrfiles].dev = st->st_dev;
-		b->rfiles[b->nrfiles].ino = st->st_ino;
-		b->nrfiles++;
-	}
+	struct rfile *f;
+
+	if (b->nrfiles == (int)NELEM(b->rfiles))
+		return;
+	f = &b->rfiles[b->nrfiles++];
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->size = st->st_size;
+	f->mtime = st->st_mtim;
+	f->overlay = overlay;
 }
 
 int resolver_attach(struct dstrace_backend *b, bool verbose)
@@ -102,13 +123,20 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 
 		b->rlib_failed[i] = !attach_lib(b, b->rlibs.path[i], b->rlibs.path[i]);
 		if (!stat(b->rlibs.path[i], &st))
-			file_add(b, &st);
+			file_add(b, &st, false);
 	}
 	snprintf(link, sizeof(link), "/proc/%d/ns/mnt", (int)getpid());
 	n = readlink(link, buf, sizeof(buf) - 1);
 	if (n > 0) {
+		struct stat user, root;
+
 		buf[n] = '\0';
-		b->own_mnt = dstrace_mnt_ns_of(buf);
+		if (!stat("/proc/self/ns/user", &user) && !stat("/", &root)) {
+			b->own_mnt = dstrace_mnt_ns_of(buf);
+			b->own_userns = user.st_ino;
+			b->own_root_dev = root.st_dev;
+			b->own_root_ino = root.st_ino;
+		}
 	}
 	b->rscan_s = 0;
 	dstrace_backend__sweep_resolver(b);
@@ -139,59 +167,103 @@ static bool mnt_seen(struct dstrace_backend *b, unsigned long ns, bool add)
 	return false;
 }
 
-/* The C libraries of the mount namespace ns, through process pid's root. False if that root
- * cannot be opened (the process ended: another of the namespace's will do). */
-static bool look_in(struct dstrace_backend *b, const char *pid, unsigned long ns)
+/* Say once that the room for C libraries is used up (shown: the first not followed). */
+static void libs_full(struct dstrace_backend *b, const char *shown)
 {
-	char root[64];
-	int dfd;
+	if (b->ns_libs_full)
+		return;
+	fprintf(stderr, "dstrace: warning: names: more than %d C libraries in other mount "
+			"namespaces; not followed: %s and later ones\n",
+		DSTRACE_RESOLVER_NS_LIBS_MAX, shown);
+	if (!b->resolver_blind[0])
+		snprintf(b->resolver_blind, sizeof(b->resolver_blind),
+			 "more than %d C libraries in other mount namespaces",
+			 DSTRACE_RESOLVER_NS_LIBS_MAX);
+	b->ns_libs_full = true;
+}
 
-	snprintf(root, sizeof(root), "/proc/%s/root", pid);
-	dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+/* The C library at rel inside the root dfd (that of process pid, in mount namespace ns):
+ * opened as a path only (a FIFO or a device there is never opened), followed if a regular
+ * file of root's not known yet. */
+static void look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigned long ns,
+		    const char *rel)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how)), err;
+	char path[64], shown[PATH_MAX];
+	struct statfs sfs;
+	struct stat st;
+	bool overlay;
+
+	if (fd < 0)
+		return;
+	snprintf(shown, sizeof(shown), "/proc/%s/root/%s", pid, rel);
+	overlay = !fstatfs(fd, &sfs) && sfs.f_type == OVERLAYFS_SUPER_MAGIC;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || file_known(b, &st, overlay))
+		goto out;
+	if (b->nrfiles == (int)NELEM(b->rfiles) || b->ns_libs == DSTRACE_RESOLVER_NS_LIBS_MAX) {
+		libs_full(b, shown);
+		goto out;
+	}
+	file_add(b, &st, overlay); /* once, followed or not */
+	if (st.st_uid != 0) {
+		if (b->verbose)
+			fprintf(stderr, "dstrace: names: not followed, owned by uid %u: %s\n",
+				(unsigned int)st.st_uid, shown);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	errno = 0;
+	if (attach_lib(b, path, shown)) {
+		b->ns_libs++;
+		if (b->verbose)
+			fprintf(stderr, "dstrace: names: getaddrinfo() of %s (mount namespace %lu)\n",
+				shown, ns);
+	} else {
+		err = errno;
+		fprintf(stderr, "dstrace: warning: names of resolved peers are not seen for %s: "
+				"%s\n", shown, err ? strerror(err) : "no room for its probes");
+	}
+out:
+	close(fd);
+}
+
+/* Look in the mount namespace ns of process pid (its directory pfd in /proc): in its root,
+ * for the places of dstrace_resolver_ns_paths. True once looked in for good; false to look
+ * again through the namespace's next process: this one ended, or its root is still dstrace's
+ * (a runtime makes the namespace before it moves the container into its own root; a
+ * namespace that shares the host's root has nothing new). A namespace made by another user
+ * namespace (an unprivileged user's) is not looked in. */
+static bool look_in(struct dstrace_backend *b, int pfd, const char *pid, unsigned long ns)
+{
+	struct stat st;
+	int dfd, nsfd, ufd;
+
+	nsfd = openat(pfd, "ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return false;
+	ufd = ioctl(nsfd, NS_GET_USERNS);
+	close(nsfd);
+	if (ufd < 0)
+		return false;
+	if (fstat(ufd, &st) || st.st_ino != b->own_userns) {
+		close(ufd);
+		if (b->verbose)
+			fprintf(stderr, "dstrace: names: mount namespace %lu (/proc/%s) not looked "
+					"in: another user namespace's\n", ns, pid);
+		return true;
+	}
+	close(ufd);
+	dfd = openat(pfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return false;
-	for (int i = 0; dstrace_resolver_ns_paths[i]; i++) {
-		struct open_how how = { .flags = O_RDONLY | O_CLOEXEC,
-					.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-		char path[64], shown[PATH_MAX];
-		struct stat st;
-		int fd = (int)syscall(SYS_openat2, dfd, dstrace_resolver_ns_paths[i], &how,
-				      sizeof(how));
-
-		if (fd < 0)
-			continue;
-		if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != 0 || file_known(b, &st)) {
-			close(fd);
-			continue;
-		}
-		snprintf(shown, sizeof(shown), "%s/%s", root, dstrace_resolver_ns_paths[i]);
-		if (b->ns_libs == DSTRACE_RESOLVER_NS_LIBS_MAX) {
-			if (!b->ns_libs_full) {
-				fprintf(stderr, "dstrace: warning: names: more than %d C libraries in "
-						"other mount namespaces; not followed: %s and later ones\n",
-					DSTRACE_RESOLVER_NS_LIBS_MAX, shown);
-				if (!b->resolver_blind[0])
-					snprintf(b->resolver_blind, sizeof(b->resolver_blind),
-						 "more than %d C libraries in other mount namespaces",
-						 DSTRACE_RESOLVER_NS_LIBS_MAX);
-				b->ns_libs_full = true;
-			}
-			close(fd);
-			break;
-		}
-		file_add(b, &st); /* once, followed or not */
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		if (attach_lib(b, path, shown)) {
-			b->ns_libs++;
-			if (b->verbose)
-				fprintf(stderr, "dstrace: names: getaddrinfo() of %s (mount namespace "
-						"%lu)\n", shown, ns);
-		} else {
-			fprintf(stderr, "dstrace: warning: names of resolved peers are not seen "
-					"for %s: %s\n", shown, b->resolver_blind);
-		}
-		close(fd);
+	if (fstat(dfd, &st) || (st.st_dev == b->own_root_dev && st.st_ino == b->own_root_ino)) {
+		close(dfd);
+		return false;
 	}
+	for (int i = 0; dstrace_resolver_ns_paths[i]; i++)
+		look_at(b, dfd, pid, ns, dstrace_resolver_ns_paths[i]);
 	close(dfd);
 	return true;
 }
@@ -237,7 +309,7 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 {
 	struct pid_list cur = {}, young = {};
 	time_t now = mono_now_s();
-	bool sorted = true;
+	bool sorted = true, cut = false;
 	struct dirent *d;
 	DIR *proc;
 
@@ -248,11 +320,11 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 	if (!proc)
 		return;
 	while ((d = readdir(proc))) {
-		char link[300], buf[64];
 		unsigned long ns;
+		char buf[64];
 		bool known;
 		ssize_t n;
-		int pid;
+		int pid, pfd;
 
 		if (d->d_name[0] < '1' || d->d_name[0] > '9')
 			continue;
@@ -260,27 +332,28 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 		if (cur.n && cur.v[cur.n - 1] > pid)
 			sorted = false;
 		known = pid_in(&b->pids, pid);
-		if (!pid_push(&cur, pid) || (!known && !pid_push(&young, pid)))
-			break; /* no memory: every process is asked next time */
+		if (!pid_push(&cur, pid) || (!known && !pid_push(&young, pid))) {
+			cut = true; /* no memory: every process is asked next time */
+			break;
+		}
 		if (known && !pid_in(&b->pids_young, pid))
 			continue;
-		snprintf(link, sizeof(link), "/proc/%s/ns/mnt", d->d_name);
-		n = readlink(link, buf, sizeof(buf) - 1);
-		if (n <= 0)
+		/* the process's directory: its namespace and its root are the same process's */
+		pfd = openat(dirfd(proc), d->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0)
 			continue;
-		buf[n] = '\0';
-		ns = dstrace_mnt_ns_of(buf);
-		if (!ns || ns == b->own_mnt || mnt_seen(b, ns, false))
-			continue;
-		if (look_in(b, d->d_name, ns))
+		n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
+		ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
+		if (ns && ns != b->own_mnt && !mnt_seen(b, ns, false) &&
+		    look_in(b, pfd, d->d_name, ns))
 			mnt_seen(b, ns, true);
+		close(pfd);
 	}
 	closedir(proc);
-	if (d) { /* cut short */
+	if (cut) {
 		pid_list_free(&cur);
 		pid_list_free(&young);
-	}
-	if (!sorted) {
+	} else if (!sorted) {
 		qsort(cur.v, cur.n, sizeof(*cur.v), pid_cmp);
 		qsort(young.v, young.n, sizeof(*young.v), pid_cmp);
 	}

@@ -26,7 +26,7 @@ int dstrace_resolver_libs(struct resolver_libs *libs, const char *maps, const ch
 			  const char *const *given, int n_given, char *why, size_t why_len);
 
 /* C libraries found in other mount namespaces (containers) followed at most */
-#define DSTRACE_RESOLVER_NS_LIBS_MAX 64
+#define DSTRACE_RESOLVER_NS_LIBS_MAX 256
 
 /* The places a container image keeps its C library, relative to its root: glibc's
  * (Debian's multiarch directory, lib64, lib) and musl's loader, which is its C library.
