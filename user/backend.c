@@ -96,11 +96,10 @@ static const struct prog_ref compat_bind_progs[] = {
 	PROG_IF_FUNC(cp_sys_exit_bind, IA32_CALLS_FUNC),
 };
 
-/* The resolver (bpf/resolver.bpf.h): uprobes on the C library's getaddrinfo(), attached by
- * attach_uprobe(); without them names are unknown, nothing else is lost. */
+/* The resolver (bpf/resolver.bpf.h): uprobes on C libraries' getaddrinfo(), attached library
+ * by library by user/names.c (not by attach()); without them names are unknown, nothing else
+ * is lost. */
 static const struct prog_ref resolver_progs[] = {
-	/* the return probe first: a call that starts before the entry probe is attached then
-	 * has no entry left behind; without it, the entry probe is not attached */
 	PROG(rs_getaddrinfo_ret), PROG(rs_getaddrinfo),
 };
 
@@ -760,7 +759,6 @@ static int backend_try(struct dstrace_backend *b, const struct env *env,
 	b->kind = kind;
 	b->why[0] = '\0';
 	b->resolver_blind[0] = '\0';
-	memset(b->rlib_failed, 0, sizeof(b->rlib_failed));
 	dstrace_resolver_libs(&b->rlibs, "/proc/self/maps",
 #if defined(__x86_64__) /* where the resolver reads 32-bit programs' calls */
 			      ia32_loader(),
@@ -905,9 +903,6 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 				"through its task's BTF (bpf_get_current_task_btf)" :
 				"by helper calls (no bpf_get_current_task_btf in cgroup programs here)");
 		say_left_out(b);
-		for (int i = 0; i < b->rlibs.n; i++)
-			fprintf(stderr, "dstrace: names: getaddrinfo() of %s%s\n", b->rlibs.path[i],
-				b->rlib_failed[i] ? ": not followed" : "");
 	}
 	*out = b;
 	return 0;

@@ -27,11 +27,10 @@ struct dstrace_backend {
 	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
-	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list and whether
-	 * each could not be followed; the links of those and of other mount namespaces'; the
-	 * files followed (each once); the namespaces looked in (a set of inodes) */
+	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list; the links of
+	 * those and of other mount namespaces'; the files followed (each once); the namespaces
+	 * looked in (a set of inodes) */
 	struct resolver_libs rlibs;
-	bool rlib_failed[DSTRACE_RESOLVER_LIBS_MAX];
 	struct bpf_link *rlinks[2 * (DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX)];
 	int nrlinks;
 	struct rfile {

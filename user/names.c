@@ -4,12 +4,13 @@
  * user/resolver.c's list (dstrace's own, the 32-bit one, --resolver-lib). Then, at start and
  * every RESCAN_S seconds, the C libraries of mount namespaces not looked in before: a
  * container's image has its own C library file, which the uprobes on the host's do not see.
- * A namespace is looked in through one of its processes (/proc/PID/root): each path of
- * dstrace_resolver_ns_paths, resolved inside that root (openat2 RESOLVE_IN_ROOT: a link in
- * the image cannot lead out of it), a regular file owned by root (an unprivileged user cannot
- * make dstrace parse a file of theirs, nor use up the room below), followed once however
- * many namespaces share it (by device and inode). At most DSTRACE_RESOLVER_NS_LIBS_MAX such
- * files; beyond, said once and in the blind list.
+ * A namespace made in dstrace's user namespace is looked in through one of its processes
+ * (/proc/PID/root, once no longer dstrace's root): each path of dstrace_resolver_ns_paths,
+ * resolved inside that root (openat2 RESOLVE_IN_ROOT: a link in the image cannot lead out of
+ * it) and opened as a path only; a regular file owned by root is followed, once however many
+ * namespaces share it (file_known). An unprivileged user can neither make dstrace read a file
+ * of theirs nor use up the room: at most DSTRACE_RESOLVER_NS_LIBS_MAX such files a run;
+ * beyond, said once and in the blind list. -v names the files followed, and those not.
  */
 #define _GNU_SOURCE /* O_PATH */
 #include <dirent.h>
@@ -114,19 +115,21 @@ static void file_add(struct dstrace_backend *b, const struct stat *st, bool over
 
 int resolver_attach(struct dstrace_backend *b, bool verbose)
 {
-	char link[64], buf[64];
+	char buf[64];
 	ssize_t n;
 
 	b->verbose = verbose;
 	for (int i = 0; i < b->rlibs.n; i++) {
+		bool followed = attach_lib(b, b->rlibs.path[i], b->rlibs.path[i]);
 		struct stat st;
 
-		b->rlib_failed[i] = !attach_lib(b, b->rlibs.path[i], b->rlibs.path[i]);
 		if (!stat(b->rlibs.path[i], &st))
 			file_add(b, &st, false);
+		if (verbose)
+			fprintf(stderr, "dstrace: names: getaddrinfo() of %s%s\n", b->rlibs.path[i],
+				followed ? "" : ": not followed");
 	}
-	snprintf(link, sizeof(link), "/proc/%d/ns/mnt", (int)getpid());
-	n = readlink(link, buf, sizeof(buf) - 1);
+	n = readlink("/proc/self/ns/mnt", buf, sizeof(buf) - 1);
 	if (n > 0) {
 		struct stat user, root;
 
