@@ -89,19 +89,56 @@ static __always_inline bool bprm_is_ia32(struct linux_binprm *bprm)
 	       h[5] == 1 && h[18] == 3 && h[19] == 0;
 }
 
-/* exec() succeeded: what the process did so far belongs to the program it was. A 32-bit
- * image, while 32-bit programs' calls are not followed yet: user space is told at once
- * (compat_notices). */
+/* Before Linux 6.18 a mount namespace's number is its own field (seq), since then its
+ * ns_common's (ns_id). */
+struct mnt_namespace___seq {
+	__u64 seq;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 mnt_ns_id(struct mnt_namespace *mnt)
+{
+	if (bpf_core_field_exists(struct mnt_namespace___seq, seq))
+		return BPF_CORE_READ((struct mnt_namespace___seq *)mnt, seq);
+	if (bpf_core_field_exists(mnt->ns.ns_id))
+		return BPF_CORE_READ(mnt, ns.ns_id);
+	return BPF_CORE_READ(mnt, ns.inum); /* neither: the inode (reused, rarely) */
+}
+
+/* Is the exec in a mount namespace (numbered n->mnt_id) other than dstrace's, no exec was told
+ * of before? Then it is marked told. */
+static __always_inline bool mnt_new(struct task_struct *task, struct dstrace_exec_notice *n)
+{
+	struct mnt_namespace *mnt = BPF_CORE_READ(task, nsproxy, mnt_ns);
+	__u8 one = 1;
+
+	if (!mnt || BPF_CORE_READ(mnt, ns.inum) == mnt_own)
+		return false;
+	n->mnt_id = mnt_ns_id(mnt);
+	return !bpf_map_lookup_elem(&mnt_told, &n->mnt_id) &&
+	       !bpf_map_update_elem(&mnt_told, &n->mnt_id, &one, BPF_NOEXIST);
+}
+
+/* exec() succeeded: what the process did so far belongs to the program it was. User space is
+ * told at once (exec_notices) of a 32-bit image while 32-bit programs' calls are not followed
+ * yet, and of the first exec in a mount namespace (a container's first program). */
 SEC("raw_tp/sched_process_exec")
 int lc_process_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u32 tgid;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dstrace_exec_notice n = {};
 
 	proc_end(DSTRACE_END_EXEC);
-	if (!compat_following && bprm_is_ia32((struct linux_binprm *)ctx->args[2])) {
-		tgid = bpf_get_current_pid_tgid() >> 32;
-		bpf_ringbuf_output(&compat_notices, &tgid, sizeof(tgid), BPF_RB_FORCE_WAKEUP);
-	}
+	if (!compat_following && bprm_is_ia32((struct linux_binprm *)ctx->args[2]))
+		n.what |= DSTRACE_EXEC_IA32;
+	if (mnt_own && mnt_new(task, &n))
+		n.what |= DSTRACE_EXEC_MNT_NS;
+	if (!n.what)
+		return 0;
+	n.pid = bpf_get_current_pid_tgid() >> 32;
+	/* ring full: the namespace is told of at its next exec (or found by the sweep) */
+	if (bpf_ringbuf_output(&exec_notices, &n, sizeof(n), BPF_RB_FORCE_WAKEUP) &&
+	    (n.what & DSTRACE_EXEC_MNT_NS))
+		bpf_map_delete_elem(&mnt_told, &n.mnt_id);
 	return 0;
 }
 

@@ -50,15 +50,30 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
-/* 32-bit programs' calls (compat.bpf.h) are followed only while there is one: user space
- * attaches their program when it finds a 32-bit process at start, or when the exec of a
- * 32-bit image says so here (the tgid, one __u32 per record, waking the reader at once),
- * and then sets compat_following (also where there is nothing to follow: no ia32 calls). */
+/* exec()s user space is told of at once (struct dstrace_exec_notice, waking the reader):
+ * - 32-bit programs' calls (compat.bpf.h) are followed only while there is one: user space
+ *   attaches their program when it finds a 32-bit process at start, or when the exec of a
+ *   32-bit image says so here, and then sets compat_following (also where there is nothing
+ *   to follow: no ia32 calls);
+ * - the first exec in a mount namespace other than mnt_own (dstrace's; 0: not told), which
+ *   may bring a C library of its own (a container's image: user/names.c looks in it at once
+ *   instead of at its next sweep). mnt_told keeps the namespaces told of, by their number
+ *   (an inode number is reused by a namespace made after one freed); an LRU: one evicted
+ *   is told of again, and user space knows it. User space deletes one it could not look in
+ *   yet (still dstrace's root), so that its next exec is told of. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096);
-} compat_notices SEC(".maps");
+} exec_notices SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} mnt_told SEC(".maps");
+
+volatile __u32 mnt_own = 0;
 volatile __u32 compat_following = 0;
 
 struct {

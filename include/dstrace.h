@@ -175,6 +175,24 @@ enum dstrace_end {
 	DSTRACE_END_STALE = 3, /* its exit was missed and its pid is now another process's */
 };
 
+/* An exec() the kernel tells user space of at once (bpf/lifecycle.bpf.h, ring exec_notices):
+ * what about it matters now (DSTRACE_EXEC_*, or-ed). */
+struct dstrace_exec_notice {
+	unsigned int pid;  /* the process (tgid) */
+	unsigned int what; /* DSTRACE_EXEC_* */
+	/* with DSTRACE_EXEC_MNT_NS, its mount namespace's number (never reused, where the inode
+	 * of /proc/PID/ns/mnt is once the namespace is freed) */
+	unsigned long long mnt_id;
+};
+
+enum dstrace_exec_what {
+	/* a 32-bit x86 image, while 32-bit programs' calls are not followed (user/compat.c) */
+	DSTRACE_EXEC_IA32 = 1,
+	/* the first exec() in a mount namespace not told of before (user/names.c: its C
+	 * library) */
+	DSTRACE_EXEC_MNT_NS = 2,
+};
+
 /* A (process entry, remote IPv4 address) pair met (map proc_peers): first_ns names the entry
  * (struct dstrace_proc_stats.first_ns). User space deletes the pairs of the entries it frees. */
 struct dstrace_peer_key {

@@ -962,3 +962,8 @@ int dstrace_backend__ringbuf_fd(const struct dstrace_backend *b)
 {
 	return bpf_map__fd(b->skel->maps.events);
 }
+
+int dstrace_backend__exec_notices_fd(const struct dstrace_backend *b)
+{
+	return bpf_map__fd(b->skel->maps.exec_notices);
+}

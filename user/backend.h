@@ -69,11 +69,12 @@ int dstrace_backend__scan_existing(struct dstrace_backend *b);
 int dstrace_backend__follow_inflight(struct dstrace_backend *b);
 /* Follow 32-bit programs' calls (user/compat.c) from now on: with pid 0 (at start) if 32-bit
  * programs can run here or one does, else when pid is one that started (a notice from the
- * ring of dstrace_backend__compat_notices_fd). 1 when they are followed from now on (why,
+ * ring of dstrace_backend__exec_notices_fd). 1 when they are followed from now on (why,
  * into why), 0 when not (or already), or a negative errno. */
 int dstrace_backend__follow_compat(struct dstrace_backend *b, pid_t pid, char *why, size_t len);
-/* The ring where the kernel tells of a 32-bit program's exec (records: its tgid, __u32). */
-int dstrace_backend__compat_notices_fd(const struct dstrace_backend *b);
+/* The ring where the kernel tells of exec()s that matter at once (records: struct
+ * dstrace_exec_notice): a 32-bit program's, the first in a mount namespace. */
+int dstrace_backend__exec_notices_fd(const struct dstrace_backend *b);
 /* Stop following them once none is left, or after DSTRACE_INFLIGHT_WAIT_S (600 s): those
  * still asleep are counted (drops.stash_full) and said once. Every harvest. */
 void dstrace_backend__sweep_inflight(struct dstrace_backend *b);
@@ -81,6 +82,9 @@ void dstrace_backend__sweep_inflight(struct dstrace_backend *b);
 /* Look for the C libraries of mount namespaces (containers) not looked in yet, every few
  * seconds, and follow their getaddrinfo() (user/names.c). */
 void dstrace_backend__sweep_resolver(struct dstrace_backend *b);
+/* The kernel told of the first exec() in the mount namespace numbered id, by process pid (a
+ * notice from the exec_notices ring): look in it now (user/names.c). */
+void dstrace_backend__resolver_exec(struct dstrace_backend *b, pid_t pid, uint64_t id);
 /* The clock the programs read where a rough time does (bpf/maps.bpf.h, coarse_boot_ns): set
  * to CLOCK_BOOTTIME now. Called once per pass of the main loop (100 ms apart when idle). */
 void dstrace_backend__clock_tick(struct dstrace_backend *b);

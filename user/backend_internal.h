@@ -29,7 +29,7 @@ struct dstrace_backend {
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
 	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list; the links of
 	 * those and of other mount namespaces'; the files followed (each once); the namespaces
-	 * looked in (a set of inodes) */
+	 * looked in (a set: inode and root; names.c, mnt_seen) */
 	struct resolver_libs rlibs;
 	struct bpf_link *rlinks[2 * (DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX)];
 	int nrlinks;
@@ -46,7 +46,11 @@ struct dstrace_backend {
 	unsigned long own_userns; /* its user namespace, and its root */
 	dev_t own_root_dev;
 	ino_t own_root_ino;
-	unsigned long mnt_seen[MNT_SEEN_SLOTS];
+	struct mnt_key {
+		unsigned long ns; /* 0: a free slot */
+		dev_t root_dev;
+		ino_t root_ino;
+	} mnt_seen[MNT_SEEN_SLOTS];
 	size_t mnt_seen_n;
 	struct pid_list {
 		int *v; /* ascending */

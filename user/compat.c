@@ -4,7 +4,7 @@
  * the machine (some 65-80 ns a call on this project's VM, for nothing where no 32-bit
  * program runs), so it is attached only where one may: at start where a 32-bit dynamic
  * loader is installed or a 32-bit process runs; else once the kernel tells of a 32-bit
- * exec() (the compat_notices ring; bpf/lifecycle.bpf.h), a static one on a machine without
+ * exec() (the exec_notices ring; bpf/lifecycle.bpf.h), a static one on a machine without
  * the loader, whose first calls may come before the program is attached (said on stderr).
  * Then it stays attached.
  */
@@ -96,9 +96,4 @@ int dstrace_backend__follow_compat(struct dstrace_backend *b, pid_t pid, char *w
 		return -errno;
 	}
 	return 1;
-}
-
-int dstrace_backend__compat_notices_fd(const struct dstrace_backend *b)
-{
-	return bpf_map__fd(b->skel->maps.compat_notices);
 }

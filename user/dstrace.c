@@ -133,15 +133,20 @@ static void follow_compat(struct run *r, pid_t pid)
 			strerror(-ret));
 }
 
-/* The kernel saw a 32-bit program's exec (bpf/lifecycle.bpf.h). */
-static int compat_notice(void *ctx, void *data, size_t len)
+/* The kernel told of an exec() (bpf/lifecycle.bpf.h): a 32-bit program's, or the first in a
+ * mount namespace. */
+static int exec_notice(void *ctx, void *data, size_t len)
 {
-	uint32_t tgid;
+	struct dstrace_exec_notice n;
+	struct run *r = ctx;
 
-	if (len < sizeof(tgid))
+	if (len < sizeof(n))
 		return 0;
-	memcpy(&tgid, data, sizeof(tgid));
-	follow_compat(ctx, (pid_t)tgid);
+	memcpy(&n, data, sizeof(n));
+	if (n.what & DSTRACE_EXEC_IA32)
+		follow_compat(r, (pid_t)n.pid);
+	if (n.what & DSTRACE_EXEC_MNT_NS)
+		dstrace_backend__resolver_exec(r->backend, (pid_t)n.pid, n.mnt_id);
 	return 0;
 }
 
@@ -171,8 +176,8 @@ static int setup(struct run *r)
 		dstrace_find_cgroup2_quiet(r->audit.cgroup_root, sizeof(r->audit.cgroup_root));
 	}
 	r->rb = ring_buffer__new(dstrace_backend__ringbuf_fd(r->backend), run_handle_event, r, NULL);
-	if (!r->rb || ring_buffer__add(r->rb, dstrace_backend__compat_notices_fd(r->backend),
-				       compat_notice, r)) {
+	if (!r->rb || ring_buffer__add(r->rb, dstrace_backend__exec_notices_fd(r->backend),
+				       exec_notice, r)) {
 		fprintf(stderr, "dstrace: failed to open the ring buffer: %s\n", strerror(errno));
 		return 1;
 	}

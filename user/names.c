@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The resolver's uprobes (bpf/resolver.bpf.h), C library by C library. At start, those of
- * user/resolver.c's list (dstrace's own, the 32-bit one, --resolver-lib). Then, at start and
- * every RESCAN_S seconds, the C libraries of mount namespaces not looked in before: a
- * container's image has its own C library file, which the uprobes on the host's do not see.
+ * user/resolver.c's list (dstrace's own, the 32-bit one, --resolver-lib). Then the C
+ * libraries of mount namespaces not looked in before, at a namespace's first exec() (the
+ * kernel tells of it at once: bpf/lifecycle.bpf.h) and, for what that misses, at start and
+ * every RESCAN_S seconds: a container's image has its own C library file, which the uprobes
+ * on the host's do not see.
  * A namespace made in dstrace's user namespace is looked in through one of its processes
  * (/proc/PID/root, once no longer dstrace's root): each path of dstrace_resolver_ns_paths,
  * resolved inside that root (openat2 RESOLVE_IN_ROOT: a link in the image cannot lead out of
@@ -27,6 +29,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
 #include "dstrace.skel.h"
@@ -139,6 +142,8 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 			b->own_userns = user.st_ino;
 			b->own_root_dev = root.st_dev;
 			b->own_root_ino = root.st_ino;
+			/* the kernel tells of the first exec in any other (bpf/lifecycle.bpf.h) */
+			b->skel->bss->mnt_own = (__u32)b->own_mnt;
 		}
 	}
 	b->rscan_s = 0;
@@ -147,25 +152,32 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 }
 
 /* The mount namespaces looked in: an open-addressed set, emptied when three quarters full
- * (looked in again then, each file still followed once). */
-static bool mnt_seen(struct dstrace_backend *b, unsigned long ns, bool add)
+ * (looked in again then, each file still followed once). A namespace is known by its inode
+ * and its root: the kernel gives a freed namespace's inode to a later one (a container
+ * started after another ended), whose root is another directory, or the same one (a
+ * container started again: the same files). True if k was there; with add, it is now. */
+static bool mnt_seen(struct dstrace_backend *b, const struct mnt_key *k, bool add)
 {
-	size_t i = (ns * 0x9e3779b97f4a7c15ull) >> 52; /* 12 bits: MNT_SEEN_SLOTS */
+	size_t i = ((k->ns ^ k->root_ino * 0x2545f4914f6cdd1dull ^ k->root_dev) *
+		    0x9e3779b97f4a7c15ull) >> 52; /* 12 bits: MNT_SEEN_SLOTS */
+	struct mnt_key *slot;
 
 	for (;; i = (i + 1) % MNT_SEEN_SLOTS) {
-		if (b->mnt_seen[i] == ns)
-			return true;
-		if (!b->mnt_seen[i])
+		slot = &b->mnt_seen[i];
+		if (!slot->ns)
 			break;
+		if (slot->ns == k->ns && slot->root_dev == k->root_dev &&
+		    slot->root_ino == k->root_ino)
+			return true;
 	}
 	if (!add)
 		return false;
 	if (b->mnt_seen_n >= MNT_SEEN_SLOTS / 4 * 3) {
 		memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
 		b->mnt_seen_n = 0;
-		return mnt_seen(b, ns, true);
+		return mnt_seen(b, k, true);
 	}
-	b->mnt_seen[i] = ns;
+	*slot = *k;
 	b->mnt_seen_n++;
 	return false;
 }
@@ -232,43 +244,92 @@ out:
 	close(fd);
 }
 
-/* Look in the mount namespace ns of process pid (its directory pfd in /proc): in its root,
- * for the places of dstrace_resolver_ns_paths. True once looked in for good; false to look
- * again through the namespace's next process: this one ended, or its root is still dstrace's
- * (a runtime makes the namespace before it moves the container into its own root; a
- * namespace that shares the host's root has nothing new). A namespace made by another user
- * namespace (an unprivileged user's) is not looked in. */
-static bool look_in(struct dstrace_backend *b, int pfd, const char *pid, unsigned long ns)
+/* Look in the mount namespace of process pid (its directory pfd in /proc): in its root, for
+ * the places of dstrace_resolver_ns_paths, unless looked in before. True once looked in for
+ * good; false to look again through the namespace's next process: this one ended, or its
+ * root is still dstrace's (a runtime makes the namespace before it moves the container into
+ * its own root; a namespace that shares the host's root has nothing new). A namespace made
+ * by another user namespace (an unprivileged user's) is not looked in. */
+static bool look_in(struct dstrace_backend *b, int pfd, const char *pid)
 {
+	struct mnt_key k = {};
+	char buf[64];
 	struct stat st;
 	int dfd, nsfd, ufd;
+	bool done = false;
+	ssize_t n;
 
-	nsfd = openat(pfd, "ns/mnt", O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0)
+	n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
+	k.ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
+	if (!k.ns)
 		return false;
-	ufd = ioctl(nsfd, NS_GET_USERNS);
-	close(nsfd);
-	if (ufd < 0)
-		return false;
-	if (fstat(ufd, &st) || st.st_ino != b->own_userns) {
-		close(ufd);
-		if (b->verbose)
-			fprintf(stderr, "dstrace: names: mount namespace %lu (/proc/%s) not looked "
-					"in: another user namespace's\n", ns, pid);
+	if (k.ns == b->own_mnt)
 		return true;
-	}
-	close(ufd);
 	dfd = openat(pfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return false;
-	if (fstat(dfd, &st) || (st.st_dev == b->own_root_dev && st.st_ino == b->own_root_ino)) {
-		close(dfd);
-		return false;
+	if (fstat(dfd, &st) || (st.st_dev == b->own_root_dev && st.st_ino == b->own_root_ino))
+		goto out;
+	k.root_dev = st.st_dev;
+	k.root_ino = st.st_ino;
+	done = true;
+	if (mnt_seen(b, &k, false))
+		goto out;
+	nsfd = openat(pfd, "ns/mnt", O_RDONLY | O_CLOEXEC);
+	ufd = nsfd < 0 ? -1 : ioctl(nsfd, NS_GET_USERNS);
+	if (nsfd >= 0)
+		close(nsfd);
+	if (ufd < 0) {
+		done = false;
+		goto out;
 	}
-	for (int i = 0; dstrace_resolver_ns_paths[i]; i++)
-		look_at(b, dfd, pid, ns, dstrace_resolver_ns_paths[i]);
+	if (fstat(ufd, &st) || st.st_ino != b->own_userns) {
+		if (b->verbose)
+			fprintf(stderr, "dstrace: names: mount namespace %lu (/proc/%s) not looked "
+					"in: another user namespace's\n", k.ns, pid);
+	} else {
+		for (int i = 0; dstrace_resolver_ns_paths[i]; i++)
+			look_at(b, dfd, pid, k.ns, dstrace_resolver_ns_paths[i]);
+	}
+	close(ufd);
+	mnt_seen(b, &k, true);
+out:
 	close(dfd);
-	return true;
+	return done;
+}
+
+/* Through process pid (its name in the /proc directory proc): look_in. */
+static bool look_through(struct dstrace_backend *b, int proc, const char *pid)
+{
+	/* the process's directory: its namespace and its root are the same process's */
+	int pfd = openat(proc, pid, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	bool done;
+
+	if (pfd < 0)
+		return false;
+	done = look_in(b, pfd, pid);
+	close(pfd);
+	return done;
+}
+
+/* The first exec() in a mount namespace (number id), by process pid, told by the kernel at
+ * once: looked in now rather than at the next sweep, so that a container's programs are
+ * named from their start (less the time it takes: test_resolver). Where it cannot be yet
+ * (the process ended, or its root is still dstrace's), the kernel is to tell of the
+ * namespace's next exec. */
+void dstrace_backend__resolver_exec(struct dstrace_backend *b, pid_t pid, uint64_t id)
+{
+	int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	char name[16];
+	__u64 key = id;
+	bool done;
+
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	done = b->own_mnt && proc >= 0 && look_through(b, proc, name);
+	if (proc >= 0)
+		close(proc);
+	if (!done)
+		bpf_map_delete_elem(bpf_map__fd(b->skel->maps.mnt_told), &key);
 }
 
 static int pid_cmp(const void *a, const void *b)
@@ -323,11 +384,8 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 	if (!proc)
 		return;
 	while ((d = readdir(proc))) {
-		unsigned long ns;
-		char buf[64];
 		bool known;
-		ssize_t n;
-		int pid, pfd;
+		int pid;
 
 		if (d->d_name[0] < '1' || d->d_name[0] > '9')
 			continue;
@@ -341,16 +399,7 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 		}
 		if (known && !pid_in(&b->pids_young, pid))
 			continue;
-		/* the process's directory: its namespace and its root are the same process's */
-		pfd = openat(dirfd(proc), d->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (pfd < 0)
-			continue;
-		n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
-		ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
-		if (ns && ns != b->own_mnt && !mnt_seen(b, ns, false) &&
-		    look_in(b, pfd, d->d_name, ns))
-			mnt_seen(b, ns, true);
-		close(pfd);
+		look_through(b, dirfd(proc), d->d_name);
 	}
 	closedir(proc);
 	if (cut) {
@@ -374,6 +423,7 @@ void resolver_detach(struct dstrace_backend *b)
 	b->ns_libs = 0;
 	b->ns_libs_full = false;
 	b->own_mnt = 0;
+	b->skel->bss->mnt_own = 0;
 	memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
 	b->mnt_seen_n = 0;
 	pid_list_free(&b->pids);

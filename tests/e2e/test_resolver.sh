@@ -26,8 +26,11 @@
 # program; for both, with the AAAA record passed over under Java's default preference); a
 # 32-bit program (tests/progs/gai.c built -m32: i386 glibc, followed without being asked) and
 # a musl one (gai-musl, its library given with --resolver-lib) resolving aonly, connecting
-# and sending: each named. An unusable --resolver-lib is said at start and in the records,
-# and the other libraries are still followed. DSTRACE_ARGS adds arguments to dstrace.
+# and sending: each named. Containers (unshare -m --root, a copy of musl each): named when
+# their copy is root's, not when another user's; named when they resolve 200 ms after they
+# start, one after the other (a namespace's inode reused). An unusable --resolver-lib is said
+# at start and in the records, and the other libraries are still followed. DSTRACE_ARGS adds
+# arguments to dstrace.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -145,6 +148,28 @@ if dstrace_start "$OUT" -v --resolver-lib "$MUSL_LIB" "${extra[@]}"; then
 		done
 		check_eq "ct-user: another user's C library is not followed" none \
 			"$(grep -m1 "getaddrinfo() of /proc/${C_PID[ct-user]}/root" "$DSTRACE_LOG" || echo none)"
+		# Two more, one after the other, now that those ended: each resolves 200 ms after
+		# its start, without waiting for dstrace (which is told of a namespace's first
+		# exec at once, and looks in it then: some 10 ms here, against up to 2 s for its
+		# sweep of new processes). The kernel gives a new namespace the inode of one freed
+		# (/proc/PID/ns/mnt), so each is likely to have an earlier one's: still looked in.
+		ns_seen=()
+		for ct in ct-quick ct-next; do
+			ct_root "$ct" 0
+			run_in rs 20 "$WORK/$ct" unshare -m --root="$WORK/$ct" /bin/gai-musl -s 200 \
+				aonly.dstrace.test 9
+			C_PID[$ct]=$RUN_PID
+			check_eq "$ct: the program's connect" "0 result=111 raddr=::ffff:127.0.0.1 rport=9" \
+				"$RUN_RC $(sed 's/ pid=.*//' "$WORK/$ct.out")"
+			said=$(grep -m1 "names: getaddrinfo() of /proc/$RUN_PID/root/lib/" "$DSTRACE_LOG")
+			check_match "$ct: its C library followed (-v)" \
+				"^dstrace: names: getaddrinfo\(\) of /proc/$RUN_PID/root/lib/${MUSL_LIB##*/} \(mount namespace [0-9]+\)\$" \
+				"$said"
+			ns_seen+=("$(grep -o 'namespace [0-9]*' <<<"$said")")
+		done
+		log "mount namespaces of ct-root, ct-user, ct-quick, ct-next: $(
+			grep -o "names: .* /proc/\(${C_PID[ct-root]}\|${C_PID[ct-user]}\)/root.*" "$DSTRACE_LOG" |
+				grep -o 'namespace [0-9]*' | paste -sd ' ') ${ns_seen[*]}"
 	fi
 	dstrace_stop
 else
@@ -214,7 +239,7 @@ for p in "${OTHER_LIBC[@]}"; do
 		hints: ["AF_INET6", "AI_V4MAPPED"]}]')"
 done
 if [[ -x $PROGS/gai-musl ]]; then
-	for ct in ct-root ct-user; do
+	for ct in ct-root ct-user ct-quick ct-next; do
 		name='"aonly.dstrace.test"' answer='"a-only"'
 		[[ $ct == ct-user ]] && name=null answer=null
 		check_events "$ct: a container's own C library: name $name" "$OUT" "$NSJ" \

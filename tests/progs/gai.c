@@ -6,11 +6,11 @@
  * and gai-musl (musl-gcc: musl, as in an Alpine container). Standalone (no common.c), so
  * that any C library builds it.
  *
- *   gai [-u] [-w] NAME PORT
+ *   gai [-u] [-w] [-s MS] NAME PORT
  *                        getaddrinfo(NAME, PORT) for AF_INET6 with AI_V4MAPPED, then a
  *                        blocking TCP connect to the first answer (-u: one UDP datagram of
  *                        20 bytes); -w: first read a line from standard input (the test
- *                        says when to go on)
+ *                        says when to go on); -s: first sleep MS milliseconds
  *
  * Prints "result=ok|ERRNO raddr=ADDR rport=PORT pid=N" (the call's result, errno's number
  * for a failure), or "result=EAI_<n> pid=N" if the name has no answer.
@@ -20,13 +20,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-	int udp = 0, wait = 0, fd, err, ret;
+	int udp = 0, wait = 0, sleep_ms = 0, fd, err, ret;
 	struct addrinfo hints, *res;
 	const struct sockaddr_in6 *sa;
 	char addr[INET6_ADDRSTRLEN], buf[20] = { 0 };
@@ -36,17 +37,21 @@ int main(int argc, char **argv)
 			udp = 1;
 		else if (!strcmp(argv[1], "-w"))
 			wait = 1;
+		else if (!strcmp(argv[1], "-s") && argc > 4)
+			sleep_ms = atoi((argc--, ++argv)[1]);
 		else
 			break;
 	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: gai [-u] [-w] NAME PORT\n");
+		fprintf(stderr, "usage: gai [-u] [-w] [-s MS] NAME PORT\n");
 		return 2;
 	}
 	if (wait && !fgets(buf, sizeof(buf), stdin)) {
 		fprintf(stderr, "gai: standard input closed\n");
 		return 2;
 	}
+	if (sleep_ms > 0)
+		usleep((useconds_t)sleep_ms * 1000);
 	memset(buf, 0, sizeof(buf));
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_INET6;
