@@ -90,28 +90,48 @@ static __always_inline bool bprm_is_ia32(struct linux_binprm *bprm)
 }
 
 /* Before Linux 6.18 a mount namespace's number is its own field (seq), since then its
- * ns_common's (ns_id). */
+ * ns_common's (ns_id): each read through a struct of its own, so that the object builds
+ * against either kernel's vmlinux.h. */
 struct mnt_namespace___seq {
 	__u64 seq;
+} __attribute__((preserve_access_index));
+
+struct ns_common___id {
+	__u64 ns_id;
+} __attribute__((preserve_access_index));
+
+struct mnt_namespace___id {
+	struct ns_common___id ns;
 } __attribute__((preserve_access_index));
 
 static __always_inline __u64 mnt_ns_id(struct mnt_namespace *mnt)
 {
 	if (bpf_core_field_exists(struct mnt_namespace___seq, seq))
 		return BPF_CORE_READ((struct mnt_namespace___seq *)mnt, seq);
-	if (bpf_core_field_exists(mnt->ns.ns_id))
-		return BPF_CORE_READ(mnt, ns.ns_id);
+	if (bpf_core_field_exists(struct ns_common___id, ns_id))
+		return BPF_CORE_READ((struct mnt_namespace___id *)mnt, ns.ns_id);
 	return BPF_CORE_READ(mnt, ns.inum); /* neither: the inode (reused, rarely) */
 }
 
-/* Is the exec in a mount namespace (numbered n->mnt_id) other than dstrace's, no exec was told
- * of before? Then it is marked told. */
+/* Is the exec the first one told of in its mount namespace (n->mnt_ns, numbered n->mnt_id)?
+ * Then it is marked told. Not told of: dstrace's own namespace, one made in another user
+ * namespace (an unprivileged user's: never looked in), and an exec whose root is still
+ * dstrace's (a runtime before it moves into the container's root, ip netns exec, a service
+ * with a private /tmp: nothing to look at, and a later exec of the namespace may be told). */
 static __always_inline bool mnt_new(struct task_struct *task, struct dstrace_exec_notice *n)
 {
 	struct mnt_namespace *mnt = BPF_CORE_READ(task, nsproxy, mnt_ns);
+	struct inode *root;
 	__u8 one = 1;
 
-	if (!mnt || BPF_CORE_READ(mnt, ns.inum) == mnt_own)
+	if (!mnt)
+		return false;
+	n->mnt_ns = BPF_CORE_READ(mnt, ns.inum);
+	if (n->mnt_ns == mnt_own || BPF_CORE_READ(mnt, user_ns, ns.inum) != mnt_own_userns)
+		return false;
+	root = BPF_CORE_READ(task, fs, root.dentry, d_inode);
+	if (!root || (BPF_CORE_READ(root, i_ino) == mnt_own_root_ino &&
+		      BPF_CORE_READ(root, i_sb, s_dev) == mnt_own_root_dev))
 		return false;
 	n->mnt_id = mnt_ns_id(mnt);
 	return !bpf_map_lookup_elem(&mnt_told, &n->mnt_id) &&

@@ -55,15 +55,18 @@ struct {
  *   attaches their program when it finds a 32-bit process at start, or when the exec of a
  *   32-bit image says so here, and then sets compat_following (also where there is nothing
  *   to follow: no ia32 calls);
- * - the first exec in a mount namespace other than mnt_own (dstrace's; 0: not told), which
- *   may bring a C library of its own (a container's image: user/names.c looks in it at once
- *   instead of at its next sweep). mnt_told keeps the namespaces told of, by their number
- *   (an inode number is reused by a namespace made after one freed); an LRU: one evicted
- *   is told of again, and user space knows it. User space deletes one it could not look in
- *   yet (still dstrace's root), so that its next exec is told of. */
+ * - the first exec in a mount namespace other than mnt_own (dstrace's; 0: not told) made in
+ *   dstrace's user namespace (mnt_own_userns), with a root other than dstrace's (its
+ *   inode and device, the kernel's encoding), which may bring a C library of its own (a
+ *   container's image: user/names.c looks in it at once instead of at its next sweep).
+ *   mnt_told keeps the namespaces told of, by their number (an inode number is reused by a
+ *   namespace made after one freed); an LRU: one evicted is told of again, and user space
+ *   knows it. User space deletes one whose process it could not read (ended), so that its
+ *   next exec is told of.
+ * Room for some 2 700 notices between two reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 64 * 1024);
 } exec_notices SEC(".maps");
 
 struct {
@@ -74,6 +77,9 @@ struct {
 } mnt_told SEC(".maps");
 
 volatile __u32 mnt_own = 0;
+volatile __u32 mnt_own_userns = 0;
+volatile __u32 mnt_own_root_dev = 0;
+volatile __u64 mnt_own_root_ino = 0;
 volatile __u32 compat_following = 0;
 
 struct {

@@ -178,10 +178,12 @@ enum dstrace_end {
 /* An exec() the kernel tells user space of at once (bpf/lifecycle.bpf.h, ring exec_notices):
  * what about it matters now (DSTRACE_EXEC_*, or-ed). */
 struct dstrace_exec_notice {
-	unsigned int pid;  /* the process (tgid) */
-	unsigned int what; /* DSTRACE_EXEC_* */
-	/* with DSTRACE_EXEC_MNT_NS, its mount namespace's number (never reused, where the inode
-	 * of /proc/PID/ns/mnt is once the namespace is freed) */
+	unsigned int pid;    /* the process (tgid) */
+	unsigned int what;   /* DSTRACE_EXEC_* */
+	unsigned int mnt_ns; /* with DSTRACE_EXEC_MNT_NS: the inode of /proc/PID/ns/mnt */
+	unsigned int pad;
+	/* and the namespace's number (never reused, where the inode is once the namespace is
+	 * freed) */
 	unsigned long long mnt_id;
 };
 

@@ -82,9 +82,10 @@ void dstrace_backend__sweep_inflight(struct dstrace_backend *b);
 /* Look for the C libraries of mount namespaces (containers) not looked in yet, every few
  * seconds, and follow their getaddrinfo() (user/names.c). */
 void dstrace_backend__sweep_resolver(struct dstrace_backend *b);
-/* The kernel told of the first exec() in the mount namespace numbered id, by process pid (a
- * notice from the exec_notices ring): look in it now (user/names.c). */
-void dstrace_backend__resolver_exec(struct dstrace_backend *b, pid_t pid, uint64_t id);
+/* The kernel told of the first exec() in mount namespace ns (its inode; its number id), by
+ * process pid (a notice from the exec_notices ring): look in it now (user/names.c). */
+void dstrace_backend__resolver_exec(struct dstrace_backend *b, pid_t pid, unsigned int ns,
+				    uint64_t id);
 /* The clock the programs read where a rough time does (bpf/maps.bpf.h, coarse_boot_ns): set
  * to CLOCK_BOOTTIME now. Called once per pass of the main loop (100 ms apart when idle). */
 void dstrace_backend__clock_tick(struct dstrace_backend *b);

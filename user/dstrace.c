@@ -146,7 +146,7 @@ static int exec_notice(void *ctx, void *data, size_t len)
 	if (n.what & DSTRACE_EXEC_IA32)
 		follow_compat(r, (pid_t)n.pid);
 	if (n.what & DSTRACE_EXEC_MNT_NS)
-		dstrace_backend__resolver_exec(r->backend, (pid_t)n.pid, n.mnt_id);
+		dstrace_backend__resolver_exec(r->backend, (pid_t)n.pid, n.mnt_ns, n.mnt_id);
 	return 0;
 }
 

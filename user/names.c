@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -142,7 +143,13 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 			b->own_userns = user.st_ino;
 			b->own_root_dev = root.st_dev;
 			b->own_root_ino = root.st_ino;
-			/* the kernel tells of the first exec in any other (bpf/lifecycle.bpf.h) */
+			/* the kernel tells of the first exec in any other of the same user
+			 * namespace, with another root (bpf/lifecycle.bpf.h; its device as the
+			 * kernel encodes it) */
+			b->skel->bss->mnt_own_userns = (__u32)b->own_userns;
+			b->skel->bss->mnt_own_root_dev = (__u32)(major(root.st_dev) << 20 |
+								 minor(root.st_dev));
+			b->skel->bss->mnt_own_root_ino = root.st_ino;
 			b->skel->bss->mnt_own = (__u32)b->own_mnt;
 		}
 	}
@@ -244,35 +251,40 @@ out:
 	close(fd);
 }
 
-/* Look in the mount namespace of process pid (its directory pfd in /proc): in its root, for
- * the places of dstrace_resolver_ns_paths, unless looked in before. True once looked in for
- * good; false to look again through the namespace's next process: this one ended, or its
- * root is still dstrace's (a runtime makes the namespace before it moves the container into
- * its own root; a namespace that shares the host's root has nothing new). A namespace made
- * by another user namespace (an unprivileged user's) is not looked in. */
-static bool look_in(struct dstrace_backend *b, int pfd, const char *pid)
+/* What a look in a namespace came to: looked in for good (or before, or not to be: dstrace's
+ * own, another user namespace's); to look again through the namespace's next process, its
+ * root still dstrace's (a runtime makes the namespace before it moves the container into its
+ * own root; a namespace that shares dstrace's root has nothing new); or the process could
+ * not be read (it ended, or is no longer in the namespace asked for). */
+enum look { LOOK_DONE, LOOK_LATER, LOOK_GONE };
+
+/* Look in the mount namespace of process pid (its directory pfd in /proc; want: the inode of
+ * the namespace asked for, or 0 for any): in its root, for the places of
+ * dstrace_resolver_ns_paths, unless looked in before. A namespace made by another user
+ * namespace (an unprivileged user's) is not looked in. */
+static enum look look_in(struct dstrace_backend *b, int pfd, const char *pid, unsigned long want)
 {
+	enum look ret = LOOK_GONE;
 	struct mnt_key k = {};
 	char buf[64];
 	struct stat st;
 	int dfd, nsfd, ufd;
-	bool done = false;
 	ssize_t n;
 
 	n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
 	k.ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
-	if (!k.ns)
-		return false;
+	if (!k.ns || (want && k.ns != want))
+		return LOOK_GONE;
 	if (k.ns == b->own_mnt)
-		return true;
+		return LOOK_DONE;
 	dfd = openat(pfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return false;
-	if (fstat(dfd, &st) || (st.st_dev == b->own_root_dev && st.st_ino == b->own_root_ino))
+		return LOOK_GONE;
+	if (fstat(dfd, &st))
 		goto out;
 	k.root_dev = st.st_dev;
 	k.root_ino = st.st_ino;
-	done = true;
+	ret = LOOK_DONE;
 	if (mnt_seen(b, &k, false))
 		goto out;
 	nsfd = openat(pfd, "ns/mnt", O_RDONLY | O_CLOEXEC);
@@ -280,55 +292,63 @@ static bool look_in(struct dstrace_backend *b, int pfd, const char *pid)
 	if (nsfd >= 0)
 		close(nsfd);
 	if (ufd < 0) {
-		done = false;
+		ret = LOOK_GONE;
 		goto out;
 	}
 	if (fstat(ufd, &st) || st.st_ino != b->own_userns) {
 		if (b->verbose)
 			fprintf(stderr, "dstrace: names: mount namespace %lu (/proc/%s) not looked "
 					"in: another user namespace's\n", k.ns, pid);
+	} else if (k.root_dev == b->own_root_dev && k.root_ino == b->own_root_ino) {
+		ret = LOOK_LATER;
 	} else {
 		for (int i = 0; dstrace_resolver_ns_paths[i]; i++)
 			look_at(b, dfd, pid, k.ns, dstrace_resolver_ns_paths[i]);
 	}
 	close(ufd);
-	mnt_seen(b, &k, true);
+	if (ret == LOOK_DONE)
+		mnt_seen(b, &k, true);
 out:
 	close(dfd);
-	return done;
+	return ret;
 }
 
 /* Through process pid (its name in the /proc directory proc): look_in. */
-static bool look_through(struct dstrace_backend *b, int proc, const char *pid)
+static enum look look_through(struct dstrace_backend *b, int proc, const char *pid,
+			      unsigned long want)
 {
 	/* the process's directory: its namespace and its root are the same process's */
 	int pfd = openat(proc, pid, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	bool done;
+	enum look ret;
 
 	if (pfd < 0)
-		return false;
-	done = look_in(b, pfd, pid);
+		return LOOK_GONE;
+	ret = look_in(b, pfd, pid, want);
 	close(pfd);
-	return done;
+	return ret;
 }
 
-/* The first exec() in a mount namespace (number id), by process pid, told by the kernel at
- * once: looked in now rather than at the next sweep, so that a container's programs are
- * named from their start (less the time it takes: test_resolver). Where it cannot be yet
- * (the process ended, or its root is still dstrace's), the kernel is to tell of the
- * namespace's next exec. */
-void dstrace_backend__resolver_exec(struct dstrace_backend *b, pid_t pid, uint64_t id)
+/* The first exec() in mount namespace ns (its inode; number id) with a root of its own, by
+ * process pid, told by the kernel at once: looked in now rather than at the next sweep, so
+ * that a container's programs are named from their start (less the time it takes:
+ * test_resolver). Where that process could not be read (it ended at once, or its pid is
+ * already another's), the kernel is to tell of the namespace's next exec; where its root
+ * was still dstrace's after all (the kernel's view of the root and user space's differ), the
+ * sweep looks again, not every exec of the namespace. */
+void dstrace_backend__resolver_exec(struct dstrace_backend *b, pid_t pid, unsigned int ns,
+				    uint64_t id)
 {
 	int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	enum look ret = LOOK_GONE;
 	char name[16];
 	__u64 key = id;
-	bool done;
 
 	snprintf(name, sizeof(name), "%d", (int)pid);
-	done = b->own_mnt && proc >= 0 && look_through(b, proc, name);
+	if (b->own_mnt && proc >= 0)
+		ret = look_through(b, proc, name, ns);
 	if (proc >= 0)
 		close(proc);
-	if (!done)
+	if (ret == LOOK_GONE)
 		bpf_map_delete_elem(bpf_map__fd(b->skel->maps.mnt_told), &key);
 }
 
@@ -399,7 +419,7 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 		}
 		if (known && !pid_in(&b->pids_young, pid))
 			continue;
-		look_through(b, dirfd(proc), d->d_name);
+		look_through(b, dirfd(proc), d->d_name, 0);
 	}
 	closedir(proc);
 	if (cut) {
