@@ -25,15 +25,16 @@ declare -A EXPECT=([5.10]="kprobe" [6.1]="fentry kprobe" [6.12]="fentry kprobe t
 	[6.12-trixie]="fentry kprobe tracepoint")
 # kernel -> what its guest runs besides the backend checks (default: everything).
 # Debian 13's 6.12 repeats Debian 12's 6.12 (the same stable series, a newer point release,
-# Debian 13's config): the differential test under every backend, the Table 12.2 suite
-# under auto's pick only.
+# Debian 13's config): the differential test under every backend, no Table 12.2 suite
+# (since 2026-12-07: 90 s of the CI run's hour).
 # Debian 11's 5.10 also runs test_sockpaths under the kprobe backend, and checks its tracefs
 # events: by default its kernel gives a kretprobe room for one call in flight per CPU. (6.1,
 # whose kretprobes are built on rethook, passes it too, 140 s more: add "--sockpaths kprobe"
 # there by hand; the whole CI run must stay well under an hour.)
-# Debian 12's 6.1 and 11's 5.10 run test_compat32 (a 32-bit program's calls) under fentry and
-# kprobe (about 120 s each in a CI run; the tracepoint backend's runs in make test here).
-declare -A GUEST_ARGS=([6.12-trixie]="--table12 first" [5.10]="--sockpaths kprobe --compat32 kprobe"
+# Debian 12's 6.1 runs test_compat32 (a 32-bit program's calls) under fentry (the tracepoint
+# backend's runs in make test here). 5.10 ran it under kprobe too until 2026-12-07: 215-250 s
+# of its guest, in a CI run that had reached 59 minutes; add "--compat32 kprobe" there by hand.
+declare -A GUEST_ARGS=([6.12-trixie]="--table12 none" [5.10]="--sockpaths kprobe"
 	[6.1]="--compat32 fentry")
 # kernel -> guest timeout (s): what its guest takes on a CI machine (5.10: 630 s, 6.1: 330 s,
 # 6.12: about 530 s, Debian 13's 6.12: about 390 s) and room for one suite that hangs until
