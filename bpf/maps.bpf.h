@@ -62,8 +62,10 @@ struct {
  *   mnt_told keeps the namespaces told of, by their number (an inode number is reused by a
  *   namespace made after one freed); an LRU: one evicted is told of again, and user space
  *   knows it. User space deletes one whose process it could not read (ended), so that its
- *   next exec is told of.
- * Room for some 2 700 notices between two reads. */
+ *   next exec is told of. Off (mnt_own 0) where dstrace's PID namespace is not the first:
+ *   the pid told would not be its. Where the kernel's root device is not stat()'s (btrfs
+ *   reports a subvolume's own), every namespace is told of once, dstrace's root or not.
+ * Room for 2 048 notices (24 bytes and the ring's 8) between two reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);

@@ -36,6 +36,7 @@
 #include "dstrace.skel.h"
 
 #include "backend_internal.h"
+#include "kretprobe.h" /* dstrace_pidns_ino */
 
 #define RESCAN_S 2
 
@@ -145,12 +146,14 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 			b->own_root_ino = root.st_ino;
 			/* the kernel tells of the first exec in any other of the same user
 			 * namespace, with another root (bpf/lifecycle.bpf.h; its device as the
-			 * kernel encodes it) */
+			 * kernel encodes it), by its pid: only where that is dstrace's too
+			 * (its PID namespace the first), else the sweep alone looks */
 			b->skel->bss->mnt_own_userns = (__u32)b->own_userns;
 			b->skel->bss->mnt_own_root_dev = (__u32)(major(root.st_dev) << 20 |
 								 minor(root.st_dev));
 			b->skel->bss->mnt_own_root_ino = root.st_ino;
-			b->skel->bss->mnt_own = (__u32)b->own_mnt;
+			if (dstrace_pidns_ino() == 0xEFFFFFFCUL) /* PROC_PID_INIT_INO */
+				b->skel->bss->mnt_own = (__u32)b->own_mnt;
 		}
 	}
 	b->rscan_s = 0;
@@ -252,7 +255,7 @@ out:
 }
 
 /* What a look in a namespace came to: looked in for good (or before, or not to be: dstrace's
- * own, another user namespace's); to look again through the namespace's next process, its
+ * own, another user namespace's, one whose process dstrace may not read); to look again through the namespace's next process, its
  * root still dstrace's (a runtime makes the namespace before it moves the container into its
  * own root; a namespace that shares dstrace's root has nothing new); or the process could
  * not be read (it ended, or is no longer in the namespace asked for). */
@@ -273,6 +276,9 @@ static enum look look_in(struct dstrace_backend *b, int pfd, const char *pid, un
 
 	n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
 	k.ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
+	/* refused (a security module): not to be looked in, however often asked */
+	if (n < 0 && (errno == EACCES || errno == EPERM))
+		return LOOK_DONE;
 	if (!k.ns || (want && k.ns != want))
 		return LOOK_GONE;
 	if (k.ns == b->own_mnt)
@@ -443,7 +449,8 @@ void resolver_detach(struct dstrace_backend *b)
 	b->ns_libs = 0;
 	b->ns_libs_full = false;
 	b->own_mnt = 0;
-	b->skel->bss->mnt_own = 0;
+	if (b->skel)
+		b->skel->bss->mnt_own = 0;
 	memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
 	b->mnt_seen_n = 0;
 	pid_list_free(&b->pids);
