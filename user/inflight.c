@@ -426,7 +426,7 @@ int dstrace_backend__follow_inflight(struct dstrace_backend *b)
 
 	if (!prog)
 		return 0; /* the tracepoint backend reads results at the syscalls' exits */
-	if (dstrace_pidns_ino() != 0xEFFFFFFCUL) /* PROC_PID_INIT_INO */
+	if (!dstrace_pidns_initial())
 		return -EXDEV; /* another PID namespace's numbers are not the kernel's tids */
 	/* attached first: a listed call that returns meanwhile is taken all the same */
 	b->skel->bss->inflight_active = 1;

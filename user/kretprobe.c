@@ -49,6 +49,11 @@ unsigned long dstrace_pidns_ino(void)
 	return stat("/proc/self/ns/pid", &st) ? 0 : (unsigned long)st.st_ino;
 }
 
+bool dstrace_pidns_initial(void)
+{
+	return dstrace_pidns_ino() == 0xEFFFFFFCUL; /* PROC_PID_INIT_INO */
+}
+
 /* Events of dstrace processes that ended without removing theirs (killed): "FUNC_NS_PID"
  * whose NS is ours and whose PID is no process. One of a live dstrace stays (and the kernel
  * refuses to remove an event in use). The names are read first, then removed: removing

@@ -36,6 +36,8 @@ struct bpf_link *kretprobe_attach(struct kretprobes *k, struct bpf_program *prog
 int kretprobes_missed(const struct kretprobes *k, uint64_t *missed);
 /* This process's PID namespace (its inode; 0 if unknown): a PID means something only in it. */
 unsigned long dstrace_pidns_ino(void);
+/* Is it the initial one, whose PIDs are the kernel's own (its tgids and tids)? */
+bool dstrace_pidns_initial(void);
 /* Remove the events; their links must be destroyed first (the kernel refuses events in use). */
 void kretprobes_remove(struct kretprobes *k);
 

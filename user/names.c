@@ -36,7 +36,7 @@
 #include "dstrace.skel.h"
 
 #include "backend_internal.h"
-#include "kretprobe.h" /* dstrace_pidns_ino */
+#include "kretprobe.h" /* dstrace_pidns_initial */
 
 #define RESCAN_S 2
 
@@ -152,7 +152,7 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 			b->skel->bss->mnt_own_root_dev = (__u32)(major(root.st_dev) << 20 |
 								 minor(root.st_dev));
 			b->skel->bss->mnt_own_root_ino = root.st_ino;
-			if (dstrace_pidns_ino() == 0xEFFFFFFCUL) /* PROC_PID_INIT_INO */
+			if (dstrace_pidns_initial())
 				b->skel->bss->mnt_own = (__u32)b->own_mnt;
 		}
 	}
@@ -255,10 +255,11 @@ out:
 }
 
 /* What a look in a namespace came to: looked in for good (or before, or not to be: dstrace's
- * own, another user namespace's, one whose process dstrace may not read); to look again through the namespace's next process, its
- * root still dstrace's (a runtime makes the namespace before it moves the container into its
- * own root; a namespace that shares dstrace's root has nothing new); or the process could
- * not be read (it ended, or is no longer in the namespace asked for). */
+ * own, another user namespace's, one whose process dstrace may not read); to look again
+ * through the namespace's next process, its root still dstrace's (a runtime makes the
+ * namespace before it moves the container into its own root; a namespace that shares
+ * dstrace's root has nothing new); or the process could not be read (it ended, or is no
+ * longer in the namespace asked for). */
 enum look { LOOK_DONE, LOOK_LATER, LOOK_GONE };
 
 /* Look in the mount namespace of process pid (its directory pfd in /proc; want: the inode of

@@ -395,9 +395,8 @@ int dstrace_backend__sweep_calls(struct dstrace_backend *b)
 	if (b->kind != DSTRACE_BACKEND_KPROBE || now < b->calls_swept_s + 10)
 		return 0;
 	b->calls_swept_s = now;
-	/* another PID namespace's numbers are not the kernel's tids: nothing can be told (the
-	 * initial one is PROC_PID_INIT_INO) */
-	if (dstrace_pidns_ino() != 0xEFFFFFFCUL)
+	/* another PID namespace's numbers are not the kernel's tids: nothing can be told */
+	if (!dstrace_pidns_initial())
 		return 0;
 	/* The kernel deletes entries meanwhile (every call's return), and a walk whose last key
 	 * is gone starts over: at most two tables' worth of steps, each dead key deleted once. */
