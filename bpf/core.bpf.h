@@ -20,6 +20,7 @@
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
+#define SOCK_BINDPORT_LOCK 8 /* sk_userlocks: the port was the program's choice (bind()) */
 #define MSG_PEEK 2
 #define MSG_TRUNC 0x20
 #define MSG_ERRQUEUE 0x2000

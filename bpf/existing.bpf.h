@@ -141,7 +141,7 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
 	key.raddr = raddr;
 	key.rport = rport;
 	key.kind = DSTRACE_EV_EXISTING; /* pid 0: for every process using the socket */
-	/* full (8192 such sockets): the first datagram after the start tells (README) */
+	/* full (16384 sockets noted): the first datagram after the start tells (README) */
 	if (bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY))
 		return;
 	udp_began_n = 1;
@@ -157,9 +157,36 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
 		flow->answer = 1;
 }
 
+/* An unconnected UDP socket found at start that may carry IPv4 (not v6-only, bound to no IPv6
+ * address): who begins its flows under way, whose first datagram after the start may be the
+ * answer (traffic.bpf.h, udp_flow_answers)? A port the kernel chose (a client's: sendto()
+ * without bind(), bind() to port 0) is the program's: it began them all; a port bound (a
+ * service's) answers the peers it sends to first on a client's port. Noted in udp_began
+ * under the socket's key with no peer (full: the first datagram after the start tells). */
+static __always_inline void existing_udp_role(struct sock *sk, __u64 ino)
+{
+	struct dstrace_flow_key key = {}; /* padding included: a map key */
+	__u32 local6[4];
+	__u8 began;
+
+	if (sk_is_v6only(sk))
+		return;
+	BPF_CORE_READ_INTO(&local6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+	if ((local6[0] | local6[1] | local6[2] | local6[3]) && !in6_is_v4mapped(local6))
+		return;
+	began = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK ?
+			DSTRACE_EV_RECV :
+			DSTRACE_EV_SEND;
+	key.sock_ino = ino;
+	key.kind = DSTRACE_EV_EXISTING;
+	if (!bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY))
+		udp_began_n = 1;
+}
+
 /*
  * At start, for every socket of every process (iter/task_file): pass 1 notes the ports of
- * AF_INET6 TCP listeners and unconnected UDP sockets, pass 2 reports each mapped connection
+ * AF_INET6 TCP listeners and unconnected UDP sockets (and how the latter's flows began:
+ * existing_udp_role), pass 2 reports each mapped connection
  * or UDP socket once per process holding it. A TCP connection whose local port is a
  * listener's was accepted (counted as accept), else made (counted as connect); UDP sockets
  * count their datagrams as they come, a connected one's replies told by who began its
@@ -188,8 +215,10 @@ static __always_inline void handle_existing(struct task_struct *task, struct soc
 		if (proto == DSTRACE_PROTO_TCP && state == TCP_LISTEN)
 			bpf_map_update_elem(&existing_listeners, &lk, &one, BPF_ANY);
 		else if (proto != DSTRACE_PROTO_TCP && (__u16)lk.port &&
-			 !BPF_CORE_READ(sk, __sk_common.skc_dport))
+			 !BPF_CORE_READ(sk, __sk_common.skc_dport)) {
 			bpf_map_update_elem(&existing_udp_ports, &lk, &one, BPF_ANY);
+			existing_udp_role(sk, ino);
+		}
 		return;
 	}
 	if (pass != 2 || !sk_existing_mapped(sk, proto, &raddr, &rport))

@@ -432,14 +432,16 @@ struct {
  * reply may come first after the start). Key: the flow's, with pid 0 (whichever process uses
  * the socket: a child forked since shares it) and kind DSTRACE_EV_EXISTING; value:
  * DSTRACE_EV_SEND (the program began: a client) or DSTRACE_EV_RECV (the peer did: a
- * service's socket connected to its client). A new flow with no other-way flow looks here,
- * once udp_began_n says there are entries (traffic.bpf.h, handle_udp_datagram). */
+ * service's socket connected to its client). Also, under the key with no peer (raddr and
+ * rport 0), each unconnected socket's: DSTRACE_EV_SEND (a port the kernel chose: a client's)
+ * or DSTRACE_EV_RECV (a port bound: a service's; existing_udp_role). A new flow looks here
+ * once udp_began_n says there are entries (traffic.bpf.h, udp_flow_answers). */
 __u32 udp_began_n = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 16384);
 	__type(key, struct dstrace_flow_key);
 	__type(value, __u8);
 } udp_began SEC(".maps");

@@ -86,15 +86,17 @@ static __always_inline __u64 udp_send_segments_as(struct sock *sk, int len, bool
 	return gso && len > gso ? ((__u32)len + gso - 1) / gso : 1;
 }
 
-/* Does a new flow (key: its key) answer the other way's, begun by the peer (struct
- * dstrace_flow_val)? Who began an exchange under way at start decides where the scan noted
- * it (existing.bpf.h, existing_udp_began); else the other way's flow, if there is one and it
- * is not itself the answer (a flow evicted and begun again). */
-static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key)
+/* Does a new flow (key: its key; lport: its socket's port) answer the other way's, begun by
+ * the peer (struct dstrace_flow_val)? Who began an exchange under way at start decides where
+ * the scan noted it (existing.bpf.h, existing_udp_began); else the other way's flow, if there
+ * is one and it is not itself the answer (a flow evicted and begun again); else, on an
+ * unconnected socket the scan found, what its port says (existing_udp_role). */
+static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key, __u16 lport)
 {
-	__u8 kind = key->kind, answer;
+	__u8 kind = key->kind, answer = 0;
 	struct dstrace_flow_val *other;
-	__u32 pid = key->pid;
+	__u32 pid = key->pid, raddr = key->raddr;
+	__u16 rport = key->rport;
 	__u8 *began = NULL;
 
 	if (udp_began_n) {
@@ -108,7 +110,26 @@ static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key)
 	} else {
 		key->kind = kind == DSTRACE_EV_SEND ? DSTRACE_EV_RECV : DSTRACE_EV_SEND;
 		other = bpf_map_lookup_elem(&udp_flows, key);
-		answer = other && !other->answer;
+		if (other) {
+			answer = !other->answer;
+		} else if (udp_began_n) {
+			/* the socket's own note: pid, peer and port 0 */
+			key->kind = DSTRACE_EV_EXISTING;
+			key->pid = 0;
+			key->raddr = 0;
+			key->rport = 0;
+			began = bpf_map_lookup_elem(&udp_began, key);
+			key->pid = pid;
+			key->raddr = raddr;
+			key->rport = rport;
+			/* a port of the kernel's choice: every flow begun by the program; a port
+			 * bound: a datagram sent first answers a peer on a client's port */
+			if (began)
+				answer = *began == DSTRACE_EV_SEND ?
+						 kind == DSTRACE_EV_RECV :
+						 kind == DSTRACE_EV_SEND && rport >= 1024 &&
+							 rport != lport;
+		}
 	}
 	key->kind = kind;
 	return answer;
@@ -156,13 +177,13 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 	if (!flow) {
 		struct dstrace_flow_val init = { .datagrams = datagrams, .bytes = ret, .lport = lport };
 
-		init.answer = udp_flow_answers(&key);
+		init.answer = udp_flow_answers(&key, lport);
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			/* while the scan runs it may have noted this socket since: it decides */
 			if (!existing_done && udp_began_n) {
 				flow = bpf_map_lookup_elem(&udp_flows, &key);
 				if (flow)
-					flow->answer = udp_flow_answers(&key);
+					flow->answer = udp_flow_answers(&key, lport);
 			}
 			counter_add(DSTRACE_CNT_FLOW_NEW, 1);
 			proc_peer(st, tgid, raddr);

@@ -446,7 +446,7 @@ static int check_lists(struct dstrace_backend *b)
 /* Before Linux 6.1 (no BPF memory allocator) a tracing program that uses a hash map
  * allocated as used makes the kernel warn (a WARN_ONCE in the log, the kernel tainted):
  * there the maps that would be are preallocated instead (proc_peers about 19 MiB, existing_seen
- * 4 MiB, udp_began 0.5 MiB, existing_udp_ports 1 MiB of kernel memory). */
+ * 4 MiB, udp_began 1 MiB, existing_udp_ports 1 MiB of kernel memory). */
 static int preallocate_on_old_kernels(struct dstrace_backend *b)
 {
 	struct bpf_map *maps[] = { b->skel->maps.proc_peers, b->skel->maps.existing_seen,

@@ -774,16 +774,18 @@ srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
 # UDP exchanges under way before dstrace starts, in which the side that did not begin speaks
 # first once it runs (udpflows exchange, one program): a client connected to its server
 # (3 datagrams each way, from a child it forks then), a service's socket connected to its
-# client, on the port of its unconnected one (4 each way). Replies are told by who began,
-# not by who spoke first.
+# client, on the port of its unconnected one (4 each way); and on unconnected sockets
+# (sendto()), a client's on a port the kernel chose (2 each way) and a service's on its bound
+# port (5 each way). Replies are told by who began, not by who spoke first.
 UX=()
-for role in client server; do
+for role in client server client-unconnected server-unconnected; do
 	xbase=$(fbase "audit: UDP exchange under way: $role")
-	if [[ $role == client ]]; then
-		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -f -n 3 8110
-	else
-		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -n 4 8112
-	fi
+	case $role in
+	client) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -f -n 3 8110 ;;
+	server) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -n 4 8112 ;;
+	client-unconnected) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -u -n 2 8114 ;;
+	server-unconnected) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -u -n 5 8116 ;;
+	esac
 	PIDS+=("$UXPID")
 	UX+=("$UXPID:$xbase")
 	wait_line "$xbase.out" '^ready' 5 || fail "audit: UDP exchange under way: $role ready" \
@@ -831,7 +833,7 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 		'[{"sent":{"udp_datagrams":10,"udp_replies":5},"received":{"udp_datagrams":10,"udp_replies":5},"peers":["in/udp/127.0.0.1:8095=5","out/udp/127.0.0.1:8095=5"]}]' \
 		"$(audit_udp udp6)"
 	check_eq "audit: UDP exchanges under way at start: replies told by who began" \
-		'[{"sent":{"udp_datagrams":7,"udp_replies":4},"received":{"udp_datagrams":7,"udp_replies":3},"peers":["in/udp/127.0.0.1:8112=4","out/udp/127.0.0.1:8110=3"]}]' \
+		'[{"sent":{"udp_datagrams":14,"udp_replies":9},"received":{"udp_datagrams":14,"udp_replies":5},"peers":["in/udp/127.0.0.1:8112=4","in/udp/127.0.0.1:8116=5","out/udp/127.0.0.1:8110=3","out/udp/127.0.0.1:8114=2"]}]' \
 		"$(audit_udp udpflows)"
 	check_eq "audit: the report's verdict on the UDP service and its client" \
 		"would stop receiving IPv4 datagrams on UDP port 8095 (5 datagrams from 1 peer); could no longer send to 127.0.0.1:8095/udp (5 datagrams)" \

@@ -35,7 +35,7 @@
  *     Prints "listening ..." when ready, then "received count=N bytes=B reads=R peeked=K
  *     ..." (count: datagrams, reads: the calls that took them).
  *
- *   udpflows exchange [-s] [-f] [-n COUNT] PORT
+ *   udpflows exchange [-s] [-f] [-u] [-n COUNT] PORT
  *     A UDP exchange under way when a tracer starts, between an AF_INET6 socket connected to
  *     a mapped peer and that peer, an AF_INET socket of this process on 127.0.0.1. Client
  *     (default): the AF_INET6 socket, on an ephemeral port, connects to ::ffff:127.0.0.1:PORT
@@ -45,7 +45,10 @@
  *     prints "ready ...", waits for SIGUSR1, and the side that did not begin speaks first:
  *     COUNT times (default 3) one datagram of 10 bytes from the client's peer to it and
  *     one back, or from the server's connected socket to its peer and one back; with -f in
- *     a child forked then (the sockets inherited). Prints "exchanged count=N".
+ *     a child forked then (the sockets inherited). -u: the AF_INET6 socket stays
+ *     unconnected and sends with sendto(): the client's on a port the kernel chose (bound
+ *     to port 0), the server's the one on [::]:PORT that read the peer's first datagram.
+ *     Prints "exchanged count=N".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,7 +79,7 @@ static void usage(void)
 		"                     [-G SEGSIZE] [-C SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
 		"       udpflows recv [-4] [-P] [-g] [-N] [-c ADDR:PORT] [-n COUNT] [-t SECONDS]\n"
 		"                     PORT\n"
-		"       udpflows exchange [-s] [-f] [-n COUNT] PORT\n");
+		"       udpflows exchange [-s] [-f] [-u] [-n COUNT] PORT\n");
 }
 
 /* Destination number k (k < naddrs * nports) of a round. */
@@ -581,10 +584,22 @@ static void udp_connect_lo(int fd, int family, unsigned long port)
 		die("connect");
 }
 
+/* Send 10 bytes on fd: to its peer, or with to (a port) to ::ffff:127.0.0.1:to. */
+static void xsend_to(int fd, unsigned long to)
+{
+	struct in_addr lo = { htonl(INADDR_LOOPBACK) };
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+
+	if (to)
+		dest_of(&ss, &len, AF_INET6, false, &lo, NULL, to, 1, 0);
+	if (sendto(fd, "0123456789", 10, 0, to ? (struct sockaddr *)&ss : NULL, len) != 10)
+		die("send");
+}
+
 static void xsend(int fd)
 {
-	if (send(fd, "0123456789", 10, 0) != 10)
-		die("send");
+	xsend_to(fd, 0);
 }
 
 static void xrecv(int fd)
@@ -597,15 +612,17 @@ static void xrecv(int fd)
 
 static int do_exchange(int argc, char **argv)
 {
-	unsigned long port, count = 3, i;
-	bool server = false, child = false;
+	unsigned long port, count = 3, i, to = 0;
+	bool server = false, child = false, unconnected = false;
 	int opt, sig, me, peer, status;
 	sigset_t usr1;
 	pid_t pid = 0;
 
-	while ((opt = getopt(argc, argv, "sfn:")) != -1) {
+	while ((opt = getopt(argc, argv, "sfun:")) != -1) {
 		if (opt == 's')
 			server = true;
+		else if (opt == 'u')
+			unconnected = true;
 		else if (opt == 'f')
 			child = true;
 		else if (opt == 'n')
@@ -626,13 +643,21 @@ static int do_exchange(int argc, char **argv)
 		udp_connect_lo(peer, AF_INET, port);
 		xsend(peer); /* the client begins */
 		xrecv(service);
-		me = udp_bound(AF_INET6, port, true);
-		udp_connect_lo(me, AF_INET6, port + 1);
+		if (unconnected) {
+			me = service;
+			to = port + 1;
+		} else {
+			me = udp_bound(AF_INET6, port, true);
+			udp_connect_lo(me, AF_INET6, port + 1);
+		}
 	} else {
 		peer = udp_bound(AF_INET, port, false);
 		me = udp_bound(AF_INET6, 0, false);
-		udp_connect_lo(me, AF_INET6, port);
-		xsend(me); /* this program begins */
+		if (unconnected)
+			to = port;
+		else
+			udp_connect_lo(me, AF_INET6, port);
+		xsend_to(me, to); /* this program begins */
 		xrecv(peer);
 		udp_connect_lo(peer, AF_INET, local_port(me));
 	}
@@ -649,9 +674,9 @@ static int do_exchange(int argc, char **argv)
 	for (i = 0; i < count; i++) {
 		int first = server ? me : peer, second = server ? peer : me;
 
-		xsend(first);
+		xsend_to(first, first == me ? to : 0);
 		xrecv(second);
-		xsend(second);
+		xsend_to(second, second == me ? to : 0);
 		xrecv(first);
 	}
 	say("exchanged count=%lu", count);
