@@ -141,7 +141,7 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
 	key.raddr = raddr;
 	key.rport = rport;
 	key.kind = DSTRACE_EV_EXISTING; /* pid 0: for every process using the socket */
-	/* full (16384 sockets noted): the first datagram after the start tells (README) */
+	/* full (8192 such sockets): the first datagram after the start tells (README) */
 	if (bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY))
 		return;
 	udp_began_n = 1;
@@ -161,11 +161,10 @@ static __always_inline void existing_udp_began(const struct listener_key *lk, __
  * address): who begins its flows under way, whose first datagram after the start may be the
  * answer (traffic.bpf.h, udp_flow_answers)? A port the kernel chose (a client's: sendto()
  * without bind(), bind() to port 0) is the program's: it began them all; a port bound (a
- * service's) answers the peers it sends to first on a client's port. Noted in udp_began
- * under the socket's key with no peer (full: the first datagram after the start tells). */
+ * service's) answers the peers it sends to first on a client's port. Noted in udp_roles
+ * (full: the first datagram after the start tells). */
 static __always_inline void existing_udp_role(struct sock *sk, __u64 ino)
 {
-	struct dstrace_flow_key key = {}; /* padding included: a map key */
 	__u32 local6[4];
 	__u8 began;
 
@@ -177,10 +176,8 @@ static __always_inline void existing_udp_role(struct sock *sk, __u64 ino)
 	began = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK ?
 			DSTRACE_EV_RECV :
 			DSTRACE_EV_SEND;
-	key.sock_ino = ino;
-	key.kind = DSTRACE_EV_EXISTING;
-	if (!bpf_map_update_elem(&udp_began, &key, &began, BPF_ANY))
-		udp_began_n = 1;
+	if (!bpf_map_update_elem(&udp_roles, &ino, &began, BPF_ANY))
+		udp_roles_n = 1;
 }
 
 /*

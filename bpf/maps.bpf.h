@@ -432,19 +432,36 @@ struct {
  * reply may come first after the start). Key: the flow's, with pid 0 (whichever process uses
  * the socket: a child forked since shares it) and kind DSTRACE_EV_EXISTING; value:
  * DSTRACE_EV_SEND (the program began: a client) or DSTRACE_EV_RECV (the peer did: a
- * service's socket connected to its client). Also, under the key with no peer (raddr and
- * rport 0), each unconnected socket's: DSTRACE_EV_SEND (a port the kernel chose: a client's)
- * or DSTRACE_EV_RECV (a port bound: a service's; existing_udp_role). A new flow looks here
- * once udp_began_n says there are entries (traffic.bpf.h, udp_flow_answers). */
+ * service's socket connected to its client). A new flow looks here once udp_began_n says
+ * there are entries (traffic.bpf.h, udp_flow_answers). */
 __u32 udp_began_n = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 8192);
 	__type(key, struct dstrace_flow_key);
 	__type(value, __u8);
 } udp_began SEC(".maps");
+
+/* The same for each unconnected UDP socket the scan finds that may carry IPv4, by its port
+ * (existing.bpf.h, existing_udp_role). Key: the socket's inode; value: DSTRACE_EV_SEND (a
+ * port the kernel chose: a client's) or DSTRACE_EV_RECV (a port bound: a service's). Asked
+ * by a new flow with no other-way flow, once udp_roles_n says there are entries, until
+ * UDP_UNDER_WAY_NS after the scan (existing_done_ns, CLOCK_BOOTTIME): an exchange under
+ * way at start shows itself by then; a flow first seen later is a new exchange, told by
+ * its first datagram. */
+#define UDP_UNDER_WAY_NS (10 * 1000000000ull)
+__u32 udp_roles_n = 0;
+__u64 existing_done_ns = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u8);
+} udp_roles SEC(".maps");
 
 /* While pass 2 runs: the outcomes of TCP connects to mapped peers (socket address -> the
  * result, as handle_tcp_state decides it), noted before the state change's program takes a

@@ -90,13 +90,12 @@ static __always_inline __u64 udp_send_segments_as(struct sock *sk, int len, bool
  * the peer (struct dstrace_flow_val)? Who began an exchange under way at start decides where
  * the scan noted it (existing.bpf.h, existing_udp_began); else the other way's flow, if there
  * is one and it is not itself the answer (a flow evicted and begun again); else, on an
- * unconnected socket the scan found, what its port says (existing_udp_role). */
+ * unconnected socket the scan found, shortly after it, what its port says (udp_roles). */
 static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key, __u16 lport)
 {
 	__u8 kind = key->kind, answer = 0;
 	struct dstrace_flow_val *other;
-	__u32 pid = key->pid, raddr = key->raddr;
-	__u16 rport = key->rport;
+	__u32 pid = key->pid;
 	__u8 *began = NULL;
 
 	if (udp_began_n) {
@@ -112,23 +111,16 @@ static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key, __u16
 		other = bpf_map_lookup_elem(&udp_flows, key);
 		if (other) {
 			answer = !other->answer;
-		} else if (udp_began_n) {
-			/* the socket's own note: pid, peer and port 0 */
-			key->kind = DSTRACE_EV_EXISTING;
-			key->pid = 0;
-			key->raddr = 0;
-			key->rport = 0;
-			began = bpf_map_lookup_elem(&udp_began, key);
-			key->pid = pid;
-			key->raddr = raddr;
-			key->rport = rport;
+		} else if (udp_roles_n && (!existing_done || bpf_ktime_get_boot_ns() -
+								   existing_done_ns < UDP_UNDER_WAY_NS)) {
 			/* a port of the kernel's choice: every flow begun by the program; a port
 			 * bound: a datagram sent first answers a peer on a client's port */
+			began = bpf_map_lookup_elem(&udp_roles, &key->sock_ino);
 			if (began)
 				answer = *began == DSTRACE_EV_SEND ?
 						 kind == DSTRACE_EV_RECV :
-						 kind == DSTRACE_EV_SEND && rport >= 1024 &&
-							 rport != lport;
+						 kind == DSTRACE_EV_SEND && key->rport >= 1024 &&
+							 key->rport != lport;
 		}
 	}
 	key->kind = kind;
@@ -180,7 +172,7 @@ static __always_inline void handle_udp_datagram(struct sock *sk, __u8 kind, __u8
 		init.answer = udp_flow_answers(&key, lport);
 		if (!bpf_map_update_elem(&udp_flows, &key, &init, BPF_NOEXIST)) {
 			/* while the scan runs it may have noted this socket since: it decides */
-			if (!existing_done && udp_began_n) {
+			if (!existing_done && (udp_began_n || udp_roles_n)) {
 				flow = bpf_map_lookup_elem(&udp_flows, &key);
 				if (flow)
 					flow->answer = udp_flow_answers(&key, lport);

@@ -446,11 +446,12 @@ static int check_lists(struct dstrace_backend *b)
 /* Before Linux 6.1 (no BPF memory allocator) a tracing program that uses a hash map
  * allocated as used makes the kernel warn (a WARN_ONCE in the log, the kernel tainted):
  * there the maps that would be are preallocated instead (proc_peers about 19 MiB, existing_seen
- * 4 MiB, udp_began 1 MiB, existing_udp_ports 1 MiB of kernel memory). */
+ * 4 MiB, udp_began and udp_roles 0.5 MiB each, existing_udp_ports 1 MiB of kernel memory). */
 static int preallocate_on_old_kernels(struct dstrace_backend *b)
 {
 	struct bpf_map *maps[] = { b->skel->maps.proc_peers, b->skel->maps.existing_seen,
-				   b->skel->maps.udp_began, b->skel->maps.existing_udp_ports };
+				   b->skel->maps.udp_began, b->skel->maps.udp_roles,
+				   b->skel->maps.existing_udp_ports };
 
 	if (vmlinux_has_type(b, "bpf_mem_alloc", BTF_KIND_STRUCT))
 		return 0;
@@ -949,7 +950,8 @@ int dstrace_backend__scan_existing(struct dstrace_backend *b)
 	if (!err)
 		err = existing_pass(b, 2);
 	b->skel->bss->existing_pass = 0;
-	b->skel->bss->existing_done = 1;
+	b->skel->bss->existing_done_ns = boot_now_ns();
+	__atomic_store_n(&b->skel->bss->existing_done, 1, __ATOMIC_RELEASE);
 	return err;
 }
 
