@@ -937,7 +937,13 @@ static int existing_pass(struct dstrace_backend *b, uint32_t pass)
 
 void dstrace_backend__clock_tick(struct dstrace_backend *b)
 {
-	__atomic_store_n(&b->skel->bss->coarse_boot_ns, boot_now_ns(), __ATOMIC_RELAXED);
+	uint64_t now = boot_now_ns();
+
+	__atomic_store_n(&b->skel->bss->coarse_boot_ns, now, __ATOMIC_RELAXED);
+	/* the scan's notes of unconnected UDP sockets have had their time (bpf/maps.bpf.h) */
+	if (b->skel->bss->udp_roles_n && b->skel->bss->existing_done &&
+	    now - b->skel->bss->existing_done_ns >= DSTRACE_UDP_UNDER_WAY_S * 1000000000ull)
+		__atomic_store_n(&b->skel->bss->udp_roles_n, 0, __ATOMIC_RELAXED);
 }
 
 int dstrace_backend__scan_existing(struct dstrace_backend *b)
