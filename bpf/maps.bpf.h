@@ -447,14 +447,12 @@ struct {
 /* The same for each unconnected UDP socket the scan finds that may carry IPv4, by its port
  * (existing.bpf.h, existing_udp_role). Key: the socket's inode; value: DSTRACE_EV_SEND (a
  * port the kernel chose: a client's) or DSTRACE_EV_RECV (a port bound: a service's). Asked
- * by a new flow with no other-way flow, once udp_roles_n says there are entries, until
- * UDP_UNDER_WAY_NS after the scan (existing_done_ns, CLOCK_BOOTTIME; user space then sets
- * udp_roles_n back to 0, so that later flows do not even ask): an exchange under way at
- * start shows itself by then; a flow first seen later is a new exchange, told by its first
- * datagram. */
-#define UDP_UNDER_WAY_NS (DSTRACE_UDP_UNDER_WAY_S * 1000000000ull)
+ * by a new flow with no other-way flow while udp_roles_n says there are entries: from the
+ * scan until 10 s after it, when user space's clock tick (the main loop's, at least every
+ * 100 ms: user/backend.c, dstrace_backend__clock_tick) sets it back to 0. An exchange under
+ * way at start shows itself by then; a flow first seen later is a new exchange, told by its
+ * first datagram, and asks nothing more. */
 __u32 udp_roles_n = 0;
-__u64 existing_done_ns = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -111,8 +111,7 @@ static __always_inline __u8 udp_flow_answers(struct dstrace_flow_key *key, __u16
 		other = bpf_map_lookup_elem(&udp_flows, key);
 		if (other) {
 			answer = !other->answer;
-		} else if (udp_roles_n && (!existing_done || bpf_ktime_get_boot_ns() -
-								   existing_done_ns < UDP_UNDER_WAY_NS)) {
+		} else if (udp_roles_n) {
 			/* a port of the kernel's choice: every flow begun by the program; a port
 			 * bound: a datagram sent first answers a peer on a client's port */
 			began = bpf_map_lookup_elem(&udp_roles, &key->sock_ino);

@@ -8,9 +8,6 @@
 
 #define DSTRACE_COMM_LEN 16
 #define DSTRACE_MAX_PIDS 64 /* distinct -p/--pid values */
-/* How long after the scan at start an unconnected UDP socket's port tells who began a flow
- * first seen then (bpf/maps.bpf.h, udp_roles; user space ends it: backend.c) */
-#define DSTRACE_UDP_UNDER_WAY_S 10
 
 /* What the kernel did for an AF_INET6 socket with an IPv4-mapped peer. */
 enum dstrace_event_kind {

@@ -941,8 +941,8 @@ void dstrace_backend__clock_tick(struct dstrace_backend *b)
 
 	__atomic_store_n(&b->skel->bss->coarse_boot_ns, now, __ATOMIC_RELAXED);
 	/* the scan's notes of unconnected UDP sockets have had their time (bpf/maps.bpf.h) */
-	if (b->skel->bss->udp_roles_n && b->skel->bss->existing_done &&
-	    now - b->skel->bss->existing_done_ns >= DSTRACE_UDP_UNDER_WAY_S * 1000000000ull)
+	if (b->existing_done_ns && b->skel->bss->udp_roles_n &&
+	    now - b->existing_done_ns >= DSTRACE_UDP_UNDER_WAY_S * 1000000000ull)
 		__atomic_store_n(&b->skel->bss->udp_roles_n, 0, __ATOMIC_RELAXED);
 }
 
@@ -956,7 +956,7 @@ int dstrace_backend__scan_existing(struct dstrace_backend *b)
 	if (!err)
 		err = existing_pass(b, 2);
 	b->skel->bss->existing_pass = 0;
-	b->skel->bss->existing_done_ns = boot_now_ns();
+	b->existing_done_ns = boot_now_ns();
 	__atomic_store_n(&b->skel->bss->existing_done, 1, __ATOMIC_RELEASE);
 	return err;
 }

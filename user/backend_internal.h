@@ -58,6 +58,10 @@ struct dstrace_backend {
 	} pids, pids_young; /* the processes of the last look, and those new then */
 	time_t rscan_s; /* last looked (CLOCK_MONOTONIC) */
 	uint64_t flows_reclaimed; /* UDP flows user space deleted */
+	/* when the scan at start ended (CLOCK_BOOTTIME; 0: not yet): the notes it made of
+	 * unconnected UDP sockets are asked for DSTRACE_UDP_UNDER_WAY_S more (bpf/maps.bpf.h,
+	 * udp_roles; dstrace_backend__clock_tick ends them) */
+	uint64_t existing_done_ns;
 	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
 	/* tracepoint backend, before 6.5: sendfile()/splice() to a TCP socket go through
 	 * tcp_sendpage(), not sock_sendmsg(): no sock_send_length for their bytes */
@@ -92,6 +96,10 @@ struct dstrace_backend {
 	struct bpf_link *compat_link;
 	bool compat_failed;
 };
+
+/* How long after the scan at start an unconnected UDP socket's port tells who began a flow
+ * first seen then: an exchange under way at start shows itself by then. */
+#define DSTRACE_UDP_UNDER_WAY_S 10
 
 /* How long calls in flight at start are waited for (inflight.c): then given up, counted. */
 #define DSTRACE_INFLIGHT_WAIT_S 600

@@ -776,7 +776,9 @@ srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
 # (3 datagrams each way, from a child it forks then), a service's socket connected to its
 # client, on the port of its unconnected one (4 each way); and on unconnected sockets
 # (sendto()), a client's on a port the kernel chose (2 each way) and a service's on its bound
-# port (5 each way). Replies are told by who began, not by who spoke first.
+# port (5 each way). Replies are told by who began, not by who spoke first. Once the scan's
+# notes have had their 10 s, the service's socket begins a new exchange with a new peer
+# (127.0.0.1:8118, one each way): told by its first datagram, as the service's own.
 UX=()
 for role in client server client-unconnected server-unconnected; do
 	xbase=$(fbase "audit: UDP exchange under way: $role")
@@ -784,7 +786,10 @@ for role in client server client-unconnected server-unconnected; do
 	client) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -f -n 3 8110 ;;
 	server) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -n 4 8112 ;;
 	client-unconnected) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -u -n 2 8114 ;;
-	server-unconnected) bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -u -n 5 8116 ;;
+	server-unconnected)
+		bg_start UXPID lo "$xbase" "$PROGS/udpflows" exchange -s -u -l -n 5 8116
+		UXLATER=$UXPID:$xbase
+		;;
 	esac
 	PIDS+=("$UXPID")
 	UX+=("$UXPID:$xbase")
@@ -792,6 +797,7 @@ for role in client server client-unconnected server-unconnected; do
 		"$(cat "$xbase.out" "$xbase.err")"
 done
 if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
+	started_s=$SECONDS
 	for x in "${UX[@]}"; do
 		kill -USR1 "${x%%:*}"
 		wait_line "${x#*:}.out" '^exchanged' 10 ||
@@ -812,6 +818,11 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 	# 5 queries each way of its exchange, 5 replies each way of the other's
 	srv_start USRV lo "audit: udp service" "$PROGS/udp6" recv -e -n 5 -t 10 8095 || true
 	cli "audit: udp client" lo "$PROGS/udp6" send -n 5 -s 10 -w ::ffff:127.0.0.1 8095
+	# the scan's notes of unconnected UDP sockets have had their 10 s (and a tick)
+	[ $((SECONDS - started_s)) -ge 12 ] || sleep $((12 - (SECONDS - started_s)))
+	kill -USR1 "${UXLATER%%:*}"
+	wait_line "${UXLATER#*:}.out" '^later' 10 ||
+		fail "audit: a new UDP exchange after the scan's notes" "$(cat "${UXLATER#*:}.err")"
 	sleep 2 # the sockets' last holders end, the audit's next set
 	dstrace_stop
 	check_eq "audit: whole JSON lines" ok "$(json_lines_ok "$AOUT")"
@@ -833,7 +844,7 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 		'[{"sent":{"udp_datagrams":10,"udp_replies":5},"received":{"udp_datagrams":10,"udp_replies":5},"peers":["in/udp/127.0.0.1:8095=5","out/udp/127.0.0.1:8095=5"]}]' \
 		"$(audit_udp udp6)"
 	check_eq "audit: UDP exchanges under way at start: replies told by who began" \
-		'[{"sent":{"udp_datagrams":14,"udp_replies":9},"received":{"udp_datagrams":14,"udp_replies":5},"peers":["in/udp/127.0.0.1:8112=4","in/udp/127.0.0.1:8116=5","out/udp/127.0.0.1:8110=3","out/udp/127.0.0.1:8114=2"]}]' \
+		'[{"sent":{"udp_datagrams":15,"udp_replies":9},"received":{"udp_datagrams":15,"udp_replies":6},"peers":["in/udp/127.0.0.1:8112=4","in/udp/127.0.0.1:8116=5","out/udp/127.0.0.1:8110=3","out/udp/127.0.0.1:8114=2","out/udp/127.0.0.1:8118=1"]}]' \
 		"$(audit_udp udpflows)"
 	check_eq "audit: the report's verdict on the UDP service and its client" \
 		"would stop receiving IPv4 datagrams on UDP port 8095 (5 datagrams from 1 peer); could no longer send to 127.0.0.1:8095/udp (5 datagrams)" \

@@ -35,7 +35,7 @@
  *     Prints "listening ..." when ready, then "received count=N bytes=B reads=R peeked=K
  *     ..." (count: datagrams, reads: the calls that took them).
  *
- *   udpflows exchange [-s] [-f] [-u] [-n COUNT] PORT
+ *   udpflows exchange [-s] [-f] [-u] [-l] [-n COUNT] PORT
  *     A UDP exchange under way when a tracer starts, between an AF_INET6 socket connected to
  *     a mapped peer and that peer, an AF_INET socket of this process on 127.0.0.1. Client
  *     (default): the AF_INET6 socket, on an ephemeral port, connects to ::ffff:127.0.0.1:PORT
@@ -48,7 +48,9 @@
  *     a child forked then (the sockets inherited). -u: the AF_INET6 socket stays
  *     unconnected and sends with sendto(): the client's on a port the kernel chose (bound
  *     to port 0), the server's the one on [::]:PORT that read the peer's first datagram.
- *     Prints "exchanged count=N".
+ *     Prints "exchanged count=N". -l: then waits for SIGUSR1 again and the AF_INET6 socket
+ *     begins a new exchange, with a new peer (an AF_INET socket on 127.0.0.1:PORT+2): one
+ *     datagram to it, one back; prints "later count=1".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -79,7 +81,7 @@ static void usage(void)
 		"                     [-G SEGSIZE] [-C SEGSIZE] [-4] [-6] [-k] [-w] [-N] ADDR PORT\n"
 		"       udpflows recv [-4] [-P] [-g] [-N] [-c ADDR:PORT] [-n COUNT] [-t SECONDS]\n"
 		"                     PORT\n"
-		"       udpflows exchange [-s] [-f] [-u] [-n COUNT] PORT\n");
+		"       udpflows exchange [-s] [-f] [-u] [-l] [-n COUNT] PORT\n");
 }
 
 /* Destination number k (k < naddrs * nports) of a round. */
@@ -613,14 +615,16 @@ static void xrecv(int fd)
 static int do_exchange(int argc, char **argv)
 {
 	unsigned long port, count = 3, i, to = 0;
-	bool server = false, child = false, unconnected = false;
+	bool server = false, child = false, unconnected = false, later = false;
 	int opt, sig, me, peer, status;
 	sigset_t usr1;
 	pid_t pid = 0;
 
-	while ((opt = getopt(argc, argv, "sfun:")) != -1) {
+	while ((opt = getopt(argc, argv, "sfuln:")) != -1) {
 		if (opt == 's')
 			server = true;
+		else if (opt == 'l')
+			later = true;
 		else if (opt == 'u')
 			unconnected = true;
 		else if (opt == 'f')
@@ -632,7 +636,7 @@ static int do_exchange(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage(), 2;
-	port = parse_num("port", argv[optind], 1, 65534);
+	port = parse_num("port", argv[optind], 1, later ? 65533 : 65534);
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &usr1, NULL);
@@ -680,6 +684,23 @@ static int do_exchange(int argc, char **argv)
 		xrecv(first);
 	}
 	say("exchanged count=%lu", count);
+	if (later) {
+		int other = udp_bound(AF_INET, port + 2, false);
+
+		if (sigwait(&usr1, &sig))
+			die("sigwait");
+		if (unconnected) {
+			xsend_to(me, port + 2);
+		} else {
+			udp_connect_lo(me, AF_INET6, port + 2);
+			xsend(me);
+		}
+		xrecv(other);
+		udp_connect_lo(other, AF_INET, local_port(me));
+		xsend(other);
+		xrecv(me);
+		say("later count=1");
+	}
 	return 0;
 }
 
