@@ -496,9 +496,9 @@ struct uring_req_key {
 };
 
 struct uring_accept {
-	__u16 port;  /* the listening socket's port; 0: not known (a fixed file) */
-	__u8 direct; /* into the ring's fixed files: a completion's result is a slot */
-	__u8 pad;
+	__u32 file_slot; /* the request's: 0, or FILE_INDEX_ALLOC (the kernel picks each slot) */
+	__u16 port;	 /* the listening socket's port; 0: not known (a fixed file) */
+	__u16 pad;
 };
 
 struct {

@@ -150,17 +150,16 @@ static __always_inline struct sock *uring_fixed_sk(void *ring, __u32 slot)
 	return sk_from_file_as((struct file *)(ptr & ~FFS_FLAGS), true);
 }
 
-/* A completed accept of ring: res its result, direct whether into a fixed file (res then the
- * slot the kernel picked, or 0 for the slot asked: file_slot - 1), port the listening
- * socket's (0: not known). */
-static __always_inline void uring_accepted(void *ring, int res, bool direct, __u32 file_slot,
-					   __u16 port)
+/* A completed accept of ring: res its result, file_slot its request's (0: a descriptor, res;
+ * else into the ring's fixed files: FILE_INDEX_ALLOC, res the slot the kernel picked, or the
+ * slot asked + 1, res 0), port the listening socket's (0: not known). */
+static __always_inline void uring_accepted(void *ring, int res, __u32 file_slot, __u16 port)
 {
 	struct sock *sk;
 
 	if (res < 0)
 		return;
-	if (!direct)
+	if (!file_slot)
 		sk = sk_from_fd_as(res, true);
 	else
 		sk = uring_fixed_sk(ring, file_slot == FILE_INDEX_ALLOC ? (__u32)res : file_slot - 1);
@@ -185,7 +184,7 @@ int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 			a.port = lsk->__sk_common.skc_num;
 	}
 	/* prepared: a multishot accept into fixed files lets the kernel pick each slot */
-	a.direct = BPF_CORE_READ((struct io_accept *)req, file_slot) != 0;
+	a.file_slot = BPF_CORE_READ((struct io_accept *)req, file_slot);
 	k.ring = (__u64)ctx->ctx;
 	k.user_data = ctx->user_data;
 	bpf_map_update_elem(&uring_accepts, &k, &a, BPF_ANY);
@@ -221,7 +220,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		a = res >= 0 && !(ctx->cflags & CQE_F_BUFFER) ?
 			    bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
 		if (a)
-			uring_accepted(ctx->ctx, res, a->direct, FILE_INDEX_ALLOC, a->port);
+			uring_accepted(ctx->ctx, res, a->file_slot, a->port);
 		return 0;
 	}
 	op = BPF_CORE_READ(req, opcode);
@@ -233,7 +232,7 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 			k.user_data = ctx->user_data;
 			bpf_map_delete_elem(&uring_accepts, &k);
 		}
-		uring_accepted(ctx->ctx, res, slot != 0, slot, 0);
+		uring_accepted(ctx->ctx, res, slot, 0);
 	} else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;
