@@ -448,8 +448,9 @@ struct {
  * (existing.bpf.h, existing_udp_role). Key: the socket's inode; value: DSTRACE_EV_SEND (a
  * port the kernel chose: a client's) or DSTRACE_EV_RECV (a port bound: a service's). Asked
  * by a new flow with no other-way flow while udp_roles_n says there are entries: from the
- * scan until 10 s after it, when user space's clock tick (the main loop's, at least every
- * 100 ms: user/backend.c, dstrace_backend__clock_tick) sets it back to 0. An exchange under
+ * scan until 10 s after it, when user space's clock tick (the main loop's: every 100 ms when
+ * idle, later while a pass blocks on its output; user/backend.c, dstrace_backend__clock_tick)
+ * sets it back to 0. An exchange under
  * way at start shows itself by then; a flow first seen later is a new exchange, told by its
  * first datagram, and asks nothing more. */
 __u32 udp_roles_n = 0;
@@ -496,7 +497,7 @@ struct uring_req_key {
 };
 
 struct uring_accept {
-	__u32 file_slot; /* the request's: 0, or FILE_INDEX_ALLOC (the kernel picks each slot) */
+	__u32 file_slot; /* the request's: 0, FILE_INDEX_ALLOC (the kernel picks) or slot + 1 */
 	__u16 port;	 /* the listening socket's port; 0: not known (a fixed file) */
 	__u16 pad;
 };

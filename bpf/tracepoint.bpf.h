@@ -219,7 +219,10 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		k.user_data = ctx->user_data;
 		a = res >= 0 && !(ctx->cflags & CQE_F_BUFFER) ?
 			    bpf_map_lookup_elem(&uring_accepts, &k) : NULL;
-		if (a)
+		/* a multishot accept's file_slot is 0 or FILE_INDEX_ALLOC (the kernel refuses
+		 * others): an entry with a slot asked is a single-shot accept's, not for this
+		 * completion (another's sharing its user_data, such as a MSG_RING message) */
+		if (a && (!a->file_slot || a->file_slot == FILE_INDEX_ALLOC))
 			uring_accepted(ctx->ctx, res, a->file_slot, a->port);
 		return 0;
 	}

@@ -777,8 +777,9 @@ srv_start ASRV lo "audit: server" "$PROGS/tcpserv6" -n 0 8094 || true
 # client, on the port of its unconnected one (4 each way); and on unconnected sockets
 # (sendto()), a client's on a port the kernel chose (2 each way) and a service's on its bound
 # port (5 each way). Replies are told by who began, not by who spoke first. Once the scan's
-# notes have had their 10 s, the service's socket begins a new exchange with a new peer
-# (127.0.0.1:8118, one each way): told by its first datagram, as the service's own.
+# notes have had their 10 s (12 s after start), the service's socket begins a new exchange
+# with a new peer (127.0.0.1:8118, one each way): told by its first datagram, as the
+# service's own.
 UX=()
 for role in client server client-unconnected server-unconnected; do
 	xbase=$(fbase "audit: UDP exchange under way: $role")
@@ -818,8 +819,9 @@ if dstrace_start_raw /dev/null --audit -o "$AOUT" -i 1 "${extra[@]}"; then
 	# 5 queries each way of its exchange, 5 replies each way of the other's
 	srv_start USRV lo "audit: udp service" "$PROGS/udp6" recv -e -n 5 -t 10 8095 || true
 	cli "audit: udp client" lo "$PROGS/udp6" send -n 5 -s 10 -w ::ffff:127.0.0.1 8095
-	# the scan's notes of unconnected UDP sockets have had their 10 s (and a tick)
-	[ $((SECONDS - started_s)) -ge 12 ] || sleep $((12 - (SECONDS - started_s)))
+	# the scan's notes of unconnected UDP sockets have had their 10 s and a tick (SECONDS
+	# counts whole seconds: 13 of them are 12 at least)
+	[ $((SECONDS - started_s)) -ge 13 ] || sleep $((13 - (SECONDS - started_s)))
 	kill -USR1 "${UXLATER%%:*}"
 	wait_line "${UXLATER#*:}.out" '^later' 10 ||
 		fail "audit: a new UDP exchange after the scan's notes" "$(cat "${UXLATER#*:}.err")"

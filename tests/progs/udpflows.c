@@ -50,7 +50,7 @@
  *     to port 0), the server's the one on [::]:PORT that read the peer's first datagram.
  *     Prints "exchanged count=N". -l: then waits for SIGUSR1 again and the AF_INET6 socket
  *     begins a new exchange, with a new peer (an AF_INET socket on 127.0.0.1:PORT+2): one
- *     datagram to it, one back; prints "later count=1".
+ *     datagram to it, one back; prints "later count=1" (not with -f).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -634,7 +634,7 @@ static int do_exchange(int argc, char **argv)
 		else
 			return usage(), 2;
 	}
-	if (optind + 1 != argc)
+	if (optind + 1 != argc || (child && later)) /* -l's signal is the parent's */
 		return usage(), 2;
 	port = parse_num("port", argv[optind], 1, later ? 65533 : 65534);
 	sigemptyset(&usr1);
