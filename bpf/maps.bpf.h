@@ -450,9 +450,8 @@ struct {
  * by a new flow with no other-way flow while udp_roles_n says there are entries: from the
  * scan until 10 s after it, when user space's clock tick (the main loop's: every 100 ms when
  * idle, later while a pass blocks on its output; user/backend.c, dstrace_backend__clock_tick)
- * sets it back to 0. An exchange under
- * way at start shows itself by then; a flow first seen later is a new exchange, told by its
- * first datagram, and asks nothing more. */
+ * sets it back to 0. An exchange under way at start shows itself by then; a flow first seen
+ * later is a new exchange, told by its first datagram, and asks nothing more. */
 __u32 udp_roles_n = 0;
 
 struct {
