@@ -876,6 +876,24 @@ int dstrace_backend__new(const struct env *env, struct dstrace_backend **out)
 			return -EINVAL;
 		}
 	}
+	/* tests only: the room for other namespaces' C libraries (names.c), 1 to the default */
+	b->ns_libs_max = DSTRACE_RESOLVER_NS_LIBS_MAX;
+	v = getenv("DSTRACE_RESOLVER_NS_LIBS_MAX");
+	if (v) {
+		char *end;
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (errno || end == v || *end || *v == '-' || n == 0 ||
+		    n > DSTRACE_RESOLVER_NS_LIBS_MAX) {
+			fprintf(stderr, "dstrace: DSTRACE_RESOLVER_NS_LIBS_MAX='%s': not a number "
+					"from 1 to %d\n", v, DSTRACE_RESOLVER_NS_LIBS_MAX);
+			free(b);
+			return -EINVAL;
+		}
+		b->ns_libs_max = (int)n;
+	}
 	if (env->backend != DSTRACE_BACKEND_AUTO) {
 		err = backend_try(b, env, env->backend);
 		if (err)

@@ -27,11 +27,12 @@ struct dstrace_backend {
 	struct bpf_link *existing; /* the iterator over every process's sockets */
 	char why[WHY_LEN]; /* why the last attempt failed */
 	char resolver_blind[WHY_LEN]; /* why names are not seen ("": they are) */
-	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list; the links of
-	 * those and of other mount namespaces'; the files followed (each once); the namespaces
-	 * looked in (a set: inode and root; names.c, mnt_seen) */
+	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list and their
+	 * links; the files followed (each once), those of other mount namespaces with their
+	 * links, let go once no namespace has them (names.c, reclaim); the namespaces looked
+	 * in (a set: inode and root; names.c, mnt_seen) */
 	struct resolver_libs rlibs;
-	struct bpf_link *rlinks[2 * (DSTRACE_RESOLVER_LIBS_MAX + DSTRACE_RESOLVER_NS_LIBS_MAX)];
+	struct bpf_link *rlinks[2 * DSTRACE_RESOLVER_LIBS_MAX];
 	int nrlinks;
 	struct rfile {
 		dev_t dev;
@@ -39,8 +40,12 @@ struct dstrace_backend {
 		off_t size;
 		struct timespec mtime;
 		bool overlay;
+		bool given; /* resolver.h's list: kept for the run */
+		bool used;  /* reclaim: found in a namespace that has processes */
+		struct bpf_link *links[2]; /* another namespace's file followed: its probes */
 	} rfiles[RFILES_MAX]; /* followed, or found not to be followed */
-	int nrfiles, ns_libs;
+	int nrfiles, ns_libs, ns_libs_max; /* ns_libs_max: DSTRACE_RESOLVER_NS_LIBS_MAX */
+	time_t reclaim_s; /* when a reclaim last freed nothing (0: it did) */
 	bool ns_libs_full, verbose;
 	unsigned long own_mnt; /* dstrace's mount namespace (0: none looked in) */
 	unsigned long own_userns; /* its user namespace, and its root */

@@ -11,8 +11,10 @@
  * resolved inside that root (openat2 RESOLVE_IN_ROOT: a link in the image cannot lead out of
  * it) and opened as a path only; a regular file owned by root is followed, once however many
  * namespaces share it (file_known). An unprivileged user can neither make dstrace read a file
- * of theirs nor use up the room: at most DSTRACE_RESOLVER_NS_LIBS_MAX such files a run;
- * beyond, said once and in the blind list. -v names the files followed, and those not.
+ * of theirs nor use up the room: at most DSTRACE_RESOLVER_NS_LIBS_MAX such files at once;
+ * when it is used up, those no namespace with a process has any more are let go (reclaim),
+ * else said once and in the blind list. -v names the files followed, those not, and those
+ * let go.
  */
 #define _GNU_SOURCE /* O_PATH */
 #include <dirent.h>
@@ -64,58 +66,76 @@ static struct bpf_link *attach_uprobe(struct dstrace_backend *b, struct bpf_prog
 }
 
 /* Both probes on the library path, the return probe first (a call under way when the entry
- * probe comes then leaves nothing behind), no entry probe without it. */
-static bool attach_lib(struct dstrace_backend *b, const char *path, const char *shown)
+ * probe comes then leaves nothing behind), no entry probe without it: into links. */
+static bool attach_lib(struct dstrace_backend *b, const char *path, const char *shown,
+		       struct bpf_link *links[2])
 {
-	struct bpf_link *ret, *entry;
-
-	if (b->nrlinks + 2 > (int)NELEM(b->rlinks))
+	links[0] = attach_uprobe(b, b->skel->progs.rs_getaddrinfo_ret, path, shown);
+	if (!links[0])
 		return false;
-	ret = attach_uprobe(b, b->skel->progs.rs_getaddrinfo_ret, path, shown);
-	if (!ret)
-		return false;
-	entry = attach_uprobe(b, b->skel->progs.rs_getaddrinfo, path, shown);
-	if (!entry) {
-		bpf_link__destroy(ret);
+	links[1] = attach_uprobe(b, b->skel->progs.rs_getaddrinfo, path, shown);
+	if (!links[1]) {
+		bpf_link__destroy(links[0]);
+		links[0] = NULL;
 		return false;
 	}
-	b->rlinks[b->nrlinks++] = ret;
-	b->rlinks[b->nrlinks++] = entry;
 	return true;
 }
 
 /* A file followed is known by device and inode; on overlayfs, whose device is each mount's
  * own while the uprobe goes to the file underneath (the same for every container of an
  * image), by inode (the file underneath's, where all layers are on one file system), size
- * and modification time instead. */
-static bool file_known(const struct dstrace_backend *b, const struct stat *st, bool overlay)
+ * and modification time instead. NULL: not known. */
+static struct rfile *file_known(struct dstrace_backend *b, const struct stat *st, bool overlay)
 {
 	for (int i = 0; i < b->nrfiles; i++) {
-		const struct rfile *f = &b->rfiles[i];
+		struct rfile *f = &b->rfiles[i];
 
 		if (f->ino != st->st_ino)
 			continue;
 		if (f->dev == st->st_dev)
-			return true;
+			return f;
 		if (overlay && f->overlay && f->size == st->st_size &&
 		    f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec)
-			return true;
+			return f;
 	}
-	return false;
+	return NULL;
 }
 
-static void file_add(struct dstrace_backend *b, const struct stat *st, bool overlay)
+static struct rfile *file_add(struct dstrace_backend *b, const struct stat *st, bool overlay)
 {
 	struct rfile *f;
 
 	if (b->nrfiles == (int)NELEM(b->rfiles))
-		return;
+		return NULL;
 	f = &b->rfiles[b->nrfiles++];
+	memset(f, 0, sizeof(*f));
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->size = st->st_size;
 	f->mtime = st->st_mtim;
 	f->overlay = overlay;
+	return f;
+}
+
+/* The place rel inside the root dfd, opened as a path only (a FIFO or a device there is never
+ * opened), a link in it resolved inside that root: its descriptor (-1: none), its status and
+ * whether it is on overlayfs. */
+static int lib_open(int dfd, const char *rel, struct stat *st, bool *overlay)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
+	struct statfs sfs;
+
+	if (fd < 0)
+		return -1;
+	*overlay = !fstatfs(fd, &sfs) && sfs.f_type == OVERLAYFS_SUPER_MAGIC;
+	if (fstat(fd, st)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int resolver_attach(struct dstrace_backend *b, bool verbose)
@@ -125,11 +145,15 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 
 	b->verbose = verbose;
 	for (int i = 0; i < b->rlibs.n; i++) {
-		bool followed = attach_lib(b, b->rlibs.path[i], b->rlibs.path[i]);
+		bool followed = b->nrlinks + 2 <= (int)NELEM(b->rlinks) &&
+				attach_lib(b, b->rlibs.path[i], b->rlibs.path[i], b->rlinks + b->nrlinks);
+		struct rfile *f;
 		struct stat st;
 
-		if (!stat(b->rlibs.path[i], &st))
-			file_add(b, &st, false);
+		if (followed)
+			b->nrlinks += 2;
+		if (!stat(b->rlibs.path[i], &st) && (f = file_add(b, &st, false)))
+			f->given = true;
 		if (verbose)
 			fprintf(stderr, "dstrace: names: getaddrinfo() of %s%s\n", b->rlibs.path[i],
 				followed ? "" : ": not followed");
@@ -197,41 +221,163 @@ static void libs_full(struct dstrace_backend *b, const char *shown)
 {
 	if (b->ns_libs_full)
 		return;
-	fprintf(stderr, "dstrace: warning: names: more than %d C libraries in other mount "
-			"namespaces; not followed: %s and later ones\n",
-		DSTRACE_RESOLVER_NS_LIBS_MAX, shown);
+	fprintf(stderr, "dstrace: warning: names: more than %d C libraries in mount namespaces "
+			"that have processes; not followed: %s, nor others while that lasts\n",
+		b->ns_libs_max, shown);
 	if (!b->resolver_blind[0])
 		snprintf(b->resolver_blind, sizeof(b->resolver_blind),
-			 "more than %d C libraries in other mount namespaces",
-			 DSTRACE_RESOLVER_NS_LIBS_MAX);
+			 "more than %d C libraries in other mount namespaces", b->ns_libs_max);
 	b->ns_libs_full = true;
 }
 
+static bool room_full(const struct dstrace_backend *b)
+{
+	return b->nrfiles == (int)NELEM(b->rfiles) || b->ns_libs >= b->ns_libs_max;
+}
+
+/* Each place of dstrace_resolver_ns_paths in the root of process pfd (its directory in /proc)
+ * that is a file known: marked used. */
+static void mark_used(struct dstrace_backend *b, int pfd)
+{
+	int dfd = openat(pfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return;
+	for (int i = 0; dstrace_resolver_ns_paths[i]; i++) {
+		struct rfile *f;
+		struct stat st;
+		bool overlay;
+		int fd = lib_open(dfd, dstrace_resolver_ns_paths[i], &st, &overlay);
+
+		if (fd < 0)
+			continue;
+		f = file_known(b, &st, overlay);
+		if (f)
+			f->used = true;
+		close(fd);
+	}
+	close(dfd);
+}
+
+/*
+ * The room is used up: let go of the files of other namespaces that no namespace with a
+ * process has any more (containers gone: their probes would hold the file, its image
+ * deleted or not, for the rest of the run), found by looking again in the root of each
+ * process's namespace (once per namespace and root). Their probes are detached and the
+ * namespaces looked in forgotten (one that gets a gone one's inode and root, a container
+ * started again, is looked in again). A file in a namespace whose processes dstrace could
+ * not read was never followed. After a reclaim that freed nothing, the next comes RESCAN_S
+ * seconds later at the soonest (a look at every process costs some 6 us each): namespaces
+ * new meanwhile are not followed (said once, libs_full). True if room was freed.
+ */
+static bool reclaim(struct dstrace_backend *b)
+{
+	struct mnt_key *seen = NULL, *grown;
+	size_t nseen = 0, cap = 0;
+	time_t now = mono_now_s();
+	bool cut = false;
+	struct dirent *d;
+	int freed = 0;
+	DIR *proc;
+
+	if (b->reclaim_s && now - b->reclaim_s < RESCAN_S)
+		return false;
+	b->reclaim_s = now ? now : 1;
+	proc = opendir("/proc");
+	if (!proc)
+		return false;
+	for (int i = 0; i < b->nrfiles; i++)
+		b->rfiles[i].used = b->rfiles[i].given;
+	while (!cut && (d = readdir(proc))) {
+		struct mnt_key k = {};
+		char buf[64];
+		struct stat st;
+		size_t j;
+		ssize_t n;
+		int pfd;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		pfd = openat(dirfd(proc), d->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0)
+			continue;
+		n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
+		k.ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
+		/* a namespace with dstrace's root has only the files given (look_in) */
+		if (k.ns && k.ns != b->own_mnt && !fstatat(pfd, "root", &st, 0) &&
+		    (st.st_dev != b->own_root_dev || st.st_ino != b->own_root_ino)) {
+			k.root_dev = st.st_dev;
+			k.root_ino = st.st_ino;
+			for (j = 0; j < nseen; j++)
+				if (seen[j].ns == k.ns && seen[j].root_dev == k.root_dev &&
+				    seen[j].root_ino == k.root_ino)
+					break;
+			if (j == nseen) {
+				if (nseen == cap) {
+					cap = cap ? 2 * cap : 256;
+					grown = realloc(seen, cap * sizeof(*seen));
+					cut = !grown; /* no memory: nothing is let go */
+					if (grown)
+						seen = grown;
+				}
+				if (!cut) {
+					seen[nseen++] = k;
+					mark_used(b, pfd);
+				}
+			}
+		}
+		close(pfd);
+	}
+	closedir(proc);
+	free(seen);
+	for (int i = b->nrfiles - 1; !cut && i >= 0; i--) {
+		struct rfile *f = &b->rfiles[i];
+
+		if (f->used)
+			continue;
+		if (f->links[0]) {
+			bpf_link__destroy(f->links[0]);
+			bpf_link__destroy(f->links[1]);
+			b->ns_libs--;
+		}
+		if (b->verbose)
+			fprintf(stderr, "dstrace: names: let go of the C library at device %u:%u "
+					"inode %lu: no mount namespace with a process has it\n",
+				major(f->dev), minor(f->dev), (unsigned long)f->ino);
+		*f = b->rfiles[--b->nrfiles];
+		freed++;
+	}
+	if (freed) {
+		memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
+		b->mnt_seen_n = 0;
+		b->reclaim_s = 0;
+	}
+	return freed > 0;
+}
+
 /* The C library at rel inside the root dfd (that of process pid, in mount namespace ns):
- * opened as a path only (a FIFO or a device there is never opened), followed if a regular
- * file of root's not known yet. */
+ * followed if a regular file of root's not known yet (lib_open). */
 static void look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigned long ns,
 		    const char *rel)
 {
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
-				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-	int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how)), err;
 	char path[64], shown[PATH_MAX];
-	struct statfs sfs;
+	struct rfile *f;
 	struct stat st;
 	bool overlay;
+	int fd = lib_open(dfd, rel, &st, &overlay), err;
 
 	if (fd < 0)
 		return;
 	snprintf(shown, sizeof(shown), "/proc/%s/root/%s", pid, rel);
-	overlay = !fstatfs(fd, &sfs) && sfs.f_type == OVERLAYFS_SUPER_MAGIC;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || file_known(b, &st, overlay))
+	if (!S_ISREG(st.st_mode) || file_known(b, &st, overlay))
 		goto out;
-	if (b->nrfiles == (int)NELEM(b->rfiles) || b->ns_libs == DSTRACE_RESOLVER_NS_LIBS_MAX) {
+	if (room_full(b) && (!reclaim(b) || room_full(b))) {
 		libs_full(b, shown);
 		goto out;
 	}
-	file_add(b, &st, overlay); /* once, followed or not */
+	f = file_add(b, &st, overlay); /* once, followed or not (room: above) */
+	if (!f)
+		goto out;
 	if (st.st_uid != 0) {
 		if (b->verbose)
 			fprintf(stderr, "dstrace: names: not followed, owned by uid %u: %s\n",
@@ -240,7 +386,7 @@ static void look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigne
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	errno = 0;
-	if (attach_lib(b, path, shown)) {
+	if (attach_lib(b, path, shown, f->links)) {
 		b->ns_libs++;
 		if (b->verbose)
 			fprintf(stderr, "dstrace: names: getaddrinfo() of %s (mount namespace %lu)\n",
@@ -446,8 +592,13 @@ void resolver_detach(struct dstrace_backend *b)
 {
 	while (b->nrlinks > 0)
 		bpf_link__destroy(b->rlinks[--b->nrlinks]);
+	for (int i = 0; i < b->nrfiles; i++) {
+		bpf_link__destroy(b->rfiles[i].links[0]);
+		bpf_link__destroy(b->rfiles[i].links[1]);
+	}
 	b->nrfiles = 0;
 	b->ns_libs = 0;
+	b->reclaim_s = 0;
 	b->ns_libs_full = false;
 	b->own_mnt = 0;
 	if (b->skel)

@@ -25,7 +25,8 @@ struct resolver_libs {
 int dstrace_resolver_libs(struct resolver_libs *libs, const char *maps, const char *ia32_loader,
 			  const char *const *given, int n_given, char *why, size_t why_len);
 
-/* C libraries found in other mount namespaces (containers) followed at most */
+/* C libraries found in other mount namespaces (containers) followed at most at once (the
+ * environment variable DSTRACE_RESOLVER_NS_LIBS_MAX lowers it: tests) */
 #define DSTRACE_RESOLVER_NS_LIBS_MAX 256
 
 /* The places a container image keeps its C library, relative to its root: glibc's

@@ -29,8 +29,10 @@
 # and sending: each named. Containers (unshare -m --root, a copy of musl each): named when
 # their copy is root's, not when another user's; named when they resolve 200 ms after they
 # start, one after the other (a namespace's inode reused). An unusable --resolver-lib is said
-# at start and in the records, and the other libraries are still followed. DSTRACE_ARGS adds
-# arguments to dstrace.
+# at start and in the records, and the other libraries are still followed. The room for
+# containers' libraries frees itself: with room for one, a container started while another
+# runs is not followed (said once), one started after both ended is (the first's copy let
+# go). DSTRACE_ARGS adds arguments to dstrace.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -309,5 +311,83 @@ if dstrace_start "$WORK/blind-stats.jsonl" --resolver-lib /nonexistent/libc.so.6
 		"$(stats_record "$WORK/blind-stats.jsonl" | jq -c .blind)"
 fi
 check_eq "not blind: the first run's stats record" '[]' "$(stats_record "$OUT" | jq -c .blind)"
+
+# --- the room for containers' C libraries frees itself (room for 1 here, with
+# DSTRACE_RESOLVER_NS_LIBS_MAX; 256 otherwise): room-a's copy of musl takes it; room-b,
+# started while room-a waits, is not followed (said once); once both ended, room-c is
+# followed: room-a's copy, in no namespace with a process any more, is let go ------------
+# room_ct NAME: a container as above, waiting to be told to go; its pid in C_PID[NAME].
+room_ct() {
+	ct_root "$1" 0
+	bg_start pid rs "$WORK/$1" sh -c \
+		'exec unshare -m --root="$1" /bin/gai-musl -w aonly.dstrace.test 9 0<>"$2"' \
+		_ "$WORK/$1" "$WORK/$1.go"
+	C_PID[$1]=$pid
+}
+# room_go NAME: tell it to go on, wait for it, check its connect.
+room_go() {
+	timeout 5 sh -c 'echo go >"$1"' _ "$WORK/$1.go" ||
+		fail "$1: told to go on" "expected it waiting, got it ended"
+	RUN_PID=${C_PID[$1]}
+	wait_run 20
+	check_eq "$1: the program's connect" "0 result=111 raddr=::ffff:127.0.0.1 rport=9" \
+		"$RUN_RC $(sed 's/ pid=.*//' "$WORK/$1.out")"
+}
+followed_re() { # followed_re NAME: the -v line of NAME's copy followed
+	printf 'names: getaddrinfo\\(\\) of /proc/%s/root/lib/%s \\(mount namespace' \
+		"${C_PID[$1]}" "${MUSL_LIB##*/}"
+}
+if [[ -x $PROGS/gai-musl ]]; then
+	RM=$WORK/room.jsonl
+	# C libraries of other namespaces this machine already has take their room first
+	room=1
+	if dstrace_start "$RM" -v "${extra[@]}"; then
+		room=$(($(grep -c 'names: getaddrinfo() of /proc/' "$DSTRACE_LOG") + 1))
+		dstrace_stop
+	fi
+	log "room for other namespaces' C libraries: $room"
+	if DSTRACE_RESOLVER_NS_LIBS_MAX=$room dstrace_start "$RM" -v "${extra[@]}"; then
+		room_ct room-a
+		wait_line "$DSTRACE_LOG" "$(followed_re room-a)" 15 ||
+			fail "room-a: its C library followed" "expected the -v line, got: $(grep 'names:' "$DSTRACE_LOG" | tail -n 3)"
+		room_ct room-b
+		if wait_line "$DSTRACE_LOG" "more than $room C libraries in mount namespaces that have processes; not followed: /proc/${C_PID[room-b]}/root/" 15; then
+			pass "room-b: not followed while room-a runs, said" "$(grep -m1 'more than' "$DSTRACE_LOG")"
+		else
+			fail "room-b: not followed while room-a runs, said" "expected the warning, got: $(grep 'names' "$DSTRACE_LOG" | tail -n 3)"
+		fi
+		room_go room-b
+		room_go room-a
+		# a reclaim that freed nothing (room-b's) is followed by another 2 s later at the
+		# soonest
+		sleep 2.5
+		room_ct room-c
+		if wait_line "$DSTRACE_LOG" "$(followed_re room-c)" 15; then
+			pass "room-c: followed once room-a ended" "$(grep -m1 "/proc/${C_PID[room-c]}/root" "$DSTRACE_LOG")"
+		else
+			fail "room-c: followed once room-a ended" "expected the -v line, got: $(grep 'names' "$DSTRACE_LOG" | tail -n 3)"
+		fi
+		room_go room-c
+		dstrace_stop
+		ino_a=$(stat -c %i "$WORK/room-a/lib/${MUSL_LIB##*/}")
+		check_match "room: room-a's copy let go (-v), and only it" \
+			"^1 dstrace: names: let go of the C library at device [0-9]+:[0-9]+ inode $ino_a: no mount namespace with a process has it\$" \
+			"$(grep -c 'let go of' "$DSTRACE_LOG") $(grep -m1 'let go of' "$DSTRACE_LOG")" \
+			"1 line, room-a's inode $ino_a"
+		check_eq "room: said once" 1 "$(grep -c 'more than .* C libraries' "$DSTRACE_LOG")"
+		for ct in room-a room-b room-c; do
+			name='"aonly.dstrace.test"'
+			[[ $ct == room-b ]] && name=null
+			check_events "$ct: its name: $name" "$RM" "$NSJ" ".pid == ${C_PID[$ct]}" \
+				"$(jq -nc --argjson name "$name" '[{event: "connect", proto: "tcp",
+				comm: "gai-musl", raddr: "127.0.0.1", rport: 9, ret: -111,
+				name: $name}]')"
+		done
+		check_eq "room: the stats record says names were not all seen" \
+			"[\"names of resolved peers\"]" "$(stats_record "$RM" | jq -c .blind)"
+	fi
+else
+	fail "room for C libraries" "expected gai-musl built (musl-tools: scripts/install-deps.sh), got none"
+fi
 
 summary
