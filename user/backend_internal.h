@@ -47,6 +47,7 @@ struct dstrace_backend {
 	int nrfiles, ns_libs, ns_libs_max; /* ns_libs_max: DSTRACE_RESOLVER_NS_LIBS_MAX */
 	time_t reclaim_s; /* when a reclaim last freed nothing (0: it did) */
 	bool ns_libs_full, verbose;
+	bool ns_refused; /* a namespace's library not followed for want of room (names.c) */
 	unsigned long own_mnt; /* dstrace's mount namespace (0: none looked in) */
 	unsigned long own_userns; /* its user namespace, and its root */
 	dev_t own_root_dev;

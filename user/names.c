@@ -216,7 +216,8 @@ static bool mnt_seen(struct dstrace_backend *b, const struct mnt_key *k, bool ad
 	return false;
 }
 
-/* Say once that the room for C libraries is used up (shown: the first not followed). */
+/* Say once that the room for C libraries is used up (shown: the first not followed), again
+ * only after a reclaim freed some. */
 static void libs_full(struct dstrace_backend *b, const char *shown)
 {
 	if (b->ns_libs_full)
@@ -266,9 +267,12 @@ static void mark_used(struct dstrace_backend *b, int pfd)
  * process's namespace (once per namespace and root). Their probes are detached and the
  * namespaces looked in forgotten (one that gets a gone one's inode and root, a container
  * started again, is looked in again). A file in a namespace whose processes dstrace could
- * not read was never followed. After a reclaim that freed nothing, the next comes RESCAN_S
- * seconds later at the soonest (a look at every process costs some 6 us each): namespaces
- * new meanwhile are not followed (said once, libs_full). True if room was freed.
+ * not read was never followed. "Has" is "has at one of the places looked at": a file
+ * replaced there (a C library upgraded inside a running container) is let go while its
+ * processes still map the old one. After a reclaim that left the room full, the next
+ * comes RESCAN_S seconds later at the soonest (a look at every process costs some 6 us
+ * each); a namespace refused meanwhile is asked again at each sweep (ns_refused). True if
+ * there is room now.
  */
 static bool reclaim(struct dstrace_backend *b)
 {
@@ -336,30 +340,38 @@ static bool reclaim(struct dstrace_backend *b)
 		if (f->used)
 			continue;
 		if (f->links[0]) {
-			bpf_link__destroy(f->links[0]);
+			/* the entry probe first, as attached: a call under way then leaves
+			 * nothing behind */
 			bpf_link__destroy(f->links[1]);
+			bpf_link__destroy(f->links[0]);
 			b->ns_libs--;
+			if (b->verbose)
+				fprintf(stderr, "dstrace: names: let go of the C library at device "
+						"%u:%u inode %lu: no mount namespace with a process "
+						"has it\n",
+					major(f->dev), minor(f->dev), (unsigned long)f->ino);
 		}
-		if (b->verbose)
-			fprintf(stderr, "dstrace: names: let go of the C library at device %u:%u "
-					"inode %lu: no mount namespace with a process has it\n",
-				major(f->dev), minor(f->dev), (unsigned long)f->ino);
 		*f = b->rfiles[--b->nrfiles];
 		freed++;
 	}
 	if (freed) {
 		memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
 		b->mnt_seen_n = 0;
-		b->reclaim_s = 0;
 	}
-	return freed > 0;
+	if (room_full(b))
+		return false;
+	b->reclaim_s = 0;
+	b->ns_libs_full = false;
+	return true;
 }
 
 /* The C library at rel inside the root dfd (that of process pid, in mount namespace ns):
- * followed if a regular file of root's not known yet (lib_open). */
-static void look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigned long ns,
+ * followed if a regular file of root's not known yet (lib_open). false: not, for want of
+ * room. */
+static bool look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigned long ns,
 		    const char *rel)
 {
+	bool room = true;
 	char path[64], shown[PATH_MAX];
 	struct rfile *f;
 	struct stat st;
@@ -367,12 +379,13 @@ static void look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigne
 	int fd = lib_open(dfd, rel, &st, &overlay), err;
 
 	if (fd < 0)
-		return;
+		return true;
 	snprintf(shown, sizeof(shown), "/proc/%s/root/%s", pid, rel);
 	if (!S_ISREG(st.st_mode) || file_known(b, &st, overlay))
 		goto out;
-	if (room_full(b) && (!reclaim(b) || room_full(b))) {
+	if (room_full(b) && !reclaim(b)) {
 		libs_full(b, shown);
+		room = false;
 		goto out;
 	}
 	f = file_add(b, &st, overlay); /* once, followed or not (room: above) */
@@ -398,6 +411,7 @@ static void look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigne
 	}
 out:
 	close(fd);
+	return room;
 }
 
 /* What a look in a namespace came to: looked in for good (or before, or not to be: dstrace's
@@ -455,8 +469,15 @@ static enum look look_in(struct dstrace_backend *b, int pfd, const char *pid, un
 	} else if (k.root_dev == b->own_root_dev && k.root_ino == b->own_root_ino) {
 		ret = LOOK_LATER;
 	} else {
+		bool room = true;
+
 		for (int i = 0; dstrace_resolver_ns_paths[i]; i++)
-			look_at(b, dfd, pid, k.ns, dstrace_resolver_ns_paths[i]);
+			room &= look_at(b, dfd, pid, k.ns, dstrace_resolver_ns_paths[i]);
+		/* refused for want of room: asked again at each sweep until followed */
+		if (!room) {
+			b->ns_refused = true;
+			ret = LOOK_LATER;
+		}
 	}
 	close(ufd);
 	if (ret == LOOK_DONE)
@@ -553,6 +574,13 @@ void dstrace_backend__sweep_resolver(struct dstrace_backend *b)
 	if (!b->own_mnt || (b->rscan_s && now - b->rscan_s < RESCAN_S))
 		return;
 	b->rscan_s = now ? now : 1;
+	/* a namespace refused for want of room (look_in): every process is asked, so that its
+	 * own are, and its library followed once a reclaim frees room */
+	if (b->ns_refused) {
+		b->ns_refused = false;
+		pid_list_free(&b->pids);
+		pid_list_free(&b->pids_young);
+	}
 	proc = opendir("/proc");
 	if (!proc)
 		return;
@@ -593,13 +621,14 @@ void resolver_detach(struct dstrace_backend *b)
 	while (b->nrlinks > 0)
 		bpf_link__destroy(b->rlinks[--b->nrlinks]);
 	for (int i = 0; i < b->nrfiles; i++) {
-		bpf_link__destroy(b->rfiles[i].links[0]);
 		bpf_link__destroy(b->rfiles[i].links[1]);
+		bpf_link__destroy(b->rfiles[i].links[0]);
 	}
 	b->nrfiles = 0;
 	b->ns_libs = 0;
 	b->reclaim_s = 0;
 	b->ns_libs_full = false;
+	b->ns_refused = false;
 	b->own_mnt = 0;
 	if (b->skel)
 		b->skel->bss->mnt_own = 0;
