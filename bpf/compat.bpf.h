@@ -3,14 +3,15 @@
  * 32-bit programs on a 64-bit x86 kernel: their calls are ia32 compat calls, which the
  * kernel's syscall tracepoints skip (trace_get_syscall_nr: -1 in an ia32 call), so what
  * dstrace reads at a syscall's exit would go unseen for them: a bind's result on every
- * backend; on the tracepoint backend also an accept's new socket and a connect's immediate
- * result (the socket layer sees the rest of theirs as anyone's). These programs run at the
- * exit of every syscall (raw_syscalls:sys_exit, which compat calls pass too), leave at their
- * first test unless the call is an ia32 one (TS_COMPAT, set from the call's entry to the
- * return to user space), and read the call from the registers it saved: the direct calls
- * (bind, connect, accept4) and socketcall(2), through which i386 programs also reach them
- * (glibc's accept() among them: i386 has no accept syscall). Attached where the kernel runs
- * ia32 calls (its BTF has __ia32_sys_bind); other architectures' compat calls go unseen.
+ * backend; on the tracepoint backend also an accept's new socket, a connect's immediate
+ * result and the bytes a splice(2) or sendfile(2) read from a TCP socket (the socket layer
+ * sees the rest of theirs as anyone's). These programs run at the exit of every syscall
+ * (raw_syscalls:sys_exit, which compat calls pass too), leave at their first test unless the
+ * call is an ia32 one (TS_COMPAT, set from the call's entry to the return to user space), and
+ * read the call from the registers it saved: the direct calls (bind, connect, accept4,
+ * splice, sendfile) and socketcall(2), through which i386 programs also reach them (glibc's
+ * accept() among them: i386 has no accept syscall). Attached where the kernel runs ia32
+ * calls (its BTF has __ia32_sys_bind); other architectures' compat calls go unseen.
  * A send on a v6-only socket that fails is named from an ia32 call's arguments too
  * (tracepoint.bpf.h, syscall_send_dest).
  */
@@ -38,9 +39,13 @@ static __always_inline void compat_exit(struct pt_regs *regs, long ret, bool cal
 		connect_slot_decide(NULL, (int)ret);
 	else if ((call == SYS_ACCEPT || call == SYS_ACCEPT4) && ret >= 0)
 		handle_accept_done(sk_from_fd_as((int)ret, true), true, true);
+	else if (call == CALL_SPLICE)
+		splice_read(sk_from_fd_as((int)a[0], true), ret);
+	else if (call == CALL_SENDFILE)
+		splice_read(sk_from_fd_as((int)a[1], true), ret);
 }
 
-/* The tracepoint backend's: binds, accepts and connects. */
+/* The tracepoint backend's: binds, accepts, connects and splice() reads. */
 SEC("raw_tracepoint/sys_exit")
 int cp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {

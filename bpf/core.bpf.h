@@ -752,6 +752,8 @@ static __always_inline struct sock *sk_from_fd(int fd)
 #define SYS_SENDMSG 16
 #define SYS_ACCEPT4 18
 #define SYS_SENDMMSG 20
+#define CALL_SPLICE 100	  /* not socketcall's: ia32_sock_call's splice(2) */
+#define CALL_SENDFILE 101 /* and sendfile(2), sendfile64(2) */
 
 /* The syscall a task's saved registers regs are of: its number and its arguments 1 to 5
  * (the first, 0, is PT_REGS_PARM1_CORE_SYSCALL). Per architecture; on one not listed here
@@ -789,6 +791,9 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, int i)
 #define IA32_NR_accept4 364
 #define IA32_NR_sendto 369
 #define IA32_NR_sendmsg 370
+#define IA32_NR_splice 313
+#define IA32_NR_sendfile 187
+#define IA32_NR_sendfile64 239
 #define DSTRACE_TS_COMPAT 0x0002 /* thread_info.status: in an ia32 call (asm/thread_info.h) */
 
 /* Is the current task in an ia32 call (set from its entry to the return to user space)?
@@ -802,8 +807,9 @@ static __always_inline bool in_ia32_call(bool task_btf)
 }
 
 /* The socket call of an ia32 task's saved registers regs, numbered as socketcall(2) numbers
- * them (SYS_BIND, ...), and its arguments a[0..5] (those it has); false for another call, or
- * a socketcall(2) whose arguments cannot be read. */
+ * them (SYS_BIND, ...; splice(2), sendfile(2): CALL_SPLICE, CALL_SENDFILE), and its
+ * arguments a[0..5] (those it has); false for another call, or a socketcall(2) whose
+ * arguments cannot be read. */
 static __always_inline bool ia32_sock_call(struct pt_regs *regs, __u32 *call, __u32 a[6])
 {
 	long nr = BPF_CORE_READ(regs, orig_ax);
@@ -837,6 +843,13 @@ static __always_inline bool ia32_sock_call(struct pt_regs *regs, __u32 *call, __
 		break;
 	case IA32_NR_sendmmsg:
 		*call = SYS_SENDMMSG;
+		break;
+	case IA32_NR_splice:
+		*call = CALL_SPLICE;
+		break;
+	case IA32_NR_sendfile:
+	case IA32_NR_sendfile64:
+		*call = CALL_SENDFILE;
 		break;
 	default:
 		return false;

@@ -8,7 +8,9 @@
  *   send     cgroup/sendmsg4 (mapped peer, AF_INET6 socket) + tp_btf/sock_send_length
  *   recv     cgroup/recvmsg6 (mapped source) + tp_btf/sock_recv_length; for reads without
  *            an address, the source queued per socket by cgroup_skb/ingress
- *   TCP bytes tp_btf/sock_{send,recv}_length on connections with a mapped peer
+ *   TCP bytes tp_btf/sock_{send,recv}_length on connections with a mapped peer; reads by
+ *            splice() and sendfile() into a pipe: syscalls:sys_exit_{splice,sendfile64},
+ *            io_uring's completion (ia32: compat.bpf.h)
  */
 #ifndef DSTRACE_TRACEPOINT_BPF_H
 #define DSTRACE_TRACEPOINT_BPF_H
@@ -95,6 +97,51 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return accept_exit(ctx);
 }
 
+/* ---- TCP bytes read with splice() ---- */
+
+/* splice(2) from a socket into a pipe (a relay: HAProxy's, Go's io.Copy between two
+ * connections), and sendfile(2) from a socket into a pipe (Linux 5.12+: the same path), read
+ * without a recvmsg where the socket's family has a splice_read of its own (TCP's
+ * tcp_splice_read, kernel TLS's), so without sock_recv_length: the call's result is the bytes
+ * it moved out of sk, its input (NULL: not a socket, a pipe's or a file's). Counted on TCP
+ * connections with an IPv4 peer (handle_tcp_bytes). A socket without one (MPTCP's before
+ * Linux 7.0, UDP's) is read through its recvmsg (sock_splice_read: copy_splice_read), counted
+ * there. */
+static __always_inline void splice_read(struct sock *sk, long ret)
+{
+	if (sk && ret > 0 && BPF_CORE_READ(sk, sk_socket, ops, splice_read))
+		handle_tcp_bytes(sk, DSTRACE_EV_RECV, (int)ret, true);
+}
+
+/* The call's input descriptor is its argument i (0: PT_REGS_PARM1_CORE_SYSCALL). */
+static __always_inline int splice_call_exit(long ret, int i)
+{
+	struct pt_regs *regs;
+
+	if (ret <= 0)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	splice_read(sk_from_fd_as((int)(i ? syscall_arg(regs, i) : PT_REGS_PARM1_CORE_SYSCALL(regs)),
+				  true),
+		    ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int tp_exit_splice(struct trace_event_raw_sys_exit *ctx)
+{
+	FLOOR_RETURN(0);
+	return splice_call_exit(ctx->ret, 0);
+}
+
+/* sendfile(out_fd, in_fd, ...): a 64-bit program's (sendfile64 in the kernel's names) */
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int tp_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
+{
+	FLOOR_RETURN(0);
+	return splice_call_exit(ctx->ret, 1);
+}
+
 /* An io_uring accept request, from its submission to its last completion, by ring and
  * user_data: a multishot accept (IORING_ACCEPT_MULTISHOT) posts a completion per client
  * without the request (io_fill_cqe_aux: only the ring and user_data), which this tells from
@@ -103,6 +150,7 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
  * gives several requests one user_data cannot pass another's completion for an accept. */
 #define REQ_FIXED_FILE (1U << 0) /* REQ_F_FIXED_FILE: the SQE's IOSQE_FIXED_FILE, same bit */
 #define FILE_INDEX_ALLOC (~0U)	 /* IORING_FILE_INDEX_ALLOC: the kernel picks the slot */
+#define SPLICE_F_FD_IN_FIXED (1U << 31) /* a splice's input is a fixed file (io_uring.h) */
 
 /* The ring's fixed files before Linux 6.13: an array of file pointers with flags in their
  * low bits (io_fixed_file); since, resource nodes holding the same (io_rsrc_node). */
@@ -200,7 +248,8 @@ int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
  * fixed files (a direct descriptor) the slot, read from the ring's table (uring_fixed_sk); a
  * multishot accept's are told by its request's ring and user_data (uring_accepts). A
  * connect's is the result of its last attempt on the request's socket (the immediate
- * failures the socket layer cannot see, and every UDP connect). */
+ * failures the socket layer cannot see, and every UDP connect). A splice's, the bytes it
+ * read from its input (splice_read). */
 SEC("tracepoint/io_uring/io_uring_complete")
 int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
@@ -236,6 +285,17 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 			bpf_map_delete_elem(&uring_accepts, &k);
 		}
 		uring_accepted(ctx->ctx, res, slot, 0);
+	} else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_SPLICE)) {
+		/* its input, still the submitter's (an io-wq thread shares its files): a
+		 * descriptor, or with SPLICE_F_FD_IN_FIXED a slot of the ring's fixed files */
+		struct io_splice *sp = (struct io_splice *)req;
+		int in = BPF_CORE_READ(sp, splice_fd_in);
+
+		if (res > 0)
+			splice_read(BPF_CORE_READ(sp, flags) & SPLICE_F_FD_IN_FIXED ?
+					    uring_fixed_sk(ctx->ctx, (__u32)in) :
+					    sk_from_fd_as(in, true),
+				    res);
 	} else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;

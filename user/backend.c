@@ -146,6 +146,8 @@ static const struct prog_ref tracepoint_progs[] = {
 	PROG(tp_exit_connect),
 	PROG(tp_exit_accept),
 	PROG(tp_exit_accept4),
+	PROG(tp_exit_splice),
+	PROG(tp_exit_sendfile),
 	PROG_IF_EVENT(tp_io_uring_submit, "io_uring/io_uring_submit_req", "io_uring accepts"),
 	PROG_IF_EVENT(tp_io_uring_complete, "io_uring/io_uring_complete", "io_uring accepts"),
 	PROG(cg_sendmsg4),

@@ -4,12 +4,17 @@
 # Every way a program moves bytes through a mapped TCP connection is counted, exactly, by
 # every backend this kernel runs: write/read, send/recv (each chunk peeked at first with
 # MSG_PEEK, which reads nothing), writev/readv, sendmsg/recvmsg, sendfile (through
-# tcp_sendpage() before Linux 6.5), splice both ways (a web server's static files, a
-# proxy's relay), and write/read on MPTCP sockets and on kernel TLS (the plaintext's bytes),
-# where the kernel has them. tests/progs/tcpbytes moves BYTES each way over one connection of
-# its own (both ends mapped, in one process); each method runs from a copy of the program under a
-# name of its own, so the audit record of each (the executable is part of what a program
-# is) holds that method's counts only: 1 connect, 1 accept, 2 x BYTES sent and received.
+# tcp_sendpage() before Linux 6.5; and from the socket into a pipe), splice both ways (a web
+# server's static files, a proxy's relay), by a 64-bit program, by a 32-bit one (ia32
+# calls, which the syscall tracepoints skip: splice32, sendfile-read32) and through io_uring
+# (the reads from a descriptor and from a fixed file), and write/read on MPTCP sockets (and
+# splice, which reads them through recvmsg before Linux 7.0: counted once) and on kernel TLS
+# (the plaintext's bytes; and splice, whose reads only the tracepoint backend counts:
+# README, Limits), where the kernel has them. tests/progs/tcpbytes moves BYTES each way
+# over one connection of its own (both ends mapped, in one process); each method runs from
+# a copy of the program under a name of its own, so the audit record of each (the
+# executable is part of what a program is) holds that method's counts only: 1 connect, 1
+# accept, 2 x BYTES sent and received.
 #
 #   sudo tests/e2e/test_tcpbytes.sh [BACKEND...]    (default: every backend that loads)
 set -u
@@ -19,6 +24,23 @@ set -u
 BYTES=300001 # not a multiple of the program's 16 KiB chunks
 METHODS=(rw sendrecv iov msg sendfile splice)
 PORT0=9400
+
+# kernel_before MAJOR MINOR: this kernel is older than MAJOR.MINOR
+kernel_before() {
+	local v maj min
+	v=$(uname -r)
+	maj=${v%%.*}
+	min=${v#*.}
+	min=${min%%[!0-9]*}
+	((maj < $1 || (maj == $1 && min < $2)))
+}
+
+# sendfile() from a socket into a pipe: Linux 5.12+ (before, EINVAL)
+if kernel_before 5 12; then
+	log "skipped: sendfile-read: sendfile() into a pipe is Linux 5.12's"
+else
+	METHODS+=(sendfile-read)
+fi
 
 need_root
 build_progs
@@ -33,14 +55,14 @@ NS_INODE=$(netns_inode tb)
 # project's own machine has no kernel TLS).
 if [[ -e /proc/sys/net/mptcp/enabled ]]; then
 	ns_sysctl tb net.mptcp.enabled=1
-	METHODS+=(mptcp)
+	METHODS+=(mptcp mptcp-splice)
 else
 	log "skipped: mptcp: this kernel has no MPTCP (no /proc/sys/net/mptcp: CONFIG_MPTCP off)"
 fi
 modprobe -q tls 2>/dev/null # a module in Debian's kernels; asked for by name, as by a program
 probe=$(in_ns tb "$PROGS/tcpbytes" ktls $((PORT0 + 20)) 1 2>/dev/null)
 case $(kv "$probe" result) in
-ok) METHODS+=(ktls) ;;
+ok) METHODS+=(ktls ktls-splice) ;;
 ENOENT | ENOPROTOOPT)
 	log "skipped: ktls: this kernel has no kernel TLS (TCP_ULP \"tls\": $(kv "$probe" result))" ;;
 *) fail "ktls: the probe run" "expected result=ok, or ENOENT without kernel TLS, got: $probe" ;;
@@ -50,9 +72,37 @@ esac
 # on TCP, and on MPTCP (whose socket the kernel's tables list through its subflows).
 INFLIGHT=(rw)
 [[ " ${METHODS[*]} " == *" mptcp "* ]] && INFLIGHT+=(mptcp)
+# io_uring's splices, where the kernel lets programs use io_uring
+probe=$(in_ns tb "$PROGS/tcpbytes" splice-uring $((PORT0 + 21)) 1 2>/dev/null)
+case $(kv "$probe" result) in
+ok) METHODS+=(splice-uring) ;;
+ENOSYS | EPERM)
+	log "skipped: splice-uring: io_uring refused here (kernel.io_uring_disabled or no io_uring: $(kv "$probe" result))" ;;
+*) fail "splice-uring: the probe run" "expected result=ok, or ENOSYS/EPERM without io_uring, got: $probe" ;;
+esac
+# splice32, sendfile-read32: by tcpbytes32, the 32-bit build, where 32-bit x86 programs run
+# (its usage: exit status 2)
+if [[ -x $PROGS/tcpbytes32 ]]; then
+	"$PROGS/tcpbytes32" >/dev/null 2>&1
+	rc=$?
+	if [[ $rc == 2 ]]; then
+		METHODS+=(splice32)
+		kernel_before 5 12 || METHODS+=(sendfile-read32)
+	else
+		log "skipped: splice32, sendfile-read32: this kernel does not run 32-bit programs (exit status $rc)"
+	fi
+elif [[ $(uname -m) == x86_64 ]]; then
+	fail "splice32" "expected tests/progs/.output/tcpbytes32 built (gcc-multilib: scripts/install-deps.sh), got none"
+else
+	log "skipped: splice32, sendfile-read32: 32-bit x86 programs are x86-64's"
+fi
 mkdir -p "$WORK/bin"
 for m in "${METHODS[@]}"; do
-	cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-$m"
+	if [[ $m == *32 ]]; then
+		cp "$PROGS/tcpbytes32" "$WORK/bin/tcpbytes-$m"
+	else
+		cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-$m"
+	fi
 done
 for m in "${INFLIGHT[@]}"; do
 	cp "$PROGS/tcpbytes" "$WORK/bin/tcpbytes-w-$m"
@@ -110,19 +160,28 @@ for b in "${BACKENDS[@]}"; do
 	for i in "${!METHODS[@]}"; do
 		m=${METHODS[$i]}
 		base=$(fbase "$b $m")
-		run_in tb 30 "$base" "$WORK/bin/tcpbytes-$m" "$m" $((PORT0 + i)) "$BYTES"
+		run_in tb 30 "$base" "$WORK/bin/tcpbytes-$m" "${m%32}" $((PORT0 + i)) "$BYTES"
 		check_eq "$b $m: the program's exit status and result" "0 ok" \
 			"$RUN_RC $(kv "$(cat "$base.out")" result)"
 	done
 	dstrace_stop
 	for m in "${METHODS[@]}"; do
-		want_recv=$((2 * BYTES)) limit=
-		if [[ $b == tracepoint && $m == splice ]]; then
-			# README, Limits: no tracepoint on a TCP socket's splice() reads
-			want_recv=0 limit=" (the tracepoint backend does not see splice() reads)"
+		want_sent=$((2 * BYTES)) want_recv=$((2 * BYTES)) limit=
+		if [[ $m == mptcp-splice && $b != tracepoint ]] &&
+			grep -qw mptcp_splice_read /proc/kallsyms; then
+			# README, Limits: MPTCP's own splice() reads (Linux 7.0+)
+			want_recv=0 limit=" (README, Limits: not MPTCP's own splice() reads)"
+		fi
+		if [[ $m == ktls-splice && $b != tracepoint ]]; then
+			# README, Limits: kernel TLS splice() reads; before 6.5 its splice() writes
+			want_recv=0 limit=" (README, Limits: not its splice() reads"
+			if kernel_before 6 5; then
+				want_sent=0 limit+=", nor its writes before Linux 6.5"
+			fi
+			limit+=")"
 		fi
 		check_eq "$b $m: connects, accepts, TCP bytes sent and received (audit record)$limit" \
-			"connect=1 accept=1 sent=$((2 * BYTES)) received=$want_recv" \
+			"connect=1 accept=1 sent=$want_sent received=$want_recv" \
 			"$(audit_counts "$AUD" "tcpbytes-$m")"
 	done
 	# the connection existed at start: its ends are a connect and an accept (existing)

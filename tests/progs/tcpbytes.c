@@ -13,7 +13,13 @@
  *   msg       sendmsg() / recvmsg()
  *   sendfile  sendfile() from a file / read()
  *   splice    splice() from a pipe to the socket / splice() from the socket to a pipe
+ *   splice-uring  the same through io_uring (IORING_OP_SPLICE), the server's end read as a
+ *             fixed file (SPLICE_F_FD_IN_FIXED), the client's by descriptor (not in the
+ *             32-bit build, tcpbytes32, which has the rest)
  *   mptcp     write() / read() on MPTCP sockets (IPPROTO_MPTCP: the listener and the client)
+ *   mptcp-splice  splice both ways on MPTCP sockets (whose splice() reads pass recvmsg)
+ *   ktls-splice   splice both ways on kernel TLS
+ *   sendfile-read write() / sendfile() from the socket into a pipe (Linux 5.12+)
  *   ktls      write() / read() on kernel TLS (TCP_ULP "tls", TLS 1.2 AES-GCM-128 both ways,
  *             a fixed key: the bytes the program writes and reads are the plaintext's)
  *
@@ -39,6 +45,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifndef __i386__
+#include <liburing.h>
+#endif
 #include "common.h"
 
 #define CHUNK 16384
@@ -50,13 +59,47 @@
 #define SOL_TLS 282
 #endif
 
-enum method { M_RW, M_SENDRECV, M_IOV, M_MSG, M_SENDFILE, M_SPLICE, M_MPTCP, M_KTLS };
-static const char *const method_names[] = { "rw",	"sendrecv", "iov",   "msg",
-					     "sendfile", "splice",   "mptcp", "ktls" };
+enum method { M_RW, M_SENDRECV, M_IOV, M_MSG, M_SENDFILE, M_SPLICE, M_MPTCP, M_KTLS,
+	      M_SPLICE_URING, M_MPTCP_SPLICE, M_KTLS_SPLICE, M_SENDFILE_READ };
+static const char *const method_names[] = { "rw",	"sendrecv", "iov",	     "msg",
+					     "sendfile", "splice",   "mptcp",	     "ktls",
+					     "splice-uring", "mptcp-splice", "ktls-splice",
+					     "sendfile-read" };
 
 static char buf[CHUNK];
 static int file_fd = -1;       /* sendfile: CHUNK bytes to send from */
 static int pipe_fds[2] = { -1, -1 }; /* splice */
+
+#ifndef __i386__
+static struct io_uring ring; /* splice-uring */
+static int fixed_fd = -1;    /* splice-uring: the descriptor registered as fixed file 0 */
+
+/* One splice through the ring: from in (fixed file 0 if it is fixed_fd) to out; its result. */
+static ssize_t uring_splice(int in, int out, size_t len)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	struct io_uring_cqe *cqe;
+	ssize_t r;
+
+	if (!sqe)
+		return -EBUSY;
+	if (in == fixed_fd)
+		io_uring_prep_splice(sqe, 0, -1, out, -1, (unsigned int)len, SPLICE_F_FD_IN_FIXED);
+	else
+		io_uring_prep_splice(sqe, in, -1, out, -1, (unsigned int)len, 0);
+	if (io_uring_submit(&ring) != 1 || io_uring_wait_cqe(&ring, &cqe))
+		return -EIO;
+	r = cqe->res;
+	io_uring_cqe_seen(&ring, cqe);
+	return r;
+}
+#else
+static ssize_t uring_splice(int in, int out, size_t len)
+{
+	(void)in, (void)out, (void)len;
+	return -ENOSYS;
+}
+#endif
 
 static void die(const char *what)
 {
@@ -114,12 +157,19 @@ static void send_chunk(enum method m, int fd, size_t n)
 			r = sendfile(fd, file_fd, &off, left);
 			break;
 		}
-		case M_SPLICE: {
+		case M_SPLICE:
+		case M_MPTCP_SPLICE:
+		case M_KTLS_SPLICE:
+		case M_SPLICE_URING: {
 			/* fill the pipe, then splice it all into the socket */
 			if (write(pipe_fds[1], buf, left) != (ssize_t)left)
 				die("write to the pipe");
 			for (size_t in = 0; in < left; in += (size_t)r) {
-				r = splice(pipe_fds[0], NULL, fd, NULL, left - in, SPLICE_F_MOVE);
+				r = m != M_SPLICE_URING ?
+					    splice(pipe_fds[0], NULL, fd, NULL, left - in, SPLICE_F_MOVE) :
+					    uring_splice(pipe_fds[0], fd, left - in);
+				if (r < 0 && m == M_SPLICE_URING)
+					errno = (int)-r;
 				if (r <= 0)
 					die("splice to the socket");
 			}
@@ -165,8 +215,24 @@ static void recv_chunk(enum method m, int fd, size_t n)
 			r = recvmsg(fd, &msg, 0);
 			break;
 		}
+		case M_SENDFILE_READ:
+			r = sendfile(pipe_fds[1], fd, NULL, left);
+			if (r > 0 && read(pipe_fds[0], buf, (size_t)r) != r)
+				die("read from the pipe");
+			break;
 		case M_SPLICE:
-			r = splice(fd, NULL, pipe_fds[1], NULL, left, SPLICE_F_MOVE);
+		case M_MPTCP_SPLICE:
+		case M_KTLS_SPLICE:
+		case M_SPLICE_URING:
+			if (m != M_SPLICE_URING) {
+				r = splice(fd, NULL, pipe_fds[1], NULL, left, SPLICE_F_MOVE);
+			} else {
+				r = uring_splice(fd, pipe_fds[1], left);
+				if (r < 0) {
+					errno = (int)-r;
+					die("io_uring splice from the socket");
+				}
+			}
 			if (r > 0 && read(pipe_fds[0], buf, (size_t)r) != r)
 				die("read from the pipe");
 			break;
@@ -235,8 +301,8 @@ int main(int argc, char **argv)
 	argc -= wait_mode;
 	argv += wait_mode;
 	if (argc != 4) {
-		fprintf(stderr, "usage: tcpbytes [-w] rw|sendrecv|iov|msg|sendfile|splice|mptcp|ktls "
-				"PORT BYTES\n");
+		fprintf(stderr, "usage: tcpbytes [-w] rw|sendrecv|iov|msg|sendfile|splice|mptcp|ktls|"
+				"splice-uring|mptcp-splice|ktls-splice|sendfile-read PORT BYTES\n");
 		return 2;
 	}
 	for (i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
@@ -267,10 +333,12 @@ int main(int argc, char **argv)
 		if (write(file_fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
 			die("write the file");
 	}
-	if (m == M_SPLICE && pipe(pipe_fds))
+	if ((m == M_SPLICE || m == M_SPLICE_URING || m == M_MPTCP_SPLICE || m == M_KTLS_SPLICE ||
+	     m == M_SENDFILE_READ) &&
+	    pipe(pipe_fds))
 		die("pipe");
 
-	proto = m == M_MPTCP ? IPPROTO_MPTCP : 0;
+	proto = m == M_MPTCP || m == M_MPTCP_SPLICE ? IPPROTO_MPTCP : 0;
 	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, proto);
 	if (lfd < 0 || setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) ||
 	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ||
@@ -282,9 +350,25 @@ int main(int argc, char **argv)
 	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (sfd < 0)
 		die("accept4");
-	if (m == M_KTLS) {
+	if (m == M_KTLS || m == M_KTLS_SPLICE) {
 		ktls_on(cfd);
 		ktls_on(sfd);
+	}
+	if (m == M_SPLICE_URING) {
+#ifndef __i386__
+		int err = io_uring_queue_init(4, &ring, 0);
+
+		if (!err)
+			err = io_uring_register_files(&ring, &sfd, 1);
+		if (err) {
+			errno = -err;
+			die("io_uring with a fixed file");
+		}
+		fixed_fd = sfd;
+#else
+		errno = ENOSYS;
+		die("splice-uring (not in the 32-bit build)");
+#endif
 	}
 	if (wait_mode) {
 		int r = send_when_told(m, cfd, sfd, total);
