@@ -45,7 +45,7 @@ static __always_inline void compat_exit(struct pt_regs *regs, long ret, bool cal
 		splice_read(sk_from_fd_as((int)a[1], true), ret);
 }
 
-/* The tracepoint backend's: binds, accepts, connects and splice() reads. */
+/* The tracepoint backend's: binds, accepts, connects, splice() and sendfile() reads. */
 SEC("raw_tracepoint/sys_exit")
 int cp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {

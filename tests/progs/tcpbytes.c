@@ -17,11 +17,12 @@
  *             fixed file (SPLICE_F_FD_IN_FIXED), the client's by descriptor (not in the
  *             32-bit build, tcpbytes32, which has the rest)
  *   mptcp     write() / read() on MPTCP sockets (IPPROTO_MPTCP: the listener and the client)
- *   mptcp-splice  splice both ways on MPTCP sockets (whose splice() reads pass recvmsg)
- *   ktls-splice   splice both ways on kernel TLS
- *   sendfile-read write() / sendfile() from the socket into a pipe (Linux 5.12+)
+ *   mptcp-splice  splice both ways on MPTCP sockets (whose splice() reads pass recvmsg
+ *             before Linux 7.0)
  *   ktls      write() / read() on kernel TLS (TCP_ULP "tls", TLS 1.2 AES-GCM-128 both ways,
  *             a fixed key: the bytes the program writes and reads are the plaintext's)
+ *   ktls-splice   splice both ways on kernel TLS
+ *   sendfile-read write() / sendfile() from the socket into a pipe (Linux 5.12+)
  *
  * tcpbytes -w METHOD PORT BYTES: the connection made, a child process reads BYTES from the
  * server's end (asleep in its first read), the parent prints "ready pid=P reader=R" and waits
