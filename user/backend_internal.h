@@ -30,7 +30,7 @@ struct dstrace_backend {
 	/* the resolver's uprobes (names.c): the C libraries of resolver.h's list and their
 	 * links; the files followed (each once), those of other mount namespaces with their
 	 * links, let go once no namespace has them (names.c, reclaim); the namespaces looked
-	 * in (a set: inode and root; names.c, mnt_seen) */
+	 * in (a set: inode and root; names.c, mnt_set_has) */
 	struct resolver_libs rlibs;
 	struct bpf_link *rlinks[2 * DSTRACE_RESOLVER_LIBS_MAX];
 	int nrlinks;
@@ -52,12 +52,14 @@ struct dstrace_backend {
 	unsigned long own_userns; /* its user namespace, and its root */
 	dev_t own_root_dev;
 	ino_t own_root_ino;
-	struct mnt_key {
-		unsigned long ns; /* 0: a free slot */
-		dev_t root_dev;
-		ino_t root_ino;
-	} mnt_seen[MNT_SEEN_SLOTS];
-	size_t mnt_seen_n;
+	struct mnt_set {
+		struct mnt_key {
+			unsigned long ns; /* 0: a free slot */
+			dev_t root_dev;
+			ino_t root_ino;
+		} key[MNT_SEEN_SLOTS];
+		size_t n;
+	} mnt_seen;
 	struct pid_list {
 		int *v; /* ascending */
 		size_t n, cap;

@@ -185,19 +185,20 @@ int resolver_attach(struct dstrace_backend *b, bool verbose)
 	return 0;
 }
 
-/* The mount namespaces looked in: an open-addressed set, emptied when three quarters full
- * (looked in again then, each file still followed once). A namespace is known by its inode
- * and its root: the kernel gives a freed namespace's inode to a later one (a container
- * started after another ended), whose root is another directory, or the same one (a
- * container started again: the same files). True if k was there; with add, it is now. */
-static bool mnt_seen(struct dstrace_backend *b, const struct mnt_key *k, bool add)
+/* A set of mount namespaces (those looked in; those of a reclaim): open-addressed, emptied
+ * when three quarters full (looked in again then, each file still followed once). A namespace
+ * is known by its inode and its root: the kernel gives a freed namespace's inode to a later
+ * one (a container started after another ended), whose root is another directory, or the
+ * same one (a container started again: the same files). True if k was there; with add, it
+ * is now. */
+static bool mnt_set_has(struct mnt_set *s, const struct mnt_key *k, bool add)
 {
 	size_t i = ((k->ns ^ k->root_ino * 0x2545f4914f6cdd1dull ^ k->root_dev) *
 		    0x9e3779b97f4a7c15ull) >> 52; /* 12 bits: MNT_SEEN_SLOTS */
 	struct mnt_key *slot;
 
 	for (;; i = (i + 1) % MNT_SEEN_SLOTS) {
-		slot = &b->mnt_seen[i];
+		slot = &s->key[i];
 		if (!slot->ns)
 			break;
 		if (slot->ns == k->ns && slot->root_dev == k->root_dev &&
@@ -206,14 +207,26 @@ static bool mnt_seen(struct dstrace_backend *b, const struct mnt_key *k, bool ad
 	}
 	if (!add)
 		return false;
-	if (b->mnt_seen_n >= MNT_SEEN_SLOTS / 4 * 3) {
-		memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
-		b->mnt_seen_n = 0;
-		return mnt_seen(b, k, true);
+	if (s->n >= MNT_SEEN_SLOTS / 4 * 3) {
+		memset(s, 0, sizeof(*s));
+		return mnt_set_has(s, k, true);
 	}
 	*slot = *k;
-	b->mnt_seen_n++;
+	s->n++;
 	return false;
+}
+
+/* The mount namespace of process pfd (its directory in /proc), by inode: 0 if not read (errno
+ * says why). */
+static unsigned long proc_mnt_ns(int pfd)
+{
+	char buf[64];
+	ssize_t n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return dstrace_mnt_ns_of(buf);
 }
 
 /* Say once that the room for C libraries is used up (shown: the first not followed), again
@@ -276,10 +289,8 @@ static void mark_used(struct dstrace_backend *b, int pfd)
  */
 static bool reclaim(struct dstrace_backend *b)
 {
-	struct mnt_key *seen = NULL, *grown;
-	size_t nseen = 0, cap = 0;
 	time_t now = mono_now_s();
-	bool cut = false;
+	struct mnt_set *seen;
 	struct dirent *d;
 	int freed = 0;
 	DIR *proc;
@@ -287,17 +298,18 @@ static bool reclaim(struct dstrace_backend *b)
 	if (b->reclaim_s && now - b->reclaim_s < RESCAN_S)
 		return false;
 	b->reclaim_s = now ? now : 1;
-	proc = opendir("/proc");
-	if (!proc)
+	/* each namespace and root looked in once (emptied when full: some looked in again) */
+	seen = calloc(1, sizeof(*seen));
+	proc = seen ? opendir("/proc") : NULL;
+	if (!proc) {
+		free(seen);
 		return false;
+	}
 	for (int i = 0; i < b->nrfiles; i++)
 		b->rfiles[i].used = b->rfiles[i].given;
-	while (!cut && (d = readdir(proc))) {
+	while ((d = readdir(proc))) {
 		struct mnt_key k = {};
-		char buf[64];
 		struct stat st;
-		size_t j;
-		ssize_t n;
 		int pfd;
 
 		if (d->d_name[0] < '1' || d->d_name[0] > '9')
@@ -305,36 +317,20 @@ static bool reclaim(struct dstrace_backend *b)
 		pfd = openat(dirfd(proc), d->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (pfd < 0)
 			continue;
-		n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
-		k.ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
+		k.ns = proc_mnt_ns(pfd);
 		/* a namespace with dstrace's root has only the files given (look_in) */
 		if (k.ns && k.ns != b->own_mnt && !fstatat(pfd, "root", &st, 0) &&
 		    (st.st_dev != b->own_root_dev || st.st_ino != b->own_root_ino)) {
 			k.root_dev = st.st_dev;
 			k.root_ino = st.st_ino;
-			for (j = 0; j < nseen; j++)
-				if (seen[j].ns == k.ns && seen[j].root_dev == k.root_dev &&
-				    seen[j].root_ino == k.root_ino)
-					break;
-			if (j == nseen) {
-				if (nseen == cap) {
-					cap = cap ? 2 * cap : 256;
-					grown = realloc(seen, cap * sizeof(*seen));
-					cut = !grown; /* no memory: nothing is let go */
-					if (grown)
-						seen = grown;
-				}
-				if (!cut) {
-					seen[nseen++] = k;
-					mark_used(b, pfd);
-				}
-			}
+			if (!mnt_set_has(seen, &k, true))
+				mark_used(b, pfd);
 		}
 		close(pfd);
 	}
 	closedir(proc);
 	free(seen);
-	for (int i = b->nrfiles - 1; !cut && i >= 0; i--) {
+	for (int i = b->nrfiles - 1; i >= 0; i--) {
 		struct rfile *f = &b->rfiles[i];
 
 		if (f->used)
@@ -354,10 +350,8 @@ static bool reclaim(struct dstrace_backend *b)
 		*f = b->rfiles[--b->nrfiles];
 		freed++;
 	}
-	if (freed) {
-		memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
-		b->mnt_seen_n = 0;
-	}
+	if (freed)
+		memset(&b->mnt_seen, 0, sizeof(b->mnt_seen));
 	if (room_full(b))
 		return false;
 	b->reclaim_s = 0;
@@ -389,8 +383,6 @@ static bool look_at(struct dstrace_backend *b, int dfd, const char *pid, unsigne
 		goto out;
 	}
 	f = file_add(b, &st, overlay); /* once, followed or not (room: above) */
-	if (!f)
-		goto out;
 	if (st.st_uid != 0) {
 		if (b->verbose)
 			fprintf(stderr, "dstrace: names: not followed, owned by uid %u: %s\n",
@@ -430,15 +422,13 @@ static enum look look_in(struct dstrace_backend *b, int pfd, const char *pid, un
 {
 	enum look ret = LOOK_GONE;
 	struct mnt_key k = {};
-	char buf[64];
 	struct stat st;
 	int dfd, nsfd, ufd;
-	ssize_t n;
 
-	n = readlinkat(pfd, "ns/mnt", buf, sizeof(buf) - 1);
-	k.ns = n > 0 ? (buf[n] = '\0', dstrace_mnt_ns_of(buf)) : 0;
+	errno = 0;
+	k.ns = proc_mnt_ns(pfd);
 	/* refused (a security module): not to be looked in, however often asked */
-	if (n < 0 && (errno == EACCES || errno == EPERM))
+	if (!k.ns && (errno == EACCES || errno == EPERM))
 		return LOOK_DONE;
 	if (!k.ns || (want && k.ns != want))
 		return LOOK_GONE;
@@ -452,7 +442,7 @@ static enum look look_in(struct dstrace_backend *b, int pfd, const char *pid, un
 	k.root_dev = st.st_dev;
 	k.root_ino = st.st_ino;
 	ret = LOOK_DONE;
-	if (mnt_seen(b, &k, false))
+	if (mnt_set_has(&b->mnt_seen, &k, false))
 		goto out;
 	nsfd = openat(pfd, "ns/mnt", O_RDONLY | O_CLOEXEC);
 	ufd = nsfd < 0 ? -1 : ioctl(nsfd, NS_GET_USERNS);
@@ -481,7 +471,7 @@ static enum look look_in(struct dstrace_backend *b, int pfd, const char *pid, un
 	}
 	close(ufd);
 	if (ret == LOOK_DONE)
-		mnt_seen(b, &k, true);
+		mnt_set_has(&b->mnt_seen, &k, true);
 out:
 	close(dfd);
 	return ret;
@@ -632,8 +622,7 @@ void resolver_detach(struct dstrace_backend *b)
 	b->own_mnt = 0;
 	if (b->skel)
 		b->skel->bss->mnt_own = 0;
-	memset(b->mnt_seen, 0, sizeof(b->mnt_seen));
-	b->mnt_seen_n = 0;
+	memset(&b->mnt_seen, 0, sizeof(b->mnt_seen));
 	pid_list_free(&b->pids);
 	pid_list_free(&b->pids_young);
 }
