@@ -40,9 +40,9 @@ static __always_inline void compat_exit(struct pt_regs *regs, long ret, bool cal
 	else if ((call == SYS_ACCEPT || call == SYS_ACCEPT4) && ret >= 0)
 		handle_accept_done(sk_from_fd_as((int)ret, true), true, true);
 	else if (call == CALL_SPLICE)
-		splice_read(sk_from_fd_as((int)a[0], true), ret);
+		handle_splice_read(sk_from_fd_as((int)a[0], true), ret, true);
 	else if (call == CALL_SENDFILE)
-		splice_read(sk_from_fd_as((int)a[1], true), ret);
+		handle_splice_read(sk_from_fd_as((int)a[1], true), ret, true);
 }
 
 /* The tracepoint backend's: binds, accepts, connects, splice() and sendfile() reads. */

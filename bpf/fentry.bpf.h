@@ -129,26 +129,29 @@ int BPF_PROG(fx_inet6_sendmsg, struct socket *sock, struct msghdr *msg, size_t s
 	return 0;
 }
 
-/* Before Linux 6.5 sendfile() and splice() to a TCP socket send pages, through
- * tcp_sendpage(), not sendmsg() (from 6.5 they go through inet6_sendmsg()): only on the
- * kernels that have it (user/backend.c). */
-SEC("fexit/tcp_sendpage")
-int BPF_PROG(fx_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size,
-	     int flags, int ret)
+/* Before Linux 6.5 sendfile() and splice() to a socket send pages, through the socket file's
+ * sendpage, not sendmsg() (from 6.5 they go through inet6_sendmsg()): only on the kernels
+ * that have it (user/backend.c). handle_sendpage counts them where they pass no sendmsg. */
+SEC("fexit/sock_sendpage")
+int BPF_PROG(fx_sock_sendpage, struct file *file, struct page *page, int offset, size_t size,
+	     loff_t *ppos, int more, ssize_t ret)
 {
 	FLOOR_RETURN(0);
-	handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
+	if (ret > 0)
+		handle_sendpage(sk_from_file(file), ret);
 	return 0;
 }
 
-/* splice() from a TCP socket reads without inet6_recvmsg(). */
-SEC("fexit/tcp_splice_read")
-int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_inode_info *pipe,
+/* splice() and sendfile() from a socket into a pipe, at the socket file's splice_read (every
+ * family's: TCP's, kernel TLS's, MPTCP's). handle_splice_read counts them where they pass no
+ * recvmsg. */
+SEC("fexit/sock_splice_read")
+int BPF_PROG(fx_sock_splice_read, struct file *file, loff_t *ppos, struct pipe_inode_info *pipe,
 	     size_t len, unsigned int flags, ssize_t ret)
 {
 	FLOOR_RETURN(0);
-	if (ret > 0 && sock)
-		handle_tcp_bytes(sock->sk, DSTRACE_EV_RECV, (int)ret, true);
+	if (ret > 0)
+		handle_splice_read(sk_from_file(file), ret, false);
 	return 0;
 }
 

@@ -15,8 +15,8 @@ enum kcall_fn {
 	KCALL_UDP_RECV,
 	KCALL_TCP_SEND,
 	KCALL_TCP_RECV,
-	KCALL_TCP_SENDPAGE,
-	KCALL_TCP_SPLICE_READ,
+	KCALL_SENDPAGE,
+	KCALL_SPLICE_READ,
 };
 
 struct kcall {
@@ -275,47 +275,48 @@ int BPF_KRETPROBE(kp_inet6_sendmsg_ret, int ret)
 	return 0;
 }
 
-/* sendfile() and splice() to a TCP socket before Linux 6.5 (only on the kernels that have
- * tcp_sendpage(): user/backend.c), splice() from one on every kernel. */
-SEC("kprobe/tcp_sendpage")
-int BPF_KPROBE(kp_tcp_sendpage, struct sock *sk)
+/* sendfile() and splice() to a socket before Linux 6.5 (only on the kernels that have
+ * sock_sendpage(): user/backend.c), and from one into a pipe on every kernel: at the socket
+ * file's (fentry.bpf.h says why). */
+SEC("kprobe/sock_sendpage")
+int BPF_KPROBE(kp_sock_sendpage, struct file *file)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk };
+	struct kcall call = { .sk = (__u64)sk_from_file(file) };
 
-	kcall_save(KCALL_TCP_SENDPAGE, &call);
+	kcall_save(KCALL_SENDPAGE, &call);
 	return 0;
 }
 
-SEC("kretprobe/tcp_sendpage")
-int BPF_KRETPROBE(kp_tcp_sendpage_ret, int ret)
+SEC("kretprobe/sock_sendpage")
+int BPF_KRETPROBE(kp_sock_sendpage_ret, long ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
 
-	if (kcall_take(KCALL_TCP_SENDPAGE, &call))
-		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_SEND, ret, false);
+	if (kcall_take(KCALL_SENDPAGE, &call))
+		handle_sendpage((struct sock *)call.sk, ret);
 	return 0;
 }
 
-SEC("kprobe/tcp_splice_read")
-int BPF_KPROBE(kp_tcp_splice_read, struct socket *sock)
+SEC("kprobe/sock_splice_read")
+int BPF_KPROBE(kp_sock_splice_read, struct file *file)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)BPF_CORE_READ(sock, sk) };
+	struct kcall call = { .sk = (__u64)sk_from_file(file) };
 
-	kcall_save(KCALL_TCP_SPLICE_READ, &call);
+	kcall_save(KCALL_SPLICE_READ, &call);
 	return 0;
 }
 
-SEC("kretprobe/tcp_splice_read")
-int BPF_KRETPROBE(kp_tcp_splice_read_ret, long ret)
+SEC("kretprobe/sock_splice_read")
+int BPF_KRETPROBE(kp_sock_splice_read_ret, long ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
 
-	if (kcall_take(KCALL_TCP_SPLICE_READ, &call) && ret > 0)
-		handle_tcp_bytes((struct sock *)call.sk, DSTRACE_EV_RECV, (int)ret, false);
+	if (kcall_take(KCALL_SPLICE_READ, &call))
+		handle_splice_read((struct sock *)call.sk, ret, false);
 	return 0;
 }
 

@@ -100,19 +100,9 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 /* ---- TCP bytes read with splice() ---- */
 
 /* splice(2) from a socket into a pipe (a relay: HAProxy's, Go's io.Copy between two
- * connections), and sendfile(2) from a socket into a pipe (Linux 5.12+: the same path), read
- * without a recvmsg where the socket's family has a splice_read of its own (TCP's
- * tcp_splice_read, kernel TLS's), so without sock_recv_length: the call's result is the bytes
- * it moved out of sk, its input (NULL: not a socket, a pipe's or a file's). Counted on TCP
- * connections with an IPv4 peer (handle_tcp_bytes). A socket without one (MPTCP's before
- * Linux 7.0, UDP's) is read through its recvmsg (sock_splice_read: copy_splice_read), counted
- * there. */
-static __always_inline void splice_read(struct sock *sk, long ret)
-{
-	if (sk && ret > 0 && BPF_CORE_READ(sk, sk_socket, ops, splice_read))
-		handle_tcp_bytes(sk, DSTRACE_EV_RECV, (int)ret, true);
-}
-
+ * connections), and sendfile(2) from a socket into a pipe, pass no tracepoint of the socket
+ * layer where the socket reads without a recvmsg (handle_splice_read): counted from the
+ * call's result. */
 /* The call's input descriptor is its argument i (0: PT_REGS_PARM1_CORE_SYSCALL). */
 static __always_inline int splice_call_exit(long ret, int i)
 {
@@ -121,9 +111,10 @@ static __always_inline int splice_call_exit(long ret, int i)
 	if (ret <= 0)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	splice_read(sk_from_fd_as((int)(i ? syscall_arg(regs, i) : PT_REGS_PARM1_CORE_SYSCALL(regs)),
-				  true),
-		    ret);
+	handle_splice_read(sk_from_fd_as((int)(i ? syscall_arg(regs, i) :
+						      PT_REGS_PARM1_CORE_SYSCALL(regs)),
+					 true),
+			   ret, true);
 	return 0;
 }
 
@@ -249,7 +240,7 @@ int tp_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
  * multishot accept's are told by its request's ring and user_data (uring_accepts). A
  * connect's is the result of its last attempt on the request's socket (the immediate
  * failures the socket layer cannot see, and every UDP connect). A splice's, the bytes it
- * read from its input (splice_read). */
+ * read from its input (handle_splice_read). */
 SEC("tracepoint/io_uring/io_uring_complete")
 int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
@@ -292,10 +283,10 @@ int tp_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		int in = BPF_CORE_READ(sp, splice_fd_in);
 
 		if (res > 0)
-			splice_read(BPF_CORE_READ(sp, flags) & SPLICE_F_FD_IN_FIXED ?
-					    uring_fixed_sk(ctx->ctx, (__u32)in) :
-					    sk_from_fd_as(in, true),
-				    res);
+			handle_splice_read(BPF_CORE_READ(sp, flags) & SPLICE_F_FD_IN_FIXED ?
+						   uring_fixed_sk(ctx->ctx, (__u32)in) :
+						   sk_from_fd_as(in, true),
+					   res, true);
 	} else if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_CONNECT)) {
 		struct sock *sk = sk_from_file(BPF_CORE_READ(req, file));
 		__u64 cookie = sk ? sk_cookie(sk) : 0;

@@ -302,8 +302,8 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 }
 
 /*
- * Payload bytes sent or received (ret of the socket layer's sendmsg/recvmsg, tcp_sendpage or
- * tcp_splice_read) on a TCP connection of an AF_INET6 socket with an IPv4 peer. Only
+ * Payload bytes sent or received (ret of the socket layer's sendmsg/recvmsg, or of a splice:
+ * handle_splice_read, handle_sendpage) on a TCP connection of an AF_INET6 socket with an IPv4 peer. Only
  * counted: a connection is reported once, by its connect or accept. btf: sk is read
  * directly and the task through its BTF (proc_start_now).
  */
@@ -327,6 +327,44 @@ static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret
 		proc_touch(st);
 		__sync_fetch_and_add(&st->bytes[kind == DSTRACE_EV_RECV][DSTRACE_PROTO_TCP], ret);
 	}
+}
+
+/*
+ * Bytes read from sk into a pipe: splice(2), sendfile(2) into a pipe (Linux 5.12+: the same
+ * path), an io_uring splice; ret, the bytes the call moved. Counted where the socket's family
+ * reads them without a recvmsg: it has a splice_read of its own (TCP's tcp_splice_read,
+ * kernel TLS's, MPTCP's from Linux 7.0). One without (MPTCP's before 7.0, UDP's) is read
+ * through its recvmsg (sock_splice_read: copy_splice_read, generic_file_splice_read before
+ * 6.5), counted there. NULL: not a socket.
+ */
+static __always_inline void handle_splice_read(struct sock *sk, long ret, bool btf)
+{
+	if (sk && ret > 0 && BPF_CORE_READ(sk, sk_socket, ops, splice_read))
+		handle_tcp_bytes(sk, DSTRACE_EV_RECV, (int)ret, btf);
+}
+
+/* struct proto's sendpage, which Linux 6.5 removed (sendfile() and splice() send with
+ * sendmsg() since) */
+struct proto___sendpage {
+	int (*sendpage)(struct sock *sk, struct page *page, int offset, size_t size, int flags);
+} __attribute__((preserve_access_index));
+
+/*
+ * Before Linux 6.5, bytes sent to sk from a pipe or a file (sendfile(2), splice(2), an
+ * io_uring splice: the socket file's sendpage, sock_sendpage); ret, the bytes the call
+ * moved. Counted where the socket's protocol sends pages itself (TCP's tcp_sendpage, kernel
+ * TLS's tls_sw_sendpage); one without (MPTCP's) sends them through its sendmsg
+ * (sock_no_sendpage: kernel_sendmsg), counted there. Probe reads (fentry and kprobe).
+ */
+static __always_inline void handle_sendpage(struct sock *sk, long ret)
+{
+	struct proto___sendpage *prot;
+
+	if (!sk || ret <= 0 || !bpf_core_field_exists(struct proto___sendpage, sendpage))
+		return;
+	prot = (struct proto___sendpage *)BPF_CORE_READ(sk, __sk_common.skc_prot);
+	if (BPF_CORE_READ(prot, sendpage))
+		handle_tcp_bytes(sk, DSTRACE_EV_SEND, (int)ret, false);
 }
 
 /* A read on a TCP AF_INET6 socket returned ret (flags: the caller's MSG_ flags): its bytes,

@@ -117,7 +117,7 @@ static const struct prog_ref fentry_progs[] = {
 	PROG(fx_inet_csk_accept),
 	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
 	PROG(fx_udpv6_recvmsg), PROG(fx_inet6_sendmsg), PROG(fx_inet6_recvmsg),
-	PROG_IF_FUNC(fx_tcp_sendpage, "tcp_sendpage"), PROG(fx_tcp_splice_read),
+	PROG_IF_FUNC(fx_sock_sendpage, "sock_sendpage"), PROG(fx_sock_splice_read),
 };
 
 /* Backend "kprobe" (bpf/kprobe.bpf.h). */
@@ -130,8 +130,9 @@ static const struct prog_ref kprobe_progs[] = {
 	PROG(kp_skb_consume_udp), PROG(kp_udpv6_recvmsg_ret),
 	PROG(kp_inet6_sendmsg), PROG(kp_inet6_sendmsg_ret),
 	PROG(kp_inet6_recvmsg), PROG(kp_inet6_recvmsg_ret),
-	PROG_IF_FUNC(kp_tcp_sendpage_ret, "tcp_sendpage"), PROG_IF_FUNC(kp_tcp_sendpage, "tcp_sendpage"),
-	PROG(kp_tcp_splice_read_ret), PROG(kp_tcp_splice_read),
+	PROG_IF_FUNC(kp_sock_sendpage_ret, "sock_sendpage"),
+	PROG_IF_FUNC(kp_sock_sendpage, "sock_sendpage"),
+	PROG(kp_sock_splice_read_ret), PROG(kp_sock_splice_read),
 };
 
 /* Calls in flight at start (bpf/inflight.bpf.h), for the backends whose hooks follow a call
