@@ -158,7 +158,8 @@ static int write_program(const struct audit_program *p, FILE *out, const char *h
 }
 
 
-int audit_write_batch(int fd, const char *buf, size_t len, bool *torn)
+int audit_write_batch(int fd, const char *buf, size_t len, bool *torn,
+		      const volatile sig_atomic_t *stop)
 {
 	struct stat st;
 	size_t done = 0;
@@ -174,7 +175,7 @@ int audit_write_batch(int fd, const char *buf, size_t len, bool *torn)
 			done += n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR && !*stop)
 			continue;
 		err = n < 0 ? -errno : -EIO;
 		/* Whole or nothing: a partial set would leave a torn line for the next one to

@@ -6,6 +6,7 @@
 #ifndef DSTRACE_AUDIT_H
 #define DSTRACE_AUDIT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,8 +36,11 @@ struct audit_run_info {
 int audit__write(const struct audit *a, FILE *out, const struct audit_run_info *run, bool full);
 /* Append buf to the file fd (O_APPEND) with one write() loop: all of it, or, on error, the
  * file cut back to its size before (*torn: that failed too, the file may end in a partial
- * line). 0 or a negative errno. */
-int audit_write_batch(int fd, const char *buf, size_t len, bool *torn);
+ * line). A write a signal interrupts is tried again, unless *stop is set then (-EINTR: a
+ * reader that stopped reading is not waited for once the run is to end). 0 or a negative
+ * errno. */
+int audit_write_batch(int fd, const char *buf, size_t len, bool *torn,
+		      const volatile sig_atomic_t *stop);
 /* If the file fd does not end with a newline (a record torn by a crash or a full disk), add
  * one, so the next record starts on a line of its own. 0 or a negative errno. */
 int audit_repair_tail(int fd);

@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <bpf/libbpf.h>
 #include "backend.h"
 #include "outfile.h"
@@ -16,6 +18,7 @@
 #include "sink.h"
 
 volatile sig_atomic_t run_exiting;
+volatile sig_atomic_t run_signalled;
 volatile sig_atomic_t run_reopen_requested;
 
 /* So many processes ended since the last harvest: harvest now, not at the next second, so
@@ -25,18 +28,41 @@ volatile sig_atomic_t run_reopen_requested;
 
 static void sig_handler(int sig)
 {
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
 		run_reopen_requested = 1;
-	else
-		run_exiting = 1;
+		return;
+	}
+	/* the first signal to end: a write still blocked RUN_EXIT_WRITE_S seconds later (the
+	 * last records, the final table) is interrupted by SIGALRM, and again every second
+	 * (stderr may block too) */
+	if (sig == SIGALRM)
+		alarm(1);
+	else if (!run_signalled)
+		alarm(RUN_EXIT_WRITE_S);
+	run_signalled = 1;
+	run_exiting = 1;
 }
 
+/* The signals to end, and SIGALRM, interrupt a blocked call (no SA_RESTART: a write of the
+ * output fails with EINTR, which ends it); SIGHUP's restart it. */
 void run_signals(void)
 {
-	signal(SIGINT, sig_handler);
-	signal(SIGTERM, sig_handler);
-	signal(SIGHUP, sig_handler);
+	struct sigaction sa = { .sa_handler = sig_handler };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+const char *run_write_error(int err)
+{
+	if (err == EINTR && run_signalled)
+		return "not being read: blocked when dstrace was told to end";
+	return strerror(err);
 }
 
 uint64_t run_clock_ns(clockid_t clk)
@@ -47,22 +73,40 @@ uint64_t run_clock_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/* The first failed write: remembered, the run ends. A write that blocked until a signal to
+ * end (EINTR) is not tried again: what the stream holds is let go, not flushed at exit,
+ * which would block again. */
+static void write_failed(struct run *r)
+{
+	r->write_errno = errno ? errno : EIO;
+	r->lines_unwritten += r->lines_pending;
+	r->lines_pending = 0;
+	if (r->write_errno == EINTR)
+		__fpurge(r->out);
+	run_exiting = 1;
+}
+
 void run_emit_line(struct run *r, const char *line)
 {
-	if (r->write_errno)
+	if (r->write_errno) {
+		r->lines_unwritten++;
 		return;
-	if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF) {
-		r->write_errno = errno ? errno : EIO;
-		run_exiting = 1;
 	}
+	errno = 0;
+	r->lines_pending++;
+	if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF)
+		write_failed(r);
 }
 
 void run_flush_lines(struct run *r)
 {
-	if (!r->write_errno && fflush(r->out) == EOF) {
-		r->write_errno = errno ? errno : EIO;
-		run_exiting = 1;
-	}
+	if (r->write_errno)
+		return;
+	errno = 0;
+	if (fflush(r->out) == EOF)
+		write_failed(r);
+	else
+		r->lines_pending = 0;
 }
 
 bool run_reopen(struct run *r)

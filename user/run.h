@@ -28,6 +28,8 @@ struct run {
 	struct env env;
 	FILE *out;
 	int write_errno; /* the first failed line write (line outputs), which ends the run */
+	uint64_t lines_pending; /* lines written since the last flush that went out whole */
+	uint64_t lines_unwritten; /* lines given up, at most (run_emit_line) */
 	bool reopen_pending; /* a SIGHUP's reopen failed: try again */
 	struct proc_table procs;
 	struct dstrace_backend *backend;
@@ -53,14 +55,25 @@ struct run {
 
 /* Set by SIGINT and SIGTERM, or by a failed write of a line: the loop ends. */
 extern volatile sig_atomic_t run_exiting;
+/* Set by SIGINT and SIGTERM: from RUN_EXIT_WRITE_S seconds later, and then every second, a
+ * write of the output that blocks (its reader stopped reading: a stuck pipeline, a paused
+ * terminal) is interrupted (EINTR) and the output given up, so that dstrace ends whoever
+ * reads it; a write blocked when the signal comes is interrupted at once. */
+extern volatile sig_atomic_t run_signalled;
+#define RUN_EXIT_WRITE_S 5
 /* Set by SIGHUP: the output file is to be reopened (logrotate moved it away). */
 extern volatile sig_atomic_t run_reopen_requested;
 
-/* SIGINT, SIGTERM, SIGHUP handled; SIGPIPE ignored. */
+/* SIGINT, SIGTERM, SIGHUP handled (the first two interrupt a blocked write: run_signalled);
+ * SIGPIPE ignored. */
 void run_signals(void);
+/* Why a write of the output failed with err (an errno): said as strerror() does, but for one
+ * a signal to end interrupted (run_signalled). */
+const char *run_write_error(int err);
 uint64_t run_clock_ns(clockid_t clk);
 
-/* Write one line; remember the first error, which ends the run. Lines are flushed by
+/* Write one line; remember the first error, which ends the run (the lines not written from
+ * then on counted in lines_unwritten, with those the failed flush held). Lines are flushed by
  * run_flush_lines() once the records at hand are written: at once, but one write() for a
  * burst of events rather than one each. */
 void run_emit_line(struct run *r, const char *line);

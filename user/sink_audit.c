@@ -53,7 +53,7 @@ static int write_set(struct sink_audit *a, const struct audit_run_info *info, bo
 	if (fclose(mem) && err >= 0)
 		err = -ENOMEM;
 	if (err >= 0)
-		err = audit_write_batch(fileno(r->out), buf, len, torn);
+		err = audit_write_batch(fileno(r->out), buf, len, torn, &run_signalled);
 	free(buf);
 	return err;
 }
@@ -103,7 +103,7 @@ static int write_audit(struct sink_audit *a, bool final)
 	a->torn = a->torn || torn;
 	if (!a->failing || final)
 		fprintf(stderr, "dstrace: cannot write audit records to %s: %s%s\n", output_name(r),
-			strerror(-err), final ? "" : "; still tracing, retrying every interval");
+			run_write_error(-err), final ? "" : "; still tracing, retrying every interval");
 	a->failing = true;
 	return final ? err : 0;
 }

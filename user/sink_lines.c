@@ -238,9 +238,10 @@ static int lines_finish(struct sink *s)
 	run_flush_lines(r);
 
 	if (r->write_errno && r->write_errno != EPIPE) {
-		fprintf(stderr, "dstrace: cannot write output%s%s: %s\n",
+		fprintf(stderr, "dstrace: cannot write output%s%s: %s: at most %llu lines not "
+				"written\n",
 			r->env.output ? " to " : "", r->env.output ? r->env.output : "",
-			strerror(r->write_errno));
+			run_write_error(r->write_errno), (unsigned long long)r->lines_unwritten);
 		return 1;
 	}
 	print_warnings(r, &stats, counters[DSTRACE_CNT_CONN_UNSEEN]);

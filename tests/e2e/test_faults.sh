@@ -18,13 +18,19 @@
 #   sticky_out    -o onto a file another user owns in a sticky world-writable directory:
 #                 refused with one line, exit 1, the file untouched (whatever
 #                 fs.protected_regular says); the directory owner's file is fine.
+#   blocked_out   the output's reader stops reading (a stuck pipeline: -o onto a FIFO whose
+#                 reader reads nothing until dstrace ended). -j, 300 mapped connects: dstrace,
+#                 blocked in a write, lives on through a SIGHUP, and ends at SIGTERM, exit
+#                 1, one line counting the lines not written (with those that reached the
+#                 FIFO, every connect). --audit with a 4 KiB pipe, nothing blocked at SIGTERM:
+#                 its final set blocks, and dstrace still ends, exit 1, one line.
 #
 #   sudo tests/e2e/test_faults.sh
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SECTIONS=(comm_limit slow_clients symlink_out sticky_out)
+SECTIONS=(comm_limit slow_clients symlink_out sticky_out blocked_out)
 
 need_root
 build_progs
@@ -237,6 +243,104 @@ section_sticky_out() {
 	rc=$?
 	check_eq "sticky_out: -o root's own file there: exit status, truncated and written" \
 		"0 stats" "$rc $(jq -r .type "$d/own" 2>&1 | tail -n 1)"
+}
+
+# --- blocked_out --------------------------------------------------------------------------------------
+# stalled_reader FIFO OUT [PIPE_SIZE]: in the background, open FIFO for reading (and set its pipe's
+# size), read nothing until the file OUT.go exists, then copy all of it to OUT. Its pid: READER_PID.
+stalled_reader() {
+	python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+if len(sys.argv) > 3:
+    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, int(sys.argv[3]))
+while not os.path.exists(sys.argv[2] + ".go"):
+    time.sleep(0.1)
+with open(sys.argv[2], "wb") as out:
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        out.write(b)
+' "$@" &
+	READER_PID=$!
+	BG_PIDS+=("$READER_PID")
+}
+
+# stop_blocked NAME WANT_LINE_REGEX: SIGTERM to dstrace; it ends within 20 s with exit status 1
+# and one line on stderr matching WANT_LINE_REGEX (the line goes to BLOCKED_LINE).
+stop_blocked() {
+	local rc
+	kill -TERM "$DSTRACE_PID"
+	if wait_pid "$DSTRACE_PID" 20; then
+		rc=$WAIT_RC
+	else
+		kill -KILL "$DSTRACE_PID" 2>/dev/null
+		wait "$DSTRACE_PID" 2>/dev/null
+		rc="none: still running 20 s after SIGTERM, killed"
+	fi
+	DSTRACE_PID=
+	BLOCKED_LINE=$(grep -v '^Tracing' "$DSTRACE_LOG")
+	check_eq "$1: exit status after SIGTERM, and its one line on stderr" "1 matches" \
+		"$rc $(grep -Eqx -- "$2" <<<"$BLOCKED_LINE" && [[ $(wc -l <<<"$BLOCKED_LINE") == 1 ]] &&
+			echo matches || echo "does not match: $BLOCKED_LINE")"
+}
+
+section_blocked_out() {
+	local n=300 port=9930 fifo=$WORK/bo.fifo i ok=0 line srv_pid got unwritten m=60 \
+		want='at most ([0-9]+) lines not written'
+	lo_host_add bo
+	cp "$PROGS/tcpserv4" "$BIN/$TAG-bsrv"
+	bg_start srv_pid bo "$WORK/bo-srv" "$BIN/$TAG-bsrv" "$port"
+	wait_line "$WORK/bo-srv.out" '^listening' 5 || fail "blocked_out: server" "did not start"
+
+	mkfifo "$fifo"
+	stalled_reader "$fifo" "$WORK/bo-events"
+	dstrace_start_in bo "$WORK/bo.stdout" -j -o "$fifo" || return
+	for ((i = 0; i < n; i++)); do
+		line=$(in_ns bo "$PROGS/tcpcli6" 127.0.0.1 "$port" 2>>"$WORK/bo-cli.err")
+		[[ $line == connected*wire=ipv4*echo=ok* ]] && ok=$((ok + 1))
+	done
+	check_eq "blocked_out: mapped connects" "$n" "$ok"
+	sleep 1 # their events reach the output, which blocks: a 64 KiB pipe holds some 130
+	kill -HUP "$DSTRACE_PID"
+	sleep 1
+	check_eq "blocked_out: dstrace, blocked, still runs 1 s after a SIGHUP (its write goes on)" \
+		"running" "$(kill -0 "$DSTRACE_PID" 2>/dev/null && echo running || echo ended)"
+	stop_blocked "blocked_out -j" \
+		"dstrace: cannot write output to $fifo: not being read: blocked when dstrace was told to end: $want"
+	unwritten=$(sed -En "s/.*$want\$/\1/p" <<<"$BLOCKED_LINE")
+	touch "$WORK/bo-events.go"
+	wait_pid "$READER_PID" 10
+	got=$(jq -R 'fromjson? | select(.type == "event" and .event == "connect" and .comm == "tcpcli6")' \
+		"$WORK/bo-events" | jq -s length)
+	# every connect reached the FIFO, or is among the lines counted (with the stats, the table)
+	check_eq "blocked_out -j: connects that reached the FIFO, fewer than made; with the lines counted as not written, all (FIFO $got, not written ${unwritten:-none})" \
+		"fewer all" \
+		"$([[ $got -lt $n ]] && echo fewer || echo "not fewer") $([[ -n $unwritten && $((got + unwritten)) -ge $n ]] && echo all || echo "not all")"
+
+	# the audit: nothing written before the end (-i 3600), its final set larger than the pipe
+	for ((i = 0; i < m; i++)); do
+		cp "$PROGS/tcpcli6" "$BIN/$TAG-b$(printf %02d "$i")"
+	done
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	stalled_reader "$fifo" "$WORK/bo-audit" 4096
+	dstrace_start_in bo "$WORK/bo-audit.stdout" --audit -o "$fifo" -i 3600 || return
+	ok=0
+	for ((i = 0; i < m; i++)); do
+		line=$(in_ns bo "$BIN/$TAG-b$(printf %02d "$i")" 127.0.0.1 "$port" 2>>"$WORK/bo-cli.err")
+		[[ $line == connected*wire=ipv4*echo=ok* ]] && ok=$((ok + 1))
+	done
+	check_eq "blocked_out --audit: mapped connects of $m programs" "$m" "$ok"
+	sleep 1
+	check_eq "blocked_out --audit: nothing written yet (the FIFO's reader has read nothing)" \
+		"" "$(grep -v '^Tracing' "$DSTRACE_LOG")"
+	stop_blocked "blocked_out --audit" \
+		"dstrace: cannot write audit records to $fifo: not being read: blocked when dstrace was told to end"
+	touch "$WORK/bo-audit.go"
+	wait_pid "$READER_PID" 10
+	stop_pid "$srv_pid"
 }
 
 for s in ${FAULTS:-${SECTIONS[@]}}; do

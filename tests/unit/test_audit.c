@@ -9,11 +9,23 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include "audit.h"
 #include "unit.h"
 
 #define PID 5000001 /* above any pid_max: /proc never answers for it */
+
+static const volatile sig_atomic_t no_stop; /* audit_write_batch's stop: never set */
+static volatile sig_atomic_t stop_now, alarms;
+
+/* the third SIGALRM is a signal to end, the two before it are not */
+static void set_stop(int sig)
+{
+	(void)sig;
+	if (++alarms == 3)
+		stop_now = 1;
+}
 
 /* Only programs that changed since the last set written; every program when asked. */
 static void test_changed_only(void)
@@ -56,7 +68,7 @@ static void test_write_batch(void)
 	bool torn = true;
 
 	REQUIRE_TRUE(fd >= 0);
-	ASSERT_INT_EQ(audit_write_batch(fd, "a\n", 2, &torn), 0);
+	ASSERT_INT_EQ(audit_write_batch(fd, "a\n", 2, &torn, &no_stop), 0);
 	ASSERT_TRUE(!torn);
 	ASSERT_INT_EQ(write(fd, "{\"torn", 6), 6);
 	ASSERT_INT_EQ(audit_repair_tail(fd), 0);
@@ -69,7 +81,7 @@ static void test_write_batch(void)
 	/* /dev/full: every write fails with ENOSPC, and it cannot be cut back */
 	full = open("/dev/full", O_WRONLY | O_CLOEXEC);
 	REQUIRE_TRUE(full >= 0);
-	ASSERT_INT_EQ(audit_write_batch(full, "x\n", 2, &torn), -ENOSPC);
+	ASSERT_INT_EQ(audit_write_batch(full, "x\n", 2, &torn, &no_stop), -ENOSPC);
 	ASSERT_TRUE(!torn); /* nothing was written */
 	close(full);
 }
@@ -86,13 +98,13 @@ static void test_partial_write(void)
 	int err;
 
 	REQUIRE_TRUE(fd >= 0);
-	ASSERT_INT_EQ(audit_write_batch(fd, "{\"a\":1}\n", 8, &torn), 0);
+	ASSERT_INT_EQ(audit_write_batch(fd, "{\"a\":1}\n", 8, &torn, &no_stop), 0);
 	REQUIRE_TRUE(getrlimit(RLIMIT_FSIZE, &old) == 0);
 	lim = old;
 	lim.rlim_cur = 12; /* 4 more bytes */
 	old_handler = signal(SIGXFSZ, SIG_IGN);
 	REQUIRE_TRUE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-	err = audit_write_batch(fd, "{\"b\":2}\n{\"c\":3}\n", 16, &torn);
+	err = audit_write_batch(fd, "{\"b\":2}\n{\"c\":3}\n", 16, &torn, &no_stop);
 	setrlimit(RLIMIT_FSIZE, &old);
 	signal(SIGXFSZ, old_handler);
 	ASSERT_INT_EQ(err, -EFBIG);
@@ -103,10 +115,42 @@ static void test_partial_write(void)
 	unlink(path);
 }
 
+/* A write blocked on a pipe nobody reads: a signal that sets stop (dstrace's signals to end)
+ * ends it, with -EINTR and a torn line (a pipe cannot be cut back); one that leaves stop
+ * unset (a SIGHUP) is tried again. */
+static void test_blocked_write(void)
+{
+	struct sigaction sa = { .sa_handler = set_stop }, old;
+	struct itimerval t = { .it_interval = { 0, 20000 }, .it_value = { 0, 50000 } }, off = {};
+	char chunk[4096] = "";
+	bool torn = false;
+	int p[2], fl, err;
+
+	REQUIRE_TRUE(pipe(p) == 0);
+	fl = fcntl(p[1], F_GETFL);
+	fcntl(p[1], F_SETFL, fl | O_NONBLOCK);
+	while (write(p[1], chunk, sizeof(chunk)) > 0)
+		;
+	fcntl(p[1], F_SETFL, fl); /* full, and blocking again */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &old);
+	stop_now = alarms = 0;
+	setitimer(ITIMER_REAL, &t, NULL);
+	err = audit_write_batch(p[1], "{\"a\":1}\n", 8, &torn, &stop_now);
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	ASSERT_INT_EQ(err, -EINTR);
+	ASSERT_INT_EQ(alarms, 3); /* the first two interruptions were tried again */
+	ASSERT_TRUE(!torn); /* nothing of it went out */
+	close(p[0]);
+	close(p[1]);
+}
+
 static const CU_TestInfo tests[] = {
 	{ "changed-only sets", test_changed_only },
 	{ "whole-or-nothing writes, torn tail", test_write_batch },
 	{ "a write cut short is cut back", test_partial_write },
+	{ "a blocked write ends at a signal to end", test_blocked_write },
 	CU_TEST_INFO_NULL,
 };
 
