@@ -131,7 +131,8 @@ int BPF_PROG(fx_inet6_sendmsg, struct socket *sock, struct msghdr *msg, size_t s
 
 /* Before Linux 6.5 sendfile() and splice() to a socket send pages, through the socket file's
  * sendpage, not sendmsg() (from 6.5 they go through inet6_sendmsg()): only on the kernels
- * that have it (user/backend.c). handle_sendpage counts them where they pass no sendmsg. */
+ * that have it (user/backend.c). handle_sendpage counts them where they pass no sendmsg. Not
+ * kernel_sendpage(), which it calls: some kernels (Debian 11's 5.10) inline that call. */
 SEC("fexit/sock_sendpage")
 int BPF_PROG(fx_sock_sendpage, struct file *file, struct page *page, int offset, size_t size,
 	     loff_t *ppos, int more, ssize_t ret)

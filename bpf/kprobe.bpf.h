@@ -277,14 +277,13 @@ int BPF_KRETPROBE(kp_inet6_sendmsg_ret, int ret)
 
 /* sendfile() and splice() to a socket before Linux 6.5 (only on the kernels that have
  * sock_sendpage(): user/backend.c), and from one into a pipe on every kernel: at the socket
- * file's (fentry.bpf.h says why). */
+ * file's (fentry.bpf.h says why). Kept for the return of a TCP or MPTCP socket's call only:
+ * an AF_UNIX relay's calls take no room. */
 SEC("kprobe/sock_sendpage")
 int BPF_KPROBE(kp_sock_sendpage, struct file *file)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk_from_file(file) };
-
-	kcall_save(KCALL_SENDPAGE, &call);
+	kcall_stream_entry(KCALL_SENDPAGE, BPF_CORE_READ(file, private_data), 0);
 	return 0;
 }
 
@@ -303,9 +302,7 @@ SEC("kprobe/sock_splice_read")
 int BPF_KPROBE(kp_sock_splice_read, struct file *file)
 {
 	FLOOR_RETURN(0);
-	struct kcall call = { .sk = (__u64)sk_from_file(file) };
-
-	kcall_save(KCALL_SPLICE_READ, &call);
+	kcall_stream_entry(KCALL_SPLICE_READ, BPF_CORE_READ(file, private_data), 0);
 	return 0;
 }
 

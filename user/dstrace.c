@@ -301,6 +301,7 @@ int main(int argc, char **argv)
 	status = setup(&r);
 	if (!status) {
 		begin(&r, &n);
+		run_exit_deadline();
 		status = loop(&r, &n);
 	}
 	if (!status)

@@ -26,36 +26,45 @@ volatile sig_atomic_t run_reopen_requested;
  * up however fast processes come and go. */
 #define HARVEST_ENDED 1024
 
+static volatile sig_atomic_t deadline_on; /* run_exit_deadline() was called */
+
 static void sig_handler(int sig)
 {
 	if (sig == SIGHUP) {
 		run_reopen_requested = 1;
 		return;
 	}
-	/* the first signal to end: a write still blocked RUN_EXIT_WRITE_S seconds later (the
-	 * last records, the final table) is interrupted by SIGALRM, and again every second
+	/* the first signal to end, once tracing: a write still blocked RUN_EXIT_WRITE_S seconds
+	 * later (a reader that stopped) is interrupted by SIGALRM, and again every second
 	 * (stderr may block too) */
 	if (sig == SIGALRM)
 		alarm(1);
-	else if (!run_signalled)
+	else if (!run_signalled && deadline_on)
 		alarm(RUN_EXIT_WRITE_S);
 	run_signalled = 1;
 	run_exiting = 1;
 }
 
-/* The signals to end, and SIGALRM, interrupt a blocked call (no SA_RESTART: a write of the
- * output fails with EINTR, which ends it); SIGHUP's restart it. */
+/* The signals restart a blocked call (a slow reader is waited for), but SIGALRM, which
+ * interrupts it (a write of the output fails with EINTR, which ends it). */
 void run_signals(void)
 {
 	struct sigaction sa = { .sa_handler = sig_handler };
 
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGALRM, &sa, NULL);
 	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+void run_exit_deadline(void)
+{
+	deadline_on = 1;
+	if (run_signalled)
+		alarm(RUN_EXIT_WRITE_S);
 }
 
 const char *run_write_error(int err)
@@ -115,7 +124,9 @@ bool run_reopen(struct run *r)
 	FILE *f;
 
 	run_reopen_requested = 0;
-	if (!r->env.output)
+	/* the run ends: the last records go where the others went (an output given up is not
+	 * opened again, which could block) */
+	if (!r->env.output || run_exiting)
 		return false;
 	if (outfile_open(r->env.output, OUTFILE_APPEND, &f, why, sizeof(why))) {
 		fprintf(stderr, "dstrace: cannot reopen output file '%s': %s; still writing to the "

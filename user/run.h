@@ -55,18 +55,20 @@ struct run {
 
 /* Set by SIGINT and SIGTERM, or by a failed write of a line: the loop ends. */
 extern volatile sig_atomic_t run_exiting;
-/* Set by SIGINT and SIGTERM: from RUN_EXIT_WRITE_S seconds later, and then every second, a
- * write of the output that blocks (its reader stopped reading: a stuck pipeline, a paused
- * terminal) is interrupted (EINTR) and the output given up, so that dstrace ends whoever
- * reads it; a write blocked when the signal comes is interrupted at once. */
+/* Set by SIGINT and SIGTERM. Once tracing (run_exit_deadline), a write of the output still
+ * blocked RUN_EXIT_WRITE_S seconds after the first (its reader stopped reading: a stuck
+ * pipeline, a FIFO nobody reads), or blocking later, is interrupted (EINTR) by SIGALRM, every
+ * second from then on, and the output given up, so that dstrace ends whoever reads it. */
 extern volatile sig_atomic_t run_signalled;
 #define RUN_EXIT_WRITE_S 5
 /* Set by SIGHUP: the output file is to be reopened (logrotate moved it away). */
 extern volatile sig_atomic_t run_reopen_requested;
 
-/* SIGINT, SIGTERM, SIGHUP handled (the first two interrupt a blocked write: run_signalled);
- * SIGPIPE ignored. */
+/* SIGINT, SIGTERM, SIGHUP and SIGALRM handled (run_signalled); SIGPIPE ignored. */
 void run_signals(void);
+/* Tracing began: a signal to end, now or since the start, arms the deadline of
+ * run_signalled (not before: SIGALRM would interrupt the loading of the BPF side). */
+void run_exit_deadline(void);
 /* Why a write of the output failed with err (an errno): said as strerror() does, but for one
  * a signal to end interrupted (run_signalled). */
 const char *run_write_error(int err);

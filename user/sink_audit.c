@@ -19,6 +19,7 @@ struct sink_audit {
 	bool full;    /* the next set has every program: at start, after a failure, reopen */
 	bool torn;    /* a failed write may have left a partial line: start with '\n' */
 	bool failing; /* in a run of failed writes (said once on stderr) */
+	bool given_up; /* a write blocked past the deadline to end (run.h, run_signalled) */
 	uint64_t failed_since; /* failed writes in the current run of them */
 };
 
@@ -83,8 +84,15 @@ static int write_audit(struct sink_audit *a, bool final)
 	run_collect_drops(r, &info.drops);
 	info.nblind = dstrace_backend__blind(r->backend, info.blind, DSTRACE_BLIND_MAX);
 	dstrace_backend__name_evictions(r->backend, &info.names_evicted);
-	/* the final set has every program: it alone is the run's whole picture */
-	err = write_set(a, &info, a->full || final, &torn);
+	/* the final set has every program: it alone is the run's whole picture; none goes to a
+	 * reader that stopped reading when the run was to end */
+	err = a->given_up ? -EINTR : write_set(a, &info, a->full || final, &torn);
+	if (err == -EINTR && run_signalled) {
+		/* the run is ending: said once, by the final set's turn */
+		a->given_up = true;
+		if (!final)
+			return 0;
+	}
 	if (err >= 0) {
 		audit__written(&r->audit);
 		a->full = a->torn = false;

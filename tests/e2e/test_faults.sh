@@ -19,11 +19,12 @@
 #                 refused with one line, exit 1, the file untouched (whatever
 #                 fs.protected_regular says); the directory owner's file is fine.
 #   blocked_out   the output's reader stops reading (a stuck pipeline: -o onto a FIFO whose
-#                 reader reads nothing until dstrace ended). -j, 300 mapped connects: dstrace,
-#                 blocked in a write, lives on through a SIGHUP, and ends at SIGTERM, exit
-#                 1, one line counting the lines not written (with those that reached the
-#                 FIFO, every connect). --audit with a 4 KiB pipe, nothing blocked at SIGTERM:
-#                 its final set blocks, and dstrace still ends, exit 1, one line.
+#                 reader, with a 4 KiB pipe, reads nothing until dstrace ended). -j, 300 mapped
+#                 connects: dstrace, blocked in a write, lives on through a SIGHUP, and ends
+#                 after SIGTERM (5 s later), exit 1, one line counting the lines not written
+#                 (with those that reached the FIFO, every connect). --audit, 60 programs:
+#                 nothing blocked at SIGTERM, its final set blocks; or an interval's set blocked
+#                 at SIGTERM: dstrace ends, exit 1, one line.
 #
 #   sudo tests/e2e/test_faults.sh
 set -u
@@ -279,7 +280,7 @@ print(n[0])
 }
 
 # stop_blocked NAME WANT_LINE_REGEX: SIGTERM to dstrace; it ends within 20 s with exit status 1
-# and one line on stderr matching WANT_LINE_REGEX (the line goes to BLOCKED_LINE).
+# and one "cannot write" line on stderr, matching WANT_LINE_REGEX (the line: BLOCKED_LINE).
 stop_blocked() {
 	local rc
 	kill -TERM "$DSTRACE_PID"
@@ -291,10 +292,10 @@ stop_blocked() {
 		rc="none: still running 20 s after SIGTERM, killed"
 	fi
 	DSTRACE_PID=
-	BLOCKED_LINE=$(grep -v '^Tracing' "$DSTRACE_LOG")
+	BLOCKED_LINE=$(grep '^dstrace: cannot write' "$DSTRACE_LOG")
 	check_eq "$1: exit status after SIGTERM, and its one line on stderr" "1 matches" \
 		"$rc $(grep -Eqx -- "$2" <<<"$BLOCKED_LINE" && [[ $(wc -l <<<"$BLOCKED_LINE") == 1 ]] &&
-			echo matches || echo "does not match: $BLOCKED_LINE")"
+			echo matches || echo "does not match: $(cat "$DSTRACE_LOG")")"
 }
 
 section_blocked_out() {
@@ -306,14 +307,14 @@ section_blocked_out() {
 	wait_line "$WORK/bo-srv.out" '^listening' 5 || fail "blocked_out: server" "did not start"
 
 	mkfifo "$fifo"
-	stalled_reader "$fifo" "$WORK/bo-events"
+	stalled_reader "$fifo" "$WORK/bo-events" 4096
 	dstrace_start_in bo "$WORK/bo.stdout" -j -o "$fifo" || return
 	for ((i = 0; i < n; i++)); do
 		line=$(in_ns bo "$PROGS/tcpcli6" 127.0.0.1 "$port" 2>>"$WORK/bo-cli.err")
 		[[ $line == connected*wire=ipv4*echo=ok* ]] && ok=$((ok + 1))
 	done
 	check_eq "blocked_out: mapped connects" "$n" "$ok"
-	sleep 1 # their events reach the output, which blocks: a 64 KiB pipe holds some 130
+	sleep 1 # their events reach the output, which blocks: the 4 KiB pipe holds some 8
 	kill -HUP "$DSTRACE_PID"
 	sleep 1
 	check_eq "blocked_out: dstrace, blocked, still runs 1 s after a SIGHUP (its write goes on)" \
@@ -330,27 +331,36 @@ section_blocked_out() {
 		"fewer all" \
 		"$([[ $got -lt $n ]] && echo fewer || echo "not fewer") $([[ -n $unwritten && $((got + unwritten)) -ge $n ]] && echo all || echo "not all")"
 
-	# the audit: nothing written before the end (-i 3600), its final set larger than the pipe
+	# the audit, of m programs (copies of tcpcli6): its sets larger than the pipe
 	for ((i = 0; i < m; i++)); do
 		cp "$PROGS/tcpcli6" "$BIN/$TAG-b$(printf %02d "$i")"
 	done
-	rm -f "$fifo"
-	mkfifo "$fifo"
-	stalled_reader "$fifo" "$WORK/bo-audit" 4096
-	dstrace_start_in bo "$WORK/bo-audit.stdout" --audit -o "$fifo" -i 3600 || return
-	ok=0
-	for ((i = 0; i < m; i++)); do
-		line=$(in_ns bo "$BIN/$TAG-b$(printf %02d "$i")" 127.0.0.1 "$port" 2>>"$WORK/bo-cli.err")
-		[[ $line == connected*wire=ipv4*echo=ok* ]] && ok=$((ok + 1))
+	# -i 3600: nothing written before the end; -i 1: the first interval's set (every program)
+	# blocks, and SIGTERM comes while it does: said once, not again by the final set
+	for iv in 3600 1; do
+		rm -f "$fifo"
+		mkfifo "$fifo"
+		stalled_reader "$fifo" "$WORK/bo-audit-$iv" 4096
+		dstrace_start_in bo "$WORK/bo-audit-$iv.stdout" --audit -o "$fifo" -i "$iv" || return
+		ok=0
+		for ((i = 0; i < m; i++)); do
+			line=$(in_ns bo "$BIN/$TAG-b$(printf %02d "$i")" 127.0.0.1 "$port" 2>>"$WORK/bo-cli.err")
+			[[ $line == connected*wire=ipv4*echo=ok* ]] && ok=$((ok + 1))
+		done
+		check_eq "blocked_out --audit -i $iv: mapped connects of $m programs" "$m" "$ok"
+		sleep 1.5
+		if [[ $iv == 3600 ]]; then
+			check_eq "blocked_out --audit -i $iv: nothing written before SIGTERM (bytes in the FIFO)" \
+				0 "$(fifo_bytes "$fifo")"
+		else
+			check_eq "blocked_out --audit -i $iv: an interval's set fills the pipe before SIGTERM (bytes in the FIFO)" \
+				4096 "$(fifo_bytes "$fifo")"
+		fi
+		stop_blocked "blocked_out --audit -i $iv" \
+			"dstrace: cannot write audit records to $fifo: not being read: blocked when dstrace was told to end"
+		touch "$WORK/bo-audit-$iv.go"
+		wait_pid "$READER_PID" 10
 	done
-	check_eq "blocked_out --audit: mapped connects of $m programs" "$m" "$ok"
-	sleep 1
-	check_eq "blocked_out --audit: nothing written before SIGTERM (bytes in the FIFO)" \
-		0 "$(fifo_bytes "$fifo")"
-	stop_blocked "blocked_out --audit" \
-		"dstrace: cannot write audit records to $fifo: not being read: blocked when dstrace was told to end"
-	touch "$WORK/bo-audit.go"
-	wait_pid "$READER_PID" 10
 	stop_pid "$srv_pid"
 }
 
