@@ -729,24 +729,26 @@ dstrace_start_in() {
 	return "$rc"
 }
 
+# dstrace_signal_wait SIGNAL: send dstrace SIGNAL and wait for its end, 20 s at most (then
+# SIGKILL); its exit status, or why there is none, goes to WAIT_RC.
+dstrace_signal_wait() {
+	[[ -n $DSTRACE_PID ]] || return 1
+	kill -"$1" "$DSTRACE_PID"
+	if ! wait_pid "$DSTRACE_PID" 20; then
+		kill -KILL "$DSTRACE_PID" 2>/dev/null
+		wait "$DSTRACE_PID" 2>/dev/null
+		WAIT_RC="none: still running 20 s after SIG$1, killed"
+	fi
+	DSTRACE_PID=
+}
+
 # dstrace_stop_sig SIGNAL [NAME]: like dstrace_stop, with another signal (TERM, HUP...):
 # bounded wait, exit status 0 expected, checked as NAME (default "dstrace exit status
 # after SIGsignal"). The exit status also goes to WAIT_RC.
 dstrace_stop_sig() {
-	local rc sig=$1
-	[[ -n $DSTRACE_PID ]] || return 1
-	kill -"$sig" "$DSTRACE_PID"
-	if wait_pid "$DSTRACE_PID" 20; then
-		rc=$WAIT_RC
-	else
-		kill -KILL "$DSTRACE_PID" 2>/dev/null
-		wait "$DSTRACE_PID" 2>/dev/null
-		rc="none: still running 20 s after SIG$sig, killed"
-		WAIT_RC=$rc
-	fi
-	DSTRACE_PID=
-	check_eq "${2:-dstrace exit status after SIG$sig}" 0 "$rc"
-	[[ $rc == 0 ]]
+	dstrace_signal_wait "$1" || return 1
+	check_eq "${2:-dstrace exit status after SIG$1}" 0 "$WAIT_RC"
+	[[ $WAIT_RC == 0 ]]
 }
 
 # bpf_prog_ids PID: the ids of the BPF programs process PID holds open (its fds' fdinfo,

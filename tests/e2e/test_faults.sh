@@ -282,19 +282,10 @@ print(n[0])
 # stop_blocked NAME WANT_LINE_REGEX: SIGTERM to dstrace; it ends within 20 s with exit status 1
 # and one "cannot write" line on stderr, matching WANT_LINE_REGEX (the line: BLOCKED_LINE).
 stop_blocked() {
-	local rc
-	kill -TERM "$DSTRACE_PID"
-	if wait_pid "$DSTRACE_PID" 20; then
-		rc=$WAIT_RC
-	else
-		kill -KILL "$DSTRACE_PID" 2>/dev/null
-		wait "$DSTRACE_PID" 2>/dev/null
-		rc="none: still running 20 s after SIGTERM, killed"
-	fi
-	DSTRACE_PID=
+	dstrace_signal_wait TERM
 	BLOCKED_LINE=$(grep '^dstrace: cannot write' "$DSTRACE_LOG")
 	check_eq "$1: exit status after SIGTERM, and its one line on stderr" "1 matches" \
-		"$rc $(grep -Eqx -- "$2" <<<"$BLOCKED_LINE" && [[ $(wc -l <<<"$BLOCKED_LINE") == 1 ]] &&
+		"$WAIT_RC $(grep -Eqx -- "$2" <<<"$BLOCKED_LINE" && [[ $(wc -l <<<"$BLOCKED_LINE") == 1 ]] &&
 			echo matches || echo "does not match: $(cat "$DSTRACE_LOG")")"
 }
 
