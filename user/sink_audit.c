@@ -75,18 +75,20 @@ static int write_audit(struct sink_audit *a, bool final)
 		.final = final,
 	};
 	bool torn = false;
-	int err;
+	int err = -EINTR;
 
-	run_harvest(r, true);
-	dstrace_backend__counters(r->backend, counters);
-	info.lost = counters[DSTRACE_CNT_LOST];
-	info.evictions = r->evictions;
-	run_collect_drops(r, &info.drops);
-	info.nblind = dstrace_backend__blind(r->backend, info.blind, DSTRACE_BLIND_MAX);
-	dstrace_backend__name_evictions(r->backend, &info.names_evicted);
-	/* the final set has every program: it alone is the run's whole picture; none goes to a
-	 * reader that stopped reading when the run was to end */
-	err = a->given_up ? -EINTR : write_set(a, &info, a->full || final, &torn);
+	/* none goes to a reader that stopped reading when the run was to end (nor is gathered) */
+	if (!a->given_up) {
+		run_harvest(r, true);
+		dstrace_backend__counters(r->backend, counters);
+		info.lost = counters[DSTRACE_CNT_LOST];
+		info.evictions = r->evictions;
+		run_collect_drops(r, &info.drops);
+		info.nblind = dstrace_backend__blind(r->backend, info.blind, DSTRACE_BLIND_MAX);
+		dstrace_backend__name_evictions(r->backend, &info.names_evicted);
+		/* the final set has every program: it alone is the run's whole picture */
+		err = write_set(a, &info, a->full || final, &torn);
+	}
 	if (err == -EINTR && run_signalled) {
 		/* the run is ending: said once, by the final set's turn */
 		a->given_up = true;
