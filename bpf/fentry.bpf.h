@@ -129,17 +129,20 @@ int BPF_PROG(fx_inet6_sendmsg, struct socket *sock, struct msghdr *msg, size_t s
 	return 0;
 }
 
-/* Before Linux 6.5 sendfile() and splice() to a socket send pages, through the socket file's
+/* Before Linux 6.5 sendfile() and splice() to a socket send pages, through the socket's
  * sendpage, not sendmsg() (from 6.5 they go through inet6_sendmsg()): only on the kernels
- * that have it (user/backend.c). handle_sendpage counts them where they pass no sendmsg. Not
- * kernel_sendpage(), which it calls: some kernels (Debian 11's 5.10) inline that call. */
-SEC("fexit/sock_sendpage")
-int BPF_PROG(fx_sock_sendpage, struct file *file, struct page *page, int offset, size_t size,
-	     loff_t *ppos, int more, ssize_t ret)
+ * that have it (user/backend.c). At inet_sendpage(), the inet socket's ops->sendpage, which
+ * a program's calls reach through the socket file's sock_sendpage() and a kernel service's
+ * (nfsd's replies, an iSCSI or NVMe/TCP target's data) through kernel_sendpage(). Neither
+ * of those: some kernels inline the one into the other (Debian 11's 5.10), and the second
+ * is not a program's only. handle_sendpage counts them where they pass no sendmsg. */
+SEC("fexit/inet_sendpage")
+int BPF_PROG(fx_inet_sendpage, struct socket *sock, struct page *page, int offset, size_t size,
+	     int flags, ssize_t ret)
 {
 	FLOOR_RETURN(0);
-	if (ret > 0)
-		handle_sendpage(sk_from_file(file), ret);
+	if (ret > 0 && sock)
+		handle_sendpage(BPF_CORE_READ(sock, sk), ret);
 	return 0;
 }
 

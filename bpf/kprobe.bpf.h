@@ -275,20 +275,20 @@ int BPF_KRETPROBE(kp_inet6_sendmsg_ret, int ret)
 	return 0;
 }
 
-/* sendfile() and splice() to a socket before Linux 6.5 (only on the kernels that have
- * sock_sendpage(): user/backend.c), and from one into a pipe on every kernel: at the socket
- * file's (fentry.bpf.h says why). Kept for the return of a TCP or MPTCP socket's call only:
- * an AF_UNIX relay's calls take no room. */
-SEC("kprobe/sock_sendpage")
-int BPF_KPROBE(kp_sock_sendpage, struct file *file)
+/* sendfile() and splice() to a socket, and a kernel service's kernel_sendpage(), before
+ * Linux 6.5 (only on the kernels that have inet_sendpage(): user/backend.c), at the inet
+ * socket's ops->sendpage (fentry.bpf.h says why). Kept for the return of a TCP or MPTCP
+ * socket's call only. */
+SEC("kprobe/inet_sendpage")
+int BPF_KPROBE(kp_inet_sendpage, struct socket *sock)
 {
 	FLOOR_RETURN(0);
-	kcall_stream_entry(KCALL_SENDPAGE, BPF_CORE_READ(file, private_data), 0);
+	kcall_stream_entry(KCALL_SENDPAGE, sock, 0);
 	return 0;
 }
 
-SEC("kretprobe/sock_sendpage")
-int BPF_KRETPROBE(kp_sock_sendpage_ret, long ret)
+SEC("kretprobe/inet_sendpage")
+int BPF_KRETPROBE(kp_inet_sendpage_ret, long ret)
 {
 	FLOOR_RETURN(0);
 	struct kcall call;
@@ -298,6 +298,9 @@ int BPF_KRETPROBE(kp_sock_sendpage_ret, long ret)
 	return 0;
 }
 
+/* splice() and sendfile() from a socket into a pipe, on every kernel, at the socket file's
+ * sock_splice_read (fentry.bpf.h says why). Kept for the return of a TCP or MPTCP socket's
+ * call only: an AF_UNIX relay's calls take no room. */
 SEC("kprobe/sock_splice_read")
 int BPF_KPROBE(kp_sock_splice_read, struct file *file)
 {

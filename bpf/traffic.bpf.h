@@ -303,9 +303,9 @@ static __always_inline void udp_send_done(struct sock *sk, __u8 proto, bool have
 
 /*
  * Payload bytes sent or received (ret of the socket layer's sendmsg/recvmsg, or of a splice:
- * handle_splice_read, handle_sendpage) on a TCP connection of an AF_INET6 socket with an IPv4 peer. Only
- * counted: a connection is reported once, by its connect or accept. btf: sk is read
- * directly and the task through its BTF (proc_start_now).
+ * handle_splice_read, handle_sendpage) on a TCP connection of an AF_INET6 socket with an
+ * IPv4 peer. Only counted: a connection is reported once, by its connect or accept. btf:
+ * sk is read directly and the task through its BTF (proc_start_now).
  */
 static __always_inline void handle_tcp_bytes(struct sock *sk, __u8 kind, int ret, bool btf)
 {
@@ -350,11 +350,12 @@ struct proto___sendpage {
 } __attribute__((preserve_access_index));
 
 /*
- * Before Linux 6.5, bytes sent to sk from a pipe or a file (sendfile(2), splice(2), an
- * io_uring splice: the socket file's sendpage, sock_sendpage); ret, the bytes the call
- * moved. Counted where the socket's protocol sends pages itself (TCP's tcp_sendpage, kernel
- * TLS's tls_sw_sendpage); one without (MPTCP's) sends them through its sendmsg
- * (sock_no_sendpage: kernel_sendmsg), counted there. Probe reads (fentry and kprobe).
+ * Before Linux 6.5, bytes sent to sk as pages (sendfile(2), splice(2), an io_uring splice
+ * through the socket file's sock_sendpage, and a kernel service's kernel_sendpage: the inet
+ * socket's inet_sendpage); ret, the bytes the call moved. Counted where the socket's
+ * protocol sends pages itself (TCP's tcp_sendpage, kernel TLS's tls_sw_sendpage); one
+ * without (MPTCP's) sends them through its sendmsg (sock_no_sendpage: kernel_sendmsg),
+ * counted there. Probe reads (fentry and kprobe).
  */
 static __always_inline void handle_sendpage(struct sock *sk, long ret)
 {

@@ -117,7 +117,7 @@ static const struct prog_ref fentry_progs[] = {
 	PROG(fx_inet_csk_accept),
 	PROG(fx_udpv6_sendmsg_entry), PROG(fx_udpv6_sendmsg), PROG(fx_skb_consume_udp),
 	PROG(fx_udpv6_recvmsg), PROG(fx_inet6_sendmsg), PROG(fx_inet6_recvmsg),
-	PROG_IF_FUNC(fx_sock_sendpage, "sock_sendpage"), PROG(fx_sock_splice_read),
+	PROG_IF_FUNC(fx_inet_sendpage, "inet_sendpage"), PROG(fx_sock_splice_read),
 };
 
 /* Backend "kprobe" (bpf/kprobe.bpf.h). */
@@ -130,8 +130,8 @@ static const struct prog_ref kprobe_progs[] = {
 	PROG(kp_skb_consume_udp), PROG(kp_udpv6_recvmsg_ret),
 	PROG(kp_inet6_sendmsg), PROG(kp_inet6_sendmsg_ret),
 	PROG(kp_inet6_recvmsg), PROG(kp_inet6_recvmsg_ret),
-	PROG_IF_FUNC(kp_sock_sendpage_ret, "sock_sendpage"),
-	PROG_IF_FUNC(kp_sock_sendpage, "sock_sendpage"),
+	PROG_IF_FUNC(kp_inet_sendpage_ret, "inet_sendpage"),
+	PROG_IF_FUNC(kp_inet_sendpage, "inet_sendpage"),
 	PROG(kp_sock_splice_read_ret), PROG(kp_sock_splice_read),
 };
 
@@ -641,7 +641,7 @@ static int attach(struct dstrace_backend *b)
 	return 0;
 }
 
-#define SENDPAGE_BLIND "TCP bytes sent with sendfile() or splice()"
+#define SENDPAGE_BLIND "TCP bytes kernel services send with kernel_sendpage()"
 #define KRET_BLIND "returns of calls beyond the kernel's default kretprobe room"
 
 /* The programs of b's backend that this kernel does without (not loaded: PROG_IF_FUNC,
@@ -703,7 +703,8 @@ static void say_blind(const struct dstrace_backend *b)
 	if (b->sendpage_blind)
 		fprintf(stderr,
 			"dstrace: warning: backend %s: %s are not seen on this kernel "
-			"(tcp_sendpage(), before Linux 6.5: no sock_send_length tracepoint)\n",
+			"(before Linux 6.5: no sock_send_length tracepoint; a program's "
+			"sendfile() and splice() have one)\n",
 			dstrace_backend_name(b->kind), SENDPAGE_BLIND);
 	for (size_t at = 0; (ref = next_left_out(b, &at));) {
 		char event[64], *slash;

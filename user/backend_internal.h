@@ -71,8 +71,9 @@ struct dstrace_backend {
 	 * udp_roles; dstrace_backend__clock_tick ends them) */
 	uint64_t existing_done_ns;
 	bool recvmsg_noblock; /* *_recvmsg(sk, msg, len, noblock, flags, addr_len): before 5.19 */
-	/* tracepoint backend, before 6.5: sendfile()/splice() to a TCP socket go through
-	 * tcp_sendpage(), not sock_sendmsg(): no sock_send_length for their bytes */
+	/* tracepoint backend, before 6.5 (6.3, 6.4): a kernel service's kernel_sendpage() to
+	 * a TCP socket passes no sock_send_length (a program's sendfile()/splice() pass the
+	 * socket file's, in sock_sendpage()) */
 	bool sendpage_blind;
 	struct kretprobes kret; /* kprobe backend: its return probes' tracefs events */
 	time_t calls_swept_s; /* kprobe_calls last swept (CLOCK_MONOTONIC) */

@@ -14,6 +14,9 @@
 # connection of its own (both ends mapped, in one process); each method runs from a copy of the
 # program under a name of its own, so the audit record of each (the executable is part of what a
 # program is) holds that method's counts only: 1 connect, 1 accept, 2 x BYTES sent and received.
+# And a kernel service's, where the kernel has nfsd (tests/progs/knfsd.py): nfsd's thread accepts
+# an IPv4 client on a dual-stack listener handed to it and answers its NULL calls, before Linux 6.5
+# with kernel_sendpage(), which passes no socket file: the record of the threads named nfsd.
 #
 #   sudo tests/e2e/test_tcpbytes.sh [BACKEND...]    (default: every backend that loads)
 set -u
@@ -95,6 +98,19 @@ elif [[ $(uname -m) == x86_64 ]]; then
 else
 	log "skipped: splice32, sendfile-read32: 32-bit x86 programs are x86-64's"
 fi
+# A kernel service's bytes: nfsd serving a dual-stack listener (knfsd.py), where the kernel
+# has nfsd (a module in Debian's kernels; this project's own machine has none)
+KNFSD_CALLS=50
+probe=$(in_ns tb python3 "$REPO_ROOT/tests/progs/knfsd.py" $((PORT0 + 22)) 1 2>&1)
+case $(kv "$probe" result) in
+ok) KNFSD=1 ;;
+ENODEV)
+	KNFSD=
+	log "skipped: knfsd: this kernel has no nfsd (CONFIG_NFSD: no module, no nfsd filesystem)" ;;
+*)
+	KNFSD=
+	fail "knfsd: the probe run" "expected result=ok, or ENODEV without nfsd, got: $probe" ;;
+esac
 mkdir -p "$WORK/bin"
 for m in "${METHODS[@]}"; do
 	if [[ $m == *32 ]]; then
@@ -148,6 +164,14 @@ audit_counts() {
 			"sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' 2>&1
 }
 
+# kthread_counts AUDIT COMM: "accept=N sent=N received=N" of the last audit record of the
+# kernel threads named COMM
+kthread_counts() {
+	jq -c --arg comm "$2" 'select(.type == "audit" and .comm == $comm)' "$1" | tail -n 1 |
+		jq -rs '.[0] // null | "accept=\(.accept.tcp) sent=\(.sent.tcp_bytes) " +
+			"received=\(.received.tcp_bytes)"' 2>&1
+}
+
 for b in "${BACKENDS[@]}"; do
 	AUD=$WORK/audit-$b.jsonl
 	inflight_start "$b"
@@ -163,12 +187,32 @@ for b in "${BACKENDS[@]}"; do
 		check_eq "$b $m: the program's exit status and result" "0 ok" \
 			"$RUN_RC $(kv "$(cat "$base.out")" result)"
 	done
+	if [[ -n $KNFSD ]]; then
+		base=$(fbase "$b knfsd")
+		run_in tb 60 "$base" python3 "$REPO_ROOT/tests/progs/knfsd.py" $((PORT0 + 22)) "$KNFSD_CALLS"
+		check_eq "$b knfsd: the client's exit status and bytes" \
+			"0 ok $((44 * KNFSD_CALLS)) $((28 * KNFSD_CALLS))" \
+			"$RUN_RC $(kv "$(cat "$base.out")" result) $(kv "$(cat "$base.out")" sent) $(kv "$(cat "$base.out")" received)"
+	fi
 	dstrace_stop
 	for m in "${METHODS[@]}"; do
 		check_eq "$b $m: connects, accepts, TCP bytes sent and received (audit record)" \
 			"connect=1 accept=1 sent=$((2 * BYTES)) received=$((2 * BYTES))" \
 			"$(audit_counts "$AUD" "tcpbytes-$m")"
 	done
+	# nfsd's thread: its accept, the calls it read, its replies (kernel_sendpage() before 6.5).
+	# The tracepoint backend sees no kernel_accept() (no syscall, no tracepoint: README,
+	# Limits), and before 6.5 no kernel_sendpage() (sendpage_blind): the record markers only.
+	if [[ -n $KNFSD ]]; then
+		accepts=1 sent=$((28 * KNFSD_CALLS))
+		if [[ $b == tracepoint ]]; then
+			accepts=0
+			kernel_before 6 5 && sent=$((4 * KNFSD_CALLS))
+		fi
+		check_eq "$b knfsd: nfsd's accepts, TCP bytes sent and received (audit record)" \
+			"accept=$accepts sent=$sent received=$((44 * KNFSD_CALLS))" \
+			"$(kthread_counts "$AUD" nfsd)"
+	fi
 	# the connection existed at start: its ends are a connect and an accept (existing)
 	for m in "${INFLIGHT[@]}"; do
 		check_eq "$b in flight $m: connects, accepts, TCP bytes sent and received (audit record)" \

@@ -198,7 +198,7 @@ if [[ ${#runs[@]} -gt 0 ]]; then
 	rm -f "$log"
 	step_time "differential-$(IFS=+; echo "${runs[*]}")"
 
-	# TCP bytes, every way of moving them, on every backend (sock_sendpage before 6.5)
+	# TCP bytes, every way of moving them, on every backend (inet_sendpage before 6.5)
 	run_suite "TCP bytes (${runs[*]})" '' bash tests/e2e/test_tcpbytes.sh "${runs[@]}"
 	step_time "tcpbytes"
 fi
