@@ -155,21 +155,22 @@ inflight_finish() {
 	done
 }
 
-# audit_counts AUDIT EXE: "connect=N accept=N sent=N received=N" of the last audit record of
-# the program EXE (its file name) in the test's namespace
+# counts_of: "connect=N accept=N sent=N received=N" of the last of the audit records on stdin
+counts_of() {
+	tail -n 1 | jq -rs '.[0] // null | "connect=\(.connect.tcp) accept=\(.accept.tcp) " +
+		"sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' 2>&1
+}
+
+# audit_counts AUDIT EXE: counts_of the program EXE (its file name) in the test's namespace
 audit_counts() {
 	jq -c --argjson ns "$NS_INODE" --arg exe "$2" \
 		'select(.type == "audit" and .netns == $ns and (.exe | endswith("/" + $exe)))' \
-		"$1" | tail -n 1 | jq -rs '.[0] // null | "connect=\(.connect.tcp) accept=\(.accept.tcp) " +
-			"sent=\(.sent.tcp_bytes) received=\(.received.tcp_bytes)"' 2>&1
+		"$1" | counts_of
 }
 
-# kthread_counts AUDIT COMM: "accept=N sent=N received=N" of the last audit record of the
-# kernel threads named COMM
+# kthread_counts AUDIT COMM: counts_of the kernel threads named COMM
 kthread_counts() {
-	jq -c --arg comm "$2" 'select(.type == "audit" and .comm == $comm)' "$1" | tail -n 1 |
-		jq -rs '.[0] // null | "accept=\(.accept.tcp) sent=\(.sent.tcp_bytes) " +
-			"received=\(.received.tcp_bytes)"' 2>&1
+	jq -c --arg comm "$2" 'select(.type == "audit" and .comm == $comm)' "$1" | counts_of
 }
 
 for b in "${BACKENDS[@]}"; do
@@ -190,9 +191,10 @@ for b in "${BACKENDS[@]}"; do
 	if [[ -n $KNFSD ]]; then
 		base=$(fbase "$b knfsd")
 		run_in tb 60 "$base" python3 "$REPO_ROOT/tests/progs/knfsd.py" $((PORT0 + 22)) "$KNFSD_CALLS"
+		out=$(cat "$base.out")
 		check_eq "$b knfsd: the client's exit status and bytes" \
 			"0 ok $((44 * KNFSD_CALLS)) $((28 * KNFSD_CALLS))" \
-			"$RUN_RC $(kv "$(cat "$base.out")" result) $(kv "$(cat "$base.out")" sent) $(kv "$(cat "$base.out")" received)"
+			"$RUN_RC $(kv "$out" result) $(kv "$out" sent) $(kv "$out" received)"
 	fi
 	dstrace_stop
 	for m in "${METHODS[@]}"; do
@@ -209,8 +211,8 @@ for b in "${BACKENDS[@]}"; do
 			accepts=0
 			kernel_before 6 5 && sent=$((4 * KNFSD_CALLS))
 		fi
-		check_eq "$b knfsd: nfsd's accepts, TCP bytes sent and received (audit record)" \
-			"accept=$accepts sent=$sent received=$((44 * KNFSD_CALLS))" \
+		check_eq "$b knfsd: nfsd's connects, accepts, TCP bytes sent and received (audit record)" \
+			"connect=0 accept=$accepts sent=$sent received=$((44 * KNFSD_CALLS))" \
 			"$(kthread_counts "$AUD" nfsd)"
 	fi
 	# the connection existed at start: its ends are a connect and an accept (existing)
