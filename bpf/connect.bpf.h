@@ -115,6 +115,18 @@ static __always_inline struct conn_slot *conn_slot_of(__u64 cookie)
 	return bpf_map_lookup_elem(&conn_slots, &idx);
 }
 
+/* cookie's slot's byte in conn_slot_held (maps.bpf.h) */
+static __always_inline volatile __u8 *conn_slot_held_of(__u64 cookie)
+{
+	return &conn_slot_held[(__u32)cookie & (CONN_SLOTS - 1)];
+}
+
+/* cookie's slot if it may hold a connect, else NULL. */
+static __always_inline struct conn_slot *conn_slot_used(__u64 cookie)
+{
+	return *conn_slot_held_of(cookie) ? conn_slot_of(cookie) : NULL;
+}
+
 /* The slot's tag, read again a few times while another holds it (CONN_SLOT_BUSY): a kernel
  * put or take, or user space's give-up (user/tables.c), holds it for a few instructions;
  * a take that did not wait would miss a connect that is only being looked at. */
@@ -170,6 +182,7 @@ static __always_inline void conn_slot_fill(struct conn_slot *s, __u64 cookie,
 {
 	struct conn_pending old;
 
+	*conn_slot_held_of(cookie) = 1;
 	s->c = *c;
 	__sync_lock_test_and_set(&s->tag, cookie); /* published after the writes */
 	conn_hash_take(cookie, &old, true);
@@ -216,7 +229,7 @@ static __always_inline bool conn_pending_put(__u64 cookie, struct conn_pending *
 /* cookie's pending connect, left in place (a look: it may be decided meanwhile), or NULL. */
 static __always_inline struct conn_pending *conn_pending_peek(__u64 cookie, bool slots)
 {
-	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
+	struct conn_slot *s = slots ? conn_slot_used(cookie) : NULL;
 
 	if (s && conn_slot_tag(s) == cookie)
 		return &s->c;
@@ -263,11 +276,12 @@ static __always_inline void conn_entry_done(struct dstrace_proc_stats *st)
 static __always_inline bool conn_pending_take(__u64 cookie, struct conn_pending *out,
 					      bool slots)
 {
-	struct conn_slot *s = slots ? conn_slot_of(cookie) : NULL;
+	struct conn_slot *s = slots ? conn_slot_used(cookie) : NULL;
 
 	if (s && conn_slot_tag(s) == cookie &&
 	    __sync_val_compare_and_swap(&s->tag, cookie, CONN_SLOT_BUSY) == cookie) {
 		*out = s->c;
+		*conn_slot_held_of(cookie) = 0; /* before the release: the next put sets it after */
 		__sync_lock_test_and_set(&s->tag, 0); /* released after the reads */
 		return true;
 	}

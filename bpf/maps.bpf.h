@@ -312,6 +312,15 @@ _Static_assert(__builtin_offsetof(struct conn_pending, since) ==
  * miss). */
 __u64 conn_spilled = 0;
 
+/* Which slots may hold a connect: conn_slot_held[i] for slot i, set to 1 before a connect
+ * is published in its slot and to 0 by the take that empties it, while it holds the slot
+ * (CONN_SLOT_BUSY; connect.bpf.h): only the slot's holder writes it, so plain stores do,
+ * ordered by the tag's exchange. A take or a look for a socket whose slot's byte is 0 reads
+ * these 16 KiB, not the slot in the 1.75 MiB array: the close of every accepted socket
+ * (sk_release), which keeps no connect, cost a cache miss there. User space's give-ups leave
+ * it at 1: only slower, until the slot's next take. */
+__u8 conn_slot_held[CONN_SLOTS] = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
