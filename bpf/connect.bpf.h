@@ -369,7 +369,10 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	 * (tp_exit_connect): the immediate result, where the state change gives none. */
 	if (connect_by_syscall) {
 		struct connect_args *slot = connect_slot(c.who.tid);
+		volatile __u8 *filled = &connect_slot_filled[c.who.tid & (CONNECT_SLOTS - 1)];
 
+		if (!*filled)
+			*filled = 1; /* before the slot is: this thread's exit reads it first */
 		if (slot) {
 			/* another thread's connect, still waiting for its result: lost, counted
 			 * (its pending record stays: an io_uring completion may still decide it,
@@ -490,7 +493,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 		return false;
 	if (!connect_by_syscall)
 		return true;
-	slot = connect_slot(tid);
+	slot = connect_slot_held(tid);
 	if (!slot || slot->cookie != cookie || (slot->tid && slot->tid != tid))
 		return false;
 	slot->tid = tid;

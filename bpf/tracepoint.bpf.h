@@ -41,7 +41,7 @@ static __always_inline void connect_slot_decide(struct sock *only_sk, int ret)
 	/* the task's BTF: a load where the kernel inlines the helper, else a call like
 	 * bpf_get_current_pid_tgid() */
 	__u32 tid = bpf_get_current_task_btf()->pid;
-	struct connect_args *p = connect_slot(tid), args;
+	struct connect_args *p = connect_slot_held(tid), args;
 	struct sock *sk;
 
 	if (!p || p->tid != tid || (only_sk && p->sk != (__u64)only_sk))
