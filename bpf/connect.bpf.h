@@ -493,7 +493,7 @@ static __always_inline bool connect_call_decides(struct sock *sk, __u64 cookie, 
 		return false;
 	if (!connect_by_syscall)
 		return true;
-	slot = connect_slot_held(tid);
+	slot = connect_slot_if_filled(tid);
 	if (!slot || slot->cookie != cookie || (slot->tid && slot->tid != tid))
 		return false;
 	slot->tid = tid;

@@ -220,7 +220,7 @@ static __always_inline struct connect_args *connect_slot(__u32 tid)
 }
 
 /* Thread tid's slot, for a look at what it holds: NULL if it was never filled. */
-static __always_inline struct connect_args *connect_slot_held(__u32 tid)
+static __always_inline struct connect_args *connect_slot_if_filled(__u32 tid)
 {
 	if (!*(volatile __u8 *)&connect_slot_filled[tid & (CONNECT_SLOTS - 1)])
 		return NULL;
@@ -230,7 +230,7 @@ static __always_inline struct connect_args *connect_slot_held(__u32 tid)
 /* Empty tid's slot if it holds sk's connect (cookie), or any of tid's if cookie is 0. */
 static __always_inline void connect_slot_release(__u32 tid, __u64 cookie)
 {
-	struct connect_args *slot = connect_slot_held(tid);
+	struct connect_args *slot = connect_slot_if_filled(tid);
 
 	if (slot && slot->tid == tid && (!cookie || slot->cookie == cookie))
 		slot->tid = 0;
@@ -333,7 +333,7 @@ __u64 conn_spilled = 0;
  * ordered by the tag's exchange. A take or a look for a socket whose slot's byte is 0 reads
  * these 16 KiB, not the slot in the 1.75 MiB array: the close of every accepted socket
  * (sk_release), which keeps no connect, cost a cache miss there. User space's give-ups leave
- * it at 1: only slower, until the slot's next take. */
+ * it at 1: only slower, until a take empties the slot again. */
 __u8 conn_slot_held[CONN_SLOTS] = {};
 
 struct {

@@ -41,7 +41,7 @@ static __always_inline void connect_slot_decide(struct sock *only_sk, int ret)
 	/* the task's BTF: a load where the kernel inlines the helper, else a call like
 	 * bpf_get_current_pid_tgid() */
 	__u32 tid = bpf_get_current_task_btf()->pid;
-	struct connect_args *p = connect_slot_held(tid), args;
+	struct connect_args *p = connect_slot_if_filled(tid), args;
 	struct sock *sk;
 
 	if (!p || p->tid != tid || (only_sk && p->sk != (__u64)only_sk))
@@ -65,7 +65,8 @@ static __always_inline void connect_slot_decide(struct sock *only_sk, int ret)
 }
 
 /* connect(2): the socket is the one the cgroup connect hook saw start a mapped connect on
- * this thread; no entry hook: a connect that is not mapped costs one array lookup here. */
+ * this thread; no entry hook: a connect that is not mapped costs the read of a byte here
+ * (connect_slot_filled: unless this thread's slot was ever filled). */
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
