@@ -369,7 +369,7 @@ static __always_inline void handle_connect_start(__u64 sk, __u64 cookie, __u16 p
 	 * (tp_exit_connect): the immediate result, where the state change gives none. */
 	if (connect_by_syscall) {
 		struct connect_args *slot = connect_slot(c.who.tid);
-		volatile __u8 *filled = &connect_slot_filled[c.who.tid & (CONNECT_SLOTS - 1)];
+		volatile __u8 *filled = connect_slot_filled_of(c.who.tid);
 
 		if (!*filled)
 			*filled = 1; /* before the slot is: this thread's exit reads it first */

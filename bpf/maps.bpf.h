@@ -219,12 +219,16 @@ static __always_inline struct connect_args *connect_slot(__u32 tid)
 	return bpf_map_lookup_elem(&connect_stash, &key);
 }
 
+/* Thread tid's slot's byte in connect_slot_filled. */
+static __always_inline volatile __u8 *connect_slot_filled_of(__u32 tid)
+{
+	return &connect_slot_filled[tid & (CONNECT_SLOTS - 1)];
+}
+
 /* Thread tid's slot, for a look at what it holds: NULL if it was never filled. */
 static __always_inline struct connect_args *connect_slot_if_filled(__u32 tid)
 {
-	if (!*(volatile __u8 *)&connect_slot_filled[tid & (CONNECT_SLOTS - 1)])
-		return NULL;
-	return connect_slot(tid);
+	return *connect_slot_filled_of(tid) ? connect_slot(tid) : NULL;
 }
 
 /* Empty tid's slot if it holds sk's connect (cookie), or any of tid's if cookie is 0. */
