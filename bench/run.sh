@@ -14,8 +14,9 @@
 # Configurations are interleaved round by round, so a change in the machine's load hits them
 # all alike; the table shows medians. Then fixed-rate runs (5 000 ops/s: 10 000 events/s for
 # tcp, udp and dns) measure the tracers' own CPU, and the run time of their BPF programs
-# (kernel.bpf_stats_enabled is turned on for those runs only, then restored). Prints a table;
-# writes the same as JSON.
+# (kernel.bpf_stats_enabled is turned on for those runs only, then restored); the floor runs
+# at the fixed rate too, and each of dstrace's programs is set against its floor twin: what
+# its own work adds per op. Prints tables; writes the same as JSON.
 #
 # Usage: bench/run.sh [--smoke] [-r ROUNDS] [-d SECONDS] [-R SECONDS] [-s BYTES] [-o FILE]
 #                     [-w WORKLOADS] [-c CLIENTS]
@@ -529,13 +530,19 @@ json_numbers() { # list -> [n1,n2,...]
 
 configs=(none floor stream aggregate bpftrace)
 tracers=(stream aggregate bpftrace)
+# dstrace's configurations, whose programs' run time is set against the floor's, program by
+# program (the floor runs the same programs, each returning at once)
+dstraces=(stream aggregate)
 # DSTRACE_BASE: an earlier build of dstrace, run as two more configurations (base-stream,
 # base-aggregate) interleaved with the others: before and after a change, paired.
 if [ -n "${DSTRACE_BASE:-}" ]; then
 	[ -x "$DSTRACE_BASE" ] || die "DSTRACE_BASE=$DSTRACE_BASE: not an executable"
 	configs+=(base-stream base-aggregate)
 	tracers+=(base-stream base-aggregate)
+	dstraces+=(base-stream base-aggregate)
 fi
+# Fixed-rate runs: the tracers, and the floor whose programs' cost theirs are set against.
+fixed=(floor "${tracers[@]}")
 # Storms: space-separated lists per workload:config.
 declare -A ops recv start_s cpu_s cpu_pct hwm lost cnt
 # Fixed rate: one value per workload:config.
@@ -621,7 +628,7 @@ if [ "$mode" = full ]; then
 	# Fixed rate, with BPF run-time statistics on (they cost a little on every program run).
 	bpf_stats_on
 	for workload in "${workloads[@]}"; do
-		for config in "${tracers[@]}"; do
+		for config in "${fixed[@]}"; do
 			tracer_begin "$config"
 			load "$workload" fixed "$rate_duration" "$fixed_rate"
 			tracer_end
@@ -636,7 +643,7 @@ else
 		tracer_begin "$config"
 		for workload in "${workloads[@]}"; do
 			load "$workload" storm "$duration" 0
-			case $config in none | floor) ;; *) load "$workload" fixed "$rate_duration" "$fixed_rate" ;; esac
+			[ "$config" = none ] || load "$workload" fixed "$rate_duration" "$fixed_rate"
 		done
 		tracer_end
 	done
@@ -715,12 +722,12 @@ row='%-7s %-14s %9s %6s %6s %7s %9s %7s\n'
 printf "$row" load config ops/s cpu% bpf% rss_MiB lost counted
 json_fixed=()
 for workload in "${workloads[@]}"; do
-	for config in "${tracers[@]}"; do
+	for config in "${fixed[@]}"; do
 		key=$workload:$config
 		# shellcheck disable=SC2059
 		printf "$row" "$workload" "$config" "$(fmt %.0f "${f_ops[$key]}")" "$(fmt %s "${f_cpu[$key]}")" \
 			"$(fmt %s "${f_bpf[$key]}")" "$(mib "${f_hwm[$key]}")" \
-			"$(fmt %s "${f_lost[$key]}")" "${f_cnt[$key]}"
+			"$(fmt %s "${f_lost[$key]}")" "$(fmt %s "${f_cnt[$key]}")"
 		json_fixed+=("$(printf '{"workload":"%s","config":"%s","events_per_s":%s,' \
 			"$workload" "$config" "$fixed_events"
 		printf '"ops_per_s":%s,"tracer_cpu_pct":%s,"bpf_cpu_pct":%s,' "${f_ops[$key]}" \
@@ -741,11 +748,80 @@ if [ -n "${f_progs[*]//-/}" ]; then
 	# shellcheck disable=SC2059
 	printf "$row" load config program runs/s ns/run
 	for workload in "${workloads[@]}"; do
-		for config in "${tracers[@]}"; do
+		for config in "${fixed[@]}"; do
 			prog_words "${f_progs[$workload:$config]}" | while IFS=: read -r name rps ns; do
 				# shellcheck disable=SC2059
 				printf "$row" "$workload" "$config" "$name" "$rps" "$ns"
 			done
+		done
+	done
+fi
+
+# dstrace's work program by program: each program's time per op against the floor's, whose
+# programs are the same but return at once. $1, $2: the floor's and the configuration's
+# "name:runs_per_s:ns_per_run" words; $3, $4: their ops/s. One line per program, the floor's
+# programs first in the order the kernel listed them, then any that ran only with the
+# configuration: "name runs_per_op floor_ns_per_run ns_per_run floor_ns_per_op ns_per_op
+# work_ns_per_op" ("null" where the floor's program did not run); not those that ran less
+# than once in 200 ops (a bind, the bench's own processes' exec and exit).
+program_work() {
+	awk -v fw="$1" -v cw="$2" -v fo="$3" -v co="$4" 'BEGIN {
+		if (fo == "null" || co == "null" || fo <= 0 || co <= 0) exit
+		n = split(fw, f, " ")
+		for (i = 1; i <= n; i++) {
+			split(f[i], p, ":")
+			if (!(p[1] in fr)) order[++k] = p[1]
+			fr[p[1]] = p[2] / fo; fn[p[1]] = p[3]
+		}
+		n = split(cw, c, " ")
+		for (i = 1; i <= n; i++) {
+			split(c[i], p, ":")
+			if (!(p[1] in fr) && !(p[1] in cr)) order[++k] = p[1]
+			cr[p[1]] = p[2] / co; cn[p[1]] = p[3]
+		}
+		for (i = 1; i <= k; i++) {
+			name = order[i]
+			if (!(name in cr) || cr[name] < 0.005) continue
+			fop = (name in fr) ? fr[name] * fn[name] : 0
+			op = cr[name] * cn[name]
+			printf "%s %.2f %s %s %s %s %s\n", name, cr[name],
+				(name in fr) ? fn[name] : "null", cn[name], ns(fop), ns(op), ns(op - fop)
+		}
+	}
+	function ns(v) { v = sprintf("%.0f", v); return v == "-0" ? 0 : v }'
+}
+
+json_work=()
+if [ -n "${f_progs[*]//-/}" ]; then
+	echo
+	echo "dstrace's own work per op, program by program (the fixed-rate runs): runs per op, mean ns"
+	echo "a run with the floor's programs (which only return) and with dstrace's, the same per op,"
+	echo "and work = what dstrace's programs add per op (both include the statistics' clock reads)"
+	row='%-7s %-14s %-22s %7s %8s %7s %8s %7s %7s
+'
+	# shellcheck disable=SC2059
+	printf "$row" load config program runs/op floor/run ns/run floor/op ns/op work/op
+	for workload in "${workloads[@]}"; do
+		for config in "${dstraces[@]}"; do
+			lines=$(program_work "${f_progs[$workload:floor]:-}" \
+				"${f_progs[$workload:$config]:-}" "${f_ops[$workload:floor]:-null}" \
+				"${f_ops[$workload:$config]:-null}")
+			[ -n "$lines" ] || continue
+			while read -r name rpo fnr nr fop op wop; do
+				# shellcheck disable=SC2059
+				printf "$row" "$workload" "$config" "$name" "$rpo" "$(fmt %s "$fnr")" "$nr" \
+					"$fop" "$op" "$wop"
+			done <<<"$lines"
+			read -r t_runs t_fop t_op t_wop < <(awk '{ r += $2; f += $5; o += $6; w += $7 }
+				END { printf "%.2f %.0f %.0f %.0f\n", r, f, o, w }' <<<"$lines")
+			# shellcheck disable=SC2059
+			printf "$row" "$workload" "$config" "(all)" "$t_runs" - - "$t_fop" "$t_op" "$t_wop"
+			json_work+=("$(printf '{"workload":"%s","config":"%s","floor_ns_per_op":%s,' \
+				"$workload" "$config" "$t_fop"
+			printf '"ns_per_op":%s,"work_ns_per_op":%s,"programs":[%s]}' "$t_op" "$t_wop" \
+				"$(awk '{ printf "%s{\"name\":\"%s\",\"runs_per_op\":%s,", (NR > 1 ? "," : ""), $1, $2
+					printf "\"floor_ns_per_run\":%s,\"ns_per_run\":%s,", $3, $4
+					printf "\"work_ns_per_op\":%s}", $7 }' <<<"$lines")")")
 		done
 	done
 fi
@@ -853,9 +929,10 @@ target "dstrace VmHWM MiB, max" "$(mib "$(maximum "$(of hwm stream "${workloads[
 	printf '"loadgen_threads":%s,"http_clients":%s,"workloads":"%s",' "$threads" "$clients" \
 		"${workloads[*]}"
 	printf '"fixed_events_per_s":%s},' "$fixed_events"
-	printf '"storms":%s,"fixed_rate":%s,"floor":%s,"targets":%s}\n' \
+	printf '"storms":%s,"fixed_rate":%s,"program_work":%s,"floor":%s,"targets":%s}\n' \
 		"$(json_list "${json_storms[@]}")" "$(json_list "${json_fixed[@]}")" \
-		"$(json_list "${json_floor[@]}")" "$(json_list "${json_targets[@]}")"
+		"$(json_list "${json_work[@]}")" "$(json_list "${json_floor[@]}")" \
+		"$(json_list "${json_targets[@]}")"
 } >"$json_out"
 echo
 echo "Took ${elapsed}s; load average $load_before before, $load_after after. JSON: $json_out"
