@@ -7,6 +7,9 @@
  *   tcp  a client thread: socket + connect([::ffff:127.0.0.1]:PORT) + close; a server
  *        thread: accept4 on [::]:PORT (IPV6_V6ONLY=0) + close. One op = one connection
  *        connected and accepted.
+ *   tcp6, udp6
+ *        the same as tcp and udp to [::1]: native IPv6, which a tracer of mapped traffic
+ *        should let pass at the least cost.
  *   gai  one thread: getaddrinfo("localhost", AF_INET6, AI_V4MAPPED | AI_ALL) + freeaddrinfo
  *        (from /etc/hosts: what the resolver uprobes add to a call). One op = one call.
  *   udp  a sender thread: sendto([::ffff:127.0.0.1]:PORT) of SIZE bytes; a receiver thread:
@@ -66,6 +69,7 @@ enum mode { MODE_TCP, MODE_UDP, MODE_GAI, MODE_DNS, MODE_HTTP, MODE_HTTP_KA };
 
 struct config {
 	enum mode mode;
+	bool native;	 /* tcp6, udp6: to [::1], not [::ffff:127.0.0.1] */
 	double duration_s;
 	double rate;	 /* ops/s; 0: as fast as possible */
 	size_t size;	 /* UDP payload */
@@ -107,14 +111,16 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* [::ffff:127.0.0.1]:port */
-static struct sockaddr_in6 mapped_loopback(uint16_t port)
+/* [::ffff:127.0.0.1]:port, or [::1]:port if native */
+static struct sockaddr_in6 loopback_peer(uint16_t port, bool native)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
 
-	sa.sin6_addr.s6_addr[10] = 0xff;
-	sa.sin6_addr.s6_addr[11] = 0xff;
-	sa.sin6_addr.s6_addr[12] = 127;
+	if (!native) {
+		sa.sin6_addr.s6_addr[10] = 0xff;
+		sa.sin6_addr.s6_addr[11] = 0xff;
+		sa.sin6_addr.s6_addr[12] = 127;
+	}
 	sa.sin6_addr.s6_addr[15] = 1;
 	return sa;
 }
@@ -234,7 +240,7 @@ static int run_tcp(const struct config *cfg, FILE *out)
 	sh.fd = dual_stack_socket(SOCK_STREAM, cfg->port, &port);
 	if (listen(sh.fd, TCP_BACKLOG))
 		die("listen");
-	dst = mapped_loopback(port);
+	dst = loopback_peer(port, cfg->native);
 	if (!cfg->one_thread) {
 		err = pthread_create(&server, NULL, tcp_server, &sh);
 		if (err) {
@@ -285,10 +291,10 @@ static int run_tcp(const struct config *cfg, FILE *out)
 		uint64_t ops = accepts < connects ? accepts : connects;
 
 		fprintf(out,
-			"loadgen mode=tcp duration_s=%.3f ops=%llu ops_per_s=%.1f connects=%llu "
+			"loadgen mode=%s duration_s=%.3f ops=%llu ops_per_s=%.1f connects=%llu "
 			"accepts=%llu connect_errors=%llu accept_errors=%llu rate=%.0f "
 			"threads=%d wall_s=%.3f\n",
-			secs, (unsigned long long)ops, ops / secs, (unsigned long long)connects,
+			cfg->native ? "tcp6" : "tcp", secs, (unsigned long long)ops, ops / secs, (unsigned long long)connects,
 			(unsigned long long)accepts, (unsigned long long)connect_errors,
 			(unsigned long long)atomic_load(&sh.errors), cfg->rate,
 			cfg->one_thread ? 1 : 2, (end - pace.start_ns) / 1e9);
@@ -357,7 +363,7 @@ static int run_udp(const struct config *cfg, FILE *out)
 		setsockopt(sh.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (setsockopt(sh.fd, SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof(drain)))
 		die("setsockopt SO_RCVTIMEO");
-	dst = mapped_loopback(port);
+	dst = loopback_peer(port, cfg->native);
 	payload = calloc(1, cfg->size ? cfg->size : 1);
 	if (!payload)
 		die("calloc");
@@ -396,10 +402,10 @@ static int run_udp(const struct config *cfg, FILE *out)
 
 		received = atomic_load(&sh.done);
 		fprintf(out,
-			"loadgen mode=udp duration_s=%.3f ops=%llu ops_per_s=%.1f sent=%llu "
+			"loadgen mode=%s duration_s=%.3f ops=%llu ops_per_s=%.1f sent=%llu "
 			"received=%llu sent_per_s=%.1f received_per_s=%.1f send_errors=%llu "
 			"recv_errors=%llu size=%zu rate=%.0f threads=%d wall_s=%.3f\n",
-			secs, (unsigned long long)sent, sent / secs, (unsigned long long)sent,
+			cfg->native ? "udp6" : "udp", secs, (unsigned long long)sent, sent / secs, (unsigned long long)sent,
 			(unsigned long long)received, sent / secs, received / secs,
 			(unsigned long long)send_errors,
 			(unsigned long long)atomic_load(&sh.errors), cfg->size, cfg->rate,
@@ -689,12 +695,13 @@ static int run_gai(const struct config *cfg, FILE *out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: loadgen tcp|udp|dns|http|http-ka|gai [-1] [-d SECONDS] [-r OPS_PER_S]\n"
-		"               [-s BYTES] [-p PORT] [-c CLIENTS]\n"
+		"Usage: loadgen tcp|udp|tcp6|udp6|dns|http|http-ka|gai [-1] [-d SECONDS]\n"
+		"               [-r OPS_PER_S] [-s BYTES] [-p PORT] [-c CLIENTS]\n"
 		"IPv4-mapped traffic on loopback: AF_INET6 sockets to [::ffff:127.0.0.1], or\n"
-		"IPv4 clients of an AF_INET6 server on [::].\n"
+		"IPv4 clients of an AF_INET6 server on [::]; or, to compare, native IPv6.\n"
 		"  tcp      connect + accept + close storm (one op = one connection)\n"
 		"  udp      sendto + recvfrom storm (one op = one datagram sent)\n"
+		"  tcp6, udp6  the same to [::1]: native IPv6\n"
 		"  dns      request + answer, server on [::] (one op = one answer)\n"
 		"  http     GET, a connection per request, server on 127.0.0.1:PORT (one op =\n"
 		"           one response)\n"
@@ -781,9 +788,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[optind], "tcp"))
+	cfg.native = !strcmp(argv[optind], "tcp6") || !strcmp(argv[optind], "udp6");
+	if (!strcmp(argv[optind], "tcp") || !strcmp(argv[optind], "tcp6"))
 		return run_tcp(&cfg, stdout);
-	if (!strcmp(argv[optind], "udp"))
+	if (!strcmp(argv[optind], "udp") || !strcmp(argv[optind], "udp6"))
 		return run_udp(&cfg, stdout);
 	if (!strcmp(argv[optind], "dns"))
 		return run_dns(&cfg, stdout);

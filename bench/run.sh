@@ -11,6 +11,8 @@
 #   http     nginx on [::]:PORT ipv6only=off, IPv4 clients, a new connection per request
 #            ("Connection: close", one mapped accept per request)
 #   http-ka  the same on kept-alive connections (the mapped connection's bytes)
+#   tcp6, udp6  the tcp and udp storms to [::1]: native IPv6, nothing to count, which the
+#            hooks (they see every connection and datagram) should let pass at the least cost
 # Configurations are interleaved round by round, so a change in the machine's load hits them
 # all alike; the table shows medians. Then fixed-rate runs (5 000 ops/s: 10 000 events/s for
 # tcp, udp and dns) measure the tracers' own CPU, and the run time of their BPF programs
@@ -31,7 +33,7 @@
 #   -t THREADS     loadgen threads: 1, one thread does both ends in turn (ops/s is the CPU
 #                  cost of an op); 2, a server/receiver thread of its own (default 1)
 #   -o FILE        JSON results (default bench/last-run.json)
-#   -w WORKLOADS   which, comma-separated (default tcp,udp,dns,http,http-ka)
+#   -w WORKLOADS   which, comma-separated (default tcp,udp,dns,http,http-ka,tcp6,udp6)
 #   -c CLIENTS     http workloads: client threads, each one request at a time (default 8)
 # Environment: DSTRACE, LOADGEN, BPFTRACE override the programs used; DSTRACE_BASE (an
 # earlier build) adds its configurations base-stream and base-aggregate. dstrace runs as on
@@ -54,7 +56,7 @@ size=64
 threads=1
 json_out=$here/last-run.json
 mode=full
-workload_list=tcp,udp,dns,http,http-ka
+workload_list=tcp,udp,dns,http,http-ka,tcp6,udp6
 clients=8
 # 10 000 events/s: a TCP op is two events (connect + accept), a UDP op two datagrams
 # counted (send + recv).
@@ -113,9 +115,9 @@ IFS=, read -r -a workloads <<<"$workload_list"
 http_wanted=0
 for w in "${workloads[@]}"; do
 	case "$w" in
-	tcp | udp | dns) ;;
+	tcp | udp | dns | tcp6 | udp6) ;;
 	http | http-ka) http_wanted=1 ;;
-	*) die "unknown workload '$w' (tcp, udp, dns, http, http-ka)" ;;
+	*) die "unknown workload '$w' (tcp, udp, dns, http, http-ka, tcp6, udp6)" ;;
 	esac
 done
 one_thread=()
@@ -320,11 +322,12 @@ field() {
 
 # What a workload's tracers count, and what loadgen says it did, for the "counted" column:
 # the tracer's counters (summed) and loadgen's fields (summed). The http workloads count the
-# nginx worker's accepts (the mapped connections; the tables' bytes are UDP's).
+# nginx worker's accepts (the mapped connections; the tables' bytes are UDP's). The native
+# workloads did nothing mapped: a tracer should count none of their connections or datagrams.
 counted_fields() {
 	case "$1" in
-	tcp) echo "connect accept" ;;
-	udp | dns) echo "send recv" ;;
+	tcp | tcp6) echo "connect accept" ;;
+	udp | dns | udp6) echo "send recv" ;;
 	http | http-ka) echo accept ;;
 	esac
 }
@@ -333,6 +336,7 @@ done_fields() {
 	tcp) echo "connects accepts" ;;
 	udp | dns) echo "sent received" ;;
 	http | http-ka) echo connections ;;
+	tcp6 | udp6) ;;
 	esac
 }
 
@@ -342,8 +346,9 @@ counted() {
 	for f in $(counted_fields "$2"); do
 		case "$config" in
 		stream | base-stream)
-			grep "^{\"type\":\"process\",\"pid\":$pid," "$tracer_out" | tail -1 |
-				sed -E "s/.*\"$f\":([0-9]+).*/\1/"
+			# none: nothing counted for it (a native workload's)
+			{ grep "^{\"type\":\"process\",\"pid\":$pid," "$tracer_out" || true; } |
+				tail -1 | sed -E "s/.*\"$f\":([0-9]+).*/\1/"
 			;;
 		aggregate | base-aggregate)
 			# PID COMM CONNECT ACCEPT SEND RECV FAILED PEERS BYTES
@@ -460,8 +465,9 @@ tracer_end() {
 		w_counted=null
 		if [ "$cur_config" != none ] && [ "$cur_config" != floor ]; then
 			w_got=$(counted "$cur_config" "$w_workload" "$w_lpid")
+			# nothing expected (native traffic): 1 if nothing was counted, else 0
 			w_counted=$(awk -v g="${w_got:-0}" -v e="$w_expected" \
-				'BEGIN { printf "%.4f", e ? g / e : 0 }')
+				'BEGIN { printf "%.4f", e ? g / e : g == 0 }')
 			[ "$w_counted" = 1.0000 ] || echo "bench: warning: $cur_config counted" \
 				"${w_got:-0} of $w_expected $w_workload operations ($(counted_fields "$w_workload")" \
 				"of process $w_lpid)" >&2
@@ -715,8 +721,8 @@ done
 echo
 echo "Fixed rate, $fixed_rate ops/s for ${rate_duration}s: tcp connections (connect + accept, $fixed_events"
 echo "events/s), udp datagrams (sent + received), dns requests (received + answered), http"
-echo "responses (one accept each; http-ka: none); cpu = tracer process, bpf = run time of its BPF"
-echo "programs, % of one core"
+echo "responses (one accept each; http-ka: none), tcp6 and udp6 the same as tcp and udp (native:"
+echo "no events); cpu = tracer process, bpf = run time of its BPF programs, % of one core"
 row='%-7s %-14s %9s %6s %6s %7s %9s %7s\n'
 # shellcheck disable=SC2059
 printf "$row" load config ops/s cpu% bpf% rss_MiB lost counted

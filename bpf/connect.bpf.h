@@ -58,17 +58,21 @@ static __always_inline void fallback_take(struct conn_pending *c)
 }
 
 /* The starred cell, its native half: a thread whose last answer had A and AAAA records
- * connects over IPv6 (the cgroup hook): follow that attempt until its outcome. */
-static __always_inline void native_try_start(__u64 cookie, const __u32 *addr6)
+ * connects over IPv6 (the cgroup hook, ctx): follow that attempt until its outcome. A thread
+ * that never had such an answer leaves on a byte's read (gai_recent_seen). */
+static __always_inline void native_try_start(struct bpf_sock_addr *ctx, const __u32 *addr6)
 {
-	__u64 id = bpf_get_current_pid_tgid(), *answered;
-	struct native_try t = { .tid = (__u32)id };
+	struct native_try t = { .tid = (__u32)bpf_get_current_pid_tgid() };
+	__u64 cookie, *answered;
 
-	if (!cookie)
+	if (!*gai_recent_seen_of(t.tid))
 		return;
 	/* an answer of the last GAI_RECENT_NS: the connects that walk it */
 	answered = bpf_map_lookup_elem(&gai_recent, &t.tid);
 	if (!answered || bpf_ktime_get_boot_ns() - *answered > GAI_RECENT_NS)
+		return;
+	cookie = bpf_get_socket_cookie(ctx);
+	if (!cookie)
 		return;
 	__builtin_memcpy(t.addr6, addr6, sizeof(t.addr6));
 	t.start_ns = bpf_ktime_get_boot_ns();

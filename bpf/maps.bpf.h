@@ -645,6 +645,19 @@ struct {
 	__type(value, __u64); /* when the answer came (CLOCK_BOOTTIME) */
 } gai_recent SEC(".maps");
 
+/* Whether a thread with this tid modulo GAI_SEEN_SLOTS ever had such an answer: set to 1 (and
+ * never back) before its gai_recent entry is written, in that thread, which then makes the
+ * connects. Every native IPv6 connect on the machine passes the cgroup connect hook: the
+ * threads that never resolved a name with both (a server's pool connecting by address, a
+ * proxy) read a byte there, not the hash. */
+#define GAI_SEEN_SLOTS 16384
+__u8 gai_recent_seen[GAI_SEEN_SLOTS] = {};
+
+static __always_inline volatile __u8 *gai_recent_seen_of(__u32 tid)
+{
+	return &gai_recent_seen[tid & (GAI_SEEN_SLOTS - 1)];
+}
+
 struct native_try {
 	__u32 tid;
 	__u32 pad;

@@ -227,8 +227,11 @@ int BPF_KRETPROBE(rs_getaddrinfo_ret, int ret)
 	/* A and AAAA: the thread's native IPv6 connects are followed for a while (the
 	 * starred cell); else forget an older answer's */
 	if (v.flags & DSTRACE_NAME_AAAA) {
+		volatile __u8 *seen = gai_recent_seen_of(tid);
 		__u64 now = bpf_ktime_get_boot_ns();
 
+		if (!*seen)
+			*seen = 1;
 		bpf_map_update_elem(&gai_recent, &tid, &now, BPF_ANY);
 	} else {
 		bpf_map_delete_elem(&gai_recent, &tid);

@@ -29,7 +29,7 @@ static __always_inline int connect6(struct bpf_sock_addr *ctx, bool slots)
 			__u32 a[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
 				       ctx->user_ip6[3] };
 
-			native_try_start(bpf_get_socket_cookie(ctx), a);
+			native_try_start(ctx, a);
 		}
 		return 1;
 	}

@@ -340,17 +340,6 @@ int cg_sendmsg4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* A native IPv6 destination given explicitly on a socket connected to a mapped peer: the
- * datagram is IPv6, so sock_send_length must not fall back to the connected peer. */
-SEC("cgroup/sendmsg6")
-int cg_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	FLOOR_RETURN(1);
-	if (bpf_sock_is_udp6(ctx->sk) && ctx->sk->state == TCP_ESTABLISHED)
-		dgram_handoff_put(ctx, false, false, 0, 0);
-	return 1;
-}
-
 /* The numbers of the syscalls in progress whose arguments name a send's destination
  * (syscall_nr, syscall_arg: core.bpf.h). They differ per architecture; an architecture not
  * listed here cannot name the peer of a failed v6-only send, and the backend says so at
@@ -376,8 +365,9 @@ const volatile bool syscall_dest_supported = SYSCALL_DEST_SUPPORTED;
 
 /* The destination in a message header at hdr, as a 64-bit program lays it out (struct
  * user_msghdr) or, compat, a 32-bit one (struct compat_msghdr: 32-bit pointers). Only the
- * head both begin with is read: a compat header is shorter. */
-static __always_inline bool msghdr_dest(__u64 hdr, bool compat, __u32 *addr, __u16 *port)
+ * head both begin with is read: a compat header is shorter. *named: it names one. */
+static __always_inline bool msghdr_dest(__u64 hdr, bool compat, __u32 *addr, __u16 *port,
+					bool *named)
 {
 	union {
 		struct {
@@ -392,6 +382,7 @@ static __always_inline bool msghdr_dest(__u64 hdr, bool compat, __u32 *addr, __u
 
 	if (bpf_probe_read_user(&h, sizeof(h), (const void *)hdr))
 		return false;
+	*named = compat ? h.compat.name != 0 : h.native.name != 0;
 	if (compat)
 		return sockaddr_v4((void *)(unsigned long)h.compat.name, h.compat.namelen, true, addr,
 				   port);
@@ -400,22 +391,26 @@ static __always_inline bool msghdr_dest(__u64 hdr, bool compat, __u32 *addr, __u
 
 /* The destination named by send call call (socketcall(2)'s numbers: SYS_SENDTO, SYS_SENDMSG,
  * SYS_SENDMMSG) with arguments a, of a 64-bit program or, compat, a 32-bit one (whose
- * mmsghdr is 32 bytes). */
+ * mmsghdr is 32 bytes): true if it goes to IPv4 (sockaddr_v4). *named: the call (a
+ * sendmmsg()'s first message, the one whose failure the call returns) named a destination. */
 static __always_inline bool send_call_dest(__u32 call, const __u64 a[6], bool compat, __u32 *addr,
-					   __u16 *port)
+					   __u16 *port, bool *named)
 {
 	__u64 stride = compat ? 32 : sizeof(struct mmsghdr);
+	bool any;
 
-	if (call == SYS_SENDTO)
+	if (call == SYS_SENDTO) {
+		*named = a[4] != 0;
 		return sockaddr_v4((void *)a[4], (__u32)a[5], true, addr, port);
+	}
 	if (call == SYS_SENDMSG)
-		return msghdr_dest(a[1], compat, addr, port);
+		return msghdr_dest(a[1], compat, addr, port, named);
 	if (call == SYS_SENDMMSG) {
 		/* The first mapped destination in the vector is the one that failed. */
 		for (int i = 0; i < SENDMMSG_SCAN; i++) {
 			if (i >= (__u32)a[2])
 				break;
-			if (msghdr_dest(a[1] + i * stride, compat, addr, port))
+			if (msghdr_dest(a[1] + i * stride, compat, addr, port, i ? &any : named))
 				return true;
 		}
 	}
@@ -424,8 +419,9 @@ static __always_inline bool send_call_dest(__u32 call, const __u64 a[6], bool co
 
 /* A send on a v6-only socket to a mapped address fails in udpv6_sendmsg before any cgroup
  * hook runs; the destination is still in the arguments of the syscall in progress, made by a
- * 64-bit program or (ia32_sock_call) a 32-bit one. */
-static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
+ * 64-bit program or (ia32_sock_call) a 32-bit one. *named: the call named a destination
+ * (false where that is not known: not a sendto() or sendmsg() syscall). */
+static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port, bool *named)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	__u64 a[6] = {};
@@ -438,7 +434,7 @@ static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 			return false;
 		for (int i = 0; i < 6; i++)
 			a[i] = a32[i];
-		return send_call_dest(call, a, true, addr, port);
+		return send_call_dest(call, a, true, addr, port, named);
 	}
 	switch (syscall_nr(regs)) {
 	case NR_sendto:
@@ -457,10 +453,10 @@ static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
 	a[2] = syscall_arg(regs, 2);
 	a[4] = syscall_arg(regs, 4);
 	a[5] = syscall_arg(regs, 5);
-	return send_call_dest(call, a, false, addr, port);
+	return send_call_dest(call, a, false, addr, port, named);
 }
 #else
-static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port)
+static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port, bool *named)
 {
 	return false;
 }
@@ -473,7 +469,7 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 	struct dgram_peer peer;
 	__u16 rport = 0;
 	__u32 raddr = 0;
-	bool have_peer = false;
+	bool have_peer = false, named = false;
 	__u8 proto, extra = 0;
 
 	if (!sk_is_inet6_as(sk, &proto, true))
@@ -486,18 +482,24 @@ int BPF_PROG(tp_send_length, struct sock *sk, int ret, int flags)
 		handle_tcp_bytes(sk, DSTRACE_EV_SEND, ret, true);
 		return 0;
 	}
-	/* The peer: from the sendmsg4 hook (an address was given), the connected peer, or for
-	 * a v6-only failure the syscall's arguments; a corked continuation is resolved by
-	 * udp_send_done. */
+	/* The peer: from the sendmsg4 hook, which every datagram to IPv4 passes (udpv6_sendmsg
+	 * gives udp_sendmsg the mapped peer as an address, so the hook runs for a connected
+	 * socket's send() without one too); for a call that failed before it, the syscall's
+	 * arguments or the connected peer. A datagram sent without passing it went to an IPv6
+	 * destination the call named (no hook of the sendmsg6 kind: it would run for every
+	 * unconnected IPv6 send on the machine, 150 ns each). A corked continuation is
+	 * resolved by udp_send_done. */
 	if (dgram_handoff_take(sk, false, &peer, true, true)) {
 		have_peer = peer.mapped;
 		raddr = peer.addr;
 		rport = peer.port;
 		extra = peer.segs;
-	} else if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
-		have_peer = sk_mapped_peer(sk, &raddr, &rport);
+	} else if (ret < 0 && sk->__sk_common.skc_state == TCP_ESTABLISHED) {
+		/* the mapped destination the call named, or if it named none the peer */
+		have_peer = syscall_send_dest(&raddr, &rport, &named) ||
+			    (!named && sk_mapped_peer(sk, &raddr, &rport));
 	} else if (ret < 0 && sk_is_v6only(sk)) {
-		have_peer = syscall_send_dest(&raddr, &rport);
+		have_peer = syscall_send_dest(&raddr, &rport, &named);
 	}
 	udp_send_done(sk, proto, have_peer, raddr, rport, ret, true, GSO_FROM_EGRESS, extra);
 	return 0;

@@ -152,7 +152,6 @@ static const struct prog_ref tracepoint_progs[] = {
 	PROG_IF_EVENT(tp_io_uring_submit, "io_uring/io_uring_submit_req", "io_uring accepts"),
 	PROG_IF_EVENT(tp_io_uring_complete, "io_uring/io_uring_complete", "io_uring accepts"),
 	PROG(cg_sendmsg4),
-	PROG(cg_sendmsg6),
 	PROG(cg_skb_egress),
 	PROG(tp_send_length),
 	PROG(cg_recvmsg6),

@@ -464,12 +464,12 @@ check_eq "5000 threads blocked: no call of an ended thread left in kprobe_calls"
 
 # Connects waiting for an answer at once, each followed to its outcome (ETIMEDOUT): the
 # tracepoint and fentry backends keep a pending connect in the array slot its socket's cookie
-# selects, the kprobe backend in a hash. Between two batches of 6000, 10 384 refused
-# connects to [::1]:1 take cookies, so (one CPU hands cookies out in sequence) the second
-# batch's sockets find the first's slots held, for more than a second: those move to the hash
-# (dstrace's conn_spilled counts them while they wait) and nothing is lost. (The hash was an
-# LRU until 2026-12-03: it evicted some of 12 000 uncounted, 753 with the hash alone.) The
-# kprobe backend takes 2 x 6000 in its hash alone, and no refused connects.
+# selects, the kprobe backend in a hash. Between two batches of 6000, 10 384 sockets take
+# cookies (SO_COOKIE), so (one CPU hands cookies out in sequence) the second batch's sockets
+# find the first's slots held, for more than a second: those move to the hash (dstrace's
+# conn_spilled counts them while they wait) and nothing is lost. (The hash was an LRU until
+# 2026-12-03: it evicted some of 12 000 uncounted, 753 with the hash alone.) The kprobe
+# backend takes 2 x 6000 in its hash alone, and no sockets between.
 # DSTRACE_PENDING_N and DSTRACE_PENDING_BURN change the sizes.
 PEND_N=${DSTRACE_PENDING_N:-6000} PEND_BURN=${DSTRACE_PENDING_BURN:-10384}
 [[ ${DSTRACE_ARGS:-} == *kprobe* ]] && PEND_BURN=0

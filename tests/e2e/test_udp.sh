@@ -487,6 +487,29 @@ case_native() {
 	expect_events "$name: events of the receiver (none)" "$spid"
 	expect_proc "$name: process record of the receiver" "$spid" none
 
+	# A socket connected to a mapped peer that names IPv6 destinations of its own: the
+	# kernel refuses them (EAFNOSUPPORT, the source is IPv4), after the point where an IPv4
+	# send would have been seen; they are not failed mapped sends. Its send()s are (and a
+	# send() too long, EMSGSIZE, refused before any hook, is a failed one, to its peer).
+	name="G connected to a mapped peer, sendto() an IPv6 address" port=7194
+	srv_start spid cds "$name-srv" "$PROGS/udp6" recv -n 4 "$port" || return
+	cli "$name" cds python3 "$REPO_ROOT/tests/progs/udpconn.py" 127.0.0.1 "$port" ::1 \
+		$((port + 1)) 4
+	client_ok "$name" "lport=$CLPORT native=EAFNOSUPPORT sent=4 big=EMSGSIZE"
+	srv_done "$spid" "$name-srv" "received count=4 bytes=28"
+	expect_events "$name: events of the sender" "$CPID" \
+		"$(uev cds "$CPID" python3 connect "$CLPORT" 127.0.0.1 "$port" 0 127.0.0.1)" \
+		"$(uev cds "$CPID" python3 send "$CLPORT" 127.0.0.1 "$port" 0 127.0.0.1)" \
+		"$(ev_json event=send proto=udp pid="$CPID" tid="$CPID" comm=python3 uid=0 \
+			netns="$(netns_inode cds)" cgroup="~number" laddr=null lport=null \
+			raddr=127.0.0.1 rport="$port" ret=-90 error=EMSGSIZE)"
+	expect_proc "$name: process record of the sender (the refused IPv6 sends not counted)" \
+		"$CPID" "$(counts 1 4 0 1 1 28)"
+	expect_events "$name: events of the receiver" "$spid" \
+		"$(uev cds "$spid" udp6 recv "$port" 127.0.0.1 "$CLPORT")"
+	expect_laddr "$name: laddr of the receiver" "$spid" 0.0.0.0 127.0.0.1 null
+	expect_proc "$name: process record of the receiver" "$spid" "$(counts 0 0 4 0 1 28)"
+
 	name="G AF_INET both ends cds->sds" port=7193
 	srv_start spid sds "$name-srv" "$PROGS/udpflows" recv -4 -n 5 "$port" || return
 	cli "$name" cds "$PROGS/udpflows" send -4 -m sendmmsg -r 5 "$SDS4" "$port"

@@ -33,8 +33,8 @@
  *   sockpaths tcp-pending ADDR PORT N BURN N2 WAIT
  *                                          N non-blocking connects to ADDR, ports PORT to
  *                                          PORT+63, 2 SYN retries each (timed out after 7 s
- *                                          unanswered); then BURN blocking connects to [::1]:1
- *                                          (refused: sockets that take cookies and let go);
+ *                                          unanswered); then BURN sockets that take a cookie
+ *                                          (getsockopt SO_COOKIE) and let go;
  *                                          WAIT seconds after the first, N2 more like the N;
  *                                          prints "pending elapsed=S" (seconds since the
  *                                          first), then waits for every one of the N + N2
@@ -332,8 +332,6 @@ static int tcp_pending(const struct sockaddr_in6 *sa, const char *n_s, const cha
 {
 	long n = parse_num("N", n_s, 1, 20000), burn = parse_num("BURN", burn_s, 0, 100000);
 	long n2 = parse_num("N2", n2_s, 0, 20000), wait = parse_num("WAIT", wait_s, 0, 5);
-	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_port = htons(1),
-				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	struct rlimit rl = { .rlim_cur = (rlim_t)(n + n2 + 64), .rlim_max = (rlim_t)(n + n2 + 64) };
 	struct pollfd *fds = calloc((size_t)(n + n2), sizeof(*fds));
 	long left, timedout = 0, other = 0;
@@ -347,9 +345,11 @@ static int tcp_pending(const struct sockaddr_in6 *sa, const char *n_s, const cha
 	connect_many(sa, fds, n);
 	for (long i = 0; i < burn; i++) {
 		int fd = sock6(SOCK_STREAM, 0);
+		uint64_t cookie = 0;
+		socklen_t len = sizeof(cookie);
 
-		if (!connect(fd, (struct sockaddr *)&lo6, sizeof(lo6)) || errno != ECONNREFUSED)
-			fprintf(stderr, "sockpaths: [::1]:1 not refused\n");
+		if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) || !cookie)
+			fprintf(stderr, "sockpaths: SO_COOKIE: %s\n", strerror(errno));
 		close(fd);
 	}
 	do {
