@@ -294,7 +294,8 @@ static int run_tcp(const struct config *cfg, FILE *out)
 			"loadgen mode=%s duration_s=%.3f ops=%llu ops_per_s=%.1f connects=%llu "
 			"accepts=%llu connect_errors=%llu accept_errors=%llu rate=%.0f "
 			"threads=%d wall_s=%.3f\n",
-			cfg->native ? "tcp6" : "tcp", secs, (unsigned long long)ops, ops / secs, (unsigned long long)connects,
+			cfg->native ? "tcp6" : "tcp", secs, (unsigned long long)ops, ops / secs,
+			(unsigned long long)connects,
 			(unsigned long long)accepts, (unsigned long long)connect_errors,
 			(unsigned long long)atomic_load(&sh.errors), cfg->rate,
 			cfg->one_thread ? 1 : 2, (end - pace.start_ns) / 1e9);
@@ -405,7 +406,8 @@ static int run_udp(const struct config *cfg, FILE *out)
 			"loadgen mode=%s duration_s=%.3f ops=%llu ops_per_s=%.1f sent=%llu "
 			"received=%llu sent_per_s=%.1f received_per_s=%.1f send_errors=%llu "
 			"recv_errors=%llu size=%zu rate=%.0f threads=%d wall_s=%.3f\n",
-			cfg->native ? "udp6" : "udp", secs, (unsigned long long)sent, sent / secs, (unsigned long long)sent,
+			cfg->native ? "udp6" : "udp", secs, (unsigned long long)sent, sent / secs,
+			(unsigned long long)sent,
 			(unsigned long long)received, sent / secs, received / secs,
 			(unsigned long long)send_errors,
 			(unsigned long long)atomic_load(&sh.errors), cfg->size, cfg->rate,

@@ -803,8 +803,7 @@ if [ -n "${f_progs[*]//-/}" ]; then
 	echo "dstrace's own work per op, program by program (the fixed-rate runs): runs per op, mean ns"
 	echo "a run with the floor's programs (which only return) and with dstrace's, the same per op,"
 	echo "and work = what dstrace's programs add per op (both include the statistics' clock reads)"
-	row='%-7s %-14s %-22s %7s %8s %7s %8s %7s %7s
-'
+	row='%-7s %-14s %-22s %7s %8s %7s %8s %7s %7s\n'
 	# shellcheck disable=SC2059
 	printf "$row" load config program runs/op floor/run ns/run floor/op ns/op work/op
 	for workload in "${workloads[@]}"; do

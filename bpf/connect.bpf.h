@@ -60,7 +60,7 @@ static __always_inline void fallback_take(struct conn_pending *c)
 /* The starred cell, its native half: a thread whose last answer had A and AAAA records
  * connects over IPv6 (the cgroup hook, ctx): follow that attempt until its outcome. A thread
  * that never had such an answer leaves on a byte's read (gai_recent_seen). */
-static __always_inline void native_try_start(struct bpf_sock_addr *ctx, const __u32 *addr6)
+static __always_inline void native_try_start(struct bpf_sock_addr *ctx)
 {
 	struct native_try t = { .tid = (__u32)bpf_get_current_pid_tgid() };
 	__u64 cookie, *answered;
@@ -74,7 +74,10 @@ static __always_inline void native_try_start(struct bpf_sock_addr *ctx, const __
 	cookie = bpf_get_socket_cookie(ctx);
 	if (!cookie)
 		return;
-	__builtin_memcpy(t.addr6, addr6, sizeof(t.addr6));
+	t.addr6[0] = ctx->user_ip6[0];
+	t.addr6[1] = ctx->user_ip6[1];
+	t.addr6[2] = ctx->user_ip6[2];
+	t.addr6[3] = ctx->user_ip6[3];
 	t.start_ns = bpf_ktime_get_boot_ns();
 	__sync_fetch_and_add(&native_tries_live, 1);
 	if (bpf_map_update_elem(&native_pending, &cookie, &t, BPF_ANY))

@@ -25,12 +25,8 @@ static __always_inline int connect6(struct bpf_sock_addr *ctx, bool slots)
 	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff)) {
 		/* native IPv6: followed only for a thread that has just resolved a name with A
 		 * and AAAA records (the starred cell: its failure may precede a fallback) */
-		if (ctx->protocol == IPPROTO_TCP) {
-			__u32 a[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-				       ctx->user_ip6[3] };
-
-			native_try_start(ctx, a);
-		}
+		if (ctx->protocol == IPPROTO_TCP)
+			native_try_start(ctx);
 		return 1;
 	}
 	handle_connect_start((__u64)ctx->sk, bpf_get_socket_cookie(ctx), ctx->protocol,

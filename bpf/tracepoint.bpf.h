@@ -417,10 +417,10 @@ static __always_inline bool send_call_dest(__u32 call, const __u64 a[6], bool co
 	return false;
 }
 
-/* A send on a v6-only socket to a mapped address fails in udpv6_sendmsg before any cgroup
- * hook runs; the destination is still in the arguments of the syscall in progress, made by a
- * 64-bit program or (ia32_sock_call) a 32-bit one. *named: the call named a destination
- * (false where that is not known: not a sendto() or sendmsg() syscall). */
+/* The destination of a send that failed before any cgroup hook ran (on a v6-only socket, to
+ * a mapped address: in udpv6_sendmsg), from the arguments of the syscall in progress, made
+ * by a 64-bit program or (ia32_sock_call) a 32-bit one. *named: the call named a destination
+ * (false where that is not known: not a send syscall, io_uring). */
 static __always_inline bool syscall_send_dest(__u32 *addr, __u16 *port, bool *named)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
